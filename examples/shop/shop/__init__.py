@@ -1,0 +1,3 @@
+"""Shop: a tiny order-taking web service (standard library only)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,4 @@
+from shop.app import main
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from jackline.cli import main
+
+main()

@@ -1,0 +1,222 @@
+"""The verbs. Every surface (CLI now; web, Slack, MCP later) parses its input, calls one function
+here, and renders the answer. Policy lives here and below, never in a surface.
+
+The engine (and with it DBOS) is imported only by the verbs that drive a workflow, so reading
+runs stays fast and works without the engine.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ulid import ULID
+
+from jackline import blueprints, config as cfg, git as g
+from jackline.errors import ConfigError, NotFound, Refused
+from jackline.forge import local as forge
+from jackline.guard.audit import AuditLog, Event
+from jackline.guard.redact import Redactor, resolve
+from jackline.models import FINAL, Run
+from jackline.store import Store
+
+OnEvent = Callable[[str, Event], None]
+
+
+def whoami() -> str:
+    return os.environ.get("JACKLINE_USER") or getpass.getuser()
+
+
+def validate(repo: Path) -> cfg.JacklineConfig:
+    return cfg.load(g.toplevel(repo))
+
+
+def submit(
+    task: str,
+    repo: Path,
+    agent: str | None = None,
+    blueprint: str | None = None,
+    by: str | None = None,
+    wait: bool = True,
+    on_event: OnEvent | None = None,
+) -> Run:
+    """Record a run and start its workflow; with `wait`, drive it until it rests."""
+    if not task.strip():
+        raise Refused("the task is empty; say what the agent should do")
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    agent_name = agent or "default"
+    if agent_name not in config.agents:
+        known = ", ".join(sorted(config.agents)) or "none"
+        if not config.agents:
+            raise ConfigError(str(root / cfg.FILENAME), ["agents: no agent configured; add [agents.default] with a command"])
+        raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
+    for name, ref in config.agents[agent_name].secrets.items():
+        resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")
+    bp = blueprints.get(blueprint or config.blueprint.name)
+    try:
+        g.rev(root, config.project.main)
+    except Exception:
+        raise ConfigError(
+            str(root / cfg.FILENAME),
+            [f"project.main: branch {config.project.main!r} has no commit in {root}"],
+        ) from None
+    ulid = str(ULID()).lower()
+    run_id = f"run-{ulid}"
+    now = time.time()
+    run = Run(
+        id=run_id, task=task.strip(), repo=str(root), agent=agent_name, blueprint=bp.name,
+        status="queued", branch=f"agent/{_slug(task)}-{ulid[-6:]}",
+        submitted_by=by or whoami(), created_at=now, updated_at=now,
+    )
+    store = Store()
+    store.insert_run(run)
+    AuditLog(store, Redactor.from_environment()).record(
+        run_id, "submitted", task=run.task, agent=agent_name, blueprint=bp.name,
+        by=run.submitted_by, config=config.model_dump(mode="json"),
+    )
+    from jackline import engine
+
+    engine.start(run_id, bp.name, config.blueprint.max_rounds)
+    if wait:
+        engine.drive([run_id], on_event)
+    return store.get_run(run_id)
+
+
+def _slug(task: str) -> str:
+    words = re.findall(r"[a-z0-9]+", task.lower())
+    slug = ""
+    for w in words:
+        if len(slug) + len(w) + 1 > 40:
+            break
+        slug = f"{slug}-{w}" if slug else w
+    return slug or "task"
+
+
+# reading ----------------------------------------------------------------------------------
+
+
+def runs(status: str | None = None, limit: int = 100) -> list[Run]:
+    return Store().list_runs(status, limit)
+
+
+def get(run_id: str) -> Run:
+    return Store().get_run(run_id)
+
+
+def events(run_id: str, after: int = 0) -> list[Event]:
+    store = Store()
+    run = store.get_run(run_id)
+    return AuditLog(store, Redactor({})).read(run.id, after)
+
+
+def rounds(run_id: str) -> list[dict[str, Any]]:
+    return [e.data for e in events(run_id) if e.kind == "round"]
+
+
+def handoff_text(run: Run) -> str | None:
+    if run.handoff and Path(run.handoff).exists():
+        return Path(run.handoff).read_text()
+    return None
+
+
+def as_json(run: Run) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "task": run.task,
+        "status": run.status,
+        "branch": run.branch,
+        "rounds": run.rounds,
+        "handoff": run.handoff,
+        "repo": run.repo,
+        "agent": run.agent,
+        "blueprint": run.blueprint,
+        "submitted_by": run.submitted_by,
+        "base_sha": run.base_sha,
+        "head_sha": run.head_sha,
+        "merge_sha": run.merge_sha,
+        "workspace": run.workspace,
+        "reason": run.reason,
+        "created_at": run.created_at,
+        "updated_at": run.updated_at,
+    }
+
+
+# review -----------------------------------------------------------------------------------
+
+
+def approve(run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None) -> Run:
+    run, config = _reviewable(run_id)
+    by = by or whoami()
+    if by == run.submitted_by and not config.review.allow_self_approval:
+        raise Refused(
+            f"{by} submitted {run.id} and cannot approve it; another person must "
+            "(or set [review] allow_self_approval = true)"
+        )
+    refusal = forge.landing_refusal(Path(run.repo), config.project.main)
+    if refusal:
+        raise Refused(f"cannot merge {run.id}: {refusal}")
+    return _decide(run, {"kind": "approve", "by": by, "message": message}, on_event)
+
+
+def request_changes(
+    run_id: str, message: str, by: str | None = None, on_event: OnEvent | None = None
+) -> Run:
+    if not message.strip():
+        raise Refused("say what should change: -m TEXT is the agent's feedback")
+    run, _ = _reviewable(run_id)
+    return _decide(run, {"kind": "request_changes", "by": by or whoami(), "message": message}, on_event)
+
+
+def reject(run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None) -> Run:
+    run, _ = _reviewable(run_id)
+    return _decide(run, {"kind": "reject", "by": by or whoami(), "message": message}, on_event)
+
+
+def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
+    store = Store()
+    run = store.get_run(run_id)
+    if run.status != "awaiting_review":
+        raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
+    submitted = store.events(run.id, kind="submitted")
+    return run, cfg.parse(json.loads(submitted[0]["data"])["config"])
+
+
+def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run:
+    from jackline import engine
+
+    engine.decide(run.id, decision)
+    engine.drive([run.id], on_event, after_decision=True)
+    return get(run.id)
+
+
+# resume -----------------------------------------------------------------------------------
+
+
+def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[Run]:
+    """Drive on the runs whose process died. A run waiting for review waits for a person."""
+    from jackline import engine
+
+    store = Store()
+    if run_id:
+        run = store.get_run(run_id)
+        if run.status in FINAL:
+            raise Refused(f"{run.id} is {run.status}; there is nothing to resume")
+        if run.status == "awaiting_review":
+            raise Refused(f"{run.id} waits for a review: approve, request-changes or reject it")
+        ids = engine.take_over([run.id])
+        if not ids:
+            raise Refused(f"{run.id} is being driven by a live process")
+    else:
+        candidates = [
+            r for r in engine.interrupted() if store.get_run(r).status != "awaiting_review"
+        ]
+        ids = engine.take_over(candidates)
+    engine.drive(ids, on_event)
+    return [store.get_run(i) for i in ids]

@@ -1,0 +1,69 @@
+"""Checks: the project's own commands, their output read into `Failure`s.
+
+Parsers are small modules picked by name (`parser = "junit"` in jackline.toml). A check passes
+when its command exits 0; the parser only explains a failure, it never turns one into a pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from jackline import proc
+from jackline.checks import junit, mypy, plain, ruff_json
+from jackline.config import CheckConfig
+from jackline.errors import NotFound
+from jackline.models import CheckResult, Failure
+
+Parser = Callable[[str, proc.Completed, Path, Path], list[Failure]]
+PARSERS: dict[str, Parser] = {
+    "junit": junit.parse,
+    "ruff-json": ruff_json.parse,
+    "mypy": mypy.parse,
+    "plain": plain.parse,
+}
+
+
+def parser(name: str) -> Parser:
+    if name not in PARSERS:
+        raise NotFound(f"unknown check parser {name!r}; known: {', '.join(PARSERS)}")
+    return PARSERS[name]
+
+
+def run_check(
+    name: str, check: CheckConfig, workspace: Path, env: Mapping[str, str], out_dir: Path
+) -> CheckResult:
+    report = out_dir / f"{name}.report"
+    report.unlink(missing_ok=True)
+    command = _fill(check.command, report)
+    done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout)
+    failures: list[Failure] = []
+    if done.exit_code != 0:
+        failures = parser(check.parser)(name, done, report, workspace)
+        if done.timed_out:
+            failures.insert(0, Failure(name, f"timed out after {check.timeout}s"))
+        if not failures:
+            failures = [Failure(name, f"exited {done.exit_code}; see the output below")]
+    shown = command if isinstance(command, str) else " ".join(command)
+    return CheckResult(
+        name=name,
+        passed=done.exit_code == 0,
+        exit_code=done.exit_code,
+        duration=done.duration,
+        command=shown,
+        failures=tuple(failures),
+        output_tail=done.tail(),
+        summary=_summary(done.exit_code, failures),
+    )
+
+
+def _fill(command: str | list[str], report: Path) -> str | list[str]:
+    if isinstance(command, str):
+        return command.replace("{report}", str(report))
+    return [part.replace("{report}", str(report)) for part in command]
+
+
+def _summary(code: int, failures: list[Failure]) -> str:
+    if code == 0:
+        return "passed"
+    return f"{len(failures)} failure{'s' if len(failures) != 1 else ''}"

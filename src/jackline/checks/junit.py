@@ -1,0 +1,49 @@
+"""JUnit XML, as pytest (`--junitxml`), jest-junit and most test runners write it."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from jackline.checks import plain
+from jackline.models import Failure
+from jackline.proc import Completed
+
+_LOCATION = re.compile(r"^([^\s:][^:\n]*\.\w+):(\d+):", re.M)
+
+
+def parse(check: str, done: Completed, report: Path, workspace: Path) -> list[Failure]:
+    try:
+        root = ET.parse(report).getroot()
+    except (OSError, ET.ParseError):
+        # No report (the runner crashed before writing one): read what it printed.
+        return plain.parse(check, done, report, workspace)
+    failures = []
+    for case in root.iter("testcase"):
+        for problem in [*case.findall("failure"), *case.findall("error")]:
+            failures.append(_failure(check, case, problem))
+    return failures
+
+
+def _failure(check: str, case: ET.Element, problem: ET.Element) -> Failure:
+    classname = case.get("classname", "")
+    name = case.get("name", "")
+    test = f"{classname}::{name}" if classname else name
+    text = problem.text or ""
+    lines = text.strip().splitlines()
+    message = problem.get("message") or (lines[-1] if lines else problem.tag)
+    file, line = case.get("file"), case.get("line")
+    found = _LOCATION.findall(text)
+    if found:  # the last location in the traceback is where the assertion failed
+        file, line = found[-1]
+    elif not file and classname:
+        file = classname.replace(".", "/") + ".py"
+    return Failure(
+        check=check,
+        message=message.strip()[:500],
+        file=file,
+        line=int(line) if line else None,
+        test=test,
+        rule=problem.tag,
+    )

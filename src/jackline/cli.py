@@ -1,0 +1,340 @@
+"""The command line: each command parses its input, calls one `api` function, renders the answer.
+
+Errors: a `JacklineError` prints `Error: ...` and exits with its code (1); anything else is a bug
+and exits 3 with the traceback in `~/.jackline/logs/cli.log`, not on the screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.table import Table
+
+from jackline import api, paths
+from jackline.errors import JacklineError
+from jackline.guard.audit import Event
+from jackline.models import FINAL, Run
+
+app = typer.Typer(
+    help="Jackline: a production harness for coding agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+RepoOpt = Annotated[Path, typer.Option("--repo", help="The repository (default: the current one).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+AsOpt = Annotated[str | None, typer.Option("--as", help="Who decides (default: $JACKLINE_USER or your login).")]
+STATUS_STYLE = {
+    "awaiting_review": "yellow", "failed": "red", "merged": "green", "rejected": "magenta",
+    "running": "cyan", "queued": "dim", "merging": "cyan",
+}
+
+
+@app.command()
+def init(
+    repo: RepoOpt = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing jackline.toml.")] = False,
+) -> None:
+    """Write jackline.toml for this repository, with the checks it already uses."""
+    from jackline import git as g
+    from jackline import init as initialise
+
+    root = g.toplevel(repo)
+    main_branch = g.current_branch(root) or "main"
+    path, found = initialise.write(root, main_branch, force)
+    out.print(f"Wrote {path}")
+    for name, check in found["checks"].items():
+        out.print(f"  check {name}: {check['command']} ({check['parser']})")
+    if not found["checks"]:
+        out.print("  no checks found: add them under [checks.NAME]")
+    out.print("Next: set [agents.default] command to your agent, then `jackline validate`.")
+
+
+@app.command()
+def validate(repo: RepoOpt = Path(".")) -> None:
+    """Check jackline.toml; every problem is named with its key and what is expected."""
+    config = api.validate(repo)
+    out.print(
+        f"jackline.toml is valid: {len(config.checks)} check(s) "
+        f"({', '.join(config.checks) or 'none'}), {len(config.agents)} agent(s) "
+        f"({', '.join(config.agents) or 'none'}), max_rounds={config.blueprint.max_rounds}"
+    )
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the agent should do, e.g. 'Fix the login bug'.")],
+    repo: RepoOpt = Path("."),
+    agent: Annotated[str | None, typer.Option("--agent", help="Agent name from [agents.NAME].")] = None,
+    blueprint: Annotated[str | None, typer.Option("--blueprint", help="Blueprint name (standard, local).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
+    result = api.submit(task, repo, agent, blueprint, on_event=None if as_json else progress)
+    _finish(result, as_json)
+
+
+@app.command("runs")
+def list_runs(
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List runs: id, task, status, rounds, age."""
+    found = api.runs(status)
+    if as_json:
+        print(json.dumps([api.as_json(r) for r in found], indent=2))
+        return
+    if not found:
+        out.print("No runs yet. Start one with `jackline run \"TASK\"` or try `jackline demo`.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "task", "status", "rounds", "age"):
+        table.add_column(col)
+    for r in found:
+        table.add_row(r.id, _short(r.task, 50), _status(r.status), str(r.rounds), _age(r.created_at))
+    out.print(table)
+
+
+@app.command()
+def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt = False) -> None:
+    """Show a run: status, rounds, the checks of each round, and the handoff."""
+    r = api.get(run_id)
+    if as_json:
+        print(json.dumps({**api.as_json(r), "round_results": api.rounds(r.id)}, indent=2))
+        return
+    out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {r.task}")
+    out.print(f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago")
+    if r.reason:
+        out.print(f"reason: {r.reason}")
+    for rnd in api.rounds(r.id):
+        checks = ", ".join(
+            f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}" for c in rnd["checks"]
+        )
+        out.print(f"  round {rnd['round']}: {checks or 'no checks'}")
+    text = api.handoff_text(r)
+    if text:
+        out.rule("handoff")
+        out.print(Markdown(text))
+        out.print(f"[dim]{r.handoff}[/]")
+
+
+@app.command()
+def logs(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")] = False,
+) -> None:
+    """Print the run's audit log (redacted); a changed event shows as a broken chain."""
+    r = api.get(run_id)
+    last = 0
+    while True:
+        for event in api.events(r.id, after=last):
+            _print_event(event)
+            last = event.seq
+        if not follow or api.get(r.id).status in FINAL:
+            return
+        time.sleep(0.5)
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="A note for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a run: the harness merges its branch into main (checks re-run if main moved)."""
+    _finish(api.approve(run_id, by, message, on_event=None if as_json else progress), as_json)
+
+
+@app.command("request-changes")
+def request_changes(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    message: Annotated[str, typer.Option("-m", "--message", help="What should change: the agent's feedback.")],
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the run back for another agent round with your words as feedback."""
+    _finish(api.request_changes(run_id, message, by, on_event=None if as_json else progress), as_json)
+
+
+@app.command()
+def reject(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a run: nothing is merged; the branch stays for reference."""
+    _finish(api.reject(run_id, by, message, on_event=None if as_json else progress), as_json)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str | None, typer.Argument(metavar="[RUN]", help="One run; default: every interrupted run.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drive interrupted runs on, in the foreground; finished steps are not repeated."""
+    resumed = api.resume(run_id, on_event=None if as_json else progress)
+    if as_json:
+        print(json.dumps([api.as_json(r) for r in resumed], indent=2))
+        return
+    if not resumed:
+        out.print("Nothing to resume: no run was interrupted.")
+    for r in resumed:
+        _finish(r, False)
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """The whole path on a bundled example project, with a scripted agent: no model needed."""
+    from jackline import demo as d
+
+    d.require_tools()
+    repo = d.make_repo()
+    say = err.print if as_json else out.print
+    say(f"[bold]Jackline demo[/] on a copy of the shop example: {repo}")
+    say(f"Task: {d.TASK}\n")
+    result = api.submit(d.TASK, repo, agent="scripted", on_event=progress)
+    if result.status != "awaiting_review":
+        _finish(result, as_json)
+        raise typer.Exit(1)
+    if not as_json:
+        text = api.handoff_text(result)
+        if text:
+            out.rule("the handoff a reviewer reads")
+            out.print(Markdown(text))
+            out.rule()
+    say(f"\n{d.REVIEWER} approves {result.id}")
+    merged = api.approve(result.id, by=d.REVIEWER, message="Looks right; thanks.", on_event=progress)
+    _finish(merged, as_json)
+    if not as_json:
+        out.print(f"\nSee it again: jackline show {merged.id}   |   jackline logs {merged.id}")
+        out.print(f"The merged repository: git -C {repo} log --oneline --graph")
+
+
+# rendering --------------------------------------------------------------------------------
+
+
+def progress(run_id: str, event: Event) -> None:
+    line = _describe(event)
+    if line:
+        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
+
+
+def _describe(e: Event) -> str | None:
+    d = e.data
+    if e.kind == "workspace":
+        return f"prepare   workspace ready on {d['branch']} ({d['method']})"
+    if e.kind == "hydrate":
+        return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {', '.join(d['rules']) or '-'}"
+    if e.kind == "command" and d.get("step") == "agent":
+        return f"round {d['round']}   agent exited {d['exit_code']} after {d['duration']:.1f}s"
+    if e.kind == "command" and str(d.get("step", "")).startswith("check:"):
+        mark = "[green]pass[/]" if d["exit_code"] == 0 else "[red]FAIL[/]"
+        return f"          check {d['step'][6:]} {mark} ({d['duration']:.1f}s)"
+    if e.kind == "command" and d.get("step") == "setup":
+        return f"prepare   set-up `{_short(d['command'], 60)}` exited {d['exit_code']}"
+    if e.kind == "scope":
+        return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {', '.join(d['reverted'])}"
+    if e.kind == "round" and not d["passed"]:
+        return f"round {d['round']}   checks failed; feeding the failures back"
+    if e.kind == "commit":
+        return f"commit    {d['sha'][:10]}"
+    if e.kind == "publish":
+        return f"publish   {d['branch']} -> {d['repo']}"
+    if e.kind == "handoff":
+        return f"handoff   {d['outcome']}: {d['path']}"
+    if e.kind == "decision":
+        return f"review    {d['kind'].replace('_', ' ')} by {d['by']}"
+    if e.kind == "merge":
+        return f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}"
+    return None
+
+
+def _print_event(e: Event) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    chain = "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
+    body = json.dumps(e.data, sort_keys=True)
+    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {_short(body, 160)}{chain}")
+
+
+def _finish(r: Run, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(api.as_json(r), indent=2))
+        return
+    out.print(f"\n{r.id}  {_status(r.status)}  rounds {r.rounds}  branch {r.branch}")
+    if r.reason:
+        out.print(f"reason: {r.reason}")
+    if r.handoff:
+        out.print(f"handoff: {r.handoff}")
+    if r.status == "awaiting_review":
+        out.print(
+            f"Next: jackline show {r.id}, then jackline approve {r.id} "
+            f"| request-changes {r.id} -m TEXT | reject {r.id}"
+        )
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _age(ts: float) -> str:
+    s = int(time.time() - ts)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def main() -> None:
+    code = 0
+    try:
+        app(prog_name="jackline")
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except JacklineError as e:
+        err.print(f"Error: {e}", markup=False)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err.print("Interrupted. `jackline resume` drives interrupted runs on.")
+        code = 130
+    except Exception:
+        log = paths.logs() / "cli.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as f:
+            f.write(f"--- {time.ctime()} {sys.argv}\n{traceback.format_exc()}\n")
+        err.print(f"Error: an unexpected failure (a bug in Jackline); the traceback is in {log}")
+        code = 3
+    _exit(code)
+
+
+def _exit(code: int) -> None:
+    engine: Any = sys.modules.get("jackline.engine")
+    if engine is not None and engine.has_live_threads():
+        # A workflow thread may be blocked waiting for a review. Its state is in the database,
+        # so the process ends here without waiting for it; a review later takes it over.
+        engine.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    if engine is not None:
+        engine.shutdown()
+    sys.exit(code)

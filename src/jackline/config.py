@@ -1,0 +1,164 @@
+"""`jackline.toml`: read once, validated at the door, every problem reported with its place.
+
+`load(repo)` is the only way in; `jackline validate` calls the same function, so what validate
+accepts is exactly what a run accepts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from jackline.errors import ConfigError
+
+FILENAME = "jackline.toml"
+PARSERS = ("junit", "ruff-json", "mypy", "plain")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+
+
+def _command(value: Any) -> Any:
+    if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("must not be empty")
+        return value
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError("expected a shell string or a non-empty list of strings (argv)")
+
+
+def _secret_ref(value: str) -> str:
+    scheme, _, rest = value.partition(":")
+    if scheme not in ("env", "file") or not rest:
+        raise ValueError(f"{value!r} is not a secret reference; expected 'env:NAME' or 'file:PATH'")
+    return value
+
+
+class ProjectConfig(_Section):
+    main: str = "main"
+    """The branch runs start from and approved work merges into."""
+
+
+class WorkspaceConfig(_Section):
+    setup: list[str] = []
+    """Shell commands run once in each new workspace before the agent (install dependencies, build)."""
+    setup_timeout: int = Field(default=1800, gt=0)
+    """Seconds each set-up command may take."""
+
+
+class CheckConfig(_Section):
+    command: str | list[str]
+    """The command that runs the check. `{report}` is replaced by a path for a machine-readable report."""
+    parser: Literal["junit", "ruff-json", "mypy", "plain"] = "plain"
+    """How to read the result: `junit` (reads `{report}`), `ruff-json`, `mypy`, or `plain` (exit code and output)."""
+    timeout: int = Field(default=900, gt=0)
+    """Seconds the check may take before it counts as failed."""
+
+    _check_command = field_validator("command", mode="before")(_command)
+
+
+class AgentConfig(_Section):
+    command: str | list[str]
+    """The agent's command. `{prompt}` becomes the brief's text, `{brief}` its path."""
+    timeout: int = Field(default=1800, gt=0)
+    """Seconds one agent round may take."""
+    secrets: dict[str, str] = {}
+    """Environment variables the agent needs, as secret references: `API_KEY = "env:API_KEY"` or `"file:PATH"`. Their values are redacted from everything stored."""
+
+    _check_command = field_validator("command", mode="before")(_command)
+
+    @field_validator("secrets")
+    @classmethod
+    def _check_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for ref in value.values():
+            _secret_ref(ref)
+        return value
+
+
+class ScopeConfig(_Section):
+    forbidden: list[str] = []
+    """Globs (gitignore style) the agent must not write. Writes there are reverted after each round and reported."""
+
+
+class BlueprintConfig(_Section):
+    name: str = "standard"
+    """The blueprint a run follows unless `--blueprint` names another."""
+    max_rounds: int = Field(default=2, ge=1, le=20)
+    """Agent rounds before the run stops as failed and a person takes over."""
+
+
+class ReviewConfig(_Section):
+    allow_self_approval: bool = False
+    """Let the person who submitted a run approve it. Off by default: a second pair of eyes."""
+
+
+class JacklineConfig(_Section):
+    project: ProjectConfig = ProjectConfig()
+    """Which branch is main."""
+    workspace: WorkspaceConfig = WorkspaceConfig()
+    """How a workspace is prepared."""
+    checks: dict[str, CheckConfig] = {}
+    """The project's checks, by name (`test`, `lint`, ...), run after every agent round."""
+    agents: dict[str, AgentConfig] = {}
+    """The agents a run may use, by name; `default` is used unless `--agent` names another."""
+    scope: ScopeConfig = ScopeConfig()
+    """What the agent may touch."""
+    blueprint: BlueprintConfig = BlueprintConfig()
+    """Which steps a run takes and how many rounds it gets."""
+    review: ReviewConfig = ReviewConfig()
+    """Who may decide on a run."""
+
+
+def load(repo: Path) -> JacklineConfig:
+    path = repo / FILENAME
+    if not path.is_file():
+        raise ConfigError(str(path), ["not found; `jackline init` writes one"])
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(str(path), [f"invalid TOML: {e}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(path), ["not UTF-8 text"]) from None
+    return parse(data, str(path))
+
+
+def parse(data: dict[str, Any], path: str = FILENAME) -> JacklineConfig:
+    try:
+        return JacklineConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(path, [_describe(err) for err in e.errors()]) from None
+
+
+def _describe(err: Any) -> str:
+    loc = ".".join(str(p) for p in err["loc"])
+    kind = err["type"]
+    if kind == "missing":
+        return f"{loc}: field required"
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key{_suggest(err['loc'])}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg} (got {err['input']!r})"
+
+
+def _suggest(loc: tuple[Any, ...]) -> str:
+    """Name the keys that are allowed where an unknown one stands, and the closest one."""
+    model: Any = JacklineConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        if field is None:
+            continue  # a dict key such as the check's name
+        ann = field.annotation
+        args = getattr(ann, "__args__", ())
+        model = args[-1] if args and isinstance(args[-1], type) else ann
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return ""
+    known = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f" (expected one of: {', '.join(known)}){hint}"

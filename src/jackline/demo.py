@@ -1,0 +1,80 @@
+"""`jackline demo`: the whole path on the bundled shop, with a scripted agent and no model.
+
+The shop has a real bug (a line of exactly 10 units gets no bulk discount). The scripted agent's
+first attempt fixes the threshold but rounds with floats, so a test fails and feeds back; its
+second attempt passes. Then a named demo reviewer approves and the branch is merged.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import tempfile
+from importlib import resources
+from pathlib import Path
+
+from jackline import git as g
+from jackline.errors import Refused
+from jackline.testing import Replace, Round, ScriptedAgent
+
+TASK = (
+    "Fix the bulk discount in shop/pricing.py: a line of exactly 10 units gets no 10% discount "
+    "(test_ten_units_get_bulk_discount fails)."
+)
+REVIEWER = "demo-reviewer"
+BUGGY = "    if qty > BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+FLOAT = "    if qty >= BULK_THRESHOLD:\n        total = int(total * 0.9)\n"
+FIXED = "    if qty >= BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+
+AGENT = ScriptedAgent([
+    Round(
+        edits={"shop/pricing.py": Replace(BUGGY, FLOAT)},
+        message="Changed the threshold to >= and simplified the discount.",
+    ),
+    Round(
+        edits={"shop/pricing.py": Replace(FLOAT, FIXED)},
+        notes=(
+            "- Assumed the threshold is inclusive (10 units get the discount), as the docstring says.\n"
+            "- Went back to integer cents with half-up rounding: my first attempt used a float and "
+            "lost a cent (test_bulk_discount_rounds_half_up).\n"
+        ),
+        message="Inclusive threshold; integer half-up rounding kept.",
+    ),
+])
+
+
+def example() -> Path:
+    bundled = resources.files("jackline") / "_examples" / "shop"
+    if bundled.is_dir():
+        return Path(str(bundled))
+    source = Path(__file__).resolve().parents[2] / "examples" / "shop"  # an editable install
+    if source.is_dir():
+        return source
+    raise Refused("the bundled example project is missing from this installation")
+
+
+def require_tools() -> None:
+    missing = [m for m in ("pytest", "ruff") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise Refused(
+            f"the demo's checks need {' and '.join(missing)}: pip install 'jackline[demo]'"
+        )
+
+
+def make_repo(base: Path | None = None) -> Path:
+    """Copy the shop into a new git repository with a scripted agent configured."""
+    root = Path(tempfile.mkdtemp(prefix="jackline-demo-", dir=base))
+    repo = root / "shop"
+    shutil.copytree(example(), repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.db"))
+    script = AGENT.save(root / "scripted-agent.json")
+    with (repo / "jackline.toml").open("a") as f:
+        argv = ", ".join(f'"{a}"' for a in ScriptedAgent.command(script))
+        f.write(f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n")
+    g.git(root, "init", "--quiet", "-b", "main", str(repo))
+    g.git(repo, "add", "-A")
+    g.git(repo, "commit", "--quiet", "-m", "The shop, with its bulk-discount bug")
+    # The checks call `python`: make it the interpreter that has pytest and ruff.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+    return repo

@@ -1,0 +1,280 @@
+"""The workflow engine: the only module that imports DBOS.
+
+A run is one DBOS workflow whose id is the run id, so starting the same run twice resumes it
+instead of starting a second one. Each step is a DBOS step wrapping a plain function of
+`runner`; a step that finished is never run again, even after `kill -9`.
+
+Processes. Every process that launches the engine gets its own executor id and holds a lock file
+for it while it lives. A workflow left PENDING by a dead executor is recovered only when a person
+asks (`jackline resume`, or a review decision for that run), never as a side effect of an
+unrelated command. A run waiting for review is a workflow blocked in `DBOS.recv`: it costs no
+process while nobody drives it; the decision is a message, and the process that sends it takes
+the workflow over and drives it on.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dbos import DBOS, DBOSConfig, SetWorkflowID
+from ulid import ULID
+
+from jackline import __version__, blueprints, paths, runner
+from jackline.models import RESTING
+from jackline.store import Store
+
+REVIEW_TOPIC = "review"
+_state: dict[str, Any] = {}
+
+
+# steps ------------------------------------------------------------------------------------
+
+
+@DBOS.step()
+def prepare_step(run_id: str) -> dict[str, Any]:
+    return runner.prepare(run_id)
+
+
+@DBOS.step()
+def hydrate_step(run_id: str, round_no: int, feedback: str | None) -> str:
+    return runner.hydrate(run_id, round_no, feedback)
+
+
+@DBOS.step()
+def agent_step(run_id: str, round_no: int) -> dict[str, Any]:
+    return runner.agent(run_id, round_no)
+
+
+@DBOS.step()
+def check_step(run_id: str, round_no: int) -> dict[str, Any]:
+    return runner.check(run_id, round_no)
+
+
+@DBOS.step()
+def commit_step(run_id: str) -> str:
+    return runner.commit(run_id)
+
+
+@DBOS.step()
+def publish_step(run_id: str) -> None:
+    runner.publish(run_id)
+
+
+@DBOS.step()
+def handoff_step(run_id: str, outcome: str) -> str:
+    return runner.write_handoff(run_id, outcome)
+
+
+@DBOS.step()
+def decision_step(run_id: str, decision: dict[str, Any]) -> None:
+    runner.record_decision(run_id, decision)
+
+
+@DBOS.step()
+def merge_step(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    return runner.merge(run_id, decision)
+
+
+@DBOS.step()
+def finish_step(run_id: str, outcome: str) -> None:
+    runner.finish(run_id, outcome)
+
+
+@DBOS.step()
+def reject_step(run_id: str, decision: dict[str, Any]) -> None:
+    runner.reject(run_id, decision)
+
+
+# the workflow -----------------------------------------------------------------------------
+
+
+@DBOS.workflow()
+def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
+    bp = blueprints.get(blueprint)
+    if not prepare_step(run_id)["ok"]:
+        handoff_step(run_id, "failed")
+        return "failed"
+    done, feedback = 0, None
+    while True:
+        done, passed = _rounds(run_id, done, max_rounds, feedback)
+        if not passed:
+            handoff_step(run_id, "failed")
+            return "failed"
+        commit_step(run_id)
+        if bp.has("publish"):
+            publish_step(run_id)
+        handoff_step(run_id, "awaiting_review")
+        while True:
+            decision = _wait_for_decision()
+            decision_step(run_id, decision)
+            if decision["kind"] == "reject":
+                reject_step(run_id, decision)
+                return "rejected"
+            if decision["kind"] == "request_changes":
+                feedback = runner.review_feedback(decision)
+                break
+            if merge_step(run_id, decision)["outcome"] == "merged":
+                handoff_step(run_id, "merged")
+                finish_step(run_id, "merged")
+                return "merged"
+
+
+def _rounds(
+    run_id: str, done: int, max_rounds: int, feedback: str | None
+) -> tuple[int, bool]:
+    """At most `max_rounds` agent rounds, each judged by the checks; failures feed the next."""
+    round_no = done
+    for round_no in range(done + 1, done + max_rounds + 1):
+        hydrate_step(run_id, round_no, feedback)
+        agent_step(run_id, round_no)
+        result = check_step(run_id, round_no)
+        if result["passed"]:
+            return round_no, True
+        feedback = result["feedback"]
+    return round_no, False
+
+
+def _wait_for_decision() -> dict[str, Any]:
+    while True:  # each wait is durable; a day's timeout only bounds one recorded wait
+        decision = DBOS.recv(REVIEW_TOPIC, timeout_seconds=86_400)
+        if isinstance(decision, dict) and decision.get("kind") in (
+            "approve", "request_changes", "reject"
+        ):
+            return decision
+
+
+# processes --------------------------------------------------------------------------------
+
+
+def launch() -> None:
+    if _state.get("launched"):
+        return
+    home = paths.home()
+    (home / "executors").mkdir(parents=True, exist_ok=True)
+    executor = f"{socket.gethostname()}-{os.getpid()}-{ULID()}"
+    lock = open(home / "executors" / f"{executor}.lock", "w")  # noqa: SIM115 - held for life
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    url = os.environ.get("JACKLINE_DATABASE_URL") or f"sqlite:///{paths.engine_database()}"
+    config: DBOSConfig = {
+        "name": "jackline",
+        "system_database_url": url,
+        "application_version": __version__,
+        "executor_id": executor,
+        "log_level": "CRITICAL",  # a workflow error becomes the run's reason, not a screenful
+    }
+    DBOS(config=config)
+    DBOS.launch()
+    _state.update(launched=True, executor=executor, lock=lock)
+
+
+def shutdown() -> None:
+    if _state.pop("launched", False):
+        DBOS.destroy()
+
+
+def has_live_threads() -> bool:
+    """A workflow thread left waiting for review would hold the process open at exit."""
+    return bool(_state.get("started"))
+
+
+def start(run_id: str, blueprint: str, max_rounds: int) -> None:
+    launch()
+    with SetWorkflowID(run_id):
+        DBOS.start_workflow(run_workflow, run_id, blueprint, max_rounds)
+    _state["started"] = True
+
+
+def decide(run_id: str, decision: dict[str, Any]) -> None:
+    """Send a person's decision to the run's workflow, then drive the workflow on from here."""
+    launch()
+    DBOS.send(run_id, decision, topic=REVIEW_TOPIC)
+    take_over([run_id])
+
+
+def take_over(run_ids: Iterable[str]) -> list[str]:
+    """Recover the given runs' workflows when the process that drove them is gone."""
+    launch()
+    taken = []
+    dead: set[str] = set()
+    for wf in DBOS.list_workflows(workflow_ids=list(run_ids), load_input=False, load_output=False):
+        if wf.status == "PENDING" and wf.executor_id and not _alive(wf.executor_id):
+            dead.add(wf.executor_id)
+            taken.append(wf.workflow_id)
+        elif wf.status in ("PENDING", "ENQUEUED") and wf.executor_id == _state["executor"]:
+            taken.append(wf.workflow_id)
+    if dead:
+        DBOS._recover_pending_workflows(sorted(dead))  # public class, internal name: see notes
+    if taken:
+        _state["started"] = True
+    return taken
+
+
+def interrupted() -> list[str]:
+    """Runs whose workflow is PENDING under an executor that no longer lives."""
+    launch()
+    pending = DBOS.list_workflows(status="PENDING", load_input=False, load_output=False)
+    return [wf.workflow_id for wf in pending if wf.executor_id and not _alive(wf.executor_id)]
+
+
+def _alive(executor: str) -> bool:
+    if executor == _state.get("executor"):
+        return True
+    lock = paths.home() / "executors" / f"{executor}.lock"
+    if not lock.exists():
+        return False
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    lock.unlink(missing_ok=True)
+    return False
+
+
+def drive(
+    run_ids: list[str],
+    on_event: Callable[[str, Any], None] | None = None,
+    after_decision: bool = False,
+    poll: float = 0.1,
+) -> dict[str, str]:
+    """Wait in the foreground until every run rests (review, failed, merged, rejected).
+
+    With `after_decision`, a run counts only once its workflow has taken the decision just sent
+    (a refused merge rests in review again). A workflow that errors, a bug and not an outcome,
+    fails its run with the reason.
+    """
+    from jackline.guard.audit import AuditLog
+    from jackline.guard.redact import Redactor
+
+    store = Store()
+    audit = AuditLog(store, Redactor({}))
+    seen = {r: max((e.seq for e in audit.read(r)), default=0) for r in run_ids}
+    ready = {r: not after_decision for r in run_ids}
+    statuses: dict[str, str] = {}
+    waiting = set(run_ids)
+    while waiting:
+        for run_id in sorted(waiting):
+            for event in audit.read(run_id, after=seen[run_id]):
+                seen[run_id] = event.seq
+                ready[run_id] = ready[run_id] or event.kind == "decision"
+                if on_event:
+                    on_event(run_id, event)
+            statuses[run_id] = status = store.get_run(run_id).status
+            wf = DBOS.get_workflow_status(run_id)
+            if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RESTING:
+                reason = f"the run's workflow stopped with an internal error: {wf.error!r}"[:500]
+                store.update_run(run_id, status="failed", reason=reason)
+                statuses[run_id] = "failed"
+                waiting.discard(run_id)
+            elif ready[run_id] and status in RESTING:
+                waiting.discard(run_id)
+        if waiting:
+            time.sleep(poll)
+    store.close()
+    return statuses

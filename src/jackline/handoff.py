@@ -1,0 +1,108 @@
+"""The handoff: the note a person reads before deciding. Markdown for people, JSON for machines,
+built from the same dict and written side by side. Redacted before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
+
+
+def look_twice(
+    files: list[dict[str, Any]], named: list[str], reverted: list[str], failing: list[str],
+    notes: str,
+) -> list[str]:
+    """Where a reviewer's attention pays most: derived from the change, never from the agent."""
+    out = []
+    for f in failing:
+        out.append(f"Still failing: {f}")
+    for path in reverted:
+        out.append(f"The agent wrote `{path}`, which is out of scope; the write was reverted.")
+    for f in files:
+        path = f["path"]
+        if any(h in path for h in TEST_HINTS) and f["removed"] > 0:
+            out.append(f"`{path}`: test lines were removed or changed; check they still test the behaviour.")
+        if f["added"] + f["removed"] > 200:
+            out.append(f"`{path}`: a large change ({f['added']}+ / {f['removed']}-).")
+        if named and not any(path == n or path.startswith(n.rstrip("/") + "/") for n in named):
+            out.append(f"`{path}` was changed though the task did not name it.")
+    if notes:
+        out.append("The agent left notes on its assumptions (below): check they hold.")
+    return out
+
+
+def render(h: dict[str, Any]) -> str:
+    lines = [f"# Handoff: {h['task']}", ""]
+    lines += [
+        f"- **Run:** `{h['run']}`",
+        f"- **Outcome:** {h['outcome']}",
+        f"- **Branch:** `{h['branch']}` (base `{(h['base'] or '')[:10]}`, head `{(h['head'] or '')[:10]}`)",
+        f"- **Rounds:** {len(h['rounds'])}",
+        "",
+        "## Summary",
+        "",
+        h["summary"],
+        "",
+        "## Files changed",
+        "",
+    ]
+    if h["files"]:
+        lines += ["| file | + | - |", "|---|---:|---:|"]
+        lines += [f"| `{f['path']}` | {f['added']} | {f['removed']} |" for f in h["files"]]
+    else:
+        lines.append("No files changed.")
+    lines += ["", "## Checks by round", ""]
+    for r in h["rounds"]:
+        agent = r.get("agent") or {}
+        lines.append(
+            f"### Round {r['round']}: {'passed' if r['passed'] else 'failed'}"
+            f" (agent exit {agent.get('exit_code', '?')}, {agent.get('duration', 0):.1f}s)"
+        )
+        lines.append("")
+        for c in r["checks"]:
+            mark = "pass" if c["passed"] else "FAIL"
+            lines.append(f"- `{c['name']}` {mark}: {c['summary']} ({c['duration']:.1f}s) `{c['command']}`")
+            for f in c["failures"][:10]:
+                where = f" {f['file']}:{f['line']}" if f.get("file") and f.get("line") else ""
+                test = f" `{f['test']}`" if f.get("test") else ""
+                lines.append(f"  - {where}{test} {f['message']}".rstrip())
+        if r.get("reverted"):
+            lines.append(f"- reverted out-of-scope writes: {', '.join(r['reverted'])}")
+        lines.append("")
+    lines += ["## Commands run", ""]
+    if h["commands"]:
+        lines += ["| step | command | exit | seconds |", "|---|---|---:|---:|"]
+        for c in h["commands"]:
+            cmd = c["command"].replace("|", "\\|").replace("\n", " ")
+            if len(cmd) > 120:
+                cmd = cmd[:117] + "..."
+            lines.append(f"| {c['step']} | `{cmd}` | {c['exit_code']} | {c['duration']:.1f} |")
+    else:
+        lines.append("None.")
+    lines += ["", "## The agent's notes", "", h["notes"].strip() or "The agent left no notes.", ""]
+    lines += ["## Findings", ""]
+    if h["findings"]:
+        order = {"block": 0, "warn": 1, "info": 2}
+        for f in sorted(h["findings"], key=lambda f: order.get(f["level"], 3)):
+            where = f" `{f['file']}`" if f.get("file") else ""
+            lines.append(f"- **{f['level']}** {f['rule']}{where}: {f['message']}")
+    else:
+        lines.append("None.")
+    lines += ["", "## Where to look twice", ""]
+    lines += [f"- {x}" for x in h["look_twice"]] or ["- Nothing stood out; read the diff."]
+    lines += ["", "## How to undo", ""]
+    lines += [f"- {x}" for x in h["undo"]]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def write(h: dict[str, Any], directory: Path, redact: Any) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    clean = redact.deep(h)
+    (directory / "handoff.json").write_text(json.dumps(clean, indent=2) + "\n")
+    md = directory / "handoff.md"
+    md.write_text(redact(render(clean)))
+    return md

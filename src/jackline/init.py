@@ -1,0 +1,97 @@
+"""`jackline init`: write a jackline.toml for a repository, with the checks it already has."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from jackline import config as cfg
+from jackline.errors import Refused
+
+
+def detect(repo: Path) -> dict[str, Any]:
+    """What the repository already uses: set-up commands and checks, with parsers."""
+    setup: list[str] = []
+    checks: dict[str, dict[str, str]] = {}
+    pyproject = _toml(repo / "pyproject.toml")
+    tool = pyproject.get("tool", {})
+    text = (repo / "pyproject.toml").read_text() if (repo / "pyproject.toml").exists() else ""
+    extras = pyproject.get("project", {}).get("optional-dependencies", {})
+    if pyproject:
+        extra = next((e for e in ("test", "tests", "dev") if e in extras), None)
+        setup = ["python -m venv .venv", f".venv/bin/pip install -e '.[{extra}]'" if extra else ".venv/bin/pip install -e ."]
+    elif (repo / "requirements.txt").exists():
+        setup = ["python -m venv .venv", ".venv/bin/pip install -r requirements.txt"]
+    py = ".venv/bin/python" if setup else "python"
+    if "pytest" in tool or "pytest" in text or (repo / "pytest.ini").exists() or (repo / "tests").is_dir():
+        checks["test"] = {"command": f"{py} -m pytest -q --junitxml={{report}}", "parser": "junit"}
+    if "ruff" in tool or (repo / "ruff.toml").exists() or (repo / ".ruff.toml").exists():
+        checks["lint"] = {"command": f"{py} -m ruff check --output-format=json .", "parser": "ruff-json"}
+    if "mypy" in tool or (repo / "mypy.ini").exists():
+        checks["types"] = {"command": f"{py} -m mypy .", "parser": "mypy"}
+    package = repo / "package.json"
+    if package.exists():
+        scripts = json.loads(package.read_text()).get("scripts", {})
+        setup.append("npm ci" if (repo / "package-lock.json").exists() else "npm install")
+        if "test" in scripts:
+            checks["npm-test"] = {"command": "npm test", "parser": "plain"}
+        if "lint" in scripts:
+            checks["npm-lint"] = {"command": "npm run lint", "parser": "plain"}
+    return {"setup": setup, "checks": checks}
+
+
+def render(found: dict[str, Any], main: str) -> str:
+    lines = [
+        "# Jackline: how agents work on this repository. `jackline validate` checks this file.",
+        "",
+        "[project]",
+        f'main = "{main}"            # runs start here; approved work merges here',
+        "",
+        "[workspace]",
+        "# Run once in each new workspace, before the agent (dependencies, builds).",
+        "setup = " + json.dumps(found["setup"]),
+        "",
+    ]
+    if not found["checks"]:
+        lines += ["# No checks were found. Add one per command, for example:", "# [checks.test]",
+                  '# command = "pytest -q --junitxml={report}"', '# parser = "junit"', ""]
+    for name, check in found["checks"].items():
+        lines += [f"[checks.{name}]", f"command = {json.dumps(check['command'])}",
+                  f'parser = "{check["parser"]}"', ""]
+    lines += [
+        "[agents.default]",
+        "# Any command. {prompt} is the brief's text, {brief} its path.",
+        'command = ["claude", "-p", "{prompt}"]',
+        "",
+        "[scope]",
+        "# The agent may not write here; writes are reverted after each round.",
+        'forbidden = [".github/**"]',
+        "",
+        "[blueprint]",
+        "max_rounds = 2",
+        "",
+        "[review]",
+        "allow_self_approval = false",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write(repo: Path, main: str, force: bool = False) -> tuple[Path, dict[str, Any]]:
+    path = repo / cfg.FILENAME
+    if path.exists() and not force:
+        raise Refused(f"{path} exists; use --force to overwrite it")
+    found = detect(repo)
+    text = render(found, main)
+    cfg.parse(tomllib.loads(text), str(path))  # what init writes must validate
+    path.write_text(text)
+    return path, found
+
+
+def _toml(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError):
+        return {}

@@ -1,0 +1,409 @@
+"""The steps of a run as plain functions over a run id: no DBOS, no surface.
+
+`engine.py` wraps each one as a durable step and strings them together as the blueprint says.
+Each step reads what it needs from the store and the workspace and returns plain data, so a
+step replayed after a crash sees the same world it left.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from jackline import config as cfg
+from jackline import context, handoff, paths, proc
+from jackline import git as g
+from jackline.agents import Brief, build
+from jackline.checks import run_check
+from jackline.errors import CommandFailed, ConfigError, Refused
+from jackline.forge import local as forge
+from jackline.guard.audit import AuditLog
+from jackline.guard.redact import SECRET_NAME, Redactor, resolve
+from jackline.guard.scope import revert_forbidden
+from jackline.models import CheckResult, Decision, Run
+from jackline.store import Store
+from jackline.workspaces import provider
+from jackline.workspaces.clone import exclude_setup_outputs
+
+
+class RunContext:
+    """Everything one step needs about its run, loaded fresh in whichever process runs it."""
+
+    def __init__(self, run_id: str, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.run: Run = self.store.get_run(run_id)
+        submitted = self.store.events(self.run.id, kind="submitted")
+        self.config = cfg.parse(json.loads(submitted[0]["data"])["config"])
+        self.agent_config = self.config.agents[self.run.agent]
+        self.redact = Redactor.from_environment(self._secrets(strict=False))
+        self.audit = AuditLog(self.store, self.redact)
+
+    @property
+    def ws(self) -> Path:
+        assert self.run.workspace, "prepare has not run"
+        return Path(self.run.workspace)
+
+    @property
+    def dir(self) -> Path:
+        return paths.run_dir(self.run.id)
+
+    def update(self, **changes: Any) -> None:
+        self.run = self.store.update_run(self.run.id, **changes)
+
+    def record(self, kind: str, /, **data: Any) -> None:
+        self.audit.record(self.run.id, kind, **data)
+
+    def _secrets(self, strict: bool) -> dict[str, str]:
+        out = {}
+        for name, ref in self.agent_config.secrets.items():
+            try:
+                out[name] = resolve(ref, f"jackline.toml: agents.{self.run.agent}.secrets.{name}")
+            except ConfigError:
+                if strict:
+                    raise
+        return out
+
+    def env(self, with_secrets: bool = False) -> dict[str, str]:
+        """The harness's environment minus anything that looks like a credential or Jackline's
+        own state; the agent gets back only the secrets its config declares."""
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not SECRET_NAME.search(k) and not k.startswith("JACKLINE_")
+        }
+        if with_secrets:
+            env.update(self._secrets(strict=True))
+        return env
+
+    def command(self, step: str, done: proc.Completed, shown: str | None = None) -> None:
+        """Record one command in the audit log and scrub its log file of secrets."""
+        self.record(
+            "command",
+            step=step,
+            command=shown or (done.argv if isinstance(done.argv, str) else " ".join(done.argv)),
+            exit_code=done.exit_code,
+            duration=round(done.duration, 3),
+            timed_out=done.timed_out,
+            tail=done.tail(15),
+        )
+
+
+def _redact_file(ctx: RunContext, path: Path) -> None:
+    if path.exists():
+        path.write_text(ctx.redact(path.read_text(errors="replace")))
+
+
+# prepare ----------------------------------------------------------------------------------
+
+
+def prepare(run_id: str) -> dict[str, Any]:
+    ctx = RunContext(run_id)
+    ctx.update(status="running")
+    ctx.record("step", step="prepare")
+    repo = Path(ctx.run.repo)
+    ws = provider("clone").create(
+        repo, ctx.config.project.main, ctx.run.branch, paths.workspaces() / run_id
+    )
+    ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
+    ctx.record("workspace", path=str(ws.path), base=ws.base_sha, method=ws.method, branch=ws.branch)
+    for i, command in enumerate(ctx.config.workspace.setup, 1):
+        log = ctx.dir / f"setup-{i}.log"
+        done = proc.run(command, ws.path, ctx.env(), log, ctx.config.workspace.setup_timeout)
+        _redact_file(ctx, log)
+        ctx.command("setup", done)
+        if done.exit_code != 0:
+            reason = f"set-up failed: `{command}` exited {done.exit_code}"
+            ctx.update(reason=reason)
+            return {"ok": False, "reason": reason}
+    exclude_setup_outputs(ws.path)
+    return {"ok": True, "workspace": str(ws.path), "base": ws.base_sha}
+
+
+# hydrate, agent, check --------------------------------------------------------------------
+
+
+def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
+    ctx = RunContext(run_id)
+    in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
+    rules = context.select_rules(ctx.ws, in_play)
+    text = context.render_brief(ctx.run.task, ctx.ws, ctx.config, rules, round_no)
+    run_dir = ctx.ws / ".jackline" / "run"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "brief.md").write_text(text)
+    feedback_path = run_dir / "feedback.md"
+    feedback_path.unlink(missing_ok=True)
+    if feedback:
+        feedback_path.write_text(feedback)
+    keep = ctx.dir / f"round-{round_no}"
+    keep.mkdir(parents=True, exist_ok=True)
+    (keep / "brief.md").write_text(ctx.redact(text))
+    if feedback:
+        (keep / "feedback.md").write_text(ctx.redact(feedback))
+    ctx.record(
+        "hydrate", round=round_no, rules=[r.source for r in rules], paths=sorted(in_play),
+        feedback=bool(feedback),
+    )
+    return str(run_dir / "brief.md")
+
+
+def agent(run_id: str, round_no: int) -> dict[str, Any]:
+    ctx = RunContext(run_id)
+    keep = ctx.dir / f"round-{round_no}"
+    checkpoint = keep / "start.tree"
+    if checkpoint.exists():
+        # This round was interrupted: stop what the last attempt started, and start the round
+        # again from exactly the files it started from.
+        proc.kill_recorded(keep / "agent.pid")
+        g.restore_tree(ctx.ws, checkpoint.read_text().strip())
+        ctx.record("step", step="agent", round=round_no, retry=True)
+    else:
+        checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
+        ctx.record("step", step="agent", round=round_no)
+    run_dir = ctx.ws / ".jackline" / "run"
+    feedback = run_dir / "feedback.md"
+    brief = Brief(
+        run_dir / "brief.md", (run_dir / "brief.md").read_text(), round_no,
+        feedback if feedback.exists() else None,
+    )
+    log = keep / "agent.log"
+    log.unlink(missing_ok=True)
+    runner = build(ctx.agent_config)
+    result = runner.run(brief, ctx.ws, ctx.env(with_secrets=True), log)
+    _redact_file(ctx, log)
+    shown = ctx.agent_config.command
+    ctx.record(
+        "command", step="agent", round=round_no,
+        command=shown if isinstance(shown, str) else " ".join(shown),
+        exit_code=result.exit_code, duration=round(result.duration, 3),
+        timed_out=result.timed_out, tail=result.output_tail,
+    )
+    reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
+    if reverted:
+        ctx.record("scope", round=round_no, reverted=reverted)
+    touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
+    ctx.update(paths=sorted({*ctx.run.paths, *touched}))
+    return {
+        "exit_code": result.exit_code,
+        "duration": result.duration,
+        "reverted": reverted,
+        "touched": touched,
+    }
+
+
+def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
+    ctx = RunContext(run_id)
+    out_dir = ctx.dir / f"{label}-{round_no}"
+    results: list[CheckResult] = []
+    for name, check_config in ctx.config.checks.items():
+        result = run_check(name, check_config, ctx.ws, ctx.env(), out_dir)
+        _redact_file(ctx, out_dir / f"{name}.log")
+        ctx.record(
+            "command", step=f"check:{name}", command=result.command,
+            exit_code=result.exit_code, duration=round(result.duration, 3), tail=result.output_tail,
+        )
+        results.append(result)
+    passed = all(r.passed for r in results)
+    agent_events = [
+        e.data for e in ctx.audit.read(run_id) if e.kind == "command" and e.data.get("round") == round_no
+    ]
+    ctx.record(
+        label, round=round_no, passed=passed, checks=[asdict(r) for r in results],
+        agent=agent_events[-1] if agent_events and label == "round" else None,
+    )
+    if label == "round":
+        ctx.update(rounds=round_no)
+    return {
+        "passed": passed,
+        "feedback": None if passed else context.render_feedback(results),
+    }
+
+
+# commit, publish --------------------------------------------------------------------------
+
+
+def commit(run_id: str) -> str:
+    """Commit what the agent left (its own commits stay). Safe to replay: with nothing left to
+    commit, the head is returned as it is."""
+    ctx = RunContext(run_id)
+    g.git(ctx.ws, "add", "-A")
+    if g.ok(ctx.ws, "diff", "--cached", "--quiet"):
+        head = g.rev(ctx.ws, "HEAD")
+    else:
+        subject = ctx.run.task.strip().splitlines()[0][:72]
+        g.git(ctx.ws, "commit", "--quiet", "-m", subject, "-m", f"Jackline-Run: {run_id}")
+        head = g.rev(ctx.ws, "HEAD")
+    ctx.update(head_sha=head)
+    ctx.record("commit", sha=head)
+    return head
+
+
+def publish(run_id: str) -> None:
+    ctx = RunContext(run_id)
+    forge.publish(ctx.ws, ctx.run.branch)
+    ctx.record("publish", forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
+
+
+# handoff ----------------------------------------------------------------------------------
+
+
+def write_handoff(run_id: str, outcome: str) -> str:
+    ctx = RunContext(run_id)
+    events = ctx.audit.read(run_id)
+    rounds = [e.data for e in events if e.kind == "round"]
+    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
+    commands = [e.data for e in events if e.kind == "command"]
+    files = _files_changed(ctx)
+    notes_file = ctx.ws / ".jackline" / "notes.md" if ctx.run.workspace else None
+    notes = notes_file.read_text() if notes_file and notes_file.exists() else ""
+    failing = [
+        f"`{c['name']}`: " + "; ".join(
+            (f"{f.get('test') or f.get('file') or ''} {f['message']}").strip()
+            for f in c["failures"][:3]
+        )
+        for c in (rounds[-1]["checks"] if rounds and not rounds[-1]["passed"] else [])
+        if not c["passed"]
+    ]
+    findings = [
+        {"rule": "scope.forbidden", "level": "warn", "file": p,
+         "message": "the agent wrote here; the write was reverted",
+         "why": "[scope] forbidden in jackline.toml"}
+        for p in reverted
+    ]
+    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
+    h = {
+        "run": run_id,
+        "task": ctx.run.task,
+        "outcome": outcome,
+        "branch": ctx.run.branch,
+        "base": ctx.run.base_sha,
+        "head": ctx.run.head_sha,
+        "merge": ctx.run.merge_sha,
+        "workspace": ctx.run.workspace,
+        "summary": _summary(ctx, outcome, rounds, files, failing),
+        "files": files,
+        "rounds": rounds,
+        "commands": commands,
+        "notes": notes,
+        "findings": findings,
+        "look_twice": handoff.look_twice(files, named, reverted, failing, notes),
+        "undo": _undo(ctx, outcome),
+    }
+    path = handoff.write(h, ctx.dir, ctx.redact)
+    ctx.update(status=outcome, handoff=str(path))
+    ctx.record("handoff", outcome=outcome, path=str(path))
+    return str(path)
+
+
+def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
+    if not ctx.run.workspace or not ctx.ws.exists() or not ctx.run.base_sha:
+        return []
+    tree = g.worktree_tree(ctx.ws)
+    out = g.git(ctx.ws, "diff", "--numstat", ctx.run.base_sha, tree)
+    files = []
+    for line in out.splitlines():
+        added, removed, path = line.split("\t", 2)
+        files.append({
+            "path": path,
+            "added": int(added) if added.isdigit() else 0,
+            "removed": int(removed) if removed.isdigit() else 0,
+        })
+    return files
+
+
+def _summary(
+    ctx: RunContext, outcome: str, rounds: list[dict[str, Any]], files: list[dict[str, Any]],
+    failing: list[str],
+) -> str:
+    n = len(rounds)
+    added = sum(f["added"] for f in files)
+    removed = sum(f["removed"] for f in files)
+    change = f"{len(files)} file{'s' if len(files) != 1 else ''} changed (+{added} / -{removed})."
+    names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
+    if outcome == "failed":
+        if ctx.run.reason:
+            return f"The run failed: {ctx.run.reason}. {change}"
+        return (
+            f"The checks still fail after {n} round{'s' if n != 1 else ''}; a person takes over. "
+            f"{change} The work is in the workspace `{ctx.run.workspace}` (not committed)."
+        )
+    verb = "was merged into" if outcome == "merged" else "is ready for review against"
+    return (
+        f"After {n} round{'s' if n != 1 else ''} every check passes ({names}). {change} "
+        f"The branch `{ctx.run.branch}` {verb} `{ctx.config.project.main}`."
+    )
+
+
+def _undo(ctx: RunContext, outcome: str) -> list[str]:
+    repo = ctx.run.repo
+    if outcome == "merged" and ctx.run.merge_sha:
+        return [
+            f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
+            f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
+        ]
+    steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
+    if ctx.run.head_sha:
+        steps.append(f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`")
+    if ctx.run.workspace:
+        steps.append(f"Remove the workspace: `rm -rf {ctx.run.workspace}`")
+    return steps
+
+
+# review -----------------------------------------------------------------------------------
+
+
+def record_decision(run_id: str, decision: dict[str, Any]) -> None:
+    ctx = RunContext(run_id)
+    # The status moves before the event is written: whoever sees the decision in the log also
+    # sees that the run is no longer resting in review.
+    following = {"approve": "merging", "request_changes": "running"}
+    if decision["kind"] in following:
+        ctx.update(status=following[decision["kind"]])
+    ctx.record("decision", **decision)
+
+
+def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """Merge onto the newest main: the checks run again on the merge result when main moved."""
+    ctx = RunContext(run_id)
+    ctx.update(status="merging")
+    main = ctx.config.project.main
+    message = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}\n\nJackline-Run: {run_id}\nApproved-by: {decision['by']}"
+    try:
+        sha, moved = forge.prepare_merge(ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message)
+        if moved:
+            ctx.record("step", step="merge-checks", reason=f"{main} moved since the run started")
+            result = check(run_id, ctx.run.rounds, label="merge-check")
+            if not result["passed"]:
+                g.git(ctx.ws, "checkout", "--quiet", ctx.run.branch)
+                raise Refused(f"the checks fail on the merge with the current {main}")
+        forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
+    except (Refused, CommandFailed) as e:
+        reason = str(e).splitlines()[0]
+        ctx.update(status="awaiting_review", reason=reason)
+        ctx.record("merge", outcome="refused", reason=str(e))
+        return {"outcome": "refused", "reason": reason}
+    ctx.update(merge_sha=sha, reason="")
+    ctx.record("merge", outcome="merged", sha=sha, by=decision["by"])
+    return {"outcome": "merged", "sha": sha}
+
+
+def finish(run_id: str, outcome: str) -> None:
+    """A merged or rejected run needs its workspace no more; a failed one is kept for a person."""
+    ctx = RunContext(run_id)
+    if outcome in ("merged", "rejected") and ctx.run.workspace:
+        shutil.rmtree(ctx.run.workspace, ignore_errors=True)
+        ctx.record("cleanup", removed=ctx.run.workspace)
+    ctx.update(status=outcome)
+
+
+def reject(run_id: str, decision: dict[str, Any]) -> None:
+    ctx = RunContext(run_id)
+    ctx.update(reason=decision.get("message", ""))
+    finish(run_id, "rejected")
+
+
+def review_feedback(decision: dict[str, Any]) -> str:
+    return context.render_feedback([], Decision(**decision))

@@ -1,0 +1,159 @@
+"""The run records and the audit log, in `jackline.db` (SQLite, stdlib only).
+
+`jackline runs` and `jackline show` read from here without importing the workflow engine. Every
+write is a short transaction; WAL mode lets readers go on while a run writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+from jackline import paths
+from jackline.errors import NotFound
+from jackline.models import Run
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    task TEXT NOT NULL,
+    repo TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    blueprint TEXT NOT NULL,
+    status TEXT NOT NULL,
+    branch TEXT NOT NULL,
+    submitted_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    rounds INTEGER NOT NULL DEFAULT 0,
+    base_sha TEXT, head_sha TEXT, merge_sha TEXT, workspace TEXT, handoff TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    paths TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS events (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    data TEXT NOT NULL,
+    prev TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq)
+);
+"""
+
+_RUN_FIELDS = [f.name for f in fields(Run)]
+
+
+class Store:
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or paths.database()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the lock up front, so two writers never deadlock."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # runs ---------------------------------------------------------------------------------
+
+    def insert_run(self, run: Run) -> None:
+        row = _to_row(run)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", list(row.values()))
+
+    def update_run(self, run_id: str, **changes: Any) -> Run:
+        if "paths" in changes:
+            changes["paths"] = json.dumps(list(changes["paths"]))
+        changes["updated_at"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self.transaction() as db:
+            cur = db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*changes.values(), run_id])
+            if cur.rowcount == 0:
+                raise NotFound(f"no run {run_id!r}")
+        return self.get_run(run_id)
+
+    def get_run(self, run_id: str) -> Run:
+        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            matches = self._db.execute(
+                "SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at DESC LIMIT 2",
+                (f"%{run_id}%",),
+            ).fetchall()
+            if len(matches) != 1:
+                hint = "several runs match" if matches else "`jackline runs` lists them"
+                raise NotFound(f"no run {run_id!r} ({hint})")
+            row = matches[0]
+        return _from_row(row)
+
+    def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
+        query = "SELECT * FROM runs"
+        args: list[Any] = []
+        if status:
+            query += " WHERE status = ?"
+            args.append(status)
+        query += " ORDER BY created_at DESC LIMIT ?"
+        rows = self._db.execute(query, [*args, limit]).fetchall()
+        return [_from_row(r) for r in rows]
+
+    # events -------------------------------------------------------------------------------
+
+    def append_event(self, run_id: str, kind: str, data: str, chain: Any) -> int:
+        """Append one event; `chain(prev_hash, seq, ts, kind, data)` gives its hash."""
+        with self.transaction() as db:
+            last = db.execute(
+                "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
+                (run_id,),
+            ).fetchone()
+            seq = last["seq"] + 1 if last else 1
+            prev = last["hash"] if last else ""
+            ts = time.time()
+            digest = chain(prev, seq, ts, kind, data)
+            db.execute(
+                "INSERT INTO events (run_id, seq, ts, kind, data, prev, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (run_id, seq, ts, kind, data, prev, digest),
+            )
+        return seq
+
+    def events(self, run_id: str, after: int = 0, kind: str | None = None) -> list[sqlite3.Row]:
+        query = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
+        args: list[Any] = [run_id, after]
+        if kind:
+            query += " AND kind = ?"
+            args.append(kind)
+        return self._db.execute(query + " ORDER BY seq", args).fetchall()
+
+
+def _to_row(run: Run) -> dict[str, Any]:
+    row = asdict(run)
+    row["paths"] = json.dumps(list(run.paths))
+    return row
+
+
+def _from_row(row: sqlite3.Row) -> Run:
+    data = {k: row[k] for k in _RUN_FIELDS}
+    data["paths"] = tuple(json.loads(data["paths"]))
+    return Run(**data)
