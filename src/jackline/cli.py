@@ -258,7 +258,7 @@ def _describe(e: Event) -> str | None:
     if e.kind == "handoff":
         return f"handoff   {d['outcome']}: {d['path']}"
     if e.kind == "decision":
-        return f"review    {d['kind'].replace('_', ' ')} by {d['by']}"
+        return f"review    {d['decision'].replace('_', ' ')} by {d['by']}"
     if e.kind == "merge":
         return f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}"
     return None

@@ -198,10 +198,13 @@ def decide(run_id: str, decision: dict[str, Any]) -> None:
 
 def take_over(run_ids: Iterable[str]) -> list[str]:
     """Recover the given runs' workflows when the process that drove them is gone."""
+    run_ids = list(run_ids)
+    if not run_ids:  # an empty id list would mean "every workflow" to list_workflows
+        return []
     launch()
     taken = []
     dead: set[str] = set()
-    for wf in DBOS.list_workflows(workflow_ids=list(run_ids), load_input=False, load_output=False):
+    for wf in DBOS.list_workflows(workflow_ids=run_ids, load_input=False, load_output=False):
         if wf.status == "PENDING" and wf.executor_id and not _alive(wf.executor_id):
             dead.add(wf.executor_id)
             taken.append(wf.workflow_id)

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal[
-    "queued", "running", "awaiting_review", "merging", "failed", "merged", "rejected"
+    "queued", "running", "awaiting_review", "merging", "rejecting", "failed", "merged",
+    "rejected",
 ]
 RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "merged", "rejected"})
 FINAL: frozenset[str] = frozenset({"failed", "merged", "rejected"})

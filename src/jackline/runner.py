@@ -359,10 +359,9 @@ def record_decision(run_id: str, decision: dict[str, Any]) -> None:
     ctx = RunContext(run_id)
     # The status moves before the event is written: whoever sees the decision in the log also
     # sees that the run is no longer resting in review.
-    following = {"approve": "merging", "request_changes": "running"}
-    if decision["kind"] in following:
-        ctx.update(status=following[decision["kind"]])
-    ctx.record("decision", **decision)
+    following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
+    ctx.update(status=following[decision["kind"]])
+    ctx.record("decision", decision=decision["kind"], by=decision["by"], message=decision.get("message", ""))
 
 
 def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:

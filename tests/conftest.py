@@ -1,0 +1,108 @@
+"""Shared fixtures: real git repositories in temporary folders, and the CLI as a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jackline.testing import Replace, Round, ScriptedAgent
+
+CALC = "def add(a, b):\n    return a - b\n"
+TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
+CONFIG = """\
+[project]
+main = "main"
+
+[checks.test]
+command = "{python} -m pytest -q -p no:cacheprovider --junitxml={{report}}"
+parser = "junit"
+
+[scope]
+forbidden = ["secret_area/**"]
+
+[blueprint]
+max_rounds = 2
+"""
+
+WRONG = Round(edits={"calc.py": Replace("a - b", "a * b")}, message="tried multiplication")
+RIGHT = Round(edits={"calc.py": Replace("a * b", "a + b")}, notes="- Assumed add means +.\n")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class Project:
+    """A git repository with the calc bug, a jackline.toml, and helpers to drive the CLI."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.repo = root / "repo"
+        self.home = home
+        self.env = {**os.environ, "JACKLINE_HOME": str(home), "JACKLINE_USER": "alice"}
+        self.env.pop("JACKLINE_DATABASE_URL", None)
+
+    def create(
+        self, agent: ScriptedAgent | list[str] | str, extra: str = "", agent_extra: str = "",
+        files: dict[str, str] | None = None,
+    ) -> Project:
+        self.repo.mkdir(parents=True)
+        git(self.root, "init", "-q", "-b", "main", str(self.repo))
+        git(self.repo, "config", "user.email", "alice@example.com")
+        git(self.repo, "config", "user.name", "Alice")
+        for rel, text in {"calc.py": CALC, "test_calc.py": TEST_CALC, ".gitignore": "__pycache__/\n", **(files or {})}.items():
+            (self.repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.repo / rel).write_text(text)
+        if isinstance(agent, ScriptedAgent):
+            command: Any = ScriptedAgent.command(agent.save(self.root / "agent.json"))
+        else:
+            command = agent
+        config = CONFIG.format(python=sys.executable) + extra
+        config += f"\n[agents.default]\ncommand = {json.dumps(command)}\n{agent_extra}"
+        (self.repo / "jackline.toml").write_text(config)
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-q", "-m", "calc with a bug")
+        return self
+
+    def jl(self, *args: str, ok: bool = True, user: str = "alice") -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "jackline", *args], cwd=self.repo, capture_output=True,
+            text=True, env={**self.env, "JACKLINE_USER": user}, timeout=300, stdin=subprocess.DEVNULL,
+        )
+        if ok and proc.returncode != 0:
+            raise AssertionError(f"jackline {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def jl_json(self, *args: str, user: str = "alice") -> Any:
+        return json.loads(self.jl(*args, "--json", user=user).stdout)
+
+    def events(self, run_id: str) -> list[dict[str, Any]]:
+        import sqlite3
+
+        db = sqlite3.connect(self.home / "jackline.db")
+        rows = db.execute("SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+        db.close()
+        return [{"kind": k, **json.loads(d)} for k, d in rows]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path, tmp_path / "home")
+
+
+@pytest.fixture
+def two_rounds() -> ScriptedAgent:
+    return ScriptedAgent([WRONG, RIGHT])
+
+
+def dedent(text: str) -> str:
+    return textwrap.dedent(text).lstrip()
