@@ -36,13 +36,13 @@ def run(
     timeout: float,
     pidfile: Path | None = None,
 ) -> Completed:
-    """Run `argv` (a list, or a string for the shell) with stdout and stderr merged into `log`.
+    """Run `argv` (a list, or a string for the shell) with stdout and stderr written to a fresh `log`.
 
     `pidfile` records the process group, so a harness that crashed can end it on the retry.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    with open(log, "ab") as out:
+    with open(log, "wb") as out:
         out.write(f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
         out.flush()
         try:

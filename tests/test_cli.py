@@ -1,0 +1,62 @@
+"""The command line itself: help everywhere, reads without the engine, logs, the demo."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+
+from conftest import Project
+from typer.main import get_command
+
+from jackline.cli import app
+
+
+def test_every_command_has_help_text() -> None:
+    group = get_command(app)
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        assert command.help and len(command.help) > 20, name
+
+
+def test_reading_runs_does_not_import_the_engine(project: Project) -> None:
+    code = (
+        "import sys\nfrom typer.testing import CliRunner\nfrom jackline.cli import app\n"
+        "for args in (['--help'], ['runs'], ['runs', '--json']):\n"
+        "    assert CliRunner().invoke(app, args).exit_code == 0\n"
+        "assert 'dbos' not in sys.modules, 'dbos imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, env=project.env, timeout=60)
+
+
+def test_logs_show_a_tampered_event(project: Project, two_rounds) -> None:  # type: ignore[no-untyped-def]
+    project.create(two_rounds)
+    run = project.jl_json("run", "Fix add")
+    assert "CHAIN BROKEN" not in project.jl("logs", run["id"]).stdout
+    db = sqlite3.connect(project.home / "jackline.db")
+    db.execute("UPDATE events SET data = '{}' WHERE run_id = ? AND seq = 3", (run["id"],))
+    db.commit()
+    shown = project.jl("logs", run["id"]).stdout
+    assert "CHAIN BROKEN" in shown
+    assert shown.splitlines()[1].count("CHAIN BROKEN") == 0  # events before it are intact
+
+
+def test_show_and_runs_report_the_run(project: Project, two_rounds) -> None:  # type: ignore[no-untyped-def]
+    project.create(two_rounds)
+    run = project.jl_json("run", "Fix add")
+    listed = project.jl_json("runs")
+    assert [(r["id"], r["status"], r["rounds"]) for r in listed] == [(run["id"], "awaiting_review", 2)]
+    text = project.jl("show", run["id"]).stdout
+    assert "round 1: test FAIL" in text and "round 2: test pass" in text and "Handoff" in text
+    assert project.jl("show", "run-nope", ok=False).returncode == 1
+
+
+def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "jackline", "demo", "--json"], capture_output=True, text=True,
+        env=project.env, timeout=300, stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["status"] == "merged" and result["rounds"] == 2
+    assert "check test FAIL" in done.stderr and "approve by demo-reviewer" in done.stderr
