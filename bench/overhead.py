@@ -86,8 +86,13 @@ def bare_run(repos: Path, rounds: int = 2) -> dict[str, Any]:
     ) -> tuple[float, int]:
         t = time.perf_counter()
         done = subprocess.run(
-            command, shell=isinstance(command, str), cwd=cwd, env={**env, **(extra or {})},
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            command,
+            shell=isinstance(command, str),
+            cwd=cwd,
+            env={**env, **(extra or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             check=False,
         )
         return time.perf_counter() - t, done.returncode
@@ -135,9 +140,7 @@ def median(rows: list[dict[str, Any]], key: str) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="measured runs (default 5)")
-    parser.add_argument(
-        "--warmup", type=int, default=1, help="unmeasured runs first (default 1)"
-    )
+    parser.add_argument("--warmup", type=int, default=1, help="unmeasured runs first (default 1)")
     parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     args = parser.parse_args()
     if args.runs < 1 or args.warmup < 0:

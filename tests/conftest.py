@@ -52,14 +52,22 @@ class Project:
         self.env.pop("JACKLINE_DATABASE_URL", None)
 
     def create(
-        self, agent: ScriptedAgent | list[str] | str, extra: str = "", agent_extra: str = "",
+        self,
+        agent: ScriptedAgent | list[str] | str,
+        extra: str = "",
+        agent_extra: str = "",
         files: dict[str, str] | None = None,
     ) -> Project:
         self.repo.mkdir(parents=True)
         git(self.root, "init", "-q", "-b", "main", str(self.repo))
         git(self.repo, "config", "user.email", "alice@example.com")
         git(self.repo, "config", "user.name", "Alice")
-        for rel, text in {"calc.py": CALC, "test_calc.py": TEST_CALC, ".gitignore": "__pycache__/\n", **(files or {})}.items():
+        for rel, text in {
+            "calc.py": CALC,
+            "test_calc.py": TEST_CALC,
+            ".gitignore": "__pycache__/\n",
+            **(files or {}),
+        }.items():
             (self.repo / rel).parent.mkdir(parents=True, exist_ok=True)
             (self.repo / rel).write_text(text)
         if isinstance(agent, ScriptedAgent):
@@ -73,13 +81,22 @@ class Project:
         git(self.repo, "commit", "-q", "-m", "calc with a bug")
         return self
 
-    def jl(self, *args: str, ok: bool = True, user: str = "alice") -> subprocess.CompletedProcess[str]:
+    def jl(
+        self, *args: str, ok: bool = True, user: str = "alice"
+    ) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            [sys.executable, "-m", "jackline", *args], cwd=self.repo, capture_output=True,
-            text=True, env={**self.env, "JACKLINE_USER": user}, timeout=300, stdin=subprocess.DEVNULL,
+            [sys.executable, "-m", "jackline", *args],
+            cwd=self.repo,
+            capture_output=True,
+            text=True,
+            env={**self.env, "JACKLINE_USER": user},
+            timeout=300,
+            stdin=subprocess.DEVNULL,
         )
         if ok and proc.returncode != 0:
-            raise AssertionError(f"jackline {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"jackline {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def jl_json(self, *args: str, user: str = "alice") -> Any:
@@ -89,7 +106,9 @@ class Project:
         import sqlite3
 
         db = sqlite3.connect(self.home / "jackline.db")
-        rows = db.execute("SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)).fetchall()
+        rows = db.execute(
+            "SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
+        ).fetchall()
         db.close()
         return [{"kind": k, **json.loads(d)} for k, d in rows]
 

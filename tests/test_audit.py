@@ -36,7 +36,9 @@ def test_a_deleted_event_breaks_the_chain(tmp_path: Path) -> None:
 def test_secrets_are_redacted_before_they_are_stored(tmp_path: Path) -> None:
     redactor = Redactor.from_environment(env={"DB_PASSWORD": "hunter2-hunter2", "HOME": "/root"})
     log = AuditLog(Store(tmp_path / "j.db"), redactor)
-    log.record("run-1", "command", tail="connecting with hunter2-hunter2", argv=["x", "hunter2-hunter2"])
+    log.record(
+        "run-1", "command", tail="connecting with hunter2-hunter2", argv=["x", "hunter2-hunter2"]
+    )
     assert b"hunter2-hunter2" not in (tmp_path / "j.db").read_bytes()
     (event,) = log.read("run-1")
     assert event.data["tail"] == "connecting with [redacted:DB_PASSWORD]"

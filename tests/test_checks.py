@@ -11,12 +11,20 @@ from jackline.config import CheckConfig
 
 
 def run(tmp_path: Path, command: str, parser: str):  # type: ignore[no-untyped-def]
-    return run_check("c", CheckConfig(command=command, parser=parser), tmp_path, os.environ, tmp_path / "out")
+    return run_check(
+        "c", CheckConfig(command=command, parser=parser), tmp_path, os.environ, tmp_path / "out"
+    )
 
 
 def test_junit_failures_name_the_test_file_and_line(tmp_path: Path) -> None:
-    (tmp_path / "test_x.py").write_text("def test_ok():\n    pass\n\n\ndef test_bad():\n    assert 1 + 1 == 3\n")
-    result = run(tmp_path, f"{sys.executable} -m pytest -q -p no:cacheprovider --junitxml={{report}}", "junit")
+    (tmp_path / "test_x.py").write_text(
+        "def test_ok():\n    pass\n\n\ndef test_bad():\n    assert 1 + 1 == 3\n"
+    )
+    result = run(
+        tmp_path,
+        f"{sys.executable} -m pytest -q -p no:cacheprovider --junitxml={{report}}",
+        "junit",
+    )
     assert not result.passed and result.exit_code == 1
     (failure,) = result.failures
     assert failure.test == "test_x::test_bad"
@@ -26,7 +34,9 @@ def test_junit_failures_name_the_test_file_and_line(tmp_path: Path) -> None:
 
 def test_ruff_json_gives_code_and_location(tmp_path: Path) -> None:
     (tmp_path / "m.py").write_text("import os\n")
-    result = run(tmp_path, f"{sys.executable} -m ruff check --no-cache --output-format=json .", "ruff-json")
+    result = run(
+        tmp_path, f"{sys.executable} -m ruff check --no-cache --output-format=json .", "ruff-json"
+    )
     assert not result.passed
     (failure,) = result.failures
     assert (failure.file, failure.line, failure.rule) == ("m.py", 1, "F401")
@@ -48,5 +58,7 @@ def test_a_check_that_crashes_before_its_report_still_fails(tmp_path: Path) -> N
 
 
 def test_a_check_past_its_timeout_fails(tmp_path: Path) -> None:
-    result = run_check("slow", CheckConfig(command="sleep 30", timeout=1), tmp_path, os.environ, tmp_path / "o")
+    result = run_check(
+        "slow", CheckConfig(command="sleep 30", timeout=1), tmp_path, os.environ, tmp_path / "o"
+    )
     assert not result.passed and "timed out" in result.failures[0].message

@@ -45,7 +45,9 @@ def test_show_and_runs_report_the_run(project: Project, two_rounds) -> None:  # 
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
     listed = project.jl_json("runs")
-    assert [(r["id"], r["status"], r["rounds"]) for r in listed] == [(run["id"], "awaiting_review", 2)]
+    assert [(r["id"], r["status"], r["rounds"]) for r in listed] == [
+        (run["id"], "awaiting_review", 2)
+    ]
     text = project.jl("show", run["id"]).stdout
     assert "round 1: test FAIL" in text and "round 2: test pass" in text and "Handoff" in text
     assert project.jl("show", "run-nope", ok=False).returncode == 1
@@ -53,8 +55,12 @@ def test_show_and_runs_report_the_run(project: Project, two_rounds) -> None:  # 
 
 def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "jackline", "demo", "--json"], capture_output=True, text=True,
-        env=project.env, timeout=300, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "jackline", "demo", "--json"],
+        capture_output=True,
+        text=True,
+        env=project.env,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)

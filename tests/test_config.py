@@ -59,7 +59,9 @@ def test_every_config_field_is_documented() -> None:
 
 def test_validate_command_exits_1_and_run_starts_nothing(project: Project) -> None:
     project.create(["true"])
-    (project.repo / "jackline.toml").write_text('[checks.test]\nparser = "junit"\n[agents.default]\ncommand = []\n')
+    (project.repo / "jackline.toml").write_text(
+        '[checks.test]\nparser = "junit"\n[agents.default]\ncommand = []\n'
+    )
     checked = project.jl("validate", ok=False)
     assert checked.returncode == 1
     assert "jackline.toml: checks.test.command: field required" in checked.stderr

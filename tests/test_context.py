@@ -29,7 +29,12 @@ def test_rules_follow_the_paths_the_task_names(tmp_path: Path) -> None:
     named = context.paths_named("Fix the discount in shop/pricing.py please.", root)
     assert named == ["shop/pricing.py"]
     sources = [r.source for r in context.select_rules(root, named)]
-    assert sources == [".jackline/rules/general.md", ".jackline/rules/money.md", "AGENTS.md", "shop/AGENTS.md"]
+    assert sources == [
+        ".jackline/rules/general.md",
+        ".jackline/rules/money.md",
+        "AGENTS.md",
+        "shop/AGENTS.md",
+    ]
 
 
 def test_paths_touched_in_earlier_rounds_bring_their_rules(tmp_path: Path) -> None:
@@ -41,8 +46,22 @@ def test_paths_touched_in_earlier_rounds_bring_their_rules(tmp_path: Path) -> No
 
 def test_brief_holds_task_rules_infrastructure_checks_and_boundaries(tmp_path: Path) -> None:
     root = repo(tmp_path)
-    cfg = config.parse({"checks": {"test": {"command": "pytest --junitxml={report}"}}, "scope": {"forbidden": ["ops/**"]}})
+    cfg = config.parse(
+        {
+            "checks": {"test": {"command": "pytest --junitxml={report}"}},
+            "scope": {"forbidden": ["ops/**"]},
+        }
+    )
     text = context.render_brief("Fix it", root, cfg, context.select_rules(root, []), 1)
-    for part in ("# Task", "Fix it", "Run the tests.", "Root rules.", "Runs on port 8101.", "`test`", "ops/**", "notes.md"):
+    for part in (
+        "# Task",
+        "Fix it",
+        "Run the tests.",
+        "Root rules.",
+        "Runs on port 8101.",
+        "`test`",
+        "ops/**",
+        "notes.md",
+    ):
         assert part in text
     assert "Money is integer cents." not in text

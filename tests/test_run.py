@@ -15,7 +15,9 @@ from conftest import RIGHT, WRONG, Project, git
 from jackline.testing import Replace, Round, ScriptedAgent
 
 
-def test_two_round_run_passes_and_waits_for_review(project: Project, two_rounds: ScriptedAgent) -> None:
+def test_two_round_run_passes_and_waits_for_review(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
     project.create(two_rounds)
     before = (project.repo / "calc.py").read_text()
     run = project.jl_json("run", "Fix add in calc.py")
@@ -28,7 +30,9 @@ def test_two_round_run_passes_and_waits_for_review(project: Project, two_rounds:
     assert git(project.repo, "status", "--porcelain") == ""
     # ...and the branch is published there, committed by the harness with the trailer.
     assert "a + b" in git(project.repo, "show", f"{run['branch']}:calc.py")
-    assert f"Jackline-Run: {run['id']}" in git(project.repo, "log", "-1", "--format=%B", run["branch"])
+    assert f"Jackline-Run: {run['id']}" in git(
+        project.repo, "log", "-1", "--format=%B", run["branch"]
+    )
     handoff = Path(run["handoff"]).read_text()
     assert "test_calc::test_add" in handoff  # round 1's failure, named
     assert "Assumed add means +." in handoff  # the agent's notes
@@ -99,7 +103,9 @@ def test_secrets_never_reach_a_stored_byte(project: Project) -> None:
         commands=['echo "token is $SHOP_API_TOKEN"'],
         message="done",
     )
-    project.create(ScriptedAgent([leaky]), agent_extra='secrets = {SHOP_API_TOKEN = "env:SHOP_API_TOKEN"}\n')
+    project.create(
+        ScriptedAgent([leaky]), agent_extra='secrets = {SHOP_API_TOKEN = "env:SHOP_API_TOKEN"}\n'
+    )
     project.env["SHOP_API_TOKEN"] = value
     run = project.jl_json("run", "Fix add")
     assert run["status"] == "awaiting_review"
@@ -110,7 +116,9 @@ def test_secrets_never_reach_a_stored_byte(project: Project) -> None:
             assert value.encode() not in path.read_bytes(), path
 
 
-def test_approve_merges_into_main_and_records_who(project: Project, two_rounds: ScriptedAgent) -> None:
+def test_approve_merges_into_main_and_records_who(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
     done = project.jl_json("approve", run["id"], "--as", "bob", "-m", "good")
@@ -118,7 +126,9 @@ def test_approve_merges_into_main_and_records_who(project: Project, two_rounds: 
     assert "a + b" in (project.repo / "calc.py").read_text()  # main is checked out: fast-forwarded
     assert git(project.repo, "rev-parse", "main") == done["merge_sha"]
     decision = [e for e in project.events(run["id"]) if e["kind"] == "decision"]
-    assert [(d["by"], d["decision"], d["message"]) for d in decision] == [("bob", "approve", "good")]
+    assert [(d["by"], d["decision"], d["message"]) for d in decision] == [
+        ("bob", "approve", "good")
+    ]
     assert not Path(run["workspace"]).exists()
     assert "revert -m 1" in Path(done["handoff"]).read_text()
 
@@ -132,7 +142,9 @@ def test_self_approval_is_refused(project: Project, two_rounds: ScriptedAgent) -
     assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
 
 
-def test_approve_is_refused_on_a_dirty_checked_out_main(project: Project, two_rounds: ScriptedAgent) -> None:
+def test_approve_is_refused_on_a_dirty_checked_out_main(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
     dirty = "# my work in progress\n"
@@ -162,7 +174,9 @@ def test_request_changes_runs_another_round_with_the_reviewers_words(project: Pr
     third = Round(edits={}, commands=['cp "$JACKLINE_FEEDBACK" ../review-seen.md'])
     project.create(ScriptedAgent([WRONG, RIGHT, third]))
     run = project.jl_json("run", "Fix add")
-    again = project.jl_json("request-changes", run["id"], "--as", "bob", "-m", "Please add a docstring")
+    again = project.jl_json(
+        "request-changes", run["id"], "--as", "bob", "-m", "Please add a docstring"
+    )
     assert again["status"] == "awaiting_review" and again["rounds"] == 3
     assert "Please add a docstring" in (project.home / "workspaces" / "review-seen.md").read_text()
 
@@ -180,12 +194,16 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
     marker = project.root / "first-attempt"
     slow = Round(
         edits={"calc.py": Replace("a - b", "a + b")},
-        commands=[f'if [ ! -e {marker} ]; then touch {marker}; sleep 120; fi'],
+        commands=[f"if [ ! -e {marker} ]; then touch {marker}; sleep 120; fi"],
     )
     project.create(ScriptedAgent([slow]))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jackline", "run", "Fix add", "--json"], cwd=project.repo,
-        env=project.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        [sys.executable, "-m", "jackline", "run", "Fix add", "--json"],
+        cwd=project.repo,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
     )
     deadline = time.time() + 60
     while not marker.exists():
@@ -193,7 +211,9 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    run_id = sqlite3.connect(project.home / "jackline.db").execute("SELECT id FROM runs").fetchone()[0]
+    run_id = (
+        sqlite3.connect(project.home / "jackline.db").execute("SELECT id FROM runs").fetchone()[0]
+    )
     assert project.jl_json("show", run_id)["status"] == "running"
     resumed = project.jl_json("resume")
     assert [r["status"] for r in resumed] == ["awaiting_review"]
@@ -207,10 +227,11 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
     assert project.jl_json("resume") == []
 
 
-def test_resume_leaves_a_run_waiting_for_review_alone(project: Project, two_rounds: ScriptedAgent) -> None:
+def test_resume_leaves_a_run_waiting_for_review_alone(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
     assert project.jl_json("resume") == []
     refused = project.jl("resume", run["id"], ok=False)
     assert "waits for a review" in refused.stderr
-

@@ -18,7 +18,9 @@ from typing import Any
 
 from ulid import ULID
 
-from jackline import blueprints, config as cfg, git as g
+from jackline import blueprints
+from jackline import config as cfg
+from jackline import git as g
 from jackline.errors import ConfigError, NotFound, Refused
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event
@@ -55,7 +57,10 @@ def submit(
     if agent_name not in config.agents:
         known = ", ".join(sorted(config.agents)) or "none"
         if not config.agents:
-            raise ConfigError(str(root / cfg.FILENAME), ["agents: no agent configured; add [agents.default] with a command"])
+            raise ConfigError(
+                str(root / cfg.FILENAME),
+                ["agents: no agent configured; add [agents.default] with a command"],
+            )
         raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
     for name, ref in config.agents[agent_name].secrets.items():
         resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")
@@ -71,15 +76,27 @@ def submit(
     run_id = f"run-{ulid}"
     now = time.time()
     run = Run(
-        id=run_id, task=task.strip(), repo=str(root), agent=agent_name, blueprint=bp.name,
-        status="queued", branch=f"agent/{_slug(task)}-{ulid[-6:]}",
-        submitted_by=by or whoami(), created_at=now, updated_at=now,
+        id=run_id,
+        task=task.strip(),
+        repo=str(root),
+        agent=agent_name,
+        blueprint=bp.name,
+        status="queued",
+        branch=f"agent/{_slug(task)}-{ulid[-6:]}",
+        submitted_by=by or whoami(),
+        created_at=now,
+        updated_at=now,
     )
     store = Store()
     store.insert_run(run)
     AuditLog(store, Redactor.from_environment()).record(
-        run_id, "submitted", task=run.task, agent=agent_name, blueprint=bp.name,
-        by=run.submitted_by, config=config.model_dump(mode="json"),
+        run_id,
+        "submitted",
+        task=run.task,
+        agent=agent_name,
+        blueprint=bp.name,
+        by=run.submitted_by,
+        config=config.model_dump(mode="json"),
     )
     from jackline import engine
 
@@ -151,7 +168,9 @@ def as_json(run: Run) -> dict[str, Any]:
 # review -----------------------------------------------------------------------------------
 
 
-def approve(run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None) -> Run:
+def approve(
+    run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+) -> Run:
     run, config = _reviewable(run_id)
     by = by or whoami()
     if by == run.submitted_by and not config.review.allow_self_approval:
@@ -171,10 +190,14 @@ def request_changes(
     if not message.strip():
         raise Refused("say what should change: -m TEXT is the agent's feedback")
     run, _ = _reviewable(run_id)
-    return _decide(run, {"kind": "request_changes", "by": by or whoami(), "message": message}, on_event)
+    return _decide(
+        run, {"kind": "request_changes", "by": by or whoami(), "message": message}, on_event
+    )
 
 
-def reject(run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None) -> Run:
+def reject(
+    run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+) -> Run:
     run, _ = _reviewable(run_id)
     return _decide(run, {"kind": "reject", "by": by or whoami(), "message": message}, on_event)
 

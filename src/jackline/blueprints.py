@@ -26,7 +26,17 @@ BLUEPRINTS = {
     for b in (
         Blueprint(
             "standard",
-            ("prepare", "hydrate", "agent", "check", "commit", "publish", "handoff", "review", "merge"),
+            (
+                "prepare",
+                "hydrate",
+                "agent",
+                "check",
+                "commit",
+                "publish",
+                "handoff",
+                "review",
+                "merge",
+            ),
             "the agent works in rounds until the checks pass; a person reviews; the harness merges",
         ),
         Blueprint(

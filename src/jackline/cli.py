@@ -36,17 +36,26 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 RepoOpt = Annotated[Path, typer.Option("--repo", help="The repository (default: the current one).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="Who decides (default: $JACKLINE_USER or your login).")]
+AsOpt = Annotated[
+    str | None, typer.Option("--as", help="Who decides (default: $JACKLINE_USER or your login).")
+]
 STATUS_STYLE = {
-    "awaiting_review": "yellow", "failed": "red", "merged": "green", "rejected": "magenta",
-    "running": "cyan", "queued": "dim", "merging": "cyan",
+    "awaiting_review": "yellow",
+    "failed": "red",
+    "merged": "green",
+    "rejected": "magenta",
+    "running": "cyan",
+    "queued": "dim",
+    "merging": "cyan",
 }
 
 
 @app.command()
 def init(
     repo: RepoOpt = Path("."),
-    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing jackline.toml.")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing jackline.toml.")
+    ] = False,
 ) -> None:
     """Write jackline.toml for this repository, with the checks it already uses."""
     from jackline import git as g
@@ -76,10 +85,16 @@ def validate(repo: RepoOpt = Path(".")) -> None:
 
 @app.command()
 def run(
-    task: Annotated[str, typer.Argument(help="What the agent should do, e.g. 'Fix the login bug'.")],
+    task: Annotated[
+        str, typer.Argument(help="What the agent should do, e.g. 'Fix the login bug'.")
+    ],
     repo: RepoOpt = Path("."),
-    agent: Annotated[str | None, typer.Option("--agent", help="Agent name from [agents.NAME].")] = None,
-    blueprint: Annotated[str | None, typer.Option("--blueprint", help="Blueprint name (standard, local).")] = None,
+    agent: Annotated[
+        str | None, typer.Option("--agent", help="Agent name from [agents.NAME].")
+    ] = None,
+    blueprint: Annotated[
+        str | None, typer.Option("--blueprint", help="Blueprint name (standard, local).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
@@ -89,7 +104,9 @@ def run(
 
 @app.command("runs")
 def list_runs(
-    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="Only runs with this status.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs: id, task, status, rounds, age."""
@@ -98,13 +115,15 @@ def list_runs(
         print(json.dumps([api.as_json(r) for r in found], indent=2))
         return
     if not found:
-        out.print("No runs yet. Start one with `jackline run \"TASK\"` or try `jackline demo`.")
+        out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
     table = Table(box=None, header_style="bold")
     for col in ("id", "task", "status", "rounds", "age"):
         table.add_column(col)
     for r in found:
-        table.add_row(r.id, _short(r.task, 50), _status(r.status), str(r.rounds), _age(r.created_at))
+        table.add_row(
+            r.id, _short(r.task, 50), _status(r.status), str(r.rounds), _age(r.created_at)
+        )
     out.print(table)
 
 
@@ -116,12 +135,15 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
         print(json.dumps({**api.as_json(r), "round_results": api.rounds(r.id)}, indent=2))
         return
     out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {r.task}")
-    out.print(f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago")
+    out.print(
+        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago"
+    )
     if r.reason:
         out.print(f"reason: {r.reason}")
     for rnd in api.rounds(r.id):
         checks = ", ".join(
-            f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}" for c in rnd["checks"]
+            f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}"
+            for c in rnd["checks"]
         )
         out.print(f"  round {rnd['round']}: {checks or 'no checks'}")
     text = api.handoff_text(r)
@@ -134,7 +156,9 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
 @app.command()
 def logs(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
+    ] = False,
 ) -> None:
     """Print the run's audit log (redacted); a changed event shows as a broken chain."""
     r = api.get(run_id)
@@ -162,12 +186,16 @@ def approve(
 @app.command("request-changes")
 def request_changes(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
-    message: Annotated[str, typer.Option("-m", "--message", help="What should change: the agent's feedback.")],
+    message: Annotated[
+        str, typer.Option("-m", "--message", help="What should change: the agent's feedback.")
+    ],
     by: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send the run back for another agent round with your words as feedback."""
-    _finish(api.request_changes(run_id, message, by, on_event=None if as_json else progress), as_json)
+    _finish(
+        api.request_changes(run_id, message, by, on_event=None if as_json else progress), as_json
+    )
 
 
 @app.command()
@@ -183,7 +211,9 @@ def reject(
 
 @app.command()
 def resume(
-    run_id: Annotated[str | None, typer.Argument(metavar="[RUN]", help="One run; default: every interrupted run.")] = None,
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="One run; default: every interrupted run.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drive interrupted runs on, in the foreground; finished steps are not repeated."""
@@ -218,7 +248,9 @@ def demo(as_json: JsonOpt = False) -> None:
             out.print(Markdown(text))
             out.rule()
     say(f"\n{d.REVIEWER} approves {result.id}")
-    merged = api.approve(result.id, by=d.REVIEWER, message="Looks right; thanks.", on_event=progress)
+    merged = api.approve(
+        result.id, by=d.REVIEWER, message="Looks right; thanks.", on_event=progress
+    )
     _finish(merged, as_json)
     if not as_json:
         out.print(f"\nSee it again: jackline show {merged.id}   |   jackline logs {merged.id}")
@@ -266,7 +298,9 @@ def _describe(e: Event) -> str | None:
 
 def _print_event(e: Event) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
-    chain = "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
+    chain = (
+        "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
+    )
     body = json.dumps(e.data, sort_keys=True)
     out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {_short(body, 160)}{chain}")
 

@@ -69,7 +69,8 @@ class AgentConfig(_Section):
     timeout: int = Field(default=1800, gt=0)
     """Seconds one agent round may take."""
     secrets: dict[str, str] = {}
-    """Environment variables the agent needs, as secret references: `API_KEY = "env:API_KEY"` or `"file:PATH"`. Their values are redacted from everything stored."""
+    """Environment variables the agent needs, as secret references (`API_KEY = "env:API_KEY"`
+    or `"file:PATH"`). Their values are redacted from everything stored."""
 
     _check_command = field_validator("command", mode="before")(_command)
 
@@ -150,7 +151,8 @@ def _suggest(loc: tuple[Any, ...]) -> str:
     """Name the keys that are allowed where an unknown one stands, and the closest one."""
     model: Any = JacklineConfig
     for part in loc[:-1]:
-        field = model.model_fields.get(str(part)) if isinstance(model, type) else None
+        fields = getattr(model, "model_fields", {})
+        field = fields.get(str(part))
         if field is None:
             continue  # a dict key such as the check's name
         ann = field.annotation

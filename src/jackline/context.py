@@ -45,9 +45,10 @@ def load_rules(repo: Path) -> list[Rule]:
     for path in sorted((repo / ".jackline" / "rules").glob("*.md")):
         meta, body = _front_matter(path.read_text(encoding="utf-8"))
         globs = meta.get("paths") or []
-        if isinstance(globs, str):
-            globs = [globs]
-        rules.append(Rule(str(path.relative_to(repo)), body.strip(), tuple(map(str, globs))))
+        listed = (
+            [globs] if isinstance(globs, str) else list(globs) if isinstance(globs, list) else []
+        )
+        rules.append(Rule(str(path.relative_to(repo)), body.strip(), tuple(str(p) for p in listed)))
     return rules
 
 
@@ -68,7 +69,9 @@ def select_rules(repo: Path, in_play: Iterable[str]) -> list[Rule]:
         for name in NESTED:
             f = repo / d / name
             if f.is_file():
-                chosen.append(Rule(str(PurePosixPath(d) / name), f.read_text(encoding="utf-8").strip()))
+                chosen.append(
+                    Rule(str(PurePosixPath(d) / name), f.read_text(encoding="utf-8").strip())
+                )
     return chosen
 
 

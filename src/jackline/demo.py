@@ -24,25 +24,31 @@ TASK = (
     "(test_ten_units_get_bulk_discount fails)."
 )
 REVIEWER = "demo-reviewer"
-BUGGY = "    if qty > BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+BUGGY = (
+    "    if qty > BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+)
 FLOAT = "    if qty >= BULK_THRESHOLD:\n        total = int(total * 0.9)\n"
-FIXED = "    if qty >= BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+FIXED = (
+    "    if qty >= BULK_THRESHOLD:\n        total -= (total * BULK_DISCOUNT_PERCENT + 50) // 100\n"
+)
 
-AGENT = ScriptedAgent([
-    Round(
-        edits={"shop/pricing.py": Replace(BUGGY, FLOAT)},
-        message="Changed the threshold to >= and simplified the discount.",
-    ),
-    Round(
-        edits={"shop/pricing.py": Replace(FLOAT, FIXED)},
-        notes=(
-            "- Assumed the threshold is inclusive (10 units get the discount), as the docstring says.\n"
-            "- Went back to integer cents with half-up rounding: my first attempt used a float and "
-            "lost a cent (test_bulk_discount_rounds_half_up).\n"
+AGENT = ScriptedAgent(
+    [
+        Round(
+            edits={"shop/pricing.py": Replace(BUGGY, FLOAT)},
+            message="Changed the threshold to >= and simplified the discount.",
         ),
-        message="Inclusive threshold; integer half-up rounding kept.",
-    ),
-])
+        Round(
+            edits={"shop/pricing.py": Replace(FLOAT, FIXED)},
+            notes=(
+                "- Assumed the threshold is inclusive (10 units get the discount), as the docstring says.\n"
+                "- Went back to integer cents with half-up rounding: my first attempt used a float and "
+                "lost a cent (test_bulk_discount_rounds_half_up).\n"
+            ),
+            message="Inclusive threshold; integer half-up rounding kept.",
+        ),
+    ]
+)
 
 
 def example() -> Path:
@@ -71,7 +77,9 @@ def make_repo(base: Path | None = None) -> Path:
     script = AGENT.save(root / "scripted-agent.json")
     with (repo / "jackline.toml").open("a") as f:
         argv = ", ".join(f'"{a}"' for a in ScriptedAgent.command(script))
-        f.write(f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n")
+        f.write(
+            f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n"
+        )
     g.git(root, "init", "--quiet", "-b", "main", str(repo))
     g.git(repo, "add", "-A")
     g.git(repo, "commit", "--quiet", "-m", "The shop, with its bulk-discount bug")

@@ -124,9 +124,7 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
                 return "merged"
 
 
-def _rounds(
-    run_id: str, done: int, max_rounds: int, feedback: str | None
-) -> tuple[int, bool]:
+def _rounds(run_id: str, done: int, max_rounds: int, feedback: str | None) -> tuple[int, bool]:
     """At most `max_rounds` agent rounds, each judged by the checks; failures feed the next."""
     round_no = done
     for round_no in range(done + 1, done + max_rounds + 1):
@@ -143,7 +141,9 @@ def _wait_for_decision() -> dict[str, Any]:
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         decision = DBOS.recv(REVIEW_TOPIC, timeout_seconds=86_400)
         if isinstance(decision, dict) and decision.get("kind") in (
-            "approve", "request_changes", "reject"
+            "approve",
+            "request_changes",
+            "reject",
         ):
             return decision
 

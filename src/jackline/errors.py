@@ -43,7 +43,9 @@ class CommandFailed(JacklineError):
         super().__init__(render_failure(argv, code, stdout, stderr))
 
 
-def render_failure(argv: list[str] | str, code: int, stdout: str, stderr: str, tail: int = 40) -> str:
+def render_failure(
+    argv: list[str] | str, code: int, stdout: str, stderr: str, tail: int = 40
+) -> str:
     """The one rendering of a failed command: used on the terminal, in the handoff and the log."""
     cmd = argv if isinstance(argv, str) else " ".join(argv)
     parts = [f"command failed (exit {code}): {cmd}"]

@@ -28,9 +28,12 @@ def git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None =
 
 
 def ok(repo: Path, *args: str) -> bool:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **_IDENTITY}
-    ).returncode == 0
+    return (
+        subprocess.run(
+            ["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **_IDENTITY}
+        ).returncode
+        == 0
+    )
 
 
 def toplevel(path: Path) -> Path:

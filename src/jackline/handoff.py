@@ -12,19 +12,23 @@ TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
 
 
 def look_twice(
-    files: list[dict[str, Any]], named: list[str], reverted: list[str], failing: list[str],
+    files: list[dict[str, Any]],
+    named: list[str],
+    reverted: list[str],
+    failing: list[str],
     notes: str,
 ) -> list[str]:
     """Where a reviewer's attention pays most: derived from the change, never from the agent."""
     out = []
-    for f in failing:
-        out.append(f"Still failing: {f}")
+    out += [f"Still failing: {what}" for what in failing]
     for path in reverted:
         out.append(f"The agent wrote `{path}`, which is out of scope; the write was reverted.")
     for f in files:
         path = f["path"]
         if any(h in path for h in TEST_HINTS) and f["removed"] > 0:
-            out.append(f"`{path}`: test lines were removed or changed; check they still test the behaviour.")
+            out.append(
+                f"`{path}`: test lines were removed or changed; check they still test the behaviour."
+            )
         if f["added"] + f["removed"] > 200:
             out.append(f"`{path}`: a large change ({f['added']}+ / {f['removed']}-).")
         if named and not any(path == n or path.startswith(n.rstrip("/") + "/") for n in named):
@@ -64,7 +68,9 @@ def render(h: dict[str, Any]) -> str:
         lines.append("")
         for c in r["checks"]:
             mark = "pass" if c["passed"] else "FAIL"
-            lines.append(f"- `{c['name']}` {mark}: {c['summary']} ({c['duration']:.1f}s) `{c['command']}`")
+            lines.append(
+                f"- `{c['name']}` {mark}: {c['summary']} ({c['duration']:.1f}s) `{c['command']}`"
+            )
             for f in c["failures"][:10]:
                 where = f" {f['file']}:{f['line']}" if f.get("file") and f.get("line") else ""
                 test = f" `{f['test']}`" if f.get("test") else ""

@@ -21,14 +21,25 @@ def detect(repo: Path) -> dict[str, Any]:
     extras = pyproject.get("project", {}).get("optional-dependencies", {})
     if pyproject:
         extra = next((e for e in ("test", "tests", "dev") if e in extras), None)
-        setup = ["python -m venv .venv", f".venv/bin/pip install -e '.[{extra}]'" if extra else ".venv/bin/pip install -e ."]
+        setup = [
+            "python -m venv .venv",
+            f".venv/bin/pip install -e '.[{extra}]'" if extra else ".venv/bin/pip install -e .",
+        ]
     elif (repo / "requirements.txt").exists():
         setup = ["python -m venv .venv", ".venv/bin/pip install -r requirements.txt"]
     py = ".venv/bin/python" if setup else "python"
-    if "pytest" in tool or "pytest" in text or (repo / "pytest.ini").exists() or (repo / "tests").is_dir():
+    if (
+        "pytest" in tool
+        or "pytest" in text
+        or (repo / "pytest.ini").exists()
+        or (repo / "tests").is_dir()
+    ):
         checks["test"] = {"command": f"{py} -m pytest -q --junitxml={{report}}", "parser": "junit"}
     if "ruff" in tool or (repo / "ruff.toml").exists() or (repo / ".ruff.toml").exists():
-        checks["lint"] = {"command": f"{py} -m ruff check --output-format=json .", "parser": "ruff-json"}
+        checks["lint"] = {
+            "command": f"{py} -m ruff check --output-format=json .",
+            "parser": "ruff-json",
+        }
     if "mypy" in tool or (repo / "mypy.ini").exists():
         checks["types"] = {"command": f"{py} -m mypy .", "parser": "mypy"}
     package = repo / "package.json"
@@ -55,11 +66,20 @@ def render(found: dict[str, Any], main: str) -> str:
         "",
     ]
     if not found["checks"]:
-        lines += ["# No checks were found. Add one per command, for example:", "# [checks.test]",
-                  '# command = "pytest -q --junitxml={report}"', '# parser = "junit"', ""]
+        lines += [
+            "# No checks were found. Add one per command, for example:",
+            "# [checks.test]",
+            '# command = "pytest -q --junitxml={report}"',
+            '# parser = "junit"',
+            "",
+        ]
     for name, check in found["checks"].items():
-        lines += [f"[checks.{name}]", f"command = {json.dumps(check['command'])}",
-                  f'parser = "{check["parser"]}"', ""]
+        lines += [
+            f"[checks.{name}]",
+            f"command = {json.dumps(check['command'])}",
+            f'parser = "{check["parser"]}"',
+            "",
+        ]
     lines += [
         "[agents.default]",
         "# Any command. {prompt} is the brief's text, {brief} its path.",

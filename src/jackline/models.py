@@ -6,7 +6,13 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal[
-    "queued", "running", "awaiting_review", "merging", "rejecting", "failed", "merged",
+    "queued",
+    "running",
+    "awaiting_review",
+    "merging",
+    "rejecting",
+    "failed",
+    "merged",
     "rejected",
 ]
 RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "merged", "rejected"})

@@ -144,7 +144,10 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     if feedback:
         (keep / "feedback.md").write_text(ctx.redact(feedback))
     ctx.record(
-        "hydrate", round=round_no, rules=[r.source for r in rules], paths=sorted(in_play),
+        "hydrate",
+        round=round_no,
+        rules=[r.source for r in rules],
+        paths=sorted(in_play),
         feedback=bool(feedback),
     )
     return str(run_dir / "brief.md")
@@ -166,7 +169,9 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     run_dir = ctx.ws / ".jackline" / "run"
     feedback = run_dir / "feedback.md"
     brief = Brief(
-        run_dir / "brief.md", (run_dir / "brief.md").read_text(), round_no,
+        run_dir / "brief.md",
+        (run_dir / "brief.md").read_text(),
+        round_no,
         feedback if feedback.exists() else None,
     )
     log = keep / "agent.log"
@@ -176,10 +181,14 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     _redact_file(ctx, log)
     shown = ctx.agent_config.command
     ctx.record(
-        "command", step="agent", round=round_no,
+        "command",
+        step="agent",
+        round=round_no,
         command=shown if isinstance(shown, str) else " ".join(shown),
-        exit_code=result.exit_code, duration=round(result.duration, 3),
-        timed_out=result.timed_out, tail=result.output_tail,
+        exit_code=result.exit_code,
+        duration=round(result.duration, 3),
+        timed_out=result.timed_out,
+        tail=result.output_tail,
     )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
@@ -202,16 +211,25 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         result = run_check(name, check_config, ctx.ws, ctx.env(), out_dir)
         _redact_file(ctx, out_dir / f"{name}.log")
         ctx.record(
-            "command", step=f"check:{name}", command=result.command,
-            exit_code=result.exit_code, duration=round(result.duration, 3), tail=result.output_tail,
+            "command",
+            step=f"check:{name}",
+            command=result.command,
+            exit_code=result.exit_code,
+            duration=round(result.duration, 3),
+            tail=result.output_tail,
         )
         results.append(result)
     passed = all(r.passed for r in results)
     agent_events = [
-        e.data for e in ctx.audit.read(run_id) if e.kind == "command" and e.data.get("round") == round_no
+        e.data
+        for e in ctx.audit.read(run_id)
+        if e.kind == "command" and e.data.get("round") == round_no
     ]
     ctx.record(
-        label, round=round_no, passed=passed, checks=[asdict(r) for r in results],
+        label,
+        round=round_no,
+        passed=passed,
+        checks=[asdict(r) for r in results],
         agent=agent_events[-1] if agent_events and label == "round" else None,
     )
     if label == "round":
@@ -260,7 +278,8 @@ def write_handoff(run_id: str, outcome: str) -> str:
     notes_file = ctx.ws / ".jackline" / "notes.md" if ctx.run.workspace else None
     notes = notes_file.read_text() if notes_file and notes_file.exists() else ""
     failing = [
-        f"`{c['name']}`: " + "; ".join(
+        f"`{c['name']}`: "
+        + "; ".join(
             (f"{f.get('test') or f.get('file') or ''} {f['message']}").strip()
             for f in c["failures"][:3]
         )
@@ -268,9 +287,13 @@ def write_handoff(run_id: str, outcome: str) -> str:
         if not c["passed"]
     ]
     findings = [
-        {"rule": "scope.forbidden", "level": "warn", "file": p,
-         "message": "the agent wrote here; the write was reverted",
-         "why": "[scope] forbidden in jackline.toml"}
+        {
+            "rule": "scope.forbidden",
+            "level": "warn",
+            "file": p,
+            "message": "the agent wrote here; the write was reverted",
+            "why": "[scope] forbidden in jackline.toml",
+        }
         for p in reverted
     ]
     named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
@@ -306,16 +329,21 @@ def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
     files = []
     for line in out.splitlines():
         added, removed, path = line.split("\t", 2)
-        files.append({
-            "path": path,
-            "added": int(added) if added.isdigit() else 0,
-            "removed": int(removed) if removed.isdigit() else 0,
-        })
+        files.append(
+            {
+                "path": path,
+                "added": int(added) if added.isdigit() else 0,
+                "removed": int(removed) if removed.isdigit() else 0,
+            }
+        )
     return files
 
 
 def _summary(
-    ctx: RunContext, outcome: str, rounds: list[dict[str, Any]], files: list[dict[str, Any]],
+    ctx: RunContext,
+    outcome: str,
+    rounds: list[dict[str, Any]],
+    files: list[dict[str, Any]],
     failing: list[str],
 ) -> str:
     n = len(rounds)
@@ -361,7 +389,12 @@ def record_decision(run_id: str, decision: dict[str, Any]) -> None:
     # sees that the run is no longer resting in review.
     following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
     ctx.update(status=following[decision["kind"]])
-    ctx.record("decision", decision=decision["kind"], by=decision["by"], message=decision.get("message", ""))
+    ctx.record(
+        "decision",
+        decision=decision["kind"],
+        by=decision["by"],
+        message=decision.get("message", ""),
+    )
 
 
 def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
@@ -369,9 +402,12 @@ def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
     ctx = RunContext(run_id)
     ctx.update(status="merging")
     main = ctx.config.project.main
-    message = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}\n\nJackline-Run: {run_id}\nApproved-by: {decision['by']}"
+    subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
+    message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {decision['by']}"
     try:
-        sha, moved = forge.prepare_merge(ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message)
+        sha, moved = forge.prepare_merge(
+            ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
+        )
         if moved:
             ctx.record("step", step="merge-checks", reason=f"{main} moved since the run started")
             result = check(run_id, ctx.run.rounds, label="merge-check")

@@ -19,23 +19,24 @@ class CommandAgent:
     def argv(self, brief: Brief) -> list[str] | str:
         if isinstance(self.config.command, str):
             # A shell string: substitute quoted, so the brief's text cannot become shell syntax.
-            return (
-                self.config.command.replace("{prompt}", shlex.quote(brief.text))
-                .replace("{brief}", shlex.quote(str(brief.path)))
+            return self.config.command.replace("{prompt}", shlex.quote(brief.text)).replace(
+                "{brief}", shlex.quote(str(brief.path))
             )
         return [
             part.replace("{prompt}", brief.text).replace("{brief}", str(brief.path))
             for part in self.config.command
         ]
 
-    def run(
-        self, brief: Brief, workspace: Path, env: Mapping[str, str], log: Path
-    ) -> AgentResult:
+    def run(self, brief: Brief, workspace: Path, env: Mapping[str, str], log: Path) -> AgentResult:
         contract = {"JACKLINE_BRIEF": str(brief.path), "JACKLINE_ROUND": str(brief.round)}
         if brief.feedback is not None:
             contract["JACKLINE_FEEDBACK"] = str(brief.feedback)
         done = proc.run(
-            self.argv(brief), workspace, {**env, **contract}, log, self.config.timeout,
+            self.argv(brief),
+            workspace,
+            {**env, **contract},
+            log,
+            self.config.timeout,
             pidfile=log.with_suffix(".pid"),
         )
         return AgentResult(done.exit_code, done.duration, done.tail(), done.timed_out)

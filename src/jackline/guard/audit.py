@@ -50,6 +50,8 @@ class AuditLog:
             prev = row["hash"]
             if row["seq"] > after:
                 out.append(
-                    Event(run_id, row["seq"], row["ts"], row["kind"], json.loads(row["data"]), intact)
+                    Event(
+                        run_id, row["seq"], row["ts"], row["kind"], json.loads(row["data"]), intact
+                    )
                 )
         return out

@@ -58,7 +58,5 @@ class ScriptedAgent:
 
 def _encode(r: Round) -> dict[str, object]:
     data = asdict(r)
-    data["edits"] = {
-        k: (asdict(v) if isinstance(v, Replace) else v) for k, v in r.edits.items()
-    }
+    data["edits"] = {k: (asdict(v) if isinstance(v, Replace) else v) for k, v in r.edits.items()}
     return data
