@@ -44,7 +44,8 @@ def run_check(
             failures.insert(0, Failure(name, f"timed out after {check.timeout}s"))
         if not failures:
             failures = [Failure(name, f"exited {done.exit_code}; see the output below")]
-    shown = command if isinstance(command, str) else " ".join(command)
+    # Shown as configured: `{report}` reads better than a path under ~/.jackline.
+    shown = check.command if isinstance(check.command, str) else " ".join(check.command)
     return CheckResult(
         name=name,
         passed=done.exit_code == 0,
