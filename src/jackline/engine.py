@@ -19,6 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
@@ -175,6 +176,11 @@ def launch() -> None:
 def shutdown() -> None:
     if _state.pop("launched", False):
         DBOS.destroy()
+        # Our lock file goes with us: a workflow we leave waiting for review belongs to an
+        # executor that is plainly gone, and the folder does not fill with dead locks.
+        lock = _state.pop("lock")
+        Path(lock.name).unlink(missing_ok=True)
+        lock.close()
 
 
 def has_live_threads() -> bool:
