@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,10 @@ _TMP = Path(tempfile.mkdtemp(prefix="jackline-bench-"))
 os.environ["JACKLINE_HOME"] = str(_TMP / "home")
 
 from jackline import api, demo  # noqa: E402
+from jackline.agents import Brief  # noqa: E402
+from jackline.agents.command import CommandAgent  # noqa: E402
+from jackline.checks import fill_report  # noqa: E402
+from jackline.config import load as load_config  # noqa: E402
 
 
 def harness_run(repos: Path) -> dict[str, Any]:
@@ -71,13 +74,13 @@ def harness_run(repos: Path) -> dict[str, Any]:
 def bare_run(repos: Path, rounds: int = 2) -> dict[str, Any]:
     """The same commands without the harness: clone, then agent + checks for each round."""
     repo = demo.make_repo(repos)
-    config = tomllib.loads((repo / "jackline.toml").read_text())
-    agent_command = config["agents"]["scripted"]["command"]
-    checks = {name: c["command"] for name, c in config.get("checks", {}).items()}
+    config = load_config(repo)
     scratch = Path(tempfile.mkdtemp(prefix="bare-", dir=repos))
     clone = scratch / "clone"
     brief = scratch / "brief.md"
     brief.write_text("")
+    # The same substitution of {prompt} and {brief} the harness makes, with an empty brief.
+    agent_command = CommandAgent(config.agents["scripted"]).argv(Brief(brief, "", 1, None))
     # The environment the harness gives its commands: no Jackline state variables.
     env = {k: v for k, v in os.environ.items() if not k.startswith("JACKLINE_")}
 
@@ -97,13 +100,6 @@ def bare_run(repos: Path, rounds: int = 2) -> dict[str, Any]:
         )
         return time.perf_counter() - t, done.returncode
 
-    if isinstance(agent_command, str):
-        agent_command = agent_command.replace("{prompt}", "''").replace("{brief}", str(brief))
-    else:
-        agent_command = [
-            p.replace("{prompt}", "").replace("{brief}", str(brief)) for p in agent_command
-        ]
-
     spent = {"clone": 0.0, "agent": 0.0, "checks": 0.0}
     codes: list[str] = []
     start = time.perf_counter()
@@ -116,13 +112,9 @@ def bare_run(repos: Path, rounds: int = 2) -> dict[str, Any]:
         )
         spent["agent"] += seconds
         codes.append(f"r{round_no} agent={code}")
-        for name, command in checks.items():
+        for name, check in config.checks.items():
             report = scratch / f"round-{round_no}-{name}.report"
-            if isinstance(command, str):
-                filled: str | list[str] = command.replace("{report}", str(report))
-            else:
-                filled = [p.replace("{report}", str(report)) for p in command]
-            seconds, code = call(filled)
+            seconds, code = call(fill_report(check.command, report))
             spent["checks"] += seconds
             codes.append(f"r{round_no} {name}={code}")
     total = time.perf_counter() - start

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,3 @@ def project(tmp_path: Path) -> Project:
 @pytest.fixture
 def two_rounds() -> ScriptedAgent:
     return ScriptedAgent([WRONG, RIGHT])
-
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text).lstrip()

@@ -55,12 +55,12 @@ def submit(
     config = cfg.load(root)
     agent_name = agent or "default"
     if agent_name not in config.agents:
-        known = ", ".join(sorted(config.agents)) or "none"
         if not config.agents:
             raise ConfigError(
                 str(root / cfg.FILENAME),
                 ["agents: no agent configured; add [agents.default] with a command"],
             )
+        known = ", ".join(sorted(config.agents))
         raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
     for name, ref in config.agents[agent_name].secrets.items():
         resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")

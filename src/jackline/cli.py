@@ -362,13 +362,14 @@ def main() -> None:
 
 def _exit(code: int) -> None:
     engine: Any = sys.modules.get("jackline.engine")
-    if engine is not None and engine.has_live_threads():
+    if engine is None:
+        sys.exit(code)
+    live = engine.has_live_threads()
+    engine.shutdown()
+    if live:
         # A workflow thread may be blocked waiting for a review. Its state is in the database,
         # so the process ends here without waiting for it; a review later takes it over.
-        engine.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    if engine is not None:
-        engine.shutdown()
     sys.exit(code)

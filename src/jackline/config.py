@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from jackline.errors import ConfigError
 
 FILENAME = "jackline.toml"
-PARSERS = ("junit", "ruff-json", "mypy", "plain")
 
 
 class _Section(BaseModel):

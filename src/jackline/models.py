@@ -5,16 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-Status = Literal[
-    "queued",
-    "running",
-    "awaiting_review",
-    "merging",
-    "rejecting",
-    "failed",
-    "merged",
-    "rejected",
-]
+# A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
+# or ends failed; request-changes sends it from awaiting_review back to running.
 RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "merged", "rejected"})
 FINAL: frozenset[str] = frozenset({"failed", "merged", "rejected"})
 

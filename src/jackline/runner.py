@@ -24,9 +24,9 @@ from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import SECRET_NAME, Redactor, resolve
 from jackline.guard.scope import revert_forbidden
-from jackline.models import CheckResult, Decision, Run
+from jackline.models import CheckResult, Decision, Finding, Run
 from jackline.store import Store
-from jackline.workspaces import provider
+from jackline.workspaces import AGENT_DIR, provider
 from jackline.workspaces.clone import exclude_setup_outputs
 
 
@@ -79,16 +79,29 @@ class RunContext:
             env.update(self._secrets(strict=True))
         return env
 
-    def command(self, step: str, done: proc.Completed, shown: str | None = None) -> None:
-        """Record one command in the audit log and scrub its log file of secrets."""
+    @property
+    def inbox(self) -> Path:
+        """Where the harness leaves the brief and feedback for the agent (never committed)."""
+        return self.ws / AGENT_DIR
+
+    def command(
+        self,
+        step: str,
+        command: str | list[str],
+        exit_code: int,
+        duration: float,
+        tail: str,
+        **extra: Any,
+    ) -> None:
+        """Record one command (set-up, agent or check) in the audit log, in one shape."""
         self.record(
             "command",
             step=step,
-            command=shown or (done.argv if isinstance(done.argv, str) else " ".join(done.argv)),
-            exit_code=done.exit_code,
-            duration=round(done.duration, 3),
-            timed_out=done.timed_out,
-            tail=done.tail(15),
+            command=command if isinstance(command, str) else " ".join(command),
+            exit_code=exit_code,
+            duration=round(duration, 3),
+            tail=tail,
+            **extra,
         )
 
 
@@ -114,7 +127,7 @@ def prepare(run_id: str) -> dict[str, Any]:
         log = ctx.dir / f"setup-{i}.log"
         done = proc.run(command, ws.path, ctx.env(), log, ctx.config.workspace.setup_timeout)
         _redact_file(ctx, log)
-        ctx.command("setup", done)
+        ctx.command("setup", command, done.exit_code, done.duration, done.tail(15))
         if done.exit_code != 0:
             reason = f"set-up failed: `{command}` exited {done.exit_code}"
             ctx.update(reason=reason)
@@ -131,10 +144,9 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
     rules = context.select_rules(ctx.ws, in_play)
     text = context.render_brief(ctx.run.task, ctx.ws, ctx.config, rules, round_no)
-    run_dir = ctx.ws / ".jackline" / "run"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "brief.md").write_text(text)
-    feedback_path = run_dir / "feedback.md"
+    ctx.inbox.mkdir(parents=True, exist_ok=True)
+    (ctx.inbox / "brief.md").write_text(text)
+    feedback_path = ctx.inbox / "feedback.md"
     feedback_path.unlink(missing_ok=True)
     if feedback:
         feedback_path.write_text(feedback)
@@ -150,7 +162,7 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
         paths=sorted(in_play),
         feedback=bool(feedback),
     )
-    return str(run_dir / "brief.md")
+    return str(ctx.inbox / "brief.md")
 
 
 def agent(run_id: str, round_no: int) -> dict[str, Any]:
@@ -166,11 +178,10 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     else:
         checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
         ctx.record("step", step="agent", round=round_no)
-    run_dir = ctx.ws / ".jackline" / "run"
-    feedback = run_dir / "feedback.md"
+    feedback = ctx.inbox / "feedback.md"
     brief = Brief(
-        run_dir / "brief.md",
-        (run_dir / "brief.md").read_text(),
+        ctx.inbox / "brief.md",
+        (ctx.inbox / "brief.md").read_text(),
         round_no,
         feedback if feedback.exists() else None,
     )
@@ -179,16 +190,14 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     runner = build(ctx.agent_config)
     result = runner.run(brief, ctx.ws, ctx.env(with_secrets=True), log)
     _redact_file(ctx, log)
-    shown = ctx.agent_config.command
-    ctx.record(
-        "command",
-        step="agent",
+    ctx.command(
+        "agent",
+        ctx.agent_config.command,
+        result.exit_code,
+        result.duration,
+        result.output_tail,
         round=round_no,
-        command=shown if isinstance(shown, str) else " ".join(shown),
-        exit_code=result.exit_code,
-        duration=round(result.duration, 3),
         timed_out=result.timed_out,
-        tail=result.output_tail,
     )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
@@ -210,13 +219,8 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
     for name, check_config in ctx.config.checks.items():
         result = run_check(name, check_config, ctx.ws, ctx.env(), out_dir)
         _redact_file(ctx, out_dir / f"{name}.log")
-        ctx.record(
-            "command",
-            step=f"check:{name}",
-            command=result.command,
-            exit_code=result.exit_code,
-            duration=round(result.duration, 3),
-            tail=result.output_tail,
+        ctx.command(
+            f"check:{name}", result.command, result.exit_code, result.duration, result.output_tail
         )
         results.append(result)
     passed = all(r.passed for r in results)
@@ -287,13 +291,15 @@ def write_handoff(run_id: str, outcome: str) -> str:
         if not c["passed"]
     ]
     findings = [
-        {
-            "rule": "scope.forbidden",
-            "level": "warn",
-            "file": p,
-            "message": "the agent wrote here; the write was reverted",
-            "why": "[scope] forbidden in jackline.toml",
-        }
+        asdict(
+            Finding(
+                "scope.forbidden",
+                "warn",
+                "the agent wrote here; the write was reverted",
+                file=p,
+                why="[scope] forbidden in jackline.toml",
+            )
+        )
         for p in reverted
     ]
     named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []

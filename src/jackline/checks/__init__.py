@@ -35,7 +35,7 @@ def run_check(
 ) -> CheckResult:
     report = out_dir / f"{name}.report"
     report.unlink(missing_ok=True)
-    command = _fill(check.command, report)
+    command = fill_report(check.command, report)
     done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout)
     failures: list[Failure] = []
     if done.exit_code != 0:
@@ -58,7 +58,7 @@ def run_check(
     )
 
 
-def _fill(command: str | list[str], report: Path) -> str | list[str]:
+def fill_report(command: str | list[str], report: Path) -> str | list[str]:
     if isinstance(command, str):
         return command.replace("{report}", str(report))
     return [part.replace("{report}", str(report)) for part in command]

@@ -12,6 +12,9 @@ from typing import Protocol
 
 from jackline.errors import NotFound
 
+# Where, inside a workspace, the harness leaves the brief and feedback for the agent.
+AGENT_DIR = Path(".jackline/run")
+
 
 @dataclass(frozen=True)
 class Workspace:
@@ -19,11 +22,6 @@ class Workspace:
     branch: str
     base_sha: str
     method: str
-
-    @property
-    def run_dir(self) -> Path:
-        """Files the harness puts in the workspace for the agent, never committed."""
-        return self.path / ".jackline" / "run"
 
 
 class Provider(Protocol):

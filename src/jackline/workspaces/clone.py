@@ -10,10 +10,10 @@ import shutil
 from pathlib import Path
 
 from jackline.git import git, rev
-from jackline.workspaces import Workspace
+from jackline.workspaces import AGENT_DIR, Workspace
 
 # Paths the harness and the agent contract use inside the workspace, kept out of every commit.
-EXCLUDED = (".jackline/run/", ".jackline/notes.md")
+EXCLUDED = (f"{AGENT_DIR}/", ".jackline/notes.md")
 
 
 class CloneProvider:
