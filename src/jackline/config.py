@@ -81,9 +81,45 @@ class AgentConfig(_Section):
         return value
 
 
+class TogetherRule(_Section):
+    when: str
+    """Glob (gitignore style): when the change touches a file here..."""
+    also: list[str] = Field(min_length=1)
+    """...it must also touch a file matching each of these globs."""
+    level: Literal["block", "warn", "info"] = "warn"
+    """How serious a missing co-change is."""
+    why: str = ""
+    """Why these change together, shown to the reviewer (for example a line of INFRASTRUCTURE.md)."""
+
+
 class ScopeConfig(_Section):
     forbidden: list[str] = []
     """Globs (gitignore style) the agent must not write. Writes there are reverted after each round and reported."""
+    protected: list[str] = []
+    """Globs the agent may change, but any change there is a block-level finding: an owner approves."""
+    max_changed_lines: int | None = Field(default=None, gt=0)
+    """Added plus removed lines above which the change is flagged (warn; block at twice this)."""
+    max_changed_files: int | None = Field(default=None, gt=0)
+    """Files changed above which the change is flagged (warn; block at twice this)."""
+    together: list[TogetherRule] = []
+    """Co-change rules: `[[scope.together]] when = "src/api/**"`, `also = ["openapi.yaml"]`."""
+
+
+class ScanConfig(_Section):
+    migrations: list[str] = [
+        "**/migrations/**",
+        "**/migrate/**",
+        "**/alembic/versions/**",
+        "**/versions/*.py",
+        "*.sql",
+    ]
+    """Globs for migration files: SQL files here go through squawk, Python files are read as Alembic or Django migrations."""
+    osv_db: str | None = None
+    """A directory holding OSV's published advisories per ecosystem (`PyPI/`, `npm/`; the JSON files or `all.zip`), for checking dependencies offline."""
+    pip_audit: bool = True
+    """Check new Python dependencies with pip-audit (needs the network) when no `osv_db` is set."""
+    timeout: int = Field(default=120, gt=0)
+    """Seconds one external scan tool (squawk, pip-audit) may take."""
 
 
 class BlueprintConfig(_Section):
@@ -96,6 +132,8 @@ class BlueprintConfig(_Section):
 class ReviewConfig(_Section):
     allow_self_approval: bool = False
     """Let the person who submitted a run approve it. Off by default: a second pair of eyes."""
+    owners: list[str] = []
+    """People with the `owner` role: only they may approve a run with a block-level finding."""
 
 
 class JacklineConfig(_Section):
@@ -113,6 +151,8 @@ class JacklineConfig(_Section):
     """Which steps a run takes and how many rounds it gets."""
     review: ReviewConfig = ReviewConfig()
     """Who may decide on a run."""
+    scan: ScanConfig = ScanConfig()
+    """How the change is scanned before review."""
 
 
 def load(repo: Path) -> JacklineConfig:

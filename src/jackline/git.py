@@ -18,13 +18,19 @@ _IDENTITY = {
 }
 
 
-def git(repo: Path, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
+def git(
+    repo: Path,
+    *args: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    strip: bool = True,
+) -> str:
     full = {**os.environ, **_IDENTITY, **(env or {})}
     argv = ["git", "-C", str(repo), "-c", "core.hooksPath=/dev/null", *args]
     proc = subprocess.run(argv, capture_output=True, text=True, env=full)
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)
-    return proc.stdout.strip()
+    return proc.stdout.strip() if strip else proc.stdout
 
 
 def ok(repo: Path, *args: str) -> bool:

@@ -50,7 +50,8 @@ class AgentResult:
 
 @dataclass(frozen=True)
 class Finding:
-    """What a scan or the guard found in the change. Scans proper arrive with the scans issue."""
+    """What a scan or the guard found in the change: which rule, how serious, where, and why a
+    reviewer should care. `quote` holds the code in question (removed code, or a masked secret)."""
 
     rule: str
     level: Literal["block", "warn", "info"]
@@ -58,6 +59,7 @@ class Finding:
     file: str | None = None
     line: int | None = None
     why: str = ""
+    quote: str = ""
 
 
 @dataclass(frozen=True)

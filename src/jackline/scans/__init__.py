@@ -1,0 +1,202 @@
+"""Scans: what the change does that CI does not ask about.
+
+A scan is a module with `scan(change, config) -> list[Finding]`. `Change` is the diff between the
+run's base commit and the workspace as it stands (untracked files included), read once and shared
+by every scan. `scan_change` runs them all; a scan that raises, or whose tool cannot run, becomes
+a block-level finding (`scan.error`), never a silent pass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from unidiff import PatchSet
+
+from jackline import git as g
+from jackline.config import JacklineConfig
+from jackline.models import Finding
+
+LEVELS = {"block": 0, "warn": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Line:
+    number: int
+    """Line number: in the new file for an added line, in the old file for a removed one."""
+    text: str
+    """The line without its newline."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    path: str
+    """The file's path after the change (before it, for a deleted file)."""
+    status: Literal["added", "modified", "deleted", "renamed"]
+    old_path: str | None = None
+    """The path before the change (None for an added file)."""
+    added: tuple[Line, ...] = ()
+    removed: tuple[Line, ...] = ()
+    binary: bool = False
+
+
+@dataclass
+class Change:
+    """The change under review: base commit to the workspace's files."""
+
+    root: Path
+    base: str
+    files: tuple[FileChange, ...]
+    diff: str = field(repr=False, default="")
+    _old: dict[str, str | None] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def of_workspace(cls, workspace: Path, base: str) -> Change:
+        tree = g.worktree_tree(workspace)
+        return cls.between(workspace, base, tree)
+
+    @classmethod
+    def between(cls, repo: Path, base: str, target: str) -> Change:
+        """The change from `base` to `target` (a commit or tree); file texts are read from
+        `repo`'s working tree, which must hold `target`."""
+        diff = g.git(repo, "diff", "-U0", "-M", "--no-color", "--no-ext-diff", base, target)
+        return cls(repo, base, tuple(_parse(diff + "\n")), diff + "\n")
+
+    def old_text(self, path: str) -> str | None:
+        """The file's text at the base commit (None if it did not exist or is not text)."""
+        if path not in self._old:
+            out = g.git(self.root, "show", f"{self.base}:{path}", check=False, strip=False)
+            self._old[path] = out if g.ok(self.root, "cat-file", "-e", f"{self.base}:{path}") else None
+        return self._old[path]
+
+    def new_text(self, path: str) -> str | None:
+        """The file's text in the workspace now (None if it is gone or is not text)."""
+        try:
+            return (self.root / path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    @cached_property
+    def added_lines(self) -> int:
+        return sum(len(f.added) for f in self.files)
+
+    @cached_property
+    def removed_lines(self) -> int:
+        return sum(len(f.removed) for f in self.files)
+
+    @cached_property
+    def moved(self) -> frozenset[str]:
+        """Stripped texts that were removed in one place and added in another: code that moved,
+        which the removed-guard and suppression scans do not report."""
+        added = {ln.text.strip() for f in self.files for ln in f.added}
+        removed = {ln.text.strip() for f in self.files for ln in f.removed}
+        return frozenset((added & removed) - {""})
+
+
+def _parse(diff: str) -> list[FileChange]:
+    out = []
+    for pf in PatchSet.from_string(diff):
+        status: Literal["added", "modified", "deleted", "renamed"]
+        if pf.is_added_file:
+            status = "added"
+        elif pf.is_removed_file:
+            status = "deleted"
+        elif pf.is_rename:
+            status = "renamed"
+        else:
+            status = "modified"
+        source = pf.source_file[2:] if pf.source_file.startswith("a/") else pf.source_file
+        target = pf.target_file[2:] if pf.target_file.startswith("b/") else pf.target_file
+        path = source if status == "deleted" else target
+        added, removed = [], []
+        for hunk in pf:
+            for line in hunk:
+                text = line.value.rstrip("\n").rstrip("\r")
+                if line.is_added:
+                    added.append(Line(line.target_line_no, text))
+                elif line.is_removed:
+                    removed.append(Line(line.source_line_no, text))
+        out.append(
+            FileChange(
+                path=path,
+                status=status,
+                old_path=None if status == "added" else source,
+                added=tuple(added),
+                removed=tuple(removed),
+                binary=pf.is_binary_file,
+            )
+        )
+    return out
+
+
+Scan = Callable[[Change, JacklineConfig], list[Finding]]
+
+
+def registry() -> dict[str, Scan]:
+    """Every scan, by name, in the order they run."""
+    from jackline.scans import dependencies, guards, migrations, scope, suppressions
+
+    return {
+        "scope": scope.scan,
+        "migrations": migrations.scan,
+        "guards": guards.scan,
+        "suppressions": suppressions.scan,
+        "dependencies": dependencies.scan,
+    }
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+    timings: dict[str, float]
+
+    @property
+    def blocking(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.level == "block")
+
+
+def run_scans(
+    change: Change,
+    config: JacklineConfig,
+    scans: dict[str, Scan] | None = None,
+) -> Report:
+    """Run every scan over the change. A scan that fails is a block-level finding."""
+    findings: list[Finding] = []
+    timings: dict[str, float] = {}
+    for name, fn in (scans or registry()).items():
+        started = time.monotonic()
+        try:
+            findings += fn(change, config)
+        except Exception as e:  # noqa: BLE001 - a broken scan must block, not pass
+            findings.append(
+                Finding(
+                    "scan.error",
+                    "block",
+                    f"the {name} scan failed to run: {type(e).__name__}: {e}",
+                    why="A scan that cannot run cannot vouch for the change; "
+                    "a person must look at what it would have checked.",
+                )
+            )
+        timings[name] = round(time.monotonic() - started, 4)
+    return Report(tuple(sort(findings)), timings)
+
+
+def sort(findings: list[Finding]) -> list[Finding]:
+    """Block first, then warn, then info; within a level by file and line."""
+    return sorted(findings, key=lambda f: (LEVELS[f.level], f.file or "", f.line or 0, f.rule))
+
+
+def tool_failed(tool: str, detail: str, file: str | None = None, install: str = "") -> Finding:
+    """The finding for a scan tool that could not run (missing, crashed, refused its flags)."""
+    hint = f" Install it with `{install}`." if install else ""
+    return Finding(
+        f"scan.tool-failed.{tool}",
+        "block",
+        f"{tool} could not run: {detail}".rstrip(),
+        file=file,
+        why=f"The {tool} check did not happen, so nothing vouches for what it checks.{hint}",
+    )
