@@ -11,6 +11,7 @@ import getpass
 import json
 import os
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,7 @@ from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor, resolve
 from jackline.models import FINAL, Run
+from jackline.review import owner_refusal
 from jackline.store import Store
 
 OnEvent = Callable[[str, Event], None]
@@ -137,6 +139,12 @@ def rounds(run_id: str) -> list[dict[str, Any]]:
     return [e.data for e in events(run_id) if e.kind == "round"]
 
 
+def findings(run_id: str) -> list[dict[str, Any]]:
+    """The latest scan's findings, block first (empty before the scan has run)."""
+    scans = [e.data for e in events(run_id) if e.kind == "scan"]
+    return list(scans[-1]["findings"]) if scans else []
+
+
 def handoff_text(run: Run) -> str | None:
     if run.handoff and Path(run.handoff).exists():
         return Path(run.handoff).read_text()
@@ -160,6 +168,8 @@ def as_json(run: Run) -> dict[str, Any]:
         "merge_sha": run.merge_sha,
         "workspace": run.workspace,
         "reason": run.reason,
+        "blocking": run.blocking,
+        "warnings": run.warnings,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
@@ -178,6 +188,14 @@ def approve(
             f"{by} submitted {run.id} and cannot approve it; another person must "
             "(or set [review] allow_self_approval = true)"
         )
+    refusal = owner_refusal(run, config, by)
+    if refusal:
+        blocking = [f for f in findings(run.id) if f["level"] == "block"]
+        listed = "; ".join(
+            f"{f['rule']} {f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}".strip()
+            for f in blocking[:5]
+        )
+        raise Refused(f"{refusal} (findings: {listed})" if listed else refusal)
     refusal = forge.landing_refusal(Path(run.repo), config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
@@ -217,6 +235,46 @@ def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run
     engine.decide(run.id, decision)
     engine.drive([run.id], on_event, after_decision=True)
     return get(run.id)
+
+
+# clean ------------------------------------------------------------------------------------
+
+
+def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Remove the workspaces that finished runs keep for inspection (failed, blocked).
+
+    A run that is still live (running, awaiting review) keeps its workspace; naming one is refused.
+    """
+    store = Store()
+    if run_ids:
+        runs = [store.get_run(r) for r in run_ids]
+        live = [r for r in runs if r.status not in FINAL]
+        if live:
+            names = ", ".join(f"{r.id} ({r.status})" for r in live)
+            raise Refused(f"{names} still needs its workspace; reject it first")
+    else:
+        runs = [r for r in store.list_runs(limit=100_000) if r.status in FINAL]
+    removed = []
+    for run in runs:
+        if not run.workspace or not Path(run.workspace).exists():
+            continue
+        size = _size(Path(run.workspace))
+        removed.append(
+            {"run": run.id, "status": run.status, "workspace": run.workspace, "size": size}
+        )
+        if not dry_run:
+            shutil.rmtree(run.workspace, ignore_errors=True)
+            AuditLog(store, Redactor({})).record(run.id, "cleanup", removed=run.workspace)
+    return removed
+
+
+def _size(path: Path) -> str:
+    total = sum(f.lstat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    for unit in ("B", "KiB", "MiB"):
+        if total < 1024:
+            return f"{total:.0f} {unit}"
+        total //= 1024
+    return f"{total:.0f} GiB"
 
 
 # resume -----------------------------------------------------------------------------------

@@ -42,6 +42,7 @@ AsOpt = Annotated[
 STATUS_STYLE = {
     "awaiting_review": "yellow",
     "failed": "red",
+    "blocked": "bold red",
     "merged": "green",
     "rejected": "magenta",
     "running": "cyan",
@@ -118,11 +119,16 @@ def list_runs(
         out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
     table = Table(box=None, header_style="bold")
-    for col in ("id", "task", "status", "rounds", "age"):
+    for col in ("id", "task", "status", "rounds", "findings", "age"):
         table.add_column(col)
     for r in found:
         table.add_row(
-            r.id, _short(r.task, 50), _status(r.status), str(r.rounds), _age(r.created_at)
+            r.id,
+            _short(r.task, 50),
+            _status(r.status),
+            str(r.rounds),
+            _counts(r),
+            _age(r.created_at),
         )
     out.print(table)
 
@@ -132,7 +138,12 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
     """Show a run: status, rounds, the checks of each round, and the handoff."""
     r = api.get(run_id)
     if as_json:
-        print(json.dumps({**api.as_json(r), "round_results": api.rounds(r.id)}, indent=2))
+        print(
+            json.dumps(
+                {**api.as_json(r), "round_results": api.rounds(r.id), "findings": api.findings(r.id)},
+                indent=2,
+            )
+        )
         return
     out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {r.task}")
     out.print(
@@ -146,6 +157,13 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
             for c in rnd["checks"]
         )
         out.print(f"  round {rnd['round']}: {checks or 'no checks'}")
+    found = api.findings(r.id)
+    if found:
+        out.print(f"findings: {r.blocking} block, {r.warnings} warn")
+        for f in found:
+            where = f"{f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}"
+            style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
+            out.print(f"  [{style}]{f['level']:5}[/] {f['rule']}  {where}  {escape(f['message'])}")
     text = api.handoff_text(r)
     if text:
         out.rule("handoff")
@@ -228,6 +246,30 @@ def resume(
 
 
 @app.command()
+def clean(
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(metavar="[RUN]...", help="Runs whose workspaces to remove (default: every finished run's)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Say what would be removed; remove nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the workspaces kept for finished runs (failed, blocked). Live runs keep theirs."""
+    removed = api.clean(run_ids or None, dry_run=dry_run)
+    if as_json:
+        print(json.dumps(removed, indent=2))
+        return
+    if not removed:
+        out.print("Nothing to clean: no finished run keeps a workspace.")
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    for item in removed:
+        out.print(f"{verb} {item['workspace']}  ({item['run']}, {item['status']}, {item['size']})")
+
+
+@app.command()
 def demo(as_json: JsonOpt = False) -> None:
     """The whole path on a bundled example project, with a scripted agent: no model needed."""
     from jackline import demo as d
@@ -283,6 +325,9 @@ def _describe(e: Event) -> str | None:
         return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {', '.join(d['reverted'])}"
     if e.kind == "round" and not d["passed"]:
         return f"round {d['round']}   checks failed; feeding the failures back"
+    if e.kind == "scan":
+        counts = f"{d['blocking']} block, {d['warnings']} warn"
+        return f"scan      {'[red]' + counts + '[/]' if d['blocking'] else counts}"
     if e.kind == "commit":
         return f"commit    {d['sha'][:10]}"
     if e.kind == "publish":
@@ -314,11 +359,30 @@ def _finish(r: Run, as_json: bool) -> None:
         out.print(f"reason: {r.reason}")
     if r.handoff:
         out.print(f"handoff: {r.handoff}")
+    if r.blocking and r.status == "awaiting_review":
+        out.print(
+            f"[bold red]{r.blocking} block-level finding(s)[/]: only an owner "
+            "([review] owners) may approve"
+        )
+    if r.status == "blocked":
+        out.print(
+            f"Nothing was committed. Look at the workspace {r.workspace}, "
+            f"then remove it: jackline clean {r.id}"
+        )
     if r.status == "awaiting_review":
         out.print(
             f"Next: jackline show {r.id}, then jackline approve {r.id} "
             f"| request-changes {r.id} -m TEXT | reject {r.id}"
         )
+
+
+def _counts(r: Run) -> str:
+    parts = []
+    if r.blocking:
+        parts.append(f"[bold red]{r.blocking} block[/]")
+    if r.warnings:
+        parts.append(f"[yellow]{r.warnings} warn[/]")
+    return ", ".join(parts) or "[dim]-[/]"
 
 
 def _status(status: str) -> str:

@@ -57,6 +57,11 @@ def check_step(run_id: str, round_no: int) -> dict[str, Any]:
 
 
 @DBOS.step()
+def scan_step(run_id: str) -> dict[str, Any]:
+    return runner.scan(run_id)
+
+
+@DBOS.step()
 def commit_step(run_id: str) -> str:
     return runner.commit(run_id)
 
@@ -103,6 +108,10 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
     done, feedback = 0, None
     while True:
         done, passed = _rounds(run_id, done, max_rounds, feedback)
+        if scan_step(run_id)["blocked"]:  # a secret: never committed, never pushed
+            handoff_step(run_id, "blocked")
+            finish_step(run_id, "blocked")
+            return "blocked"
         if not passed:
             handoff_step(run_id, "failed")
             return "failed"

@@ -17,10 +17,16 @@ def look_twice(
     reverted: list[str],
     failing: list[str],
     notes: str,
+    findings: list[dict[str, Any]] | None = None,
 ) -> list[str]:
     """Where a reviewer's attention pays most: derived from the change, never from the agent."""
     out = []
     out += [f"Still failing: {what}" for what in failing]
+    for f in findings or []:
+        if f["level"] == "block" or f["rule"].startswith("guard."):
+            where = f"`{f['file']}:{f['line']}`" if f.get("line") else f"`{f.get('file') or 'the change'}`"
+            quote = f": `{f['quote']}`" if f.get("quote") else ""
+            out.append(f"{where} ({f['rule']}) {f['message']}{quote}")
     for path in reverted:
         out.append(f"The agent wrote `{path}`, which is out of scope; the write was reverted.")
     for f in files:
@@ -45,6 +51,7 @@ def render(h: dict[str, Any]) -> str:
         f"- **Outcome:** {h['outcome']}",
         f"- **Branch:** `{h['branch']}` (base `{(h['base'] or '')[:10]}`, head `{(h['head'] or '')[:10]}`)",
         f"- **Rounds:** {len(h['rounds'])}",
+        *_blocking_banner(h),
         "",
         "## Summary",
         "",
@@ -90,19 +97,40 @@ def render(h: dict[str, Any]) -> str:
         lines.append("None.")
     lines += ["", "## The agent's notes", "", h["notes"].strip() or "The agent left no notes.", ""]
     lines += ["## Findings", ""]
-    if h["findings"]:
+    shown = [f for f in h["findings"] if not f["rule"].startswith("dependency.")]
+    if shown:
         order = {"block": 0, "warn": 1, "info": 2}
-        for f in sorted(h["findings"], key=lambda f: order.get(f["level"], 3)):
-            where = f" `{f['file']}`" if f.get("file") else ""
+        for f in sorted(shown, key=lambda f: order.get(f["level"], 3)):
+            where = f" `{f['file']}{':' + str(f['line']) if f.get('line') else ''}`" if f.get("file") else ""
             lines.append(f"- **{f['level']}** {f['rule']}{where}: {f['message']}")
+            if f.get("quote"):
+                lines.append(f"  - `{f['quote']}`")
+            if f.get("why"):
+                lines.append(f"  - Why it matters: {f['why']}")
     else:
         lines.append("None.")
+    lines += ["", "## Dependencies", ""]
+    if h.get("dependencies"):
+        for f in h["dependencies"]:
+            lines.append(f"- **{f['level']}** {f['message']} (`{f['file']}`)")
+    else:
+        lines.append("No dependency changed.")
     lines += ["", "## Where to look twice", ""]
     lines += [f"- {x}" for x in h["look_twice"]] or ["- Nothing stood out; read the diff."]
     lines += ["", "## How to undo", ""]
     lines += [f"- {x}" for x in h["undo"]]
     lines.append("")
     return "\n".join(lines)
+
+
+def _blocking_banner(h: dict[str, Any]) -> list[str]:
+    block = [f for f in h.get("findings", []) if f["level"] == "block"]
+    if not block or h["outcome"] not in ("awaiting_review", "blocked"):
+        return []
+    if h["outcome"] == "blocked":
+        return ["- **Blocked:** a secret was found in the change; nothing was committed or pushed."]
+    owners = ", ".join(h.get("owners") or []) or "none named in [review] owners"
+    return [f"- **Needs an owner:** {len(block)} block-level finding(s); owners: {owners}"]
 
 
 def write(h: dict[str, Any], directory: Path, redact: Any) -> Path:

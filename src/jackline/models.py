@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
-# or ends failed; request-changes sends it from awaiting_review back to running.
-RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "merged", "rejected"})
-FINAL: frozenset[str] = frozenset({"failed", "merged", "rejected"})
+# or ends failed (the checks still fail) or blocked (a secret in the change: nothing committed);
+# request-changes sends it from awaiting_review back to running.
+RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "blocked", "merged", "rejected"})
+FINAL: frozenset[str] = frozenset({"failed", "blocked", "merged", "rejected"})
 
 
 @dataclass(frozen=True)
@@ -89,3 +90,7 @@ class Run:
     handoff: str | None = None
     reason: str = ""
     paths: tuple[str, ...] = field(default_factory=tuple)
+    blocking: int = 0
+    """Block-level findings of the latest scan: approval needs an owner."""
+    warnings: int = 0
+    """Warn-level findings of the latest scan."""

@@ -25,6 +25,9 @@ from jackline.guard.audit import AuditLog
 from jackline.guard.redact import SECRET_NAME, Redactor, resolve
 from jackline.guard.scope import revert_forbidden
 from jackline.models import CheckResult, Decision, Finding, Run
+from jackline.review import owner_refusal
+from jackline.scans import Change, run_scans, sort
+from jackline.scans import secrets as secret_scan
 from jackline.store import Store
 from jackline.workspaces import AGENT_DIR, provider
 from jackline.workspaces.clone import exclude_setup_outputs
@@ -39,8 +42,38 @@ class RunContext:
         submitted = self.store.events(self.run.id, kind="submitted")
         self.config = cfg.parse(json.loads(submitted[0]["data"])["config"])
         self.agent_config = self.config.agents[self.run.agent]
-        self.redact = Redactor.from_environment(self._secrets(strict=False))
+        self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
+
+    def _redactor(self) -> Redactor:
+        found = {f"found-secret-{i}": v for i, v in enumerate(sorted(self.found_secrets()), 1)}
+        return Redactor.from_environment({**self._secrets(strict=False), **found})
+
+    @property
+    def _found_file(self) -> Path | None:
+        # Inside the workspace's git directory: the one place under JACKLINE_HOME that may hold
+        # a found secret (the workspace holds it anyway, and is kept for a person to clean).
+        return Path(self.run.workspace) / ".git" / "jackline-found-secrets" if self.run.workspace else None
+
+    def found_secrets(self) -> set[str]:
+        """Secret values the scans found in this run's work, for redaction."""
+        f = self._found_file
+        return set(json.loads(f.read_text())) if f and f.exists() else set()
+
+    def remember_secrets(self, values: set[str] | frozenset[str]) -> None:
+        """Redact these values from everything this run stores from now on."""
+        f = self._found_file
+        new = set(values) - self.found_secrets()
+        if not new or f is None:
+            return
+        f.write_text(json.dumps(sorted(self.found_secrets() | new)))
+        f.chmod(0o600)
+        self.redact = self._redactor()
+        self.audit = AuditLog(self.store, self.redact)
+
+    def known_secrets(self) -> list[str]:
+        """The values the run's secret references resolve to."""
+        return list(self._secrets(strict=False).values())
 
     @property
     def ws(self) -> Path:
@@ -189,6 +222,10 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     log.unlink(missing_ok=True)
     runner = build(ctx.agent_config)
     result = runner.run(brief, ctx.ws, ctx.env(with_secrets=True), log)
+    # Before anything of this round is stored: learn the secrets the agent wrote into files or
+    # printed, so the log, the audit log and every later step redact them.
+    found = secret_scan.scan(Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD"), ctx.known_secrets())
+    ctx.remember_secrets(found.values | secret_scan.scan_text_file(log))
     _redact_file(ctx, log)
     ctx.command(
         "agent",
@@ -240,8 +277,54 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         ctx.update(rounds=round_no)
     return {
         "passed": passed,
-        "feedback": None if passed else context.render_feedback(results),
+        "feedback": None if passed else ctx.redact(context.render_feedback(results)),
     }
+
+
+# scan -------------------------------------------------------------------------------------
+
+
+def scan(run_id: str) -> dict[str, Any]:
+    """Scan the change before anything is committed. A found secret blocks the run here."""
+    ctx = RunContext(run_id)
+    ctx.record("step", step="scan")
+    change = Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD")
+    found = secret_scan.scan(change, ctx.known_secrets())
+    ctx.remember_secrets(found.values)
+    report = run_scans(change, ctx.config)
+    reverted = sorted(
+        {p for e in ctx.audit.read(run_id) if e.kind == "scope" for p in e.data["reverted"]}
+    )
+    findings = [
+        *found.findings,
+        *report.findings,
+        *(
+            Finding(
+                "scope.forbidden",
+                "warn",
+                "the agent wrote here; the write was reverted",
+                file=p,
+                why="[scope] forbidden in jackline.toml: the agent may not write here.",
+            )
+            for p in reverted
+        ),
+    ]
+    findings = sort(findings)
+    blocking = sum(f.level == "block" for f in findings)
+    warnings = sum(f.level == "warn" for f in findings)
+    ctx.update(blocking=blocking, warnings=warnings)
+    ctx.record(
+        "scan",
+        findings=[asdict(f) for f in findings],
+        secrets=len(found.findings),
+        blocking=blocking,
+        warnings=warnings,
+        timings=report.timings,
+    )
+    if found.findings:
+        where = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
+        ctx.update(reason=f"a secret in the change ({where}); nothing was committed")
+    return {"blocked": bool(found.findings), "blocking": blocking, "warnings": warnings}
 
 
 # commit, publish --------------------------------------------------------------------------
@@ -290,18 +373,8 @@ def write_handoff(run_id: str, outcome: str) -> str:
         for c in (rounds[-1]["checks"] if rounds and not rounds[-1]["passed"] else [])
         if not c["passed"]
     ]
-    findings = [
-        asdict(
-            Finding(
-                "scope.forbidden",
-                "warn",
-                "the agent wrote here; the write was reverted",
-                file=p,
-                why="[scope] forbidden in jackline.toml",
-            )
-        )
-        for p in reverted
-    ]
+    scans = [e.data for e in events if e.kind == "scan"]
+    findings = scans[-1]["findings"] if scans else []
     named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
     h = {
         "run": run_id,
@@ -318,7 +391,9 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "commands": commands,
         "notes": notes,
         "findings": findings,
-        "look_twice": handoff.look_twice(files, named, reverted, failing, notes),
+        "dependencies": [f for f in findings if f["rule"].startswith("dependency.")],
+        "owners": ctx.config.review.owners,
+        "look_twice": handoff.look_twice(files, named, reverted, failing, notes, findings),
         "undo": _undo(ctx, outcome),
     }
     path = handoff.write(h, ctx.dir, ctx.redact)
@@ -357,6 +432,12 @@ def _summary(
     removed = sum(f["removed"] for f in files)
     change = f"{len(files)} file{'s' if len(files) != 1 else ''} changed (+{added} / -{removed})."
     names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
+    if outcome == "blocked":
+        return (
+            f"The run is blocked: {ctx.run.reason}. {change} Nothing was committed or pushed; "
+            f"the work stays in the workspace `{ctx.run.workspace}` for a person "
+            "(`jackline clean` removes it)."
+        )
     if outcome == "failed":
         if ctx.run.reason:
             return f"The run failed: {ctx.run.reason}. {change}"
@@ -365,9 +446,16 @@ def _summary(
             f"{change} The work is in the workspace `{ctx.run.workspace}` (not committed)."
         )
     verb = "was merged into" if outcome == "merged" else "is ready for review against"
+    owners = ", ".join(ctx.config.review.owners) or "nobody yet: set [review] owners"
+    marked = (
+        f" {ctx.run.blocking} block-level finding{'s' if ctx.run.blocking != 1 else ''}: "
+        f"only an owner may approve ({owners})."
+        if ctx.run.blocking and outcome == "awaiting_review"
+        else ""
+    )
     return (
         f"After {n} round{'s' if n != 1 else ''} every check passes ({names}). {change} "
-        f"The branch `{ctx.run.branch}` {verb} `{ctx.config.project.main}`."
+        f"The branch `{ctx.run.branch}` {verb} `{ctx.config.project.main}`.{marked}"
     )
 
 
@@ -378,6 +466,11 @@ def _undo(ctx: RunContext, outcome: str) -> list[str]:
             f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
             f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
         ]
+    if outcome in ("blocked", "failed"):
+        steps = [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
+        if outcome == "blocked":
+            steps.append("If the secret is real, rotate it: it was on disk in the workspace.")
+        return steps
     steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
     if ctx.run.head_sha:
         steps.append(f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`")
@@ -406,6 +499,11 @@ def record_decision(run_id: str, decision: dict[str, Any]) -> None:
 def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
     """Merge onto the newest main: the checks run again on the merge result when main moved."""
     ctx = RunContext(run_id)
+    refusal = owner_refusal(ctx.run, ctx.config, decision["by"])
+    if refusal:  # the surfaces check this first; here it holds whatever sent the message
+        ctx.update(status="awaiting_review", reason=refusal)
+        ctx.record("merge", outcome="refused", reason=refusal)
+        return {"outcome": "refused", "reason": refusal}
     ctx.update(status="merging")
     main = ctx.config.project.main
     subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"

@@ -34,7 +34,9 @@ CREATE TABLE IF NOT EXISTS runs (
     rounds INTEGER NOT NULL DEFAULT 0,
     base_sha TEXT, head_sha TEXT, merge_sha TEXT, workspace TEXT, handoff TEXT,
     reason TEXT NOT NULL DEFAULT '',
-    paths TEXT NOT NULL DEFAULT '[]'
+    paths TEXT NOT NULL DEFAULT '[]',
+    blocking INTEGER NOT NULL DEFAULT 0,
+    warnings INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -48,6 +50,12 @@ CREATE TABLE IF NOT EXISTS events (
 );
 """
 
+# Columns added after the first release, with their definitions, for `_add_missing_columns`.
+ADDED_COLUMNS = {
+    "blocking": "INTEGER NOT NULL DEFAULT 0",
+    "warnings": "INTEGER NOT NULL DEFAULT 0",
+}
+
 _RUN_FIELDS = [f.name for f in fields(Run)]
 
 
@@ -60,6 +68,14 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self) -> None:
+        """A database made by an older Jackline gains the run columns added since."""
+        have = {r["name"] for r in self._db.execute("PRAGMA table_info(runs)")}
+        for name, ddl in ADDED_COLUMNS.items():
+            if name not in have:
+                self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {ddl}")
 
     def close(self) -> None:
         self._db.close()

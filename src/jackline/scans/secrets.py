@@ -1,0 +1,115 @@
+"""Secrets in the change: detect-secrets over the added lines, plus exact matches of every value
+the run's secret references resolve to.
+
+detect-secrets runs with all its plugins, offline, without verifying anything against a
+provider. Its inline allowlist (`pragma: allowlist secret`) is not honoured on added lines: a
+pragma is a person's decision about one value, and an agent that adds one beside a fresh key is
+silencing the scan, not answering it (the suppression scan reports the pragma as well).
+
+A found secret is a block-level finding, and more: the run stops before commit (status
+`blocked`). The values are returned so the harness can redact them from everything it stores;
+the findings carry only a masked form.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from detect_secrets.core import scan as ds_scan
+from detect_secrets.settings import default_settings
+
+from jackline.models import Finding
+from jackline.scans import Change
+
+WHY = (
+    "A secret in a commit is a leaked secret: it reaches every clone, fork and backup and "
+    "cannot be taken back. Remove it from the workspace, rotate it if it is real, and pass it "
+    "to the code as configuration instead."
+)
+MIN_LENGTH = 6
+
+
+@dataclass(frozen=True)
+class Found:
+    findings: tuple[Finding, ...]
+    values: frozenset[str]
+    """The raw values, for the redactor only: never store them anywhere but the workspace."""
+
+
+@contextmanager
+def _settings() -> Iterator[None]:
+    with default_settings() as settings:
+        settings.disable_filters("detect_secrets.filters.allowlist.is_line_allowlisted")
+        yield
+
+
+def scan(change: Change, known: Iterable[str] = ()) -> Found:
+    """Secrets on the lines this change adds.
+
+    Each changed file is scanned whole, so detect-secrets can read it as what it is (YAML,
+    `.env`, INI: unquoted values count there), and only hits on added lines are kept.
+    """
+    findings: list[Finding] = []
+    values: set[str] = set()
+    lines = {(f.path, ln.number): ln.text for f in change.files for ln in f.added}
+    seen: set[tuple[str, int, str]] = set()
+    with _settings():
+        for f in change.files:
+            if not f.added or f.binary or f.status == "deleted":
+                continue
+            added = {ln.number for ln in f.added}
+            for hit in ds_scan.scan_file(str(change.root / f.path)):
+                value = hit.secret_value or ""
+                key = (f.path, hit.line_number, value)
+                if not value or hit.line_number not in added or key in seen:
+                    continue
+                seen.add(key)
+                values.add(value)
+                text = lines.get((f.path, hit.line_number), "")
+                findings.append(_finding(_slug(hit.type), hit.type, f.path, hit.line_number, text, value))
+    for value in {v for v in known if len(v) >= MIN_LENGTH}:
+        for (path, number), text in lines.items():
+            if value in text and (path, number, value) not in seen:
+                seen.add((path, number, value))
+                values.add(value)
+                findings.append(
+                    _finding("reference", "a value of the run's own secrets", path, number, text, value)
+                )
+    return Found(tuple(findings), frozenset(values))
+
+
+def scan_text_file(path: Path) -> frozenset[str]:
+    """Secret values detect-secrets finds in a log file (an agent's output, say): for redaction."""
+    if not path.is_file():
+        return frozenset()
+    with default_settings():
+        return frozenset(h.secret_value for h in ds_scan.scan_file(str(path)) if h.secret_value)
+
+
+def mask(value: str) -> str:
+    """Enough to recognise the secret by, too little to use it."""
+    keep = 4 if len(value) >= 16 else 2 if len(value) >= 10 else 0
+    return f"{value[:keep]}…[{len(value)} chars]"
+
+
+def _finding(kind: str, label: str, path: str, line: int, text: str, value: str) -> Finding:
+    quoted = text.replace(value, mask(value)).strip()
+    if len(quoted) > 160:
+        quoted = quoted[:157] + "..."
+    return Finding(
+        f"secret.{kind}",
+        "block",
+        f"{label} added: {mask(value)}",
+        file=path,
+        line=line,
+        why=WHY,
+        quote=quoted,
+    )
+
+
+def _slug(kind: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", kind.lower()).strip("-")
