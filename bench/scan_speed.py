@@ -60,7 +60,9 @@ def _tests(i: int, changed: bool) -> str:
     for j in range(20):
         skip = "@pytest.mark.skip(reason='flaky')\n" if changed and j == 0 else ""
         check = "" if changed and j % 4 == 0 else f"    assert f{i}_{j}(2, 3) == 5\n"
-        out.append(f"\n\n{skip}def test_f{i}_{j}():\n    value = f{i}_{j}(1, 1)  # noqa: F405\n{check}")
+        out.append(
+            f"\n\n{skip}def test_f{i}_{j}():\n    value = f{i}_{j}(1, 1)  # noqa: F405\n{check}"
+        )
     return "".join(out)
 
 

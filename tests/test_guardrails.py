@@ -20,9 +20,7 @@ def _token(prefix: str, n: int, alphabet: str = string.ascii_letters + string.di
 
 def _stored_files(home: Path, workspace: Path) -> list[Path]:
     return [
-        p
-        for p in home.rglob("*")
-        if p.is_file() and workspace not in p.parents and p != workspace
+        p for p in home.rglob("*") if p.is_file() and workspace not in p.parents and p != workspace
     ]
 
 

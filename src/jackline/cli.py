@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.markup import escape
 from rich.table import Table
 
 from jackline import api, paths
@@ -140,7 +141,11 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
     if as_json:
         print(
             json.dumps(
-                {**api.as_json(r), "round_results": api.rounds(r.id), "findings": api.findings(r.id)},
+                {
+                    **api.as_json(r),
+                    "round_results": api.rounds(r.id),
+                    "findings": api.findings(r.id),
+                },
                 indent=2,
             )
         )
@@ -245,11 +250,31 @@ def resume(
         _finish(r, False)
 
 
+guard_app = typer.Typer(help="The in-loop guard agents call before they act.", no_args_is_help=True)
+app.add_typer(guard_app, name="guard")
+
+
+@guard_app.command("hook")
+def guard_hook() -> None:
+    """Claude Code's PreToolUse hook: reads the tool call as JSON on stdin; denies what the run's
+    policy forbids (writes to gates or forbidden paths, git push, commits on main), with a reason.
+
+    Exit 0 with no output allows; exit 0 with a deny decision refuses; exit 2 (bad input, no
+    policy) blocks the call: the guard fails closed.
+    """
+    from jackline.guard import hook
+
+    raise typer.Exit(hook.main(sys.stdin, sys.stdout))
+
+
 @app.command()
 def clean(
     run_ids: Annotated[
         list[str] | None,
-        typer.Argument(metavar="[RUN]...", help="Runs whose workspaces to remove (default: every finished run's)."),
+        typer.Argument(
+            metavar="[RUN]...",
+            help="Runs whose workspaces to remove (default: every finished run's).",
+        ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", "-n", help="Say what would be removed; remove nothing.")

@@ -113,11 +113,13 @@ class ScanConfig(_Section):
         "**/versions/*.py",
         "*.sql",
     ]
-    """Globs for migration files: SQL files here go through squawk, Python files are read as Alembic or Django migrations."""
+    """Globs for migration files: SQL files go through squawk, Python files are read as Alembic
+    or Django migrations."""
     osv_db: str | None = None
-    """A directory holding OSV's published advisories per ecosystem (`PyPI/`, `npm/`; the JSON files or `all.zip`), for checking dependencies offline."""
+    """A directory of OSV's published advisories per ecosystem (`PyPI/`, `npm/`: the JSON files
+    or `all.zip`), for checking dependencies offline. Use an absolute path."""
     pip_audit: bool = True
-    """Check new Python dependencies with pip-audit (needs the network) when no `osv_db` is set."""
+    """Check new Python dependencies with pip-audit (needs the network) if no `osv_db` is set."""
     timeout: int = Field(default=120, gt=0)
     """Seconds one external scan tool (squawk, pip-audit) may take."""
 

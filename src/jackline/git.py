@@ -18,6 +18,11 @@ _IDENTITY = {
 }
 
 
+# The workspace's repository is the agent's to write: no hook or configured program of its
+# may run as the harness.
+SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
 def git(
     repo: Path,
     *args: str,
@@ -26,7 +31,7 @@ def git(
     strip: bool = True,
 ) -> str:
     full = {**os.environ, **_IDENTITY, **(env or {})}
-    argv = ["git", "-C", str(repo), "-c", "core.hooksPath=/dev/null", *args]
+    argv = ["git", "-C", str(repo), *SAFE, *args]
     proc = subprocess.run(argv, capture_output=True, text=True, env=full)
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)
@@ -36,7 +41,9 @@ def git(
 def ok(repo: Path, *args: str) -> bool:
     return (
         subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, env={**os.environ, **_IDENTITY}
+            ["git", "-C", str(repo), *SAFE, *args],
+            capture_output=True,
+            env={**os.environ, **_IDENTITY},
         ).returncode
         == 0
     )

@@ -24,7 +24,11 @@ def look_twice(
     out += [f"Still failing: {what}" for what in failing]
     for f in findings or []:
         if f["level"] == "block" or f["rule"].startswith("guard."):
-            where = f"`{f['file']}:{f['line']}`" if f.get("line") else f"`{f.get('file') or 'the change'}`"
+            where = (
+                f"`{f['file']}:{f['line']}`"
+                if f.get("line")
+                else f"`{f.get('file') or 'the change'}`"
+            )
             quote = f": `{f['quote']}`" if f.get("quote") else ""
             out.append(f"{where} ({f['rule']}) {f['message']}{quote}")
     for path in reverted:
@@ -101,7 +105,11 @@ def render(h: dict[str, Any]) -> str:
     if shown:
         order = {"block": 0, "warn": 1, "info": 2}
         for f in sorted(shown, key=lambda f: order.get(f["level"], 3)):
-            where = f" `{f['file']}{':' + str(f['line']) if f.get('line') else ''}`" if f.get("file") else ""
+            where = (
+                f" `{f['file']}{':' + str(f['line']) if f.get('line') else ''}`"
+                if f.get("file")
+                else ""
+            )
             lines.append(f"- **{f['level']}** {f['rule']}{where}: {f['message']}")
             if f.get("quote"):
                 lines.append(f"  - `{f['quote']}`")

@@ -22,6 +22,8 @@ from jackline.checks import run_check
 from jackline.errors import CommandFailed, ConfigError, Refused
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
+from jackline.guard.gitwrap import install_wrapper
+from jackline.guard.policy import GATES, Policy
 from jackline.guard.redact import SECRET_NAME, Redactor, resolve
 from jackline.guard.scope import revert_forbidden
 from jackline.models import CheckResult, Decision, Finding, Run
@@ -53,7 +55,11 @@ class RunContext:
     def _found_file(self) -> Path | None:
         # Inside the workspace's git directory: the one place under JACKLINE_HOME that may hold
         # a found secret (the workspace holds it anyway, and is kept for a person to clean).
-        return Path(self.run.workspace) / ".git" / "jackline-found-secrets" if self.run.workspace else None
+        return (
+            Path(self.run.workspace) / ".git" / "jackline-found-secrets"
+            if self.run.workspace
+            else None
+        )
 
     def found_secrets(self) -> set[str]:
         """Secret values the scans found in this run's work, for redaction."""
@@ -166,7 +172,50 @@ def prepare(run_id: str) -> dict[str, Any]:
             ctx.update(reason=reason)
             return {"ok": False, "reason": reason}
     exclude_setup_outputs(ws.path)
+    _arm_guard(ctx, ws.path)
     return {"ok": True, "workspace": str(ws.path), "base": ws.base_sha}
+
+
+# The files in the workspace's git directory that decide what git runs and what it commits:
+# the agent may not change them (they are put back after each round, and reported).
+GIT_GUARDED = (".git/config", ".git/info/exclude", ".git/info/attributes")
+
+
+def _arm_guard(ctx: RunContext, ws: Path) -> None:
+    """The in-loop guard: the policy the hook and the git wrapper read, the wrapper itself on
+    the agent's PATH, and a copy of the git files the agent may not change."""
+    Policy(
+        main=ctx.config.project.main,
+        forbidden=list(ctx.config.scope.forbidden),
+        gates=list(GATES),
+        workspace=str(ws.resolve()),
+    ).write(ws)
+    install_wrapper(ws / AGENT_DIR / "bin")
+    saved = ctx.dir / "git-guarded"
+    for rel in GIT_GUARDED:
+        src = ws / rel
+        if src.exists():
+            (saved / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, saved / rel)
+
+
+def _restore_git_files(ctx: RunContext) -> list[str]:
+    """Put back what the agent changed in the guarded git files; return which it changed."""
+    saved = ctx.dir / "git-guarded"
+    changed = []
+    for rel in GIT_GUARDED:
+        kept, live = saved / rel, ctx.ws / rel
+        before = kept.read_bytes() if kept.exists() else None
+        now = live.read_bytes() if live.exists() else None
+        if before == now:
+            continue
+        changed.append(rel)
+        if before is None:
+            live.unlink()
+        else:
+            live.parent.mkdir(parents=True, exist_ok=True)
+            live.write_bytes(before)
+    return changed
 
 
 # hydrate, agent, check --------------------------------------------------------------------
@@ -221,10 +270,16 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     log = keep / "agent.log"
     log.unlink(missing_ok=True)
     runner = build(ctx.agent_config)
-    result = runner.run(brief, ctx.ws, ctx.env(with_secrets=True), log)
+    env = ctx.env(with_secrets=True)
+    env["PATH"] = f"{ctx.inbox / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env["JACKLINE_POLICY"] = str(ctx.inbox / "policy.json")
+    result = runner.run(brief, ctx.ws, env, log)
+    tampered = _restore_git_files(ctx)
     # Before anything of this round is stored: learn the secrets the agent wrote into files or
     # printed, so the log, the audit log and every later step redact them.
-    found = secret_scan.scan(Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD"), ctx.known_secrets())
+    found = secret_scan.scan(
+        Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD"), ctx.known_secrets()
+    )
     ctx.remember_secrets(found.values | secret_scan.scan_text_file(log))
     _redact_file(ctx, log)
     ctx.command(
@@ -237,8 +292,8 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         timed_out=result.timed_out,
     )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
-    if reverted:
-        ctx.record("scope", round=round_no, reverted=reverted)
+    if reverted or tampered:
+        ctx.record("scope", round=round_no, reverted=reverted + tampered)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
     return {
@@ -348,7 +403,7 @@ def commit(run_id: str) -> str:
 
 def publish(run_id: str) -> None:
     ctx = RunContext(run_id)
-    forge.publish(ctx.ws, ctx.run.branch)
+    forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
     ctx.record("publish", forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
 
 
@@ -467,7 +522,9 @@ def _undo(ctx: RunContext, outcome: str) -> list[str]:
             f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
         ]
     if outcome in ("blocked", "failed"):
-        steps = [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
+        steps = [
+            f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"
+        ]
         if outcome == "blocked":
             steps.append("If the secret is real, rotate it: it was on disk in the workspace.")
         return steps

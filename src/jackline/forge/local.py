@@ -12,9 +12,11 @@ from jackline.errors import CommandFailed, Refused
 from jackline.forge import check_branch
 
 
-def publish(workspace: Path, branch: str) -> None:
+def publish(workspace: Path, repo: Path, branch: str) -> None:
+    """Push the workspace's HEAD to `agent/...` in the user's repository, named by path: the
+    workspace's own `origin` is configuration the agent could have rewritten."""
     check_branch(branch)
-    g.git(workspace, "push", "--quiet", "--force", "origin", f"HEAD:refs/heads/{branch}")
+    g.git(workspace, "push", "--quiet", "--force", str(repo), f"HEAD:refs/heads/{branch}")
 
 
 def landing_refusal(repo: Path, main: str) -> str | None:

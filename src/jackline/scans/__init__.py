@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from unidiff import PatchSet
+from unidiff.patch import PatchSet
 
 from jackline import git as g
 from jackline.config import JacklineConfig
@@ -70,7 +70,9 @@ class Change:
         """The file's text at the base commit (None if it did not exist or is not text)."""
         if path not in self._old:
             out = g.git(self.root, "show", f"{self.base}:{path}", check=False, strip=False)
-            self._old[path] = out if g.ok(self.root, "cat-file", "-e", f"{self.base}:{path}") else None
+            self._old[path] = (
+                out if g.ok(self.root, "cat-file", "-e", f"{self.base}:{path}") else None
+            )
         return self._old[path]
 
     def new_text(self, path: str) -> str | None:
@@ -117,9 +119,9 @@ def _parse(diff: str) -> list[FileChange]:
             for line in hunk:
                 text = line.value.rstrip("\n").rstrip("\r")
                 if line.is_added:
-                    added.append(Line(line.target_line_no, text))
+                    added.append(Line(line.target_line_no or 0, text))
                 elif line.is_removed:
-                    removed.append(Line(line.source_line_no, text))
+                    removed.append(Line(line.source_line_no or 0, text))
         out.append(
             FileChange(
                 path=path,

@@ -11,6 +11,8 @@ Forbidden paths are not here: the runner reverts those after each round, and rep
 
 from __future__ import annotations
 
+from typing import Literal
+
 import pathspec
 
 from jackline.config import JacklineConfig
@@ -82,7 +84,7 @@ def _size(change: Change, config: JacklineConfig) -> list[Finding]:
     ):
         if limit is None or count <= limit:
             continue
-        level = "block" if count > 2 * limit else "warn"
+        level: Literal["block", "warn"] = "block" if count > 2 * limit else "warn"
         out.append(
             Finding(
                 f"scope.max-changed-{what}",

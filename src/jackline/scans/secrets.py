@@ -18,8 +18,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from detect_secrets.core import scan as ds_scan
+from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.settings import default_settings
 
 from jackline.models import Finding
@@ -63,21 +65,27 @@ def scan(change: Change, known: Iterable[str] = ()) -> Found:
                 continue
             added = {ln.number for ln in f.added}
             for hit in ds_scan.scan_file(str(change.root / f.path)):
-                value = hit.secret_value or ""
+                value = _whole(
+                    hit.type, hit.secret_value or "", lines.get((f.path, hit.line_number), "")
+                )
                 key = (f.path, hit.line_number, value)
                 if not value or hit.line_number not in added or key in seen:
                     continue
                 seen.add(key)
                 values.add(value)
                 text = lines.get((f.path, hit.line_number), "")
-                findings.append(_finding(_slug(hit.type), hit.type, f.path, hit.line_number, text, value))
+                findings.append(
+                    _finding(_slug(hit.type), hit.type, f.path, hit.line_number, text, value)
+                )
     for value in {v for v in known if len(v) >= MIN_LENGTH}:
         for (path, number), text in lines.items():
             if value in text and (path, number, value) not in seen:
                 seen.add((path, number, value))
                 values.add(value)
                 findings.append(
-                    _finding("reference", "a value of the run's own secrets", path, number, text, value)
+                    _finding(
+                        "reference", "a value of the run's own secrets", path, number, text, value
+                    )
                 )
     return Found(tuple(findings), frozenset(values))
 
@@ -86,8 +94,31 @@ def scan_text_file(path: Path) -> frozenset[str]:
     """Secret values detect-secrets finds in a log file (an agent's output, say): for redaction."""
     if not path.is_file():
         return frozenset()
+    lines = path.read_text(errors="replace").splitlines()
     with default_settings():
-        return frozenset(h.secret_value for h in ds_scan.scan_file(str(path)) if h.secret_value)
+        hits = list(ds_scan.scan_file(str(path)))
+    return frozenset(
+        _whole(
+            h.type, h.secret_value, lines[h.line_number - 1] if h.line_number <= len(lines) else ""
+        )
+        for h in hits
+        if h.secret_value
+    )
+
+
+def _whole(kind: str, value: str, line: str) -> str:
+    """The whole secret. detect-secrets' pattern plugins report `findall`'s first group, which for
+    some patterns is only a prefix (the GitHub token plugin reports `ghp`); widen it to the
+    pattern's whole match on the line."""
+    plugin = _PLUGINS.get(kind)
+    for regex in getattr(plugin, "denylist", ()):
+        for m in regex.finditer(line):
+            if value in m.group(0) and len(m.group(0)) > len(value):
+                return str(m.group(0))
+    return value
+
+
+_PLUGINS: dict[str, Any] = dict(get_mapping_from_secret_type_to_class())
 
 
 def mask(value: str) -> str:
