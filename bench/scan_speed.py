@@ -40,29 +40,38 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def _module(i: int, changed: bool) -> str:
+    """Twenty functions; the changed version renames every variable, so every line changes,
+    and drops the retries and the exception handler from every fifth function."""
+    a, b = ("left", "right") if changed else ("a", "b")
     body = []
     for j in range(20):
-        op = "+" if changed and j % 3 == 0 else "-"
+        weakened = changed and j % 5 == 0
         body.append(
-            f"def f{i}_{j}(a, b, retries=3, timeout=5):\n"
-            f"    for attempt in range(retries):\n"
-            f"        try:\n"
-            f"            return a {op} b\n"
-            f"        except ValueError:\n"
-            f"            continue\n"
-            f"    return None\n"
+            f"def f{i}_{j}({a}, {b}, retries=3, timeout=5):\n"
+            + (
+                f"    return {a} + {b}\n"
+                if weakened
+                else f"    for attempt in range(retries):\n"
+                f"        try:\n"
+                f"            return {a} - {b}\n"
+                f"        except ValueError:\n"
+                f"            continue\n"
+                f"    return None\n"
+            )
         )
     return "\n\n".join(body) + "\n"
 
 
 def _tests(i: int, changed: bool) -> str:
-    out = ["import pytest\n", f"from mod{i} import *\n"]
+    """Twenty tests; the changed version renames every local, skips one test, drops every
+    fourth assert and adds a `type: ignore`."""
+    name = "result" if changed else "value"
+    out = ["import pytest\n", f"from mod{i} import *  # noqa: F403\n"]
     for j in range(20):
         skip = "@pytest.mark.skip(reason='flaky')\n" if changed and j == 0 else ""
-        check = "" if changed and j % 4 == 0 else f"    assert f{i}_{j}(2, 3) == 5\n"
-        out.append(
-            f"\n\n{skip}def test_f{i}_{j}():\n    value = f{i}_{j}(1, 1)  # noqa: F405\n{check}"
-        )
+        check = "" if changed and j % 4 == 0 else f"    assert {name} == 0\n"
+        ignore = "  # type: ignore[operator]" if changed and j == 1 else ""
+        out.append(f"\n\n{skip}def test_f{i}_{j}():\n    {name} = f{i}_{j}(1, 1){ignore}\n{check}")
     return "".join(out)
 
 
@@ -70,7 +79,7 @@ def build(root: Path, lines: int) -> tuple[Path, str]:
     repo = root / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    n = max(1, lines // 300)
+    n = max(1, round(lines / 180))  # each module and its tests change ~180 lines
     for i in range(n):
         (repo / f"mod{i}.py").write_text(_module(i, False))
         (repo / "tests").mkdir(exist_ok=True)
@@ -90,7 +99,7 @@ def build(root: Path, lines: int) -> tuple[Path, str]:
         ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     for i in range(n):
-        (repo / f"mod{i}.py").write_text(_module(i, True) + f"# {i}\n" * 60)
+        (repo / f"mod{i}.py").write_text(_module(i, True))
         (repo / "tests" / f"test_mod{i}.py").write_text(_tests(i, True))
     (repo / "settings_local.py").write_text(
         'AWS_ACCESS_KEY_ID = "AKIAZ7Q3K9L2M4N6P8R1"\n'

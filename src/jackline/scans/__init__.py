@@ -8,6 +8,7 @@ a block-level finding (`scan.error`), never a silent pass.
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -42,6 +43,8 @@ class FileChange:
     added: tuple[Line, ...] = ()
     removed: tuple[Line, ...] = ()
     binary: bool = False
+    patch: str = field(default="", repr=False)
+    """This file's part of the unified diff."""
 
 
 @dataclass
@@ -68,12 +71,39 @@ class Change:
 
     def old_text(self, path: str) -> str | None:
         """The file's text at the base commit (None if it did not exist or is not text)."""
+        if not self._old:
+            self._old.update(self._read_base([f.old_path for f in self.files if f.old_path]))
         if path not in self._old:
-            out = g.git(self.root, "show", f"{self.base}:{path}", check=False, strip=False)
-            self._old[path] = (
-                out if g.ok(self.root, "cat-file", "-e", f"{self.base}:{path}") else None
-            )
+            self._old.update(self._read_base([path]))
         return self._old[path]
+
+    def _read_base(self, paths: list[str]) -> dict[str, str | None]:
+        """Read many files of the base commit with one `git cat-file --batch`."""
+        out: dict[str, str | None] = {p: None for p in paths}
+        if not paths:
+            return out
+        request = "".join(f"{self.base}:{p}\n" for p in paths).encode()
+        done = subprocess.run(
+            ["git", "-C", str(self.root), *g.SAFE, "cat-file", "--batch"],
+            input=request,
+            capture_output=True,
+            check=True,
+        ).stdout
+        at = 0
+        for p in paths:
+            end = done.index(b"\n", at)
+            header = done[at:end].split()
+            at = end + 1
+            if len(header) != 3 or header[1] != b"blob":  # "<spec> missing", or not a file
+                continue
+            size = int(header[2])
+            body = done[at : at + size]
+            at += size + 1
+            try:
+                out[p] = body.decode("utf-8")
+            except UnicodeDecodeError:
+                out[p] = None
+        return out
 
     def new_text(self, path: str) -> str | None:
         """The file's text in the workspace now (None if it is gone or is not text)."""
@@ -130,6 +160,7 @@ def _parse(diff: str) -> list[FileChange]:
                 added=tuple(added),
                 removed=tuple(removed),
                 binary=pf.is_binary_file,
+                patch=str(pf),
             )
         )
     return out

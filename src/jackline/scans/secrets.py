@@ -42,41 +42,53 @@ class Found:
     """The raw values, for the redactor only: never store them anywhere but the workspace."""
 
 
+# Files detect-secrets reads as what they are (YAML, INI, .env), where unquoted values count:
+# these are scanned whole, keeping the hits on added lines; other files by their added lines.
+WHOLE = (".yaml", ".yml", ".env", ".ini", ".cfg", ".conf", ".properties", ".toml")
+
+
 @contextmanager
 def _settings() -> Iterator[None]:
     with default_settings() as settings:
-        settings.disable_filters("detect_secrets.filters.allowlist.is_line_allowlisted")
+        settings.disable_filters(
+            # Paths in the diff are relative to the workspace, not to our working directory.
+            "detect_secrets.filters.common.is_invalid_file",
+            "detect_secrets.filters.allowlist.is_line_allowlisted",
+        )
         yield
 
 
-def scan(change: Change, known: Iterable[str] = ()) -> Found:
-    """Secrets on the lines this change adds.
+def _whole_file(path: str) -> bool:
+    name = path.rsplit("/", 1)[-1].lower()
+    return name.endswith(WHOLE) or name.startswith(".env")
 
-    Each changed file is scanned whole, so detect-secrets can read it as what it is (YAML,
-    `.env`, INI: unquoted values count there), and only hits on added lines are kept.
-    """
+
+def scan(change: Change, known: Iterable[str] = ()) -> Found:
+    """Secrets on the lines this change adds."""
     findings: list[Finding] = []
     values: set[str] = set()
     lines = {(f.path, ln.number): ln.text for f in change.files for ln in f.added}
     seen: set[tuple[str, int, str]] = set()
+    files = [f for f in change.files if f.added and not f.binary and f.status != "deleted"]
+    hits: list[tuple[str, Any]] = []
     with _settings():
-        for f in change.files:
-            if not f.added or f.binary or f.status == "deleted":
-                continue
-            added = {ln.number for ln in f.added}
-            for hit in ds_scan.scan_file(str(change.root / f.path)):
-                value = _whole(
-                    hit.type, hit.secret_value or "", lines.get((f.path, hit.line_number), "")
-                )
-                key = (f.path, hit.line_number, value)
-                if not value or hit.line_number not in added or key in seen:
-                    continue
-                seen.add(key)
-                values.add(value)
-                text = lines.get((f.path, hit.line_number), "")
-                findings.append(
-                    _finding(_slug(hit.type), hit.type, f.path, hit.line_number, text, value)
-                )
+        patch = "".join(f.patch for f in files if not _whole_file(f.path))
+        if patch:
+            hits += [(h.filename, h) for h in ds_scan.scan_diff(patch)]
+        for f in files:
+            if _whole_file(f.path):
+                hits += [(f.path, h) for h in ds_scan.scan_file(str(change.root / f.path))]
+    for path, hit in hits:
+        text = lines.get((path, hit.line_number))
+        if text is None:  # a whole-file hit on a line this change did not add
+            continue
+        value = _whole(hit.type, hit.secret_value or "", text)
+        key = (path, hit.line_number, value)
+        if not value or key in seen:
+            continue
+        seen.add(key)
+        values.add(value)
+        findings.append(_finding(_slug(hit.type), hit.type, path, hit.line_number, text, value))
     for value in {v for v in known if len(v) >= MIN_LENGTH}:
         for (path, number), text in lines.items():
             if value in text and (path, number, value) not in seen:
