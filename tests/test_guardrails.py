@@ -140,3 +140,42 @@ def test_clean_refuses_a_live_run_and_says_what_it_would_remove(project: Project
     project.jl("clean")
     assert not Path(failed["workspace"]).exists()
     assert Path(live["workspace"]).exists()
+
+
+def test_removed_guards_are_quoted_under_look_twice_and_git_push_is_refused(
+    project: Project,
+) -> None:
+    agent = ScriptedAgent(
+        [
+            Round(
+                edits={
+                    "calc.py": Replace("a - b", "a + b  # noqa: E501"),
+                    "test_calc.py": Replace("    assert add(2, 3) == 5\n", "    add(2, 3)\n"),
+                },
+                commands=[
+                    "git push origin HEAD:refs/heads/main",
+                    "git checkout -q main && git commit -q --allow-empty -m sneaky; "
+                    "git checkout -q -",
+                ],
+            )
+        ]
+    )
+    project.create(agent)
+    main_before = git(project.repo, "rev-parse", "main")
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review"
+    assert run["blocking"] == 0 and run["warnings"] == 2
+
+    handoff = Path(run["handoff"]).read_text()
+    look_twice = handoff[handoff.index("## Where to look twice") :]
+    assert "guard.assert-removed" in look_twice
+    assert "assert add(2, 3) == 5" in look_twice
+    findings = {f["rule"] for f in project.jl_json("show", run["id"])["findings"]}
+    assert {"guard.assert-removed", "suppression.noqa"} <= findings
+
+    # The wrapper on the agent's PATH refused both, and said why, in the agent's log.
+    log = (project.home / "runs" / run["id"] / "round-1" / "agent.log").read_text()
+    assert "only the harness pushes" in log
+    assert "you are on main" in log.lower() or "on main" in log
+    assert git(project.repo, "rev-parse", "main") == main_before
+    assert "sneaky" not in git(project.repo, "log", "--all", "--format=%s")

@@ -70,8 +70,8 @@ def init(
     for name, check in found["checks"].items():
         out.print(f"  check {name}: {check['command']} ({check['parser']})")
     if not found["checks"]:
-        out.print("  no checks found: add them under [checks.NAME]")
-    out.print("Next: set [agents.default] command to your agent, then `jackline validate`.")
+        out.print("  no checks found: add them under \\[checks.NAME]")
+    out.print("Next: set \\[agents.default] command to your agent, then `jackline validate`.")
 
 
 @app.command()
@@ -387,7 +387,7 @@ def _finish(r: Run, as_json: bool) -> None:
     if r.blocking and r.status == "awaiting_review":
         out.print(
             f"[bold red]{r.blocking} block-level finding(s)[/]: only an owner "
-            "([review] owners) may approve"
+            "(\\[review] owners) may approve"
         )
     if r.status == "blocked":
         out.print(
