@@ -13,6 +13,22 @@ import pytest
 
 from jackline.testing import Replace, Round, ScriptedAgent
 
+
+def _shared_fixtures() -> Path:
+    """The public labelled fixtures (../shared/fixtures): `$JACKLINE_FIXTURES`, else beside the
+    clone, else the workplace's copy."""
+    for candidate in (
+        os.environ.get("JACKLINE_FIXTURES", ""),
+        str(Path(__file__).resolve().parents[2] / "shared" / "fixtures"),
+        "/work/shared/fixtures",
+    ):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return Path("/nonexistent/shared/fixtures")
+
+
+SHARED_FIXTURES = _shared_fixtures()
+
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 CONFIG = """\

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import SHARED_FIXTURES
 
 from jackline import config as jconfig
 from jackline.models import Finding
 from jackline.scans import Change
 from jackline.scans.migrations import EXPAND_CONTRACT, scan
 
-FIXTURES = Path("/work/shared/fixtures/django-migration-linter")
+FIXTURES = SHARED_FIXTURES / "django-migration-linter"
 needs_fixtures = pytest.mark.skipif(not FIXTURES.is_dir(), reason=f"{FIXTURES} is not here")
 
 # app -> (backward-incompatible?, the rule that should say so), from the fixtures' README.

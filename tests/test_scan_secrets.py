@@ -8,13 +8,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import SHARED_FIXTURES
 
 from jackline import config as cfg
 from jackline.scans import Change, run_scans
 from jackline.scans import scope as scope_scan
 from jackline.scans import secrets as secret_scan
 
-FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "detect-secrets"
+FIXTURES = SHARED_FIXTURES / "detect-secrets"
 
 # Labelled from the fixtures' README: (file, line) holding a secret, and lines that hold none.
 SECRETS = {
