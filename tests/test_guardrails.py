@@ -179,3 +179,32 @@ def test_removed_guards_are_quoted_under_look_twice_and_git_push_is_refused(
     assert "you are on main" in log.lower() or "on main" in log
     assert git(project.repo, "rev-parse", "main") == main_before
     assert "sneaky" not in git(project.repo, "log", "--all", "--format=%s")
+
+
+def test_a_secret_the_agent_committed_and_deleted_still_blocks(project: Project) -> None:
+    aws = _token("AKIA", 16, string.ascii_uppercase + string.digits)
+    commit = "git -c user.name=agent -c user.email=agent@example.com commit -q"
+    agent = ScriptedAgent(
+        [
+            Round(
+                edits={"calc.py": Replace("a - b", "a + b")},
+                commands=[
+                    f"echo 'KEY = \"{aws}\"' > leak.py && git add leak.py && {commit} -m leak",
+                    f"git rm -q leak.py && {commit} -m 'remove the key'",
+                ],
+            )
+        ]
+    )
+    project.create(agent)
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "blocked", run
+    (finding,) = [f for f in project.jl_json("show", run["id"])["findings"] if f["file"]]
+    assert finding["file"] == "leak.py" and finding["rule"] == "secret.aws-access-key"
+    assert "in the agent's commit" in finding["message"]
+    assert git(project.repo, "branch", "--list", "agent/*") == ""
+    objects = subprocess.run(
+        ["git", "-C", str(project.repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    assert aws.encode() not in objects

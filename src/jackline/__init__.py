@@ -1,3 +1,3 @@
 """Jackline: a production harness for coding agents."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

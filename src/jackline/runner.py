@@ -280,8 +280,11 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     found = secret_scan.scan(
         Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD"), ctx.known_secrets()
     )
-    ctx.remember_secrets(found.values | secret_scan.scan_text_file(log))
+    printed = secret_scan.scan_text_file(log) - found.values
+    ctx.remember_secrets(found.values | printed)
     _redact_file(ctx, log)
+    if printed:
+        ctx.record("redacted", round=round_no, count=len(printed), where="agent output")
     ctx.command(
         "agent",
         ctx.agent_config.command,
@@ -344,8 +347,16 @@ def scan(run_id: str) -> dict[str, Any]:
     ctx = RunContext(run_id)
     ctx.record("step", step="scan")
     change = Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD")
-    found = secret_scan.scan(change, ctx.known_secrets())
+    known = ctx.known_secrets()
+    found = secret_scan.scan(change, known)
+    committed = secret_scan.scan_commits(ctx.ws, ctx.run.base_sha or "HEAD", known)
+    found = secret_scan.Found(
+        found.findings
+        + tuple(f for f in committed.findings if (f.file, f.line) not in _where(found.findings)),
+        found.values | committed.values,
+    )
     ctx.remember_secrets(found.values)
+    printed = sum(e.data["count"] for e in ctx.audit.read(run_id) if e.kind == "redacted")
     report = run_scans(change, ctx.config)
     reverted = sorted(
         {p for e in ctx.audit.read(run_id) if e.kind == "scope" for p in e.data["reverted"]}
@@ -364,6 +375,17 @@ def scan(run_id: str) -> dict[str, Any]:
             for p in reverted
         ),
     ]
+    if printed:
+        findings.append(
+            Finding(
+                "secret.printed",
+                "warn",
+                f"the agent's output held {printed} secret-like value(s); they were redacted "
+                "from the logs and the audit log",
+                why="A secret the agent could print is a secret it could send elsewhere. If the "
+                "value is real, rotate it.",
+            )
+        )
     findings = sort(findings)
     blocking = sum(f.level == "block" for f in findings)
     warnings = sum(f.level == "warn" for f in findings)
@@ -380,6 +402,10 @@ def scan(run_id: str) -> dict[str, Any]:
         where = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
         ctx.update(reason=f"a secret in the change ({where}); nothing was committed")
     return {"blocked": bool(found.findings), "blocking": blocking, "warnings": warnings}
+
+
+def _where(findings: tuple[Finding, ...]) -> set[tuple[str | None, int | None]]:
+    return {(f.file, f.line) for f in findings}
 
 
 # commit, publish --------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from detect_secrets.core import scan as ds_scan
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
 from detect_secrets.settings import default_settings
 
+from jackline import git as g
 from jackline.models import Finding
 from jackline.scans import Change
 
@@ -63,8 +64,9 @@ def _whole_file(path: str) -> bool:
     return name.endswith(WHOLE) or name.startswith(".env")
 
 
-def scan(change: Change, known: Iterable[str] = ()) -> Found:
-    """Secrets on the lines this change adds."""
+def scan(change: Change, known: Iterable[str] = (), whole_files: bool = True) -> Found:
+    """Secrets on the lines this change adds. With `whole_files=False` every file is read from
+    the diff alone (for a change whose files are not in the working tree, such as a commit)."""
     findings: list[Finding] = []
     values: set[str] = set()
     lines = {(f.path, ln.number): ln.text for f in change.files for ln in f.added}
@@ -72,12 +74,12 @@ def scan(change: Change, known: Iterable[str] = ()) -> Found:
     files = [f for f in change.files if f.added and not f.binary and f.status != "deleted"]
     hits: list[tuple[str, Any]] = []
     with _settings():
-        patch = "".join(f.patch for f in files if not _whole_file(f.path))
+        whole = [f for f in files if whole_files and _whole_file(f.path)]
+        patch = "".join(f.patch for f in files if f not in whole)
         if patch:
             hits += [(h.filename, h) for h in ds_scan.scan_diff(patch)]
-        for f in files:
-            if _whole_file(f.path):
-                hits += [(f.path, h) for h in ds_scan.scan_file(str(change.root / f.path))]
+        for f in whole:
+            hits += [(f.path, h) for h in ds_scan.scan_file(str(change.root / f.path))]
     for path, hit in hits:
         text = lines.get((path, hit.line_number))
         if text is None:  # a whole-file hit on a line this change did not add
@@ -99,6 +101,22 @@ def scan(change: Change, known: Iterable[str] = ()) -> Found:
                         "reference", "a value of the run's own secrets", path, number, text, value
                     )
                 )
+    return Found(tuple(findings), frozenset(values))
+
+
+def scan_commits(repo: Path, base: str, known: Iterable[str] = ()) -> Found:
+    """Secrets in the commits the agent made itself (`base..HEAD`), one by one: a secret added
+    in one commit and deleted in the next is absent from the final diff, yet would be pushed."""
+    shas = g.git(repo, "rev-list", "--reverse", "--no-merges", f"{base}..HEAD").split()
+    findings: list[Finding] = []
+    values: set[str] = set()
+    for sha in shas:
+        found = scan(Change.between(repo, f"{sha}^", sha), known, whole_files=False)
+        values |= found.values
+        findings += [
+            replace(f, message=f"{f.message} (in the agent's commit {sha[:10]})")
+            for f in found.findings
+        ]
     return Found(tuple(findings), frozenset(values))
 
 
