@@ -18,6 +18,15 @@ def _token(prefix: str, n: int, alphabet: str = string.ascii_letters + string.di
     return prefix + "".join(secrets.choice(alphabet) for _ in range(n))
 
 
+def _objects(repo: Path) -> bytes:
+    """Every object in the repository, uncompressed: where a committed secret would be."""
+    return subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+        capture_output=True,
+        check=True,
+    ).stdout
+
+
 def _stored_files(home: Path, workspace: Path) -> list[Path]:
     return [
         p for p in home.rglob("*") if p.is_file() and workspace not in p.parents and p != workspace
@@ -66,11 +75,7 @@ def test_a_planted_secret_blocks_the_run_and_no_stored_byte_holds_it(project: Pr
     workspace = Path(run["workspace"])
     assert (workspace / "settings_local.py").exists()
     assert git(project.repo, "branch", "--list", "agent/*") == ""
-    objects = subprocess.run(
-        ["git", "-C", str(project.repo), "cat-file", "--batch-all-objects", "--batch"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    objects = _objects(project.repo)
     values = [aws, github, printed, reference]
     for value in values:
         assert value.encode() not in objects, f"{value[:6]} is in the repository's objects"
@@ -202,9 +207,5 @@ def test_a_secret_the_agent_committed_and_deleted_still_blocks(project: Project)
     assert finding["file"] == "leak.py" and finding["rule"] == "secret.aws-access-key"
     assert "in the agent's commit" in finding["message"]
     assert git(project.repo, "branch", "--list", "agent/*") == ""
-    objects = subprocess.run(
-        ["git", "-C", str(project.repo), "cat-file", "--batch-all-objects", "--batch"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    objects = _objects(project.repo)
     assert aws.encode() not in objects
