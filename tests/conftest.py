@@ -90,6 +90,8 @@ class Project:
         else:
             command = agent
         config = CONFIG.format(python=sys.executable) + extra
+        if "[sandbox]" not in extra:  # the scripted agent reads its script from beside the repo
+            config += f"\n[sandbox]\nreadable = [{json.dumps(str(self.root / 'agent.json'))}]\n"
         config += f"\n[agents.default]\ncommand = {json.dumps(command)}\n{agent_extra}"
         (self.repo / "jackline.toml").write_text(config)
         git(self.repo, "add", "-A")

@@ -55,11 +55,11 @@ def test_run_that_exhausts_its_rounds_fails_naming_the_failing_test(project: Pro
 def test_second_round_gets_the_failures_as_feedback(project: Project) -> None:
     seen = Round(
         edits={"calc.py": Replace("a * b", "a + b")},
-        commands=['cp "$JACKLINE_FEEDBACK" ../feedback-seen.md'],
+        commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/feedback-seen.md'],
     )
     project.create(ScriptedAgent([WRONG, seen]))
-    project.jl_json("run", "Fix add")
-    text = (project.home / "workspaces" / "feedback-seen.md").read_text()
+    run = project.jl_json("run", "Fix add")
+    text = (Path(run["workspace"]) / ".jackline" / "run" / "feedback-seen.md").read_text()
     assert "test_add" in text and "test_calc.py" in text
 
 
@@ -74,7 +74,7 @@ def test_plain_script_agent_follows_the_command_contract(project: Project) -> No
         "mkdir -p .jackline && echo 'Unsure whether floats matter.' > .jackline/notes.md\n"
     )
     script.chmod(0o755)
-    project.create([str(script), "{prompt}"])
+    project.create([str(script), "{prompt}"], extra=f'\n[sandbox]\nreadable = ["{script}"]\n')
     run = project.jl_json("run", "Fix add in calc.py")
     assert run["status"] == "awaiting_review" and run["rounds"] == 1
     seen = git(project.repo, "show", f"{run['branch']}:prompt-seen.txt")
@@ -171,14 +171,15 @@ def test_merge_reruns_checks_when_main_moved(project: Project, two_rounds: Scrip
 
 
 def test_request_changes_runs_another_round_with_the_reviewers_words(project: Project) -> None:
-    third = Round(edits={}, commands=['cp "$JACKLINE_FEEDBACK" ../review-seen.md'])
+    third = Round(edits={}, commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'])
     project.create(ScriptedAgent([WRONG, RIGHT, third]))
     run = project.jl_json("run", "Fix add")
     again = project.jl_json(
         "request-changes", run["id"], "--as", "bob", "-m", "Please add a docstring"
     )
     assert again["status"] == "awaiting_review" and again["rounds"] == 3
-    assert "Please add a docstring" in (project.home / "workspaces" / "review-seen.md").read_text()
+    seen = Path(again["workspace"]) / ".jackline" / "run" / "review-seen.md"
+    assert "Please add a docstring" in seen.read_text()
 
 
 def test_reject_closes_the_run_without_merging(project: Project, two_rounds: ScriptedAgent) -> None:
@@ -191,7 +192,9 @@ def test_reject_closes_the_run_without_merging(project: Project, two_rounds: Scr
 
 
 def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> None:
-    marker = project.root / "first-attempt"
+    # Inside the workspace's inbox: the sandbox lets the agent write nowhere else, and a retried
+    # round's restore leaves the inbox alone.
+    marker = ".jackline/run/first-attempt"
     slow = Round(
         edits={"calc.py": Replace("a - b", "a + b")},
         commands=[f"if [ ! -e {marker} ]; then touch {marker}; sleep 120; fi"],
@@ -206,7 +209,7 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
         stdin=subprocess.DEVNULL,
     )
     deadline = time.time() + 60
-    while not marker.exists():
+    while not list(project.home.glob(f"workspaces/*/{marker}")):
         assert time.time() < deadline and proc.poll() is None, "the agent never started"
         time.sleep(0.1)
     os.kill(proc.pid, signal.SIGKILL)

@@ -66,6 +66,10 @@ def submit(
         raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
     for name, ref in config.agents[agent_name].secrets.items():
         resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")
+    if config.sandbox.mode == "bubblewrap":
+        from jackline.sandbox import bubblewrap
+
+        bubblewrap.check()  # refuses, saying how to install it, where it cannot start
     bp = blueprints.get(blueprint or config.blueprint.name)
     try:
         g.rev(root, config.project.main)

@@ -336,7 +336,10 @@ def progress(run_id: str, event: Event) -> None:
 def _describe(e: Event) -> str | None:
     d = e.data
     if e.kind == "workspace":
-        return f"prepare   workspace ready on {d['branch']} ({d['method']})"
+        box = d.get("sandbox", "none")
+        return f"prepare   workspace ready on {d['branch']} ({d['method']}, sandbox {box})"
+    if e.kind == "warning":
+        return f"[bold yellow]warning[/]   {escape(d['message'])}"
     if e.kind == "hydrate":
         return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {', '.join(d['rules']) or '-'}"
     if e.kind == "command" and d.get("step") == "agent":

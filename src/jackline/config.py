@@ -138,6 +138,36 @@ class ReviewConfig(_Section):
     """People with the `owner` role: only they may approve a run with a block-level finding."""
 
 
+class SandboxConfig(_Section):
+    mode: Literal["bubblewrap", "none"] = "bubblewrap"
+    """`bubblewrap`: agent, checks and set-up run isolated. `none`: as they are (warned on every run)."""
+    allow_network: list[str] = []
+    """Hosts the agent and checks may reach through an allowlisting proxy (`pypi.org`,
+    `*.github.com`, `10.0.0.5:8080`). None by default; set-up always has the network."""
+
+    @field_validator("allow_network")
+    @classmethod
+    def _check_hosts(cls, value: list[str]) -> list[str]:
+        from jackline.sandbox.proxy import parse_allow
+
+        parse_allow(value)  # raises ValueError naming the entry that is not a host
+        return value
+
+    readable: list[str] = []
+    """Paths outside the workspace that commands need to read but the sandbox hides (under your home, or /tmp)."""
+    hidden: list[str] = []
+    """More paths to hide from commands (the home, Jackline's state and SSH/cloud credentials always are)."""
+    env: list[str] = []
+    """Environment variables passed through besides the allowlist (PATH, HOME, LANG, ...).
+    Secrets go in `[agents.NAME] secrets`."""
+    memory_mb: int = Field(default=16384, ge=0)
+    """Address-space limit per command, in MiB (0: no limit)."""
+    max_processes: int = Field(default=4096, ge=0)
+    """Process limit per command (0: no limit). The kernel exempts root from it."""
+    open_files: int = Field(default=8192, ge=0)
+    """Open-file limit per command (0: no limit)."""
+
+
 class JacklineConfig(_Section):
     project: ProjectConfig = ProjectConfig()
     """Which branch is main."""
@@ -155,6 +185,8 @@ class JacklineConfig(_Section):
     """Who may decide on a run."""
     scan: ScanConfig = ScanConfig()
     """How the change is scanned before review."""
+    sandbox: SandboxConfig = SandboxConfig()
+    """Where the agent, the checks and the set-up run."""
 
 
 def load(repo: Path) -> JacklineConfig:

@@ -79,6 +79,8 @@ def make_repo(base: Path | None = None) -> Path:
         argv = ", ".join(f'"{a}"' for a in ScriptedAgent.command(script))
         f.write(
             f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n"
+            f"\n# The sandbox hides /tmp; the scripted agent reads its script from there.\n"
+            f'[sandbox]\nreadable = ["{script}"]\n'
         )
     g.git(root, "init", "--quiet", "-b", "main", str(repo))
     g.git(repo, "add", "-A")

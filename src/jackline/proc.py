@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from jackline.sandbox import Jail
+
 
 @dataclass(frozen=True)
 class Completed:
@@ -35,26 +37,30 @@ def run(
     log: Path,
     timeout: float,
     pidfile: Path | None = None,
+    jail: Jail | None = None,
 ) -> Completed:
     """Run `argv` (a list, or a string for the shell) with stdout and stderr written to a fresh `log`.
 
     `pidfile` records the process group, so a harness that crashed can end it on the retry.
+    `jail` runs the command inside a sandbox; the log shows the command as given.
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     with open(log, "wb") as out:
         out.write(f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
         out.flush()
+        command = jail.wrap(argv) if jail else argv
         try:
             proc = subprocess.Popen(
-                argv,
+                command,
                 cwd=cwd,
                 env=dict(env),
-                shell=isinstance(argv, str),
+                shell=isinstance(command, str),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=jail.preexec if jail else None,
             )
         except OSError as e:
             out.write(f"could not start: {e}\n".encode())

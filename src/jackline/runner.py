@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from jackline import config as cfg
-from jackline import context, handoff, paths, proc
+from jackline import context, handoff, paths, proc, sandbox
 from jackline import git as g
 from jackline.agents import Brief, build
 from jackline.checks import run_check
@@ -28,6 +32,8 @@ from jackline.guard.redact import SECRET_NAME, Redactor, resolve
 from jackline.guard.scope import revert_forbidden
 from jackline.models import CheckResult, Decision, Finding, Run
 from jackline.review import owner_refusal
+from jackline.sandbox import Jail, Spec
+from jackline.sandbox import proxy as net
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
 from jackline.store import Store
@@ -107,16 +113,53 @@ class RunContext:
         return out
 
     def env(self, with_secrets: bool = False) -> dict[str, str]:
-        """The harness's environment minus anything that looks like a credential or Jackline's
-        own state; the agent gets back only the secrets its config declares."""
+        """The harness's environment cut down to an allowlist (`[sandbox] env` adds names);
+        the agent gets back only the secrets its config declares."""
         env = {
             k: v
-            for k, v in os.environ.items()
-            if not SECRET_NAME.search(k) and not k.startswith("JACKLINE_")
+            for k, v in sandbox.scrub(os.environ, self.config.sandbox.env).items()
+            if not SECRET_NAME.search(k)
         }
         if with_secrets:
             env.update(self._secrets(strict=True))
         return env
+
+    def jail(self, network: bool = False, proxy: Path | None = None) -> Jail:
+        """The sandbox for a command of this run: set-up gets the network, the rest do not
+        (or only the allowed hosts, through the proxy listening on `proxy`)."""
+        box = self.config.sandbox
+        spec = Spec(
+            workspace=self.ws,
+            readable=tuple(Path(p).expanduser() for p in box.readable),
+            hidden=tuple(Path(p).expanduser() for p in box.hidden),
+            network=network,
+            proxy_socket=proxy,
+            no_proxy=net.no_proxy(box.allow_network),
+            memory_mb=box.memory_mb,
+            max_processes=box.max_processes,
+            open_files=box.open_files,
+        )
+        return Jail(sandbox.get(box.mode), spec)
+
+    @contextmanager
+    def network(self, step: str) -> Iterator[Path | None]:
+        """While a step's commands run: the allowlisting proxy, if `[sandbox] allow_network`
+        names hosts; every connection it allows or refuses goes to the audit log."""
+        box = self.config.sandbox
+        if not box.allow_network or box.mode != "bubblewrap":
+            yield None
+            return
+        events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
+        where = Path(tempfile.mkdtemp(prefix="jl-net-"))  # a socket path must be short
+        try:
+            with net.Proxy(where / "proxy.sock", box.allow_network, on_event=events.put):
+                yield where / "proxy.sock"
+        finally:
+            shutil.rmtree(where, ignore_errors=True)
+            while not events.empty():
+                event = events.get()
+                event.pop("kind", None)
+                self.record("network", step=step, **event)
 
     @property
     def inbox(self) -> Path:
@@ -161,10 +204,27 @@ def prepare(run_id: str) -> dict[str, Any]:
         repo, ctx.config.project.main, ctx.run.branch, paths.workspaces() / run_id
     )
     ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
-    ctx.record("workspace", path=str(ws.path), base=ws.base_sha, method=ws.method, branch=ws.branch)
+    mode = ctx.config.sandbox.mode
+    ctx.record(
+        "workspace",
+        path=str(ws.path),
+        base=ws.base_sha,
+        method=ws.method,
+        branch=ws.branch,
+        sandbox=mode,
+    )
+    if mode == "none":
+        ctx.record("warning", message=sandbox.NONE_WARNING)
     for i, command in enumerate(ctx.config.workspace.setup, 1):
         log = ctx.dir / f"setup-{i}.log"
-        done = proc.run(command, ws.path, ctx.env(), log, ctx.config.workspace.setup_timeout)
+        done = proc.run(
+            command,
+            ws.path,
+            ctx.env(),
+            log,
+            ctx.config.workspace.setup_timeout,
+            jail=ctx.jail(network=True),
+        )
         _redact_file(ctx, log)
         ctx.command("setup", command, done.exit_code, done.duration, done.tail(15))
         if done.exit_code != 0:
@@ -273,7 +333,8 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     env = ctx.env(with_secrets=True)
     env["PATH"] = f"{ctx.inbox / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
     env["JACKLINE_POLICY"] = str(ctx.inbox / "policy.json")
-    result = runner.run(brief, ctx.ws, env, log)
+    with ctx.network("agent") as proxy:
+        result = runner.run(brief, ctx.ws, env, log, jail=ctx.jail(proxy=proxy))
     tampered = _restore_git_files(ctx)
     # Before anything of this round is stored: learn the secrets the agent wrote into files or
     # printed, so the log, the audit log and every later step redact them.
@@ -312,7 +373,13 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
     out_dir = ctx.dir / f"{label}-{round_no}"
     results: list[CheckResult] = []
     for name, check_config in ctx.config.checks.items():
-        result = run_check(name, check_config, ctx.ws, ctx.env(), out_dir)
+        # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
+        # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
+        # size and the same second of mtime, which an agent's quick edit often has.
+        cache = ctx.inbox / "pycache" / f"{label}-{round_no}"
+        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(cache)}
+        with ctx.network(f"check:{name}") as proxy:
+            result = run_check(name, check_config, ctx.ws, env, out_dir, jail=ctx.jail(proxy=proxy))
         _redact_file(ctx, out_dir / f"{name}.log")
         ctx.command(
             f"check:{name}", result.command, result.exit_code, result.duration, result.output_tail

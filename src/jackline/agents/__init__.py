@@ -18,6 +18,7 @@ from typing import Protocol
 
 from jackline.config import AgentConfig
 from jackline.models import AgentResult
+from jackline.sandbox import Jail
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,12 @@ class Brief:
 
 class Agent(Protocol):
     def run(
-        self, brief: Brief, workspace: Path, env: Mapping[str, str], log: Path
+        self,
+        brief: Brief,
+        workspace: Path,
+        env: Mapping[str, str],
+        log: Path,
+        jail: Jail | None = None,
     ) -> AgentResult: ...
 
 

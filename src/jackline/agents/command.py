@@ -10,6 +10,7 @@ from jackline import proc
 from jackline.agents import Brief
 from jackline.config import AgentConfig
 from jackline.models import AgentResult
+from jackline.sandbox import Jail
 
 
 class CommandAgent:
@@ -27,7 +28,14 @@ class CommandAgent:
             for part in self.config.command
         ]
 
-    def run(self, brief: Brief, workspace: Path, env: Mapping[str, str], log: Path) -> AgentResult:
+    def run(
+        self,
+        brief: Brief,
+        workspace: Path,
+        env: Mapping[str, str],
+        log: Path,
+        jail: Jail | None = None,
+    ) -> AgentResult:
         contract = {"JACKLINE_BRIEF": str(brief.path), "JACKLINE_ROUND": str(brief.round)}
         if brief.feedback is not None:
             contract["JACKLINE_FEEDBACK"] = str(brief.feedback)
@@ -38,5 +46,6 @@ class CommandAgent:
             log,
             self.config.timeout,
             pidfile=log.with_suffix(".pid"),
+            jail=jail,
         )
-        return AgentResult(done.exit_code, done.duration, done.tail(), done.timed_out)
+        return AgentResult(done.exit_code, done.duration, done.tail(60), done.timed_out)

@@ -7,6 +7,7 @@ when its command exits 0; the parser only explains a failure, it never turns one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from jackline import proc
@@ -14,6 +15,7 @@ from jackline.checks import junit, mypy, plain, ruff_json
 from jackline.config import CheckConfig
 from jackline.errors import NotFound
 from jackline.models import CheckResult, Failure
+from jackline.sandbox import Jail
 
 Parser = Callable[[str, proc.Completed, Path, Path], list[Failure]]
 PARSERS: dict[str, Parser] = {
@@ -31,12 +33,19 @@ def parser(name: str) -> Parser:
 
 
 def run_check(
-    name: str, check: CheckConfig, workspace: Path, env: Mapping[str, str], out_dir: Path
+    name: str,
+    check: CheckConfig,
+    workspace: Path,
+    env: Mapping[str, str],
+    out_dir: Path,
+    jail: Jail | None = None,
 ) -> CheckResult:
     report = out_dir / f"{name}.report"
     report.unlink(missing_ok=True)
     command = fill_report(check.command, report)
-    done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout)
+    if jail is not None:  # the report is written from inside the sandbox
+        jail = Jail(jail.sandbox, replace(jail.spec, writable=(*jail.spec.writable, out_dir)))
+    done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout, jail=jail)
     failures: list[Failure] = []
     if done.exit_code != 0:
         failures = parser(check.parser)(name, done, report, workspace)

@@ -106,7 +106,10 @@ class Change:
         return out
 
     def new_text(self, path: str) -> str | None:
-        """The file's text in the workspace now (None if it is gone or is not text)."""
+        """The file's text in the workspace now (None if it is gone, is not text, or is a
+        symbolic link: the agent may point one anywhere, and the harness does not follow)."""
+        if (self.root / path).is_symlink():
+            return None
         try:
             return (self.root / path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):

@@ -74,7 +74,11 @@ def scan(change: Change, known: Iterable[str] = (), whole_files: bool = True) ->
     files = [f for f in change.files if f.added and not f.binary and f.status != "deleted"]
     hits: list[tuple[str, Any]] = []
     with _settings():
-        whole = [f for f in files if whole_files and _whole_file(f.path)]
+        whole = [
+            f
+            for f in files
+            if whole_files and _whole_file(f.path) and not (change.root / f.path).is_symlink()
+        ]
         patch = "".join(f.patch for f in files if f not in whole)
         if patch:
             hits += [(h.filename, h) for h in ds_scan.scan_diff(patch)]

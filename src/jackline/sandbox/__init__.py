@@ -1,0 +1,187 @@
+"""The sandbox: where the agent, the checks and the set-up commands run.
+
+An agent is an untrusted process. Under `bubblewrap` (the default) it sees the machine read-only,
+writes only its workspace, has a private `/tmp` and an empty home (with the tool directories a
+project needs put back read-only: pyenv, nvm, `~/.local`, the harness's own Python), cannot see
+Jackline's state, SSH keys or cloud credentials, and has no network unless set-up runs or
+`[sandbox] allow_network` names hosts (reached through an allowlisting proxy). Its environment is
+an allowlist plus the secrets the step declares. `none` runs commands as they are, with a warning
+on every run.
+
+A sandbox is picked by name and turns a command into the command to run (`wrap`), plus the
+resource limits its process starts with (`limits`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+# Variables a command may inherit from the harness; everything else is dropped.
+ENV_ALLOWED = {
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TERM",
+    "TZ",
+    "TMPDIR",
+    "CI",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "PYENV_ROOT",
+    "PYENV_VERSION",
+    "VIRTUAL_ENV",
+    "NVM_DIR",
+    "GOPATH",
+    "GOROOT",
+    "CARGO_HOME",
+    "RUSTUP_HOME",
+    "JAVA_HOME",
+}
+ENV_ALLOWED_PREFIXES = ("LC_",)
+
+INSTALL_HINT = (
+    "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install "
+    'bubblewrap`), or set `[sandbox] mode = "none"` in jackline.toml to run agents unsandboxed'
+)
+NONE_WARNING = (
+    'sandbox mode is "none": the agent runs with your files, your network and your '
+    "credentials in reach. Use it only where bubblewrap cannot run."
+)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What one command may touch."""
+
+    workspace: Path
+    """Writable, and the working directory."""
+    writable: tuple[Path, ...] = ()
+    """Other paths the command must write (a check's report directory)."""
+    readable: tuple[Path, ...] = ()
+    """Paths to make readable that the sandbox would hide (`[sandbox] readable`)."""
+    hidden: tuple[Path, ...] = ()
+    """Paths to hide that the sandbox would show (`[sandbox] hidden`)."""
+    network: bool = False
+    """Share the host's network (set-up commands install dependencies)."""
+    memory_mb: int = 0
+    """Address-space limit in MiB (0: none)."""
+    max_processes: int = 0
+    """Process limit (0: none). The kernel does not apply it to root."""
+    open_files: int = 0
+    """Open-file limit (0: none)."""
+    proxy_socket: Path | None = None
+    """The allowlisting proxy's unix socket: the command reaches the network only through it."""
+    no_proxy: str = "localhost,127.0.0.1,::1"
+    """Hosts the command reaches directly (its own loopback)."""
+
+
+class Sandbox(Protocol):
+    name: str
+
+    def wrap(self, argv: list[str] | str, spec: Spec) -> list[str] | str: ...
+
+
+@dataclass(frozen=True)
+class Jail:
+    """A sandbox with the spec for one step: what `proc.run` needs to run a command inside."""
+
+    sandbox: Sandbox
+    spec: Spec
+
+    def wrap(self, argv: list[str] | str) -> list[str] | str:
+        return self.sandbox.wrap(argv, self.spec)
+
+    @property
+    def preexec(self) -> Callable[[], None] | None:
+        return limits(self.spec)
+
+
+def limits(spec: Spec) -> Callable[[], None] | None:
+    """The `preexec_fn` that applies the spec's resource limits in the child, if any."""
+    wanted = [
+        (resource.RLIMIT_AS, spec.memory_mb * 1024 * 1024),
+        (resource.RLIMIT_NPROC, spec.max_processes),
+        (resource.RLIMIT_NOFILE, spec.open_files),
+    ]
+    wanted = [(k, v) for k, v in wanted if v > 0]
+    if not wanted:
+        return None
+
+    def apply() -> None:
+        for kind, value in wanted:
+            _, hard = resource.getrlimit(kind)
+            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(kind, (cap, cap))
+
+    return apply
+
+
+def scrub(env: Mapping[str, str], extra: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
+    """The environment a sandboxed command inherits: the allowlist and the names in `extra`."""
+    keep = ENV_ALLOWED | set(extra)
+    return {k: v for k, v in env.items() if k in keep or k.startswith(ENV_ALLOWED_PREFIXES)}
+
+
+def get(mode: str) -> Sandbox:
+    from jackline.sandbox.bubblewrap import Bubblewrap
+
+    sandboxes: dict[str, Sandbox] = {"bubblewrap": Bubblewrap(), "none": Unsandboxed()}
+    return sandboxes[mode]
+
+
+class Unsandboxed:
+    name = "none"
+
+    def wrap(self, argv: list[str] | str, spec: Spec) -> list[str] | str:
+        return argv
+
+
+def home_tools(home: Path, path_variable: str) -> list[Path]:
+    """Directories under the home that hold tools, not secrets: put back read-only in the
+    sandbox's empty home. The harness's own interpreter and package always are."""
+    import jackline
+
+    candidates = [home / rel for rel in HOME_TOOLS]
+    candidates += [Path(p) for p in path_variable.split(os.pathsep) if p]
+    candidates += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
+    candidates.append(Path(jackline.__file__).resolve().parents[1])
+    out: list[Path] = []
+    for c in candidates:
+        c = Path(os.path.abspath(c))
+        if c.exists() and home in c.parents and not SECRET_PLACES.search(str(c)) and c not in out:
+            out.append(c)
+    return out
+
+
+HOME_TOOLS = (
+    ".pyenv",
+    ".nvm",
+    ".volta",
+    ".asdf",
+    ".bun",
+    ".deno",
+    ".local/bin",
+    ".local/lib",
+    ".local/share/uv",
+    ".local/share/pnpm",
+    ".cargo/bin",
+    ".rustup",
+    ".sdkman",
+    "go/bin",
+)
+# Never put back, whatever PATH says.
+SECRET_PLACES = re.compile(
+    r"/(\.ssh|\.aws|\.azure|\.kube|\.docker|\.gnupg|\.config/gcloud|\.config/gh|\.netrc|"
+    r"\.git-credentials|\.npmrc|\.pypirc|\.jackline)(/|$)"
+)

@@ -1,0 +1,172 @@
+"""Inside the sandbox: a proxy address on its loopback, forwarded to the harness's proxy socket.
+
+    python -I -S forward.py PORT SOCKET [--no-proxy=HOSTS] -- CMD ARGS...
+
+listens on `127.0.0.1:PORT` (the sandbox's own loopback: bubblewrap brings `lo` up in a new
+network namespace), copies each connection to the unix socket `SOCKET` (bound into the sandbox,
+served by `proxy.Proxy`), and runs `CMD` with `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and their
+lower-case forms pointing there. It exits with the command's exit code (128 + N if signal N ended
+it), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to it, and stops when it
+ends.
+
+It checks nothing: the proxy outside decides. It is an allowlist for clients that honour the proxy
+variables; a program that ignores them has no network, the safe failure.
+
+It runs before every sandboxed command, so it starts fast: standard library only, run as a file
+(`-S` skips site-packages, where an editable install's path to `jackline` lives, so `-m` would not
+find it) with `-I` so the sandbox's `PYTHON*` variables cannot change it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+PORT = 3128
+"""The usual port: the sandbox's network namespace is its own, so no other run or host
+service can hold it."""
+DEFAULT_NO_PROXY = "localhost,127.0.0.1,::1"
+FORWARDED = {
+    signal.SIGTERM,
+    signal.SIGINT,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+}
+USAGE = "usage: forward.py PORT SOCKET [--no-proxy=HOSTS] -- CMD [ARGS...]"
+_DOWN = b"jackline: the network proxy is not running"
+UNREACHABLE = b"HTTP/1.1 502 Bad Gateway (%s)\r\nContent-Type: text/plain\r\n" % _DOWN
+UNREACHABLE += b"Content-Length: %d\r\nConnection: close\r\n\r\n%s\n" % (len(_DOWN) + 1, _DOWN)
+
+
+def wrap(
+    argv: list[str], port: int, socket_in_sandbox: str, *, no_proxy: str = DEFAULT_NO_PROXY
+) -> list[str]:
+    """`argv` run behind the forwarder; the sandbox must see `sys.executable` and this file."""
+    me = os.path.abspath(__file__)
+    options = [f"--no-proxy={no_proxy}"] if no_proxy != DEFAULT_NO_PROXY else []
+    return [sys.executable, "-I", "-S", me, str(port), socket_in_sandbox, *options, "--", *argv]
+
+
+def proxy_env(env: dict[str, str], port: int, no_proxy: str) -> dict[str, str]:
+    """`env` with every proxy variable pointing at the forwarder."""
+    url = f"http://127.0.0.1:{port}"
+    out = dict(env)
+    for name in ("http_proxy", "https_proxy", "all_proxy"):
+        out[name] = out[name.upper()] = url
+    out["no_proxy"] = out["NO_PROXY"] = no_proxy
+    return out
+
+
+def main(args: list[str]) -> int:
+    try:
+        port, path, no_proxy, command = _arguments(args)
+    except ValueError as e:
+        print(f"jackline forward: {e}\n{USAGE}", file=sys.stderr)
+        return 2
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", port))
+        listener.listen(128)
+    except OSError as e:
+        print(f"jackline forward: cannot listen on 127.0.0.1:{port}: {e}", file=sys.stderr)
+        return 125
+    # Blocked before any thread starts, so they all inherit it and only `sigwaitinfo` sees them.
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED | {signal.SIGCHLD})
+    threading.Thread(target=_accept, args=(listener, path), daemon=True).start()
+    try:
+        pid = os.posix_spawnp(
+            command[0],
+            command,
+            proxy_env(dict(os.environ), port, no_proxy),
+            setsigmask=(),
+            # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec.
+            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+        )
+    except OSError as e:
+        print(f"jackline forward: cannot run {command[0]}: {e}", file=sys.stderr)
+        return 127 if isinstance(e, FileNotFoundError) else 126
+    return _wait(pid)
+
+
+def _arguments(args: list[str]) -> tuple[int, str, str, list[str]]:
+    if "--" not in args:
+        raise ValueError("missing '--' before the command")
+    split = args.index("--")
+    head, command = args[:split], args[split + 1 :]
+    no_proxy = DEFAULT_NO_PROXY
+    if len(head) == 3 and head[2].startswith("--no-proxy="):
+        no_proxy = head.pop().partition("=")[2]
+    if len(head) != 2 or not head[0].isdigit() or not 0 < int(head[0]) < 65536 or not command:
+        raise ValueError("expected PORT SOCKET -- CMD, with PORT from 1 to 65535")
+    return int(head[0]), head[1], no_proxy, command
+
+
+def _wait(pid: int) -> int:
+    """Forward signals to the command until it ends; its exit code, or 128 + the signal."""
+    while True:
+        signo = signal.sigwaitinfo(FORWARDED | {signal.SIGCHLD}).si_signo
+        if signo != signal.SIGCHLD:
+            try:
+                os.kill(pid, signo)
+            except ProcessLookupError:
+                pass
+            continue
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            return code if code >= 0 else 128 - code
+
+
+def _accept(listener: socket.socket, path: str) -> None:
+    while True:
+        try:
+            client, _ = listener.accept()
+        except OSError:  # out of file descriptors, say: the command may close some
+            time.sleep(0.05)
+            continue
+        threading.Thread(target=_connect, args=(client, path), daemon=True).start()
+
+
+def _connect(client: socket.socket, path: str) -> None:
+    with client:
+        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        with upstream:
+            try:
+                upstream.connect(path)
+            except OSError:
+                try:
+                    client.sendall(UNREACHABLE)
+                except OSError:
+                    pass
+                return
+            back = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+            back.start()
+            _copy(client, upstream)
+            back.join()
+
+
+def _copy(source: socket.socket, sink: socket.socket) -> None:
+    """Copy until end of file, then pass the half-close on; on an error, end both directions."""
+    try:
+        while data := source.recv(65536):
+            sink.sendall(data)
+        sink.shutdown(socket.SHUT_WR)
+    except OSError:
+        for s in (source, sink):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

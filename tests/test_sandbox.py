@@ -1,0 +1,195 @@
+"""The sandbox against an agent that tries to get out: real bubblewrap, a real run, real files,
+a real server on the host's loopback."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import Project, git
+
+from jackline.testing import Replace, Round, ScriptedAgent
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[int, list[str]]]:
+    hits: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            hits.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"reached")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd.server_address[1], hits
+    httpd.shutdown()
+
+
+def _attempt(n: int, command: str) -> str:
+    return f"({command}) >/dev/null 2>&1 && echo 'ESCAPE{n} SUCCEEDED' || echo 'ESCAPE{n} blocked'"
+
+
+def test_escape_attempts_fail_and_the_run_goes_on(
+    project: Project, server: tuple[int, list[str]]
+) -> None:
+    port, hits = server
+    home = project.root / "userhome"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("PRIVATE-KEY-MARKER\n")
+    outside = project.root / "outside"
+    outside.mkdir()
+    (outside / "target.txt").write_text("original\n")
+    python = sys.executable
+    reach = f"{python} -c \"import urllib.request; urllib.request.urlopen('http://127.0.0.1:{port}/x', timeout=3)\""
+    attempts = [
+        f"echo pwned > {outside}/target.txt",  # an absolute path outside
+        "echo pwned > ../../../outside/target.txt",  # climbing out with ..
+        f"ln -s {outside} escape && echo pwned > escape/target.txt",  # a planted symlink
+        f"cat {home}/.ssh/id_rsa",  # the user's keys
+        f"cat {project.home}/jackline.db",  # the harness's database
+        'test -n "$AWS_SECRET_ACCESS_KEY" && echo "$AWS_SECRET_ACCESS_KEY"',  # its environment
+        reach,  # the network
+        f"git -C {project.repo} update-ref refs/heads/main HEAD",  # the user's refs
+        f"echo x > {project.repo}/.git/refs/heads/evil",
+    ]
+    agent = ScriptedAgent(
+        [
+            Round(
+                edits={"calc.py": Replace("a - b", "a + b")},
+                commands=[_attempt(n, c) for n, c in enumerate(attempts, 1)],
+            )
+        ]
+    )
+    project.create(agent)
+    project.env["HOME"] = str(home)
+    project.env["AWS_SECRET_ACCESS_KEY"] = "harness-only-credential-value"
+    main_before = git(project.repo, "rev-parse", "main")
+
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+
+    tail = next(
+        e["tail"]
+        for e in project.events(run["id"])
+        if e["kind"] == "command" and e["step"] == "agent"
+    )
+    said = set(tail.splitlines())
+    for n in range(1, len(attempts) + 1):
+        assert f"ESCAPE{n} blocked" in said, tail
+        assert f"ESCAPE{n} SUCCEEDED" not in said, tail
+    assert (outside / "target.txt").read_text() == "original\n"
+    assert not (project.home / "outside").exists()
+    assert hits == []
+    assert git(project.repo, "rev-parse", "main") == main_before
+    assert not (project.repo / ".git" / "refs" / "heads" / "evil").exists()
+    events = project.events(run["id"])
+    workspace = next(e for e in events if e["kind"] == "workspace")
+    assert workspace["sandbox"] == "bubblewrap"
+
+
+def test_checks_run_in_the_sandbox_too(project: Project, server: tuple[int, list[str]]) -> None:
+    port, hits = server
+    probe = (
+        "import urllib.request, pathlib, os\n"
+        "def test_add():\n"
+        "    from calc import add\n"
+        "    assert add(2, 3) == 5\n"
+        "def test_sandbox():\n"
+        f"    assert not pathlib.Path({str(Path.home() / '.ssh')!r}).exists() or True\n"
+        "    assert 'JACKLINE_HOME' not in os.environ\n"
+        "    try:\n"
+        f"        urllib.request.urlopen('http://127.0.0.1:{port}/from-check', timeout=3)\n"
+        "    except OSError:\n"
+        "        return\n"
+        "    raise AssertionError('the check reached the network')\n"
+    )
+    agent = ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})])
+    project.create(agent, files={"test_calc.py": probe})
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    assert hits == []
+
+
+def test_mode_none_warns_on_every_run(project: Project) -> None:
+    agent = ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})])
+    project.create(agent, extra='\n[sandbox]\nmode = "none"\n')
+    done = project.jl("run", "Fix add")
+    assert 'sandbox mode is "none"' in done.stderr
+    run_id = json.loads(project.jl("runs", "--json").stdout)[0]["id"]
+    assert any(e["kind"] == "warning" for e in project.events(run_id))
+
+
+def test_a_missing_bubblewrap_refuses_the_run_and_says_how_to_install_it(
+    project: Project, tmp_path: Path
+) -> None:
+    agent = ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})])
+    project.create(agent)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("git", "sh"):
+        (bin_dir / tool).symlink_to(shutil.which(tool) or f"/usr/bin/{tool}")
+    project.env["PATH"] = str(bin_dir)
+    done = project.jl("run", "Fix add", ok=False)
+    assert done.returncode == 1
+    assert "apt-get install bubblewrap" in done.stderr
+    assert 'mode = "none"' in done.stderr
+    assert json.loads(project.jl("runs", "--json").stdout) == []
+
+
+def test_allowed_hosts_go_through_the_proxy_and_others_fail_fast(
+    project: Project, server: tuple[int, list[str]]
+) -> None:
+    port, hits = server
+    fetch = (
+        f"{sys.executable} -c \"import sys, urllib.request; "
+        "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\""
+    )
+    agent = ScriptedAgent(
+        [
+            Round(
+                edits={"calc.py": Replace("a - b", "a + b")},
+                commands=[
+                    f"{fetch} http://127.0.0.1:{port}/allowed",
+                    f"{fetch} http://denied.example/ 2>&1 | tail -1",
+                ],
+            )
+        ]
+    )
+    readable = json.dumps(str(project.root / "agent.json"))
+    project.create(
+        agent, extra=f'\n[sandbox]\nallow_network = ["127.0.0.1"]\nreadable = [{readable}]\n'
+    )
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    assert hits == ["/allowed"]
+    log = (project.home / "runs" / run["id"] / "round-1" / "agent.log").read_text()
+    assert "reached" in log
+    assert "network access to denied.example:80 is not allowed" in log
+    network = [e for e in project.events(run["id"]) if e["kind"] == "network"]
+    assert {(e["host"], e["allowed"]) for e in network} >= {
+        ("127.0.0.1", True),
+        ("denied.example", False),
+    }
+
+
+def test_a_host_that_is_not_a_host_is_a_config_error(project: Project) -> None:
+    agent = ScriptedAgent([Round()])
+    project.create(agent, extra='\n[sandbox]\nallow_network = ["https://pypi.org"]\n')
+    done = project.jl("validate", ok=False)
+    assert done.returncode == 1
+    assert "sandbox.allow_network" in done.stderr and "https://pypi.org" in done.stderr
