@@ -156,8 +156,8 @@ def test_allowed_hosts_go_through_the_proxy_and_others_fail_fast(
 ) -> None:
     port, hits = server
     fetch = (
-        f"{sys.executable} -c \"import sys, urllib.request; "
-        "print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())\""
+        f'{sys.executable} -c "import sys, urllib.request; '
+        'print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())"'
     )
     agent = ScriptedAgent(
         [

@@ -300,8 +300,14 @@ def demo(as_json: JsonOpt = False) -> None:
     from jackline import demo as d
 
     d.require_tools()
-    repo = d.make_repo()
+    problem = d.sandbox_problem()
+    repo = d.make_repo(sandboxed=problem is None)
     say = err.print if as_json else out.print
+    if problem:
+        err.print(
+            f"[yellow]Note:[/] {escape(problem)}. The demo's agent is scripted, so the demo "
+            "runs without the sandbox; real runs refuse until bubblewrap is installed."
+        )
     say(f"[bold]Jackline demo[/] on a copy of the shop example: {repo}")
     say(f"Task: {d.TASK}\n")
     result = api.submit(d.TASK, repo, agent="scripted", on_event=progress)

@@ -69,7 +69,19 @@ def require_tools() -> None:
         )
 
 
-def make_repo(base: Path | None = None) -> Path:
+def sandbox_problem() -> str | None:
+    """Why bubblewrap cannot run here, or None. The demo's agent is scripted and trusted, so the
+    demo runs without the sandbox where it cannot start (and says so); real runs refuse."""
+    from jackline.sandbox import bubblewrap
+
+    try:
+        bubblewrap.check()
+    except Refused as e:
+        return str(e)
+    return None
+
+
+def make_repo(base: Path | None = None, sandboxed: bool = True) -> Path:
     """Copy the shop into a new git repository with a scripted agent configured."""
     root = Path(tempfile.mkdtemp(prefix="jackline-demo-", dir=base))
     repo = root / "shop"
@@ -81,6 +93,7 @@ def make_repo(base: Path | None = None) -> Path:
             f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n"
             f"\n# The sandbox hides /tmp; the scripted agent reads its script from there.\n"
             f'[sandbox]\nreadable = ["{script}"]\n'
+            + ("" if sandboxed else 'mode = "none"  # bubblewrap cannot start on this machine\n')
         )
     g.git(root, "init", "--quiet", "-b", "main", str(repo))
     g.git(repo, "add", "-A")
