@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+# Where a run's workspace appears inside the sandbox (under the sandbox's private /tmp: the
+# machine's root is read-only, and a mount point must be made somewhere).
+INSIDE = Path("/tmp/workspace")
+
 # Variables a command may inherit from the harness; everything else is dropped.
 ENV_ALLOWED = {
     "PATH",
@@ -66,6 +70,10 @@ class Spec:
 
     workspace: Path
     """Writable, and the working directory."""
+    mount_at: Path | None = None
+    """Where the workspace appears inside the sandbox (`INSIDE` for runs, so that what set-up
+    wrote into a snapshot, a virtualenv's absolute paths say, holds in every workspace made from
+    it); None: at its own path."""
     writable: tuple[Path, ...] = ()
     """Other paths the command must write (a check's report directory)."""
     readable: tuple[Path, ...] = ()
@@ -159,8 +167,11 @@ def home_tools(home: Path, path_variable: str) -> list[Path]:
     out: list[Path] = []
     for c in candidates:
         c = Path(os.path.abspath(c))
-        if c.exists() and home in c.parents and not SECRET_PLACES.search(str(c)) and c not in out:
-            out.append(c)
+        if not c.exists() or home not in c.parents or SECRET_PLACES.search(str(c)):
+            continue
+        if any(c == o or o in c.parents for o in out):
+            continue  # already shown through a folder above it
+        out = [o for o in out if c not in o.parents] + [c]
     return out
 
 

@@ -54,13 +54,14 @@ class Bubblewrap:
                 out += ["--tmpfs", secret]
             elif Path(secret).exists():
                 out += ["--ro-bind", "/dev/null", secret]
-        out += ["--bind", str(spec.workspace), str(spec.workspace)]
+        inside = spec.mount_at or spec.workspace
+        out += ["--bind", str(spec.workspace), str(inside)]
         for path in spec.writable:
             path.mkdir(parents=True, exist_ok=True)
             out += ["--bind", str(path), str(path)]
         if spec.proxy_socket is not None and not spec.network:
             out += ["--bind", str(spec.proxy_socket.parent), str(spec.proxy_socket.parent)]
-        out += ["--chdir", str(spec.workspace), "--", *command]
+        out += ["--chdir", str(inside), "--", *command]
         return out
 
 
