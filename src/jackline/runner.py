@@ -130,6 +130,7 @@ class RunContext:
         box = self.config.sandbox
         spec = Spec(
             workspace=self.ws,
+            mount_at=sandbox.INSIDE if box.mode == "bubblewrap" else None,
             readable=tuple(Path(p).expanduser() for p in box.readable),
             hidden=tuple(Path(p).expanduser() for p in box.hidden),
             network=network,
@@ -160,6 +161,15 @@ class RunContext:
                 event = events.get()
                 event.pop("kind", None)
                 self.record("network", step=step, **event)
+
+    @property
+    def inside(self) -> Path:
+        """Where the workspace appears to the commands run in it: a fixed path in the sandbox."""
+        return sandbox.INSIDE if self.config.sandbox.mode == "bubblewrap" else self.ws
+
+    def seen(self, path: Path) -> Path:
+        """A path in the workspace as the commands run in it see it."""
+        return self.inside / path.relative_to(self.ws)
 
     @property
     def inbox(self) -> Path:
@@ -248,7 +258,7 @@ def _arm_guard(ctx: RunContext, ws: Path) -> None:
         main=ctx.config.project.main,
         forbidden=list(ctx.config.scope.forbidden),
         gates=list(GATES),
-        workspace=str(ws.resolve()),
+        workspace=str(ctx.inside if ctx.inside != ws else ws.resolve()),
     ).write(ws)
     install_wrapper(ws / AGENT_DIR / "bin")
     saved = ctx.dir / "git-guarded"
@@ -322,17 +332,17 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         ctx.record("step", step="agent", round=round_no)
     feedback = ctx.inbox / "feedback.md"
     brief = Brief(
-        ctx.inbox / "brief.md",
+        ctx.seen(ctx.inbox / "brief.md"),
         (ctx.inbox / "brief.md").read_text(),
         round_no,
-        feedback if feedback.exists() else None,
+        ctx.seen(feedback) if feedback.exists() else None,
     )
     log = keep / "agent.log"
     log.unlink(missing_ok=True)
     runner = build(ctx.agent_config)
     env = ctx.env(with_secrets=True)
-    env["PATH"] = f"{ctx.inbox / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
-    env["JACKLINE_POLICY"] = str(ctx.inbox / "policy.json")
+    env["PATH"] = f"{ctx.seen(ctx.inbox / 'bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env["JACKLINE_POLICY"] = str(ctx.seen(ctx.inbox / "policy.json"))
     with ctx.network("agent") as proxy:
         result = runner.run(brief, ctx.ws, env, log, jail=ctx.jail(proxy=proxy))
     tampered = _restore_git_files(ctx)
@@ -377,7 +387,7 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
         # size and the same second of mtime, which an agent's quick edit often has.
         cache = ctx.inbox / "pycache" / f"{label}-{round_no}"
-        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(cache)}
+        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
         with ctx.network(f"check:{name}") as proxy:
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=ctx.jail(proxy=proxy))
         _redact_file(ctx, out_dir / f"{name}.log")

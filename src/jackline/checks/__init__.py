@@ -53,6 +53,8 @@ def run_check(
             failures.insert(0, Failure(name, f"timed out after {check.timeout}s"))
         if not failures:
             failures = [Failure(name, f"exited {done.exit_code}; see the output below")]
+        if jail is not None and jail.spec.mount_at is not None:
+            failures = [_relative(f, jail.spec.mount_at) for f in failures]
     # Shown as configured: `{report}` reads better than a path under ~/.jackline.
     shown = check.command if isinstance(check.command, str) else " ".join(check.command)
     return CheckResult(
@@ -65,6 +67,14 @@ def run_check(
         output_tail=done.tail(),
         summary=_summary(done.exit_code, failures),
     )
+
+
+def _relative(failure: Failure, inside: Path) -> Failure:
+    """A path the check printed from inside the sandbox, as a path in the workspace."""
+    prefix = f"{inside}/"
+    if failure.file and failure.file.startswith(prefix):
+        return replace(failure, file=failure.file[len(prefix) :])
+    return failure
 
 
 def fill_report(command: str | list[str], report: Path) -> str | list[str]:

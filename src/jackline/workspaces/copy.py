@@ -1,0 +1,74 @@
+"""A workspace as a copy of a snapshot: where no overlay can be mounted (no privilege).
+
+`cp -a --reflink=auto` shares the blocks where the file system can (btrfs, XFS, APFS-like
+clones); elsewhere (ext4) it is a real copy, in time proportional to the snapshot's size.
+
+Paths listed in `shared` (`[workspace] shared`, say `[".venv/lib"]`) are hard-linked file by file
+instead, which costs nothing whatever their size, but a hard-linked file is the snapshot's own:
+it must never be written in place. pip and npm replace files rather than write into them, but a
+command such as `echo >> .venv/lib/x.pth` would change the snapshot and every workspace made from
+it, which is why nothing is shared unless declared. Git's object files are always hard-linked:
+git never writes one in place (a local clone already shares them with the user's repository).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from jackline.errors import CommandFailed
+from jackline.git import git
+from jackline.workspaces import Workspace
+from jackline.workspaces.snapshot import Snapshot, begin
+
+ALWAYS_SHARED = (".git/objects",)
+
+
+class CopyProvider:
+    name = "copy"
+
+    def __init__(self, shared: Sequence[str] = ()) -> None:
+        self.shared = tuple(shared)
+
+    def create_from(self, snapshot: Snapshot, branch: str, dest: Path) -> Workspace:
+        self.remove(dest)  # a retried prepare step: start again from nothing
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        linked = {snapshot.tree / p for p in (*ALWAYS_SHARED, *self.shared)}
+        copy_tree(snapshot.tree, dest, linked)
+        # Every copied file has a new inode and change time: without this, git would take each
+        # for modified and read them all again at the agent's first `git status`.
+        git(dest, "update-index", "-q", "--refresh", check=False)
+        return begin(dest, snapshot, branch, "copy+hardlinks" if self.shared else self.name)
+
+    def remove(self, workspace: Path) -> None:
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def copy_tree(src: Path, dest: Path, linked: set[Path]) -> None:
+    """`src` to `dest`, with the paths in `linked` hard-linked file by file: one `cp` for the
+    plain entries of each folder, and a walk down only the folders that hold a linked path."""
+    dest.mkdir()
+    plain, shared, mixed = [], [], []
+    for child in sorted(src.iterdir()):
+        if child in linked:
+            shared.append(child)
+        elif not child.is_symlink() and any(child in p.parents for p in linked):
+            mixed.append(child)
+        else:
+            plain.append(child)
+    if plain:
+        _cp(["-a", "--reflink=auto"], plain, dest)
+    if shared:
+        _cp(["-al"], shared, dest)
+    for child in mixed:
+        copy_tree(child, dest / child.name, linked)
+    shutil.copystat(src, dest, follow_symlinks=False)
+
+
+def _cp(flags: list[str], sources: list[Path], into: Path) -> None:
+    argv = ["cp", *flags, *map(str, sources), str(into)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stdout, done.stderr)

@@ -1,0 +1,86 @@
+"""A workspace as a kernel overlay over a snapshot: made in constant time, whatever its size.
+
+The snapshot's tree is the read-only lower layer; every write (git's index and refs included)
+goes to the upper layer. The layers live beside the workspace, in `<dest>.layers/{upper,work}`,
+and the merged view is mounted at `dest` itself, so `dest` is the workspace path as for any other
+provider. Git's index stays valid through the overlay (inode numbers and times are the lower
+files'), so `git status` in a fresh workspace is clean without re-reading a file.
+
+Mounting needs privilege (root, here); `available()` tries once per process. A mount does not
+survive a reboot: the workspace is then an empty directory, and its layers are kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from jackline import paths
+from jackline.errors import CommandFailed
+from jackline.workspaces import Workspace
+from jackline.workspaces.snapshot import Snapshot, begin
+
+
+class OverlayProvider:
+    name = "overlay"
+
+    def create_from(self, snapshot: Snapshot, branch: str, dest: Path) -> Workspace:
+        self.remove(dest)  # a retried prepare step: start again from nothing
+        layers = _layers(dest)
+        for d in (layers / "upper", layers / "work", dest):
+            d.mkdir(parents=True)
+        mount(snapshot.tree.resolve(), layers / "upper", layers / "work", dest)
+        return begin(dest, snapshot, branch, self.name)
+
+    def remove(self, workspace: Path) -> None:
+        """Unmount (lazily if the mount is busy) and delete the layers. Safe on a workspace of
+        any provider, or on one that is not mounted any more."""
+        if os.path.ismount(workspace):
+            unmount(workspace)
+        shutil.rmtree(_layers(workspace), ignore_errors=True)
+        shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _layers(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".layers")
+
+
+def mount(lower: Path, upper: Path, work: Path, at: Path) -> None:
+    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
+    _run(["mount", "-t", "overlay", "overlay", "-o", options, str(at)])
+
+
+def unmount(at: Path) -> None:
+    try:
+        _run(["umount", str(at)])
+    except CommandFailed:
+        # Busy (a process still has a file open there): detach now, freed when it lets go.
+        _run(["umount", "--lazy", str(at)])
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stdout, done.stderr)
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this process can mount an overlay where workspaces live: one tiny test mount."""
+    if shutil.which("mount") is None:
+        return False
+    paths.workspaces().mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=paths.workspaces(), prefix=".overlay-test-") as tmp:
+        lower, upper, work, at = (Path(tmp) / d for d in ("lower", "upper", "work", "at"))
+        for d in (lower, upper, work, at):
+            d.mkdir()
+        try:
+            mount(lower, upper, work, at)
+        except CommandFailed:
+            return False
+        unmount(at)
+        return True
