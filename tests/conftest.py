@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -131,8 +132,18 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    return Project(tmp_path, tmp_path / "home")
+def project(tmp_path: Path) -> Iterator[Project]:
+    yield Project(tmp_path, tmp_path / "home")
+    unmount_under(tmp_path)
+
+
+def unmount_under(root: Path) -> None:
+    """Overlay workspaces of runs left waiting for review stay mounted: unmount them."""
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted(points, reverse=True):
+        if point.startswith(f"{root}/"):
+            subprocess.run(["umount", "--lazy", point], capture_output=True)
 
 
 @pytest.fixture

@@ -11,15 +11,15 @@ import getpass
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ulid import ULID
 
-from jackline import blueprints
+from jackline import blueprints, paths
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, NotFound, Refused
@@ -29,6 +29,7 @@ from jackline.guard.redact import Redactor, resolve
 from jackline.models import FINAL, Run
 from jackline.review import owner_refusal
 from jackline.store import Store
+from jackline.workspaces import remove as remove_workspace
 
 OnEvent = Callable[[str, Event], None]
 
@@ -267,7 +268,7 @@ def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[
             {"run": run.id, "status": run.status, "workspace": run.workspace, "size": size}
         )
         if not dry_run:
-            shutil.rmtree(run.workspace, ignore_errors=True)
+            remove_workspace(Path(run.workspace))
             AuditLog(store, Redactor({})).record(run.id, "cleanup", removed=run.workspace)
     return removed
 
@@ -279,6 +280,89 @@ def _size(path: Path) -> str:
             return f"{total:.0f} {unit}"
         total //= 1024
     return f"{total:.0f} GiB"
+
+
+# the warm pool -----------------------------------------------------------------------------
+
+
+def _pool_setup(repo: Path) -> tuple[cfg.JacklineConfig, Any]:
+    from jackline.workspaces import snapshot
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    if config.sandbox.mode != "bubblewrap":
+        raise Refused(
+            'snapshots and the warm pool need the sandbox (`[sandbox] mode = "bubblewrap"`): '
+            "set-up writes paths that hold only where the sandbox shows every workspace"
+        )
+    from jackline.sandbox import bubblewrap
+
+    bubblewrap.check()
+    logs = paths.logs() / "pool" / time.strftime("%Y%m%d-%H%M%S")
+    return config, snapshot.default_setup(config, logs)
+
+
+def pool_warm(
+    repo: Path, size: int | None = None, say: Callable[[str], None] = lambda _: None
+) -> list[dict[str, Any]]:
+    """Fill the pool (`[pool] size`, or `size`) from main's current snapshot."""
+    from jackline.workspaces import pool
+
+    config, run_setup = _pool_setup(repo)
+    root = g.toplevel(repo)
+    return [asdict(s) for s in pool.warm(root, config, run_setup, size=size, say=say)]
+
+
+def pool_refresh(repo: Path, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Build (or find) the snapshot for main's tip, then refill the pool for it."""
+    from jackline.workspaces import pool, snapshot
+
+    config, run_setup = _pool_setup(repo)
+    root = g.toplevel(repo)
+    tip = g.rev(root, config.project.main)
+    say(f"snapshot of {config.project.main} at {tip[:10]}")
+    built = snapshot.build(root, tip, config, run_setup)
+    warmed = pool.warm(root, config, run_setup, say=say)
+    return {"snapshot": _snapshot_json(built), "warmed": [asdict(s) for s in warmed]}
+
+
+def pool_status(repo: Path) -> dict[str, Any]:
+    from jackline.workspaces import pool, snapshot
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    origin = str(root.resolve())
+    return {
+        "repo": origin,
+        "size": config.pool.size,
+        "snapshots": [_snapshot_json(x) for x in snapshot.list_all() if str(x.origin) == origin],
+        "warm": [{**asdict(x), "age": round(time.time() - x.created, 1)} for x in pool.slots(root)],
+    }
+
+
+def pool_clear(repo: Path) -> dict[str, Any]:
+    """Remove the warm workspaces and every snapshot of this repository no workspace uses."""
+    from jackline.workspaces import pool, snapshot
+
+    root = g.toplevel(repo)
+    gone = pool.drain(root)
+    origin = str(root.resolve())
+    removed = []
+    for x in snapshot.list_all():
+        if str(x.origin) == origin and not snapshot.in_use(x):
+            snapshot.remove(x)
+            removed.append(x.key)
+    return {"warm_removed": [s.id for s in gone], "snapshots_removed": removed}
+
+
+def _snapshot_json(x: Any) -> dict[str, Any]:
+    return {
+        "key": x.key,
+        "commit": x.commit,
+        "path": str(x.path),
+        "created": x.created,
+        "age": round(time.time() - x.created, 1),
+    }
 
 
 # resume -----------------------------------------------------------------------------------

@@ -250,6 +250,75 @@ def resume(
         _finish(r, False)
 
 
+pool_app = typer.Typer(
+    help="Snapshots and warm workspaces: runs that start at once.", no_args_is_help=True
+)
+app.add_typer(pool_app, name="pool")
+
+
+@pool_app.command("status")
+def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Show the repository's snapshots and warm workspaces, with their age."""
+    status = api.pool_status(repo)
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return
+    out.print(f"[bold]{status['repo']}[/]   pool size {status['size']}")
+    if not status["snapshots"]:
+        out.print("No snapshot yet: `jackline pool refresh` builds one (set-up runs once).")
+    for x in status["snapshots"]:
+        out.print(f"  snapshot {x['key']}  commit {x['commit'][:10]}  {_age_s(x['age'])} old")
+    if not status["warm"]:
+        out.print("No warm workspace: `jackline pool warm` makes them.")
+    for w in status["warm"]:
+        out.print(
+            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  {_age_s(w['age'])} old"
+        )
+
+
+@pool_app.command("warm")
+def pool_warm(
+    repo: RepoOpt = Path("."),
+    size: Annotated[
+        int | None, typer.Option("--size", help="How many to keep ready (default: [pool] size).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fill the pool with workspaces from main's snapshot (building the snapshot if needed)."""
+    made = api.pool_warm(repo, size, say=lambda m: err.print(f"  {escape(m)}"))
+    if as_json:
+        print(json.dumps(made, indent=2))
+    else:
+        out.print(f"{len(made)} workspace(s) made." if made else "The pool is full.")
+
+
+@pool_app.command("refresh")
+def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Build the snapshot for the tip of main (set-up runs once), then refill the pool for it."""
+    result = api.pool_refresh(repo, say=lambda m: err.print(f"  {escape(m)}"))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(f"Snapshot {result['snapshot']['key']} ready; {len(result['warmed'])} made.")
+
+
+@pool_app.command("clear")
+def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Remove the warm workspaces and the snapshots no workspace uses."""
+    result = api.pool_clear(repo)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(
+            f"Removed {len(result['warm_removed'])} warm workspace(s) and "
+            f"{len(result['snapshots_removed'])} snapshot(s)."
+        )
+
+
+def _age_s(seconds: float) -> str:
+    return _age(time.time() - seconds)
+
+
 guard_app = typer.Typer(help="The in-loop guard agents call before they act.", no_args_is_help=True)
 app.add_typer(guard_app, name="guard")
 

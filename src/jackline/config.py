@@ -49,6 +49,12 @@ class WorkspaceConfig(_Section):
     """Shell commands run once in each new workspace before the agent (install dependencies, build)."""
     setup_timeout: int = Field(default=1800, gt=0)
     """Seconds each set-up command may take."""
+    setup_inputs: list[str] | None = None
+    """Globs of the files set-up depends on; a snapshot is rebuilt when they change. Default:
+    the lock files found (uv.lock, poetry.lock, requirements*.txt, package-lock.json, ...)."""
+    shared: list[str] = []
+    """Folders set-up made that workspaces may share by hard link when copied (never written in
+    place), such as `.venv/lib`. Overlay workspaces share the whole snapshot anyway."""
 
 
 class CheckConfig(_Section):
@@ -168,6 +174,30 @@ class SandboxConfig(_Section):
     """Open-file limit per command (0: no limit)."""
 
 
+class PoolConfig(_Section):
+    size: int = Field(default=0, ge=0, le=32)
+    """Workspaces kept ready (snapshot taken, overlay made) so a run starts at once. 0: none."""
+    refresh_every: str = ""
+    """How old the snapshot of main may get before it is rebuilt (`30m`, `2h`, `1d`); empty: only
+    by `jackline pool refresh` or when set-up inputs change."""
+
+    @field_validator("refresh_every")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        if value:
+            seconds(value)
+        return value
+
+
+def seconds(text: str) -> int:
+    """`90s`, `30m`, `2h`, `1d` in seconds; a clear error for anything else."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = text[:-1], text[-1:]
+    if unit not in units or not number.isdigit() or int(number) == 0:
+        raise ValueError(f"{text!r} is not a duration; write a number and s, m, h or d (`30m`)")
+    return int(number) * units[unit]
+
+
 class JacklineConfig(_Section):
     project: ProjectConfig = ProjectConfig()
     """Which branch is main."""
@@ -187,6 +217,8 @@ class JacklineConfig(_Section):
     """How the change is scanned before review."""
     sandbox: SandboxConfig = SandboxConfig()
     """Where the agent, the checks and the set-up run."""
+    pool: PoolConfig = PoolConfig()
+    """Warm workspaces, ready before a run asks."""
 
 
 def load(repo: Path) -> JacklineConfig:

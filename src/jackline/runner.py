@@ -12,6 +12,7 @@ import os
 import queue
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -37,8 +38,11 @@ from jackline.sandbox import proxy as net
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
 from jackline.store import Store
-from jackline.workspaces import AGENT_DIR, provider
+from jackline.workspaces import AGENT_DIR, Workspace, pool, provider
+from jackline.workspaces import remove as remove_workspace
+from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import exclude_setup_outputs
+from jackline.workspaces.snapshot import SetupFailed
 
 
 class RunContext:
@@ -209,12 +213,15 @@ def prepare(run_id: str) -> dict[str, Any]:
     ctx = RunContext(run_id)
     ctx.update(status="running")
     ctx.record("step", step="prepare")
-    repo = Path(ctx.run.repo)
-    ws = provider("clone").create(
-        repo, ctx.config.project.main, ctx.run.branch, paths.workspaces() / run_id
-    )
-    ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
     mode = ctx.config.sandbox.mode
+    if mode == "none":
+        ctx.record("warning", message=sandbox.NONE_WARNING)
+    try:
+        ws, extra = _workspace(ctx)
+    except SetupFailed as e:
+        reason = f"set-up failed: `{e.argv}` exited {e.code}"
+        ctx.update(reason=reason)
+        return {"ok": False, "reason": reason}
     ctx.record(
         "workspace",
         path=str(ws.path),
@@ -222,28 +229,102 @@ def prepare(run_id: str) -> dict[str, Any]:
         method=ws.method,
         branch=ws.branch,
         sandbox=mode,
+        **extra,
     )
-    if mode == "none":
-        ctx.record("warning", message=sandbox.NONE_WARNING)
-    for i, command in enumerate(ctx.config.workspace.setup, 1):
-        log = ctx.dir / f"setup-{i}.log"
-        done = proc.run(
-            command,
-            ws.path,
-            ctx.env(),
-            log,
-            ctx.config.workspace.setup_timeout,
-            jail=ctx.jail(network=True),
-        )
-        _redact_file(ctx, log)
-        ctx.command("setup", command, done.exit_code, done.duration, done.tail(15))
-        if done.exit_code != 0:
-            reason = f"set-up failed: `{command}` exited {done.exit_code}"
-            ctx.update(reason=reason)
-            return {"ok": False, "reason": reason}
-    exclude_setup_outputs(ws.path)
     _arm_guard(ctx, ws.path)
     return {"ok": True, "workspace": str(ws.path), "base": ws.base_sha}
+
+
+def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
+    """The run's workspace. With set-up under the sandbox: from the warm pool, or made from main's
+    snapshot (built first if there is none: the cold start), caught up with main. Otherwise a
+    fresh clone, with set-up run in it."""
+    repo, main = Path(ctx.run.repo), ctx.config.project.main
+    dest = paths.workspaces() / ctx.run.id
+    wants_snapshot = ctx.config.workspace.setup or ctx.config.pool.size
+    if not wants_snapshot or ctx.config.sandbox.mode != "bubblewrap":
+        ws = provider("clone").create(repo, main, ctx.run.branch, dest)
+        ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
+        _raise_failed(_setup_runner(ctx)(ws.path))
+        exclude_setup_outputs(ws.path)
+        return ws, {}
+    run_setup = _setup_runner(ctx)
+    started = time.monotonic()
+    taken = pool.take(repo, ctx.run.branch) if ctx.config.pool.size else None
+    snapshot_key = None
+    if taken is None:
+        current = pool.fresh_snapshot(repo, ctx.config, run_setup)
+        taken = snap.provider_for(ctx.config.workspace.shared).create_from(
+            current, ctx.run.branch, dest
+        )
+        snapshot_key = current.key
+    ws = taken
+    ctx.update(workspace=str(ws.path))
+    caught = snap.catch_up(ws, repo, main, ctx.config, run_setup)
+    base = rev_of(ws.path)
+    ctx.update(base_sha=base)
+    if ctx.config.pool.size:
+        pool.refill_in_background(repo)
+    ws = Workspace(ws.path, ws.branch, base, ws.method)
+    return ws, {
+        "snapshot": snapshot_key or _snapshot_of(ws.path),
+        "caught_up": caught,
+        "ready_in": round(time.monotonic() - started, 3),
+    }
+
+
+def _setup_runner(ctx: RunContext) -> snap.RunSetup:
+    """Set-up for this run: in the sandbox with the network, each command redacted and recorded."""
+    inner = (
+        snap.default_setup(ctx.config, ctx.dir) if ctx.config.sandbox.mode == "bubblewrap" else None
+    )
+
+    def run_setup(tree: Path) -> list[dict[str, Any]]:
+        if inner is not None:
+            records = inner(tree)
+        else:
+            records = []
+            for i, command in enumerate(ctx.config.workspace.setup, 1):
+                done = proc.run(
+                    command,
+                    tree,
+                    ctx.env(),
+                    ctx.dir / f"setup-{i}.log",
+                    ctx.config.workspace.setup_timeout,
+                    jail=ctx.jail(network=True),
+                )
+                records.append(
+                    {
+                        "command": command,
+                        "exit_code": done.exit_code,
+                        "duration": round(done.duration, 3),
+                        "tail": done.tail(15),
+                    }
+                )
+                if done.exit_code != 0:
+                    break
+        for i, r in enumerate(records, 1):
+            _redact_file(ctx, ctx.dir / f"setup-{i}.log")
+            ctx.command("setup", r["command"], r["exit_code"], r["duration"], ctx.redact(r["tail"]))
+        return records
+
+    return run_setup
+
+
+def _raise_failed(records: list[dict[str, Any]]) -> None:
+    failed = [r for r in records if r["exit_code"] != 0]
+    if failed:
+        r = failed[0]
+        raise SetupFailed(r["command"], r["exit_code"], r["tail"], "")
+
+
+def _snapshot_of(ws: Path) -> str | None:
+    record = ws / ".git" / "jackline-snapshot.json"
+    return json.loads(record.read_text()).get("key") if record.exists() else None
+
+
+def rev_of(ws: Path) -> str:
+    return g.rev(ws, "HEAD")
 
 
 # The files in the workspace's git directory that decide what git runs and what it commits:
@@ -693,7 +774,7 @@ def finish(run_id: str, outcome: str) -> None:
     """A merged or rejected run needs its workspace no more; a failed one is kept for a person."""
     ctx = RunContext(run_id)
     if outcome in ("merged", "rejected") and ctx.run.workspace:
-        shutil.rmtree(ctx.run.workspace, ignore_errors=True)
+        remove_workspace(Path(ctx.run.workspace))
         ctx.record("cleanup", removed=ctx.run.workspace)
     ctx.update(status=outcome)
 

@@ -1,7 +1,8 @@
 """Workspaces: an isolated, writable copy of the project for one run.
 
-One Protocol, one small module per way of making a workspace, picked by name. This issue ships
-`clone` (a local git clone at the tip of main); snapshots, overlays and the warm pool plug in here.
+One Protocol, one small module per way of making a workspace, picked by name: `clone` (a local
+git clone at the tip of main, when there is no set-up to reuse), and, from a snapshot of main
+after set-up (`snapshot`), `overlay` (kernel overlayfs) or `copy`; `pool` keeps some made ahead.
 """
 
 from __future__ import annotations
@@ -39,3 +40,10 @@ def provider(name: str = "clone") -> Provider:
     if name not in known:
         raise NotFound(f"unknown workspace method {name!r}; known: {', '.join(sorted(known))}")
     return known[name]()
+
+
+def remove(path: Path) -> None:
+    """Remove a workspace of any kind: unmount an overlay first, then delete its files."""
+    from jackline.workspaces.overlay import OverlayProvider
+
+    OverlayProvider().remove(path)

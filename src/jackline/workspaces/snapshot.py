@@ -131,9 +131,7 @@ def key(commit: str, inputs_hash: str) -> str:
 
 
 def declared_inputs(config: JacklineConfig) -> list[str] | None:
-    # `[workspace] setup_inputs`: read this way until config.py declares it.
-    inputs: list[str] | None = getattr(config.workspace, "setup_inputs", None)
-    return inputs
+    return config.workspace.setup_inputs
 
 
 # building -----------------------------------------------------------------------------------

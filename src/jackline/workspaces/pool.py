@@ -1,0 +1,165 @@
+"""The warm pool: workspaces made ahead of time from the current snapshot, so a run starts at once.
+
+`[pool] size = N` keeps N workspaces ready per repository under `~/.jackline/pool/<repo>/`. Each
+is a workspace from the snapshot (an overlay, or a copy) on a placeholder branch, with a small
+JSON record beside it; a run claims one by removing its record under the pool's lock, renames
+the branch, catches up with main, and the pool refills in the background (`jackline pool warm`
+in a detached process). A workspace made for an older snapshot is replaced when the pool warms.
+
+Services per workspace (`[services.NAME]`) are not here yet.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ulid import ULID
+
+from jackline import paths
+from jackline.config import JacklineConfig, seconds
+from jackline.git import git, rev
+from jackline.workspaces import Workspace, remove
+from jackline.workspaces import snapshot as snap
+from jackline.workspaces.snapshot import RunSetup, Snapshot
+
+
+@dataclass(frozen=True)
+class Slot:
+    id: str
+    path: str
+    branch: str
+    method: str
+    snapshot: str
+    """The snapshot's key."""
+    commit: str
+    created: float
+
+
+def directory(repo: Path) -> Path:
+    digest = hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:12]
+    return paths.home() / "pool" / f"{repo.resolve().name}-{digest}"
+
+
+def slots(repo: Path) -> list[Slot]:
+    """The warm workspaces of this repository, oldest first."""
+    found = []
+    for record in sorted(directory(repo).glob("*.json")):
+        try:
+            found.append(Slot(**json.loads(record.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(found, key=lambda s: s.created)
+
+
+def warm(
+    repo: Path,
+    config: JacklineConfig,
+    run_setup: RunSetup,
+    size: int | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> list[Slot]:
+    """Fill the pool to `size` (default `[pool] size`) for main's current snapshot, building the
+    snapshot first if it is missing or stale; replace workspaces made for an older one."""
+    size = config.pool.size if size is None else size
+    current = fresh_snapshot(repo, config, run_setup, say)
+    maker = snap.provider_for(config.workspace.shared)
+    with _locked(repo):
+        for old in [s for s in slots(repo) if s.snapshot != current.key]:
+            _discard(old)
+            say(f"removed warm workspace {old.id} (snapshot {old.snapshot} is stale)")
+        need = size - len(slots(repo))
+    made = []
+    for _ in range(max(0, need)):
+        slot_id = str(ULID()).lower()
+        dest = directory(repo) / slot_id
+        started = time.monotonic()
+        ws = maker.create_from(current, f"jackline/warm-{slot_id}", dest)
+        slot = Slot(
+            slot_id, str(dest), ws.branch, ws.method, current.key, current.commit, time.time()
+        )
+        (directory(repo) / f"{slot_id}.json").write_text(json.dumps(asdict(slot)))
+        made.append(slot)
+        say(f"warm workspace {slot_id} ready ({ws.method}, {time.monotonic() - started:.2f}s)")
+    return made
+
+
+def fresh_snapshot(
+    repo: Path,
+    config: JacklineConfig,
+    run_setup: RunSetup,
+    say: Callable[[str], None] = lambda _: None,
+) -> Snapshot:
+    """Main's snapshot: reused while set-up inputs are unchanged, rebuilt when it is older than
+    `[pool] refresh_every`."""
+    main = config.project.main
+    existing = snap.latest(repo, main, config)
+    tip = rev(repo, main)
+    if existing is not None and config.pool.refresh_every:
+        if time.time() - existing.created > seconds(config.pool.refresh_every):
+            say(f"snapshot {existing.key} is older than {config.pool.refresh_every}; rebuilding")
+            return snap.build(repo, tip, config, run_setup)
+    if existing is None:
+        say(f"building the snapshot of {main} ({tip[:10]}): set-up runs once")
+    return snap.current(repo, main, config, run_setup)
+
+
+def take(repo: Path, branch: str) -> Workspace | None:
+    """Claim the oldest warm workspace for a run on `branch`, or None if the pool is empty."""
+    with _locked(repo):
+        ready = slots(repo)
+        if not ready:
+            return None
+        slot = ready[0]
+        (directory(repo) / f"{slot.id}.json").unlink()
+    path = Path(slot.path)
+    git(path, "branch", "-m", slot.branch, branch)
+    return Workspace(path, branch, rev(path, "HEAD"), f"{slot.method}+pool")
+
+
+def refill_in_background(repo: Path) -> None:
+    """Start `jackline pool warm` detached: the run that took a workspace does not wait for it."""
+    log = paths.logs() / "pool.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        subprocess.Popen(
+            [sys.executable, "-m", "jackline", "pool", "warm", "--repo", str(repo)],
+            cwd=repo,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, "JACKLINE_HOME": str(paths.home())},
+        )
+
+
+def drain(repo: Path) -> list[Slot]:
+    """Remove every warm workspace of this repository."""
+    with _locked(repo):
+        gone = slots(repo)
+        for slot in gone:
+            _discard(slot)
+    return gone
+
+
+def _discard(slot: Slot) -> None:
+    (Path(slot.path).parent / f"{slot.id}.json").unlink(missing_ok=True)
+    remove(Path(slot.path))
+
+
+@contextmanager
+def _locked(repo: Path) -> Iterator[None]:
+    where = directory(repo)
+    where.mkdir(parents=True, exist_ok=True)
+    with (where / ".lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

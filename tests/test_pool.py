@@ -1,0 +1,122 @@
+"""Snapshots and the warm pool inside real runs: set-up runs once per snapshot, workspaces come
+from it (an overlay, or a copy), the pool hands one out and refills in the background."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import Project, git
+
+from jackline.testing import Replace, Round, ScriptedAgent
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
+# A virtualenv made by set-up; the check runs through it, at the path set-up saw.
+SETUP = f"""
+[workspace]
+setup = [
+    "{sys.executable} -m venv --without-pip --system-site-packages .venv",
+    "echo built > .venv/marker",
+]
+"""
+CHECK = ".venv/bin/python -m pytest -q -p no:cacheprovider --junitxml={report}"
+
+
+def _project(project: Project, extra: str = "") -> Project:
+    agent = ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})])
+    project.create(agent, extra=SETUP + extra, files={"requirements.txt": "pytest\n"})
+    toml = project.repo / "jackline.toml"
+    text = toml.read_text()
+    text = text.replace(text.split("command = ", 1)[1].split("\n", 1)[0], json.dumps(CHECK), 1)
+    toml.write_text(text)
+    git(project.repo, "commit", "-qam", "check through the venv")
+    return project
+
+
+def _workspace_event(project: Project, run_id: str) -> dict:  # type: ignore[type-arg]
+    return next(e for e in project.events(run_id) if e["kind"] == "workspace")
+
+
+def _setups(project: Project, run_id: str) -> int:
+    return sum(1 for e in project.events(run_id) if e["kind"] == "command" and e["step"] == "setup")
+
+
+def test_set_up_runs_once_per_snapshot_and_again_when_its_inputs_change(
+    project: Project,
+) -> None:
+    _project(project)
+    first = project.jl_json("run", "Fix add")
+    assert first["status"] == "awaiting_review", first
+    made = _workspace_event(project, first["id"])
+    assert made["method"] in ("overlay", "copy") and made["snapshot"]
+    assert _setups(project, first["id"]) == 2  # the cold start built the snapshot
+
+    second = project.jl_json("run", "Fix add again")
+    reused = _workspace_event(project, second["id"])
+    assert reused["snapshot"] == made["snapshot"]
+    assert _setups(project, second["id"]) == 0
+    assert (Path(second["workspace"]) / ".venv" / "marker").exists()
+
+    # A source change on main: the workspace catches up, set-up does not run again.
+    (project.repo / "README").write_text("calc\n")
+    git(project.repo, "add", "README")
+    git(project.repo, "commit", "-qm", "readme")
+    third = project.jl_json("run", "Fix add, third")
+    assert _setups(project, third["id"]) == 0
+    assert (Path(third["workspace"]) / "README").exists()
+
+    # A set-up input changes: a new snapshot, set-up again.
+    (project.repo / "requirements.txt").write_text("pytest\nruff\n")
+    git(project.repo, "commit", "-qam", "a new dependency")
+    fourth = project.jl_json("run", "Fix add, fourth")
+    assert _setups(project, fourth["id"]) == 2
+    assert _workspace_event(project, fourth["id"])["snapshot"] != made["snapshot"]
+
+    # Approved and merged: the workspace (an overlay: unmounted) is removed.
+    merged = project.jl_json("approve", second["id"], user="bob")
+    assert merged["status"] == "merged"
+    assert not os.path.ismount(second["workspace"])
+    assert not Path(second["workspace"]).exists()
+
+
+def test_the_pool_hands_out_a_warm_workspace_and_refills(project: Project) -> None:
+    _project(project, extra="\n[pool]\nsize = 1\n")
+    warmed = project.jl_json("pool", "warm")
+    assert len(warmed) == 1
+    status = project.jl_json("pool", "status")
+    assert len(status["snapshots"]) == 1 and len(status["warm"]) == 1
+    slot = status["warm"][0]
+
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    made = _workspace_event(project, run["id"])
+    assert made["method"].endswith("+pool")
+    assert run["workspace"] == slot["path"]
+    assert _setups(project, run["id"]) == 0
+
+    deadline = time.time() + 60  # the pool refills in the background
+    while True:
+        warm = project.jl_json("pool", "status")["warm"]
+        if warm and warm[0]["id"] != slot["id"]:
+            break
+        assert time.time() < deadline, "the pool did not refill"
+        time.sleep(0.5)
+
+    cleared = project.jl_json("pool", "clear")
+    assert len(cleared["warm_removed"]) == 1
+    assert project.jl_json("pool", "status")["warm"] == []
+
+
+def test_a_failing_set_up_fails_the_run_and_names_the_command(project: Project) -> None:
+    agent = ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})])
+    project.create(agent, extra='\n[workspace]\nsetup = ["exit 3"]\n')
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "failed"
+    assert "set-up failed" in run["reason"] and "exit 3" in run["reason"]
+    assert project.jl_json("pool", "status")["snapshots"] == []
