@@ -53,6 +53,9 @@ ENV_ALLOWED = {
     "JAVA_HOME",
 }
 ENV_ALLOWED_PREFIXES = ("LC_",)
+# Set-up installs dependencies: it also keeps the package managers' settings (index URLs,
+# mirrors, certificates). The agent and the checks do not get them.
+SETUP_ENV_PREFIXES = ("PIP_", "UV_", "NPM_CONFIG_", "YARN_", "POETRY_", "CARGO_", "GO")
 
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`; Fedora: `dnf install "
@@ -135,10 +138,14 @@ def limits(spec: Spec) -> Callable[[], None] | None:
     return apply
 
 
-def scrub(env: Mapping[str, str], extra: tuple[str, ...] | list[str] = ()) -> dict[str, str]:
-    """The environment a sandboxed command inherits: the allowlist and the names in `extra`."""
+def scrub(
+    env: Mapping[str, str], extra: tuple[str, ...] | list[str] = (), setup: bool = False
+) -> dict[str, str]:
+    """The environment a sandboxed command inherits: the allowlist and the names in `extra`
+    (and, for set-up, the package managers' settings)."""
     keep = ENV_ALLOWED | set(extra)
-    return {k: v for k, v in env.items() if k in keep or k.startswith(ENV_ALLOWED_PREFIXES)}
+    prefixes = ENV_ALLOWED_PREFIXES + (SETUP_ENV_PREFIXES if setup else ())
+    return {k: v for k, v in env.items() if k in keep or k.startswith(prefixes)}
 
 
 def get(mode: str) -> Sandbox:

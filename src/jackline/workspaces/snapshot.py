@@ -232,7 +232,9 @@ def default_setup(config: JacklineConfig, logs: Path) -> RunSetup:
     command's output in `logs/setup-<n>.log`."""
     box = config.sandbox
     # As for every sandboxed command of a run: the allowlist, and no variable named like a secret.
-    env = {k: v for k, v in scrub(os.environ, box.env).items() if not SECRET_NAME.search(k)}
+    env = {
+        k: v for k, v in scrub(os.environ, box.env, setup=True).items() if not SECRET_NAME.search(k)
+    }
 
     def run_setup(tree: Path) -> list[dict[str, Any]]:
         spec = Spec(
