@@ -162,15 +162,25 @@ class Unsandboxed:
         return argv
 
 
+def harness_paths() -> list[Path]:
+    """What the harness's own Python and package need: readable in every sandbox, wherever they
+    are installed (a clone under /tmp, a virtualenv in the home)."""
+    import jackline
+
+    return [
+        Path(sys.prefix),
+        Path(sys.base_prefix),
+        Path(sys.executable).resolve().parent,
+        Path(jackline.__file__).resolve().parents[1],
+    ]
+
+
 def home_tools(home: Path, path_variable: str) -> list[Path]:
     """Directories under the home that hold tools, not secrets: put back read-only in the
     sandbox's empty home. The harness's own interpreter and package always are."""
-    import jackline
-
     candidates = [home / rel for rel in HOME_TOOLS]
     candidates += [Path(p) for p in path_variable.split(os.pathsep) if p]
-    candidates += [Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve().parent]
-    candidates.append(Path(jackline.__file__).resolve().parents[1])
+    candidates += harness_paths()
     out: list[Path] = []
     for c in candidates:
         c = Path(os.path.abspath(c))

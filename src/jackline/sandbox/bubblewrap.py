@@ -18,7 +18,7 @@ from pathlib import Path
 
 from jackline import paths
 from jackline.errors import Refused
-from jackline.sandbox import INSTALL_HINT, Spec, forward, home_tools
+from jackline.sandbox import INSTALL_HINT, Spec, forward, harness_paths, home_tools
 
 # Files outside the home that hold secrets of the machine.
 SYSTEM_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/sudoers.d")
@@ -44,6 +44,9 @@ class Bubblewrap:
             out += ["--tmpfs", str(home)]
             for tool in home_tools(home, os.environ.get("PATH", "")):
                 out += ["--ro-bind", str(tool), str(tool)]
+        for path in harness_paths():
+            if Path("/tmp") in path.parents:  # under the home: among the tools above
+                out += ["--ro-bind", str(path), str(path)]
         for path in spec.readable:
             if path.exists():
                 out += ["--ro-bind", str(path), str(path)]
