@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from jackline.sandbox import forward
+from jackline.sandbox import forward, harness_paths
 from jackline.sandbox.proxy import Proxy, allowed, no_proxy, parse_rule
 
 PORT = forward.PORT
@@ -114,6 +114,8 @@ def _sandboxed(
     argv = [sys.executable, "-c", textwrap.dedent(code)]
     box = ["bwrap", "--die-with-parent", "--unshare-all", "--ro-bind", "/", "/"]
     box += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in harness_paths():  # this checkout may itself live under /tmp
+        box += ["--ro-bind", str(path), str(path)]
     if proxy is not None:
         sockets = str(proxy.socket_path.parent)
         box += ["--bind", sockets, sockets]
