@@ -110,7 +110,7 @@ def test_checks_run_in_the_sandbox_too(project: Project, server: tuple[int, list
         "    from calc import add\n"
         "    assert add(2, 3) == 5\n"
         "def test_sandbox():\n"
-        f"    assert not pathlib.Path({str(Path.home() / '.ssh')!r}).exists() or True\n"
+        f"    assert not pathlib.Path({str(project.home / 'jackline.db')!r}).exists()\n"
         "    assert 'JACKLINE_HOME' not in os.environ\n"
         "    try:\n"
         f"        urllib.request.urlopen('http://127.0.0.1:{port}/from-check', timeout=3)\n"

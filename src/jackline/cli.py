@@ -267,12 +267,12 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     if not status["snapshots"]:
         out.print("No snapshot yet: `jackline pool refresh` builds one (set-up runs once).")
     for x in status["snapshots"]:
-        out.print(f"  snapshot {x['key']}  commit {x['commit'][:10]}  {_age_s(x['age'])} old")
+        out.print(f"  snapshot {x['key']}  commit {x['commit'][:10]}  {_duration(x['age'])} old")
     if not status["warm"]:
         out.print("No warm workspace: `jackline pool warm` makes them.")
     for w in status["warm"]:
         out.print(
-            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  {_age_s(w['age'])} old"
+            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  {_duration(w['age'])} old"
         )
 
 
@@ -313,10 +313,6 @@ def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
             f"Removed {len(result['warm_removed'])} warm workspace(s) and "
             f"{len(result['snapshots_removed'])} snapshot(s)."
         )
-
-
-def _age_s(seconds: float) -> str:
-    return _age(time.time() - seconds)
 
 
 guard_app = typer.Typer(help="The in-loop guard agents call before they act.", no_args_is_help=True)
@@ -498,7 +494,11 @@ def _short(text: str, n: int) -> str:
 
 
 def _age(ts: float) -> str:
-    s = int(time.time() - ts)
+    return _duration(time.time() - ts)
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:
             return f"{s // size}{unit}"

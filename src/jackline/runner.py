@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,11 @@ from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
-from jackline.guard.redact import SECRET_NAME, Redactor, resolve
+from jackline.guard.redact import Redactor, resolve
 from jackline.guard.scope import revert_forbidden
 from jackline.models import CheckResult, Decision, Finding, Run
 from jackline.review import owner_refusal
-from jackline.sandbox import Jail, Spec
+from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
@@ -119,32 +119,14 @@ class RunContext:
     def env(self, with_secrets: bool = False) -> dict[str, str]:
         """The harness's environment cut down to an allowlist (`[sandbox] env` adds names);
         the agent gets back only the secrets its config declares."""
-        env = {
-            k: v
-            for k, v in sandbox.scrub(os.environ, self.config.sandbox.env).items()
-            if not SECRET_NAME.search(k)
-        }
+        env = sandbox.scrub(os.environ, self.config.sandbox.env)
         if with_secrets:
             env.update(self._secrets(strict=True))
         return env
 
     def jail(self, network: bool = False, proxy: Path | None = None) -> Jail:
-        """The sandbox for a command of this run: set-up gets the network, the rest do not
-        (or only the allowed hosts, through the proxy listening on `proxy`)."""
-        box = self.config.sandbox
-        spec = Spec(
-            workspace=self.ws,
-            mount_at=sandbox.INSIDE if box.mode == "bubblewrap" else None,
-            readable=tuple(Path(p).expanduser() for p in box.readable),
-            hidden=tuple(Path(p).expanduser() for p in box.hidden),
-            network=network,
-            proxy_socket=proxy,
-            no_proxy=net.no_proxy(box.allow_network),
-            memory_mb=box.memory_mb,
-            max_processes=box.max_processes,
-            open_files=box.open_files,
-        )
-        return Jail(sandbox.get(box.mode), spec)
+        """The sandbox for a command of this run (see `sandbox.jail_for`)."""
+        return sandbox.jail_for(self.config.sandbox, self.ws, network, proxy)
 
     @contextmanager
     def network(self, step: str) -> Iterator[Path | None]:
@@ -245,7 +227,7 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
     if not wants_snapshot or ctx.config.sandbox.mode != "bubblewrap":
         ws = provider("clone").create(repo, main, ctx.run.branch, dest)
         ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
-        _raise_failed(_setup_runner(ctx)(ws.path))
+        snap.raise_failed(_setup_runner(ctx)(ws.path))
         exclude_setup_outputs(ws.path)
         return ws, {}
     run_setup = _setup_runner(ctx)
@@ -261,11 +243,10 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
     ws = taken
     ctx.update(workspace=str(ws.path))
     caught = snap.catch_up(ws, repo, main, ctx.config, run_setup)
-    base = rev_of(ws.path)
-    ctx.update(base_sha=base)
+    ws = replace(ws, base_sha=g.rev(ws.path, "HEAD"))
+    ctx.update(base_sha=ws.base_sha)
     if ctx.config.pool.size:
         pool.refill_in_background(repo)
-    ws = Workspace(ws.path, ws.branch, base, ws.method)
     return ws, {
         "snapshot": snapshot_key or _snapshot_of(ws.path),
         "caught_up": caught,
@@ -274,35 +255,11 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
 
 
 def _setup_runner(ctx: RunContext) -> snap.RunSetup:
-    """Set-up for this run: in the sandbox with the network, each command redacted and recorded."""
-    inner = (
-        snap.default_setup(ctx.config, ctx.dir) if ctx.config.sandbox.mode == "bubblewrap" else None
-    )
+    """Set-up for this run (see `snapshot.default_setup`), each command redacted and recorded."""
+    inner = snap.default_setup(ctx.config, ctx.dir)
 
     def run_setup(tree: Path) -> list[dict[str, Any]]:
-        if inner is not None:
-            records = inner(tree)
-        else:
-            records = []
-            for i, command in enumerate(ctx.config.workspace.setup, 1):
-                done = proc.run(
-                    command,
-                    tree,
-                    ctx.env(),
-                    ctx.dir / f"setup-{i}.log",
-                    ctx.config.workspace.setup_timeout,
-                    jail=ctx.jail(network=True),
-                )
-                records.append(
-                    {
-                        "command": command,
-                        "exit_code": done.exit_code,
-                        "duration": round(done.duration, 3),
-                        "tail": done.tail(15),
-                    }
-                )
-                if done.exit_code != 0:
-                    break
+        records = inner(tree)
         for i, r in enumerate(records, 1):
             _redact_file(ctx, ctx.dir / f"setup-{i}.log")
             ctx.command("setup", r["command"], r["exit_code"], r["duration"], ctx.redact(r["tail"]))
@@ -311,20 +268,9 @@ def _setup_runner(ctx: RunContext) -> snap.RunSetup:
     return run_setup
 
 
-def _raise_failed(records: list[dict[str, Any]]) -> None:
-    failed = [r for r in records if r["exit_code"] != 0]
-    if failed:
-        r = failed[0]
-        raise SetupFailed(r["command"], r["exit_code"], r["tail"], "")
-
-
 def _snapshot_of(ws: Path) -> str | None:
     record = ws / ".git" / "jackline-snapshot.json"
     return json.loads(record.read_text()).get("key") if record.exists() else None
-
-
-def rev_of(ws: Path) -> str:
-    return g.rev(ws, "HEAD")
 
 
 # The files in the workspace's git directory that decide what git runs and what it commits:
@@ -514,11 +460,10 @@ def scan(run_id: str) -> dict[str, Any]:
         found.values | committed.values,
     )
     ctx.remember_secrets(found.values)
-    printed = sum(e.data["count"] for e in ctx.audit.read(run_id) if e.kind == "redacted")
+    events = ctx.audit.read(run_id)
+    printed = sum(e.data["count"] for e in events if e.kind == "redacted")
     report = run_scans(change, ctx.config)
-    reverted = sorted(
-        {p for e in ctx.audit.read(run_id) if e.kind == "scope" for p in e.data["reverted"]}
-    )
+    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
     findings = [
         *found.findings,
         *report.findings,

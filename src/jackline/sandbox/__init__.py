@@ -21,7 +21,12 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from jackline.guard.redact import SECRET_NAME
+
+if TYPE_CHECKING:
+    from jackline.config import SandboxConfig
 
 # Where a run's workspace appears inside the sandbox (under the sandbox's private /tmp: the
 # machine's root is read-only, and a mount point must be made somewhere).
@@ -142,10 +147,36 @@ def scrub(
     env: Mapping[str, str], extra: tuple[str, ...] | list[str] = (), setup: bool = False
 ) -> dict[str, str]:
     """The environment a sandboxed command inherits: the allowlist and the names in `extra`
-    (and, for set-up, the package managers' settings)."""
+    (and, for set-up, the package managers' settings), never a name that looks like a secret."""
     keep = ENV_ALLOWED | set(extra)
     prefixes = ENV_ALLOWED_PREFIXES + (SETUP_ENV_PREFIXES if setup else ())
-    return {k: v for k, v in env.items() if k in keep or k.startswith(prefixes)}
+    return {
+        k: v
+        for k, v in env.items()
+        if (k in keep or k.startswith(prefixes)) and not SECRET_NAME.search(k)
+    }
+
+
+def jail_for(
+    box: SandboxConfig, workspace: Path, network: bool = False, proxy: Path | None = None
+) -> Jail:
+    """The sandbox `[sandbox]` describes, for a command in `workspace`: set-up gets the network,
+    the rest do not (or only the allowed hosts, through the proxy listening on `proxy`)."""
+    from jackline.sandbox.proxy import no_proxy
+
+    spec = Spec(
+        workspace=workspace,
+        mount_at=INSIDE if box.mode == "bubblewrap" else None,
+        readable=tuple(Path(p).expanduser() for p in box.readable),
+        hidden=tuple(Path(p).expanduser() for p in box.hidden),
+        network=network,
+        proxy_socket=proxy,
+        no_proxy=no_proxy(box.allow_network),
+        memory_mb=box.memory_mb,
+        max_processes=box.max_processes,
+        open_files=box.open_files,
+    )
+    return Jail(get(box.mode), spec)
 
 
 def get(mode: str) -> Sandbox:

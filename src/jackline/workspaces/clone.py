@@ -25,14 +25,19 @@ class CloneProvider:
         dest.parent.mkdir(parents=True, exist_ok=True)
         git(repo, "clone", "--quiet", "--no-checkout", "--local", str(repo), str(dest))
         git(dest, "checkout", "--quiet", "-b", branch, f"origin/{main}")
-        exclude = dest / ".git" / "info" / "exclude"
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        with exclude.open("a") as f:
-            f.write("\n# jackline\n" + "\n".join(EXCLUDED) + "\n")
+        add_excludes(dest)
         return Workspace(dest, branch, rev(dest, "HEAD"), self.name)
 
     def remove(self, workspace: Path) -> None:
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def add_excludes(ws: Path) -> None:
+    """Keep the harness's inbox and the agent's notes out of every commit made in `ws`."""
+    exclude = ws / ".git" / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    with exclude.open("a") as f:
+        f.write("\n# jackline\n" + "\n".join(EXCLUDED) + "\n")
 
 
 def exclude_setup_outputs(ws: Path) -> list[str]:

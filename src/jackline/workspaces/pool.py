@@ -99,18 +99,17 @@ def fresh_snapshot(
     run_setup: RunSetup,
     say: Callable[[str], None] = lambda _: None,
 ) -> Snapshot:
-    """Main's snapshot: reused while set-up inputs are unchanged, rebuilt when it is older than
-    `[pool] refresh_every`."""
-    main = config.project.main
-    existing = snap.latest(repo, main, config)
-    tip = rev(repo, main)
-    if existing is not None and config.pool.refresh_every:
-        if time.time() - existing.created > seconds(config.pool.refresh_every):
-            say(f"snapshot {existing.key} is older than {config.pool.refresh_every}; rebuilding")
-            return snap.build(repo, tip, config, run_setup)
-    if existing is None:
-        say(f"building the snapshot of {main} ({tip[:10]}): set-up runs once")
-    return snap.current(repo, main, config, run_setup)
+    """Main's snapshot (`snapshot.current`: reused while set-up inputs are unchanged), rebuilt at
+    main's tip when it is older than `[pool] refresh_every`."""
+    current = snap.current(repo, config.project.main, config, run_setup)
+    limit = config.pool.refresh_every
+    if limit and time.time() - current.created > seconds(limit):
+        tip = rev(repo, config.project.main)
+        if current.commit != tip:
+            say(f"snapshot {current.key} is older than {limit}; rebuilding at {tip[:10]}")
+            current = snap.build(repo, tip, config, run_setup)
+    say(f"snapshot {current.key} ready")
+    return current
 
 
 def take(repo: Path, branch: str) -> Workspace | None:

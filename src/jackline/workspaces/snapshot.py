@@ -43,10 +43,9 @@ from jackline import paths, proc
 from jackline.config import JacklineConfig
 from jackline.errors import CommandFailed, Refused
 from jackline.git import git, ok, rev
-from jackline.guard.redact import SECRET_NAME
-from jackline.sandbox import INSIDE, Jail, Spec, get, scrub
+from jackline.sandbox import jail_for, scrub
 from jackline.workspaces import Workspace
-from jackline.workspaces.clone import EXCLUDED, exclude_setup_outputs
+from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
 
 # What set-up installs from, when `[workspace] setup_inputs` does not say: at any depth.
 LOCK_FILES = (
@@ -171,7 +170,7 @@ def _build(
         tree = temp / "tree"
         _clone(repo, commit, tree)
         records = run_setup(tree)
-        _raise_failed(records)
+        raise_failed(records)
         exclude_setup_outputs(tree)
         meta = {
             "commit": commit,
@@ -198,13 +197,10 @@ def _clone(repo: Path, commit: str, tree: Path) -> None:
     tree.parent.mkdir(parents=True, exist_ok=True)
     git(repo, "clone", "--quiet", "--local", "--no-checkout", str(repo), str(tree))
     git(tree, "checkout", "--quiet", "--detach", commit)
-    exclude = tree / ".git" / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    with exclude.open("a") as f:
-        f.write("\n# jackline\n" + "\n".join(EXCLUDED) + "\n")
+    add_excludes(tree)
 
 
-def _raise_failed(records: list[dict[str, Any]]) -> None:
+def raise_failed(records: list[dict[str, Any]]) -> None:
     for r in records:
         if r["exit_code"] != 0:
             raise SetupFailed(r["command"], r["exit_code"], r["tail"], "")
@@ -228,26 +224,13 @@ def _locked(name: str) -> Iterator[None]:
 
 
 def default_setup(config: JacklineConfig, logs: Path) -> RunSetup:
-    """`[workspace] setup` in the sandbox, the directory at `INSIDE`, with the network; each
-    command's output in `logs/setup-<n>.log`."""
+    """`[workspace] setup` in the sandbox `[sandbox]` describes (the directory at `INSIDE` under
+    bubblewrap), with the network; each command's output in `logs/setup-<n>.log`."""
     box = config.sandbox
-    # As for every sandboxed command of a run: the allowlist, and no variable named like a secret.
-    env = {
-        k: v for k, v in scrub(os.environ, box.env, setup=True).items() if not SECRET_NAME.search(k)
-    }
+    env = scrub(os.environ, box.env, setup=True)
 
     def run_setup(tree: Path) -> list[dict[str, Any]]:
-        spec = Spec(
-            workspace=tree,
-            mount_at=INSIDE,
-            network=True,
-            readable=tuple(Path(p).expanduser() for p in box.readable),
-            hidden=tuple(Path(p).expanduser() for p in box.hidden),
-            memory_mb=box.memory_mb,
-            max_processes=box.max_processes,
-            open_files=box.open_files,
-        )
-        jail = Jail(get("bubblewrap"), spec)
+        jail = jail_for(box, tree, network=True)
         records: list[dict[str, Any]] = []
         for i, command in enumerate(config.workspace.setup, 1):
             log = logs / f"setup-{i}.log"
@@ -379,7 +362,7 @@ def catch_up(
     git(ws.path, "checkout", "--quiet", "-B", ws.branch, tip)
     inputs_hash = setup_inputs(ws.path, tip, config.workspace.setup, declared_inputs(config))
     if inputs_hash != made["inputs_hash"]:
-        _raise_failed(run_setup(ws.path))
+        raise_failed(run_setup(ws.path))
         exclude_setup_outputs(ws.path)
         done["setup_rerun"] = True
     _write_provenance(ws.path, made["snapshot"], tip, inputs_hash)
