@@ -7,6 +7,7 @@ accepts is exactly what a run accepts.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -189,6 +190,191 @@ class PoolConfig(_Section):
         return value
 
 
+class ServiceConfig(_Section):
+    start: str | list[str]
+    """Starts the service in the foreground (Jackline keeps it running and stops it with the
+    workspace): `redis-server --port {port} --dir {dir}`. `{port}` is a free port on the host's
+    loopback, `{dir}` a folder of the workspace's own for its data."""
+    ready: str | list[str] | None = None
+    """A command that succeeds once the service answers (`redis-cli -p {port} ping`); retried
+    until `ready_timeout`. None: ready when its port accepts a connection."""
+    ready_timeout: int = Field(default=60, gt=0)
+    """Seconds the service may take to become ready before the workspace counts as broken."""
+    port: int | None = Field(default=None, gt=0, lt=65536)
+    """The port the agent and checks reach it on inside the sandbox (`6379`), whatever port it
+    got on the host; default: the same as the host's. Without a sandbox, always the host's."""
+    env: dict[str, str] = {}
+    """Variables the agent and checks get, with `{port}` and `{dir}` filled in:
+    `REDIS_URL = "redis://127.0.0.1:{port}/0"`. `JACKLINE_SERVICE_<NAME>_PORT` is always set."""
+
+    _check_start = field_validator("start", mode="before")(_command)
+
+    @field_validator("ready", mode="before")
+    @classmethod
+    def _check_ready(cls, value: Any) -> Any:
+        return None if value is None else _command(value)
+
+
+class EnvironmentConfig(_Section):
+    deploy: str | list[str]
+    """Deploys a commit: `scripts/deploy.sh staging {sha}` (`{sha}`, `{previous_sha}`, `{env}`)."""
+    rollback: str | list[str] | None = None
+    """Puts the previous release back (`{previous_sha}`); default: `deploy` with the previous sha."""
+    url: str | None = None
+    """Where the environment serves (`http://127.0.0.1:8101`); probes are relative to it."""
+    health: str | None = None
+    """A path that answers 200 once the deploy serves (`/healthz`), waited for after deploy."""
+    ready_timeout: str = "60s"
+    """How long the environment may take to answer `health` after a deploy."""
+    smoke: list[str] = []
+    """Requests that must answer as stated: `GET /api/items 200`, `GET / 200 contains 'Shop'`."""
+    logs: str | None = None
+    """A log file of the environment (relative to the project), scanned for ERROR lines and
+    tracebacks written since the deploy."""
+    soak: str = ""
+    """How long to watch the environment after its checks pass (`30s`, `5m`): health and logs
+    again at the end. Empty: no soak."""
+    requires_go: bool = False
+    """A person's `jackline go` is needed before deploying here."""
+    timeout: str = "10m"
+    """How long `deploy` and `rollback` may take."""
+    secrets: dict[str, str] = {}
+    """Variables the deploy needs, as secret references; redacted from everything stored."""
+
+    _check_deploy = field_validator("deploy", mode="before")(_command)
+
+    @field_validator("rollback", mode="before")
+    @classmethod
+    def _check_rollback(cls, value: Any) -> Any:
+        return None if value is None else _command(value)
+
+    @field_validator("ready_timeout", "timeout")
+    @classmethod
+    def _check_duration(cls, value: str) -> str:
+        seconds(value)
+        return value
+
+    @field_validator("soak")
+    @classmethod
+    def _check_soak(cls, value: str) -> str:
+        if value:
+            seconds(value)
+        return value
+
+    @field_validator("smoke")
+    @classmethod
+    def _check_smoke(cls, value: list[str]) -> list[str]:
+        for line in value:
+            smoke_probe(line)
+        return value
+
+    @field_validator("secrets")
+    @classmethod
+    def _check_secrets(cls, value: dict[str, str]) -> dict[str, str]:
+        for ref in value.values():
+            _secret_ref(ref)
+        return value
+
+
+SMOKE = re.compile(
+    r"^(?P<method>GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS)\s+(?P<path>/\S*)\s+(?P<status>[1-5]\d\d)"
+    r"(?:\s+contains\s+(?P<q>['\"])(?P<text>.*)(?P=q))?\s*$"
+)
+
+
+def smoke_probe(line: str) -> tuple[str, str, int, str | None]:
+    """`GET /path 200 contains 'text'` as (method, path, status, text or None)."""
+    m = SMOKE.match(line)
+    if m is None:
+        raise ValueError(
+            f"{line!r} is not a smoke check; write `METHOD /path STATUS`, optionally followed "
+            "by `contains 'text'` (`GET /api/items 200`)"
+        )
+    return m["method"], m["path"], int(m["status"]), m["text"]
+
+
+class ReleaseConfig(_Section):
+    production_branch: str = "production"
+    """The branch that points at what production runs; only the release workflow moves it."""
+    environments: dict[str, EnvironmentConfig] = {}
+    """The environments a release goes through, in the order written; the last is production."""
+    allow_self_go: bool = False
+    """Let the person who started a release say go. Off by default: a second person decides."""
+    flags: str = "flags.toml"
+    """The project's flag file, validated before every release."""
+
+
+class HealthErrors(_Section):
+    name: str
+    """What the figure is (`production errors`)."""
+    log: str | None = None
+    """A log file (relative to the project, or absolute) whose lines matching `pattern` within
+    `window` are counted."""
+    pattern: str = r"ERROR|CRITICAL|Traceback \(most recent call last\)"
+    """A regular expression for an error line."""
+    metrics_url: str | None = None
+    """A Prometheus-format `/metrics` URL to read `metric` from, instead of a log."""
+    metric: str | None = None
+    """The metric (a counter or gauge, with labels if needed: `http_errors_total{code="500"}`)."""
+    window: str = "1h"
+    """How far back log lines count (lines need an ISO timestamp at the start to be dated)."""
+    threshold: float = 0
+    """Above this count (or metric value) the figure needs attention."""
+
+    @field_validator("window")
+    @classmethod
+    def _check_window(cls, value: str) -> str:
+        seconds(value)
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _check_pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a regular expression: {e}") from None
+        return value
+
+
+class HealthService(_Section):
+    name: str
+    """The service's name in the report."""
+    url: str
+    """The URL to request (GET)."""
+    status: int = Field(default=200, ge=100, le=599)
+    """The status that means up."""
+    timeout: float = Field(default=5, gt=0)
+    """Seconds to wait for an answer."""
+
+
+class HealthConfig(_Section):
+    every: str = ""
+    """How often `jackline worker` or `jackline serve` writes the report (`1d`); empty: on demand."""
+    main_command: str | list[str] | None = None
+    """A command whose exit code says whether main is healthy (instead of the checks Jackline
+    last recorded on main)."""
+    errors: list[HealthErrors] = []
+    """Error rates to watch: `[[health.errors]] name = "production", log = "var/production.log"`."""
+    services: list[HealthService] = []
+    """Services to probe: `[[health.services]] name = "shop", url = "http://127.0.0.1:8102/healthz"`."""
+    dependencies: list[str] | None = None
+    """Dependency files to check for known vulnerabilities (pip-audit, or `[scan] osv_db`);
+    default: the lock and requirements files found."""
+
+    @field_validator("every")
+    @classmethod
+    def _check_every(cls, value: str) -> str:
+        if value:
+            seconds(value)
+        return value
+
+    @field_validator("main_command", mode="before")
+    @classmethod
+    def _check_main(cls, value: Any) -> Any:
+        return None if value is None else _command(value)
+
+
 def seconds(text: str) -> int:
     """`90s`, `30m`, `2h`, `1d` in seconds; a clear error for anything else."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -219,6 +405,12 @@ class JacklineConfig(_Section):
     """Where the agent, the checks and the set-up run."""
     pool: PoolConfig = PoolConfig()
     """Warm workspaces, ready before a run asks."""
+    services: dict[str, ServiceConfig] = {}
+    """Services each workspace gets its own of (a database, a cache), by name."""
+    release: ReleaseConfig = ReleaseConfig()
+    """How a merged commit goes live: environments, probes, who says go."""
+    health: HealthConfig = HealthConfig()
+    """What the morning report looks at."""
 
 
 def load(repo: Path) -> JacklineConfig:
