@@ -31,14 +31,14 @@ from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.guard.redact import Redactor, resolve
 from jackline.guard.scope import revert_forbidden
-from jackline.models import CheckResult, Decision, Finding, Run
+from jackline.models import FINAL, CheckResult, Decision, Finding, Run
 from jackline.review import owner_refusal
 from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
 from jackline.store import Store
-from jackline.workspaces import AGENT_DIR, Workspace, pool, provider
+from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
 from jackline.workspaces import remove as remove_workspace
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import exclude_setup_outputs
@@ -120,6 +120,7 @@ class RunContext:
         """The harness's environment cut down to an allowlist (`[sandbox] env` adds names);
         the agent gets back only the secrets its config declares."""
         env = sandbox.scrub(os.environ, self.config.sandbox.env)
+        env.update(services.environment(services.running(self.ws) if self.run.workspace else []))
         if with_secrets:
             env.update(self._secrets(strict=True))
         return env
@@ -128,10 +129,26 @@ class RunContext:
         """The sandbox for a command of this run (see `sandbox.jail_for`)."""
         return sandbox.jail_for(self.config.sandbox, self.ws, network, proxy)
 
+    def services(self) -> list[services.Service]:
+        """The workspace's services, started again if they died (a reboot, say)."""
+        return services.ensure(self.ws, self.config) if self.run.workspace else []
+
     @contextmanager
-    def network(self, step: str) -> Iterator[Path | None]:
-        """While a step's commands run: the allowlisting proxy, if `[sandbox] allow_network`
-        names hosts; every connection it allows or refuses goes to the audit log."""
+    def sandboxed(self, step: str) -> Iterator[Jail]:
+        """The sandbox for a step's commands, with what they may reach while they run: the
+        workspace's services on the sandbox's loopback, and the allowlisting proxy if
+        `[sandbox] allow_network` names hosts (every connection it allows or refuses goes to
+        the audit log)."""
+        with self._proxy(step) as proxy:
+            if self.config.sandbox.mode != "bubblewrap":
+                yield self.jail(proxy=proxy)
+                return
+            with services.relays(self.services()) as relayed:
+                jail = self.jail(proxy=proxy)
+                yield replace(jail, spec=replace(jail.spec, services=relayed))
+
+    @contextmanager
+    def _proxy(self, step: str) -> Iterator[Path | None]:
         box = self.config.sandbox
         if not box.allow_network or box.mode != "bubblewrap":
             yield None
@@ -200,10 +217,18 @@ def prepare(run_id: str) -> dict[str, Any]:
         ctx.record("warning", message=sandbox.NONE_WARNING)
     try:
         ws, extra = _workspace(ctx)
+        started = services.ensure(ws.path, ctx.config)
     except SetupFailed as e:
         reason = f"set-up failed: `{e.argv}` exited {e.code}"
         ctx.update(reason=reason)
         return {"ok": False, "reason": reason}
+    except services.ServiceFailed as e:
+        reason = str(e).splitlines()[0]
+        ctx.record("services", error=ctx.redact(str(e)))
+        ctx.update(reason=reason)
+        return {"ok": False, "reason": reason}
+    if started:
+        extra["services"] = services.describe(started)
     ctx.record(
         "workspace",
         path=str(ws.path),
@@ -370,8 +395,8 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     env = ctx.env(with_secrets=True)
     env["PATH"] = f"{ctx.seen(ctx.inbox / 'bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
     env["JACKLINE_POLICY"] = str(ctx.seen(ctx.inbox / "policy.json"))
-    with ctx.network("agent") as proxy:
-        result = runner.run(brief, ctx.ws, env, log, jail=ctx.jail(proxy=proxy))
+    with ctx.sandboxed("agent") as jail:
+        result = runner.run(brief, ctx.ws, env, log, jail=jail)
     tampered = _restore_git_files(ctx)
     # Before anything of this round is stored: learn the secrets the agent wrote into files or
     # printed, so the log, the audit log and every later step redact them.
@@ -415,8 +440,8 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         # size and the same second of mtime, which an agent's quick edit often has.
         cache = ctx.inbox / "pycache" / f"{label}-{round_no}"
         env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
-        with ctx.network(f"check:{name}") as proxy:
-            result = run_check(name, check_config, ctx.ws, env, out_dir, jail=ctx.jail(proxy=proxy))
+        with ctx.sandboxed(f"check:{name}") as jail:
+            result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         _redact_file(ctx, out_dir / f"{name}.log")
         ctx.command(
             f"check:{name}", result.command, result.exit_code, result.duration, result.output_tail
@@ -541,6 +566,11 @@ def publish(run_id: str) -> None:
 
 def write_handoff(run_id: str, outcome: str) -> str:
     ctx = RunContext(run_id)
+    if outcome in FINAL and ctx.run.workspace:
+        # The workspace stays for a person to look at; its database need not keep running.
+        stopped = services.stop(ctx.ws)
+        if stopped:
+            ctx.record("cleanup", services=stopped)
     events = ctx.audit.read(run_id)
     rounds = [e.data for e in events if e.kind == "round"]
     reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})

@@ -100,6 +100,11 @@ class Spec:
     """The allowlisting proxy's unix socket: the command reaches the network only through it."""
     no_proxy: str = "localhost,127.0.0.1,::1"
     """Hosts the command reaches directly (its own loopback)."""
+    services: tuple[tuple[int, Path], ...] = ()
+    """The workspace's services: each (port, socket) appears on the sandbox's loopback at that
+    port, relayed through the unix socket to the service outside (see `workspaces.services`)."""
+    detached: bool = False
+    """Keep running when the harness process ends (a service started for a warm workspace)."""
 
 
 class Sandbox(Protocol):

@@ -29,14 +29,22 @@ class Bubblewrap:
 
     def wrap(self, argv: list[str] | str, spec: Spec) -> list[str]:
         command = ["/bin/sh", "-c", argv] if isinstance(argv, str) else list(argv)
-        if spec.proxy_socket is not None and not spec.network:
+        proxy = spec.proxy_socket if not spec.network else None
+        services = {port: str(sock) for port, sock in spec.services} if not spec.network else {}
+        if proxy is not None or services:
             # Inside: a forwarder on the sandbox's own loopback, with the proxy variables set,
-            # to the proxy's socket outside, which lets through only the allowed hosts.
+            # to the proxy's socket outside, which lets through only the allowed hosts; and the
+            # workspace's services on their ports, to their relays' sockets outside.
             command = forward.wrap(
-                command, forward.PORT, str(spec.proxy_socket), no_proxy=spec.no_proxy
+                command,
+                forward.PORT if proxy else 0,
+                str(proxy or ""),
+                no_proxy=spec.no_proxy,
+                ports=services,
             )
         home = Path(os.path.abspath(os.environ.get("HOME") or Path.home()))
-        out = [binary(), "--die-with-parent", "--new-session", "--unshare-all"]
+        out = [binary(), *([] if spec.detached else ["--die-with-parent"])]
+        out += ["--new-session", "--unshare-all"]
         if spec.network:
             out.append("--share-net")
         out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
@@ -62,8 +70,10 @@ class Bubblewrap:
         for path in spec.writable:
             path.mkdir(parents=True, exist_ok=True)
             out += ["--bind", str(path), str(path)]
-        if spec.proxy_socket is not None and not spec.network:
-            out += ["--bind", str(spec.proxy_socket.parent), str(spec.proxy_socket.parent)]
+        sockets = {Path(sock).parent for sock in services.values()}
+        sockets |= {proxy.parent} if proxy is not None else set()
+        for folder in sorted(sockets):
+            out += ["--bind", str(folder), str(folder)]
         out += ["--chdir", str(inside), "--", *command]
         return out
 

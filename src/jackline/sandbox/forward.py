@@ -1,13 +1,15 @@
 """Inside the sandbox: a proxy address on its loopback, forwarded to the harness's proxy socket.
 
-    python -I -S forward.py PORT SOCKET [--no-proxy=HOSTS] -- CMD ARGS...
+    python -I -S forward.py PORT SOCKET [--no-proxy=HOSTS] [--port=P:SOCK ...] -- CMD ARGS...
 
 listens on `127.0.0.1:PORT` (the sandbox's own loopback: bubblewrap brings `lo` up in a new
 network namespace), copies each connection to the unix socket `SOCKET` (bound into the sandbox,
 served by `proxy.Proxy`), and runs `CMD` with `HTTP_PROXY`, `HTTPS_PROXY`, `ALL_PROXY` and their
-lower-case forms pointing there. It exits with the command's exit code (128 + N if signal N ended
-it), forwards SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to it, and stops when it
-ends.
+lower-case forms pointing there. PORT 0 means no proxy. Each `--port=P:SOCK` also listens on
+`127.0.0.1:P` and copies to `SOCK`, with no proxy variables: that is how the workspace's own
+services (`[services.NAME]`, relayed outside by `services.Relay`) appear on the sandbox's
+loopback. It exits with the command's exit code (128 + N if signal N ended it), forwards SIGTERM,
+SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to it, and stops when it ends.
 
 It checks nothing: the proxy outside decides. It is an allowlist for clients that honour the proxy
 variables; a program that ignores them has no network, the safe failure.
@@ -39,18 +41,25 @@ FORWARDED = {
     signal.SIGUSR2,
     signal.SIGWINCH,
 }
-USAGE = "usage: forward.py PORT SOCKET [--no-proxy=HOSTS] -- CMD [ARGS...]"
+USAGE = "usage: forward.py PORT SOCKET [--no-proxy=HOSTS] [--port=P:SOCK ...] -- CMD [ARGS...]"
 _DOWN = b"jackline: the network proxy is not running"
 UNREACHABLE = b"HTTP/1.1 502 Bad Gateway (%s)\r\nContent-Type: text/plain\r\n" % _DOWN
 UNREACHABLE += b"Content-Length: %d\r\nConnection: close\r\n\r\n%s\n" % (len(_DOWN) + 1, _DOWN)
 
 
 def wrap(
-    argv: list[str], port: int, socket_in_sandbox: str, *, no_proxy: str = DEFAULT_NO_PROXY
+    argv: list[str],
+    port: int,
+    socket_in_sandbox: str,
+    *,
+    no_proxy: str = DEFAULT_NO_PROXY,
+    ports: dict[int, str] | None = None,
 ) -> list[str]:
-    """`argv` run behind the forwarder; the sandbox must see `sys.executable` and this file."""
+    """`argv` run behind the forwarder (`port` 0: no proxy, only the plain `ports`); the sandbox
+    must see `sys.executable` and this file."""
     me = os.path.abspath(__file__)
     options = [f"--no-proxy={no_proxy}"] if no_proxy != DEFAULT_NO_PROXY else []
+    options += [f"--port={p}:{sock}" for p, sock in sorted((ports or {}).items())]
     return [sys.executable, "-I", "-S", me, str(port), socket_in_sandbox, *options, "--", *argv]
 
 
@@ -66,26 +75,28 @@ def proxy_env(env: dict[str, str], port: int, no_proxy: str) -> dict[str, str]:
 
 def main(args: list[str]) -> int:
     try:
-        port, path, no_proxy, command = _arguments(args)
+        port, path, no_proxy, plain, command = _arguments(args)
     except ValueError as e:
         print(f"jackline forward: {e}\n{USAGE}", file=sys.stderr)
         return 2
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", port))
-        listener.listen(128)
-    except OSError as e:
-        print(f"jackline forward: cannot listen on 127.0.0.1:{port}: {e}", file=sys.stderr)
-        return 125
+    routes = {**plain, **({port: path} if port else {})}
+    listeners = {}
+    for p in routes:
+        try:
+            listeners[p] = _listen(p)
+        except OSError as e:
+            print(f"jackline forward: cannot listen on 127.0.0.1:{p}: {e}", file=sys.stderr)
+            return 125
     # Blocked before any thread starts, so they all inherit it and only `sigwaitinfo` sees them.
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED | {signal.SIGCHLD})
-    threading.Thread(target=_accept, args=(listener, path), daemon=True).start()
+    for p, listener in listeners.items():
+        threading.Thread(target=_accept, args=(listener, routes[p]), daemon=True).start()
+    env = proxy_env(dict(os.environ), port, no_proxy) if port else dict(os.environ)
     try:
         pid = os.posix_spawnp(
             command[0],
             command,
-            proxy_env(dict(os.environ), port, no_proxy),
+            env,
             setsigmask=(),
             # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec.
             setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
@@ -96,17 +107,37 @@ def main(args: list[str]) -> int:
     return _wait(pid)
 
 
-def _arguments(args: list[str]) -> tuple[int, str, str, list[str]]:
+def _listen(port: int) -> socket.socket:
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(128)
+    return listener
+
+
+def _arguments(args: list[str]) -> tuple[int, str, str, dict[int, str], list[str]]:
     if "--" not in args:
         raise ValueError("missing '--' before the command")
     split = args.index("--")
     head, command = args[:split], args[split + 1 :]
     no_proxy = DEFAULT_NO_PROXY
-    if len(head) == 3 and head[2].startswith("--no-proxy="):
-        no_proxy = head.pop().partition("=")[2]
-    if len(head) != 2 or not head[0].isdigit() or not 0 < int(head[0]) < 65536 or not command:
-        raise ValueError("expected PORT SOCKET -- CMD, with PORT from 1 to 65535")
-    return int(head[0]), head[1], no_proxy, command
+    plain: dict[int, str] = {}
+    for option in [h for h in head[2:] if h.startswith("--")]:
+        head.remove(option)
+        name, _, value = option.partition("=")
+        if name == "--no-proxy":
+            no_proxy = value
+        elif name == "--port" and _port(value.partition(":")[0]) and value.partition(":")[2]:
+            plain[int(value.partition(":")[0])] = value.partition(":")[2]
+        else:
+            raise ValueError(f"unknown option {option!r}")
+    if len(head) != 2 or not (head[0] == "0" or _port(head[0])) or not command:
+        raise ValueError("expected PORT SOCKET -- CMD, with PORT from 1 to 65535 (0: no proxy)")
+    return int(head[0]), head[1], no_proxy, plain, command
+
+
+def _port(text: str) -> bool:
+    return text.isdigit() and 0 < int(text) < 65536
 
 
 def _wait(pid: int) -> int:
@@ -148,13 +179,13 @@ def _connect(client: socket.socket, path: str) -> None:
                 except OSError:
                     pass
                 return
-            back = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+            back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
             back.start()
-            _copy(client, upstream)
+            pipe(client, upstream)
             back.join()
 
 
-def _copy(source: socket.socket, sink: socket.socket) -> None:
+def pipe(source: socket.socket, sink: socket.socket) -> None:
     """Copy until end of file, then pass the half-close on; on an error, end both directions."""
     try:
         while data := source.recv(65536):

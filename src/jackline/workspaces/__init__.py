@@ -43,7 +43,9 @@ def provider(name: str = "clone") -> Provider:
 
 
 def remove(path: Path) -> None:
-    """Remove a workspace of any kind: unmount an overlay first, then delete its files."""
+    """Remove a workspace of any kind: stop its services, unmount an overlay, delete its files."""
+    from jackline.workspaces import services
     from jackline.workspaces.overlay import OverlayProvider
 
+    services.stop(path)
     OverlayProvider().remove(path)

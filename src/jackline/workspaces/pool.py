@@ -6,7 +6,8 @@ JSON record beside it; a run claims one by removing its record under the pool's 
 the branch, catches up with main, and the pool refills in the background (`jackline pool warm`
 in a detached process). A workspace made for an older snapshot is replaced when the pool warms.
 
-Services per workspace (`[services.NAME]`) are not here yet.
+A warm workspace comes with its own services (`[services.NAME]`, see `services`) already running
+and ready, so the run that takes it waits for neither set-up nor a database to start.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from pathlib import Path
 from ulid import ULID
 
 from jackline import paths
-from jackline.config import JacklineConfig, seconds
-from jackline.git import git, rev
-from jackline.workspaces import Workspace, remove
+from jackline.config import JacklineConfig, load, seconds
+from jackline.errors import Refused
+from jackline.git import git, rev, toplevel
+from jackline.sandbox import bubblewrap
+from jackline.workspaces import Workspace, remove, services
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.snapshot import RunSetup, Snapshot
 
@@ -84,13 +87,50 @@ def warm(
         dest = directory(repo) / slot_id
         started = time.monotonic()
         ws = maker.create_from(current, f"jackline/warm-{slot_id}", dest)
+        try:
+            started_services = services.ensure(dest, config)
+        except services.ServiceFailed:
+            remove(dest)
+            raise
         slot = Slot(
             slot_id, str(dest), ws.branch, ws.method, current.key, current.commit, time.time()
         )
         (directory(repo) / f"{slot_id}.json").write_text(json.dumps(asdict(slot)))
         made.append(slot)
-        say(f"warm workspace {slot_id} ready ({ws.method}, {time.monotonic() - started:.2f}s)")
+        named = (
+            f", services {', '.join(x.name for x in started_services)}" if started_services else ""
+        )
+        took = time.monotonic() - started
+        say(f"warm workspace {slot_id} ready ({ws.method}{named}, {took:.2f}s)")
     return made
+
+
+def setup_for(repo: Path) -> tuple[Path, JacklineConfig, RunSetup]:
+    """The repository's root, config and set-up runner for pool work outside a run; refused
+    without the sandbox, whose fixed workspace path is what makes a snapshot reusable."""
+    root = toplevel(repo)
+    config = load(root)
+    if config.sandbox.mode != "bubblewrap":
+        raise Refused(
+            'snapshots and the warm pool need the sandbox (`[sandbox] mode = "bubblewrap"`): '
+            "set-up writes paths that hold only where the sandbox shows every workspace"
+        )
+    bubblewrap.check()
+    logs = paths.logs() / "pool" / time.strftime("%Y%m%d-%H%M%S")
+    return root, config, snap.default_setup(config, logs)
+
+
+def refresh(
+    repo: Path,
+    config: JacklineConfig,
+    run_setup: RunSetup,
+    say: Callable[[str], None] = lambda _: None,
+) -> tuple[Snapshot, list[Slot]]:
+    """Build (or find) the snapshot for main's tip, then refill the pool for it."""
+    tip = rev(repo, config.project.main)
+    say(f"snapshot of {config.project.main} at {tip[:10]}")
+    built = snap.build(repo, tip, config, run_setup)
+    return built, warm(repo, config, run_setup, say=say)
 
 
 def fresh_snapshot(
