@@ -103,8 +103,6 @@ class Spec:
     services: tuple[tuple[int, Path], ...] = ()
     """The workspace's services: each (port, socket) appears on the sandbox's loopback at that
     port, relayed through the unix socket to the service outside (see `workspaces.services`)."""
-    detached: bool = False
-    """Keep running when the harness process ends (a service started for a warm workspace)."""
 
 
 class Sandbox(Protocol):

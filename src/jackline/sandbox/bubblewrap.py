@@ -43,8 +43,7 @@ class Bubblewrap:
                 ports=services,
             )
         home = Path(os.path.abspath(os.environ.get("HOME") or Path.home()))
-        out = [binary(), *([] if spec.detached else ["--die-with-parent"])]
-        out += ["--new-session", "--unshare-all"]
+        out = [binary(), "--die-with-parent", "--new-session", "--unshare-all"]
         if spec.network:
             out.append("--share-net")
         out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
