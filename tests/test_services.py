@@ -26,7 +26,7 @@ port = 8080
 env = {{ WEB_URL = "http://127.0.0.1:{{port}}" }}
 """
 FETCH = (
-    f"{PY} -c \"import os, urllib.request; "
+    f'{PY} -c "import os, urllib.request; '
     "print(urllib.request.urlopen(os.environ['WEB_URL'] + '/whoami', timeout=5).read().decode().strip(), "
     "os.environ['JACKLINE_SERVICE_WEB_PORT'])\" > seen.txt"
 )
@@ -169,3 +169,34 @@ port = 6379
     for run in (first, second):
         project.jl("reject", run["id"], "-m", "done", user="bob")
     assert all(_gone(p) for p in ports)
+
+
+def test_a_workspace_whose_mount_a_reboot_took_is_mounted_again(project: Project) -> None:
+    import subprocess
+
+    project.create(
+        _agent(), extra='\n[workspace]\nsetup = ["echo built > built.txt"]\n[pool]\nsize = 1\n'
+    )
+    project.jl_json("pool", "warm")
+    slot = project.jl_json("pool", "status")["warm"][0]
+    if slot["method"] != "overlay":
+        pytest.skip("overlay mounts are not allowed here")
+    # What a reboot does to an overlay workspace: the mount is gone, the layers stay.
+    subprocess.run(["umount", slot["path"]], check=True)
+    assert not (Path(slot["path"]) / "calc.py").exists()
+
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    assert run["workspace"] == slot["path"]
+    assert "return a + b" in (Path(slot["path"]) / "calc.py").read_text()
+    project.jl("reject", run["id"], "-m", "no", user="bob")
+    project.jl_json("pool", "clear")
+
+
+def test_a_half_built_snapshot_a_crash_left_is_swept(project: Project) -> None:
+    project.create(_agent(), extra='\n[workspace]\nsetup = ["echo built > built.txt"]\n')
+    crashed = project.home / "snapshots" / ".build-deadbeef"
+    crashed.mkdir(parents=True)
+    (crashed / "half.txt").write_text("a builder died here\n")
+    project.jl_json("pool", "warm", "--size", "0")
+    assert not crashed.exists()

@@ -38,7 +38,7 @@ from jackline.sandbox import proxy as net
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
 from jackline.store import Store
-from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
+from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, revive, services
 from jackline.workspaces import remove as remove_workspace
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import exclude_setup_outputs
@@ -56,6 +56,8 @@ class RunContext:
         self.agent_config = self.config.agents[self.run.agent]
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
+        if self.run.workspace and revive(Path(self.run.workspace)):
+            self.record("workspace", revived=self.run.workspace)
 
     def _redactor(self) -> Redactor:
         found = {f"found-secret-{i}": v for i, v in enumerate(sorted(self.found_secrets()), 1)}

@@ -49,3 +49,11 @@ def remove(path: Path) -> None:
 
     services.stop(path)
     OverlayProvider().remove(path)
+
+
+def revive(path: Path) -> bool:
+    """Make a workspace usable again after a reboot (an overlay's mount is gone); True if it
+    had to. Cheap when there is nothing to do: one `stat`."""
+    from jackline.workspaces.overlay import remount
+
+    return remount(path)

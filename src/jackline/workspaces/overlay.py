@@ -7,7 +7,8 @@ provider. Git's index stays valid through the overlay (inode numbers and times a
 files'), so `git status` in a fresh workspace is clean without re-reading a file.
 
 Mounting needs privilege (root, here); `available()` tries once per process. A mount does not
-survive a reboot: the workspace is then an empty directory, and its layers are kept.
+survive a reboot: the workspace is then an empty directory, its layers are kept, and `remount`
+(called whenever a run or the pool picks the workspace up again) mounts it back.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class OverlayProvider:
         layers = _layers(dest)
         for d in (layers / "upper", layers / "work", dest):
             d.mkdir(parents=True)
+        (layers / "lower").write_text(str(snapshot.tree.resolve()))
         mount(snapshot.tree.resolve(), layers / "upper", layers / "work", dest)
         return begin(dest, snapshot, branch, self.name)
 
@@ -43,6 +45,17 @@ class OverlayProvider:
             unmount(workspace)
         shutil.rmtree(_layers(workspace), ignore_errors=True)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def remount(dest: Path) -> bool:
+    """Mount an overlay workspace again after a reboot took its mount away (its layers, and so
+    every write made in it, are kept); True if it had to."""
+    layers = _layers(dest)
+    lower = layers / "lower"
+    if not lower.exists() or not dest.is_dir() or os.path.ismount(dest):
+        return False
+    mount(Path(lower.read_text()), layers / "upper", layers / "work", dest)
+    return True
 
 
 def _layers(dest: Path) -> Path:

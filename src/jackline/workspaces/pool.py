@@ -31,7 +31,7 @@ from jackline.config import JacklineConfig, load, seconds
 from jackline.errors import Refused
 from jackline.git import git, rev, toplevel
 from jackline.sandbox import bubblewrap
-from jackline.workspaces import Workspace, remove, services
+from jackline.workspaces import Workspace, remove, revive, services
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.snapshot import RunSetup, Snapshot
 
@@ -74,6 +74,8 @@ def warm(
     """Fill the pool to `size` (default `[pool] size`) for main's current snapshot, building the
     snapshot first if it is missing or stale; replace workspaces made for an older one."""
     size = config.pool.size if size is None else size
+    for k in snap.sweep_builds():
+        say(f"removed the half-built snapshot {k} a crashed builder left")
     current = fresh_snapshot(repo, config, run_setup, say)
     maker = snap.provider_for(config.workspace.shared)
     with _locked(repo):
@@ -161,6 +163,7 @@ def take(repo: Path, branch: str) -> Workspace | None:
         slot = ready[0]
         (directory(repo) / f"{slot.id}.json").unlink()
     path = Path(slot.path)
+    revive(path)
     git(path, "branch", "-m", slot.branch, branch)
     return Workspace(path, branch, rev(path, "HEAD"), f"{slot.method}+pool")
 

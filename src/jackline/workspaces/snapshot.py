@@ -327,6 +327,24 @@ def remove(snapshot: Snapshot) -> None:
         shutil.rmtree(snapshot.path, ignore_errors=True)
 
 
+def sweep_builds() -> list[str]:
+    """Remove the half-built snapshots that builders which crashed left behind (a build still
+    going holds its key's lock, and is left alone); return their keys."""
+    swept = []
+    for temp in root().glob(".build-*") if root().exists() else []:
+        k = temp.name.removeprefix(".build-")
+        locks = root() / ".locks"
+        locks.mkdir(parents=True, exist_ok=True)
+        with open(locks / k, "w") as f:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            shutil.rmtree(temp, ignore_errors=True)
+            swept.append(k)
+    return swept
+
+
 def prune(keep: int) -> list[Snapshot]:
     """Remove all but the `keep` newest snapshots, except those in use; return the removed."""
     removed = []
