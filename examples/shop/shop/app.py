@@ -1,13 +1,19 @@
 """HTTP service: a tiny shop API on http.server + sqlite3.
 
 Run with ``python -m shop.app --port 8101 --db var/shop.db``.
+
+A request that fails with an unexpected exception answers 500 and is logged to stderr as one
+``<ISO time> ERROR ...`` line followed by the traceback, so a log scan can find and date it.
 """
 
 import argparse
 import json
 import os
+import signal
 import sys
 import threading
+import traceback
+from datetime import datetime, timezone
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -24,6 +30,13 @@ INDEX_HTML = """<!doctype html>
 """
 
 MAX_BODY_BYTES = 64 * 1024
+
+
+def log(level: str, message: str) -> None:
+    """Write one dated line (plus any traceback in ``message``) to stderr in a single write."""
+    stamp = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    sys.stderr.write(f"{stamp} {level} {message}\n")
+    sys.stderr.flush()
 
 
 class BadRequest(Exception):
@@ -66,6 +79,20 @@ class ShopHandler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(payload).encode("utf-8"), "application/json")
 
     def do_GET(self) -> None:
+        self._serve(self._get)
+
+    def do_POST(self) -> None:
+        self._serve(self._post)
+
+    def _serve(self, route) -> None:
+        # Every route builds its whole answer before sending it, so a failure can still answer 500.
+        try:
+            route()
+        except Exception:
+            log("ERROR", f"{self.command} {self.path} failed\n{traceback.format_exc().rstrip()}")
+            self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal server error"})
+
+    def _get(self) -> None:
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             self._send_json(HTTPStatus.OK, {"status": "ok"})
@@ -73,10 +100,12 @@ class ShopHandler(BaseHTTPRequestHandler):
             self._send(HTTPStatus.OK, INDEX_HTML.encode("utf-8"), "text/html; charset=utf-8")
         elif path == "/api/items":
             self._send_json(HTTPStatus.OK, self._list_items())
+        elif path == "/api/orders":
+            self._send_json(HTTPStatus.OK, self._list_orders())
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
 
-    def do_POST(self) -> None:
+    def _post(self) -> None:
         path = self.path.split("?", 1)[0]
         if path != "/api/orders":
             self._send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})
@@ -145,6 +174,20 @@ class ShopHandler(BaseHTTPRequestHandler):
                 )
         return {"id": order_id, "total_cents": total}
 
+    def _list_orders(self) -> list[dict]:
+        conn = self.server.conn
+        with self.server.db_lock:
+            orders = conn.execute(
+                "SELECT id, created_at, total_cents FROM orders ORDER BY id"
+            ).fetchall()
+            lines = conn.execute(
+                "SELECT order_id, sku, qty FROM order_lines ORDER BY rowid"
+            ).fetchall()
+        by_order: dict[int, list[dict]] = {}
+        for order_id, sku, qty in lines:
+            by_order.setdefault(order_id, []).append({"sku": sku, "qty": qty})
+        return [{**dict(order), "lines": by_order.get(order["id"], [])} for order in orders]
+
 
 def make_server(db_path: str, host: str = "127.0.0.1", port: int = 0) -> ThreadingHTTPServer:
     """Open (and migrate) the database and return a bound, not yet serving, server."""
@@ -159,13 +202,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     server = make_server(args.db, args.host, args.port)
     host, port = server.server_address[:2]
-    print(f"shop listening on http://{host}:{port} (db: {args.db})", file=sys.stderr, flush=True)
+    # A deploy stops the previous process with TERM: leave through `finally` so the database
+    # is closed cleanly, as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _stop)
+    log("INFO", f"shop listening on http://{host}:{port} (db: {args.db})")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+        log("INFO", "shop stopped")
+
+
+def _stop(signum: int, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

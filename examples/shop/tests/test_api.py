@@ -1,4 +1,5 @@
 import json
+import re
 import threading
 import urllib.error
 import urllib.request
@@ -9,15 +10,20 @@ from shop.app import make_server
 
 
 @pytest.fixture
-def base_url(tmp_path):
+def server(tmp_path):
     server = make_server(str(tmp_path / "shop.db"), host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
-    host, port = server.server_address[:2]
-    yield f"http://{host}:{port}"
+    yield server
     server.shutdown()
     server.server_close()
     thread.join(timeout=5)
+
+
+@pytest.fixture
+def base_url(server):
+    host, port = server.server_address[:2]
+    return f"http://{host}:{port}"
 
 
 def request(url, payload=None):
@@ -88,3 +94,36 @@ def test_malformed_order_is_rejected(base_url):
 def test_unknown_path_is_404(base_url):
     status, _, _ = request(base_url + "/nope")
     assert status == 404
+
+
+def test_orders_are_listed_with_their_lines(base_url):
+    status, _, body = request(base_url + "/api/orders")
+    assert status == 200
+    assert json.loads(body) == []
+
+    payload = {"lines": [{"sku": "MUG-01", "qty": 2}, {"sku": "SPN-01", "qty": 3}]}
+    status, _, body = request(base_url + "/api/orders", payload)
+    assert status == 201
+    created = json.loads(body)
+
+    status, _, body = request(base_url + "/api/orders")
+    assert status == 200
+    [order] = json.loads(body)
+    assert order["id"] == created["id"]
+    assert order["total_cents"] == created["total_cents"]
+    assert order["lines"] == payload["lines"]
+    assert order["created_at"]
+
+
+def test_server_error_answers_500_and_logs_a_dated_error_with_traceback(server, base_url, capfd):
+    server.conn.close()  # every query now raises sqlite3.ProgrammingError
+
+    status, ctype, body = request(base_url + "/api/items")
+
+    assert status == 500
+    assert ctype.startswith("application/json")
+    assert json.loads(body) == {"error": "internal server error"}
+    err = capfd.readouterr().err
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\S* ERROR GET /api/items", err, re.M)
+    assert "Traceback (most recent call last)" in err
+    assert "ProgrammingError" in err
