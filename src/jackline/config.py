@@ -12,7 +12,14 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from jackline.errors import ConfigError
 
@@ -69,16 +76,34 @@ class CheckConfig(_Section):
     _check_command = field_validator("command", mode="before")(_command)
 
 
+PRESETS = ("claude-code", "codex", "aider", "mini-swe-agent")
+
+
 class AgentConfig(_Section):
-    command: str | list[str]
-    """The agent's command. `{prompt}` becomes the brief's text, `{brief}` its path."""
+    preset: Literal["claude-code", "codex", "aider", "mini-swe-agent"] | None = None
+    """A real coding agent Jackline knows how to drive: the right non-interactive command, its
+    rules in its own format, its transcript read into the audit log. Or leave it out and give
+    `command`."""
+    command: str | list[str] | None = None
+    """The agent's command (when there is no preset, or to replace the preset's program path).
+    `{prompt}` becomes the brief's text, `{brief}` its path."""
+    model: str | None = None
+    """The model the preset asks for (`claude-sonnet-4-5`, `gpt-5-codex`, ...); default: the
+    program's own default."""
+    args: list[str] = []
+    """Extra flags appended to the preset's command line."""
+    env: dict[str, str] = {}
+    """Plain (not secret) variables the agent gets, such as a base URL for the model API."""
     timeout: int = Field(default=1800, gt=0)
     """Seconds one agent round may take."""
     secrets: dict[str, str] = {}
     """Environment variables the agent needs, as secret references (`API_KEY = "env:API_KEY"`
     or `"file:PATH"`). Their values are redacted from everything stored."""
 
-    _check_command = field_validator("command", mode="before")(_command)
+    @field_validator("command", mode="before")
+    @classmethod
+    def _check_command(cls, value: Any) -> Any:
+        return None if value is None else _command(value)
 
     @field_validator("secrets")
     @classmethod
@@ -86,6 +111,14 @@ class AgentConfig(_Section):
         for ref in value.values():
             _secret_ref(ref)
         return value
+
+    @model_validator(mode="after")
+    def _preset_or_command(self) -> AgentConfig:
+        if self.preset is None and self.command is None:
+            raise ValueError(
+                "give `preset` (one of: " + ", ".join(PRESETS) + ") or `command` (any program)"
+            )
+        return self
 
 
 class TogetherRule(_Section):
@@ -173,6 +206,39 @@ class SandboxConfig(_Section):
     """Process limit per command (0: no limit). The kernel exempts root from it."""
     open_files: int = Field(default=8192, ge=0)
     """Open-file limit per command (0: no limit)."""
+
+
+class ModelPrice(_Section):
+    input: float = Field(ge=0)
+    """US dollars per million input tokens."""
+    output: float = Field(ge=0)
+    """US dollars per million output tokens."""
+    cache_read: float | None = Field(default=None, ge=0)
+    """Per million tokens read from the prompt cache (default: the input price)."""
+    cache_write: float | None = Field(default=None, ge=0)
+    """Per million tokens written to the prompt cache (default: the input price)."""
+
+
+class BudgetConfig(_Section):
+    wall_time: str = ""
+    """How long a run may work in all (`2h`), review waits not counted; empty: no limit."""
+    rounds: int | None = Field(default=None, gt=0)
+    """Agent rounds a run may use in all, review rounds included; None: no limit."""
+    spend: float | None = Field(default=None, gt=0)
+    """US dollars of model use one run may spend (from its transcripts and `prices`)."""
+    daily_spend: float | None = Field(default=None, gt=0)
+    """US dollars all of the project's runs may spend per day (UTC); new runs are refused once
+    it is spent."""
+    prices: dict[str, ModelPrice] = {}
+    """Prices per model name, as the transcripts name it: `[budget.prices."claude-sonnet-4-5"]
+    input = 3.0, output = 15.0`. A model with no price counts as free, and the run says so."""
+
+    @field_validator("wall_time")
+    @classmethod
+    def _check_wall_time(cls, value: str) -> str:
+        if value:
+            seconds(value)
+        return value
 
 
 class PoolConfig(_Section):
@@ -327,6 +393,14 @@ class HealthErrors(_Section):
         seconds(value)
         return value
 
+    @model_validator(mode="after")
+    def _one_source(self) -> HealthErrors:
+        if (self.log is None) == (self.metrics_url is None):
+            raise ValueError("give exactly one of `log` (a file) or `metrics_url` (with `metric`)")
+        if self.metrics_url is not None and not self.metric:
+            raise ValueError("`metrics_url` needs `metric`, the metric to read there")
+        return self
+
     @field_validator("pattern")
     @classmethod
     def _check_pattern(cls, value: str) -> str:
@@ -411,6 +485,8 @@ class JacklineConfig(_Section):
     """How a merged commit goes live: environments, probes, who says go."""
     health: HealthConfig = HealthConfig()
     """What the morning report looks at."""
+    budget: BudgetConfig = BudgetConfig()
+    """How much time, how many rounds and how much model spend a run (and a day) may use."""
 
 
 def load(repo: Path) -> JacklineConfig:
