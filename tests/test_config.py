@@ -103,3 +103,22 @@ def test_init_detects_the_checks_and_writes_a_valid_file(project: Project) -> No
     assert written.checks["types"].parser == "mypy"
     assert written.workspace.setup[-1] == ".venv/bin/pip install -e '.[test]'"
     assert project.jl("init", ok=False).returncode == 1  # it does not overwrite
+
+
+def test_a_recorded_config_keeps_the_order_checks_and_environments_were_written_in() -> None:
+    from jackline.config import from_record, parse, recorded
+
+    written = parse(
+        {
+            "checks": {"zlint": {"command": "z"}, "atest": {"command": "a"}},
+            "release": {"environments": {"staging": {"deploy": "d"}, "prod": {"deploy": "d"}}},
+        }
+    )
+    # The audit log sorts an event's keys; the recorded config is text, so its order holds.
+    import json
+
+    back = from_record(
+        json.loads(json.dumps({"config": recorded(written)}, sort_keys=True))["config"]
+    )
+    assert list(back.checks) == ["zlint", "atest"]
+    assert list(back.release.environments) == ["staging", "prod"]

@@ -107,6 +107,10 @@ def test_a_warm_workspace_comes_with_its_services_running(project: Project) -> N
     record = json.loads((Path(slot["path"] + ".services") / "services.json").read_text())
     host_port = record[0]["host_port"]
     assert _listening(host_port)
+    assert slot["services"] == [
+        {"name": "web", "port": 8080, "host_port": host_port, "alive": True}
+    ]
+    assert "services web:8080" in project.jl("pool", "status").stdout
 
     run = project.jl_json("run", "Fix add")
     assert run["status"] == "awaiting_review", run

@@ -15,21 +15,24 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ulid import ULID
 
-from jackline import blueprints, paths
+from jackline import blueprints
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, NotFound, Refused
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor, resolve
-from jackline.models import FINAL, Run
+from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, Probe, Release, Run
 from jackline.review import owner_refusal
 from jackline.store import Store
 from jackline.workspaces import remove as remove_workspace
+
+if TYPE_CHECKING:
+    from jackline.health import Item, Report
 
 OnEvent = Callable[[str, Event], None]
 
@@ -67,6 +70,14 @@ def submit(
         raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
     for name, ref in config.agents[agent_name].secrets.items():
         resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")
+    from jackline import agents, budgets
+
+    agents.check_available(config.agents[agent_name])  # a missing program: refused, with how
+    daily = config.budget.daily_spend
+    if daily is not None:
+        spent = Store().spend_since(str(root), budgets.day_start())
+        if spent >= daily:
+            raise Refused(budgets.daily_refusal(daily, spent))
     if config.sandbox.mode == "bubblewrap":
         from jackline.sandbox import bubblewrap
 
@@ -103,7 +114,7 @@ def submit(
         agent=agent_name,
         blueprint=bp.name,
         by=run.submitted_by,
-        config=config.model_dump(mode="json"),
+        config=cfg.recorded(config),
     )
     from jackline import engine
 
@@ -231,7 +242,7 @@ def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
     if run.status != "awaiting_review":
         raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
     submitted = store.events(run.id, kind="submitted")
-    return run, cfg.parse(json.loads(submitted[0]["data"])["config"])
+    return run, cfg.from_record(json.loads(submitted[0]["data"])["config"])
 
 
 def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run:
@@ -282,24 +293,35 @@ def _size(path: Path) -> str:
     return f"{total:.0f} GiB"
 
 
+# the worker --------------------------------------------------------------------------------
+
+
+def worker(repos: list[Path]) -> list[dict[str, str]]:
+    """Start (or take over) the scheduled loops of these repositories in this process."""
+    from jackline import engine
+
+    roots = [g.toplevel(r) for r in repos]
+    for root in roots:
+        cfg.load(root)  # a broken config is an error now, not a failed tick later
+    return engine.keep_schedules(roots)
+
+
+def work_until_stopped() -> None:
+    """Block while the workflows run in this process's threads; SIGTERM stops it like Ctrl-C."""
+    import signal
+
+    def stop(signo: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return
+
+
 # the warm pool -----------------------------------------------------------------------------
-
-
-def _pool_setup(repo: Path) -> tuple[cfg.JacklineConfig, Any]:
-    from jackline.workspaces import snapshot
-
-    root = g.toplevel(repo)
-    config = cfg.load(root)
-    if config.sandbox.mode != "bubblewrap":
-        raise Refused(
-            'snapshots and the warm pool need the sandbox (`[sandbox] mode = "bubblewrap"`): '
-            "set-up writes paths that hold only where the sandbox shows every workspace"
-        )
-    from jackline.sandbox import bubblewrap
-
-    bubblewrap.check()
-    logs = paths.logs() / "pool" / time.strftime("%Y%m%d-%H%M%S")
-    return config, snapshot.default_setup(config, logs)
 
 
 def pool_warm(
@@ -308,26 +330,20 @@ def pool_warm(
     """Fill the pool (`[pool] size`, or `size`) from main's current snapshot."""
     from jackline.workspaces import pool
 
-    config, run_setup = _pool_setup(repo)
-    root = g.toplevel(repo)
+    root, config, run_setup = pool.setup_for(repo)
     return [asdict(s) for s in pool.warm(root, config, run_setup, size=size, say=say)]
 
 
 def pool_refresh(repo: Path, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Build (or find) the snapshot for main's tip, then refill the pool for it."""
-    from jackline.workspaces import pool, snapshot
+    from jackline.workspaces import pool
 
-    config, run_setup = _pool_setup(repo)
-    root = g.toplevel(repo)
-    tip = g.rev(root, config.project.main)
-    say(f"snapshot of {config.project.main} at {tip[:10]}")
-    built = snapshot.build(root, tip, config, run_setup)
-    warmed = pool.warm(root, config, run_setup, say=say)
+    built, warmed = pool.refresh(*pool.setup_for(repo), say=say)
     return {"snapshot": _snapshot_json(built), "warmed": [asdict(s) for s in warmed]}
 
 
 def pool_status(repo: Path) -> dict[str, Any]:
-    from jackline.workspaces import pool, snapshot
+    from jackline.workspaces import pool, services, snapshot
 
     root = g.toplevel(repo)
     config = cfg.load(root)
@@ -336,7 +352,14 @@ def pool_status(repo: Path) -> dict[str, Any]:
         "repo": origin,
         "size": config.pool.size,
         "snapshots": [_snapshot_json(x) for x in snapshot.list_all() if str(x.origin) == origin],
-        "warm": [{**asdict(x), "age": round(time.time() - x.created, 1)} for x in pool.slots(root)],
+        "warm": [
+            {
+                **asdict(x),
+                "age": round(time.time() - x.created, 1),
+                "services": services.describe(services.running(Path(x.path))),
+            }
+            for x in pool.slots(root)
+        ],
     }
 
 
@@ -389,3 +412,296 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         ids = engine.take_over(candidates)
     engine.drive(ids, on_event)
     return [store.get_run(i) for i in ids]
+
+
+# flags ------------------------------------------------------------------------------------
+
+
+def flags_list(repo: Path, env: str | None = None) -> dict[str, Any]:
+    """The project's flags: each with its values, the value in force per environment (its own or
+    the default), owner, expiry and whether it has expired. With `env`, only that environment."""
+    import datetime
+
+    from jackline import flags
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    found = flags.load(root, config)
+    if env is not None:
+        flags.check_env(env, config)
+    envs = [env] if env else list(config.release.environments) or found.environments()
+    today = datetime.date.today()
+    return {
+        "file": str(flags.path_of(root, config)),
+        "environments": envs,
+        "flags": [_flag_json(f, envs, today) for f in found],
+    }
+
+
+def _flag_json(flag: Any, envs: list[str], today: Any) -> dict[str, Any]:
+    in_force = {e: found[0] for e in envs if (found := flag.value_for(e)) is not None}
+    return {
+        "name": flag.name,
+        "description": flag.description,
+        "owner": flag.owner,
+        "expires": flag.expires.isoformat(),
+        "expired": flag.expired(today),
+        "protected": flag.protected,
+        "type": flag.type,
+        "values": dict(flag.values),
+        "in_force": in_force,
+    }
+
+
+def set_flag(repo: Path, name: str, value: str, env: str, by: str | None = None) -> dict[str, Any]:
+    """Set a flag's value in one environment of the working tree's flags.toml (audited)."""
+    from jackline import flags
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    change = flags.set_flag(root, config, name, value, env, by or whoami(), config.review.owners)
+    return {**asdict(change), "path": str(change.path)}
+
+
+# health -----------------------------------------------------------------------------------
+
+
+def health(repo: Path, extra: list[Item] | None = None) -> Report:
+    """The morning report for the repository: what `[health]` in its jackline.toml names, the
+    runs and releases waiting for a person, and expired flags (`extra`, if given, replaces the
+    last two: a surface that has them already)."""
+    from jackline import health as h
+
+    root = g.toplevel(repo)
+    if extra is None:
+        return h.report(root)
+    return h.gather(root, cfg.load(root), Store(), extra=list(extra))
+
+
+# releases ---------------------------------------------------------------------------------
+
+
+def release(
+    repo: Path,
+    sha: str | None = None,
+    by: str | None = None,
+    force: str | None = None,
+    on_event: OnEvent | None = None,
+) -> Release:
+    """Start a release of `sha` (default: the tip of main) and drive it until it waits for a
+    person's go or ends. A commit whose release was rolled back needs `force`, a reason."""
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    production = _production(root, config)
+    sha = _main_commit(root, config, sha)
+    store = Store()
+    busy = [r for r in store.list_releases(str(root)) if r.status not in RELEASE_FINAL]
+    if busy:
+        raise Refused(
+            f"{busy[0].id} is {busy[0].status}; one release at a time: "
+            f"`jackline go {busy[0].id}` or `jackline abort {busy[0].id}` first"
+        )
+    bad = store.unpromotable(str(root), sha)
+    if bad and not (force or "").strip():
+        raise Refused(
+            f"{sha[:10]} is not promotable: {bad.id} was rolled back ({bad.reason}); "
+            "release it anyway with --force REASON"
+        )
+    for env_name, env in config.release.environments.items():
+        for name, ref in env.secrets.items():
+            resolve(ref, f"{root / cfg.FILENAME}: release.environments.{env_name}.secrets.{name}")
+    live = store.live(str(root), production)
+    previous = live["sha"] if live else None
+    kind, run_id = _author(root, previous, sha)
+    now = time.time()
+    rel = Release(
+        id=f"rel-{str(ULID()).lower()}",
+        repo=str(root),
+        sha=sha,
+        status="queued",
+        started_by=by or whoami(),
+        created_at=now,
+        updated_at=now,
+        previous_sha=previous,
+        author_kind=kind,
+        run_id=run_id,
+        forced_reason=(force or "").strip() if bad else "",
+    )
+    store.insert_release(rel)
+    AuditLog(store, Redactor.from_environment()).record(
+        rel.id,
+        "release.started",
+        sha=sha,
+        by=rel.started_by,
+        previous_sha=previous,
+        author_kind=kind,
+        run=run_id,
+        forced=rel.forced_reason,
+        config=cfg.recorded(config),
+    )
+    from jackline import engine
+
+    engine.start_release(rel.id)
+    engine.drive_release(rel.id, on_event)
+    return store.get_release(rel.id)
+
+
+def _production(root: Path, config: cfg.JacklineConfig) -> str:
+    if not config.release.environments:
+        raise ConfigError(
+            str(root / cfg.FILENAME),
+            [
+                "release.environments: none configured; add [release.environments.production] "
+                "with a `deploy` command (the last environment written is production)"
+            ],
+        )
+    return list(config.release.environments)[-1]
+
+
+def _main_commit(root: Path, config: cfg.JacklineConfig, sha: str | None) -> str:
+    main = config.project.main
+    wanted = sha or main
+    try:
+        full = g.rev(root, wanted)
+    except Exception:
+        raise NotFound(f"{wanted!r} is not a commit in {root}") from None
+    if not g.ok(root, "merge-base", "--is-ancestor", full, main):
+        raise Refused(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
+    return full
+
+
+def _author(
+    root: Path, live_sha: str | None, sha: str
+) -> tuple[Literal["agent", "person"], str | None]:
+    """`agent` (with the newest run id) when a commit since the live release carries a
+    `Jackline-Run:` trailer; else `person`."""
+    span = f"{live_sha}..{sha}" if live_sha else sha
+    out = g.git(root, "log", "--format=%(trailers:key=Jackline-Run,valueonly,separator=%x2C)", span)
+    ids = [x.strip() for line in out.splitlines() for x in line.split(",") if x.strip()]
+    return ("agent", ids[0]) if ids else ("person", None)
+
+
+def releases(repo: Path | None = None, limit: int = 100) -> list[Release]:
+    """The ledger, newest first (every repository's, unless `repo` is given)."""
+    return Store().list_releases(str(g.toplevel(repo)) if repo else None, limit)
+
+
+def release_get(release_id: str) -> Release:
+    return Store().get_release(release_id)
+
+
+def release_probes(release_id: str) -> list[Probe]:
+    store = Store()
+    return store.probes(store.get_release(release_id).id)
+
+
+def release_events(release_id: str, after: int = 0) -> list[Event]:
+    store = Store()
+    rel = store.get_release(release_id)
+    return AuditLog(store, Redactor({})).read(rel.id, after)
+
+
+def live(repo: Path) -> dict[str, dict[str, Any] | None]:
+    """What each environment serves now: release id, sha, since (None before the first)."""
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    store = Store()
+    return {env: store.live(str(root), env) for env in config.release.environments}
+
+
+def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = asdict(rel)
+    if detail:
+        data["probes"] = [asdict(p) for p in release_probes(rel.id)]
+        data["events"] = [
+            {"seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
+            for e in release_events(rel.id)
+            if e.kind != "release.started"
+        ]
+    return data
+
+
+def go(release_id: str, by: str | None = None, on_event: OnEvent | None = None) -> Release:
+    """A person's go for a release waiting for it (or paused on an inconclusive probe)."""
+    from jackline.release import steps
+
+    store = Store()
+    rel = store.get_release(release_id)
+    if rel.status not in RELEASE_WAITS:
+        raise Refused(
+            f"{rel.id} is {rel.status}; go is for a release awaiting go or paused on an "
+            "inconclusive probe"
+        )
+    by = by or whoami()
+    refusal = steps.go_refusal(rel, steps.ReleaseContext(rel.id, store).config, by)
+    if refusal:
+        raise Refused(refusal)
+    return _send_release(rel, {"kind": "go", "by": by}, on_event)
+
+
+def abort(release_id: str, by: str | None = None, on_event: OnEvent | None = None) -> Release:
+    """Stop a release at its wait (or at the next one, if it is between steps). Production is
+    left as it was: a release stopped after production's deploy is rolled back."""
+    rel = Store().get_release(release_id)
+    if rel.status in RELEASE_FINAL:
+        raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
+    return _send_release(rel, {"kind": "abort", "by": by or whoami()}, on_event)
+
+
+def _send_release(rel: Release, message: dict[str, str], on_event: OnEvent | None) -> Release:
+    from jackline import engine
+
+    engine.send_release(rel.id, message)
+    engine.drive_release(rel.id, on_event, after_message=True)
+    return Store().get_release(rel.id)
+
+
+def rollback(
+    repo: Path, to: str | None = None, by: str | None = None, on_event: OnEvent | None = None
+) -> Release:
+    """Put production back to the release live before the current one (or to release `to`).
+    The release rolled back is marked not promotable. Returns it."""
+    from jackline.release import steps
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    production = _production(root, config)
+    store = Store()
+    now_live = store.live(str(root), production)
+    if now_live is None:
+        raise Refused(f"nothing is live in {production} yet; there is nothing to roll back")
+    moving = [
+        r
+        for r in store.list_releases(str(root))
+        if r.status not in RELEASE_FINAL and r.status not in RELEASE_WAITS
+    ]
+    if moving:
+        raise Refused(f"{moving[0].id} is {moving[0].status}; roll back once it rests")
+    current = store.get_release(now_live["release_id"])
+    target = _rollback_target(store, str(root), production, now_live["sha"], to)
+    seen = max((e.seq for e in release_events(current.id)), default=0)
+    steps.manual_rollback(current.id, target.sha, by or whoami())
+    for event in release_events(current.id, after=seen):
+        if on_event:
+            on_event(current.id, event)
+    return store.get_release(current.id)
+
+
+def _rollback_target(
+    store: Store, repo: str, production: str, live_sha: str, to: str | None
+) -> Release:
+    history = store.live_history(repo, production, limit=1000)
+    if to:
+        target = store.get_release(to)
+        if target.repo != repo or target.sha == live_sha:
+            raise Refused(f"{target.id} is not an earlier release of {repo}'s {production}")
+        if not any(row["sha"] == target.sha for row in history):
+            raise Refused(f"{target.id} was never live in {production}; roll back to one that was")
+        if not target.promotable:
+            raise Refused(f"{target.id} was rolled back itself; pick another (`jackline releases`)")
+        return target
+    for row in history:
+        candidate = store.get_release(row["release_id"])
+        if row["sha"] != live_sha and candidate.promotable:
+            return candidate
+    raise Refused(f"no earlier release was live in {production}; there is nothing to go back to")

@@ -43,6 +43,7 @@ AsOpt = Annotated[
 STATUS_STYLE = {
     "awaiting_review": "yellow",
     "failed": "red",
+    "over_budget": "red",
     "blocked": "bold red",
     "merged": "green",
     "rejected": "magenta",
@@ -111,7 +112,7 @@ def list_runs(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: id, task, status, rounds, age."""
+    """List runs: id, task, status, rounds, findings, model spend, age."""
     found = api.runs(status)
     if as_json:
         print(json.dumps([api.as_json(r) for r in found], indent=2))
@@ -120,8 +121,8 @@ def list_runs(
         out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
     table = Table(box=None, header_style="bold")
-    for col in ("id", "task", "status", "rounds", "findings", "age"):
-        table.add_column(col)
+    for col in ("id", "task", "status", "rounds", "findings", "spend", "age"):
+        table.add_column(col, justify="right" if col == "spend" else "left")
     for r in found:
         table.add_row(
             r.id,
@@ -129,6 +130,7 @@ def list_runs(
             _status(r.status),
             str(r.rounds),
             _counts(r),
+            f"${r.spend:.2f}" if r.spend or r.tokens else "-",
             _age(r.created_at),
         )
     out.print(table)
@@ -250,6 +252,27 @@ def resume(
         _finish(r, False)
 
 
+@app.command()
+def worker(
+    repos: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--repo", help="A repository whose schedules to keep (repeatable; default: this one)."
+        ),
+    ] = None,
+) -> None:
+    """Keep the scheduled work going until stopped: the pool's snapshot refresh
+    (`[pool] refresh_every`) and the morning report (`[health] every`)."""
+    loops = api.worker(repos or [Path(".")])
+    if not loops:
+        out.print("Nothing is scheduled: set `[pool] refresh_every` or `[health] every`.")
+        return
+    for loop in loops:
+        out.print(f"{loop['kind']:<7} {loop['repo']}  {loop['state']}  ({loop['workflow']})")
+    out.print(f"Working; Ctrl-C or SIGTERM stops. The log: {paths.logs() / 'schedule.log'}")
+    api.work_until_stopped()
+
+
 pool_app = typer.Typer(
     help="Snapshots and warm workspaces: runs that start at once.", no_args_is_help=True
 )
@@ -271,8 +294,12 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     if not status["warm"]:
         out.print("No warm workspace: `jackline pool warm` makes them.")
     for w in status["warm"]:
+        running = ", ".join(
+            f"{x['name']}:{x['port']}" + ("" if x["alive"] else " (down)") for x in w["services"]
+        )
         out.print(
-            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  {_duration(w['age'])} old"
+            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  "
+            f"{_duration(w['age'])} old" + (f"  services {running}" if running else "")
         )
 
 
@@ -313,6 +340,81 @@ def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
             f"Removed {len(result['warm_removed'])} warm workspace(s) and "
             f"{len(result['snapshots_removed'])} snapshot(s)."
         )
+
+
+flags_app = typer.Typer(
+    help="Feature flags in flags.toml: a value per environment, an owner, an expiry.",
+    no_args_is_help=True,
+)
+app.add_typer(flags_app, name="flags")
+
+
+@flags_app.command("list")
+def flags_list(
+    repo: RepoOpt = Path("."),
+    env: Annotated[
+        str | None, typer.Option("--env", help="Only this environment's values.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the flags: the value in force per environment, owner, expiry; expired ones marked."""
+    listing = api.flags_list(repo, env)
+    if as_json:
+        print(json.dumps(listing, indent=2))
+        return
+    if not listing["flags"]:
+        out.print(f"No flags: {escape(listing['file'])} is absent or holds none.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("flag", *listing["environments"], "owner", "expires", ""):
+        table.add_column(escape(col))
+    for f in listing["flags"]:
+        cells = [_flag_cell(f, e) for e in listing["environments"]]
+        marks = ["[bold red]expired[/]"] if f["expired"] else []
+        marks += ["[yellow]protected[/]"] if f["protected"] else []
+        table.add_row(f["name"], *cells, escape(f["owner"]), f["expires"], " ".join(marks))
+    out.print(table)
+
+
+def _flag_cell(flag: dict[str, Any], env: str) -> str:
+    """The value in force; dim when it is the flag's default, `-` when there is none."""
+    if env not in flag["in_force"]:
+        return "[dim]-[/]"
+    value = flag["in_force"][env]
+    text = escape(value if isinstance(value, str) else json.dumps(value))
+    return text if env in flag["values"] else f"[dim]{text}[/]"
+
+
+@flags_app.command("set")
+def flags_set(
+    name: Annotated[str, typer.Argument(help="The flag, as named in flags.toml.")],
+    value: Annotated[
+        str,
+        typer.Argument(
+            help="true/false, a number, text, or JSON for an object (after -- if it starts with -)."
+        ),
+    ],
+    env: Annotated[str, typer.Option("--env", help="The environment, or `default`.")],
+    by: Annotated[
+        str | None,
+        typer.Option("--as", help="Who makes the change (default: $JACKLINE_USER or your login)."),
+    ] = None,
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a flag in one environment: written to flags.toml (commit it) and audited. A protected
+    flag may be changed only by its owner or one of [review] owners."""
+    change = api.set_flag(repo, name, value, env, by)
+    if as_json:
+        print(json.dumps(change, indent=2))
+        return
+    new = json.dumps(change["new"])
+    if not change["changed"]:
+        out.print(f"{escape(name)} is already {escape(new)} in {escape(env)}; nothing written.")
+        return
+    old = "unset" if change["old"] is None else json.dumps(change["old"])
+    out.print(f"{escape(name)} in {escape(env)}: {escape(old)} -> {escape(new)}")
+    out.print(f"Written to {escape(change['path'])}; commit it to make it part of a release.")
 
 
 guard_app = typer.Typer(help="The in-loop guard agents call before they act.", no_args_is_help=True)
@@ -360,6 +462,39 @@ def clean(
 
 
 @app.command()
+def health(
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print Markdown for posting (chat, an issue).")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when anything needs attention or could not be told."),
+    ] = False,
+) -> None:
+    """The morning report from [health]: main's checks, error rates, vulnerable dependencies,
+    services, and what waits for a person; what needs attention first.
+
+    Exits 0 even when something needs attention, as a monitoring probe whose output is the
+    answer; with --strict it exits 1 then, for a scheduled job that should fail loudly.
+    """
+    from jackline.health import render
+
+    if as_json and markdown:
+        raise typer.BadParameter("--json and --markdown: choose one")
+    report = api.health(repo)
+    if as_json:
+        print(render.to_json(report))
+    elif markdown:
+        print(render.to_markdown(report), end="")
+    else:
+        out.print(render.table(report))
+    if strict and report.attention:
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo(as_json: JsonOpt = False) -> None:
     """The whole path on a bundled example project, with a scripted agent: no model needed."""
     from jackline import demo as d
@@ -393,6 +528,195 @@ def demo(as_json: JsonOpt = False) -> None:
     if not as_json:
         out.print(f"\nSee it again: jackline show {merged.id}   |   jackline logs {merged.id}")
         out.print(f"The merged repository: git -C {repo} log --oneline --graph")
+
+
+# releases ---------------------------------------------------------------------------------
+
+RELEASE_STYLE = {
+    "awaiting_go": "yellow",
+    "paused": "bold yellow",
+    "live": "green",
+    "failed": "red",
+    "rolled_back": "bold red",
+    "aborted": "magenta",
+}
+
+
+@app.command("release")
+def release_cmd(
+    repo: RepoOpt = Path("."),
+    sha: Annotated[
+        str | None, typer.Option("--sha", help="The commit of main to release (default: its tip).")
+    ] = None,
+    force: Annotated[
+        str | None,
+        typer.Option(
+            "--force", metavar="REASON", help="Release a commit that was rolled back; say why."
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Release a commit of main: gate, then each environment in turn; waits for a person's go."""
+    rel = api.release(repo, sha, force=force, on_event=None if as_json else release_progress)
+    _release_finish(rel, as_json)
+
+
+@app.command("releases")
+def releases_cmd(as_json: JsonOpt = False) -> None:
+    """The release ledger: who started each release, who said go, and how it ended."""
+    found = api.releases()
+    if as_json:
+        print(json.dumps([api.release_as_json(r) for r in found], indent=2))
+        return
+    if not found:
+        out.print("No releases yet. Start one with `jackline release`.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "sha", "status", "by", "go", "author", "age"):
+        table.add_column(col)
+    for r in found:
+        author = r.author_kind + (f" ({r.run_id})" if r.run_id else "")
+        table.add_row(
+            r.id,
+            r.sha[:10],
+            _release_status(r.status, r.env),
+            r.started_by,
+            r.go_by or "-",
+            author,
+            _age(r.created_at),
+        )
+    out.print(table)
+
+
+@app.command("release-show")
+def release_show(
+    release_id: Annotated[str, typer.Argument(metavar="REL")], as_json: JsonOpt = False
+) -> None:
+    """Show a release: its commit, who started it and said go, each probe with its timing."""
+    r = api.release_get(release_id)
+    if as_json:
+        print(json.dumps(api.release_as_json(r, detail=True), indent=2))
+        return
+    out.print(f"[bold]{r.id}[/]  {_release_status(r.status, r.env)}  {r.sha[:10]}")
+    out.print(
+        f"started by {r.started_by}   go by {r.go_by or '-'}   author {r.author_kind}"
+        f"{' (' + r.run_id + ')' if r.run_id else ''}   {_age(r.created_at)} ago"
+    )
+    if r.previous_sha:
+        out.print(f"replaces {r.previous_sha[:10]} in production")
+    if not r.promotable:
+        out.print("[bold red]not promotable[/]: releasing this commit again needs --force REASON")
+    if r.forced_reason:
+        out.print(f"forced: {escape(r.forced_reason)}")
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    for p in api.release_probes(r.id):
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(p.outcome, "[yellow]????[/]")
+        first = p.detail.splitlines()[0] if p.detail else ""
+        out.print(f"  {p.env:<12} {mark} {p.name:<30} {p.duration:6.2f}s  {escape(first)}")
+
+
+@app.command("go")
+def go_cmd(
+    release_id: Annotated[str, typer.Argument(metavar="REL")],
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Say go for a release waiting for it (the person who started it may not, by default)."""
+    rel = api.go(release_id, by, on_event=None if as_json else release_progress)
+    _release_finish(rel, as_json)
+
+
+@app.command("abort")
+def abort_cmd(
+    release_id: Annotated[str, typer.Argument(metavar="REL")],
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop a release at its wait; production is left as it was before the release."""
+    rel = api.abort(release_id, by, on_event=None if as_json else release_progress)
+    _release_finish(rel, as_json)
+
+
+@app.command("rollback")
+def rollback_cmd(
+    repo: RepoOpt = Path("."),
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to", metavar="REL", help="The release to go back to (default: the one before)."
+        ),
+    ] = None,
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Roll production back to the previous release; the current one is marked not promotable."""
+    rel = api.rollback(repo, to, by, on_event=None if as_json else release_progress)
+    _release_finish(rel, as_json)
+
+
+def release_progress(release_id: str, event: Event) -> None:
+    line = _describe_release(event)
+    if line:
+        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
+
+
+def _describe_release(e: Event) -> str | None:
+    d = e.data
+    if e.kind == "release.started":
+        return f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})"
+    if e.kind == "release.gate":
+        if d["ok"]:
+            return f"gate      pass (live: {(d['live_sha'] or 'nothing')[:10]})"
+        return "gate      [red]BLOCKED[/]\n" + "\n".join(f"    {escape(p)}" for p in d["problems"])
+    if e.kind in ("release.deploy", "release.rollback"):
+        mark = "[green]ok[/]" if d["exit_code"] == 0 else f"[red]exit {d['exit_code']}[/]"
+        return f"{e.kind[8:]:<9} {d['env']}: `{escape(_short(d['command'], 60))}` {mark}"
+    if e.kind == "release.probe" and d["name"] not in ("deploy", "rollback"):
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
+            d["outcome"], "[yellow]inconclusive[/]"
+        )
+        first = d["detail"].splitlines()[0] if d["detail"] else ""
+        return f"probe     {d['env']}: {escape(d['name'])} {mark} ({d['duration']:.2f}s) {escape(first)}"
+    if e.kind == "release.soak":
+        return f"soak      {d['env']}: watching for {d['seconds']}s"
+    if e.kind == "release.waiting":
+        return f"[yellow]waiting[/]   for {escape(d['why'])}"
+    if e.kind in ("release.go", "release.abort", "release.go_refused"):
+        return f"{e.kind[8:]:<9} by {d['by']}"
+    if e.kind == "release.promoted":
+        return f"promote   {d['branch']} -> {d['sha'][:10]}"
+    if e.kind == "release.live":
+        return f"live      {d['env']}: {d['sha'][:10]}"
+    if e.kind == "release.rolled_back":
+        return f"[bold red]rollback[/]  {d['env']} back to {(d['to'] or 'nothing')[:10]}: {escape(d['reason'])}"
+    if e.kind == "release.finished":
+        return f"finished  {d['outcome']}"
+    return None
+
+
+def _release_status(status: str, env: str = "") -> str:
+    where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
+    return f"[{RELEASE_STYLE.get(status, 'cyan')}]{status}{where}[/]"
+
+
+def _release_finish(r: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(api.release_as_json(r), indent=2))
+        return
+    out.print(f"\n{r.id}  {_release_status(r.status, r.env)}  {r.sha[:10]}")
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    if r.status == "awaiting_go":
+        out.print(
+            f"Waiting for a person's go for {r.env}: jackline go {r.id} --as NAME "
+            f"(someone other than {r.started_by}), or jackline abort {r.id}"
+        )
+    if r.status == "paused":
+        out.print(
+            f"Paused: a probe of {r.env} was inconclusive. Look (jackline release-show {r.id}), "
+            f"then jackline go {r.id} to go on, or jackline abort {r.id}"
+        )
 
 
 # rendering --------------------------------------------------------------------------------

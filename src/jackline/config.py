@@ -7,6 +7,7 @@ accepts is exactly what a run accepts.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -500,6 +501,17 @@ def load(repo: Path) -> JacklineConfig:
     except UnicodeDecodeError:
         raise ConfigError(str(path), ["not UTF-8 text"]) from None
     return parse(data, str(path))
+
+
+def recorded(config: JacklineConfig) -> str:
+    """The config as a run or release records it: JSON text, whose key order (the order checks
+    and environments were written in) survives the audit log's sorted keys."""
+    return config.model_dump_json()
+
+
+def from_record(value: str | dict[str, Any]) -> JacklineConfig:
+    """A config `recorded` (or, from older records, a dict whose order was lost)."""
+    return parse(json.loads(value) if isinstance(value, str) else value, "the recorded config")
 
 
 def parse(data: dict[str, Any], path: str = FILENAME) -> JacklineConfig:

@@ -25,8 +25,10 @@ from typing import Any
 from dbos import DBOS, DBOSConfig, SetWorkflowID
 from ulid import ULID
 
-from jackline import __version__, blueprints, paths, runner
+from jackline import __version__, blueprints, paths, runner, schedule
+from jackline import config as cfg
 from jackline.models import RESTING
+from jackline.release import steps as release_steps
 from jackline.store import Store
 
 REVIEW_TOPIC = "review"
@@ -49,6 +51,11 @@ def hydrate_step(run_id: str, round_no: int, feedback: str | None) -> str:
 @DBOS.step()
 def agent_step(run_id: str, round_no: int) -> dict[str, Any]:
     return runner.agent(run_id, round_no)
+
+
+@DBOS.step()
+def budget_step(run_id: str) -> dict[str, Any]:
+    return runner.budget(run_id)
 
 
 @DBOS.step()
@@ -108,6 +115,10 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
     done, feedback = 0, None
     while True:
         done, passed = _rounds(run_id, done, max_rounds, feedback)
+        if passed is None:  # a `[budget]` is used up: the work so far waits for a person
+            handoff_step(run_id, "over_budget")
+            finish_step(run_id, "over_budget")
+            return "over_budget"
         if scan_step(run_id)["blocked"]:  # a secret: never committed, never pushed
             handoff_step(run_id, "blocked")
             finish_step(run_id, "blocked")
@@ -134,10 +145,15 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
                 return "merged"
 
 
-def _rounds(run_id: str, done: int, max_rounds: int, feedback: str | None) -> tuple[int, bool]:
-    """At most `max_rounds` agent rounds, each judged by the checks; failures feed the next."""
+def _rounds(
+    run_id: str, done: int, max_rounds: int, feedback: str | None
+) -> tuple[int, bool | None]:
+    """At most `max_rounds` agent rounds, each judged by the checks; failures feed the next.
+    Passed, failed, or None when the run's budget ran out before a round."""
     round_no = done
     for round_no in range(done + 1, done + max_rounds + 1):
+        if budget_step(run_id)["over"]:
+            return round_no - 1, None
         hydrate_step(run_id, round_no, feedback)
         agent_step(run_id, round_no)
         result = check_step(run_id, round_no)
@@ -156,6 +172,47 @@ def _wait_for_decision() -> dict[str, Any]:
             "reject",
         ):
             return decision
+
+
+# schedules ---------------------------------------------------------------------------------
+
+
+@DBOS.step()
+def tick_step(kind: str, repo: str) -> int:
+    return schedule.tick(kind, repo)
+
+
+@DBOS.workflow()
+def every_workflow(kind: str, repo: str) -> str:
+    """Scheduled work for one repository: a tick, then a durable sleep as long as the config
+    says, for as long as it says so. A worker that was down resumes the sleep where it was."""
+    while (wait := tick_step(kind, repo)) > 0:
+        DBOS.sleep(wait)
+    return "no longer scheduled"
+
+
+def keep_schedules(repos: Iterable[Path]) -> list[dict[str, str]]:
+    """Start (or take over from a dead worker) each repository's scheduled loops."""
+    launch()
+    out = []
+    for repo in repos:
+        config = cfg.load(repo)
+        for kind in schedule.KINDS:
+            if not schedule.period(kind, config):
+                continue
+            wf_id = schedule.workflow_id(kind, repo)
+            status = DBOS.get_workflow_status(wf_id)
+            if status is None or status.status not in ("PENDING", "ENQUEUED"):
+                # A loop that ended (its period was removed, or it failed) starts afresh.
+                wf_id = f"{wf_id}-{ULID()}" if status is not None else wf_id
+                with SetWorkflowID(wf_id):
+                    DBOS.start_workflow(every_workflow, kind, str(repo.resolve()))
+                state = "started"
+            else:
+                state = "resumed" if take_over([wf_id]) else "running elsewhere"
+            out.append({"kind": kind, "repo": str(repo), "workflow": wf_id, "state": state})
+    _state["started"] = True
+    return out
 
 
 # processes --------------------------------------------------------------------------------
@@ -296,3 +353,179 @@ def drive(
             time.sleep(poll)
     store.close()
     return statuses
+
+
+# releases ---------------------------------------------------------------------------------
+# A release is a workflow of its own whose id is the release id. It waits for a person the way
+# a run waits for review: blocked in `DBOS.recv` on GO_TOPIC, where "go" and "abort" arrive
+# from any process, which then takes the workflow over and drives it on.
+
+GO_TOPIC = "go"
+
+
+@DBOS.step()
+def release_gate_step(release_id: str) -> dict[str, Any]:
+    return release_steps.gate(release_id)
+
+
+@DBOS.step()
+def release_wait_step(release_id: str, status: str, env: str) -> None:
+    release_steps.wait(release_id, status, env)
+
+
+@DBOS.step()
+def release_take_step(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    return release_steps.take(release_id, message)
+
+
+@DBOS.step()
+def release_promote_step(release_id: str) -> dict[str, Any]:
+    return release_steps.promote(release_id)
+
+
+@DBOS.step()
+def release_deploy_step(release_id: str, env: str) -> dict[str, Any]:
+    return release_steps.deploy(release_id, env)
+
+
+@DBOS.step()
+def release_probe_step(release_id: str, env: str, offset: int) -> dict[str, Any]:
+    return release_steps.probe(release_id, env, offset)
+
+
+@DBOS.step()
+def release_start_soak_step(release_id: str, env: str, seconds: int) -> None:
+    release_steps.start_soak(release_id, env, seconds)
+
+
+@DBOS.step()
+def release_soak_step(release_id: str, env: str, offset: int) -> dict[str, Any]:
+    return release_steps.soak(release_id, env, offset)
+
+
+@DBOS.step()
+def release_live_step(release_id: str, env: str) -> None:
+    release_steps.mark_live(release_id, env)
+
+
+@DBOS.step()
+def release_rollback_step(release_id: str, reason: str, aborted: bool) -> str:
+    return release_steps.rollback(release_id, reason, aborted)
+
+
+@DBOS.step()
+def release_finish_step(release_id: str, outcome: str, reason: str) -> None:
+    release_steps.finish(release_id, outcome, reason)
+
+
+@DBOS.workflow()
+def release_workflow(release_id: str) -> str:
+    plan = release_gate_step(release_id)
+    if not plan["ok"]:
+        return "failed"
+    envs = plan["envs"]
+    for i, env in enumerate(envs):
+        outcome = _release_env(release_id, env, production=i == len(envs) - 1)
+        if outcome != "pass":
+            return outcome
+    release_finish_step(release_id, "live", "")
+    return "live"
+
+
+def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
+    """One environment: go (if it needs one), deploy, probe, soak. "pass", or how it ended."""
+    name = env["name"]
+    if env["requires_go"] and _wait_for_go(release_id, "awaiting_go", name) == "abort":
+        release_finish_step(release_id, "aborted", f"aborted before deploying to {name}")
+        return "aborted"
+    if production:
+        release_promote_step(release_id)
+    deployed = release_deploy_step(release_id, name)
+    verdict = _watch(release_id, env, deployed["offset"]) if deployed["ok"] else "fail"
+    if verdict == "pass":
+        release_live_step(release_id, name)
+        return "pass"
+    aborted = verdict == "abort"
+    if production:  # production is left as it was before this release
+        why = f"aborted during {name}" if aborted else f"{name} checks failed"
+        return release_rollback_step(release_id, why, aborted)
+    release_finish_step(release_id, "aborted" if aborted else "failed", "")
+    return "aborted" if aborted else "failed"
+
+
+def _watch(release_id: str, env: dict[str, Any], offset: int) -> str:
+    """Probe, then soak: "pass", "fail", or "abort". Inconclusive pauses for a person."""
+    name = env["name"]
+    outcome = release_probe_step(release_id, name, offset)["outcome"]
+    if outcome == "pass" and env["soak"]:
+        release_start_soak_step(release_id, name, env["soak"])
+        message = DBOS.recv(GO_TOPIC, timeout_seconds=env["soak"])
+        if isinstance(message, dict) and message.get("kind") == "abort":
+            release_take_step(release_id, message)
+            return "abort"
+        outcome = release_soak_step(release_id, name, offset)["outcome"]
+    if outcome == "inconclusive":
+        return "pass" if _wait_for_go(release_id, "paused", name) == "go" else "abort"
+    return str(outcome)
+
+
+def _wait_for_go(release_id: str, status: str, env: str) -> str:
+    release_wait_step(release_id, status, env)
+    while True:  # each wait is durable; a day's timeout only bounds one recorded wait
+        message = DBOS.recv(GO_TOPIC, timeout_seconds=86_400)
+        if not (isinstance(message, dict) and message.get("kind") in ("go", "abort")):
+            continue
+        if release_take_step(release_id, message)["accepted"]:
+            return str(message["kind"])
+        release_wait_step(release_id, status, env)  # a refused go: still waiting
+
+
+def start_release(release_id: str) -> None:
+    launch()
+    with SetWorkflowID(release_id):
+        DBOS.start_workflow(release_workflow, release_id)
+    _state["started"] = True
+
+
+def send_release(release_id: str, message: dict[str, Any]) -> None:
+    """Send a person's go or abort to the release's workflow, then drive it on from here."""
+    launch()
+    DBOS.send(release_id, message, topic=GO_TOPIC)
+    take_over([release_id])
+
+
+def drive_release(
+    release_id: str,
+    on_event: Callable[[str, Any], None] | None = None,
+    after_message: bool = False,
+    poll: float = 0.1,
+) -> str:
+    """Wait in the foreground until the release rests (waiting for a person, or ended).
+
+    With `after_message`, it counts only once the workflow has taken the message just sent.
+    """
+    from jackline.guard.audit import AuditLog
+    from jackline.guard.redact import Redactor
+    from jackline.models import RELEASE_FINAL, RELEASE_RESTING
+
+    store = Store()
+    audit = AuditLog(store, Redactor({}))
+    seen = max((e.seq for e in audit.read(release_id)), default=0)
+    ready = not after_message
+    taken = ("release.go", "release.abort", "release.go_refused")
+    while True:
+        for event in audit.read(release_id, after=seen):
+            seen = event.seq
+            ready = ready or event.kind in taken
+            if on_event:
+                on_event(release_id, event)
+        status = store.get_release(release_id).status
+        wf = DBOS.get_workflow_status(release_id)
+        if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RELEASE_FINAL:
+            reason = f"the release's workflow stopped with an internal error: {wf.error!r}"[:500]
+            store.update_release(release_id, status="failed", reason=reason)
+            status = "failed"
+        if status in RELEASE_FINAL or (ready and status in RELEASE_RESTING):
+            store.close()
+            return status
+        time.sleep(poll)

@@ -89,6 +89,22 @@ def render(h: dict[str, Any]) -> str:
         if r.get("reverted"):
             lines.append(f"- reverted out-of-scope writes: {', '.join(r['reverted'])}")
         lines.append("")
+    if h.get("timeline"):
+        lines += ["## What the agent did", ""]
+        for step in h["timeline"]:
+            if step["kind"] == "more":
+                lines.append(f"- round {step['round']}: ... {step['summary']} (`jackline logs`)")
+                continue
+            mark = (
+                " (failed)" if step.get("error") or step.get("exit_code") not in (None, 0) else ""
+            )
+            text = str(step.get("summary", "")).replace("\n", " ")
+            text = text if len(text) <= 110 else text[:107] + "..."
+            lines.append(f"- round {step['round']}, {step['kind']}: {text}{mark}")
+        spend = h.get("spend") or {}
+        if spend.get("tokens"):
+            lines.append(f"- model use: {spend['tokens']:,} tokens, ${spend['usd']:.2f}")
+        lines.append("")
     lines += ["## Commands run", ""]
     if h["commands"]:
         lines += ["| step | command | exit | seconds |", "|---|---|---:|---:|"]

@@ -8,8 +8,11 @@ from typing import Literal
 # A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
 # or ends failed (the checks still fail) or blocked (a secret in the change: nothing committed);
 # request-changes sends it from awaiting_review back to running.
-RESTING: frozenset[str] = frozenset({"awaiting_review", "failed", "blocked", "merged", "rejected"})
-FINAL: frozenset[str] = frozenset({"failed", "blocked", "merged", "rejected"})
+# A run that uses up its `[budget]` ends over_budget, its work kept for a person.
+RESTING: frozenset[str] = frozenset(
+    {"awaiting_review", "failed", "blocked", "over_budget", "merged", "rejected"}
+)
+FINAL: frozenset[str] = frozenset({"failed", "blocked", "over_budget", "merged", "rejected"})
 
 
 @dataclass(frozen=True)
@@ -42,11 +45,51 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Step:
+    """One thing an agent did, read from its transcript."""
+
+    kind: Literal["command", "tool", "edit", "message"]
+    """`command` (a shell command), `tool` (another tool call), `edit` (a file written or
+    changed), `message` (what it said; the last one is its final message)."""
+    summary: str
+    """One line: the command, the tool and its argument, the path, the message's start."""
+    detail: str = ""
+    """The result or output (truncated), or the whole message."""
+    path: str | None = None
+    exit_code: int | None = None
+    error: bool = False
+    """The tool reported a failure."""
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens one model used in one round, as the transcript reports them."""
+
+    model: str
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Transcript:
+    steps: tuple[Step, ...] = ()
+    usage: tuple[Usage, ...] = ()
+    final: str = ""
+    """The agent's final message."""
+    cost_usd: float | None = None
+    """What the program itself says the round cost, where it says so."""
+
+
+@dataclass(frozen=True)
 class AgentResult:
     exit_code: int
     duration: float
     output_tail: str
     timed_out: bool = False
+    transcript: Transcript | None = None
+    """What the agent did, step by step, when its program writes a structured transcript."""
 
 
 @dataclass(frozen=True)
@@ -94,3 +137,59 @@ class Run:
     """Block-level findings of the latest scan: approval needs an owner."""
     warnings: int = 0
     """Warn-level findings of the latest scan."""
+    spend: float = 0.0
+    """US dollars of model use so far, from the transcripts and `[budget] prices`."""
+    tokens: int = 0
+    """Tokens used so far (input, output and cache), from the transcripts."""
+
+
+# A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->
+# probing:ENV -> soaking:ENV, and ends live, failed (stopped before production, or production
+# failed with nothing to go back to), rolled_back (production checks failed, or a person rolled
+# it back later) or aborted (a person stopped it at a wait). An inconclusive probe rests it in
+# paused until a person says go (on) or abort; rolling_back is the way to rolled_back.
+RELEASE_RESTING: frozenset[str] = frozenset(
+    {"awaiting_go", "paused", "live", "failed", "rolled_back", "aborted"}
+)
+RELEASE_FINAL: frozenset[str] = frozenset({"live", "failed", "rolled_back", "aborted"})
+RELEASE_WAITS: frozenset[str] = frozenset({"awaiting_go", "paused"})
+
+
+@dataclass(frozen=True)
+class Release:
+    """One promotion of a main commit through the environments, as the ledger keeps it."""
+
+    id: str
+    repo: str
+    sha: str
+    status: str
+    started_by: str
+    created_at: float
+    updated_at: float
+    previous_sha: str | None = None
+    """What production ran before this release (None for the first release)."""
+    go_by: str | None = None
+    """Who said go for production."""
+    author_kind: Literal["agent", "person"] = "person"
+    """`agent` when a commit since the live release carries a `Jackline-Run:` trailer."""
+    run_id: str | None = None
+    """The run that produced the change, for agent releases: it gets rollbacks as feedback."""
+    reason: str = ""
+    promotable: bool = True
+    """False once rolled back: a later release of this commit needs a forced reason."""
+    forced_reason: str = ""
+    env: str = ""
+    """The environment the release is at (or waits before, when awaiting go)."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One post-deploy check of one environment, with its timing."""
+
+    release_id: str
+    env: str
+    name: str
+    outcome: Literal["pass", "fail", "inconclusive"]
+    detail: str
+    duration: float
+    at: float

@@ -19,10 +19,11 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from jackline import budgets, context, handoff, paths, proc, sandbox
 from jackline import config as cfg
-from jackline import context, handoff, paths, proc, sandbox
 from jackline import git as g
 from jackline.agents import Brief, build
+from jackline.agents.preset import Preset
 from jackline.checks import run_check
 from jackline.errors import CommandFailed, ConfigError, Refused
 from jackline.forge import local as forge
@@ -31,7 +32,7 @@ from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.guard.redact import Redactor, resolve
 from jackline.guard.scope import revert_forbidden
-from jackline.models import FINAL, CheckResult, Decision, Finding, Run
+from jackline.models import FINAL, CheckResult, Decision, Finding, Run, Transcript
 from jackline.review import owner_refusal
 from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
@@ -41,7 +42,7 @@ from jackline.store import Store
 from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, revive, services
 from jackline.workspaces import remove as remove_workspace
 from jackline.workspaces import snapshot as snap
-from jackline.workspaces.clone import exclude_setup_outputs
+from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
 from jackline.workspaces.snapshot import SetupFailed
 
 
@@ -52,7 +53,7 @@ class RunContext:
         self.store = store or Store()
         self.run: Run = self.store.get_run(run_id)
         submitted = self.store.events(self.run.id, kind="submitted")
-        self.config = cfg.parse(json.loads(submitted[0]["data"])["config"])
+        self.config = cfg.from_record(json.loads(submitted[0]["data"])["config"])
         self.agent_config = self.config.agents[self.run.agent]
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
@@ -315,6 +316,9 @@ def _arm_guard(ctx: RunContext, ws: Path) -> None:
         workspace=str(ctx.inside if ctx.inside != ws else ws.resolve()),
     ).write(ws)
     install_wrapper(ws / AGENT_DIR / "bin")
+    agent = build(ctx.agent_config)
+    if isinstance(agent, Preset) and agent.private:
+        add_excludes(ws, agent.private)  # the preset's rules and settings: never committed
     saved = ctx.dir / "git-guarded"
     for rel in GIT_GUARDED:
         src = ws / rel
@@ -393,7 +397,9 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     )
     log = keep / "agent.log"
     log.unlink(missing_ok=True)
-    runner = build(ctx.agent_config)
+    runner = build(_with_time_left(ctx))
+    if isinstance(runner, Preset):
+        _write_native_rules(ctx, runner, brief, round_no)
     env = ctx.env(with_secrets=True)
     env["PATH"] = f"{ctx.seen(ctx.inbox / 'bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
     env["JACKLINE_POLICY"] = str(ctx.seen(ctx.inbox / "policy.json"))
@@ -410,9 +416,11 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     _redact_file(ctx, log)
     if printed:
         ctx.record("redacted", round=round_no, count=len(printed), where="agent output")
+    if result.transcript is not None:
+        _record_transcript(ctx, round_no, result.transcript)
     ctx.command(
         "agent",
-        ctx.agent_config.command,
+        _shown(runner, brief),
         result.exit_code,
         result.duration,
         result.output_tail,
@@ -430,6 +438,79 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         "reverted": reverted,
         "touched": touched,
     }
+
+
+def _shown(runner: Any, brief: Brief) -> str | list[str]:
+    """The agent's command as the audit log shows it: the brief's text stands as `{prompt}`."""
+    argv = runner.argv(brief)
+    if isinstance(argv, str):
+        return argv.replace(brief.text, "{prompt}")
+    return [a.replace(brief.text, "{prompt}") if brief.text else a for a in argv]
+
+
+def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no: int) -> None:
+    """The rules in scope, where this agent's program looks for them by itself (never
+    committed: the preset's files are excluded since prepare)."""
+    in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
+    files = runner.rules_files(context.select_rules(ctx.ws, in_play), brief)
+    for rel, text in files.items():
+        target = ctx.ws / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
+    if files:
+        ctx.record("agent.rules", round=round_no, files=sorted(files))
+
+
+def _record_transcript(ctx: RunContext, round_no: int, t: Transcript) -> None:
+    """Each step of the agent's transcript as an audit event, then what the round cost."""
+    for step in t.steps:
+        data = {k: v for k, v in asdict(step).items() if v not in (None, "", False)}
+        data["detail"] = _clip(step.detail, 4000) if step.detail else None
+        ctx.record(f"agent.{step.kind}", round=round_no, **{k: v for k, v in data.items() if v})
+    cost, unpriced = budgets.cost(t, ctx.config.budget)
+    tokens = sum(budgets.tokens(u) for u in t.usage)
+    ctx.record(
+        "agent.usage",
+        round=round_no,
+        models=[asdict(u) for u in t.usage],
+        tokens=tokens,
+        cost_usd=round(cost, 6),
+        unpriced=unpriced,
+        final=_clip(t.final, 4000),
+    )
+    ctx.update(spend=ctx.run.spend + cost, tokens=ctx.run.tokens + tokens)
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[:n] + f"\n[... {len(text) - n} more characters]"
+
+
+def _with_time_left(ctx: RunContext) -> cfg.AgentConfig:
+    """The agent's config, its round's timeout cut to what `[budget] wall_time` leaves."""
+    left = budgets.time_left(ctx.config.budget, _worked(ctx))
+    if left is None or left >= ctx.agent_config.timeout:
+        return ctx.agent_config
+    return ctx.agent_config.model_copy(update={"timeout": max(1, int(left))})
+
+
+def _worked(ctx: RunContext) -> float:
+    """Seconds the run's commands (set-up, agent, checks) have taken so far."""
+    events = ctx.audit.read(ctx.run.id)
+    return sum(float(e.data.get("duration") or 0) for e in events if e.kind == "command")
+
+
+def budget(run_id: str) -> dict[str, Any]:
+    """Before a round: is any of `[budget]` used up? If so the run stops, with the reason."""
+    ctx = RunContext(run_id)
+    since = budgets.day_start()
+    spent_today = ctx.store.spend_since(ctx.run.repo, since)
+    reason = budgets.over(
+        ctx.config.budget, ctx.run.rounds, ctx.run.spend, _worked(ctx), spent_today
+    )
+    if reason:
+        ctx.update(reason=reason)
+        ctx.record("budget", over=reason)
+    return {"over": reason}
 
 
 def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
@@ -610,12 +691,29 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "dependencies": [f for f in findings if f["rule"].startswith("dependency.")],
         "owners": ctx.config.review.owners,
         "look_twice": handoff.look_twice(files, named, reverted, failing, notes, findings),
+        "timeline": _timeline(events),
+        "spend": {"usd": round(ctx.run.spend, 4), "tokens": ctx.run.tokens},
         "undo": _undo(ctx, outcome),
     }
     path = handoff.write(h, ctx.dir, ctx.redact)
     ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
     return str(path)
+
+
+def _timeline(events: list[Any], per_round: int = 12) -> list[dict[str, Any]]:
+    """What the agent did, from its transcript: a few lines per round for the handoff."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e.kind in ("agent.command", "agent.tool", "agent.edit", "agent.message"):
+            out.append({"round": e.data.get("round"), "kind": e.kind[6:], **e.data})
+    kept: list[dict[str, Any]] = []
+    for r in sorted({x["round"] for x in out}, key=lambda x: x or 0):
+        steps = [x for x in out if x["round"] == r]
+        kept += steps[:per_round]
+        if len(steps) > per_round:
+            kept.append({"round": r, "kind": "more", "summary": f"{len(steps) - per_round} more"})
+    return kept
 
 
 def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
@@ -653,6 +751,11 @@ def _summary(
             f"The run is blocked: {ctx.run.reason}. {change} Nothing was committed or pushed; "
             f"the work stays in the workspace `{ctx.run.workspace}` for a person "
             "(`jackline clean` removes it)."
+        )
+    if outcome == "over_budget":
+        return (
+            f"The run stopped {ctx.run.reason} after {n} round{'s' if n != 1 else ''}. {change} "
+            f"The work is in the workspace `{ctx.run.workspace}` (not committed) for a person."
         )
     if outcome == "failed":
         if ctx.run.reason:

@@ -17,7 +17,7 @@ from typing import Any
 
 from jackline import paths
 from jackline.errors import NotFound
-from jackline.models import Run
+from jackline.models import Probe, Release, Run
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -36,7 +36,9 @@ CREATE TABLE IF NOT EXISTS runs (
     reason TEXT NOT NULL DEFAULT '',
     paths TEXT NOT NULL DEFAULT '[]',
     blocking INTEGER NOT NULL DEFAULT 0,
-    warnings INTEGER NOT NULL DEFAULT 0
+    warnings INTEGER NOT NULL DEFAULT 0,
+    spend REAL NOT NULL DEFAULT 0,
+    tokens INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -48,12 +50,50 @@ CREATE TABLE IF NOT EXISTS events (
     hash TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS releases (
+    id TEXT PRIMARY KEY,
+    repo TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    status TEXT NOT NULL,
+    started_by TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    previous_sha TEXT,
+    go_by TEXT,
+    author_kind TEXT NOT NULL DEFAULT 'person',
+    run_id TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    promotable INTEGER NOT NULL DEFAULT 1,
+    forced_reason TEXT NOT NULL DEFAULT '',
+    env TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS releases_by_sha ON releases (repo, sha);
+CREATE TABLE IF NOT EXISTS probes (
+    release_id TEXT NOT NULL,
+    env TEXT NOT NULL,
+    name TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    duration REAL NOT NULL,
+    at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS probes_by_release ON probes (release_id);
+CREATE TABLE IF NOT EXISTS live (
+    repo TEXT NOT NULL,
+    env TEXT NOT NULL,
+    release_id TEXT NOT NULL,
+    sha TEXT NOT NULL,
+    since REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS live_by_env ON live (repo, env, since);
 """
 
 # Columns added after the first release, with their definitions, for `_add_missing_columns`.
 ADDED_COLUMNS = {
     "blocking": "INTEGER NOT NULL DEFAULT 0",
     "warnings": "INTEGER NOT NULL DEFAULT 0",
+    "spend": "REAL NOT NULL DEFAULT 0",
+    "tokens": "INTEGER NOT NULL DEFAULT 0",
 }
 
 _RUN_FIELDS = [f.name for f in fields(Run)]
@@ -134,6 +174,14 @@ class Store:
         rows = self._db.execute(query, [*args, limit]).fetchall()
         return [_from_row(r) for r in rows]
 
+    def spend_since(self, repo: str, since: float) -> float:
+        """US dollars the repository's runs created since `since` (a timestamp) have spent."""
+        row = self._db.execute(
+            "SELECT COALESCE(SUM(spend), 0) AS total FROM runs WHERE repo = ? AND created_at >= ?",
+            (repo, since),
+        ).fetchone()
+        return float(row["total"])
+
     # events -------------------------------------------------------------------------------
 
     def append_event(self, run_id: str, kind: str, data: str, chain: Any) -> int:
@@ -162,6 +210,92 @@ class Store:
             args.append(kind)
         return self._db.execute(query + " ORDER BY seq", args).fetchall()
 
+    # releases -----------------------------------------------------------------------------
+
+    def insert_release(self, release: Release) -> None:
+        row = asdict(release)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO releases ({cols}) VALUES ({marks})", list(row.values()))
+
+    def update_release(self, release_id: str, **changes: Any) -> Release:
+        changes["updated_at"] = time.time()
+        sets = ", ".join(f"{k} = ?" for k in changes)
+        with self.transaction() as db:
+            cur = db.execute(
+                f"UPDATE releases SET {sets} WHERE id = ?", [*changes.values(), release_id]
+            )
+            if cur.rowcount == 0:
+                raise NotFound(f"no release {release_id!r}")
+        return self.get_release(release_id)
+
+    def get_release(self, release_id: str) -> Release:
+        row = self._db.execute("SELECT * FROM releases WHERE id = ?", (release_id,)).fetchone()
+        if row is None:
+            matches = self._db.execute(
+                "SELECT * FROM releases WHERE id LIKE ? ORDER BY created_at DESC LIMIT 2",
+                (f"%{release_id}%",),
+            ).fetchall()
+            if len(matches) != 1:
+                hint = "several releases match" if matches else "`jackline releases` lists them"
+                raise NotFound(f"no release {release_id!r} ({hint})")
+            row = matches[0]
+        return _release_from_row(row)
+
+    def list_releases(self, repo: str | None = None, limit: int = 100) -> list[Release]:
+        query, args = "SELECT * FROM releases", []
+        if repo:
+            query += " WHERE repo = ?"
+            args.append(repo)
+        rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
+        return [_release_from_row(r) for r in rows.fetchall()]
+
+    def unpromotable(self, repo: str, sha: str) -> Release | None:
+        """The latest release of `sha` that was marked not promotable, if any."""
+        row = self._db.execute(
+            "SELECT * FROM releases WHERE repo = ? AND sha = ? AND promotable = 0"
+            " ORDER BY created_at DESC LIMIT 1",
+            (repo, sha),
+        ).fetchone()
+        return _release_from_row(row) if row else None
+
+    def add_probe(self, probe: Probe) -> None:
+        row = asdict(probe)
+        with self.transaction() as db:
+            db.execute(
+                f"INSERT INTO probes ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
+                list(row.values()),
+            )
+
+    def probes(self, release_id: str) -> list[Probe]:
+        rows = self._db.execute(
+            "SELECT * FROM probes WHERE release_id = ? ORDER BY at, rowid", (release_id,)
+        ).fetchall()
+        return [Probe(**{k: r[k] for k in r.keys()}) for r in rows]
+
+    def set_live(self, repo: str, env: str, release_id: str, sha: str) -> None:
+        """Record that `release_id` serves `env` from now on (a row per change: the history)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO live (repo, env, release_id, sha, since) VALUES (?, ?, ?, ?, ?)",
+                (repo, env, release_id, sha, time.time()),
+            )
+
+    def live(self, repo: str, env: str) -> dict[str, Any] | None:
+        """What serves `env` now: release_id, sha and since; None before the first release."""
+        history = self.live_history(repo, env, limit=1)
+        return history[0] if history else None
+
+    def live_history(self, repo: str, env: str, limit: int = 100) -> list[dict[str, Any]]:
+        """What served `env`, newest first."""
+        rows = self._db.execute(
+            "SELECT release_id, sha, since FROM live WHERE repo = ? AND env = ?"
+            " ORDER BY since DESC, rowid DESC LIMIT ?",
+            (repo, env, limit),
+        ).fetchall()
+        return [dict(r) for r in rows]
+
 
 def _to_row(run: Run) -> dict[str, Any]:
     row = asdict(run)
@@ -173,3 +307,9 @@ def _from_row(row: sqlite3.Row) -> Run:
     data = {k: row[k] for k in _RUN_FIELDS}
     data["paths"] = tuple(json.loads(data["paths"]))
     return Run(**data)
+
+
+def _release_from_row(row: sqlite3.Row) -> Release:
+    data = {k: row[k] for k in row.keys()}
+    data["promotable"] = bool(data["promotable"])
+    return Release(**data)

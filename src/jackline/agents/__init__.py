@@ -1,7 +1,8 @@
 """Agents: adapters that run one coding agent on a brief in a workspace.
 
-One Protocol, one module per kind, picked by name. This issue ships `command` (any program through
-the agent contract); presets for Claude Code, Codex, Aider and mini-swe-agent plug in here.
+One Protocol, one module per kind, picked by name: `command` (any program through the agent
+contract), and the presets for real coding agents (`preset.py` says what they share):
+`claude_code`, `codex`, `aider`, `mini_swe_agent`, each exporting `Agent`.
 
 The contract: the agent runs with the workspace as its working directory and gets
 `JACKLINE_BRIEF` (the brief's path), `JACKLINE_ROUND` (1, 2, ...) and, from round 2,
@@ -14,11 +15,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from jackline.config import AgentConfig
+from jackline.errors import Refused
 from jackline.models import AgentResult
 from jackline.sandbox import Jail
+
+if TYPE_CHECKING:
+    from jackline.agents.preset import Preset
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,41 @@ class Agent(Protocol):
 
 
 def build(config: AgentConfig) -> Agent:
+    """The agent `[agents.NAME]` describes: its preset's adapter, or any command."""
     from jackline.agents.command import CommandAgent
 
-    return CommandAgent(config)
+    if config.preset is None:
+        return CommandAgent(config)
+    return presets()[config.preset](config)
+
+
+def presets() -> dict[str, type[Preset]]:
+    """Preset name -> adapter class, for the presets whose module is present."""
+    import importlib
+
+    found: dict[str, type[Preset]] = {}
+    for name, module in PRESET_MODULES.items():
+        try:
+            found[name] = importlib.import_module(f"jackline.agents.{module}").Agent
+        except ModuleNotFoundError as e:
+            if e.name != f"jackline.agents.{module}":
+                raise
+    return found
+
+
+PRESET_MODULES = {
+    "claude-code": "claude_code",
+    "codex": "codex",
+    "aider": "aider",
+    "mini-swe-agent": "mini_swe_agent",
+}
+
+
+def check_available(config: AgentConfig) -> None:
+    """Refuse, before a run starts, an agent whose program is missing (saying how to install it)."""
+    if config.preset is None:
+        return
+    known = presets()
+    if config.preset not in known:
+        raise Refused(f"the {config.preset} preset is not available in this version of Jackline")
+    known[config.preset](config).executable()

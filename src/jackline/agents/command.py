@@ -18,6 +18,7 @@ class CommandAgent:
         self.config = config
 
     def argv(self, brief: Brief) -> list[str] | str:
+        assert self.config.command is not None, "a command agent has a command (config checks)"
         if isinstance(self.config.command, str):
             # A shell string: substitute quoted, so the brief's text cannot become shell syntax.
             return self.config.command.replace("{prompt}", shlex.quote(brief.text)).replace(

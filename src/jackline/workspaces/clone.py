@@ -32,12 +32,13 @@ class CloneProvider:
         shutil.rmtree(workspace, ignore_errors=True)
 
 
-def add_excludes(ws: Path) -> None:
-    """Keep the harness's inbox and the agent's notes out of every commit made in `ws`."""
+def add_excludes(ws: Path, patterns: tuple[str, ...] | list[str] = EXCLUDED) -> None:
+    """Keep the harness's inbox and the agent's notes (or `patterns`) out of every commit made
+    in `ws`."""
     exclude = ws / ".git" / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a") as f:
-        f.write("\n# jackline\n" + "\n".join(EXCLUDED) + "\n")
+        f.write("\n# jackline\n" + "\n".join(patterns) + "\n")
 
 
 def exclude_setup_outputs(ws: Path) -> list[str]:

@@ -1,0 +1,438 @@
+"""The steps of a release as plain functions over a release id: no DBOS, no surface.
+
+`engine.release_workflow` wraps each as a durable step. Each reads what it needs from the store
+(the config as it was when the release started, from its `release.started` event) and is safe to
+run again after a crash: a deploy deploys the same commit again, a promotion moves the branch to
+the same place.
+
+Every step writes `release.*` events to the release's audit stream (the release id is the stream
+id); until other surfaces subscribe, those events are how a release "tells every surface".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from jackline import config as cfg
+from jackline import git as g
+from jackline import paths, proc, sandbox
+from jackline.errors import ConfigError, NotFound
+from jackline.guard.audit import AuditLog
+from jackline.guard.redact import Redactor, resolve
+from jackline.models import Probe, Release
+from jackline.release import gate as release_gate
+from jackline.release import probes
+from jackline.store import Store
+
+
+class ReleaseContext:
+    """Everything one step needs about its release, loaded fresh in whichever process runs it."""
+
+    def __init__(self, release_id: str, store: Store | None = None) -> None:
+        self.store = store or Store()
+        self.release: Release = self.store.get_release(release_id)
+        started = json.loads(self.store.events(self.release.id, kind="release.started")[0]["data"])
+        self.config = cfg.from_record(started["config"])
+        self.redact = Redactor.from_environment(self._secrets(strict=False))
+        self.audit = AuditLog(self.store, self.redact)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.release.repo)
+
+    @property
+    def production(self) -> str:
+        return list(self.config.release.environments)[-1]
+
+    @property
+    def dir(self) -> Path:
+        return paths.home() / "releases" / self.release.id
+
+    def env(self, name: str) -> cfg.EnvironmentConfig:
+        return self.config.release.environments[name]
+
+    def update(self, **changes: Any) -> None:
+        self.release = self.store.update_release(self.release.id, **changes)
+
+    def record(self, kind: str, /, **data: Any) -> None:
+        self.audit.record(self.release.id, kind, **data)
+
+    def _secrets(self, strict: bool, only: str | None = None) -> dict[str, str]:
+        out = {}
+        for env_name, env in self.config.release.environments.items():
+            if only is not None and env_name != only:
+                continue
+            for name, ref in env.secrets.items():
+                where = f"jackline.toml: release.environments.{env_name}.secrets.{name}"
+                try:
+                    out[name] = resolve(ref, where)
+                except ConfigError:
+                    if strict:
+                        raise
+        return out
+
+    def command_env(self, env_name: str) -> dict[str, str]:
+        """The harness's environment cut down to the allowlist, plus the environment's secrets."""
+        env = sandbox.scrub(os.environ, self.config.sandbox.env)
+        env.update(self._secrets(strict=True, only=env_name))
+        env["JACKLINE_RELEASE"] = self.release.id
+        env["JACKLINE_ENV"] = env_name
+        return env
+
+    def probe(self, probe: Probe, env: str) -> Probe:
+        """Store one probe for this release and environment."""
+        stored = replace(
+            probe, release_id=self.release.id, env=env, detail=self.redact(probe.detail)
+        )
+        self.store.add_probe(stored)
+        self.record(
+            "release.probe",
+            env=env,
+            name=stored.name,
+            outcome=stored.outcome,
+            detail=stored.detail,
+            duration=stored.duration,
+        )
+        return stored
+
+
+def fill(command: str | list[str], sha: str, previous_sha: str | None, env: str) -> str | list[str]:
+    """`{sha}`, `{previous_sha}` and `{env}` filled in (other braces are the shell's)."""
+
+    def one(text: str) -> str:
+        return (
+            text.replace("{sha}", sha)
+            .replace("{previous_sha}", previous_sha or "")
+            .replace("{env}", env)
+        )
+
+    return one(command) if isinstance(command, str) else [one(part) for part in command]
+
+
+# gate -------------------------------------------------------------------------------------
+
+
+def gate(release_id: str) -> dict[str, Any]:
+    """Expand/contract against production's live release, and the flags file. Returns the plan
+    the workflow follows: the environments in order, with what each waits for."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status="gating")
+    live = ctx.store.live(ctx.release.repo, ctx.production)
+    live_sha = live["sha"] if live else None
+    problems = release_gate.check(ctx.root, ctx.config, live_sha, ctx.release.sha)
+    ctx.record("release.gate", ok=not problems, live_sha=live_sha, problems=problems)
+    if problems:
+        finish(release_id, "failed", "the release gate blocked it:\n" + "\n".join(problems))
+        return {"ok": False, "envs": []}
+    envs = [
+        {
+            "name": name,
+            "requires_go": env.requires_go,
+            "soak": cfg.seconds(env.soak) if env.soak else 0,
+        }
+        for name, env in ctx.config.release.environments.items()
+    ]
+    return {"ok": True, "envs": envs}
+
+
+# waiting for a person ---------------------------------------------------------------------
+
+
+def wait(release_id: str, status: str, env: str) -> None:
+    """Rest the release at a wait: `awaiting_go` before `env`, or `paused` on an inconclusive
+    probe of `env`. A person's go or abort comes as a message."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status=status, env=env)
+    why = f"go for {env}" if status == "awaiting_go" else f"an inconclusive probe of {env}"
+    ctx.record("release.waiting", status=status, env=env, why=why)
+
+
+def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
+    """A person's go or abort, checked again here whatever surface sent it."""
+    ctx = ReleaseContext(release_id)
+    by, kind = str(message.get("by", "")), message.get("kind")
+    was, env = ctx.release.status, ctx.release.env
+    # The status moves before the event is written: whoever sees the event also sees that the
+    # release no longer rests at the wait.
+    if kind == "abort":
+        ctx.update(status="aborting")
+        ctx.record("release.abort", by=by, env=env, at=was)
+        return {"accepted": True, "kind": "abort"}
+    refusal = go_refusal(ctx.release, ctx.config, by)
+    if refusal:
+        ctx.record("release.go_refused", by=by, reason=refusal)
+        return {"accepted": False, "kind": "go"}
+    if was == "awaiting_go":
+        ctx.update(status=f"deploying:{env}", **({"go_by": by} if env == ctx.production else {}))
+    else:
+        ctx.update(status=f"probing:{env}")
+    ctx.record("release.go", by=by, env=env, at=was)
+    return {"accepted": True, "kind": "go"}
+
+
+def go_refusal(release: Release, config: cfg.JacklineConfig, by: str) -> str | None:
+    """Why `by` may not say go for `release`, or None."""
+    if by == release.started_by and not config.release.allow_self_go:
+        return (
+            f"{by} started {release.id} and cannot say go for it; another person must "
+            "(or set [release] allow_self_go = true)"
+        )
+    return None
+
+
+# deploy, probe, soak ----------------------------------------------------------------------
+
+
+def promote(release_id: str) -> dict[str, Any]:
+    """Move `production_branch` to the release's commit, just before production's deploy."""
+    ctx = ReleaseContext(release_id)
+    branch = ctx.config.release.production_branch
+    ref = f"refs/heads/{branch}"
+    before = g.git(ctx.root, "rev-parse", "--verify", "--quiet", ref, check=False) or None
+    done = ctx.store.events(ctx.release.id, kind="release.promoted")
+    if done:  # a retried step: keep what the branch pointed at before the first attempt
+        before = json.loads(done[0]["data"])["before"]
+    live = ctx.store.live(ctx.release.repo, ctx.production)
+    ctx.update(previous_sha=live["sha"] if live else None)
+    g.git(ctx.root, "update-ref", "-m", f"jackline: release {release_id}", ref, ctx.release.sha)
+    if not done:
+        ctx.record("release.promoted", branch=branch, before=before, sha=ctx.release.sha)
+    return {"before": before}
+
+
+def deploy(release_id: str, env: str) -> dict[str, Any]:
+    """Run the environment's deploy command for the release's commit, from the repo root."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status=f"deploying:{env}", env=env)
+    conf = ctx.env(env)
+    offset = probes.log_offset(ctx.root / conf.logs) if conf.logs else 0
+    command = fill(conf.deploy, ctx.release.sha, ctx.release.previous_sha, env)
+    ok = _run(ctx, "deploy", env, command)
+    return {"ok": ok, "offset": offset}
+
+
+def _run(ctx: ReleaseContext, what: str, env: str, command: str | list[str]) -> bool:
+    """Run a deploy or rollback command; its redacted output goes to the log and the ledger."""
+    log = ctx.dir / f"{what}-{env}.log"
+    timeout = cfg.seconds(ctx.env(env).timeout)
+    try:
+        run_env = ctx.command_env(env)
+    except ConfigError as e:
+        ctx.probe(probes.make(what, "fail", str(e), 0.0), env)
+        return False
+    done = proc.run(command, ctx.root, run_env, log, timeout)
+    if log.exists():
+        log.write_text(ctx.redact(log.read_text(errors="replace")))
+    shown = command if isinstance(command, str) else " ".join(command)
+    ctx.record(
+        f"release.{what}",
+        env=env,
+        command=shown,
+        exit_code=done.exit_code,
+        duration=round(done.duration, 3),
+        timed_out=done.timed_out,
+        tail=ctx.redact(done.tail()),
+        log=str(log),
+    )
+    outcome: probes.Outcome = "pass" if done.exit_code == 0 else "fail"
+    detail = f"`{shown}` exited {done.exit_code}" + (" (timed out)" if done.timed_out else "")
+    if done.exit_code != 0:
+        detail += "\n" + ctx.redact(done.tail(10))
+    ctx.probe(Probe("", "", what, outcome, detail, round(done.duration, 3), time.time()), env)
+    return done.exit_code == 0
+
+
+def probe(release_id: str, env: str, offset: int) -> dict[str, Any]:
+    """Wait until healthy, then the smoke checks, then the log since the deploy."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status=f"probing:{env}", env=env)
+    return _verdict(ctx, env, _checks(ctx, env, offset, smoke=True))
+
+
+def start_soak(release_id: str, env: str, seconds: int) -> None:
+    ctx = ReleaseContext(release_id)
+    ctx.update(status=f"soaking:{env}", env=env)
+    ctx.record("release.soak", env=env, seconds=seconds)
+
+
+def soak(release_id: str, env: str, offset: int) -> dict[str, Any]:
+    """After the soak time: health and the log (everything since the deploy) once more."""
+    ctx = ReleaseContext(release_id)
+    return _verdict(ctx, env, _checks(ctx, env, offset, smoke=False, label="soak "))
+
+
+def _checks(
+    ctx: ReleaseContext, env: str, offset: int, smoke: bool, label: str = ""
+) -> list[Probe]:
+    conf = ctx.env(env)
+    found: list[Probe] = []
+    if conf.url and conf.health:
+        health = probes.wait_healthy(conf.url + conf.health, cfg.seconds(conf.ready_timeout))
+        found.append(replace(health, name=label + health.name))
+    if conf.url and smoke and all(p.outcome == "pass" for p in found):
+        found += [probes.smoke(conf.url, line) for line in conf.smoke]
+    elif smoke and conf.smoke and not conf.url:
+        detail = "smoke checks are configured but the environment has no `url`"
+        found.append(probes.make("smoke", "inconclusive", detail, 0.0))
+    if conf.logs:
+        found.append(probes.scan_log(ctx.root / conf.logs, offset, name=label + "logs"))
+    return [ctx.probe(p, env) for p in found]
+
+
+def _verdict(ctx: ReleaseContext, env: str, found: list[Probe]) -> dict[str, Any]:
+    outcome = probes.verdict(found)
+    bad = [f"{p.name}: {p.detail}" for p in found if p.outcome != "pass"]
+    return {"outcome": outcome, "problems": bad}
+
+
+def mark_live(release_id: str, env: str) -> None:
+    """The release passed `env`'s checks: it is what `env` serves now."""
+    ctx = ReleaseContext(release_id)
+    ctx.store.set_live(ctx.release.repo, env, ctx.release.id, ctx.release.sha)
+    ctx.record("release.live", env=env, sha=ctx.release.sha)
+
+
+# rollback ---------------------------------------------------------------------------------
+
+
+def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
+    """Put production back as it was before this release. A release rolled back for failing is
+    marked not promotable, and the agent run that produced it gets the failure as feedback;
+    an aborted one is neither. Returns the final status."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status="rolling_back")
+    env, previous = ctx.production, ctx.release.previous_sha
+    failing = [p for p in ctx.store.probes(release_id) if p.outcome != "pass" and p.env == env]
+    if failing and not aborted:
+        reason += ": " + "; ".join(f"{p.name}: {p.detail.splitlines()[0]}" for p in failing)
+    final = "aborted" if aborted else "rolled_back"
+    if previous is None:
+        _restore_branch(ctx, None)
+        final = "aborted" if aborted else "failed"
+        reason += (
+            "; nothing was live before it, so there is nothing to roll back to: production "
+            "still runs this commit (fix forward, or stop it by hand)"
+        )
+        ok = False
+    else:
+        ok = put_back(ctx, previous, ctx.release.sha)
+        if not ok:
+            reason += "; the rollback did not come back healthy: a person must look now"
+    changes: dict[str, Any] = {"status": final, "reason": reason}
+    if not aborted:
+        changes["promotable"] = False
+    ctx.update(**changes)
+    ctx.record("release.rolled_back", env=env, to=previous, ok=ok, reason=reason, aborted=aborted)
+    if not aborted:
+        tell_run(ctx, reason, failing)
+    return final
+
+
+def put_back(ctx: ReleaseContext, to_sha: str, from_sha: str) -> bool:
+    """Deploy `to_sha` to production again (the rollback command, or the deploy command with
+    the older commit), check its health, and move the production branch and the ledger back."""
+    env = ctx.production
+    conf = ctx.env(env)
+    if conf.rollback is not None:
+        command = fill(conf.rollback, from_sha, to_sha, env)
+    else:
+        command = fill(conf.deploy, to_sha, from_sha, env)
+    ok = _run(ctx, "rollback", env, command)
+    if ok and conf.url and conf.health:
+        health = probes.wait_healthy(conf.url + conf.health, cfg.seconds(conf.ready_timeout))
+        ok = ctx.probe(replace(health, name="rollback health"), env).outcome == "pass"
+    _restore_branch(ctx, to_sha)
+    restored = _release_of(ctx, to_sha)
+    ctx.store.set_live(ctx.release.repo, env, restored, to_sha)
+    return ok
+
+
+def _restore_branch(ctx: ReleaseContext, sha: str | None) -> None:
+    ref = f"refs/heads/{ctx.config.release.production_branch}"
+    if sha is None:
+        promoted = ctx.store.events(ctx.release.id, kind="release.promoted")
+        sha = json.loads(promoted[0]["data"])["before"] if promoted else None
+    if sha is None:
+        g.git(ctx.root, "update-ref", "-d", ref, check=False)
+    else:
+        g.git(ctx.root, "update-ref", "-m", f"jackline: rollback of {ctx.release.id}", ref, sha)
+
+
+def _release_of(ctx: ReleaseContext, sha: str) -> str:
+    """The release that last put `sha` live in production."""
+    for row in ctx.store.live_history(ctx.release.repo, ctx.production, limit=1000):
+        if row["sha"] == sha:
+            return str(row["release_id"])
+    return ""
+
+
+def tell_run(ctx: ReleaseContext, reason: str, failing: list[Probe]) -> None:
+    """Close the loop: the agent run behind the release gets the failure as feedback."""
+    run_id = ctx.release.run_id
+    if not run_id:
+        return
+    try:
+        ctx.store.get_run(run_id)
+    except NotFound:
+        ctx.record("release.feedback_skipped", run=run_id, why="the run is not in this ledger")
+        return
+    text = feedback_text(ctx.release, reason, failing)
+    ctx.audit.record(
+        run_id,
+        "release.rolled_back",
+        release=ctx.release.id,
+        sha=ctx.release.sha,
+        reason=reason,
+        feedback=text,
+    )
+
+
+def feedback_text(release: Release, reason: str, failing: list[Probe]) -> str:
+    lines = [
+        f"Release {release.id} of {release.sha[:10]}, which includes this run's change, was "
+        f"rolled back: {reason}.",
+        "",
+        "Probes that failed:",
+    ]
+    lines += [f"- {p.env} {p.name}: {p.detail}" for p in failing] or ["- (none recorded)"]
+    lines += ["", "Fix the cause so these probes pass; the same commit will not be released again."]
+    return "\n".join(lines)
+
+
+def feedback_for(run_id: str) -> str | None:
+    """The latest rollback feedback for a run, for a follow-up run's brief (None if none)."""
+    store = Store()
+    rows = store.events(run_id, kind="release.rolled_back")
+    return str(json.loads(rows[-1]["data"])["feedback"]) if rows else None
+
+
+def manual_rollback(release_id: str, to_sha: str, by: str) -> str:
+    """A person rolls production back from this live release to `to_sha`; the release is marked
+    not promotable and its run, if an agent's, hears of it. Returns the final status."""
+    ctx = ReleaseContext(release_id)
+    ctx.update(status="rolling_back")
+    ok = put_back(ctx, to_sha, ctx.release.sha)
+    reason = f"rolled back by {by} to {to_sha[:10]}"
+    if not ok:
+        reason += "; the rollback did not come back healthy: a person must look now"
+    ctx.update(status="rolled_back", promotable=False, reason=reason)
+    ctx.record("release.rolled_back", env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by)
+    tell_run(ctx, reason, [p for p in ctx.store.probes(release_id) if p.outcome != "pass"])
+    return "rolled_back"
+
+
+# finish -----------------------------------------------------------------------------------
+
+
+def finish(release_id: str, outcome: str, reason: str = "") -> None:
+    ctx = ReleaseContext(release_id)
+    if not reason and outcome != "live":
+        bad = [p for p in ctx.store.probes(release_id) if p.outcome != "pass"]
+        reason = "; ".join(f"{p.env} {p.name}: {p.detail.splitlines()[0]}" for p in bad[-3:])
+    ctx.update(status=outcome, reason=reason)
+    ctx.record("release.finished", outcome=outcome, reason=reason, env=ctx.release.env)

@@ -1,0 +1,385 @@
+"""The release path against a real service on loopback: a deploy script in the project starts a
+small HTTP app from `git archive SHA`, on its own port per environment, killing the one before.
+Releases run through the real CLI, real DBOS on SQLite, real git."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import Project, git
+
+from jackline import config as cfg
+from jackline.release import gate, probes
+
+APP = r"""
+import http.server, os, sys, time
+
+env, port, log_path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+here = os.path.dirname(os.path.abspath(__file__))
+
+
+def read(name):
+    try:
+        with open(os.path.join(here, name)) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+ITEMS, BROKEN = read("items.txt"), read("broken.txt").split()
+
+
+def log(line):
+    with open(log_path, "a") as f:
+        f.write(line + "\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/healthz":
+            return self.send(200, "ok")
+        if self.path == "/":
+            return self.send(200, "<h1>Shop</h1>")
+        if self.path == "/api/items":
+            if env in BROKEN:
+                log("ERROR items query failed")
+                return self.send(500, "boom")
+            return self.send(200, ITEMS)
+        self.send(404, "no")
+
+    def send(self, status, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, fmt, *args):
+        log("INFO " + fmt % args)
+
+
+for _ in range(100):  # the old process may still hold the port for a moment
+    try:
+        server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+        break
+    except OSError:
+        time.sleep(0.05)
+log(f"INFO serving {env} on {port}")
+server.serve_forever()
+"""
+
+DEPLOY = """#!/bin/sh
+set -e
+env=$1; sha=$2; port=$3
+dir=var/deploy/$env-$sha
+rm -rf "$dir"; mkdir -p "$dir"
+git archive "$sha" | tar -x -C "$dir"
+if [ -f "var/$env.pid" ]; then
+  old=$(cat "var/$env.pid")
+  kill "$old" 2>/dev/null || true
+  i=0
+  while [ $i -lt 100 ]; do
+    state=$(cut -d' ' -f3 "/proc/$old/stat" 2>/dev/null || true)
+    if [ -z "$state" ] || [ "$state" = Z ]; then break; fi
+    sleep 0.05; i=$((i+1))
+  done
+fi
+echo "deploying $env $sha with token $DEPLOY_TOKEN"
+setsid {python} "$dir/app.py" "$env" "$port" "$PWD/var/$env.log" >>"var/$env.out" 2>&1 </dev/null &
+echo $! > "var/$env.pid"
+"""
+
+ENV = """
+[release.environments.{name}]
+deploy = "sh deploy.sh {name} {{sha}} {port}"
+url = "http://127.0.0.1:{port}"
+health = "/healthz"
+ready_timeout = "10s"
+smoke = ["GET /api/items 200", "GET / 200 contains 'Shop'"]
+logs = "{logs}"
+requires_go = {go}
+secrets = {{ DEPLOY_TOKEN = "env:DEPLOY_TOKEN" }}
+"""
+
+TOKEN = "tok-7f3a9c1d2e"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Shop:
+    """A project with a deployable app, staging and production on their own loopback ports."""
+
+    def __init__(self, project: Project) -> None:
+        self.p = project
+        self.repo = project.repo
+        self.ports = {"staging": free_port(), "production": free_port()}
+
+    def create(
+        self, go: bool = True, staging: bool = True, staging_extra: str = "", staging_logs: str = ""
+    ) -> Shop:
+        self.repo.mkdir(parents=True)
+        git(self.p.root, "init", "-q", "-b", "main", str(self.repo))
+        git(self.repo, "config", "user.email", "alice@example.com")
+        git(self.repo, "config", "user.name", "Alice")
+        envs = [("staging", "false")] if staging else []
+        envs.append(("production", "true" if go else "false"))
+        config = '[project]\nmain = "main"\n\n[release]\nproduction_branch = "production"\n'
+        for name, needs_go in envs:
+            logs = (name == "staging" and staging_logs) or f"var/{name}.log"
+            config += ENV.format(name=name, port=self.ports[name], go=needs_go, logs=logs)
+            config += staging_extra if name == "staging" else ""
+        self.write(
+            {
+                "app.py": APP,
+                "deploy.sh": DEPLOY.replace("{python}", sys.executable),
+                "items.txt": "apples",
+                ".gitignore": "var/\n",
+                "jackline.toml": config,
+            }
+        )
+        self.p.env["DEPLOY_TOKEN"] = TOKEN
+        return self.commit("first shop")
+
+    def write(self, files: dict[str, str]) -> None:
+        for rel, text in files.items():
+            (self.repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.repo / rel).write_text(text)
+
+    def commit(self, message: str, files: dict[str, str] | None = None) -> Shop:
+        self.write(files or {})
+        git(self.repo, "add", "-A")
+        git(self.repo, "commit", "-q", "-m", message)
+        return self
+
+    @property
+    def head(self) -> str:
+        return git(self.repo, "rev-parse", "HEAD")
+
+    def get(self, env: str, path: str) -> tuple[int, str]:
+        url = f"http://127.0.0.1:{self.ports[env]}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                return resp.status, resp.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, ""
+
+    def release(self, *args: str, user: str = "alice") -> dict[str, Any]:
+        return json.loads(self.p.jl("release", *args, "--json", user=user).stdout)
+
+    def show(self, release_id: str) -> dict[str, Any]:
+        return json.loads(self.p.jl("release-show", release_id, "--json").stdout)
+
+    def stop(self) -> None:
+        for pidfile in (self.repo / "var").glob("*.pid"):
+            try:
+                os.kill(int(pidfile.read_text()), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+
+@pytest.fixture
+def shop(project: Project) -> Iterator[Shop]:
+    made = Shop(project)
+    yield made
+    made.stop()
+
+
+def test_good_release_goes_live_after_another_persons_go_and_abort_keeps_production(
+    shop: Shop,
+) -> None:
+    shop.create()
+    first = shop.head
+    rel = shop.release()
+    assert rel["status"] == "awaiting_go" and rel["env"] == "production"
+    assert shop.get("staging", "/api/items") == (200, "apples")
+    # The person who started it may not say go.
+    refused = shop.p.jl("go", rel["id"], ok=False)
+    assert refused.returncode == 1 and "cannot say go" in refused.stderr
+    done = json.loads(shop.p.jl("go", rel["id"], "--json", user="bob").stdout)
+    assert done["status"] == "live" and done["go_by"] == "bob"
+    assert shop.get("production", "/api/items") == (200, "apples")
+    assert git(shop.repo, "rev-parse", "production") == first
+    shown = shop.show(rel["id"])
+    assert shown["started_by"] == "alice" and shown["author_kind"] == "person"
+    names = [(p["env"], p["name"], p["outcome"]) for p in shown["probes"]]
+    for env in ("staging", "production"):
+        assert (env, "deploy", "pass") in names and (env, "health", "pass") in names
+        assert (env, "smoke GET /api/items 200", "pass") in names and (env, "logs", "pass") in names
+    assert all(p["duration"] >= 0 and p["at"] > 0 for p in shown["probes"])
+    # The deploy's secret reached the command and was redacted from everything stored.
+    log = next(e for e in shown["events"] if e["kind"] == "release.deploy")["data"]["tail"]
+    assert "[redacted:DEPLOY_TOKEN]" in log and TOKEN not in json.dumps(shown)
+    for stored in shop.p.home.rglob("*"):
+        assert not stored.is_file() or TOKEN.encode() not in stored.read_bytes(), stored
+
+    # A second release waits for go; abort leaves production as it was.
+    shop.commit("pears", {"items.txt": "pears"})
+    second = shop.release()
+    assert second["status"] == "awaiting_go"
+    assert shop.get("staging", "/api/items") == (200, "pears")
+    aborted = json.loads(shop.p.jl("abort", second["id"], "--json").stdout)
+    assert aborted["status"] == "aborted"
+    assert shop.get("production", "/api/items") == (200, "apples")
+    assert git(shop.repo, "rev-parse", "production") == first
+    ledger = json.loads(shop.p.jl("releases", "--json").stdout)
+    assert [r["status"] for r in ledger] == ["aborted", "live"]
+
+
+def test_staging_smoke_failure_never_reaches_production(shop: Shop) -> None:
+    shop.create(go=False)
+    shop.commit("break staging", {"broken.txt": "staging"})
+    rel = shop.release()
+    assert rel["status"] == "failed"
+    assert "smoke GET /api/items 200" in rel["reason"] and "500" in rel["reason"]
+    assert not (shop.repo / "var" / "production.pid").exists()
+    assert git(shop.repo, "branch", "--list", "production") == ""
+    shown = shop.show(rel["id"])
+    envs = {p["env"] for p in shown["probes"]}
+    assert envs == {"staging"}
+    assert any(p["name"] == "logs" and p["outcome"] == "fail" for p in shown["probes"])
+
+
+def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shop.create(go=False, staging_extra='soak = "1s"\n')
+    good = shop.release()
+    assert good["status"] == "live"
+    soaked = [p["name"] for p in shop.show(good["id"])["probes"] if p["name"].startswith("soak")]
+    assert soaked == ["soak health", "soak logs"]
+    run_id = _agent_run(shop, monkeypatch)
+    shop.commit(
+        f"agent change that breaks production\n\nJackline-Run: {run_id}",
+        {"broken.txt": "production", "items.txt": "plums"},
+    )
+    bad_sha = shop.head
+    rel = shop.release()
+    assert rel["status"] == "rolled_back" and rel["promotable"] is False
+    assert rel["author_kind"] == "agent" and rel["run_id"] == run_id
+    assert shop.get("production", "/api/items") == (200, "apples")  # the old release is back
+    assert git(shop.repo, "rev-parse", "production") == good["sha"]
+    shown = shop.show(rel["id"])
+    assert any(p["name"] == "rollback health" and p["outcome"] == "pass" for p in shown["probes"])
+    # The run that produced it gets the failure as feedback.
+    from jackline.release.steps import feedback_for
+
+    feedback = feedback_for(run_id)
+    assert feedback and "smoke GET /api/items 200" in feedback and rel["id"] in feedback
+    # The same commit is refused until someone forces it with a reason.
+    again = shop.p.jl("release", "--sha", bad_sha, ok=False)
+    assert again.returncode == 1 and "not promotable" in again.stderr and "--force" in again.stderr
+
+
+def _agent_run(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> str:
+    from jackline.models import Run
+    from jackline.store import Store
+
+    monkeypatch.setenv("JACKLINE_HOME", str(shop.p.home))
+    now = time.time()
+    run = Run("run-01test", "t", str(shop.repo), "a", "standard", "merged", "b", "carol", now, now)
+    store = Store()
+    store.insert_run(run)
+    store.close()
+    return run.id
+
+
+MODELS = "ITEMS_SQL = 'SELECT id, name, legacy FROM items'\n"
+DROP = "ALTER TABLE items DROP COLUMN legacy;\n"
+
+
+def test_drop_column_blocked_while_the_live_release_reads_it_then_allowed(shop: Shop) -> None:
+    shop.create(staging=False, go=False)
+    shop.commit("items read legacy", {"shop_db.py": MODELS})
+    assert shop.release()["status"] == "live"
+    shop.commit("stop reading legacy", {"shop_db.py": "ITEMS_SQL = 'SELECT id, name FROM items'\n"})
+    shop.commit("drop legacy", {"migrations/002_drop_legacy.sql": DROP})
+    blocked = shop.release()
+    assert blocked["status"] == "failed"
+    assert "drops column `legacy`" in blocked["reason"]
+    assert "shop_db.py:1" in blocked["reason"] and "later migration" in blocked["reason"]
+    assert not any(p["env"] for p in shop.show(blocked["id"])["probes"])  # never deployed
+    # Release the code that stops reading it first; then the drop goes through.
+    stop_reading = git(shop.repo, "rev-parse", "HEAD~1")
+    assert shop.release("--sha", stop_reading)["status"] == "live"
+    dropped = shop.release()
+    assert dropped["status"] == "live"
+    # A person rolls production back: the release before is live again, this one is marked.
+    back = json.loads(shop.p.jl("rollback", "--json", user="bob").stdout)
+    assert back["id"] == dropped["id"] and back["status"] == "rolled_back"
+    assert back["promotable"] is False and "rolled back by bob" in back["reason"]
+    assert git(shop.repo, "rev-parse", "production") == stop_reading
+    assert shop.get("production", "/healthz") == (200, "ok")
+
+
+# The gate and the probes on their own: no engine, no CLI.
+
+
+def test_gate_names_every_place_the_live_tree_reads_a_renamed_table(project: Project) -> None:
+    shop = Shop(project)
+    shop.create(staging=False)
+    shop.commit(
+        "orders",
+        {
+            "models.py": "class Order:\n    __tablename__ = 'orders'\n",
+            "queries.py": "SQL = 'select * from orders'\n",
+            "docs/notes.md": "orders are kept\n",
+        },
+    )
+    live = shop.head
+    shop.commit("rename", {"migrations/003.sql": "ALTER TABLE orders RENAME TO purchases;\n"})
+    config = cfg.load(shop.repo)
+    problems = gate.check(shop.repo, config, live, shop.head)
+    assert len(problems) == 1 and "renames table `orders`" in problems[0]
+    assert "models.py:2" in problems[0] and "queries.py:1" in problems[0]
+    assert "notes.md" not in problems[0] and "migrations/003.sql" in problems[0]
+    assert gate.check(shop.repo, config, None, shop.head) == []  # the first release passes
+
+
+def test_smoke_against_nothing_listening_is_inconclusive_not_pass() -> None:
+    probe = probes.smoke(f"http://127.0.0.1:{free_port()}", "GET / 200")
+    assert probe.outcome == "inconclusive" and probe.duration >= 0
+
+
+def test_log_scan_counts_errors_written_since_the_deploy_and_a_missing_log_is_inconclusive(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "app.log"
+    log.write_text("ERROR before the deploy\n")
+    offset = probes.log_offset(log)
+    with log.open("a") as f:
+        f.write("INFO fine\nTraceback (most recent call last):\n  boom\nCRITICAL down\n")
+    probe = probes.scan_log(log, offset)
+    assert probe.outcome == "fail" and "2 error line(s)" in probe.detail
+    assert "before the deploy" not in probe.detail
+    assert probes.scan_log(log, probes.log_offset(log)).outcome == "pass"
+    assert probes.scan_log(tmp_path / "missing.log", 0).outcome == "inconclusive"
+
+
+def test_health_that_never_answers_200_fails_within_its_timeout() -> None:
+    started = time.monotonic()
+    probe = probes.wait_healthy(f"http://127.0.0.1:{free_port()}/healthz", timeout=0.5)
+    assert probe.outcome == "fail" and time.monotonic() - started < 3
+
+
+def test_inconclusive_probe_pauses_for_a_person_instead_of_passing(shop: Shop) -> None:
+    shop.create(go=False, staging_logs="var/nowhere.log")
+    rel = shop.release()
+    assert rel["status"] == "paused" and rel["env"] == "staging"
+    assert not (shop.repo / "var" / "production.pid").exists()
+    done = json.loads(shop.p.jl("go", rel["id"], "--json", user="bob").stdout)
+    assert done["status"] == "live"
+    assert shop.get("production", "/api/items") == (200, "apples")
