@@ -66,3 +66,11 @@ def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     result = json.loads(done.stdout)
     assert result["status"] == "merged" and result["rounds"] == 2
     assert "check test FAIL" in done.stderr and "approve by demo-reviewer" in done.stderr
+    # Merged is not live: the fix is released through staging and a second person's go; the
+    # second change passes staging, fails on production's data, and is rolled back by itself.
+    first, second = result["releases"]
+    assert first["status"] == "live" and first["go_by"] == "demo-reviewer"
+    assert second["status"] == "rolled_back" and second["promotable"] is False
+    assert "GET /api/orders 200" in second["reason"]
+    assert result["second_run"]["status"] == "merged"
+    assert "go        by demo-reviewer" in done.stderr

@@ -19,6 +19,7 @@ import pytest
 from conftest import Project, git
 
 from jackline import config as cfg
+from jackline.errors import Refused
 from jackline.release import gate, probes
 
 APP = r"""
@@ -279,18 +280,25 @@ def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
 
     feedback = feedback_for(run_id)
     assert feedback and "smoke GET /api/items 200" in feedback and rel["id"] in feedback
+    # A follow-up run (`jackline run --follow-up RUN`) carries that failure in its task.
+    from jackline import api
+
+    task = api._follow_up_task("Fix the items list", run_id)
+    assert task.startswith("Fix the items list") and feedback in task
+    with pytest.raises(Refused, match="has no rolled-back release"):
+        api._follow_up_task("Fix", _agent_run(shop, monkeypatch, "run-01other"))
     # The same commit is refused until someone forces it with a reason.
     again = shop.p.jl("release", "--sha", bad_sha, ok=False)
     assert again.returncode == 1 and "not promotable" in again.stderr and "--force" in again.stderr
 
 
-def _agent_run(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> str:
+def _agent_run(shop: Shop, monkeypatch: pytest.MonkeyPatch, run_id: str = "run-01test") -> str:
     from jackline.models import Run
     from jackline.store import Store
 
     monkeypatch.setenv("JACKLINE_HOME", str(shop.p.home))
     now = time.time()
-    run = Run("run-01test", "t", str(shop.repo), "a", "standard", "merged", "b", "carol", now, now)
+    run = Run(run_id, "t", str(shop.repo), "a", "standard", "merged", "b", "carol", now, now)
     store = Store()
     store.insert_run(run)
     store.close()

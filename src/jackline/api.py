@@ -53,10 +53,14 @@ def submit(
     by: str | None = None,
     wait: bool = True,
     on_event: OnEvent | None = None,
+    follow_up: str | None = None,
 ) -> Run:
-    """Record a run and start its workflow; with `wait`, drive it until it rests."""
+    """Record a run and start its workflow; with `wait`, drive it until it rests. A
+    `follow_up` run's release failure (rolled back in production) is added to the task."""
     if not task.strip():
         raise Refused("the task is empty; say what the agent should do")
+    if follow_up is not None:
+        task = _follow_up_task(task, follow_up)
     root = g.toplevel(repo)
     config = cfg.load(root)
     agent_name = agent or "default"
@@ -124,6 +128,19 @@ def submit(
     return store.get_run(run_id)
 
 
+def _follow_up_task(task: str, run_id: str) -> str:
+    from jackline.release.steps import feedback_for
+
+    earlier = Store().get_run(run_id)
+    feedback = feedback_for(earlier.id)
+    if feedback is None:
+        raise Refused(f"{earlier.id} has no rolled-back release to follow up")
+    return (
+        f"{task.strip()}\n\nThis follows up {earlier.id} ({earlier.task.splitlines()[0]}), "
+        f"whose change reached production and was rolled back:\n\n{feedback}"
+    )
+
+
 def _slug(task: str) -> str:
     words = re.findall(r"[a-z0-9]+", task.lower())
     slug = ""
@@ -186,6 +203,8 @@ def as_json(run: Run) -> dict[str, Any]:
         "reason": run.reason,
         "blocking": run.blocking,
         "warnings": run.warnings,
+        "spend_usd": round(run.spend, 4),
+        "tokens": run.tokens,
         "created_at": run.created_at,
         "updated_at": run.updated_at,
     }
@@ -406,10 +425,18 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         if not ids:
             raise Refused(f"{run.id} is being driven by a live process")
     else:
+        # The engine's interrupted workflows are runs, releases and the worker's schedules;
+        # the schedules are the worker's to take over.
+        interrupted = engine.interrupted()
         candidates = [
-            r for r in engine.interrupted() if store.get_run(r).status != "awaiting_review"
+            r
+            for r in interrupted
+            if r.startswith("run-") and store.get_run(r).status != "awaiting_review"
         ]
         ids = engine.take_over(candidates)
+        for rel in (r for r in interrupted if r.startswith("rel-")):
+            if store.get_release(rel).status not in RELEASE_WAITS and engine.take_over([rel]):
+                engine.drive_release(rel, on_event)
     engine.drive(ids, on_event)
     return [store.get_run(i) for i in ids]
 

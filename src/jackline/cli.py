@@ -98,10 +98,20 @@ def run(
     blueprint: Annotated[
         str | None, typer.Option("--blueprint", help="Blueprint name (standard, local).")
     ] = None,
+    follow_up: Annotated[
+        str | None,
+        typer.Option(
+            "--follow-up",
+            metavar="RUN",
+            help="A run whose release was rolled back: its failure goes into this run's task.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
-    result = api.submit(task, repo, agent, blueprint, on_event=None if as_json else progress)
+    result = api.submit(
+        task, repo, agent, blueprint, on_event=None if as_json else progress, follow_up=follow_up
+    )
     _finish(result, as_json)
 
 
@@ -524,10 +534,59 @@ def demo(as_json: JsonOpt = False) -> None:
     merged = api.approve(
         result.id, by=d.REVIEWER, message="Looks right; thanks.", on_event=progress
     )
-    _finish(merged, as_json)
-    if not as_json:
-        out.print(f"\nSee it again: jackline show {merged.id}   |   jackline logs {merged.id}")
-        out.print(f"The merged repository: git -C {repo} log --oneline --graph")
+    if merged.status != "merged":
+        _finish(merged, as_json)
+        raise typer.Exit(1)
+    try:
+        releases, second = _demo_releases(repo, say)
+    finally:
+        d.stop_shops(repo)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    **api.as_json(merged),
+                    "releases": [api.release_as_json(r) for r in releases],
+                    "second_run": api.as_json(second),
+                },
+                indent=2,
+            )
+        )
+        return
+    out.print(f"\nSee it again: jackline show {merged.id}   |   jackline releases --repo {repo}")
+    out.print(f"The repository: git -C {repo} log --oneline --graph --all")
+
+
+def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
+    """Merged is not live: release the fix (staging, go, production), then an agent's change
+    that production's data trips, which Jackline rolls back by itself."""
+    from jackline import demo as d
+    from jackline import demo_release
+
+    say(f"\n[bold]Merged is not live.[/] {d.RELEASER} releases main:")
+    first = api.release(repo, by=d.RELEASER, on_event=release_progress)
+    if first.status == "awaiting_go":
+        say(f"  {d.RELEASER} may not say go for their own release; {d.REVIEWER} does")
+        first = api.go(first.id, by=d.REVIEWER, on_event=release_progress)
+    say(f"  {first.id} is [bold]{first.status}[/]")
+    order = demo_release.place_order(d.production_url(repo))
+    say(f"\nA customer orders in production (order {order.get('id', '?')}).")
+    say(f"\n[bold]A second task[/]: {d.CURRENCY_TASK}")
+    second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=progress)
+    if second.status == "awaiting_review":
+        say(f"{d.REVIEWER} approves {second.id}")
+        second = api.approve(second.id, by=d.REVIEWER, on_event=progress)
+    say(f"\n{d.RELEASER} releases main again:")
+    again = api.release(repo, by=d.RELEASER, on_event=release_progress)
+    if again.status == "awaiting_go":
+        again = api.go(again.id, by=d.REVIEWER, on_event=release_progress)
+    say(f"  {again.id} is [bold]{again.status}[/]: {escape(again.reason)}")
+    if again.status == "rolled_back":
+        say(
+            f"  Production runs {first.sha[:10]} again; {second.id} has the failure as feedback: "
+            f'jackline run --follow-up {second.id} "Fix the order list"'
+        )
+    return [first, again], second
 
 
 # releases ---------------------------------------------------------------------------------

@@ -82,17 +82,27 @@ def sandbox_problem() -> str | None:
 
 
 def make_repo(base: Path | None = None, sandboxed: bool = True) -> Path:
-    """Copy the shop into a new git repository with a scripted agent configured."""
+    """Copy the shop into a new git repository with the scripted agents configured, its
+    staging and production on free ports of this machine."""
     root = Path(tempfile.mkdtemp(prefix="jackline-demo-", dir=base))
     repo = root / "shop"
-    shutil.copytree(example(), repo, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.db"))
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.db", "var", ".pytest_cache")
+    shutil.copytree(example(), repo, ignore=ignore)
+    toml = repo / "jackline.toml"
+    text = toml.read_text()
+    for port in ("8101", "8102"):  # another shop, or a second demo, may hold the usual ports
+        text = text.replace(port, str(_free_port()))
+    toml.write_text(text)
     script = AGENT.save(root / "scripted-agent.json")
-    with (repo / "jackline.toml").open("a") as f:
+    second = currency_agent(repo).save(root / "scripted-currency.json")
+    with toml.open("a") as f:
         argv = ", ".join(f'"{a}"' for a in ScriptedAgent.command(script))
+        argv2 = ", ".join(f'"{a}"' for a in ScriptedAgent.command(second))
         f.write(
-            f"\n# The demo's agent: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n"
-            f"\n# The sandbox hides /tmp; the scripted agent reads its script from there.\n"
-            f'[sandbox]\nreadable = ["{script}"]\n'
+            f"\n# The demo's agents: scripted edits, no model.\n[agents.scripted]\ncommand = [{argv}]\n"
+            f"[agents.scripted-currency]\ncommand = [{argv2}]\n"
+            f"\n# The sandbox hides /tmp; the scripted agents read their scripts from there.\n"
+            f'[sandbox]\nreadable = ["{script}", "{second}"]\n'
             + ("" if sandboxed else 'mode = "none"  # bubblewrap cannot start on this machine\n')
         )
     g.git(root, "init", "--quiet", "-b", "main", str(repo))
@@ -101,3 +111,59 @@ def make_repo(base: Path | None = None, sandboxed: bool = True) -> Path:
     # The checks call `python`: make it the interpreter that has pytest and ruff.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     return repo
+
+
+# The release part of the demo ---------------------------------------------------------------
+
+RELEASER = "demo-releaser"
+"""Starts the releases; the reviewer, a second person, says go."""
+CURRENCY_TASK = (
+    "Record the currency of each order and show each order's total with its currency symbol "
+    "in GET /api/orders."
+)
+
+
+def currency_agent(repo: Path) -> ScriptedAgent:
+    """A scripted agent whose one round makes `demo_release`'s change: it passes the checks and
+    staging, and production's data trips it."""
+    from jackline import demo_release
+
+    texts: dict[str, str] = {}
+    for edit in demo_release.EDITS:
+        if not edit.old:
+            texts[edit.path] = edit.new
+            continue
+        current = texts.get(edit.path) or (repo / edit.path).read_text(encoding="utf-8")
+        texts[edit.path] = current.replace(edit.old, edit.new, 1)
+    edits: dict[str, str | Replace | None] = dict(texts)
+    return ScriptedAgent(
+        [Round(edits=edits, message=demo_release.MESSAGE, notes="- Orders are in euros for now.\n")]
+    )
+
+
+def production_url(repo: Path) -> str:
+    from jackline import config
+
+    envs = config.load(repo).release.environments
+    url = list(envs.values())[-1].url
+    assert url, "the shop's production has a url"
+    return url
+
+
+def stop_shops(repo: Path) -> None:
+    """The demo's staging and production end with it."""
+    from jackline import config, demo_release
+
+    for env in config.load(repo).release.environments:
+        try:
+            demo_release.stop(repo, env)
+        except Exception:  # noqa: BLE001 - best effort: the demo's answer is already given
+            pass
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

@@ -464,7 +464,7 @@ def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no:
 def _record_transcript(ctx: RunContext, round_no: int, t: Transcript) -> None:
     """Each step of the agent's transcript as an audit event, then what the round cost."""
     for step in t.steps:
-        data = {k: v for k, v in asdict(step).items() if v not in (None, "", False)}
+        data = {k: v for k, v in asdict(step).items() if v not in (None, "", False) and k != "kind"}
         data["detail"] = _clip(step.detail, 4000) if step.detail else None
         ctx.record(f"agent.{step.kind}", round=round_no, **{k: v for k, v in data.items() if v})
     cost, unpriced = budgets.cost(t, ctx.config.budget)
