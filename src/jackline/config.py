@@ -450,6 +450,76 @@ class HealthConfig(_Section):
         return None if value is None else _command(value)
 
 
+ROLES = ("viewer", "reviewer", "owner", "admin")
+
+
+class Person(_Section):
+    name: str
+    """The Jackline name decisions are recorded under (as `--as NAME` would)."""
+    role: Literal["viewer", "reviewer", "owner", "admin"] = "viewer"
+    """What the person may do from this surface: `viewer` reads, `reviewer` decides on runs
+    and says go, `owner` also approves block-level findings and protected flags, `admin` all."""
+
+
+class ForgeConfig(_Section):
+    kind: Literal["local", "github"] = "local"
+    """`local`: branches are pushed into the repository on disk. `github`: to GitHub, with a
+    pull request per run."""
+    repository: str | None = None
+    """`owner/name` on GitHub."""
+    token: str | None = None
+    """A secret reference to a GitHub token that may push branches and open pull requests."""
+    api_url: str = "https://api.github.com"
+    """The REST API's base URL (GitHub Enterprise: `https://HOST/api/v3`)."""
+    remote_url: str | None = None
+    """Where to push (default: `https://github.com/OWNER/NAME.git`)."""
+    webhook_secret: str | None = None
+    """A secret reference to the webhook's secret: `/github/webhook` refuses requests whose
+    HMAC signature does not match."""
+    labels: list[str] = ["jackline"]
+    """Labels put on every pull request Jackline opens."""
+    users: dict[str, Person] = {}
+    """GitHub logins allowed to act through reviews and `/jackline` comments, with their
+    Jackline name and role: `users.octocat = { name = "alice", role = "reviewer" }`."""
+
+    @field_validator("token", "webhook_secret")
+    @classmethod
+    def _check_refs(cls, value: str | None) -> str | None:
+        return None if value is None else _secret_ref(value)
+
+    @model_validator(mode="after")
+    def _github_needs(self) -> ForgeConfig:
+        if self.kind == "github" and (not self.repository or not self.token):
+            raise ValueError('kind = "github" needs `repository` ("owner/name") and `token`')
+        if self.repository is not None and self.repository.count("/") != 1:
+            raise ValueError(f"repository {self.repository!r} is not `owner/name`")
+        return self
+
+
+class SlackConfig(_Section):
+    signing_secret: str
+    """A secret reference to the Slack app's signing secret: every request is verified by it."""
+    bot_token: str
+    """A secret reference to the bot token (`xoxb-...`) the app posts with."""
+    channel: str | None = None
+    """Where messages go (runs at review, releases waiting for go, rollbacks)."""
+    api_url: str = "https://slack.com/api/"
+    """Slack's Web API base URL (changed only to test against a local server)."""
+    users: dict[str, Person] = {}
+    """Slack user ids allowed to act, with their Jackline name and role:
+    `users.U0123ABCD = { name = "alice", role = "reviewer" }`."""
+
+    @field_validator("signing_secret", "bot_token")
+    @classmethod
+    def _check_refs(cls, value: str) -> str:
+        return _secret_ref(value)
+
+
+class SurfacesConfig(_Section):
+    slack: SlackConfig | None = None
+    """The Slack app (`/slack/events` on `jackline serve`)."""
+
+
 def seconds(text: str) -> int:
     """`90s`, `30m`, `2h`, `1d` in seconds; a clear error for anything else."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -486,6 +556,10 @@ class JacklineConfig(_Section):
     """How a merged commit goes live: environments, probes, who says go."""
     health: HealthConfig = HealthConfig()
     """What the morning report looks at."""
+    forge: ForgeConfig = ForgeConfig()
+    """Where branches and change requests go."""
+    surfaces: SurfacesConfig = SurfacesConfig()
+    """Ways in besides the CLI and the web page."""
     budget: BudgetConfig = BudgetConfig()
     """How much time, how many rounds and how much model spend a run (and a day) may use."""
 

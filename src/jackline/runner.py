@@ -698,7 +698,22 @@ def write_handoff(run_id: str, outcome: str) -> str:
     path = handoff.write(h, ctx.dir, ctx.redact)
     ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
+    if outcome in ("awaiting_review", "merged"):
+        _announce(ctx, f"run.{outcome}", path)
     return str(path)
+
+
+def _announce(ctx: RunContext, event: str, handoff_path: Path) -> None:
+    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal."""
+    from jackline import notify
+
+    data = {
+        "run": asdict(ctx.run),
+        "handoff": handoff_path.read_text() if handoff_path.exists() else "",
+    }
+    problems = notify.announce(event, ctx.config, data)
+    if problems:
+        ctx.record("announce_failed", event=event, problems=problems)
 
 
 def _timeline(events: list[Any], per_round: int = 12) -> list[dict[str, Any]]:

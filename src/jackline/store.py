@@ -13,11 +13,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jackline import paths
 from jackline.errors import NotFound
 from jackline.models import Probe, Release, Run
+
+if TYPE_CHECKING:
+    from jackline.auth import Token
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -39,6 +42,15 @@ CREATE TABLE IF NOT EXISTS runs (
     warnings INTEGER NOT NULL DEFAULT 0,
     spend REAL NOT NULL DEFAULT 0,
     tokens INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    last_used REAL,
+    revoked INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS events (
     run_id TEXT NOT NULL,
@@ -181,6 +193,48 @@ class Store:
             (repo, since),
         ).fetchone()
         return float(row["total"])
+
+    # tokens -------------------------------------------------------------------------------
+
+    def insert_token(self, token_id: str, name: str, role: str, digest: str, at: float) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO tokens (id, name, role, digest, created_at) VALUES (?, ?, ?, ?, ?)",
+                (token_id, name, role, digest, at),
+            )
+
+    def token_row(self, token_id: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._db.execute(
+            "SELECT * FROM tokens WHERE id = ?", (token_id,)
+        ).fetchone()
+        return row
+
+    def get_token(self, token_id: str) -> Token:
+        from jackline.auth import Token
+
+        row = self.token_row(token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id!r}")
+        return Token(
+            row["id"],
+            row["name"],
+            row["role"],
+            row["created_at"],
+            row["last_used"],
+            bool(row["revoked"]),
+        )
+
+    def list_tokens(self) -> list[Token]:
+        rows = self._db.execute("SELECT id FROM tokens ORDER BY created_at").fetchall()
+        return [self.get_token(r["id"]) for r in rows]
+
+    def touch_token(self, token_id: str, at: float) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (at, token_id))
+
+    def revoke_token(self, token_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))
 
     # events -------------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +150,16 @@ def wait(release_id: str, status: str, env: str) -> None:
     ctx.update(status=status, env=env)
     why = f"go for {env}" if status == "awaiting_go" else f"an inconclusive probe of {env}"
     ctx.record("release.waiting", status=status, env=env, why=why)
+    _announce(ctx, f"release.{status}", env=env, why=why)
+
+
+def _announce(ctx: ReleaseContext, event: str, **data: Any) -> None:
+    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal."""
+    from jackline import notify
+
+    problems = notify.announce(event, ctx.config, {"release": asdict(ctx.release), **data})
+    if problems:
+        ctx.record("release.announce_failed", event=event, problems=problems)
 
 
 def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +340,7 @@ def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
     ctx.record("release.rolled_back", env=env, to=previous, ok=ok, reason=reason, aborted=aborted)
     if not aborted:
         tell_run(ctx, reason, failing)
+    _announce(ctx, "release.rolled_back" if not aborted else "release.aborted", reason=reason)
     return final
 
 
@@ -436,3 +447,5 @@ def finish(release_id: str, outcome: str, reason: str = "") -> None:
         reason = "; ".join(f"{p.env} {p.name}: {p.detail.splitlines()[0]}" for p in bad[-3:])
     ctx.update(status=outcome, reason=reason)
     ctx.record("release.finished", outcome=outcome, reason=reason, env=ctx.release.env)
+    if outcome in ("live", "failed"):
+        _announce(ctx, f"release.{outcome}", reason=reason)

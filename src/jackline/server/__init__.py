@@ -1,0 +1,58 @@
+"""`jackline serve`: one ASGI app (FastAPI under uvicorn) for every surface but the CLI.
+
+    /api/...           the JSON API (token auth), the same verbs as the CLI; /docs, /openapi.json
+    /                  the web page (sign in with a token; a session cookie; CSRF on every form)
+    /flags/{env}       flag values for an environment, for `jackline.flags.OpenFeatureProvider`
+    /metrics           Prometheus text: runs by status, rounds, check durations, pool size
+    /slack/events      the Slack app (signed requests only)
+    /github/webhook    GitHub's webhook (HMAC-verified)
+
+Each surface is a router in its own module, included when present (`ROUTERS`); each parses its
+input, calls one `api` function, and renders the answer. Who is asking is settled once, in
+`deps.principal`, and every route says which action it needs (`deps.allowed("decide")`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from jackline import __version__
+
+ROUTERS = ("api_routes", "metrics", "web", "slack", "github")
+"""Modules of this package that export `router`, in the order they are included."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    repos: tuple[Path, ...] = ()
+    """The repositories this server serves (their runs, releases, flags, health)."""
+    base_url: str = "http://127.0.0.1:8700"
+    """The server's address as people reach it (links in Slack and pull requests)."""
+    secure_cookies: bool = False
+    """Mark the session cookie `Secure` (serve behind HTTPS)."""
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="Jackline",
+        version=__version__,
+        description="A production harness for coding agents: runs, reviews, releases, flags.",
+    )
+    app.state.settings = settings or Settings()
+    from jackline.server import deps
+
+    deps.install_error_handlers(app)
+    for name in ROUTERS:
+        try:
+            module = importlib.import_module(f"jackline.server.{name}")
+        except ModuleNotFoundError as e:
+            if e.name != f"jackline.server.{name}":
+                raise
+            continue
+        app.include_router(module.router)
+    return app
