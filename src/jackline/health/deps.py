@@ -52,15 +52,15 @@ def _files(repo: Path, sha: str, named: list[str] | None) -> tuple[list[str], li
     """The dependency files to read at `sha`: those named in [health], or every one main holds."""
     tracked = g.git(repo, "ls-tree", "-r", "-z", "--name-only", sha).split("\0")
     if named is None:
-        # _parser is the scan's own test of which files it reads; asking it keeps the two in step.
-        return sorted(p for p in tracked if p and dependencies._parser(p)), []
+        # The scan's own test of which files it reads: asking it keeps the two in step.
+        return sorted(p for p in tracked if p and dependencies.parser_for(p)), []
     files, problems = [], []
     for i, name in enumerate(named):
         path = _relative(repo, name)
         where = f"health.dependencies[{i}] = {name!r}"
         if path is None or path not in tracked:
             problems.append(_unknown(name, f"{where}: no such file on main"))
-        elif dependencies._parser(path) is None:
+        elif dependencies.parser_for(path) is None:
             problems.append(_unknown(name, f"{where}: not a file the scan reads ({READ})"))
         else:
             files.append(path)

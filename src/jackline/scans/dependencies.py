@@ -139,7 +139,7 @@ def _read(change: Change) -> tuple[list[Dep], list[Finding]]:
     problems: list[Finding] = []
     pins: dict[Key, set[str]] = defaultdict(set)
     for f in change.files:
-        parser = _parser(f.path)
+        parser = parser_for(f.path)
         if parser is None or f.binary:
             continue
         old_text = None if f.status == "added" else change.old_text(f.old_path or f.path)
@@ -250,7 +250,7 @@ def _line(key: Key, changed: tuple[Line, ...], text: str) -> int | None:
 # Parsers: each yields (key, spec) for every dependency a file names --------------------------
 
 
-def _parser(path: str) -> Callable[[str], Iterator[tuple[Key, Spec]]] | None:
+def parser_for(path: str) -> Callable[[str], Iterator[tuple[Key, Spec]]] | None:
     p = PurePosixPath(path)
     if p.name in PARSERS:
         return PARSERS[p.name]

@@ -13,10 +13,11 @@ it answers with scripted turns. No model, no network, no money; the programs the
     server.requests                  # every request body, for assertions (the rules it was sent)
 
 Each API is a `Dialect` (`anthropic.py`: the Messages API; `openai_chat.py`: Chat Completions;
-`openai_responses.py`: the Responses API), plugged in by the paths it serves. A dialect decides which scripted turn a request
-is for from the conversation the request carries (how many turns of the model it already holds),
-so a retried request gets the same answer, and a side request a program makes on its own (a title
-for the session, say) gets a short plain answer and does not use up a turn.
+`openai_responses.py`: the Responses API), plugged in by the paths it serves. A dialect decides
+which scripted turn a request is for from the conversation the request carries (how many turns
+of the model it already holds), so a retried request gets the same answer, and a side request a
+program makes on its own (a title for the session, say) gets a short plain answer and does not
+use up a turn.
 
 `Turn.tools` are given in the program's own tool vocabulary (Claude Code's `Bash`, `Edit`;
 Codex's `shell`, `apply_patch`); programs without tool calling (Aider, mini-swe-agent) get
