@@ -356,6 +356,7 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     text = context.render_brief(ctx.run.task, ctx.ws, ctx.config, rules, round_no)
     ctx.inbox.mkdir(parents=True, exist_ok=True)
     (ctx.inbox / "brief.md").write_text(text)
+    _write_mcp_context(ctx, round_no)
     feedback_path = ctx.inbox / "feedback.md"
     feedback_path.unlink(missing_ok=True)
     if feedback:
@@ -373,6 +374,21 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
         feedback=bool(feedback),
     )
     return str(ctx.inbox / "brief.md")
+
+
+def _write_mcp_context(ctx: RunContext, round_no: int) -> None:
+    """What `jackline mcp` answers from inside the sandbox, where the store is hidden: the run,
+    its task and config, and what each environment serves as this round starts."""
+    live = {env: ctx.store.live(ctx.run.repo, env) for env in ctx.config.release.environments}
+    context_file = {
+        "run": ctx.run.id,
+        "repo": ctx.run.repo,
+        "task": ctx.run.task,
+        "round": round_no,
+        "config": cfg.recorded(ctx.config),
+        "live": live,
+    }
+    (ctx.inbox / "context.json").write_text(json.dumps(context_file, indent=2))
 
 
 def agent(run_id: str, round_no: int) -> dict[str, Any]:
@@ -464,9 +480,16 @@ def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no:
 def _record_transcript(ctx: RunContext, round_no: int, t: Transcript) -> None:
     """Each step of the agent's transcript as an audit event, then what the round cost."""
     for step in t.steps:
-        data = {k: v for k, v in asdict(step).items() if v not in (None, "", False) and k != "kind"}
+        # Leave out what is empty, but keep a 0 exit code (0 == False in Python).
+        data = {
+            k: v
+            for k, v in asdict(step).items()
+            if k != "kind" and v is not None and v != "" and v is not False
+        }
         data["detail"] = _clip(step.detail, 4000) if step.detail else None
-        ctx.record(f"agent.{step.kind}", round=round_no, **{k: v for k, v in data.items() if v})
+        ctx.record(
+            f"agent.{step.kind}", round=round_no, **{k: v for k, v in data.items() if v is not None}
+        )
     cost, unpriced = budgets.cost(t, ctx.config.budget)
     tokens = sum(budgets.tokens(u) for u in t.usage)
     ctx.record(
