@@ -28,12 +28,12 @@ import json
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset
+from jackline.agents.preset import Preset, with_feedback
 from jackline.context import Rule
 from jackline.guard.hook import install_claude_hook
 from jackline.models import AgentResult, Step, Transcript, Usage
@@ -42,6 +42,8 @@ from jackline.workspaces import AGENT_DIR
 
 HOOK = [sys.executable, "-P", "-m", "jackline.guard.hook"]
 """The guard, run by Claude Code before each tool call (`-P`: never import from the workspace)."""
+MCP = [sys.executable, "-P", "-m", "jackline", "mcp", "--workspace"]
+"""Jackline's MCP server, run by Claude Code inside the sandbox (`-P`, as the hook)."""
 RULES_DIR = ".claude/rules"
 RULES_PREFIX = "jackline-"
 SETTINGS = ".claude/settings.local.json"
@@ -84,18 +86,19 @@ class ClaudeCode(Preset):
             "bypassPermissions",
             "--no-session-persistence",
         ]
-        if self.config.model:
-            argv += ["--model", self.config.model]
-        servers = self.mcp_servers()
+        servers = self.mcp_servers(brief)
         if servers:
             argv += ["--mcp-config", json.dumps({"mcpServers": servers})]
+        if self.config.model:
+            argv += ["--model", self.config.model]
         return argv
 
-    def mcp_servers(self) -> dict[str, Any]:
+    def mcp_servers(self, brief: Brief) -> dict[str, Any]:
         """MCP servers Claude Code starts for the run (`--mcp-config`): name -> `{"command":
-        [...], "args": [...], "env": {...}}`. None yet: Jackline's own MCP server registers
-        here when it exists."""
-        return {}
+        ..., "args": [...], "env": {...}}`. Jackline's own (`jackline mcp`) runs beside the
+        agent, in its sandbox: the workspace as seen there is the brief's, and the run id, the
+        task and the config it reads from the inbox the brief sits in."""
+        return {"jackline": {"command": MCP[0], "args": [*MCP[1:], str(_workspace_of(brief))]}}
 
     def rules_files(self, rules: list[Rule], brief: Brief) -> dict[str, str]:
         return {
@@ -116,9 +119,7 @@ class ClaudeCode(Preset):
         jail: Jail | None = None,
     ) -> AgentResult:
         install_claude_hook(workspace, HOOK)
-        feedback = _feedback(brief, workspace)
-        if feedback:
-            brief = replace(brief, text=f"{brief.text.rstrip()}\n\n{feedback.strip()}\n")
+        brief = with_feedback(brief, workspace)
         # The inbox as the program sees it (the brief's folder): inside the sandbox, too.
         own = {"CLAUDE_CONFIG_DIR": str(brief.path.parent / CONFIG_DIR)}
         return super().run(brief, workspace, {**own, **env}, log, jail)
@@ -141,15 +142,12 @@ def prompt(brief: Brief) -> str:
     )
 
 
-def _feedback(brief: Brief, workspace: Path) -> str:
-    """The previous round's feedback, read where the harness left it in the workspace."""
-    if brief.feedback is None:
-        return ""
-    path = workspace / AGENT_DIR / brief.feedback.name
-    try:
-        return path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"Feedback from the previous round is in `{brief.feedback}`: read it first."
+def _workspace_of(brief: Brief) -> Path:
+    """The workspace as the agent sees it: the brief sits in its inbox (`.jackline/run/`)."""
+    path = brief.path.parent
+    for _ in AGENT_DIR.parts:
+        path = path.parent
+    return path
 
 
 def _slug(source: str) -> str:

@@ -29,12 +29,11 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Iterator, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset
+from jackline.agents.preset import Preset, with_feedback
 from jackline.config import AgentConfig
 from jackline.context import Rule
 from jackline.models import AgentResult, Step, Transcript, Usage
@@ -110,7 +109,7 @@ class Agent(Preset):
     ) -> AgentResult:
         self._root = _seen_root(brief, workspace)
         self._home = workspace / HOME
-        return super().run(_with_feedback(brief, workspace, self._root), workspace, env, log, jail)
+        return super().run(with_feedback(brief, workspace), workspace, env, log, jail)
 
     def parse(self, output: str) -> Transcript:
         events = list(_events(output))
@@ -269,17 +268,6 @@ def _seen_root(brief: Brief, workspace: Path) -> Path:
     if inbox.parts[-len(AGENT_DIR.parts) :] == AGENT_DIR.parts:
         return inbox.parents[len(AGENT_DIR.parts) - 1]
     return workspace
-
-
-def _with_feedback(brief: Brief, workspace: Path, root: Path) -> Brief:
-    """The brief with the previous round's feedback after it, read where the harness left it."""
-    if brief.feedback is None:
-        return brief
-    try:
-        text = (workspace / brief.feedback.relative_to(root)).read_text()
-    except (OSError, ValueError):
-        return brief
-    return replace(brief, text=f"{brief.text.rstrip()}\n\n{text.strip()}\n")
 
 
 def _prompt(brief: Brief) -> str:

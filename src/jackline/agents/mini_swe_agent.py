@@ -26,11 +26,10 @@ from typing import Any
 
 from jackline import git as g
 from jackline.agents import Brief
-from jackline.agents.preset import Preset
+from jackline.agents.preset import Preset, with_feedback
 from jackline.errors import CommandFailed
 from jackline.models import AgentResult, Step, Transcript, Usage
 from jackline.sandbox import Jail
-from jackline.workspaces import AGENT_DIR
 
 PRIVATE = ".jackline/run/mini-swe-agent"
 TRAJECTORY = f"{PRIVATE}/trajectory.json"
@@ -93,15 +92,6 @@ class Agent(Preset):
         if not isinstance(data, dict):
             raise ValueError("a trajectory is a JSON object")
         return read_trajectory(data, self.config.model)
-
-
-def with_feedback(brief: Brief, workspace: Path) -> Brief:
-    """The brief with the previous round's feedback added to its text (the task is all
-    mini-swe-agent reads)."""
-    feedback = workspace / AGENT_DIR / "feedback.md"
-    if brief.feedback is None or not feedback.is_file():
-        return brief
-    return replace(brief, text=f"{brief.text}\n\n{feedback.read_text(errors='replace')}")
 
 
 def read_trajectory(data: dict[str, Any], model: str | None) -> Transcript:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -30,6 +31,7 @@ from jackline.context import Rule
 from jackline.errors import Refused
 from jackline.models import AgentResult, Transcript
 from jackline.sandbox import Jail
+from jackline.workspaces import AGENT_DIR
 
 
 class Preset(CommandAgent):
@@ -100,3 +102,16 @@ class Preset(CommandAgent):
         return AgentResult(
             done.exit_code, done.duration, done.output_tail, done.timed_out, transcript
         )
+
+
+def with_feedback(brief: Brief, workspace: Path) -> Brief:
+    """The brief with the previous round's feedback after it. A program started afresh each
+    round remembers nothing, and would never read the contract's feedback file by itself; if the
+    file cannot be read, the brief says where it is."""
+    if brief.feedback is None:
+        return brief
+    try:
+        text = (workspace / AGENT_DIR / brief.feedback.name).read_text(errors="replace")
+    except OSError:
+        text = f"Feedback from the previous round is in `{brief.feedback}`: read it first."
+    return replace(brief, text=f"{brief.text.rstrip()}\n\n{text.strip()}\n")
