@@ -183,6 +183,16 @@ def test_claude_code_solves_the_task_in_two_rounds_with_its_transcript_recorded(
     network = by_kind["network"]
     assert network and all(e["allowed"] and e["host"] == "127.0.0.1" for e in network)
 
+    # `jackline logs` shows all of it: each command with its output, each edit with its diff.
+    logs = project.jl("logs", run["id"]).stdout
+    assert "agent.command round 2: grep -n return calc.py (exit 0)" in logs
+    assert "| 2:    return a * b" in logs
+    assert "+    return a + b" in logs
+    # The handoff has the short timeline and what the model use cost.
+    handoff = Path(project.jl_json("show", run["id"])["handoff"]).read_text()
+    assert "## What the agent did" in handoff and "round 2, edit: " in handoff
+    assert "tokens, $" in handoff
+
 
 @needs_claude
 def test_the_rules_and_the_feedback_reach_claude_code_and_its_files_stay_out_of_the_commit(

@@ -32,6 +32,7 @@ from jackline.store import Store
 from jackline.workspaces import remove as remove_workspace
 
 if TYPE_CHECKING:
+    from jackline.auth import Token
     from jackline.health import Item, Report
 
 OnEvent = Callable[[str, Event], None]
@@ -732,3 +733,25 @@ def _rollback_target(
         if row["sha"] != live_sha and candidate.promotable:
             return candidate
     raise Refused(f"no earlier release was live in {production}; there is nothing to go back to")
+
+
+# tokens -----------------------------------------------------------------------------------
+
+
+def token_create(name: str, role: str) -> tuple[Token, str]:
+    """A token for `name` with `role` for the server; its secret is returned once, never stored."""
+    from jackline import auth
+
+    return auth.create_token(Store(), name, role)
+
+
+def tokens() -> list[Token]:
+    """Every token, revoked ones included (never their secrets)."""
+    return Store().list_tokens()
+
+
+def token_revoke(token_id: str) -> Token:
+    """Revoke a token: it stops working on the next request."""
+    from jackline import auth
+
+    return auth.revoke(Store(), token_id)

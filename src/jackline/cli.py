@@ -444,6 +444,23 @@ def guard_hook() -> None:
     raise typer.Exit(hook.main(sys.stdin, sys.stdout))
 
 
+@app.command("mcp")
+def mcp_cmd(
+    workspace: Annotated[
+        Path, typer.Option("--workspace", help="The run's workspace (default: here).")
+    ] = Path("."),
+    run: Annotated[
+        str | None,
+        typer.Option("--run", metavar="RUN", help="The run (default: the one the inbox names)."),
+    ] = None,
+) -> None:
+    """Serve Jackline's MCP tools over stdio for an agent in a workspace: task, rules_for,
+    infrastructure, checks, run_check, live_release."""
+    from jackline.surfaces import mcp
+
+    mcp.serve(workspace, run)
+
+
 @app.command()
 def clean(
     run_ids: Annotated[
@@ -820,6 +837,13 @@ def _describe(e: Event) -> str | None:
         return f"review    {d['decision'].replace('_', ' ')} by {d['by']}"
     if e.kind == "merge":
         return f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}"
+    if e.kind in ("agent.command", "agent.edit", "agent.tool"):
+        mark = " [red](failed)[/]" if d.get("error") or d.get("exit_code") not in (None, 0) else ""
+        return f"round {d['round']}   {e.kind[6:]:<7} {escape(_short(d['summary'], 90))}{mark}"
+    if e.kind == "agent.usage" and d.get("tokens"):
+        return f"round {d['round']}   used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
+    if e.kind == "budget":
+        return f"[red]budget[/]    {escape(d['over'])}"
     return None
 
 
@@ -828,8 +852,23 @@ def _print_event(e: Event) -> None:
     chain = (
         "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
     )
+    if e.kind.startswith("agent.") and "summary" in e.data:
+        # What the agent did, as its transcript says: the summary, then the output in full.
+        d = e.data
+        code = f" (exit {d['exit_code']})" if d.get("exit_code") is not None else ""
+        out.print(
+            f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] round {d.get('round')}: "
+            f"{escape(d['summary'])}{code}{chain}"
+        )
+        if d.get("detail"):
+            out.print(escape(_indent(str(d["detail"]))))
+        return
     body = json.dumps(e.data, sort_keys=True)
     out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {_short(body, 160)}{chain}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"       | {line}" for line in text.rstrip().splitlines())
 
 
 def _finish(r: Run, as_json: bool) -> None:
@@ -886,6 +925,117 @@ def _duration(seconds: float) -> str:
         if s >= size:
             return f"{s // size}{unit}"
     return f"{s}s"
+
+
+# the server -------------------------------------------------------------------------------
+
+LOCAL_ONLY = frozenset(
+    {"init", "validate", "demo", "pool", "worker", "resume", "clean", "serve", "token"}
+)
+"""Commands that work on this machine's files, engine or token table: refused with --server."""
+
+
+@app.callback()
+def remote(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="JACKLINE_SERVER",
+            metavar="URL",
+            help="Talk to a `jackline serve` at URL (token: $JACKLINE_TOKEN) instead of the "
+            "local database.",
+        ),
+    ] = None,
+) -> None:
+    """Jackline: a production harness for coding agents."""
+    if not server:
+        return
+    from jackline import client
+    from jackline.errors import Refused
+
+    if ctx.invoked_subcommand in LOCAL_ONLY:
+        raise Refused(client.local_only(f"jackline {ctx.invoked_subcommand}"))
+    # The commands call `api.VERB`; in remote mode that name is the server's client, which has
+    # the same verbs and answers with the same records, so a remote answer renders as a local one.
+    globals()["api"] = client.RemoteAPI.from_environment(server)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (loopback unless --public).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port (0: any free one).")] = 8700,
+    repos: Annotated[
+        list[Path] | None,
+        typer.Option("--repo", help="A repository to serve (repeatable; default: this one)."),
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="Allow a non-loopback --host (put HTTPS in front: tokens travel)."
+        ),
+    ] = False,
+) -> None:
+    """Serve the JSON API, the web page, Slack and GitHub endpoints and /metrics; work runs too."""
+    from jackline.server import serve as server
+
+    server.run(host, port, repos or [Path(".")], public, say=lambda m: out.print(m, markup=False))
+
+
+token_app = typer.Typer(
+    help="Tokens for the server (the API, the web page, --server), each with a role.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The person it is for: decisions carry this name.")],
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, reviewer, owner or admin.")
+    ] = "viewer",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a token; its secret is printed once and stored only as a digest."""
+    token, secret = api.token_create(name, role)
+    if as_json:
+        print(json.dumps({"id": token.id, "name": token.name, "role": token.role, "token": secret}))
+        return
+    out.print(f"Token {token.id} for {escape(token.name)} ({token.role}); shown once, keep it:")
+    print(secret)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """List tokens: id, person, role, when made and last used, revoked or not."""
+    from dataclasses import asdict
+
+    found = api.tokens()
+    if as_json:
+        print(json.dumps([asdict(t) for t in found], indent=2))
+        return
+    if not found:
+        out.print("No tokens yet: `jackline serve` makes the first admin token.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "name", "role", "age", "last used", ""):
+        table.add_column(col)
+    for t in found:
+        used = f"{_age(t.last_used)} ago" if t.last_used else "never"
+        mark = "[red]revoked[/]" if t.revoked else ""
+        table.add_row(t.id, escape(t.name), t.role, _age(t.created_at), used, mark)
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a token: it stops working at once."""
+    token = api.token_revoke(token_id)
+    out.print(f"Revoked {token.id} ({escape(token.name)}, {token.role}).")
 
 
 def main() -> None:

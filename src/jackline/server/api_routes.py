@@ -1,0 +1,422 @@
+"""The JSON API under `/api/`: the CLI's verbs over HTTP, each behind a bearer token with a role.
+
+Every route parses its input, calls one `api` function and answers JSON; who decides is the
+token's person (`principal.name`), never a name in the request body.
+
+Verbs that drive a workflow (approve, request changes, reject, release, go, abort, rollback)
+answer once the run or release rests again, as the CLI does: the client sees the outcome (merged,
+a refused merge back in review, awaiting go) in one round trip, and a refusal arrives as a 403
+rather than being lost in a background task. They run in FastAPI's thread pool (the routes are
+plain `def`), so a slow merge holds one worker thread, not the server. A new run is the
+exception: `POST /api/runs` answers 201 as soon as the run is queued; follow it with
+`GET /api/runs/{id}/events/stream` (server-sent events) or by polling.
+
+Repositories: a request may name `repo` (a path on the server); it must be one the server serves
+(`jackline serve --repo`). Without it, the server's only repository is meant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from jackline import api, auth
+from jackline import git as g
+from jackline.errors import NotFound, Refused
+from jackline.guard.audit import Event
+from jackline.models import FINAL, RESTING
+from jackline.server.deps import allowed
+
+router = APIRouter()
+Reader = Annotated[auth.Principal, Depends(allowed("read"))]
+Submitter = Annotated[auth.Principal, Depends(allowed("submit"))]
+Decider = Annotated[auth.Principal, Depends(allowed("decide"))]
+Releaser = Annotated[auth.Principal, Depends(allowed("release"))]
+Goer = Annotated[auth.Principal, Depends(allowed("go"))]
+Flagger = Annotated[auth.Principal, Depends(allowed("flags"))]
+RepoQuery = Annotated[
+    str | None, Query(description="A repository the server serves (default: its only one).")
+]
+STREAM_POLL = 0.5
+"""Seconds between looks at the audit log while a stream is open."""
+HEARTBEAT = 15.0
+"""Seconds of quiet after which a stream sends a comment, so proxies keep the connection."""
+
+
+# models -----------------------------------------------------------------------------------
+
+
+class RunOut(BaseModel):
+    """A run, as `jackline runs --json` prints it."""
+
+    id: str
+    task: str
+    status: str = Field(description="queued, running, awaiting_review, merging, merged, ...")
+    branch: str
+    rounds: int
+    handoff: str | None = Field(description="The handoff's path on the server.")
+    repo: str
+    agent: str
+    blueprint: str
+    submitted_by: str
+    base_sha: str | None
+    head_sha: str | None
+    merge_sha: str | None
+    workspace: str | None
+    reason: str
+    blocking: int = Field(description="Block-level findings: approval needs a [review] owner.")
+    warnings: int
+    spend_usd: float
+    tokens: int
+    created_at: float
+    updated_at: float
+
+
+class RunDetail(RunOut):
+    """A run with its rounds' check results, its latest findings and the handoff (markdown)."""
+
+    round_results: list[dict[str, Any]]
+    findings: list[dict[str, Any]]
+    handoff_markdown: str | None
+
+
+class EventOut(BaseModel):
+    """One audit log event (redacted); `intact` is false once the hash chain is broken."""
+
+    run_id: str
+    seq: int
+    ts: float
+    kind: str
+    data: dict[str, Any]
+    intact: bool
+
+
+class SubmitIn(BaseModel):
+    task: str = Field(description="What the agent should do.")
+    repo: str | None = Field(None, description="A repository the server serves.")
+    agent: str | None = Field(None, description="An agent of [agents.NAME] (default: default).")
+    blueprint: str | None = None
+    follow_up: str | None = Field(
+        None, description="A run whose release was rolled back: its failure joins the task."
+    )
+
+
+class DecisionIn(BaseModel):
+    message: str = Field("", description="A note; for request-changes, the agent's feedback.")
+
+
+class ReleaseIn(BaseModel):
+    repo: str | None = None
+    sha: str | None = Field(None, description="A commit of main (default: its tip).")
+    force: str | None = Field(None, description="Why a commit once rolled back goes again.")
+
+
+class RollbackIn(BaseModel):
+    repo: str | None = None
+    to: str | None = Field(None, description="The release to go back to (default: the one before).")
+
+
+class ReleaseOut(BaseModel):
+    """A release, as the ledger keeps it; with `probes` and `events` in the detail view."""
+
+    id: str
+    repo: str
+    sha: str
+    status: str
+    started_by: str
+    created_at: float
+    updated_at: float
+    previous_sha: str | None
+    go_by: str | None
+    author_kind: str
+    run_id: str | None
+    reason: str
+    promotable: bool
+    forced_reason: str
+    env: str
+    probes: list[dict[str, Any]] | None = None
+    events: list[dict[str, Any]] | None = None
+
+
+class FlagIn(BaseModel):
+    env: str = Field(description="An environment, or `default`.")
+    value: str | bool | int | float | dict[str, Any] | list[Any] = Field(
+        description="The new value: JSON, or text as `jackline flags set` takes it."
+    )
+    repo: str | None = None
+
+
+class WhoAmI(BaseModel):
+    name: str
+    role: str
+    via: str
+
+
+# runs -------------------------------------------------------------------------------------
+
+
+@router.get("/api/runs", tags=["runs"], response_model=list[RunOut])
+def list_runs(
+    who: Reader, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
+) -> list[dict[str, Any]]:
+    """Runs, newest first; `status` keeps one status."""
+    return [api.as_json(r) for r in api.runs(status, limit)]
+
+
+@router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)
+def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
+    """Queue a run and answer at once (201); the run goes on in the server's workers."""
+    repo = served_repo(request, body.repo)
+    run = api.submit(
+        body.task,
+        repo,
+        body.agent,
+        body.blueprint,
+        by=who.name,
+        wait=False,
+        follow_up=body.follow_up,
+    )
+    return api.as_json(run)
+
+
+@router.get("/api/runs/{run_id}", tags=["runs"], response_model=RunDetail)
+def show_run(run_id: str, who: Reader) -> dict[str, Any]:
+    """A run with its rounds, findings and the handoff as markdown."""
+    run = api.get(run_id)
+    return {
+        **api.as_json(run),
+        "round_results": api.rounds(run.id),
+        "findings": api.findings(run.id),
+        "handoff_markdown": api.handoff_text(run),
+    }
+
+
+@router.get("/api/runs/{run_id}/events", tags=["runs"], response_model=list[EventOut])
+def run_events(run_id: str, who: Reader, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
+    """The run's audit log after event number `after`."""
+    return [event_json(e) for e in api.events(run_id, after)]
+
+
+@router.get(
+    "/api/runs/{run_id}/events/stream",
+    tags=["runs"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    run_id: str,
+    request: Request,
+    who: Reader,
+    after: int = Query(0, ge=0),
+    until: Literal["rest", "final"] = "rest",
+) -> StreamingResponse:
+    """Server-sent events: each audit event (`id` is its number, `event` its kind, `data` the
+    event as JSON), live, until the run rests (`until=rest`: review, or an end) or ends
+    (`until=final`); then one `end` event with the status. `Last-Event-ID` resumes a stream."""
+    await run_in_threadpool(api.get, run_id)  # an unknown run is a 404, not an empty stream
+    resume = request.headers.get("last-event-id", "")
+    start = int(resume) if resume.isdigit() else after
+    stop = RESTING if until == "rest" else FINAL
+    return StreamingResponse(
+        _sse(request, run_id, start, stop),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _sse(
+    request: Request, run_id: str, seen: int, stop: frozenset[str]
+) -> AsyncIterator[str]:
+    quiet = 0.0
+    while not await request.is_disconnected():
+        # The status is read before the events, so events written just before the run came to
+        # rest are sent before the end.
+        status = (await run_in_threadpool(api.get, run_id)).status
+        for event in await run_in_threadpool(api.events, run_id, seen):
+            seen = event.seq
+            quiet = 0.0
+            yield f"id: {event.seq}\nevent: {event.kind}\ndata: {json.dumps(event_json(event))}\n\n"
+        if status in stop:
+            yield f"event: end\ndata: {json.dumps({'run_id': run_id, 'status': status})}\n\n"
+            return
+        if quiet >= HEARTBEAT:
+            quiet = 0.0
+            yield ": waiting\n\n"
+        await asyncio.sleep(STREAM_POLL)
+        quiet += STREAM_POLL
+
+
+@router.post("/api/runs/{run_id}/approve", tags=["review"], response_model=RunOut)
+def approve(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
+    """Approve as the token's person; answers when the run rests (merged, or back in review
+    with the merge's refusal as its reason)."""
+    return api.as_json(api.approve(run_id, who.name, body.message))
+
+
+@router.post("/api/runs/{run_id}/request-changes", tags=["review"], response_model=RunOut)
+def request_changes(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
+    """Send the run back to the agent with `message` as feedback; answers when it rests."""
+    return api.as_json(api.request_changes(run_id, body.message, who.name))
+
+
+@router.post("/api/runs/{run_id}/reject", tags=["review"], response_model=RunOut)
+def reject(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
+    """Reject: nothing is merged."""
+    return api.as_json(api.reject(run_id, who.name, body.message))
+
+
+# releases ---------------------------------------------------------------------------------
+
+
+@router.get("/api/releases", tags=["releases"], response_model=list[ReleaseOut])
+def list_releases(
+    request: Request,
+    who: Reader,
+    repo: RepoQuery = None,
+    limit: int = Query(100, ge=1, le=1000),
+) -> list[dict[str, Any]]:
+    """The release ledger, newest first (every repository's, unless `repo` is given)."""
+    root = served_repo(request, repo) if repo else None
+    return [api.release_as_json(r) for r in api.releases(root, limit)]
+
+
+@router.get("/api/releases/{release_id}", tags=["releases"], response_model=ReleaseOut)
+def show_release(release_id: str, who: Reader) -> dict[str, Any]:
+    """A release with its probes and its ledger events."""
+    return api.release_as_json(api.release_get(release_id), detail=True)
+
+
+@router.post("/api/releases", tags=["releases"], status_code=201, response_model=ReleaseOut)
+def start_release(body: ReleaseIn, request: Request, who: Releaser) -> dict[str, Any]:
+    """Start a release; answers when it waits for a person's go or has ended."""
+    repo = served_repo(request, body.repo)
+    return api.release_as_json(api.release(repo, body.sha, by=who.name, force=body.force))
+
+
+@router.post("/api/releases/{release_id}/go", tags=["releases"], response_model=ReleaseOut)
+def go(release_id: str, who: Goer) -> dict[str, Any]:
+    """Say go as the token's person; answers when the release rests again."""
+    return api.release_as_json(api.go(release_id, who.name))
+
+
+@router.post("/api/releases/{release_id}/abort", tags=["releases"], response_model=ReleaseOut)
+def abort(release_id: str, who: Goer) -> dict[str, Any]:
+    """Stop a release at its wait."""
+    return api.release_as_json(api.abort(release_id, who.name))
+
+
+@router.post("/api/rollback", tags=["releases"], response_model=ReleaseOut)
+def rollback(body: RollbackIn, request: Request, who: Releaser) -> dict[str, Any]:
+    """Put production back to the release before (or `to`); answers with the release rolled back."""
+    repo = served_repo(request, body.repo)
+    return api.release_as_json(api.rollback(repo, body.to, who.name))
+
+
+# flags ------------------------------------------------------------------------------------
+
+
+@router.get("/api/flags", tags=["flags"])
+def list_flags(
+    request: Request, who: Reader, env: str | None = None, repo: RepoQuery = None
+) -> dict[str, Any]:
+    """The flags with the value in force per environment, owner, expiry."""
+    return api.flags_list(served_repo(request, repo), env)
+
+
+@router.post("/api/flags/{name}", tags=["flags"])
+def set_flag(name: str, body: FlagIn, request: Request, who: Flagger) -> dict[str, Any]:
+    """Set a flag in one environment (written to flags.toml on the server, audited). A protected
+    flag needs a token of role owner, and then its owner or one of [review] owners by name."""
+    repo = served_repo(request, body.repo)
+    if _protected(repo, name):
+        auth.require(who, "protected_flags")
+    value = body.value if isinstance(body.value, str) else json.dumps(body.value)
+    return api.set_flag(repo, name, value, body.env, who.name)
+
+
+def _protected(repo: Path, name: str) -> bool:
+    flags = api.flags_list(repo)["flags"]
+    return any(f["name"] == name and f["protected"] for f in flags)
+
+
+@router.get("/flags/{env}", tags=["flags"])
+def flag_values(env: str, request: Request, who: Reader, repo: RepoQuery = None) -> dict[str, Any]:
+    """What `jackline.flags.OpenFeatureProvider(env, url=..., token=...)` reads: the values in
+    force in `env`, and which of them are the default. Needs a token (viewer is enough)."""
+    from jackline import config as cfg
+    from jackline import flags
+
+    root = served_repo(request, repo)
+    config = cfg.load(root)
+    flags.check_env(env, config)
+    return flags.payload(flags.load(root, config), env)
+
+
+# the rest ---------------------------------------------------------------------------------
+
+
+@router.get("/api/health", tags=["health"])
+def health(request: Request, who: Reader, repo: RepoQuery = None) -> dict[str, Any]:
+    """The morning report (as `jackline health --json`)."""
+    from jackline.health import render
+
+    return render.to_dict(api.health(served_repo(request, repo)))
+
+
+@router.get("/api/pool", tags=["health"])
+def pool(request: Request, who: Reader, repo: RepoQuery = None) -> dict[str, Any]:
+    """Snapshots and warm workspaces of the repository."""
+    return api.pool_status(served_repo(request, repo))
+
+
+@router.get("/api/whoami", tags=["auth"], response_model=WhoAmI)
+def whoami(who: Reader) -> dict[str, str]:
+    """The person and role the token stands for."""
+    return {"name": who.name, "role": who.role, "via": who.via}
+
+
+# helpers ----------------------------------------------------------------------------------
+
+
+def served_repo(request: Request, repo: str | None) -> Path:
+    """The repository a request means: one the server serves, or its only one by default."""
+    served: tuple[Path, ...] = request.app.state.settings.repos
+    if repo is None:
+        if len(served) == 1:
+            return served[0]
+        if not served:
+            raise Refused("this server serves no repository; start it with `--repo PATH`")
+        raise Refused(f"name the repository (`repo`): this server serves {_names(served)}")
+    try:
+        wanted = g.toplevel(Path(repo)).resolve()
+    except Exception:
+        raise NotFound(
+            f"{repo!r} is not a repository this server serves: {_names(served)}"
+        ) from None
+    for root in served:
+        if root.resolve() == wanted:
+            return root
+    raise Refused(f"{repo!r} is not a repository this server serves: {_names(served)}")
+
+
+def _names(repos: tuple[Path, ...]) -> str:
+    return ", ".join(str(r) for r in repos) or "none"
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {
+        "run_id": e.run_id,
+        "seq": e.seq,
+        "ts": e.ts,
+        "kind": e.kind,
+        "data": e.data,
+        "intact": e.intact,
+    }
