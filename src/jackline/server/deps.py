@@ -59,7 +59,11 @@ def allowed(action: str) -> Callable[..., auth.Principal]:
 
     def check(request: Request, who: Who) -> auth.Principal:
         if who is None:
-            raise HTTPException(401, "sign in: this needs a token (`Authorization: Bearer TOKEN`)")
+            raise HTTPException(
+                401,
+                "sign in: this needs a token (`Authorization: Bearer TOKEN`)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
         if not who.may(action):
             raise HTTPException(
                 403, f"{who.name} is a {who.role}; this needs the {auth.ACTIONS[action]} role"
