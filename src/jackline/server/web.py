@@ -1,0 +1,587 @@
+"""The web page: runs, a run (live log, handoff, diff, findings, the decision), releases (probes,
+go), flags and the health report, server-rendered with Jinja2 and working without JavaScript.
+
+Every page needs a signed-in person (a token, kept in the HttpOnly SameSite=Strict session
+cookie); every form carries the session's CSRF token, and every POST checks the role on the
+server (`deps.allowed`): a disabled button is a courtesy, not the check. Each route parses its
+input, calls one `api` verb with `by=` the person signed in, and renders the answer; a decision
+redirects back to the page it came from (POST-redirect-GET).
+
+Agent-written text (the task, the handoff, the diff, the log) is never trusted as HTML: Jinja2
+escapes everything, markdown-it renders the handoff with raw HTML off, pygments escapes the diff,
+and the live log's script writes text nodes only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import jinja2
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
+from pygments.lexers import DiffLexer
+
+from jackline import api, auth
+from jackline import git as g
+from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
+from jackline.guard.audit import Event
+from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, Run
+from jackline.server import deps
+from jackline.store import Store
+
+router = APIRouter(include_in_schema=False)
+
+HERE = Path(__file__).parent
+STATIC = {"web.css": "text/css", "live.js": "text/javascript"}
+"""The only files served from `static/`, by name: nothing else there is reachable."""
+RUN_STATUSES = (
+    "queued",
+    "running",
+    "awaiting_review",
+    "merging",
+    "rejecting",
+    "merged",
+    "rejected",
+    "failed",
+    "blocked",
+    "over_budget",
+)
+MAX_DIFF = 400_000
+"""Characters of diff rendered; a bigger change is cut, with the git command to see it all."""
+POLL = 0.4
+"""Seconds between looks at the audit log while a live page watches a run."""
+HEADERS = {
+    # Scripts and styles come only from this server (no inline script), and no other site may
+    # frame the page: a framed approve button is a click someone else chose.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+# who is asking ----------------------------------------------------------------------------
+
+
+def reader(request: Request, who: deps.Who) -> auth.Principal:
+    """The person signed in, who may read; without a session, to the sign-in page and back."""
+    if who is None:
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise HTTPException(303, "sign in", headers={"Location": f"/signin?next={quote(target)}"})
+    if not who.may("read"):
+        raise HTTPException(403, f"{who.name} is a {who.role}; reading needs the viewer role")
+    return who
+
+
+Reader = Annotated[auth.Principal, Depends(reader)]
+Decider = Annotated[auth.Principal, Depends(deps.allowed("decide"))]
+Goer = Annotated[auth.Principal, Depends(deps.allowed("go"))]
+Releaser = Annotated[auth.Principal, Depends(deps.allowed("release"))]
+Submitter = Annotated[auth.Principal, Depends(deps.allowed("submit"))]
+Csrf = Annotated[str, Form()]
+
+
+# rendering --------------------------------------------------------------------------------
+
+
+@cache
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(age=age, when=when, short=short)
+    env.globals.update(may=auth.allows)
+    return env
+
+
+def page(
+    request: Request, name: str, who: auth.Principal | None, code: int = 200, **context: Any
+) -> Response:
+    html = (
+        environment()
+        .get_template(name)
+        .render(
+            request=request,
+            who=who,
+            csrf=deps.csrf_token(request),
+            path=request.url.path,
+            **context,
+        )
+    )
+    return Response(html, status_code=code, media_type="text/html", headers=HEADERS)
+
+
+def back(url: str) -> RedirectResponse:
+    return RedirectResponse(url, status_code=303, headers=HEADERS)
+
+
+def age(ts: float) -> str:
+    s = int(max(time.time() - ts, 0))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"
+
+
+def when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def short(text: str, n: int = 90) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@cache
+def markdown() -> MarkdownIt:
+    # The handoff holds agent-written text: raw HTML in it is shown as text, never rendered,
+    # and markdown-it refuses javascript: and data: links on its own.
+    return MarkdownIt("commonmark", {"html": False}).enable("table").enable("strikethrough")
+
+
+def render_markdown(text: str) -> Markup:
+    return Markup(markdown().render(text))  # noqa: S704 - html is off: the output is escaped
+
+
+def render_diff(text: str) -> Markup:
+    formatter = HtmlFormatter(cssclass="diff", nowrap=False)
+    return Markup(highlight(text, DiffLexer(), formatter))  # noqa: S704 - pygments escapes
+
+
+# sign in ----------------------------------------------------------------------------------
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return back("/runs")
+
+
+@router.get("/signin")
+def signin_page(request: Request, next: str = "/runs") -> Response:
+    return page(request, "signin.html", None, next=safe_next(next), error="")
+
+
+@router.post("/signin")
+def signin(request: Request, token: Annotated[str, Form()], next: str = Form("/runs")) -> Response:
+    s = Store()
+    try:
+        who = auth.verify(s, token)
+    finally:
+        s.close()
+    if who is None:
+        error = "That token is unknown or revoked. Ask an admin for one (`jackline token create`)."
+        return page(request, "signin.html", None, 401, next=safe_next(next), error=error)
+    response = back(safe_next(next))
+    settings = request.app.state.settings
+    response.set_cookie(
+        deps.COOKIE,
+        token.strip(),
+        httponly=True,
+        samesite="strict",
+        secure=settings.secure_cookies,
+        path="/",
+    )
+    return response
+
+
+@router.post("/signout")
+def signout(request: Request, who: Reader, csrf: Csrf = "") -> Response:
+    deps.check_csrf(request, csrf)
+    response = back("/signin")
+    response.delete_cookie(deps.COOKIE, path="/")
+    return response
+
+
+def safe_next(target: str) -> str:
+    """Only a path on this server: `//evil.example` or `https://...` would send a person away."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/runs"
+
+
+@router.get("/static/{name}")
+def static(name: str) -> FileResponse:
+    if name not in STATIC:
+        raise HTTPException(404, f"no static file {name!r}")
+    return FileResponse(HERE / "static" / name, media_type=STATIC[name])
+
+
+# runs -------------------------------------------------------------------------------------
+
+
+@router.get("/runs")
+def runs_page(request: Request, who: Reader, status: str = "") -> Response:
+    if status and status not in RUN_STATUSES:
+        raise HTTPException(422, f"status={status!r} is not a run status; one of {RUN_STATUSES}")
+    found = api.runs(status or None, limit=200)
+    return page(
+        request,
+        "runs.html",
+        who,
+        runs=found,
+        status=status,
+        statuses=RUN_STATUSES,
+        repos=repos(request),
+        live=any(r.status not in RESTING for r in found),
+    )
+
+
+@router.post("/runs")
+def submit(
+    request: Request,
+    who: Submitter,
+    task: Annotated[str, Form()],
+    repo: Annotated[int, Form()] = 0,
+    csrf: Csrf = "",
+) -> Response:
+    deps.check_csrf(request, csrf)
+    roots = repos(request)
+    if not 0 <= repo < len(roots):
+        raise HTTPException(422, f"repo={repo} is not one of this server's {len(roots)} repos")
+    try:
+        run = api.submit(task, roots[repo], by=who.name, wait=False)
+    except JacklineError as e:
+        return runs_refused(request, who, e)
+    return back(f"/runs/{run.id}")
+
+
+def runs_refused(request: Request, who: auth.Principal, error: JacklineError) -> Response:
+    found = api.runs(None, limit=200)
+    return page(
+        request,
+        "runs.html",
+        who,
+        403 if isinstance(error, Refused) else 422,
+        runs=found,
+        status="",
+        statuses=RUN_STATUSES,
+        repos=repos(request),
+        live=False,
+        error=str(error),
+    )
+
+
+def repos(request: Request) -> tuple[Path, ...]:
+    return tuple(request.app.state.settings.repos)
+
+
+@router.get("/runs/{run_id}")
+def run_page(request: Request, run_id: str, who: Reader) -> Response:
+    try:
+        run = api.get(run_id)
+    except NotFound as e:
+        return page(request, "missing.html", who, 404, message=str(e), back="/runs")
+    return render_run(request, run, who)
+
+
+def render_run(
+    request: Request, run: Run, who: auth.Principal, error: str = "", status: int = 200
+) -> Response:
+    found = api.findings(run.id)
+    handoff = api.handoff_text(run)
+    events = api.events(run.id)
+    return page(
+        request,
+        "run.html",
+        who,
+        status,
+        run=run,
+        error=error,
+        rounds=api.rounds(run.id),
+        findings=found,
+        handoff=render_markdown(handoff) if handoff else None,
+        diff=run_diff(run),
+        events=[event_json(e) for e in events],
+        last=max((e.seq for e in events), default=0),
+        final=run.status in FINAL,
+        resting=run.status in RESTING,
+        can_decide=who.may("decide"),
+    )
+
+
+def run_diff(run: Run) -> dict[str, Any] | None:
+    """The change the run made: base to the agent's commit, pygments-coloured (None before it
+    has a commit)."""
+    if not run.base_sha or not run.head_sha:
+        return None
+    command = f"git diff {run.base_sha[:10]} {run.head_sha[:10]}"
+    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
+    try:
+        text = g.git(Path(run.repo), *args, run.base_sha, run.head_sha, strip=False)
+    except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
+        return {"command": command, "html": None, "error": f"cannot show the diff: {e}"}
+    cut = len(text) > MAX_DIFF
+    return {
+        "command": command,
+        "html": render_diff(text[:MAX_DIFF]),
+        "error": f"cut at {MAX_DIFF} characters; run `{command}` in {run.repo}" if cut else "",
+    }
+
+
+DECISIONS: dict[str, Callable[[str, str, str], Run]] = {
+    "approve": lambda run_id, by, text: api.approve(run_id, by=by, message=text),
+    "request-changes": lambda run_id, by, text: api.request_changes(run_id, text, by=by),
+    "reject": lambda run_id, by, text: api.reject(run_id, by=by, message=text),
+}
+
+
+@router.post("/runs/{run_id}/{decision}")
+def decide(
+    request: Request,
+    run_id: str,
+    decision: str,
+    who: Decider,
+    message: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
+) -> Response:
+    deps.check_csrf(request, csrf)
+    if decision not in DECISIONS:
+        raise HTTPException(404, f"no decision {decision!r}; one of {', '.join(DECISIONS)}")
+    try:
+        # Blocks until the run rests again (merged, rejected, back in review): this is a sync
+        # route, so FastAPI runs it in its threadpool and the server keeps serving.
+        DECISIONS[decision](run_id, who.name, message)
+    except Refused as e:
+        return render_run(request, api.get(run_id), who, str(e), 403)
+    return back(f"/runs/{run_id}")
+
+
+# the live log -----------------------------------------------------------------------------
+
+
+@router.get("/runs/{run_id}/live")
+async def run_live(request: Request, run_id: str, who: Reader, after: int = 0) -> Response:
+    """Server-sent events: `audit` for each new event of the run's log (its `id` is the seq,
+    so a reconnecting browser resumes where it was), `status` when the status changes, `end`
+    once the run is final."""
+    run = await run_in_threadpool(api.get, run_id)
+    resume = request.headers.get("last-event-id", "")
+    start = int(resume) if resume.isdigit() else after
+    return StreamingResponse(
+        watch(request, run.id, start),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+async def watch(request: Request, run_id: str, after: int) -> AsyncIterator[str]:
+    last, status = after, ""
+    while not await request.is_disconnected():
+        for event in await run_in_threadpool(api.events, run_id, last):
+            last = event.seq
+            yield sse("audit", json.dumps(event_json(event)), event.seq)
+        run = await run_in_threadpool(api.get, run_id)
+        if run.status != status:
+            status = run.status
+            yield sse("status", json.dumps({"status": status, "reason": run.reason}))
+        if status in FINAL:
+            yield sse("end", json.dumps({"status": status}))
+            return
+        await asyncio.sleep(POLL)
+
+
+def sse(kind: str, data: str, seq: int | None = None) -> str:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {kind}\ndata: {data}\n\n"
+
+
+def event_json(e: Event) -> dict[str, Any]:
+    return {
+        "seq": e.seq,
+        "time": time.strftime("%H:%M:%S", time.localtime(e.ts)),
+        "kind": e.kind,
+        "line": describe(e),
+        "intact": e.intact,
+    }
+
+
+def describe(e: Event) -> str:
+    """One line a person reads; the event's data, shortened, where there is no better one."""
+    d = e.data
+    try:
+        line = DESCRIBE[e.kind](d) if e.kind in DESCRIBE else None
+    except (KeyError, TypeError, ValueError):
+        line = None
+    return line if line is not None else short(json.dumps(d, sort_keys=True), 200)
+
+
+def _command(d: dict[str, Any]) -> str | None:
+    step = str(d.get("step", ""))
+    if step == "agent":
+        return f"round {d['round']}: agent exited {d['exit_code']} after {d['duration']:.1f}s"
+    if step.startswith("check:"):
+        mark = "pass" if d["exit_code"] == 0 else "FAIL"
+        return f"check {step[6:]} {mark} ({d['duration']:.1f}s)"
+    if step == "setup":
+        return f"set-up `{short(d['command'], 60)}` exited {d['exit_code']}"
+    return None
+
+
+DESCRIBE: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    "submitted": lambda d: f"submitted by {d['by']}: {short(d['task'], 120)}",
+    "workspace": lambda d: (
+        f"workspace ready on {d['branch']} ({d['method']}, sandbox {d.get('sandbox', 'none')})"
+    ),
+    "warning": lambda d: f"warning: {d['message']}",
+    "hydrate": lambda d: f"round {d['round']}: brief with {len(d['rules'])} rule(s)",
+    "command": _command,
+    "scope": lambda d: (
+        f"round {d['round']}: reverted out-of-scope writes: {', '.join(d['reverted'])}"
+    ),
+    "round": lambda d: f"round {d['round']}: checks {'passed' if d['passed'] else 'failed'}",
+    "scan": lambda d: f"scan: {d['blocking']} block, {d['warnings']} warn",
+    "commit": lambda d: f"commit {d['sha'][:10]}",
+    "publish": lambda d: f"publish {d['branch']}",
+    "handoff": lambda d: f"handoff: {d['outcome']}",
+    "decision": lambda d: (
+        f"review: {d['decision'].replace('_', ' ')} by {d['by']}"
+        + (f": {short(d['message'], 120)}" if d.get("message") else "")
+    ),
+    "merge": lambda d: f"merge {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}",
+    "agent.usage": lambda d: (
+        f"round {d['round']}: used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
+    ),
+    "step": lambda d: f"step {d['step']}" + (f" (round {d['round']})" if "round" in d else ""),
+    "cleanup": lambda d: f"workspace removed: {d['removed']}",
+    # the release ledger
+    "release.gate": lambda d: (
+        "gate passed" if d["ok"] else f"gate refused: {'; '.join(map(str, d['problems']))}"
+    ),
+    "release.deploy": lambda d: (
+        f"{d['env']}: `{short(d['command'], 60)}` exited {d['exit_code']} ({d['duration']:.1f}s)"
+    ),
+    "release.rollback": lambda d: (
+        f"{d['env']}: rollback `{short(d['command'], 60)}` exited {d['exit_code']}"
+    ),
+    "release.probe": lambda d: f"{d['env']}: {d['name']} {d['outcome']}: {short(d['detail'], 120)}",
+    "release.live": lambda d: f"{d['env']}: live at {d['sha'][:10]}",
+    "release.waiting": lambda d: f"{d['env']}: {d['status'].replace('_', ' ')}: {d['why']}",
+    "release.go": lambda d: f"go by {d['by']} for {d['env']}",
+    "release.go_refused": lambda d: f"go refused for {d['by']}: {d['reason']}",
+    "release.abort": lambda d: f"aborted by {d['by']} at {d['env']}",
+    "release.promoted": lambda d: f"{d['branch']} moved to {d['sha'][:10]}",
+    "release.soak": lambda d: f"{d['env']}: soaking {d['seconds']}s",
+    "release.rolled_back": lambda d: (
+        f"{d['env']}: rolled back to {(d['to'] or '-')[:10]}: {d['reason']}"
+    ),
+    "release.finished": lambda d: (
+        f"finished {d['outcome']}" + (f": {d['reason']}" if d.get("reason") else "")
+    ),
+}
+
+
+# releases ---------------------------------------------------------------------------------
+
+
+@router.get("/releases")
+def releases_page(request: Request, who: Reader) -> Response:
+    found = api.releases(limit=200)
+    return page(request, "releases.html", who, releases=found, repos=repos(request), error="")
+
+
+@router.post("/releases")
+def start_release(
+    request: Request, who: Releaser, repo: Annotated[int, Form()] = 0, csrf: Csrf = ""
+) -> Response:
+    deps.check_csrf(request, csrf)
+    roots = repos(request)
+    if not 0 <= repo < len(roots):
+        raise HTTPException(422, f"repo={repo} is not one of this server's {len(roots)} repos")
+    try:
+        # Drives the release until it waits for a go or ends (staging's deploy and probes).
+        rel = api.release(roots[repo], by=who.name)
+    except JacklineError as e:
+        found = api.releases(limit=200)
+        return page(request, "releases.html", who, 403, releases=found, repos=roots, error=str(e))
+    return back(f"/releases/{rel.id}")
+
+
+@router.get("/releases/{release_id}")
+def release_page(request: Request, release_id: str, who: Reader) -> Response:
+    try:
+        return render_release(request, release_id, who)
+    except NotFound as e:
+        return page(request, "missing.html", who, 404, message=str(e), back="/releases")
+
+
+def render_release(
+    request: Request, release_id: str, who: auth.Principal, error: str = "", status: int = 200
+) -> Response:
+    rel = api.release_get(release_id)
+    events = [e for e in api.release_events(rel.id) if e.kind != "release.started"]
+    final = rel.status in RELEASE_FINAL
+    return page(
+        request,
+        "release.html",
+        who,
+        status,
+        rel=rel,
+        probes=api.release_probes(rel.id),
+        events=[event_json(e) for e in events],
+        waits=rel.status in RELEASE_WAITS,
+        # Without a script the page follows the release by reloading: often while it moves,
+        # now and then while it waits for a person (someone else may say go).
+        refresh=None if final else (10 if rel.status in RELEASE_WAITS else 2),
+        error=error,
+    )
+
+
+RELEASE_ACTIONS: dict[str, Callable[[str, str], Any]] = {
+    "go": lambda release_id, by: api.go(release_id, by=by),
+    "abort": lambda release_id, by: api.abort(release_id, by=by),
+}
+
+
+@router.post("/releases/{release_id}/{action}")
+def release_action(
+    request: Request, release_id: str, action: str, who: Goer, csrf: Csrf = ""
+) -> Response:
+    deps.check_csrf(request, csrf)
+    if action not in RELEASE_ACTIONS:
+        raise HTTPException(404, f"no release action {action!r}; one of go, abort")
+    try:
+        RELEASE_ACTIONS[action](release_id, who.name)
+    except Refused as e:
+        return render_release(request, release_id, who, str(e), 403)
+    return back(f"/releases/{release_id}")
+
+
+# flags and health -------------------------------------------------------------------------
+
+
+@router.get("/flags")
+def flags_page(request: Request, who: Reader, env: str = "") -> Response:
+    listed = []
+    for root in repos(request):
+        try:
+            listed.append({"repo": root, "flags": api.flags_list(root, env or None), "error": ""})
+        except JacklineError as e:
+            listed.append({"repo": root, "flags": None, "error": str(e)})
+    return page(request, "flags.html", who, listed=listed, env=env)
+
+
+@router.get("/health")
+def health_page(request: Request, who: Reader) -> Response:
+    reports = []
+    for root in repos(request):
+        try:
+            reports.append({"repo": root, "report": api.health(root), "error": ""})
+        except JacklineError as e:
+            reports.append({"repo": root, "report": None, "error": str(e)})
+    return page(request, "health.html", who, reports=reports)

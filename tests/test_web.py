@@ -1,0 +1,382 @@
+"""The web page against a real server: uvicorn in its own process on a free loopback port, a real
+project (git, the scripted agent, DBOS on SQLite), real HTTP with httpx. One server serves the
+whole module; each test that decides makes its own run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Project, unmount_under
+
+from jackline import auth
+from jackline.server import deps
+from jackline.store import Store
+from jackline.testing import Replace, Round, ScriptedAgent
+
+HOSTILE = "<script>alert('handoff')</script>"
+FIX = Round(
+    edits={"calc.py": Replace("a - b", "a + b")},
+    message="fixed add",
+    notes=f"- Assumed add means +. {HOSTILE}\n",
+)
+# Both environments "deploy" with `true` and are probed at the Jackline server itself: real
+# probes over HTTP, with nothing else to start.
+RELEASE = """
+[release.environments.staging]
+deploy = "true"
+url = "{url}"
+health = "/signin"
+smoke = ["GET /signin 200 contains 'Sign in'"]
+
+[release.environments.production]
+deploy = "true"
+url = "{url}"
+health = "/signin"
+smoke = ["GET /signin 200 contains 'Sign in'"]
+requires_go = true
+"""
+FLAGS = """\
+[flags.new-checkout]
+description = "One-page checkout"
+owner = "alice"
+expires = 2099-06-30
+
+[flags.new-checkout.values]
+staging = true
+production = false
+
+[flags.page-size]
+owner = "bob"
+expires = 2020-01-31
+values = { default = 20, staging = 50 }
+"""
+SERVE = """
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from jackline.server import Settings, create_app
+
+app = create_app(Settings(repos=(Path(sys.argv[1]),)))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Site:
+    """A running server over a project, and a token per person."""
+
+    project: Project
+    url: str
+    tokens: dict[str, str]
+    process: subprocess.Popen[bytes]
+
+    @contextmanager
+    def client(self, who: str | None = None) -> Iterator[httpx.Client]:
+        """A client signed in through the page itself (the session cookie), or no one's."""
+        with httpx.Client(base_url=self.url, timeout=60, follow_redirects=False) as client:
+            if who is not None:
+                r = client.post("/signin", data={"token": self.tokens[who], "next": "/runs"})
+                assert r.status_code == 303, r.text
+            yield client
+
+    def submit(self, task: str = "Fix add") -> str:
+        """Start a run from the page as alice; its id."""
+        with self.client("alice") as c:
+            r = c.post("/runs", data={"task": task, "repo": "0", "csrf": csrf(c, "/runs")})
+            assert r.status_code == 303, r.text
+            return str(r.headers["location"]).rsplit("/", 1)[-1]
+
+    def wait(self, run_id: str, *statuses: str, timeout: float = 60) -> str:
+        end = time.monotonic() + timeout
+        status = ""
+        while time.monotonic() < end:
+            status = Store().get_run(run_id).status
+            if status in statuses:
+                return status
+            time.sleep(0.2)
+        raise AssertionError(f"{run_id} is {status}, not {statuses}, after {timeout}s")
+
+
+def csrf(client: httpx.Client, path: str) -> str:
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', client.get(path).text)
+    assert found, f"no CSRF token on {path}"
+    return found.group(1)
+
+
+def start_site(root: Path, agent: ScriptedAgent) -> Site:
+    """A project, tokens for alice and bob (reviewers) and vera (a viewer), and its server."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    project = Project(root, root / "home")
+    project.create(agent, extra=RELEASE.format(url=url), files={"flags.toml": FLAGS})
+    os.environ["JACKLINE_HOME"] = str(project.home)
+    store = Store()
+    tokens = {
+        name: auth.create_token(store, name, role)[1]
+        for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("vera", "viewer"))
+    }
+    store.close()
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(project.repo), str(port)], env=project.env
+    )
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        try:
+            if httpx.get(f"{url}/signin", timeout=2).status_code == 200:
+                return Site(project, url, tokens, process)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"the server did not answer on {url} within 20s")
+
+
+def stop_site(site: Site) -> None:
+    site.process.send_signal(signal.SIGTERM)
+    try:
+        site.process.wait(2)
+    except subprocess.TimeoutExpired:
+        site.process.kill()  # a stream left open or a workflow thread waiting for review
+        site.process.wait(5)
+    unmount_under(site.project.root)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    before = os.environ.get("JACKLINE_HOME")
+    s = start_site(tmp_path_factory.mktemp("web"), ScriptedAgent([FIX]))
+    yield s
+    stop_site(s)
+    if before is None:
+        os.environ.pop("JACKLINE_HOME", None)
+    else:
+        os.environ["JACKLINE_HOME"] = before
+
+
+@pytest.fixture(scope="module")
+def reviewed(site: Site) -> str:
+    """A run that reached review (nobody decides it: tests only read it)."""
+    run_id = site.submit("Fix add so that add(2, 3) == 5")
+    site.wait(run_id, "awaiting_review")
+    return run_id
+
+
+# signing in -------------------------------------------------------------------------------
+
+
+def test_pages_send_a_person_without_a_session_to_sign_in(site: Site) -> None:
+    with site.client() as c:
+        for path in ("/runs", "/releases", "/flags", "/health", "/runs/run-x?a=1"):
+            r = c.get(path)
+            assert r.status_code == 303
+            assert r.headers["location"].startswith("/signin?next=")
+        assert c.get("/runs/run-x/live").status_code == 303
+
+
+def test_signin_sets_an_httponly_strict_cookie_and_signout_clears_it(site: Site) -> None:
+    with site.client() as c:
+        r = c.post("/signin", data={"token": site.tokens["alice"], "next": "/flags"})
+        assert r.status_code == 303 and r.headers["location"] == "/flags"
+        cookie = r.headers["set-cookie"]
+        assert cookie.startswith(f"{deps.COOKIE}=")
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+        page = c.get("/runs")
+        assert page.status_code == 200 and "alice" in page.text and "reviewer" in page.text
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        r = c.post("/signout", data={"csrf": csrf(c, "/runs")})
+        assert r.status_code == 303 and r.headers["location"] == "/signin"
+        assert c.get("/runs").status_code == 303
+
+
+def test_signin_with_an_unknown_token_is_refused_and_sets_no_cookie(site: Site) -> None:
+    with site.client() as c:
+        r = c.post("/signin", data={"token": "jl_nope_nope"})
+        assert r.status_code == 401
+        assert "unknown or revoked" in r.text
+        assert "set-cookie" not in r.headers
+
+
+def test_signin_sends_a_person_back_only_to_a_page_of_this_server(site: Site) -> None:
+    with site.client() as c:
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            r = c.post("/signin", data={"token": site.tokens["vera"], "next": target})
+            assert r.headers["location"] == "/runs"
+
+
+# runs -------------------------------------------------------------------------------------
+
+
+def test_run_page_shows_the_handoff_escaped_and_the_diff_coloured(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("bob") as c:
+        page = c.get(f"/runs/{reviewed}").text
+    assert "awaiting review" in page
+    assert "Assumed add means +." in page
+    # Agent-written HTML in the handoff is text on the page, never markup.
+    assert HOSTILE not in page
+    assert "&lt;script&gt;alert(" in page
+    assert '<div class="diff">' in page
+    assert '<span class="gd">-    return a - b' in page
+    assert '<span class="gi">+    return a + b' in page
+    assert 'id="approve"' in page and "disabled" not in page.split('id="approve"')[1][:20]
+
+
+def test_runs_list_filters_by_status(site: Site, reviewed: str) -> None:
+    with site.client("vera") as c:
+        assert reviewed in c.get("/runs", params={"status": "awaiting_review"}).text
+        assert reviewed not in c.get("/runs", params={"status": "merged"}).text
+        assert c.get("/runs", params={"status": "bogus"}).status_code == 422
+
+
+def test_viewer_sees_the_buttons_disabled_and_a_forged_post_is_refused(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("vera") as c:
+        page = c.get(f"/runs/{reviewed}").text
+        assert "deciding needs the reviewer role" in page
+        assert 'id="approve" disabled' in page
+        token = csrf(c, f"/runs/{reviewed}")
+        for decision in ("approve", "reject", "request-changes"):
+            r = c.post(f"/runs/{reviewed}/{decision}", data={"csrf": token, "message": "x"})
+            assert r.status_code == 403
+            assert "vera is a viewer" in r.text
+    assert Store().get_run(reviewed).status == "awaiting_review"
+
+
+def test_a_decision_without_the_sessions_csrf_token_is_refused(site: Site, reviewed: str) -> None:
+    with site.client("bob") as c:
+        assert c.post(f"/runs/{reviewed}/reject").status_code == 403
+        r = c.post(f"/runs/{reviewed}/reject", data={"csrf": "0" * 64})
+        assert r.status_code == 403 and "CSRF" in r.text
+    assert Store().get_run(reviewed).status == "awaiting_review"
+
+
+def test_request_changes_without_words_is_refused_on_the_page(site: Site, reviewed: str) -> None:
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{reviewed}")
+        r = c.post(f"/runs/{reviewed}/request-changes", data={"csrf": token, "message": " "})
+        assert r.status_code == 403
+        assert "say what should change" in r.text
+        assert 'role="alert"' in r.text
+
+
+def test_reject_from_the_page_records_who_and_redirects_back(site: Site) -> None:
+    run_id = site.submit("Fix add, to be rejected")
+    site.wait(run_id, "awaiting_review")
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{run_id}")
+        r = c.post(f"/runs/{run_id}/reject", data={"csrf": token, "message": "not now"})
+        assert r.status_code == 303 and r.headers["location"] == f"/runs/{run_id}"
+        page = c.get(f"/runs/{run_id}").text
+    assert Store().get_run(run_id).status == "rejected"
+    assert "review: reject by bob: not now" in page
+
+
+def test_live_stream_follows_a_working_run_and_ends_when_it_is_final(site: Site) -> None:
+    run_id = site.submit("Fix add, to be watched")
+    with site.client("bob") as c:
+        seen: list[str] = []
+        with c.stream("GET", f"/runs/{run_id}/live") as r:
+            for line in r.iter_lines():
+                seen.append(line)
+                if line.startswith("data: ") and '"status": "awaiting_review"' in line:
+                    break
+        statuses = [x for x in seen if x.startswith('data: {"status"')]
+        assert len(statuses) >= 2  # it watched the run move (queued or running, then review)
+        assert any('"kind": "handoff"' in x for x in seen)
+        c.post(f"/runs/{run_id}/reject", data={"csrf": csrf(c, f"/runs/{run_id}")})
+        with c.stream("GET", f"/runs/{run_id}/live") as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            body = "".join(r.iter_text())
+        events = parse_sse(body)
+        kinds = [e["event"] for e in events]
+        assert kinds[0] == "audit" and kinds[-2:] == ["status", "end"]
+        assert events[0]["id"] == "1" and '"kind": "submitted"' in events[0]["data"]
+        with c.stream("GET", f"/runs/{run_id}/live", headers={"Last-Event-ID": "3"}) as r:
+            resumed = parse_sse("".join(r.iter_text()))
+        assert resumed[0]["id"] == "4"
+
+
+def parse_sse(body: str) -> list[dict[str, Any]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        events.append(fields)
+    return events
+
+
+# releases, flags, health ------------------------------------------------------------------
+
+
+def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
+    with site.client("alice") as c:
+        r = c.post("/releases", data={"csrf": csrf(c, "/releases")})
+        assert r.status_code == 303, r.text
+        rel_page = r.headers["location"]
+        page = c.get(rel_page).text
+        assert "awaiting go" in page and 'http-equiv="refresh"' in page
+        r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
+        assert r.status_code == 403 and "alice" in r.text  # the starter may not say go
+    with site.client("vera") as c:
+        assert 'id="go" disabled' in c.get(rel_page).text
+        assert c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)}).status_code == 403
+    with site.client("bob") as c:
+        r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
+        assert r.status_code == 303
+        page = c.get(rel_page).text
+        assert '<span class="status s-live" data-status>live</span>' in page
+        assert page.count('<span class="status s-pass">pass</span>') >= 4  # health, smoke x2
+        assert 'http-equiv="refresh"' not in page
+        assert rel_page.rsplit("/", 1)[-1] in c.get("/releases").text
+
+
+def test_flags_page_lists_values_per_environment(site: Site) -> None:
+    with site.client("vera") as c:
+        page = c.get("/flags").text
+        assert "new-checkout" in page and "page-size" in page and "expired" in page
+        staging = c.get("/flags", params={"env": "staging"}).text
+        assert "<th>staging</th>" in staging and "<th>production</th>" not in staging
+        assert "is not an environment" in c.get("/flags", params={"env": "prod"}).text
+
+
+def test_health_page_shows_the_report(site: Site) -> None:
+    with site.client("vera") as c:
+        r = c.get("/health")
+    assert r.status_code == 200
+    assert 'id="health"' in r.text and "gathered" in r.text
+
+
+def test_an_unknown_run_or_release_is_a_page_that_says_so(site: Site) -> None:
+    with site.client("vera") as c:
+        r = c.get("/runs/run-nope")
+        assert r.status_code == 404 and "run-nope" in r.text and "Back to the list" in r.text
+        assert c.get("/releases/rel-nope").status_code == 404
+
+
+def test_handoff_markdown_shows_raw_html_and_script_links_as_text() -> None:
+    from jackline.server.web import render_markdown
+
+    html = str(render_markdown("<img src=x onerror=alert(1)>\n\n[click](javascript:alert(1))"))
+    assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert 'href="javascript' not in html
