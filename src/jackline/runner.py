@@ -663,6 +663,14 @@ def commit(run_id: str) -> str:
 
 def publish(run_id: str) -> None:
     ctx = RunContext(run_id)
+    if ctx.config.forge.kind == "github":
+        # The branch and its pull request live on GitHub; merging stays local for now (an
+        # approval lands in the user's repository and the pull request is told).
+        from jackline.forge import github
+
+        pr = github.publish(ctx.ws, ctx.config, ctx.run.branch, run_id, ctx.run.task)
+        ctx.record("publish", forge="github", branch=ctx.run.branch, pull_request=pr.url)
+        return
     forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
     ctx.record("publish", forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
 
@@ -719,10 +727,13 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "undo": _undo(ctx, outcome),
     }
     path = handoff.write(h, ctx.dir, ctx.redact)
+    if outcome in ("awaiting_review", "merged"):
+        # The surfaces are told before the status moves: a CLI waiting for the run to rest
+        # exits once it does, and would end an announcement still under way with it.
+        ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
+        _announce(ctx, f"run.{outcome}", path)
     ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
-    if outcome in ("awaiting_review", "merged"):
-        _announce(ctx, f"run.{outcome}", path)
     return str(path)
 
 

@@ -1,0 +1,213 @@
+"""The `github` forge: `agent/*` branches pushed to GitHub, one pull request per run.
+
+    publish    push the branch with the token, open the pull request (labels from `[forge]
+               labels`) or, on a later round, find the open one for the same branch
+    announce   `run.awaiting_review`: the pull request's body becomes the handoff (PATCH);
+               `run.merged`: a comment "merged as <sha>"
+
+Merging stays local for now: an approval (from any surface, the webhook included) lands the
+branch in the user's repository as the `local` forge does, and the pull request is told.
+
+The token never enters the workspace: it travels to git as an `http.extraheader` set through
+`GIT_CONFIG_*` variables of the one push (not in argv, where other users' `ps` would show it, and
+not in any config file), hooks are off for every harness-side git call, and a failed push is
+redacted before it is raised. The API is called through githubkit (`GitHub(token, base_url=
+[forge] api_url)`), whose generated models also check what GitHub answers.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from jackline import config as cfg
+from jackline import git as g
+from jackline.errors import CommandFailed, ConfigError, NotFound
+from jackline.forge import check_branch
+from jackline.guard.redact import Redactor, resolve
+
+if TYPE_CHECKING:
+    from githubkit import GitHub
+
+BODY_LIMIT = 65_000
+"""GitHub refuses pull request and comment bodies over 65,536 characters."""
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    number: int
+    url: str
+    """The page people open (`html_url`)."""
+    created: bool = False
+    """Opened by this call (False: an open one for the branch was found)."""
+
+
+# githubkit --------------------------------------------------------------------------------
+
+
+def githubkit() -> ModuleType:
+    """githubkit, imported on first use (it is large): only runs with a `github` forge pay."""
+    import githubkit as kit
+
+    return kit
+
+
+def models() -> ModuleType:
+    """githubkit's models generated from GitHub's REST description (request and response)."""
+    githubkit()
+    import githubkit_schemas.latest.models as m
+
+    return m
+
+
+def _where(key: str) -> str:
+    return f"{cfg.FILENAME}: forge.{key}"
+
+
+def token(forge: cfg.ForgeConfig) -> str:
+    if not forge.token:
+        raise ConfigError(cfg.FILENAME, ['forge.token: kind = "github" needs a token reference'])
+    return resolve(forge.token, _where("token"))
+
+
+def client(forge: cfg.ForgeConfig) -> GitHub[Any]:
+    kit = githubkit()
+    gh: GitHub[Any] = kit.GitHub(token(forge), base_url=forge.api_url, http_cache=False)
+    return gh
+
+
+def owner_repo(forge: cfg.ForgeConfig) -> tuple[str, str]:
+    if not forge.repository:
+        raise ConfigError(cfg.FILENAME, ['forge.repository: kind = "github" needs "owner/name"'])
+    owner, _, name = forge.repository.partition("/")
+    return owner, name
+
+
+# push -------------------------------------------------------------------------------------
+
+
+def remote_url(forge: cfg.ForgeConfig) -> str:
+    return forge.remote_url or f"https://github.com/{forge.repository}.git"
+
+
+def push(workspace: Path, forge: cfg.ForgeConfig, branch: str) -> None:
+    """Push the workspace's HEAD to `branch` at `[forge] remote_url`, by URL: the workspace's
+    own remotes are configuration the agent could have rewritten."""
+    check_branch(branch)
+    secret = token(forge)
+    basic = base64.b64encode(f"x-access-token:{secret}".encode()).decode()
+    env = {
+        "GIT_CONFIG_COUNT": "2",
+        "GIT_CONFIG_KEY_0": "http.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+        "GIT_CONFIG_KEY_1": "credential.helper",  # no helper of the user's gets asked instead
+        "GIT_CONFIG_VALUE_1": "",
+    }
+    url = remote_url(forge)
+    try:
+        g.git(workspace, "push", "--quiet", "--force", url, f"HEAD:refs/heads/{branch}", env=env)
+    except CommandFailed as e:
+        redact = Redactor({"forge.token": secret, "forge.token.basic": basic})
+        raise CommandFailed(
+            [redact(a) for a in e.argv] if isinstance(e.argv, list) else redact(e.argv),
+            e.code,
+            redact(e.stdout),
+            redact(e.stderr),
+        ) from None
+
+
+# pull requests ----------------------------------------------------------------------------
+
+
+def find_pull(forge: cfg.ForgeConfig, branch: str) -> PullRequest | None:
+    """The open pull request whose head is `branch` in the repository itself, if any."""
+    owner, repo = owner_repo(forge)
+    gh = client(forge)  # the namespaces hold their client weakly: keep it referenced
+    found = gh.rest.pulls.list(owner, repo, state="open", head=f"{owner}:{branch}")
+    for pr in found.parsed_data:
+        if pr.head.ref == branch:
+            return PullRequest(pr.number, pr.html_url)
+    return None
+
+
+def open_pull(forge: cfg.ForgeConfig, branch: str, base: str, title: str, body: str) -> PullRequest:
+    """Open the pull request for `branch` (labelled), or find the one already open."""
+    found = find_pull(forge, branch)
+    if found:
+        return found
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    pr = gh.rest.pulls.create(
+        owner, repo, title=title[:250], head=branch, base=base, body=_clip(body)
+    ).parsed_data
+    if forge.labels:
+        gh.rest.issues.add_labels(owner, repo, pr.number, labels=list(forge.labels))
+    return PullRequest(pr.number, pr.html_url, created=True)
+
+
+def update_body(forge: cfg.ForgeConfig, branch: str, body: str) -> PullRequest:
+    pr = find_pull(forge, branch)
+    if pr is None:
+        raise NotFound(f"no open pull request for {branch} in {forge.repository}")
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    gh.rest.pulls.update(owner, repo, pr.number, body=_clip(body))
+    return pr
+
+
+def comment(forge: cfg.ForgeConfig, number: int, text: str) -> None:
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    gh.rest.issues.create_comment(owner, repo, number, body=_clip(text))
+
+
+def head_branch(forge: cfg.ForgeConfig, number: int) -> str:
+    """The branch a pull request proposes (an `issue_comment` event does not carry it)."""
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    return str(gh.rest.pulls.get(owner, repo, number).parsed_data.head.ref)
+
+
+def _clip(text: str) -> str:
+    if len(text) <= BODY_LIMIT:
+        return text
+    return text[:BODY_LIMIT] + "\n\n... (cut: the full handoff is in Jackline)"
+
+
+# the seams: runner.publish and notify.announce ----------------------------------------------
+
+
+def publish(
+    workspace: Path, config: cfg.JacklineConfig, branch: str, run_id: str, task: str
+) -> PullRequest:
+    """Push the branch and make sure a pull request is open for it. Its body says the handoff
+    follows: the handoff is written after publishing and replaces it (`announce`)."""
+    push(workspace, config.forge, branch)
+    title = task.strip().splitlines()[0] if task.strip() else run_id
+    body = (
+        f"Jackline run `{run_id}` is writing its handoff; it replaces this text when the run "
+        f"reaches review.\n\n> {title}\n"
+    )
+    return open_pull(config.forge, branch, config.project.main, title, body)
+
+
+def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> None:
+    """The pull request hears what the run did: its handoff at review, its merge."""
+    if config.forge.kind != "github":
+        return
+    run = data["run"]
+    if event == "run.awaiting_review":
+        update_body(config.forge, run["branch"], data.get("handoff") or "")
+    elif event == "run.merged":
+        pr = find_pull(config.forge, run["branch"])
+        if pr is None:
+            raise NotFound(f"no open pull request for {run['branch']} in {config.forge.repository}")
+        comment(
+            config.forge,
+            pr.number,
+            f"Merged as {run.get('merge_sha') or '?'} into `{config.project.main}` by Jackline "
+            f"(run `{run['id']}`). Main is not live: releasing is a separate step.",
+        )

@@ -1,0 +1,298 @@
+"""GitHub's webhook: `POST /github/webhook`, where reviews and `/jackline` comments on a run's pull
+request become decisions on the run.
+
+    pull_request_review (submitted)   approved -> approve; changes_requested -> request changes
+                                      with the review's text; a plain comment review: nothing
+    issue_comment (created, on a PR)  `/jackline approve [text]`, `/jackline changes <text>`,
+                                      `/jackline reject [text]` (the command may sit on any line;
+                                      the text runs to the end of the comment)
+    ping                              answered, nothing done
+
+Who: the request must carry `X-Hub-Signature-256`, the HMAC-SHA256 of the exact body under the
+served repository's `[forge] webhook_secret` (compared in constant time), else 401. The person is
+the review's or comment's author, a GitHub login that must be in `[forge] users` with a role that
+may decide (reviewer and up); the decision is recorded under their Jackline name (`by=`), and
+`api` applies the rest (self-approval, block-level findings need a `[review] owners` name).
+
+What GitHub is answered: 202 when a decision is accepted for a run (it is then taken after the
+answer, since a requested change runs a whole agent round and GitHub waits 10 s at most), 200
+with `ignored` for an event that asks nothing or for a person who may not decide. An unmapped or
+viewer login is not an error of the delivery, which GitHub signed correctly: its author is told
+in a comment on the pull request instead, where they acted, as is a decision `api` refuses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from jackline import api, auth
+from jackline import config as cfg
+from jackline.errors import JacklineError
+from jackline.forge import github as forge
+from jackline.guard.redact import resolve
+from jackline.store import Store
+
+router = APIRouter(tags=["github"])
+log = logging.getLogger(__name__)
+
+USAGE = "`/jackline approve [text]`, `/jackline changes <text>` or `/jackline reject [text]`"
+VERBS = {"approve": "approve", "changes": "request_changes", "reject": "reject"}
+
+
+# what GitHub sends (only the fields used; GitHub sends many more) ---------------------------
+
+
+class _User(BaseModel):
+    login: str
+    """The GitHub login, looked up in `[forge] users`."""
+
+
+class _Repository(BaseModel):
+    full_name: str
+    """`owner/name`: which served repository the event is for."""
+
+
+class _Head(BaseModel):
+    ref: str
+    """The pull request's branch: `agent/...` names the run."""
+
+
+class _Pull(BaseModel):
+    number: int
+    head: _Head
+
+
+class _Review(BaseModel):
+    state: str
+    """`approved`, `changes_requested` or `commented`."""
+    body: str | None = None
+    user: _User
+
+
+class _ReviewEvent(BaseModel):
+    action: str
+    review: _Review
+    pull_request: _Pull
+    repository: _Repository
+
+
+class _Comment(BaseModel):
+    body: str
+    user: _User
+
+
+class _Issue(BaseModel):
+    number: int
+    pull_request: dict[str, Any] | None = None
+    """Present only when the issue is a pull request."""
+
+
+class _CommentEvent(BaseModel):
+    action: str
+    comment: _Comment
+    issue: _Issue
+    repository: _Repository
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A decision someone asked for on a pull request."""
+
+    kind: str
+    """`approve`, `request_changes` or `reject`: the `api` verb."""
+    login: str
+    number: int
+    message: str
+    branch: str | None = None
+    """Known from a review; a comment's is looked up (`issue_comment` does not carry it)."""
+
+
+# the route --------------------------------------------------------------------------------
+
+
+@router.post("/github/webhook", status_code=202)
+async def webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
+    raw = await request.body()
+    event = request.headers.get("x-github-event", "")
+    signature = request.headers.get("x-hub-signature-256", "")
+    repos = tuple(request.app.state.settings.repos)
+    return await run_in_threadpool(_handle, repos, event, signature, raw, background)
+
+
+def _handle(
+    repos: tuple[Path, ...], event: str, signature: str, raw: bytes, background: BackgroundTasks
+) -> JSONResponse:
+    payload = _json(raw)
+    root, config = _served(repos, payload)
+    _verify(config.forge, signature, raw)
+    if event == "ping":
+        return _answer(200, ok="pong")
+    ask = _ask(event, payload)
+    if ask is None:
+        return _answer(200, ignored=f"a {event or 'nameless'} event asks nothing of Jackline")
+    who = _who(config.forge, ask.login)
+    if not who.may("decide"):
+        why = (
+            f"@{ask.login} is not in [forge] users"
+            if who.role == "none"
+            else f"@{ask.login} is a {who.role}; deciding needs the reviewer role"
+        )
+        background.add_task(_tell, config.forge, ask.number, f"Jackline did not act: {why}.")
+        return _answer(200, ignored=why)
+    branch = ask.branch or forge.head_branch(config.forge, ask.number)
+    run_id = _run_for(root, branch)
+    if run_id is None:
+        return _answer(200, ignored=f"no Jackline run has the branch {branch}")
+    background.add_task(_decide, config.forge, ask, run_id, who.name)
+    return _answer(202, accepted=ask.kind, run=run_id, by=who.name)
+
+
+def _answer(status: int, **body: str) -> JSONResponse:
+    return JSONResponse(body, status_code=status)
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        raise HTTPException(400, "the body is not JSON; GitHub sends application/json") from None
+    if not isinstance(payload, dict):
+        raise HTTPException(400, "the body is not a JSON object")
+    return payload
+
+
+def _served(repos: tuple[Path, ...], payload: dict[str, Any]) -> tuple[Path, cfg.JacklineConfig]:
+    """The served repository (and its config) the event is for: `[forge] kind = "github"` with
+    this `repository`. The name comes from the unverified body; the secret it picks is then
+    what the signature must match."""
+    named = str((payload.get("repository") or {}).get("full_name") or "")
+    for root in repos:
+        try:
+            config = cfg.load(root)
+        except JacklineError as e:
+            log.warning("github webhook: skipping %s: %s", root, e)
+            continue
+        repository = (config.forge.repository or "").lower()
+        if config.forge.kind == "github" and named and repository == named.lower():
+            return root, config
+    raise HTTPException(404, f"this server does not serve the GitHub repository {named!r}")
+
+
+def _verify(forge_config: cfg.ForgeConfig, signature: str, raw: bytes) -> None:
+    if not forge_config.webhook_secret:
+        raise HTTPException(
+            403, f"{forge_config.repository} has no [forge] webhook_secret: webhooks are refused"
+        )
+    secret = resolve(forge_config.webhook_secret, f"{cfg.FILENAME}: forge.webhook_secret")
+    expected = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise HTTPException(401, "X-Hub-Signature-256 is missing or does not match the body")
+
+
+# reading the event -------------------------------------------------------------------------
+
+
+def _ask(event: str, payload: dict[str, Any]) -> Ask | None:
+    try:
+        if event == "pull_request_review":
+            return _from_review(_ReviewEvent.model_validate(payload))
+        if event == "issue_comment":
+            return _from_comment(_CommentEvent.model_validate(payload))
+    except ValidationError as e:
+        raise HTTPException(400, f"a {event} event without the fields GitHub sends: {e}") from None
+    return None
+
+
+def _from_review(e: _ReviewEvent) -> Ask | None:
+    kinds = {"approved": "approve", "changes_requested": "request_changes"}
+    kind = kinds.get(e.review.state.lower())
+    if e.action != "submitted" or kind is None:
+        return None
+    return Ask(
+        kind,
+        e.review.user.login,
+        e.pull_request.number,
+        e.review.body or "",
+        e.pull_request.head.ref,
+    )
+
+
+def _from_comment(e: _CommentEvent) -> Ask | None:
+    if e.action != "created" or e.issue.pull_request is None:
+        return None
+    parsed = command(e.comment.body)
+    if parsed is None:
+        return None
+    return Ask(parsed[0], e.comment.user.login, e.issue.number, parsed[1])
+
+
+def command(text: str) -> tuple[str, str] | None:
+    """(`api` verb, its text) from the first `/jackline` line of a comment; None without one.
+    An unknown verb is ("usage", the verb)."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for i, line in enumerate(lines):
+        words = line.strip().split(maxsplit=2)
+        if not words or words[0].lower() != "/jackline":
+            continue
+        verb = words[1].lower() if len(words) > 1 else ""
+        rest = "\n".join([words[2] if len(words) > 2 else "", *lines[i + 1 :]]).strip()
+        return (VERBS[verb], rest) if verb in VERBS else ("usage", verb)
+    return None
+
+
+def _who(forge_config: cfg.ForgeConfig, login: str) -> auth.Principal:
+    """The Jackline person a GitHub login stands for; an unmapped login may do nothing."""
+    person = forge_config.users.get(login)
+    if person is None:
+        return auth.Principal(login, "none", via="github")
+    return auth.Principal(person.name, person.role, via="github")
+
+
+def _run_for(root: Path, branch: str) -> str | None:
+    """The newest run of the repository with this branch (each run's branch is its own)."""
+    wanted = root.resolve()
+    store = Store()
+    try:
+        for run in store.list_runs(limit=100_000):
+            if run.branch == branch and Path(run.repo).resolve() == wanted:
+                return run.id
+    finally:
+        store.close()
+    return None
+
+
+# acting, after GitHub has its answer --------------------------------------------------------
+
+
+def _decide(forge_config: cfg.ForgeConfig, ask: Ask, run_id: str, name: str) -> None:
+    try:
+        if ask.kind == "approve":
+            api.approve(run_id, by=name, message=ask.message)
+        elif ask.kind == "request_changes":  # the next round's handoff replaces the body
+            api.request_changes(run_id, ask.message, by=name)
+        elif ask.kind == "reject":
+            api.reject(run_id, by=name, message=ask.message)
+            _tell(forge_config, ask.number, f"Jackline: {name} rejected {run_id}.")
+        else:
+            _tell(forge_config, ask.number, f"Jackline does not know `{ask.message}`; {USAGE}.")
+    except JacklineError as e:
+        _tell(forge_config, ask.number, f"Jackline did not act on @{ask.login}'s {ask.kind}: {e}")
+
+
+def _tell(forge_config: cfg.ForgeConfig, number: int, text: str) -> None:
+    """A comment on the pull request; best effort (the decision, if any, stands)."""
+    try:
+        forge.comment(forge_config, number, text)
+    except Exception as e:  # noqa: BLE001 - GitHub being down must not lose the decision
+        log.warning("github: could not comment on #%s: %s", number, e)

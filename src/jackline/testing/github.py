@@ -1,0 +1,409 @@
+"""A fake GitHub REST API on loopback, for testing the `github` forge without GitHub.
+
+Every request body is validated with githubkit's own generated request models (GitHub's REST
+description), unknown fields included, and a wrong one is answered 422 and kept in `invalid`;
+every answer is built as githubkit's response model and dumped, so it has the documented shape.
+
+    with FakeGitHub("acme/shop", token="ghp_test") as gh:
+        # [forge] api_url = gh.url
+        ...
+    gh.pulls[1].body, gh.pulls[1].labels, gh.pulls[1].comments
+    gh.calls                       # (method, path, body) of every request, in order
+    gh.invalid                     # requests the models refused (a test wants this empty)
+
+Served: pulls list / create / get / update, issue comments create / list, labels add. Also the
+webhook side: `event_payload(...)` builds a `pull_request_review` or `issue_comment` payload (a
+valid githubkit webhook model) and `sign(secret, body)` its `X-Hub-Signature-256`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import re
+import threading
+import types
+import typing
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import BaseModel, ValidationError
+
+from jackline.forge.github import models as _models
+
+EPOCH = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+
+
+# documented shapes --------------------------------------------------------------------------
+
+
+def sample(model: type[BaseModel], **values: Any) -> dict[str, Any]:
+    """A valid instance of a githubkit model as JSON: `values` deep-merged over filler for the
+    required fields, validated by the model, then dumped the way GitHub would send it."""
+    data = _merge(_filler(model, model.__name__), values)
+    return model.model_validate(data).model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _filler(model: type[BaseModel], trail: str) -> dict[str, Any]:
+    return {
+        f.alias or name: _value(f.annotation, name, f"{trail}.{name}")
+        for name, f in model.model_fields.items()
+        if f.is_required()
+    }
+
+
+def _value(ann: Any, name: str, trail: str) -> Any:  # noqa: PLR0911 - one case per type
+    origin = typing.get_origin(ann)
+    args = typing.get_args(ann)
+    if origin is typing.Annotated:
+        return _value(args[0], name, trail)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args:
+            return None
+        return _value(args[0], name, trail)
+    if origin is typing.Literal:
+        return args[0]
+    if origin in (list, tuple, set):
+        return []
+    if origin is dict:
+        return {}
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return _filler(ann, trail)
+    if ann is bool:
+        return False
+    if ann is int:
+        return 1
+    if ann is float:
+        return 1.0
+    if ann is dt.datetime:
+        return EPOCH.isoformat()
+    if ann is dt.date:
+        return EPOCH.date().isoformat()
+    if ann is str:
+        return f"https://example.invalid/{name}" if name.endswith("url") else name
+    return None
+
+
+class BadRequest(Exception):
+    """A request body GitHub would refuse (422)."""
+
+
+def _check_body(model: type[BaseModel], body: Any) -> None:
+    """Refuse what GitHub would: a body the model does not validate, or fields it does not have
+    (the generated models ignore extras; a typo'd field must not pass silently here)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object, not {type(body).__name__}")
+    known = {f.alias or n for n, f in model.model_fields.items()} | set(model.model_fields)
+    unknown = sorted(set(body) - known)
+    if unknown:
+        raise BadRequest(f"{model.__name__}: unknown fields {unknown}")
+    try:
+        model.model_validate(body)
+    except ValidationError as e:
+        raise BadRequest(f"{model.__name__}: {e}") from None
+
+
+def _item_model(model: type[BaseModel], name: str) -> type[BaseModel]:
+    """The model of the items of a list field (`labels` differs between PR shapes)."""
+    (item,) = typing.get_args(model.model_fields[name].annotation)
+    return typing.cast(type[BaseModel], item)
+
+
+# the server ------------------------------------------------------------------------------
+
+
+@dataclass
+class Pull:
+    number: int
+    title: str
+    head: str
+    base: str
+    body: str | None
+    state: str = "open"
+    labels: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    body: Any
+    status: int
+
+
+class Refusal(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class FakeGitHub:
+    def __init__(self, repository: str, token: str = "ghp_fake") -> None:
+        self.repository = repository
+        self.token = token
+        self.pulls: dict[int, Pull] = {}
+        self.calls: list[Call] = []
+        self.invalid: list[tuple[Call, str]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle
+
+    def __enter__(self) -> FakeGitHub:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        assert self._server, "the fake is not started"
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def open_pull(self, head: str, base: str = "main", title: str = "t", body: str = "") -> Pull:
+        """Put a pull request there, as if someone had opened it."""
+        with self._lock:
+            pr = Pull(len(self.pulls) + 1, title, head, base, body)
+            self.pulls[pr.number] = pr
+            return pr
+
+    # routing
+
+    def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Any:
+        if headers.get("authorization", "") not in (
+            f"token {self.token}",
+            f"Bearer {self.token}",
+            f"bearer {self.token}",
+        ):
+            raise Refusal(401, "Bad credentials")
+        url = urlsplit(target)
+        body = json.loads(raw) if raw else None
+        prefix = f"/repos/{self.repository}"
+        if not url.path.startswith(prefix + "/"):
+            raise Refusal(404, "Not Found")
+        path, query = url.path[len(prefix) :], parse_qs(url.query)
+        for pattern, verb, action in self._routes():
+            m = re.fullmatch(pattern, path)
+            if m and verb == method:
+                with self._lock:
+                    return action(*(int(x) for x in m.groups()), body=body, query=query)
+        raise Refusal(404, "Not Found")
+
+    def _routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            (r"/pulls", "GET", self._list_pulls),
+            (r"/pulls", "POST", self._create_pull),
+            (r"/pulls/(\d+)", "GET", self._get_pull),
+            (r"/pulls/(\d+)", "PATCH", self._update_pull),
+            (r"/issues/(\d+)/comments", "POST", self._create_comment),
+            (r"/issues/(\d+)/comments", "GET", self._list_comments),
+            (r"/issues/(\d+)/labels", "POST", self._add_labels),
+        ]
+
+    # endpoints
+
+    def _list_pulls(self, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
+        state = query.get("state", ["open"])[0]
+        head = query.get("head", [""])[0]
+        owner = self.repository.split("/")[0]
+        found = [
+            p
+            for p in self.pulls.values()
+            if (state == "all" or p.state == state) and (not head or head == f"{owner}:{p.head}")
+        ]
+        m = _models()
+        return 200, [sample(m.PullRequestSimple, **self._pull_json(p, simple=True)) for p in found]
+
+    def _create_pull(self, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        _check_body(m.ReposOwnerRepoPullsPostBody, body)
+        if any(p.head == body["head"] and p.state == "open" for p in self.pulls.values()):
+            raise Refusal(422, f"A pull request already exists for {body['head']}.")
+        pr = Pull(len(self.pulls) + 1, body["title"], body["head"], body["base"], body.get("body"))
+        self.pulls[pr.number] = pr
+        return 201, sample(m.PullRequest, **self._pull_json(pr))
+
+    def _get_pull(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        return 200, sample(_models().PullRequest, **self._pull_json(self._pull(number)))
+
+    def _update_pull(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        _check_body(m.ReposOwnerRepoPullsPullNumberPatchBody, body)
+        pr = self._pull(number)
+        for key in ("title", "body", "state", "base"):
+            if key in body:
+                setattr(pr, key, body[key])
+        return 200, sample(m.PullRequest, **self._pull_json(pr))
+
+    def _create_comment(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        _check_body(m.ReposOwnerRepoIssuesIssueNumberCommentsPostBody, body)
+        pr = self._pull(number)
+        pr.comments.append(body["body"])
+        return 201, sample(m.IssueComment, **self._comment_json(pr, len(pr.comments)))
+
+    def _list_comments(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        pr = self._pull(number)
+        m = _models()
+        return 200, [
+            sample(m.IssueComment, **self._comment_json(pr, i + 1)) for i in range(len(pr.comments))
+        ]
+
+    def _add_labels(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        _check_body(m.ReposOwnerRepoIssuesIssueNumberLabelsPostBodyOneof0, body)
+        pr = self._pull(number)
+        pr.labels += [n for n in body["labels"] if n not in pr.labels]
+        return 200, [sample(m.Label, **self._label_json(n)) for n in pr.labels]
+
+    # shapes
+
+    def _pull(self, number: int) -> Pull:
+        if number not in self.pulls:
+            raise Refusal(404, "Not Found")
+        return self.pulls[number]
+
+    def _pull_json(self, pr: Pull, simple: bool = False) -> dict[str, Any]:
+        m = _models()
+        api = f"{self.url}/repos/{self.repository}"
+        label = _item_model(m.PullRequestSimple if simple else m.PullRequest, "labels")
+        return {
+            "id": 1000 + pr.number,
+            "number": pr.number,
+            "url": f"{api}/pulls/{pr.number}",
+            "html_url": f"https://github.com/{self.repository}/pull/{pr.number}",
+            "state": pr.state,
+            "title": pr.title,
+            "body": pr.body,
+            "labels": [sample(label, **self._label_json(n)) for n in pr.labels],
+            "head": {"ref": pr.head, "label": f"{self.repository.split('/')[0]}:{pr.head}"},
+            "base": {"ref": pr.base, "label": f"{self.repository.split('/')[0]}:{pr.base}"},
+            "created_at": EPOCH.isoformat(),
+            "updated_at": EPOCH.isoformat(),
+        }
+
+    def _comment_json(self, pr: Pull, index: int) -> dict[str, Any]:
+        return {
+            "id": pr.number * 1000 + index,
+            "body": pr.comments[index - 1],
+            "html_url": f"https://github.com/{self.repository}/pull/{pr.number}#c{index}",
+            "created_at": EPOCH.isoformat(),
+            "updated_at": EPOCH.isoformat(),
+        }
+
+    def _label_json(self, name: str) -> dict[str, Any]:
+        return {
+            "id": int(hashlib.sha256(name.encode()).hexdigest()[:6], 16),
+            "name": name,
+            "color": "ededed",
+            "default": False,
+            "url": f"{self.url}/repos/{self.repository}/labels/{name}",
+        }
+
+
+def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            try:
+                status, answer = fake.handle(self.command, self.path, headers, raw)
+            except BadRequest as e:
+                status, answer = 422, {"message": "Validation Failed", "errors": [str(e)]}
+                fake.invalid.append((Call(self.command, self.path, _loads(raw), 422), str(e)))
+            except Refusal as e:
+                status, answer = e.status, {"message": str(e)}
+            except Exception as e:  # noqa: BLE001 - a bug in the fake answers, never hangs
+                status, answer = 500, {"message": f"{type(e).__name__}: {e}"}
+            fake.calls.append(Call(self.command, self.path, _loads(raw), status))
+            out = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("content-type", "application/json; charset=utf-8")
+            self.send_header("content-length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        do_GET = do_POST = do_PATCH = _serve
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+# webhooks -----------------------------------------------------------------------------------
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The `X-Hub-Signature-256` header GitHub sends with `body`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def review_payload(
+    repository: str, number: int, branch: str, login: str, state: str = "approved", body: str = ""
+) -> dict[str, Any]:
+    """A `pull_request_review` (action `submitted`) event, valid as githubkit's webhook model."""
+    m = _models()
+    user = {"login": login, "id": _uid(login), "type": "User"}
+    return sample(
+        m.WebhookPullRequestReviewSubmitted,
+        action="submitted",
+        repository={"full_name": repository, "name": repository.split("/")[1]},
+        sender=user,
+        review={"state": state, "body": body or None, "user": user},
+        pull_request={"number": number, "head": {"ref": branch}, "state": "open"},
+    )
+
+
+def comment_payload(repository: str, number: int, login: str, body: str) -> dict[str, Any]:
+    """An `issue_comment` (action `created`) event on a pull request, valid as githubkit's
+    webhook model. It names the pull request's number, not its branch (as GitHub's does)."""
+    m = _models()
+    user = {"login": login, "id": _uid(login), "type": "User"}
+    return sample(
+        m.WebhookIssueCommentCreated,
+        action="created",
+        repository={"full_name": repository, "name": repository.split("/")[1]},
+        sender=user,
+        comment={"body": body, "user": user},
+        issue={"number": number, "pull_request": {"url": f"https://example.invalid/{number}"}},
+    )
+
+
+def _uid(login: str) -> int:
+    return int(hashlib.sha256(login.encode()).hexdigest()[:6], 16)

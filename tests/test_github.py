@@ -1,0 +1,268 @@
+"""Pull requests: the real `github` forge and webhook against `jackline.testing.github.FakeGitHub`
+(a loopback GitHub that validates each request with githubkit's models), a bare repository
+standing for github.com, runs through the real CLI, and `jackline.server` under uvicorn."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import Project, git
+
+from jackline import config as cfg
+from jackline.errors import CommandFailed
+from jackline.forge import github as forge
+from jackline.server.github import command
+from jackline.testing import Replace, Round, ScriptedAgent
+from jackline.testing.github import FakeGitHub, comment_payload, review_payload, sign
+
+TOKEN = "ghp_" + "T0kenThatMustNeverLeak" * 2
+SECRET = "webhook-secret-for-tests"
+FIX = Round(edits={"calc.py": Replace("a - b", "a + b")}, notes="- Assumed add means +.\n")
+SEES_FEEDBACK = Round(commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'])
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHub]:
+    with FakeGitHub("acme/calc", token=TOKEN) as gh:
+        yield gh
+    assert not gh.invalid, f"requests githubkit's models refuse: {gh.invalid}"
+
+
+def github_project(project: Project, fake: FakeGitHub, rounds: list[Round]) -> Path:
+    """A project whose forge is the fake GitHub, pushing to a bare repository."""
+    remote = project.root / "github-remote.git"
+    git(project.root, "init", "-q", "--bare", str(remote))
+    forge_section = f"""
+[forge]
+kind = "github"
+repository = "acme/calc"
+token = "env:JL_TEST_GITHUB_TOKEN"
+webhook_secret = "env:JL_TEST_WEBHOOK_SECRET"
+api_url = "{fake.url}"
+remote_url = "{remote}"
+labels = ["jackline", "agent"]
+users.octocat = {{ name = "bob", role = "reviewer" }}
+users.peeker = {{ name = "carol", role = "viewer" }}
+users.alice-gh = {{ name = "alice", role = "reviewer" }}
+"""
+    project.env.update(JL_TEST_GITHUB_TOKEN=TOKEN, JL_TEST_WEBHOOK_SECRET=SECRET)
+    project.create(ScriptedAgent(rounds), extra=forge_section)
+    return remote
+
+
+# the webhook -------------------------------------------------------------------------------
+
+
+class Server:
+    """`jackline.server` under uvicorn in its own process (its own DBOS), on a free port."""
+
+    def __init__(self, project: Project) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        code = (
+            "import sys, uvicorn\n"
+            "from pathlib import Path\n"
+            "from jackline.server import Settings, create_app\n"
+            "app = create_app(Settings(repos=(Path(sys.argv[1]),)))\n"
+            "uvicorn.run(app, host='127.0.0.1', port=int(sys.argv[2]), log_level='warning')\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(project.repo), str(port)],
+            env=project.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(f"{self.url}/openapi.json", timeout=1)
+                return
+            except httpx.TransportError:
+                assert self.proc.poll() is None, self.proc.stderr.read().decode()  # type: ignore[union-attr]
+                time.sleep(0.1)
+        raise AssertionError("the server did not start")
+
+    def send(self, event: str, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+        body = json.dumps(payload).encode()
+        headers = {
+            "content-type": "application/json",
+            "x-github-event": event,
+            "x-github-delivery": "d-1",
+            "x-hub-signature-256": sign(secret, body),
+        }
+        return httpx.post(f"{self.url}/github/webhook", content=body, headers=headers, timeout=10)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def server(project: Project) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start() -> Server:
+        started.append(Server(project))
+        return started[-1]
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def row(project: Project, run_id: str) -> dict[str, Any]:
+    """The run as stored (read directly: polling through the CLI costs a process each time)."""
+    db = sqlite3.connect(project.home / "jackline.db")
+    db.row_factory = sqlite3.Row
+    found = dict(db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone())
+    db.close()
+    return found
+
+
+def wait_for(what: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = what()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_webhook_refuses_bad_signatures_ignores_who_may_not_decide_and_a_reviewers_approval_merges(
+    project: Project, fake: FakeGitHub, server: Any
+) -> None:
+    github_project(project, fake, [FIX])
+    run = project.jl_json("run", "Fix add")
+    srv = server()
+    approve = review_payload("acme/calc", 1, run["branch"], "octocat")
+    assert srv.send("pull_request_review", approve, secret="wrong").status_code == 401
+    unsigned = httpx.post(
+        f"{srv.url}/github/webhook",
+        content=json.dumps(approve).encode(),
+        headers={"x-github-event": "pull_request_review"},
+    )
+    assert unsigned.status_code == 401
+    assert srv.send("ping", {"zen": "hi", "repository": {"full_name": "acme/calc"}}).json() == {
+        "ok": "pong"
+    }
+    # A login not in [forge] users, and a viewer, cannot decide: told on the pull request.
+    stranger = srv.send(
+        "issue_comment", comment_payload("acme/calc", 1, "mallory", "/jackline approve")
+    )
+    assert stranger.status_code == 200 and "not in [forge] users" in stranger.json()["ignored"]
+    viewer = srv.send(
+        "pull_request_review", review_payload("acme/calc", 1, run["branch"], "peeker")
+    )
+    assert viewer.status_code == 200 and "viewer" in viewer.json()["ignored"]
+    wait_for(lambda: len(fake.pulls[1].comments) == 2)
+    told = "\n".join(fake.pulls[1].comments)
+    assert "@mallory is not in [forge] users" in told and "@peeker is a viewer" in told
+    # A decision `api` refuses (alice submitted the run) is explained on the pull request too.
+    own = srv.send("pull_request_review", review_payload("acme/calc", 1, run["branch"], "alice-gh"))
+    assert own.status_code == 202
+    wait_for(lambda: len(fake.pulls[1].comments) == 3)
+    assert "alice submitted" in fake.pulls[1].comments[2]
+    assert row(project, run["id"])["status"] == "awaiting_review"
+    # The mapped reviewer's approving review merges, recorded under their Jackline name.
+    answer = srv.send("pull_request_review", approve)
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": "approve", "run": run["id"], "by": "bob"}
+    merged = wait_for(lambda: (r := row(project, run["id"]))["status"] == "merged" and r)
+    assert "a + b" in (project.repo / "calc.py").read_text()
+    decisions = [e for e in project.events(run["id"]) if e["kind"] == "decision"]
+    assert [(d["decision"], d["by"]) for d in decisions] == [("approve", "bob")]
+    last = wait_for(lambda: len(fake.pulls[1].comments) == 4 and fake.pulls[1].comments[3])
+    assert last.startswith(f"Merged as {merged['merge_sha']}")
+
+
+def test_publish_opens_a_pull_request_with_the_handoff_and_a_changes_comment_runs_a_round(
+    project: Project, fake: FakeGitHub, server: Any
+) -> None:
+    remote = github_project(project, fake, [FIX, SEES_FEEDBACK])
+    run = project.jl_json("run", "Fix add in calc.py")
+    assert run["status"] == "awaiting_review"
+    assert list(fake.pulls) == [1]
+    pr = fake.pulls[1]
+    assert (pr.head, pr.base, pr.title) == (run["branch"], "main", "Fix add in calc.py")
+    assert pr.body == Path(run["handoff"]).read_text()
+    assert pr.labels == ["jackline", "agent"]
+    # The branch is on the "GitHub" remote, and the token is nowhere in the workspace.
+    assert "a + b" in git(remote, "show", f"{run['branch']}:calc.py")
+    published = [e for e in project.events(run["id"]) if e["kind"] == "publish"]
+    assert published[-1]["pull_request"] == "https://github.com/acme/calc/pull/1"
+    for f in Path(run["workspace"]).rglob("*"):
+        if f.is_file() and not f.is_symlink():
+            assert TOKEN.encode() not in f.read_bytes(), f
+    # `/jackline changes ...` from a mapped reviewer: another round with that text as feedback.
+    srv = server()
+    text = "Looks fine.\n/jackline changes make it faster\nand keep it small"
+    answer = srv.send("issue_comment", comment_payload("acme/calc", 1, "octocat", text))
+    assert answer.status_code == 202 and answer.json()["accepted"] == "request_changes"
+    again = wait_for(
+        lambda: (
+            (r := row(project, run["id"]))["rounds"] == 2 and r["status"] == "awaiting_review" and r
+        )
+    )
+    seen = (Path(again["workspace"]) / ".jackline" / "run" / "review-seen.md").read_text()
+    assert "make it faster\nand keep it small" in seen and "bob" in seen
+    # The same pull request now holds the second round's handoff.
+    wait_for(lambda: fake.pulls[1].body == Path(again["handoff"]).read_text())
+    assert list(fake.pulls) == [1]
+    assert sum(c.method == "POST" and c.path.endswith("/pulls") for c in fake.calls) == 1
+    assert "a + b" in git(remote, "show", f"{run['branch']}:calc.py")
+
+
+# pieces --------------------------------------------------------------------------------------
+
+
+def test_comment_commands_are_read_from_any_line() -> None:
+    assert command("/jackline approve") == ("approve", "")
+    assert command("LGTM\n/Jackline changes make it faster\nplease") == (
+        "request_changes",
+        "make it faster\nplease",
+    )
+    assert command("/jackline reject not needed") == ("reject", "not needed")
+    assert command("/jackline merge") == ("usage", "merge")
+    assert command("just a comment about /jackline") is None
+
+
+def test_fake_github_refuses_a_body_githubkits_models_refuse(fake: FakeGitHub) -> None:
+    headers = {"authorization": f"token {TOKEN}"}
+    url = f"{fake.url}/repos/acme/calc/pulls"
+    typo = httpx.post(
+        url, json={"title": "t", "head": "agent/x", "base": "main", "bdy": "x"}, headers=headers
+    )
+    assert typo.status_code == 422 and "bdy" in typo.text
+    missing = httpx.post(url, json={"title": "t", "base": "main"}, headers=headers)
+    assert missing.status_code == 422
+    assert httpx.get(url, headers={"authorization": "token nope"}).status_code == 401
+    fake.invalid.clear()  # refused on purpose
+
+
+def test_a_failed_push_never_shows_the_token(tmp_path: Path, monkeypatch: Any) -> None:
+    monkeypatch.setenv("JL_TEST_GITHUB_TOKEN", TOKEN)
+    ws = tmp_path / "ws"
+    git(tmp_path, "init", "-q", "-b", "main", str(ws))
+    git(ws, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+    config = cfg.ForgeConfig(
+        kind="github",
+        repository="acme/calc",
+        token="env:JL_TEST_GITHUB_TOKEN",
+        remote_url=f"http://x-access-token:{TOKEN}@127.0.0.1:9/acme/calc.git",
+    )
+    with pytest.raises(CommandFailed) as e:
+        forge.push(ws, config, "agent/x")
+    assert TOKEN not in str(e.value) and "x-access-token" in str(e.value)
