@@ -73,4 +73,8 @@ def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     assert second["status"] == "rolled_back" and second["promotable"] is False
     assert "GET /api/orders 200" in second["reason"]
     assert result["second_run"]["status"] == "merged"
+    # Both releases carried an agent's change: one of two failed in production.
+    agent = next(f for f in result["figures"] if f["kind"] == "agent")
+    assert agent["to_production"] == 2 and agent["rolled_back"] == 1
+    assert agent["change_failure_rate"] == 0.5 and agent["median_restore_seconds"] > 0
     assert "go        by demo-reviewer" in done.stderr

@@ -639,3 +639,33 @@ def test_the_whole_report_lists_expired_flags_and_the_schedule_keeps_it(
     assert schedule.tick("health", str(repo)) == 86_400  # the next report in a day
     kept = (home / "reports" / "repo" / "latest.md").read_text()
     assert "old_checkout" in kept and "new_search" not in kept
+
+
+def test_github_actions_on_main_show_in_the_report_with_a_github_forge(
+    tmp_path: Path, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jackline.testing.github import FakeGitHub
+
+    monkeypatch.setenv("HEALTH_GH_TOKEN", "ghp_health")
+    with FakeGitHub("acme/shop", token="ghp_health") as gh:
+        forge = {
+            "kind": "github",
+            "repository": "acme/shop",
+            "token": "env:HEALTH_GH_TOKEN",
+            "api_url": gh.url,
+        }
+        repo = make_repo(tmp_path)
+        gh.add_workflow_run("lint", "success", head_sha="a" * 40)
+        gh.add_workflow_run("tests", "failure", head_sha="b" * 40)
+        gh.add_workflow_run("tests", "success", branch="feature", head_sha="c" * 40)
+        report = report_of(repo, store, {}, forge=forge)
+        (actions,) = [i for i in section(report, "main") if i.name == "GitHub Actions"]
+        assert actions.state == "attention"
+        assert actions.summary == "GitHub Actions on main: 1 of 2 workflows passing; failing: tests"
+        assert "tests: failure at bbbbbbbbbb" in actions.detail
+
+        gh.add_workflow_run("tests", "success", head_sha="d" * 40)  # fixed: the newest wins
+        report = report_of(repo, store, {}, forge=forge)
+        (actions,) = [i for i in section(report, "main") if i.name == "GitHub Actions"]
+        assert actions.state == "ok" and "2 of 2 workflows passing" in actions.summary
+        assert not gh.invalid  # every request matched GitHub's own description

@@ -8,7 +8,7 @@ DEST=/opt/jackline-agents/aider
 LINK=/usr/local/bin/aider
 
 if [ -x "$DEST/bin/aider" ] && "$DEST/bin/python" -m pip show aider-chat 2>/dev/null \
-    | grep -qx "Version: $VERSION"; then
+    | grep -x "Version: $VERSION" >/dev/null; then
   ln -sf "$DEST/bin/aider" "$LINK"
   exit 0
 fi

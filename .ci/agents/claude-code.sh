@@ -3,7 +3,7 @@
 # the version the preset was checked against (its stream-json, hooks and settings files).
 set -euo pipefail
 VERSION=${CLAUDE_CODE_VERSION:-2.1.330}
-if command -v claude >/dev/null 2>&1 && claude --version 2>/dev/null | grep -q "^$VERSION "; then
+if command -v claude >/dev/null 2>&1 && claude --version 2>/dev/null | grep "^$VERSION " >/dev/null; then
   exit 0
 fi
 if ! command -v npm >/dev/null 2>&1; then

@@ -11,8 +11,8 @@ DEST=/opt/jackline-agents/mini-swe-agent
 LINK=/usr/local/bin/mini
 
 if [ -x "$DEST/bin/mini" ] \
-    && "$DEST/bin/python" -m pip show mini-swe-agent 2>/dev/null | grep -qx "Version: $VERSION" \
-    && "$DEST/bin/python" -m pip show litellm 2>/dev/null | grep -qx "Version: $LITELLM"; then
+    && "$DEST/bin/python" -m pip show mini-swe-agent 2>/dev/null | grep -x "Version: $VERSION" >/dev/null \
+    && "$DEST/bin/python" -m pip show litellm 2>/dev/null | grep -x "Version: $LITELLM" >/dev/null; then
   ln -sf "$DEST/bin/mini" "$LINK"
   exit 0
 fi

@@ -637,6 +637,24 @@ def live(repo: Path) -> dict[str, dict[str, Any] | None]:
     return {env: store.live(str(root), env) for env in config.release.environments}
 
 
+def release_figures(repo: Path | None = None) -> list[dict[str, Any]]:
+    """Change failure rate and time to restore, for agent and for person changes."""
+    from jackline.release import stats
+
+    where = str(g.toplevel(repo)) if repo is not None else None
+    return [
+        {
+            "kind": f.kind,
+            "to_production": f.to_production,
+            "rolled_back": f.rolled_back,
+            "change_failure_rate": f.failure_rate,
+            "median_restore_seconds": f.median_restore,
+            "summary": stats.describe(f),
+        }
+        for f in stats.figures(Store(), where)
+    ]
+
+
 def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
     data: dict[str, Any] = asdict(rel)
     if detail:

@@ -565,6 +565,7 @@ def demo(as_json: JsonOpt = False) -> None:
                     **api.as_json(merged),
                     "releases": [api.release_as_json(r) for r in releases],
                     "second_run": api.as_json(second),
+                    "figures": api.release_figures(repo),
                 },
                 indent=2,
             )
@@ -603,6 +604,9 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
             f"  Production runs {first.sha[:10]} again; {second.id} has the failure as feedback: "
             f'jackline run --follow-up {second.id} "Fix the order list"'
         )
+    say("")
+    for f in api.release_figures(repo):
+        say(f["summary"])
     return [first, again], second
 
 
@@ -638,8 +642,24 @@ def release_cmd(
 
 
 @app.command("releases")
-def releases_cmd(as_json: JsonOpt = False) -> None:
+def releases_cmd(
+    as_json: JsonOpt = False,
+    figures: Annotated[
+        bool,
+        typer.Option(
+            "--figures",
+            help="Change failure rate and time to restore, agent and person changes apart.",
+        ),
+    ] = False,
+) -> None:
     """The release ledger: who started each release, who said go, and how it ended."""
+    if figures:
+        counted = api.release_figures()
+        if as_json:
+            print(json.dumps(counted, indent=2))
+        for f in [] if as_json else counted:
+            out.print(f["summary"])
+        return
     found = api.releases()
     if as_json:
         print(json.dumps([api.release_as_json(r) for r in found], indent=2))
@@ -662,6 +682,8 @@ def releases_cmd(as_json: JsonOpt = False) -> None:
             _age(r.created_at),
         )
     out.print(table)
+    for f in api.release_figures():
+        out.print(f"[dim]{f['summary']}[/]")
 
 
 @app.command("release-show")

@@ -189,6 +189,11 @@ class RemoteAPI:
             params["repo"] = _repo(repo)
         return [release_from_json(r) for r in self._call("GET", "/api/releases", params=params)]
 
+    def release_figures(self, repo: Path | None = None) -> list[dict[str, Any]]:
+        params = {"repo": _repo(repo)} if _repo(repo) else {}
+        figures: list[dict[str, Any]] = self._call("GET", "/api/release-figures", params=params)
+        return figures
+
     def release_get(self, release_id: str) -> Release:
         return release_from_json(self._release_detail(release_id))
 

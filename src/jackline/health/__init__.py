@@ -6,7 +6,8 @@ ranks with attention: a probe that could not run proves nothing). A source that 
 unexpected way becomes an unknown item with the reason, so one broken source never hides the rest.
 
 Sources, from `[health]` in jackline.toml:
-    main          `main_command`'s exit code, else the checks Jackline recorded when it last merged
+    main          `main_command`'s exit code, else the checks Jackline recorded when it last merged;
+                  with a `github` forge, also the latest GitHub Actions run of each workflow on main
     errors        matching lines in a log over a window, or a metric on a `/metrics` page
     dependencies  the dependency scan over main's dependency files (offline OSV copy or pip-audit)
     services      an HTTP GET per service, expecting its status within its timeout
@@ -59,6 +60,10 @@ def _jobs(repo: Path, cfg: JacklineConfig, now: datetime) -> list[tuple[str, str
     jobs: list[tuple[str, str, Job]] = []
     if h.main_command is not None:
         jobs.append(("main", "main", partial(main.from_command, repo, h.main_command)))
+    if cfg.forge.kind == "github":
+        jobs.append(
+            ("main", "GitHub Actions", partial(main.from_github, cfg.forge, cfg.project.main))
+        )
     jobs += [
         ("errors", e.name, partial(rates.items, repo, e, i, now)) for i, e in enumerate(h.errors)
     ]

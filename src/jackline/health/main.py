@@ -112,3 +112,35 @@ def _since(repo: Path, main: str, sha: str) -> tuple[int | None, str]:
 
 def _unknown(summary: str, detail: str = "") -> Item:
     return Item("main", "main", "unknown", summary, detail)
+
+
+# GitHub Actions ---------------------------------------------------------------------------------
+
+FAILED = ("failure", "timed_out", "cancelled", "startup_failure", "action_required")
+
+
+def from_github(forge: Any, main: str) -> Item:
+    """The latest GitHub Actions run of each workflow on main (with a `github` forge)."""
+    from jackline.forge import github
+
+    owner, name = github.owner_repo(forge)
+    gh = github.client(forge)  # held: githubkit's namespaces need their client alive
+    answer = gh.rest.actions.list_workflow_runs_for_repo(owner, name, branch=main, per_page=50)
+    latest: dict[str, Any] = {}
+    for run in answer.parsed_data.workflow_runs:  # newest first
+        latest.setdefault(run.name or str(run.workflow_id), run)
+    if not latest:
+        return Item("main", "GitHub Actions", "unknown", f"no GitHub Actions runs on {main}")
+    failing = [n for n, r in latest.items() if r.conclusion in FAILED]
+    running = [n for n, r in latest.items() if r.status != "completed"]
+    detail = "\n".join(
+        f"{n}: {r.conclusion or r.status} at {r.head_sha[:10]} {r.html_url}"
+        for n, r in sorted(latest.items())
+    )
+    passing = len(latest) - len(failing) - len(running)
+    summary = f"GitHub Actions on {main}: {passing} of {len(latest)} workflows passing"
+    if failing:
+        summary += f"; failing: {', '.join(sorted(failing))}"
+    if running:
+        summary += f"; running: {', '.join(sorted(running))}"
+    return Item("main", "GitHub Actions", "attention" if failing else "ok", summary, detail)

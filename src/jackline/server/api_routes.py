@@ -288,6 +288,12 @@ def list_releases(
     return [api.release_as_json(r) for r in api.releases(root, limit)]
 
 
+@router.get("/api/release-figures", tags=["releases"])
+def release_figures(request: Request, who: Reader, repo: RepoQuery = None) -> list[dict[str, Any]]:
+    """Change failure rate and time to restore, for agent and for person changes."""
+    return api.release_figures(served_repo(request, repo) if repo else None)
+
+
 @router.get("/api/releases/{release_id}", tags=["releases"], response_model=ReleaseOut)
 def show_release(release_id: str, who: Reader) -> dict[str, Any]:
     """A release with its probes and its ledger events."""

@@ -157,6 +157,8 @@ class FakeGitHub:
         self.repository = repository
         self.token = token
         self.pulls: dict[int, Pull] = {}
+        self.workflow_runs: list[dict[str, Any]] = []
+        """GitHub Actions runs, newest first (`add_workflow_run`)."""
         self.calls: list[Call] = []
         self.invalid: list[tuple[Call, str]] = []
         self._lock = threading.Lock()
@@ -195,6 +197,21 @@ class FakeGitHub:
             self.pulls[pr.number] = pr
             return pr
 
+    def add_workflow_run(
+        self,
+        name: str,
+        conclusion: str | None,
+        branch: str = "main",
+        status: str = "completed",
+        head_sha: str = "0" * 40,
+    ) -> None:
+        """A GitHub Actions run, as if a workflow had just run (the newest first)."""
+        with self._lock:
+            n = len(self.workflow_runs) + 1
+            run = {"id": n, "name": name, "head_branch": branch, "status": status}
+            run.update(conclusion=conclusion, head_sha=head_sha, run_number=n)
+            self.workflow_runs.insert(0, run)
+
     # routing
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Any:
@@ -226,6 +243,7 @@ class FakeGitHub:
             (r"/issues/(\d+)/comments", "POST", self._create_comment),
             (r"/issues/(\d+)/comments", "GET", self._list_comments),
             (r"/issues/(\d+)/labels", "POST", self._add_labels),
+            (r"/actions/runs", "GET", self._list_workflow_runs),
         ]
 
     # endpoints
@@ -283,6 +301,25 @@ class FakeGitHub:
         pr = self._pull(number)
         pr.labels += [n for n in body["labels"] if n not in pr.labels]
         return 200, [sample(m.Label, **self._label_json(n)) for n in pr.labels]
+
+    def _list_workflow_runs(self, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
+        branch = query.get("branch", [""])[0]
+        per_page = int(query.get("per_page", ["30"])[0])
+        found = [r for r in self.workflow_runs if not branch or r["head_branch"] == branch]
+        m = _models()
+        runs = [sample(m.WorkflowRun, **self._workflow_run_json(r)) for r in found[:per_page]]
+        return 200, sample(
+            m.ReposOwnerRepoActionsRunsGetResponse200, total_count=len(found), workflow_runs=runs
+        )
+
+    def _workflow_run_json(self, run: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **run,
+            "html_url": f"https://github.com/{self.repository}/actions/runs/{run['id']}",
+            "url": f"{self.url}/repos/{self.repository}/actions/runs/{run['id']}",
+            "created_at": EPOCH.isoformat(),
+            "updated_at": EPOCH.isoformat(),
+        }
 
     # shapes
 
