@@ -13,6 +13,19 @@ RESTING: frozenset[str] = frozenset(
     {"awaiting_review", "failed", "blocked", "over_budget", "merged", "rejected"}
 )
 FINAL: frozenset[str] = frozenset({"failed", "blocked", "over_budget", "merged", "rejected"})
+RUN_STATUSES: tuple[str, ...] = (
+    "queued",
+    "running",
+    "awaiting_review",
+    "merging",
+    "rejecting",
+    "merged",
+    "rejected",
+    "failed",
+    "blocked",
+    "over_budget",
+)
+"""Every status a run can have, in the order a run meets them (for filters and metrics)."""
 
 
 @dataclass(frozen=True)

@@ -27,23 +27,12 @@ from fastapi.responses import PlainTextResponse
 
 from jackline import api
 from jackline.errors import JacklineError
+from jackline.models import RUN_STATUSES
 from jackline.server.deps import allowed
 from jackline.store import Store
 
 router = APIRouter()
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "awaiting_review",
-    "merging",
-    "rejecting",
-    "merged",
-    "rejected",
-    "failed",
-    "blocked",
-    "over_budget",
-)
-"""Always reported (as 0 when none), so a graph of one status does not vanish."""
+# Every status is reported (as 0 when none), so a graph of one status does not vanish.
 RELEASE_STATUSES = ("awaiting_go", "paused", "live", "failed", "rolled_back", "aborted")
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, math.inf)
 """Check durations in seconds: a lint takes a second, a test suite minutes."""

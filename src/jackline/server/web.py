@@ -37,7 +37,7 @@ from jackline import api, auth
 from jackline import git as g
 from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, Run
+from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, RUN_STATUSES, Run
 from jackline.server import deps
 from jackline.store import Store
 
@@ -46,18 +46,6 @@ router = APIRouter(include_in_schema=False)
 HERE = Path(__file__).parent
 STATIC = {"web.css": "text/css", "live.js": "text/javascript"}
 """The only files served from `static/`, by name: nothing else there is reachable."""
-RUN_STATUSES = (
-    "queued",
-    "running",
-    "awaiting_review",
-    "merging",
-    "rejecting",
-    "merged",
-    "rejected",
-    "failed",
-    "blocked",
-    "over_budget",
-)
 MAX_DIFF = 400_000
 """Characters of diff rendered; a bigger change is cut, with the git command to see it all."""
 POLL = 0.4

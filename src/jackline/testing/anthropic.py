@@ -19,16 +19,14 @@ answer, and a fresh invocation of the program starts where the script says):
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from jackline.testing.model_server import ModelServer, Response, Turn
+from jackline.testing.model_server import ROUND, ModelServer, Response, Turn, round_start
 
 MESSAGES = "/v1/messages"
 COUNT_TOKENS = "/v1/messages/count_tokens"
 SIDE_ANSWER = "OK"
 DONE = "The scripted conversation is over: nothing more to do."
-_ROUND = re.compile(r"This is round (\d+)\b")
 
 
 class Messages:
@@ -58,21 +56,10 @@ def turn_index(turns: list[Turn], messages: list[Any]) -> int:
     return start + sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
 
 
-def round_start(turns: list[Turn], round_no: int) -> int:
-    """The index of round `round_no`'s first turn: after the `round_no - 1` turns that end one."""
-    ended = 0
-    for i, turn in enumerate(turns):
-        if ended == round_no - 1:
-            return i
-        if not turn.tools:
-            ended += 1
-    return len(turns) if round_no > 1 else 0
-
-
 def round_of(messages: list[Any]) -> int:
     """The round the first user message names ("This is round N"), else 1."""
     first = next((m for m in messages if isinstance(m, dict) and m.get("role") == "user"), None)
-    found = _ROUND.search(text_of(first.get("content")) if first else "")
+    found = ROUND.search(text_of(first.get("content")) if first else "")
     return int(found.group(1)) if found else 1
 
 

@@ -27,6 +27,7 @@ Codex's `shell`, `apply_patch`); programs without tool calling (Aider, mini-swe-
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -98,6 +99,22 @@ class ModelServer:
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
+
+
+ROUND = re.compile(r"This is round (\d+)\b")
+"""How a brief names its round (`context.render_brief`): each round is a fresh conversation."""
+
+
+def round_start(turns: list[Turn], round_no: int) -> int:
+    """The index of round `round_no`'s first turn: after the `round_no - 1` turns that end one
+    (a turn without tool calls ends its round)."""
+    ended = 0
+    for i, turn in enumerate(turns):
+        if ended == round_no - 1:
+            return i
+        if not turn.tools:
+            ended += 1
+    return len(turns) if round_no > 1 else 0
 
 
 def default_dialects() -> list[Dialect]:

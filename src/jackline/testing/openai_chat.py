@@ -24,16 +24,14 @@ answer, and each fresh invocation of the program starts where the script says):
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from jackline.testing.model_server import ModelServer, Response, Turn
+from jackline.testing.model_server import ROUND, ModelServer, Response, Turn
 
 COMPLETIONS = "/chat/completions"
 DONE = "The scripted conversation is over: nothing more to do."
-_ROUND = re.compile(r"This is round (\d+)\b")
 
 
 class ChatCompletions:
@@ -79,7 +77,7 @@ def round_of(messages: list[dict[str, Any]]) -> tuple[int, int]:
     for i in range(len(messages) - 1, -1, -1):
         if messages[i].get("role") != "user":
             continue
-        found = _ROUND.search(text_of(messages[i].get("content")))
+        found = ROUND.search(text_of(messages[i].get("content")))
         if found:
             return int(found.group(1)), i
     return 1, -1

@@ -29,12 +29,11 @@ model in tests (`gpt-5.5` for Codex 0.169).
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Iterator
 from typing import Any
 
-from jackline.testing.model_server import ModelServer, Response, Tool, Turn
+from jackline.testing.model_server import ROUND, ModelServer, Response, Tool, Turn, round_start
 
 # Items in a request's input that the model produced (one turn may produce several in a row).
 MODEL_ITEMS = {
@@ -48,7 +47,6 @@ MODEL_ITEMS = {
 SHELL_TOOLS = ("shell", "shell_command", "exec_command")
 SIDE_ANSWER = "OK."
 USED_UP = "(The scripted model has no more turns.)"
-_ROUND = re.compile(r"This is round (\d+)\b")
 
 
 class Responses:
@@ -74,19 +72,8 @@ class Responses:
 def turn_index(turns: list[Turn], body: dict[str, Any]) -> int:
     """The scripted turn a conversation is at: its round's first turn plus the turns of the
     model it already holds."""
-    found = _ROUND.search(prompt(body))
+    found = ROUND.search(prompt(body))
     return round_start(turns, int(found.group(1)) if found else 1) + model_turns(body)
-
-
-def round_start(turns: list[Turn], round_no: int) -> int:
-    """The index of round `round_no`'s first turn: after the `round_no - 1` turns that end one."""
-    ended = 0
-    for i, turn in enumerate(turns):
-        if ended == round_no - 1:
-            return i
-        if not turn.tools:
-            ended += 1
-    return len(turns) if round_no > 1 else 0
 
 
 def prompt(body: dict[str, Any]) -> str:
