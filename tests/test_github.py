@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -94,12 +95,18 @@ class Server:
                 time.sleep(0.1)
         raise AssertionError("the server did not start")
 
-    def send(self, event: str, payload: dict[str, Any], secret: str = SECRET) -> httpx.Response:
+    def send(
+        self,
+        event: str,
+        payload: dict[str, Any],
+        secret: str = SECRET,
+        delivery: str | None = None,
+    ) -> httpx.Response:
         body = json.dumps(payload).encode()
         headers = {
             "content-type": "application/json",
             "x-github-event": event,
-            "x-github-delivery": "d-1",
+            "x-github-delivery": delivery or str(uuid.uuid4()),
             "x-hub-signature-256": sign(secret, body),
         }
         return httpx.post(f"{self.url}/github/webhook", content=body, headers=headers, timeout=10)
@@ -177,7 +184,7 @@ def test_webhook_refuses_bad_signatures_ignores_who_may_not_decide_and_a_reviewe
     assert "alice submitted" in fake.pulls[1].comments[2]
     assert row(project, run["id"])["status"] == "awaiting_review"
     # The mapped reviewer's approving review merges, recorded under their Jackline name.
-    answer = srv.send("pull_request_review", approve)
+    answer = srv.send("pull_request_review", approve, delivery="approval-1")
     assert answer.status_code == 202
     assert answer.json() == {"accepted": "approve", "run": run["id"], "by": "bob"}
     merged = wait_for(lambda: (r := row(project, run["id"]))["status"] == "merged" and r)
@@ -186,6 +193,9 @@ def test_webhook_refuses_bad_signatures_ignores_who_may_not_decide_and_a_reviewe
     assert [(d["decision"], d["by"]) for d in decisions] == [("approve", "bob")]
     last = wait_for(lambda: len(fake.pulls[1].comments) == 4 and fake.pulls[1].comments[3])
     assert last.startswith(f"Merged as {merged['merge_sha']}")
+    # The same delivery sent again (a captured request replayed) acts no more.
+    again = srv.send("pull_request_review", approve, delivery="approval-1")
+    assert again.status_code == 200 and "taken already" in again.json()["ignored"]
 
 
 def test_publish_opens_a_pull_request_with_the_handoff_and_a_changes_comment_runs_a_round(

@@ -27,6 +27,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,26 @@ async def webhook(request: Request, background: BackgroundTasks) -> JSONResponse
     event = request.headers.get("x-github-event", "")
     signature = request.headers.get("x-hub-signature-256", "")
     repos = tuple(request.app.state.settings.repos)
-    return await run_in_threadpool(_handle, repos, event, signature, raw, background)
+    delivery = request.headers.get("x-github-delivery", "")
+    taken = _taken(request)
+    if delivery and delivery in taken:
+        return _answer(200, ignored=f"delivery {delivery} was taken already")
+    answer = await run_in_threadpool(_handle, repos, event, signature, raw, background)
+    if delivery and answer.status_code == 202:
+        taken[delivery] = None
+        while len(taken) > 10_000:
+            taken.popitem(last=False)
+    return answer
+
+
+def _taken(request: Request) -> OrderedDict[str, None]:
+    """The deliveries (`X-GitHub-Delivery`) this server acted on. GitHub's signature covers the
+    body but no time, so a captured delivery could be sent again: each acts once."""
+    state = request.app.state
+    if not hasattr(state, "github_deliveries"):
+        state.github_deliveries = OrderedDict()
+    taken: OrderedDict[str, None] = state.github_deliveries
+    return taken
 
 
 def _handle(
