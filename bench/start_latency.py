@@ -8,7 +8,10 @@ that time minus the moment `api.submit` was called.
 (b) snapshot: the snapshot exists, no warm workspace: an overlay (or copy) of it;
 (c) warm: `[pool] size = 1`, filled before each run: the run takes it.
 
-    python bench/start_latency.py [--runs 5] [--json]
+    python bench/start_latency.py [--runs 5] [--json] [--service]
+
+With `--service`, each workspace also gets its own Redis (`[services.redis]`): a snapshot start
+waits for it to answer, a warm workspace has it running already.
 
 Also printed: what the sandbox itself costs (a trivial command under bubblewrap vs plain).
 Everything lives in a throwaway JACKLINE_HOME, never in ~/.jackline.
@@ -44,14 +47,22 @@ STAMP = (
 )
 
 
-def make_repo(pool: int) -> Path:
+REDIS = """
+[services.redis]
+start = "redis-server --port {port} --bind 127.0.0.1 --dir {dir} --save '' --appendonly no"
+ready = "redis-cli -p {port} ping"
+port = 6379
+"""
+
+
+def make_repo(pool: int, service: bool = False) -> Path:
     repo = demo.make_repo(_TMP)
     setup = ", ".join(json.dumps(c) for c in SETUP)
     agent = json.dumps([sys.executable, "-c", STAMP])
     with (repo / "jackline.toml").open("a") as f:
         f.write(f"\n[agents.stamp]\ncommand = {agent}\n")
     text = (repo / "jackline.toml").read_text().replace("setup = []", f"setup = [{setup}]")
-    text += f"\n[pool]\nsize = {pool}\n"
+    text += f"\n[pool]\nsize = {pool}\n" + (REDIS if service else "")
     (repo / "jackline.toml").write_text(text)
     g.git(repo, "commit", "-qam", "bench set-up")
     return repo
@@ -83,15 +94,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--service", action="store_true", help="each workspace gets a Redis")
     args = parser.parse_args()
+    if args.service and shutil.which("redis-server") is None:
+        parser.error("--service needs redis-server (apt-get install redis-server)")
     results: dict[str, list[float]] = {"cold": [], "snapshot": [], "warm": []}
     try:
         for i in range(args.runs):
             print(f"round {i + 1}/{args.runs} ...", file=sys.stderr)
-            repo = make_repo(pool=0)
+            repo = make_repo(pool=0, service=args.service)
             results["cold"].append(latency(repo))
             results["snapshot"].append(latency(repo))
-            warm_repo = make_repo(pool=1)
+            warm_repo = make_repo(pool=1, service=args.service)
             api.pool_warm(warm_repo)  # the snapshot and one warm workspace, before the clock
             results["warm"].append(latency(warm_repo))
             api.pool_clear(repo)
@@ -106,6 +120,7 @@ def main() -> None:
     median = {k: statistics.median(v) for k, v in results.items()}
     figures = {
         "runs": args.runs,
+        "service": "redis" if args.service else None,
         "median_seconds": {k: round(v, 3) for k, v in median.items()},
         "cold_over_warm": round(median["cold"] / median["warm"], 1),
         "snapshot_over_warm": round(median["snapshot"] / median["warm"], 1),
@@ -114,7 +129,8 @@ def main() -> None:
     if args.json:
         print(json.dumps(figures, indent=2))
         return
-    print(f"submit -> the agent's first instruction, median of {args.runs}:")
+    with_service = " (each workspace with its own Redis)" if args.service else ""
+    print(f"submit -> the agent's first instruction, median of {args.runs}{with_service}:")
     for name, value in median.items():
         print(f"  {name:<9} {value * 1000:9.1f} ms")
     print(
