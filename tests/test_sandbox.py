@@ -193,3 +193,40 @@ def test_a_host_that_is_not_a_host_is_a_config_error(project: Project) -> None:
     done = project.jl("validate", ok=False)
     assert done.returncode == 1
     assert "sandbox.allow_network" in done.stderr and "https://pypi.org" in done.stderr
+
+
+def _forks(tmp_path: Path, max_processes: int) -> int:
+    from jackline import proc, sandbox
+    from jackline.config import SandboxConfig
+
+    ws = tmp_path / f"ws-{max_processes}"
+    ws.mkdir()
+    jail = sandbox.jail_for(SandboxConfig(max_processes=max_processes), ws)
+    forker = (
+        "import os, time\n"
+        "n = 0\n"
+        "for _ in range(60):\n"
+        "    try:\n"
+        "        if os.fork() == 0:\n"
+        "            time.sleep(3)\n"
+        "            os._exit(0)\n"
+        "        n += 1\n"
+        "    except OSError:\n"
+        "        break\n"
+        "print(n, flush=True)\n"
+        "os._exit(0)\n"
+    )
+    done = proc.run([sys.executable, "-c", forker], ws, {}, tmp_path / "log", 30, jail=jail)
+    return int(done.output.strip().splitlines()[-1])
+
+
+def test_the_process_limit_holds_for_root_too(tmp_path: Path) -> None:
+    from jackline.sandbox import cgroup
+
+    if cgroup.parent() is None:
+        pytest.skip("no pids cgroup can be made here; the rlimit is the only bound")
+    before = set(cgroup.parent().iterdir())  # type: ignore[union-attr]
+    # The kernel exempts root from RLIMIT_NPROC; the command's own pids cgroup is not.
+    assert _forks(tmp_path, 0) == 60
+    assert _forks(tmp_path, 16) < 16
+    assert set(cgroup.parent().iterdir()) == before  # type: ignore[union-attr]  # removed

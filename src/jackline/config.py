@@ -204,7 +204,8 @@ class SandboxConfig(_Section):
     memory_mb: int = Field(default=16384, ge=0)
     """Address-space limit per command, in MiB (0: no limit)."""
     max_processes: int = Field(default=4096, ge=0)
-    """Process limit per command (0: no limit). The kernel exempts root from it."""
+    """Process limit per command (0: no limit): a `pids` cgroup of its own where one can be
+    made, which holds for root too; else RLIMIT_NPROC, which the kernel does not apply to root."""
     open_files: int = Field(default=8192, ge=0)
     """Open-file limit per command (0: no limit)."""
 

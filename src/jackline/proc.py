@@ -11,11 +11,11 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from jackline.sandbox import Jail
+from jackline.sandbox import Jail, cgroup
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,25 @@ def run(
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
+    group = cgroup.limit(jail.spec.max_processes) if jail and jail.sandbox.name != "none" else None
+    try:
+        return _run(argv, cwd, env, log, timeout, pidfile, jail, group, start)
+    finally:
+        if group is not None:
+            cgroup.remove(group)
+
+
+def _run(
+    argv: list[str] | str,
+    cwd: Path,
+    env: Mapping[str, str],
+    log: Path,
+    timeout: float,
+    pidfile: Path | None,
+    jail: Jail | None,
+    group: Path | None,
+    start: float,
+) -> Completed:
     with open(log, "wb") as out:
         out.write(f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
         out.flush()
@@ -60,7 +79,7 @@ def run(
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=jail.preexec if jail else None,
+                preexec_fn=_preexec(jail, group),
             )
         except OSError as e:
             out.write(f"could not start: {e}\n".encode())
@@ -80,6 +99,21 @@ def run(
         f.seek(max(0, size - 64_000))
         text = f.read().decode(errors="replace")
     return Completed(argv, code, time.monotonic() - start, text, timed_out)
+
+
+def _preexec(jail: Jail | None, group: Path | None) -> Callable[[], None] | None:
+    """In the child before it execs: join the command's `pids` cgroup (a process limit that
+    holds for root too), then apply the jail's resource limits."""
+    limits = jail.preexec if jail else None
+    if group is None:
+        return limits
+
+    def apply() -> None:
+        cgroup.join(group)
+        if limits is not None:
+            limits()
+
+    return apply
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

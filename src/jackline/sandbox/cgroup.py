@@ -1,0 +1,101 @@
+"""A process limit that holds for root too: the cgroup `pids` controller.
+
+`RLIMIT_NPROC` is what a sandboxed command gets everywhere, but the kernel exempts uid 0 from it,
+and a harness run as root (a container, a CI runner) would leave the agent free to fork without
+end. Where this process may make cgroups under a `pids` controller (cgroup v1's
+`/sys/fs/cgroup/pids`, or cgroup v2 with `pids` delegated to the cgroup this process is in), each
+sandboxed command gets a cgroup of its own with `pids.max` set, joined before the command starts
+(so bubblewrap and everything under it count), and removed when the command is done. Elsewhere
+`limit` makes nothing and the rlimit stays the only bound.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import time
+import uuid
+from pathlib import Path
+
+V1 = Path("/sys/fs/cgroup/pids")
+V2 = Path("/sys/fs/cgroup")
+
+
+@functools.cache
+def parent() -> Path | None:
+    """Where this process may make a `pids` cgroup, or None."""
+    for candidate in (_v1(), _v2()):
+        if candidate is None:
+            continue
+        probe = candidate / f"jackline-probe-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        try:
+            if (probe / "pids.max").exists():
+                return candidate
+        finally:
+            probe.rmdir()
+    return None
+
+
+def _v1() -> Path | None:
+    return V1 if (V1 / "cgroup.procs").exists() else None
+
+
+def _v2() -> Path | None:
+    try:
+        line = next(
+            x for x in Path("/proc/self/cgroup").read_text().splitlines() if x.startswith("0::")
+        )
+    except (OSError, StopIteration):
+        return None
+    own = V2 / line[3:].lstrip("/")
+    controls = own / "cgroup.subtree_control"
+    try:
+        return own if "pids" in controls.read_text().split() else None
+    except OSError:
+        return None
+
+
+def limit(max_processes: int) -> Path | None:
+    """A fresh cgroup allowing `max_processes` processes, or None where none can be made."""
+    base = parent() if max_processes > 0 else None
+    if base is None:
+        return None
+    group = base / f"jackline-{uuid.uuid4().hex[:12]}"
+    try:
+        group.mkdir()
+        (group / "pids.max").write_text(str(max_processes))
+    except OSError:
+        return None
+    return group
+
+
+def join(group: Path) -> None:
+    """Move the calling process into `group` (called in the child, before it execs)."""
+    with open(group / "cgroup.procs", "w") as f:
+        f.write(str(os.getpid()))
+
+
+def remove(group: Path) -> None:
+    """Kill what is left in `group` (a daemon the command started), then remove it."""
+    for _ in range(50):
+        try:
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.02)
+    try:
+        group.rmdir()
+    except OSError:
+        pass
