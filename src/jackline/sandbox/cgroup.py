@@ -65,6 +65,7 @@ def limit(max_processes: int) -> Path | None:
     base = parent() if max_processes > 0 else None
     if base is None:
         return None
+    _sweep(base)
     group = base / f"jackline-{uuid.uuid4().hex[:12]}"
     try:
         group.mkdir()
@@ -99,3 +100,15 @@ def remove(group: Path) -> None:
         group.rmdir()
     except OSError:
         pass
+
+
+def _sweep(base: Path, older_than: float = 60.0) -> None:
+    """Remove the empty cgroups of commands whose harness was killed before it could (a cgroup
+    only goes when empty; a young one may be another command's, about to be joined)."""
+    now = time.time()
+    for group in base.glob("jackline-*"):
+        try:
+            if now - group.stat().st_mtime > older_than:
+                group.rmdir()
+        except OSError:
+            continue
