@@ -74,18 +74,6 @@ class Project:
         agent_extra: str = "",
         files: dict[str, str] | None = None,
     ) -> Project:
-        self.repo.mkdir(parents=True)
-        git(self.root, "init", "-q", "-b", "main", str(self.repo))
-        git(self.repo, "config", "user.email", "alice@example.com")
-        git(self.repo, "config", "user.name", "Alice")
-        for rel, text in {
-            "calc.py": CALC,
-            "test_calc.py": TEST_CALC,
-            ".gitignore": "__pycache__/\n",
-            **(files or {}),
-        }.items():
-            (self.repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            (self.repo / rel).write_text(text)
         if isinstance(agent, ScriptedAgent):
             command: Any = ScriptedAgent.command(agent.save(self.root / "agent.json"))
         else:
@@ -94,10 +82,43 @@ class Project:
         if "[sandbox]" not in extra:  # the scripted agent reads its script from beside the repo
             config += f"\n[sandbox]\nreadable = [{json.dumps(str(self.root / 'agent.json'))}]\n"
         config += f"\n[agents.default]\ncommand = {json.dumps(command)}\n{agent_extra}"
-        (self.repo / "jackline.toml").write_text(config)
+        return self.init({**(files or {}), "jackline.toml": config})
+
+    def init(self, files: dict[str, str]) -> Project:
+        """The repository: the calc bug and its test, then `files`, committed on main."""
+        self.repo.mkdir(parents=True)
+        git(self.root, "init", "-q", "-b", "main", str(self.repo))
+        git(self.repo, "config", "user.email", "alice@example.com")
+        git(self.repo, "config", "user.name", "Alice")
+        base = {"calc.py": CALC, "test_calc.py": TEST_CALC, ".gitignore": "__pycache__/\n"}
+        for rel, text in {**base, **files}.items():
+            (self.repo / rel).parent.mkdir(parents=True, exist_ok=True)
+            (self.repo / rel).write_text(text)
         git(self.repo, "add", "-A")
         git(self.repo, "commit", "-q", "-m", "calc with a bug")
         return self
+
+    def create_preset(
+        self,
+        preset: str,
+        model: str,
+        server_url: str,
+        agent: str,
+        key: tuple[str, str],
+        prices: tuple[float, float] = (3.0, 15.0),
+        files: dict[str, str] | None = None,
+    ) -> Project:
+        """The repository with a real agent's preset, its model API a scripted server on
+        loopback reached through the sandbox's proxy; `agent` holds the preset's own lines
+        (`env`, `secrets`, `args`), `key` its API key's variable and a dummy value."""
+        port = server_url.rsplit(":", 1)[1]
+        config = CONFIG.format(python=sys.executable) + (
+            f'\n[sandbox]\nallow_network = ["127.0.0.1:{port}"]\n'
+            f'\n[budget.prices."{model}"]\ninput = {prices[0]}\noutput = {prices[1]}\n'
+            f'\n[agents.default]\npreset = "{preset}"\nmodel = "{model}"\ntimeout = 120\n{agent}'
+        )
+        self.env[key[0]] = key[1]
+        return self.init({**(files or {}), "jackline.toml": config})
 
     def jl(
         self, *args: str, ok: bool = True, user: str = "alice"
@@ -119,6 +140,14 @@ class Project:
 
     def jl_json(self, *args: str, user: str = "alice") -> Any:
         return json.loads(self.jl(*args, "--json", user=user).stdout)
+
+    def events_by_kind(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
+        """The run's events grouped by kind, each as its data."""
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for event in self.events(run_id):
+            kind = event.pop("kind")
+            by_kind.setdefault(kind, []).append(event)
+        return by_kind
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
         import sqlite3

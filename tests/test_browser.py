@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from test_web import FIX, Site, start_site, stop_site
+from test_web import FIX, Site, running_site
 
 from jackline.store import Store
 from jackline.testing import ScriptedAgent
@@ -28,14 +28,8 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    before = os.environ.get("JACKLINE_HOME")
-    s = start_site(tmp_path_factory.mktemp("browser"), ScriptedAgent([FIX]))
-    yield s
-    stop_site(s)
-    if before is None:
-        os.environ.pop("JACKLINE_HOME", None)
-    else:
-        os.environ["JACKLINE_HOME"] = before
+    with running_site(tmp_path_factory.mktemp("browser"), ScriptedAgent([FIX])) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
@@ -102,6 +96,9 @@ def test_a_run_reaches_review_live_and_another_reviewer_approves_it(
     expect(bob.locator(".bar [data-status]")).to_have_text("merged", timeout=60_000)
     expect(bob.locator("#log")).to_contain_text("review: approve by bob")
     assert Store().get_run(run_id).status == "merged"
+    # Alice's page follows the run too and reloads itself on the merge: let it, before she
+    # navigates on (a navigation racing that reload is aborted).
+    expect(alice.locator(".bar [data-status]")).to_have_text("merged", timeout=60_000)
 
     release_id = release_and_go(alice, bob)
     out = Path(os.environ.get("JACKLINE_SCREENSHOTS") or tmp_path / "shots")

@@ -7,12 +7,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, Project, git
+from conftest import Project, git
 
 from jackline.agents import Brief
 from jackline.agents.aider import HISTORY, RULES, Agent
@@ -48,32 +47,15 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 
 def _create(project: Project, url: str) -> None:
     """The calc project with an Aider agent pointed at the scripted server through the proxy."""
-    project.create(["true"])
-    port = url.rsplit(":", 1)[1]
-    config = (
-        CONFIG.format(python=sys.executable)
-        + f"""
-[sandbox]
-allow_network = ["127.0.0.1:{port}"]
-
-[budget.prices."{MODEL}"]
-input = 3.0
-output = 15.0
-
-[agents.default]
-preset = "aider"
-model = "{MODEL}"
-timeout = 120
-env = {{ OPENAI_API_BASE = "{url}/v1" }}
-secrets = {{ OPENAI_API_KEY = "env:OPENAI_API_KEY" }}
-"""
+    project.create_preset(
+        "aider",
+        MODEL,
+        url,
+        f'env = {{ OPENAI_API_BASE = "{url}/v1" }}\n'
+        'secrets = { OPENAI_API_KEY = "env:OPENAI_API_KEY" }\n',
+        ("OPENAI_API_KEY", "sk-scripted-not-a-real-key"),
+        files={".jackline/rules/calc.md": RULE + "\n"},
     )
-    (project.repo / "jackline.toml").write_text(config)
-    (project.repo / ".jackline" / "rules").mkdir(parents=True)
-    (project.repo / ".jackline" / "rules" / "calc.md").write_text(RULE + "\n")
-    git(project.repo, "add", "-A")
-    git(project.repo, "commit", "-q", "-m", "aider preset")
-    project.env["OPENAI_API_KEY"] = "sk-scripted-not-a-real-key"
 
 
 @needs_aider

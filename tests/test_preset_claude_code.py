@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CALC, TEST_CALC, Project, git, unmount_under
+from conftest import CALC, Project, git, unmount_under
 
 from jackline.agents import presets
 from jackline.config import AgentConfig
@@ -73,63 +71,15 @@ def solved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Solved]:
 
 def create(project: Project, server: ModelServer) -> Project:
     """The calc repository with a rule, configured for the claude-code preset."""
-    port = server.url.rsplit(":", 1)[1]
-    config = f"""\
-[project]
-main = "main"
-
-[checks.test]
-command = "{sys.executable} -m pytest -q -p no:cacheprovider --junitxml={{report}}"
-parser = "junit"
-
-[blueprint]
-max_rounds = 2
-
-[sandbox]
-allow_network = ["127.0.0.1:{port}"]
-
-[agents.default]
-preset = "claude-code"
-model = "{MODEL}"
-timeout = 120
-env = {{ ANTHROPIC_BASE_URL = "{server.url}" }}
-secrets = {{ ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY" }}
-
-[budget.prices."{MODEL}"]
-input = 3.0
-output = 15.0
-"""
-    files = {
-        "calc.py": CALC,
-        "test_calc.py": TEST_CALC,
-        ".gitignore": "__pycache__/\n",
-        ".jackline/rules/style.md": f"{RULE}\n",
-        "jackline.toml": config,
-    }
-    project.repo.mkdir(parents=True)
-    git(project.root, "init", "-q", "-b", "main", str(project.repo))
-    git(project.repo, "config", "user.email", "alice@example.com")
-    git(project.repo, "config", "user.name", "Alice")
-    for rel, text in files.items():
-        (project.repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project.repo / rel).write_text(text)
-    git(project.repo, "add", "-A")
-    git(project.repo, "commit", "-q", "-m", "calc with a bug")
-    project.env["ANTHROPIC_API_KEY"] = "sk-ant-test-not-a-real-key"
-    return project
-
-
-def transcript(project: Project, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The run's events by kind (read as stored: a step's own `kind` field is data here)."""
-    db = sqlite3.connect(project.home / "jackline.db")
-    rows = db.execute(
-        "SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-    ).fetchall()
-    db.close()
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for kind, data in rows:
-        by_kind.setdefault(kind, []).append(json.loads(data))
-    return by_kind
+    return project.create_preset(
+        "claude-code",
+        MODEL,
+        server.url,
+        f'env = {{ ANTHROPIC_BASE_URL = "{server.url}" }}\n'
+        'secrets = { ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY" }\n',
+        ("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key"),
+        files={".jackline/rules/style.md": f"{RULE}\n"},
+    )
 
 
 def conversations(server: ModelServer) -> list[str]:
@@ -152,7 +102,7 @@ def test_claude_code_solves_the_task_in_two_rounds_with_its_transcript_recorded(
     branch_calc = git(project.repo, "show", f"{run['branch']}:calc.py")
     assert "return a + b" in branch_calc
 
-    by_kind = transcript(project, run["id"])
+    by_kind = project.events_by_kind(run["id"])
     edits = by_kind["agent.edit"]
     assert [(e["round"], e["path"]) for e in edits] == [(1, "calc.py"), (2, "calc.py")]
     assert "+    return a + b" in edits[1]["detail"]
@@ -224,7 +174,7 @@ def test_a_git_push_claude_code_tries_is_refused_by_the_guard_hook_and_shown(
     solved: Solved,
 ) -> None:
     project, run = solved.project, solved.run
-    commands = transcript(project, run["id"])["agent.command"]
+    commands = project.events_by_kind(run["id"])["agent.command"]
     push = next(c for c in commands if c["summary"].startswith("git push"))
     assert push["error"] is True
     assert "only the harness pushes" in push["detail"]

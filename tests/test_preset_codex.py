@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
-import sys
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CALC, TEST_CALC, Project, git, unmount_under
+from conftest import Project, git, unmount_under
 
 from jackline.agents import Brief, check_available
 from jackline.agents.codex import Agent
@@ -80,65 +78,17 @@ def solved(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Solved]:
 
 def create(project: Project, server: ModelServer) -> Project:
     """The calc repository with a rule and a tracked AGENTS.md, configured for codex."""
-    port = server.url.rsplit(":", 1)[1]
-    config = f"""\
-[project]
-main = "main"
-
-[checks.test]
-command = "{sys.executable} -m pytest -q -p no:cacheprovider --junitxml={{report}}"
-parser = "junit"
-
-[blueprint]
-max_rounds = 2
-
-[sandbox]
-allow_network = ["127.0.0.1:{port}"]
-
-[agents.default]
-preset = "codex"
-model = "{MODEL}"
-timeout = 120
-args = ["-c", "model_reasoning_effort='low'"]
-env = {{ OPENAI_BASE_URL = "{server.url}/v1" }}
-secrets = {{ OPENAI_API_KEY = "env:OPENAI_API_KEY" }}
-
-[budget.prices."{MODEL}"]
-input = 2.0
-output = 8.0
-"""
-    files = {
-        "calc.py": CALC,
-        "test_calc.py": TEST_CALC,
-        ".gitignore": "__pycache__/\n",
-        "AGENTS.md": f"{REPO_RULE}\n",
-        ".jackline/rules/style.md": f"{RULE}\n",
-        "jackline.toml": config,
-    }
-    project.repo.mkdir(parents=True)
-    git(project.root, "init", "-q", "-b", "main", str(project.repo))
-    git(project.repo, "config", "user.email", "alice@example.com")
-    git(project.repo, "config", "user.name", "Alice")
-    for rel, text in files.items():
-        (project.repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (project.repo / rel).write_text(text)
-    git(project.repo, "add", "-A")
-    git(project.repo, "commit", "-q", "-m", "calc with a bug")
-    project.env["OPENAI_API_KEY"] = "sk-test-not-a-real-key"
-    return project
-
-
-def events(project: Project, run_id: str) -> dict[str, list[dict[str, Any]]]:
-    """The run's events by kind (read as stored: a step's own `kind` field is data here)."""
-    db = sqlite3.connect(project.home / "jackline.db")
-    rows = db.execute(
-        "SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-    ).fetchall()
-    db.close()
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for kind, data in rows:
-        by_kind.setdefault(kind, []).append(json.loads(data))
-    return by_kind
+    return project.create_preset(
+        "codex",
+        MODEL,
+        server.url,
+        """args = ["-c", "model_reasoning_effort='low'"]\n"""
+        f'env = {{ OPENAI_BASE_URL = "{server.url}/v1" }}\n'
+        'secrets = { OPENAI_API_KEY = "env:OPENAI_API_KEY" }\n',
+        ("OPENAI_API_KEY", "sk-test-not-a-real-key"),
+        prices=(2.0, 8.0),
+        files={"AGENTS.md": f"{REPO_RULE}\n", ".jackline/rules/style.md": f"{RULE}\n"},
+    )
 
 
 def instructions(server: ModelServer) -> list[str]:
@@ -176,7 +126,7 @@ def test_the_second_round_is_prompted_with_the_first_rounds_failure(solved: Solv
 
 @needs_codex
 def test_transcript_becomes_commands_edits_messages_and_usage(solved: Solved) -> None:
-    by_kind = events(solved.project, solved.run["id"])
+    by_kind = solved.project.events_by_kind(solved.run["id"])
     commands = by_kind["agent.command"]
     assert [c["summary"] for c in commands] == ["cat calc.py", "grep -n return calc.py; exit 3"]
     # (The runner drops a zero exit code from the stored event along with empty fields.)

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONFIG, Project, git
+from conftest import Project, git
 
 from jackline.agents import Brief
 from jackline.agents.mini_swe_agent import SUBMIT, TRAJECTORY, Agent
@@ -44,32 +43,15 @@ needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewr
 
 def _create(project: Project, url: str) -> None:
     """The calc project with a mini-swe-agent agent pointed at the scripted server."""
-    project.create(["true"])
-    port = url.rsplit(":", 1)[1]
-    config = (
-        CONFIG.format(python=sys.executable)
-        + f"""
-[sandbox]
-allow_network = ["127.0.0.1:{port}"]
-
-[budget.prices."{MODEL}"]
-input = 3.0
-output = 15.0
-
-[agents.default]
-preset = "mini-swe-agent"
-model = "{MODEL}"
-timeout = 120
-env = {{ OPENAI_API_BASE = "{url}/v1", OPENAI_BASE_URL = "{url}/v1" }}
-secrets = {{ OPENAI_API_KEY = "env:OPENAI_API_KEY" }}
-"""
+    project.create_preset(
+        "mini-swe-agent",
+        MODEL,
+        url,
+        f'env = {{ OPENAI_API_BASE = "{url}/v1", OPENAI_BASE_URL = "{url}/v1" }}\n'
+        'secrets = { OPENAI_API_KEY = "env:OPENAI_API_KEY" }\n',
+        ("OPENAI_API_KEY", "sk-scripted-not-a-real-key"),
+        files={".jackline/rules/calc.md": RULE + "\n"},
     )
-    (project.repo / "jackline.toml").write_text(config)
-    (project.repo / ".jackline" / "rules").mkdir(parents=True)
-    (project.repo / ".jackline" / "rules" / "calc.md").write_text(RULE + "\n")
-    git(project.repo, "add", "-A")
-    git(project.repo, "commit", "-q", "-m", "mini-swe-agent preset")
-    project.env["OPENAI_API_KEY"] = "sk-scripted-not-a-real-key"
 
 
 @needs_mini

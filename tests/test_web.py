@@ -161,16 +161,25 @@ def stop_site(site: Site) -> None:
     unmount_under(site.project.root)
 
 
+@contextmanager
+def running_site(root: Path, agent: ScriptedAgent) -> Iterator[Site]:
+    """A started site, stopped after, with the JACKLINE_HOME it set put back."""
+    before = os.environ.get("JACKLINE_HOME")
+    s = start_site(root, agent)
+    try:
+        yield s
+    finally:
+        stop_site(s)
+        if before is None:
+            os.environ.pop("JACKLINE_HOME", None)
+        else:
+            os.environ["JACKLINE_HOME"] = before
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    before = os.environ.get("JACKLINE_HOME")
-    s = start_site(tmp_path_factory.mktemp("web"), ScriptedAgent([FIX]))
-    yield s
-    stop_site(s)
-    if before is None:
-        os.environ.pop("JACKLINE_HOME", None)
-    else:
-        os.environ["JACKLINE_HOME"] = before
+    with running_site(tmp_path_factory.mktemp("web"), ScriptedAgent([FIX])) as s:
+        yield s
 
 
 @pytest.fixture(scope="module")
