@@ -103,6 +103,10 @@ class Spec:
     services: tuple[tuple[int, Path], ...] = ()
     """The workspace's services: each (port, socket) appears on the sandbox's loopback at that
     port, relayed through the unix socket to the service outside (see `workspaces.services`)."""
+    ro_binds: tuple[tuple[Path, Path], ...] = ()
+    """(host path, path inside) pairs bound read-only after the workspace, so they may sit inside
+    it: the harness's git directory at the workspace's `.git`, the harness's inbox (brief,
+    feedback, policy). The command reads them and cannot change them."""
 
 
 class Sandbox(Protocol):

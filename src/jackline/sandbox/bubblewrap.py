@@ -73,6 +73,8 @@ class Bubblewrap:
         sockets |= {proxy.parent} if proxy is not None else set()
         for folder in sorted(sockets):
             out += ["--bind", str(folder), str(folder)]
+        for host, seen in spec.ro_binds:
+            out += ["--ro-bind", str(host), str(seen)]
         out += ["--chdir", str(inside), "--", *command]
         return out
 
