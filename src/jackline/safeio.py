@@ -125,3 +125,46 @@ def files(root: Path, rel: str | PurePosixPath | Path = ".", limit: int = 10_000
         return sorted(out)
     finally:
         os.close(fd)
+
+
+def write_text(root: Path, rel: str | PurePosixPath | Path, text: str, mode: int = 0o644) -> None:
+    """Write `root/rel` (making its folders) without following a link anywhere below `root`:
+    a link, FIFO or folder standing where a folder or the file should be is removed first, so
+    the write lands in the workspace and nowhere else. For the harness's writes into a folder a
+    sandboxed command could have written (a preset's rules file, say)."""
+    parts = _parts(rel)
+    if parts is None:
+        raise ValueError(f"{rel!r} is not a relative path inside {root}")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in parts[:-1]:
+            try:
+                nxt = os.open(part, _DIR, dir_fd=fd)
+            except OSError:
+                _remove(fd, part)
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        _remove(fd, parts[-1])
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        out = os.open(parts[-1], flags, mode, dir_fd=fd)
+        with os.fdopen(out, "w", encoding="utf-8") as f:
+            f.write(text)
+    finally:
+        os.close(fd)
+
+
+def _remove(dir_fd: int, name: str) -> None:
+    """Remove whatever stands at `name` in the folder `dir_fd` (a folder with its contents, never
+    following a link out of it)."""
+    import shutil
+
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(name, dir_fd=dir_fd)
+    else:
+        os.unlink(name, dir_fd=dir_fd)
