@@ -62,6 +62,13 @@ CREATE TABLE IF NOT EXISTS events (
     hash TEXT NOT NULL,
     PRIMARY KEY (run_id, seq)
 );
+CREATE TABLE IF NOT EXISTS audit_heads (
+    run_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    since INTEGER NOT NULL,
+    mac TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS releases (
     id TEXT PRIMARY KEY,
     repo TEXT NOT NULL,
@@ -238,8 +245,10 @@ class Store:
 
     # events -------------------------------------------------------------------------------
 
-    def append_event(self, run_id: str, kind: str, data: str, chain: Any) -> int:
-        """Append one event; `chain(prev_hash, seq, ts, kind, data)` gives its hash."""
+    def append_event(self, run_id: str, kind: str, data: str, chain: Any, seal: Any) -> int:
+        """Append one event; `chain(prev_hash, seq, ts, kind, data)` gives its hash, and
+        `seal(seq, hash, since)` the mac of the stream's head, recorded in the same transaction
+        (`since`: the first keyed event), so the tail cannot go without the head saying so."""
         with self.transaction() as db:
             last = db.execute(
                 "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
@@ -254,7 +263,22 @@ class Store:
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (run_id, seq, ts, kind, data, prev, digest),
             )
+            head = db.execute("SELECT since FROM audit_heads WHERE run_id = ?", (run_id,))
+            row = head.fetchone()
+            since = row["since"] if row else seq
+            db.execute(
+                "INSERT OR REPLACE INTO audit_heads (run_id, seq, hash, since, mac)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (run_id, seq, digest, since, seal(seq, digest, since)),
+            )
         return seq
+
+    def audit_head(self, run_id: str) -> sqlite3.Row | None:
+        """The stream's recorded head (seq, hash, since, mac), if it has a keyed one."""
+        row: sqlite3.Row | None = self._db.execute(
+            "SELECT * FROM audit_heads WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        return row
 
     def events(self, run_id: str, after: int = 0, kind: str | None = None) -> list[sqlite3.Row]:
         query = "SELECT * FROM events WHERE run_id = ? AND seq > ?"

@@ -1,23 +1,39 @@
-"""The audit log: append-only, hash-chained, redacted before it is written.
+"""The audit log: append-only, keyed and hash-chained, anchored by a recorded head, redacted
+before it is written.
 
-Each event's hash covers the previous event's hash and its own content, so changing or deleting
-an event breaks the chain from there on, and `jackline logs` shows where.
+Each event's mac is an HMAC-SHA256, under a key kept in a file beside the database (`audit.key`
+in `JACKLINE_HOME`, mode 0600), of the stream's id, the previous event's mac and the event
+itself. So whoever can write the database but not read the key can neither change an event nor
+re-hash the chain after changing one. The head (the last sequence number and mac, sealed with
+the key) is written in the same transaction as each event, apart from the events, so deleting
+the tail (the decision and the merge) shows too: `verify` names where the chain breaks.
+
+Chains written before keys existed (plain SHA-256, no head) stay readable; `verify` says they are
+unkeyed rather than verified. An event appended to one now is keyed, and its mac covers the old
+ones through the previous hash it names.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
+import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from sqlite3 import Row
+from typing import Any, Literal
 
+from jackline.errors import JacklineError
 from jackline.guard.redact import Redactor
 from jackline.store import Store
 
-
-def _digest(prev: str, seq: int, ts: float, kind: str, data: str) -> str:
-    body = json.dumps([prev, seq, repr(ts), kind, data], separators=(",", ":"))
-    return hashlib.sha256(body.encode()).hexdigest()
+KEY_FILE = "audit.key"
+KEYED = "k1:"
+"""The prefix of a keyed mac; a hash without it is the plain SHA-256 of the first chains."""
 
 
 @dataclass(frozen=True)
@@ -30,28 +46,210 @@ class Event:
     intact: bool
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What checking a whole stream found."""
+
+    state: Literal["verified", "broken", "unkeyed"]
+    """`verified`: every event and the recorded head hold under the key. `broken`: something was
+    changed, deleted or re-hashed (or the key is missing). `unkeyed`: written before audit keys,
+    so anyone could have recomputed its hashes."""
+    events: int
+    """How many events the stream has."""
+    detail: str
+    """Where it breaks, or what was verified."""
+
+    @property
+    def broken(self) -> bool:
+        return self.state != "verified"
+
+    def render(self) -> str:
+        word = {"verified": "VERIFIED", "broken": "CHAIN BROKEN", "unkeyed": "NOT VERIFIED"}
+        return f"{word[self.state]}: {self.detail}"
+
+
 class AuditLog:
     def __init__(self, store: Store, redactor: Redactor) -> None:
         self.store = store
         self.redact = redactor
+        self.key_path = store.path.parent / KEY_FILE
+        self._key: bytes | None = None
 
     def record(self, run_id: str, kind: str, /, **data: Any) -> None:
         payload = json.dumps(self.redact.deep(data), sort_keys=True, default=str)
-        self.store.append_event(run_id, kind, payload, _digest)
+        key = self._signing_key()
+
+        def chain(prev: str, seq: int, ts: float, kind: str, data: str) -> str:
+            return _mac(key, run_id, prev, seq, ts, kind, data)
+
+        def seal(seq: int, digest: str, since: int) -> str:
+            return _seal(key, run_id, seq, digest, since)
+
+        self.store.append_event(run_id, kind, payload, chain, seal)
 
     def read(self, run_id: str, after: int = 0) -> list[Event]:
         """Events in order, each marked whether the chain still holds up to it."""
         rows = self.store.events(run_id)
+        head = self.store.audit_head(run_id)
         out: list[Event] = []
-        prev, intact = "", True
-        for row in rows:
-            expected = _digest(prev, row["seq"], row["ts"], row["kind"], row["data"])
-            intact = intact and row["prev"] == prev and row["hash"] == expected
-            prev = row["hash"]
+        intact = True
+        for row, problem in _walk(rows, self._verifying_key(), head, run_id):
+            intact = intact and problem is None
             if row["seq"] > after:
-                out.append(
-                    Event(
-                        run_id, row["seq"], row["ts"], row["kind"], json.loads(row["data"]), intact
-                    )
-                )
+                data = json.loads(row["data"])
+                out.append(Event(run_id, row["seq"], row["ts"], row["kind"], data, intact))
         return out
+
+    def verify(self, run_id: str) -> Verdict:
+        """Check the whole stream: every event, the links, and the recorded head."""
+        rows = self.store.events(run_id)
+        head = self.store.audit_head(run_id)
+        key = self._verifying_key()
+        if key is None and (head is not None or any(r["hash"].startswith(KEYED) for r in rows)):
+            return Verdict(
+                "broken", len(rows), f"the audit key {self.key_path} is missing: cannot verify"
+            )
+        for _row, problem in _walk(rows, key, head, run_id):
+            if problem:
+                return Verdict("broken", len(rows), problem)
+        return _check_head(rows, head, key, run_id, self.key_path)
+
+    def _signing_key(self) -> bytes:
+        if self._key is None:
+            self._key = _load_key(self.key_path, create=True)
+        return self._key
+
+    def _verifying_key(self) -> bytes | None:
+        # Reading never makes a key: a new one would call every existing chain broken.
+        if self._key is None and self.key_path.exists():
+            self._key = _load_key(self.key_path, create=False)
+        return self._key
+
+
+def _walk(
+    rows: list[Row], key: bytes | None, head: Row | None, stream: str
+) -> Iterator[tuple[Row, str | None]]:
+    """Each row with what is wrong with it (None: it holds, given the rows before it)."""
+    prev = ""
+    keyed_from = head["since"] if head is not None else None
+    for expected_seq, row in enumerate(rows, 1):
+        yield row, _problem(row, expected_seq, prev, key, keyed_from, stream)
+        if keyed_from is None and row["hash"].startswith(KEYED):
+            keyed_from = row["seq"]
+        prev = row["hash"]
+
+
+def _problem(
+    row: Row, expected_seq: int, prev: str, key: bytes | None, keyed_from: int | None, stream: str
+) -> str | None:
+    where = f"event {row['seq']} ({row['kind']})"
+    if row["seq"] != expected_seq:
+        return f"event {expected_seq} is missing (the next one is {row['seq']})"
+    if row["prev"] != prev:
+        return f"{where} does not follow event {row['seq'] - 1}: one of them was changed"
+    digest: str = row["hash"]
+    if not digest.startswith(KEYED):
+        if keyed_from is not None and row["seq"] >= keyed_from:
+            return (
+                f"{where} has a plain hash though the chain is keyed from event {keyed_from}: "
+                "it was re-hashed without the key"
+            )
+        plain = _plain(prev, row["seq"], row["ts"], row["kind"], row["data"])
+        return None if digest == plain else f"{where} was changed"
+    if key is None:
+        return f"{where} is keyed and the audit key is missing, so it cannot be verified"
+    mac = _mac(key, stream, prev, row["seq"], row["ts"], row["kind"], row["data"])
+    if not hmac.compare_digest(digest, mac):
+        return f"{where} was changed (its mac does not hold under the audit key)"
+    return None
+
+
+def _check_head(
+    rows: list[Row], head: Row | None, key: bytes | None, stream: str, key_path: Path
+) -> Verdict:
+    """The stream's events all hold: do they end where the recorded head says?"""
+    n = len(rows)
+    if head is None:
+        if not rows:
+            return Verdict("broken", 0, "no events are recorded (and no head): deleted")
+        if any(r["hash"].startswith(KEYED) for r in rows):
+            return Verdict("broken", n, "the recorded head of this keyed chain was deleted")
+        return Verdict(
+            "unkeyed",
+            n,
+            f"events 1-{n} were written before audit keys; their hashes hold, but anyone "
+            "could have recomputed them",
+        )
+    if key is None:
+        return Verdict("broken", n, f"the audit key {key_path} is missing: cannot verify")
+    sealed = _seal(key, stream, head["seq"], head["hash"], head["since"])
+    if not hmac.compare_digest(head["mac"], sealed):
+        return Verdict("broken", n, "the recorded head was changed (its seal does not hold)")
+    last = rows[-1]["seq"] if rows else 0
+    if head["seq"] > last:
+        gone = f"{last + 1}-{head['seq']}" if head["seq"] > last + 1 else str(head["seq"])
+        return Verdict(
+            "broken", n, f"events {gone} are missing: the head records event {head['seq']}"
+        )
+    if head["seq"] < last or head["hash"] != rows[-1]["hash"]:
+        return Verdict("broken", n, f"event {last} is not the head recorded (event {head['seq']})")
+    return Verdict("verified", n, f"{n} events, keyed from event {head['since']}, end at the head")
+
+
+def _mac(key: bytes, stream: str, prev: str, seq: int, ts: float, kind: str, data: str) -> str:
+    body = json.dumps([stream, prev, seq, repr(ts), kind, data], separators=(",", ":"))
+    return KEYED + hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _seal(key: bytes, stream: str, seq: int, digest: str, since: int) -> str:
+    # A different message from any event's, so an event's mac never passes for a head's seal.
+    body = json.dumps(["head", stream, seq, digest, since], separators=(",", ":"))
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _plain(prev: str, seq: int, ts: float, kind: str, data: str) -> str:
+    """The unkeyed hash the first chains were made with."""
+    body = json.dumps([prev, seq, repr(ts), kind, data], separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _load_key(path: Path, create: bool) -> bytes:
+    """The audit key: made on first use (0600, never through a link), refused if others may
+    read it, since whoever reads it can re-hash a chain."""
+    if create and not path.exists():
+        _make_key(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        raise JacklineError(f"cannot read the audit key {path}: {e.strerror}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise JacklineError(f"the audit key {path} is not a regular file")
+        if info.st_mode & 0o077:
+            raise JacklineError(f"the audit key {path} may be read by others: `chmod 600 {path}`")
+        text = os.read(fd, 4096).decode(errors="replace").strip()
+    finally:
+        os.close(fd)
+    if len(text) < 64:
+        raise JacklineError(f"the audit key {path} is too short ({len(text)} characters)")
+    return text.encode()
+
+
+def _make_key(path: Path) -> None:
+    """Write the key whole under another name, then link it into place: two processes that
+    start at once agree on one key, and neither reads a half-written file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        os.write(fd, (secrets.token_hex(32) + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
