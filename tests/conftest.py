@@ -47,14 +47,30 @@ forbidden = ["secret_area/**"]
 max_rounds = 2
 """
 
+PLAYS_SEVERAL_PEOPLE = "\n[review]\nallow_as = true  # the tests act as alice, bob, carol\n"
+"""The tests name people with JACKLINE_USER and --as, which only a project that allows such
+claims believes (and records as claims of the OS user running the tests)."""
+
 WRONG = Round(edits={"calc.py": Replace("a - b", "a * b")}, message="tried multiplication")
 RIGHT = Round(edits={"calc.py": Replace("a * b", "a + b")}, notes="- Assumed add means +.\n")
 
 
 def git(repo: Path, *args: str) -> str:
+    """git in `repo`; in a workspace or snapshot tree, with the harness's git directory beside
+    it (the tree's own `.git` is the agent's, see `jackline.git.gitdir_path`)."""
+    env = None
+    harness = harness_gitdir(repo)
+    if harness is not None:
+        env = {**os.environ, "GIT_DIR": str(harness), "GIT_WORK_TREE": str(repo)}
     return subprocess.run(
-        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True
+        ["git", "-C", str(repo), *args], check=True, capture_output=True, text=True, env=env
     ).stdout.strip()
+
+
+def harness_gitdir(tree: Path) -> Path | None:
+    from jackline.git import gitdir
+
+    return gitdir(tree)
 
 
 class Project:
@@ -81,6 +97,8 @@ class Project:
         config = CONFIG.format(python=sys.executable) + extra
         if "[sandbox]" not in extra:  # the scripted agent reads its script from beside the repo
             config += f"\n[sandbox]\nreadable = [{json.dumps(str(self.root / 'agent.json'))}]\n"
+        if "[review]" not in extra:
+            config += PLAYS_SEVERAL_PEOPLE
         config += f"\n[agents.default]\ncommand = {json.dumps(command)}\n{agent_extra}"
         return self.init({**(files or {}), "jackline.toml": config})
 
@@ -116,6 +134,7 @@ class Project:
             f'\n[sandbox]\nallow_network = ["127.0.0.1:{port}"]\n'
             f'\n[budget.prices."{model}"]\ninput = {prices[0]}\noutput = {prices[1]}\n'
             f'\n[agents.default]\npreset = "{preset}"\nmodel = "{model}"\ntimeout = 120\n{agent}'
+            + PLAYS_SEVERAL_PEOPLE
         )
         self.env[key[0]] = key[1]
         return self.init({**(files or {}), "jackline.toml": config})

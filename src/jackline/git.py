@@ -18,9 +18,80 @@ _IDENTITY = {
 }
 
 
-# The workspace's repository is the agent's to write: no hook or configured program of its
-# may run as the harness.
-SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+# Options on every harness-side git call: no hook, no file-system monitor, no submodule's own git
+# run (a nested repository's config could name a program), paths never quoted.
+SAFE = (
+    "-c",
+    "core.hooksPath=/dev/null",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    "diff.ignoreSubmodules=all",
+    "-c",
+    "submodule.recurse=false",
+    "-c",
+    "core.quotePath=false",
+)
+
+# Variables that would point git at another repository than the one named.
+_REPOSITORY_VARIABLES = frozenset(
+    (
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_INDEX_FILE",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_COMMON_DIR",
+        "GIT_CONFIG",
+        "GIT_CONFIG_PARAMETERS",
+        "GIT_CONFIG_COUNT",
+    )
+)
+
+# Marks a git directory as the harness's own (see `gitdir`).
+MARKER = "jackline-gitdir"
+
+# For a tree Jackline made: no configuration but the harness's own git directory's.
+_ISOLATED = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null"}
+
+
+def gitdir_path(tree: Path) -> Path:
+    """Where the harness keeps the git directory of a tree it makes (a workspace, a snapshot's
+    tree): beside it, never inside. Inside is the agent's: what it wrote there is never read."""
+    return tree.with_name(tree.name + ".git")
+
+
+def gitdir(tree: Path) -> Path | None:
+    """The harness's own git directory of `tree`, or None for any other repository (the user's)."""
+    tree = Path(os.path.abspath(tree))
+    if not tree.name:
+        return None
+    d = gitdir_path(tree)
+    return d if (d / MARKER).is_file() else None
+
+
+def adopt(tree: Path) -> Path:
+    """Mark `gitdir_path(tree)` as the harness's own and leave an empty `.git` folder in the tree
+    (where the sandbox shows the git directory, read-only)."""
+    d = gitdir_path(tree)
+    (d / MARKER).write_text("the harness's git directory of the tree beside it\n")
+    git_in_tree = tree / ".git"
+    if git_in_tree.is_symlink() or git_in_tree.is_file():
+        git_in_tree.unlink()
+    git_in_tree.mkdir(exist_ok=True)
+    return d
+
+
+def _call(repo: Path, env: dict[str, str] | None) -> tuple[list[str], dict[str, str]]:
+    """The argv prefix and environment of a git call on `repo`: for a tree Jackline made, its
+    own git directory and work tree named outright, so git never looks for either in the tree."""
+    inherited = {k: v for k, v in os.environ.items() if k not in _REPOSITORY_VARIABLES}
+    full = {**inherited, **_IDENTITY, **(env or {})}
+    d = gitdir(repo)
+    if d is None:
+        return ["git", "-C", str(repo), *SAFE], full
+    full.update(_ISOLATED, GIT_DIR=str(d), GIT_WORK_TREE=str(repo))
+    return ["git", "-C", str(repo), *SAFE], full
 
 
 def git(
@@ -30,8 +101,8 @@ def git(
     env: dict[str, str] | None = None,
     strip: bool = True,
 ) -> str:
-    full = {**os.environ, **_IDENTITY, **(env or {})}
-    argv = ["git", "-C", str(repo), *SAFE, *args]
+    prefix, full = _call(repo, env)
+    argv = [*prefix, *args]
     proc = subprocess.run(argv, capture_output=True, text=True, env=full)
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)
@@ -39,14 +110,29 @@ def git(
 
 
 def ok(repo: Path, *args: str) -> bool:
-    return (
-        subprocess.run(
-            ["git", "-C", str(repo), *SAFE, *args],
-            capture_output=True,
-            env={**os.environ, **_IDENTITY},
-        ).returncode
-        == 0
-    )
+    prefix, full = _call(repo, None)
+    return subprocess.run([*prefix, *args], capture_output=True, env=full).returncode == 0
+
+
+def git_bytes(repo: Path, *args: str, input: bytes | None = None) -> bytes:
+    """`git()` for output that is not text: file contents, and paths, which are bytes (a name
+    need not be UTF-8) and are read NUL-separated (`-z`) with `z_paths`."""
+    prefix, full = _call(repo, None)
+    argv = [*prefix, *args]
+    proc = subprocess.run(argv, input=input, capture_output=True, env=full)
+    if proc.returncode != 0:
+        raise CommandFailed(
+            argv, proc.returncode, os.fsdecode(proc.stdout), proc.stderr.decode(errors="replace")
+        )
+    return proc.stdout
+
+
+def z_paths(out: bytes) -> list[str]:
+    """The fields of `-z` output, each a path as the file system names it (`os.fsdecode`, so an
+    undecodable name still round-trips). A newline, a tab, a quote or a non-ASCII letter in a
+    name is only safe this way: without `-z` git quotes such a name, and the quoted form names
+    no file, matches no glob and escapes every check that compares paths."""
+    return [os.fsdecode(f) for f in out.split(b"\0") if f]
 
 
 def toplevel(path: Path) -> Path:
@@ -67,20 +153,25 @@ def current_branch(repo: Path) -> str | None:
 
 def dirty_tracked(repo: Path) -> list[str]:
     """Tracked files with uncommitted changes (staged or not): what a merge could overwrite."""
-    out = git(repo, "status", "--porcelain", "--untracked-files=no")
-    return [line[3:] for line in out.splitlines() if line.strip()]
+    fields = iter(z_paths(git_bytes(repo, "status", "--porcelain", "-z", "--untracked-files=no")))
+    out = []
+    for entry in fields:
+        out.append(entry[3:])
+        if {"R", "C"} & set(entry[:2]):
+            next(fields, None)  # a rename's or copy's source follows as a field of its own
+    return out
 
 
 def changed_paths(repo: Path, base: str) -> list[str]:
     """Every path that differs from `base` in the working tree, untracked files included."""
-    tracked = git(repo, "diff", "--name-only", "--no-renames", base).splitlines()
-    untracked = git(repo, "ls-files", "--others", "--exclude-standard").splitlines()
+    tracked = z_paths(git_bytes(repo, "diff", "-z", "--name-only", "--no-renames", base))
+    untracked = z_paths(git_bytes(repo, "ls-files", "-z", "--others", "--exclude-standard"))
     return sorted(set(tracked) | set(untracked))
 
 
 def worktree_tree(repo: Path) -> str:
     """The working tree (minus ignored files) as a tree object, without touching index or HEAD."""
-    index = repo / ".git" / "jackline-checkpoint.index"
+    index = (gitdir(repo) or repo / ".git") / "jackline-checkpoint.index"
     index.unlink(missing_ok=True)
     env = {"GIT_INDEX_FILE": str(index)}
     git(repo, "add", "-A", ".", env=env)
@@ -94,3 +185,11 @@ def restore_tree(repo: Path, tree: str) -> None:
     git(repo, "read-tree", "--reset", "-u", tree)
     git(repo, "clean", "-fdq")
     git(repo, "reset", "-q")
+
+
+def embedded_repositories(tree: Path) -> list[str]:
+    """Folders under `tree` that hold a git repository of their own (git lists them, untracked,
+    with a trailing slash and does not look inside): an agent's or a check's, never the harness's.
+    Ignored folders are left out: git never reads them."""
+    out = git(tree, "ls-files", "-z", "--others", "--exclude-standard", strip=False)
+    return sorted(p.rstrip("/") for p in out.split("\0") if p.endswith("/"))

@@ -155,6 +155,63 @@ def write_text(root: Path, rel: str | PurePosixPath | Path, text: str, mode: int
         os.close(fd)
 
 
+def mount_point(root: Path, rel: str | PurePosixPath | Path, folder: bool) -> None:
+    """Make `root/rel` a real folder (or an empty regular file) for the sandbox to bind over,
+    whatever stood there: a link there would move the mount elsewhere in the sandbox's view."""
+    parts = _parts(rel)
+    if parts is None:
+        raise ValueError(f"{rel!r} is not a relative path inside {root}")
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            want_dir = folder or not last
+            if (
+                st is not None
+                and stat.S_ISDIR(st.st_mode) == want_dir
+                and (want_dir or stat.S_ISREG(st.st_mode))
+            ):
+                pass
+            else:
+                if st is not None:
+                    _remove(fd, part)
+                if want_dir:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                else:
+                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+                    os.close(os.open(part, flags, 0o644, dir_fd=fd))
+            if not last:
+                nxt = os.open(part, _DIR, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+    finally:
+        os.close(fd)
+
+
+def remove(root: Path, rel: str | PurePosixPath | Path) -> bool:
+    """Remove whatever stands at `root/rel` (a folder with all it holds), reached through no
+    link; True if something was removed."""
+    parts = _parts(rel)
+    if parts is None:
+        return False
+    fd = _open_dir(root, parts[:-1])
+    if fd is None:
+        return False
+    try:
+        try:
+            os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return False
+        _remove(fd, parts[-1])
+        return True
+    finally:
+        os.close(fd)
+
+
 def _remove(dir_fd: int, name: str) -> None:
     """Remove whatever stands at `name` in the folder `dir_fd` (a folder with its contents, never
     following a link out of it)."""

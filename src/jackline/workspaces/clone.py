@@ -1,7 +1,9 @@
-"""A workspace as a local clone: objects are hard-linked, so it costs little disk and time.
+"""A workspace as a clone of the user's repository, its git directory beside it (see
+`git.gitdir_path`): the work tree is the agent's, the git directory the harness's alone.
 
-The clone's `origin` is the user's repository, which is how the harness later publishes the
-branch there without touching the user's working tree.
+Objects are copied, never hard-linked: an object file shared with the user's repository could be
+rewritten in place through the workspace. The clone's `origin` is the user's repository, which is
+how the harness later publishes the branch there without touching the user's working tree.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from jackline.git import git, rev
+from jackline.git import adopt, git, gitdir_path, rev
 from jackline.workspaces import AGENT_DIR, Workspace
 
 # Paths the harness and the agent contract use inside the workspace, kept out of every commit.
@@ -23,19 +25,37 @@ class CloneProvider:
         if dest.exists():  # a retried prepare step: start again from nothing
             shutil.rmtree(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        git(repo, "clone", "--quiet", "--no-checkout", "--local", str(repo), str(dest))
+        clone(repo, dest)
         git(dest, "checkout", "--quiet", "-b", branch, f"origin/{main}")
-        add_excludes(dest)
         return Workspace(dest, branch, rev(dest, "HEAD"), self.name)
 
     def remove(self, workspace: Path) -> None:
         shutil.rmtree(workspace, ignore_errors=True)
+        shutil.rmtree(gitdir_path(workspace), ignore_errors=True)
+
+
+def clone(repo: Path, tree: Path) -> None:
+    """`repo` cloned into `tree` (no checkout), with the harness's git directory beside it."""
+    shutil.rmtree(gitdir_path(tree), ignore_errors=True)
+    tree.parent.mkdir(parents=True, exist_ok=True)
+    git(
+        repo,
+        "clone",
+        "--quiet",
+        "--no-checkout",
+        "--no-hardlinks",
+        f"--separate-git-dir={gitdir_path(tree)}",
+        str(repo),
+        str(tree),
+    )
+    adopt(tree)
+    add_excludes(tree)
 
 
 def add_excludes(ws: Path, patterns: tuple[str, ...] | list[str] = EXCLUDED) -> None:
     """Keep the harness's inbox and the agent's notes (or `patterns`) out of every commit made
     in `ws`."""
-    exclude = ws / ".git" / "info" / "exclude"
+    exclude = gitdir_path(ws) / "info" / "exclude"
     exclude.parent.mkdir(parents=True, exist_ok=True)
     with exclude.open("a") as f:
         f.write("\n# jackline\n" + "\n".join(patterns) + "\n")
@@ -46,6 +66,6 @@ def exclude_setup_outputs(ws: Path) -> list[str]:
     out = git(ws, "ls-files", "--others", "--exclude-standard", "--directory")
     made = [p for p in out.splitlines() if p]
     if made:
-        with (ws / ".git" / "info" / "exclude").open("a") as f:
+        with (gitdir_path(ws) / "info" / "exclude").open("a") as f:
             f.write("# made by set-up\n" + "\n".join("/" + p for p in made) + "\n")
     return made

@@ -7,8 +7,8 @@ Paths listed in `shared` (`[workspace] shared`, say `[".venv/lib"]`) are hard-li
 instead, which costs nothing whatever their size, but a hard-linked file is the snapshot's own:
 it must never be written in place. pip and npm replace files rather than write into them, but a
 command such as `echo >> .venv/lib/x.pth` would change the snapshot and every workspace made from
-it, which is why nothing is shared unless declared. Git's object files are always hard-linked:
-git never writes one in place (a local clone already shares them with the user's repository).
+it, which is why nothing is shared unless declared. The workspace's git directory is not in the
+tree: `snapshot.begin` makes it beside the workspace.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jackline.errors import CommandFailed
-from jackline.git import git
+from jackline.git import git, gitdir_path
 from jackline.workspaces import Workspace
 from jackline.workspaces.snapshot import Snapshot, begin
-
-ALWAYS_SHARED = (".git/objects",)
 
 
 class CopyProvider:
@@ -35,15 +33,17 @@ class CopyProvider:
     def create_from(self, snapshot: Snapshot, branch: str, dest: Path) -> Workspace:
         self.remove(dest)  # a retried prepare step: start again from nothing
         dest.parent.mkdir(parents=True, exist_ok=True)
-        linked = {snapshot.tree / p for p in (*ALWAYS_SHARED, *self.shared)}
+        linked = {snapshot.tree / p for p in self.shared}
         copy_tree(snapshot.tree, dest, linked)
+        ws = begin(dest, snapshot, branch, "copy+hardlinks" if self.shared else self.name)
         # Every copied file has a new inode and change time: without this, git would take each
         # for modified and read them all again at the agent's first `git status`.
         git(dest, "update-index", "-q", "--refresh", check=False)
-        return begin(dest, snapshot, branch, "copy+hardlinks" if self.shared else self.name)
+        return ws
 
     def remove(self, workspace: Path) -> None:
         shutil.rmtree(workspace, ignore_errors=True)
+        shutil.rmtree(gitdir_path(workspace), ignore_errors=True)
 
 
 def copy_tree(src: Path, dest: Path, linked: set[Path]) -> None:

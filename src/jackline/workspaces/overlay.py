@@ -1,10 +1,11 @@
 """A workspace as a kernel overlay over a snapshot: made in constant time, whatever its size.
 
-The snapshot's tree is the read-only lower layer; every write (git's index and refs included)
-goes to the upper layer. The layers live beside the workspace, in `<dest>.layers/{upper,work}`,
-and the merged view is mounted at `dest` itself, so `dest` is the workspace path as for any other
-provider. Git's index stays valid through the overlay (inode numbers and times are the lower
-files'), so `git status` in a fresh workspace is clean without re-reading a file.
+The snapshot's tree is the read-only lower layer; every write goes to the upper layer (the
+workspace's git directory is not in the tree: `snapshot.begin` makes it beside the workspace).
+The layers live beside the workspace, in `<dest>.layers/{upper,work}`, and the merged view is
+mounted at `dest` itself, so `dest` is the workspace path as for any other provider. Git's
+index stays valid through the overlay (inode numbers and times are the lower files'), so
+`git status` in a fresh workspace is clean without re-reading a file.
 
 Mounting needs privilege (root, here); `available()` tries once per process. A mount does not
 survive a reboot: the workspace is then an empty directory, its layers are kept, and `remount`
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from jackline import paths
 from jackline.errors import CommandFailed
+from jackline.git import gitdir_path
 from jackline.workspaces import Workspace
 from jackline.workspaces.snapshot import Snapshot, begin
 
@@ -45,6 +47,7 @@ class OverlayProvider:
             unmount(workspace)
         shutil.rmtree(_layers(workspace), ignore_errors=True)
         shutil.rmtree(workspace, ignore_errors=True)
+        shutil.rmtree(gitdir_path(workspace), ignore_errors=True)
 
 
 def remount(dest: Path) -> bool:

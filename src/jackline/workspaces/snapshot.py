@@ -13,7 +13,8 @@ where every workspace made from the snapshot appears inside the sandbox too.
 
 Under `JACKLINE_HOME/snapshots/`:
 
-    <key>/tree/         the clone with set-up's outputs; never changed once built
+    <key>/tree/         the work tree with set-up's outputs; never changed once built
+    <key>/tree.git/     its git directory (the harness's, see `git.gitdir_path`)
     <key>/meta.json     written before the directory gets its name: no meta, no snapshot
     .build-<key>/       a build in progress, renamed to <key>/ when complete
     .locks/<key>        held while <key> is built or removed
@@ -42,10 +43,10 @@ import pathspec
 from jackline import paths, proc
 from jackline.config import JacklineConfig
 from jackline.errors import CommandFailed, Refused
-from jackline.git import git, ok, rev
+from jackline.git import adopt, git, gitdir_path, ok, rev
 from jackline.sandbox import jail_for, scrub
 from jackline.workspaces import Workspace
-from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
+from jackline.workspaces.clone import clone, exclude_setup_outputs
 
 # What set-up installs from, when `[workspace] setup_inputs` does not say: at any depth.
 LOCK_FILES = (
@@ -194,10 +195,8 @@ def _build(
 
 
 def _clone(repo: Path, commit: str, tree: Path) -> None:
-    tree.parent.mkdir(parents=True, exist_ok=True)
-    git(repo, "clone", "--quiet", "--local", "--no-checkout", str(repo), str(tree))
+    clone(repo, tree)
     git(tree, "checkout", "--quiet", "--detach", commit)
-    add_excludes(tree)
 
 
 def raise_failed(records: list[dict[str, Any]]) -> None:
@@ -359,8 +358,10 @@ def prune(keep: int) -> list[Snapshot]:
 
 
 def begin(dest: Path, snapshot: Snapshot, branch: str, method: str) -> Workspace:
-    """The last step of every provider, once `dest` holds the snapshot's tree: the run's branch
-    at the snapshot's commit, and where it came from."""
+    """The last step of every provider, once `dest` holds the snapshot's tree: a git directory
+    of its own beside it, the run's branch at the snapshot's commit, and where it came from."""
+    copy_gitdir(gitdir_path(snapshot.tree), gitdir_path(dest))
+    adopt(dest)
     git(dest, "checkout", "--quiet", "-b", branch)
     _write_provenance(dest, snapshot.key, snapshot.commit, snapshot.inputs_hash)
     return Workspace(dest, branch, snapshot.commit, method)
@@ -371,7 +372,7 @@ def catch_up(
 ) -> dict[str, Any]:
     """Move the workspace's branch to main's tip, keeping set-up's outputs (they are ignored
     files), and run set-up again only if its inputs differ from those its outputs came from."""
-    made = json.loads((ws.path / ".git" / PROVENANCE).read_text())
+    made = json.loads((gitdir_path(ws.path) / PROVENANCE).read_text())
     git(ws.path, "fetch", "--quiet", str(repo), f"+refs/heads/{main}:refs/remotes/origin/{main}")
     tip = rev(ws.path, f"origin/{main}")
     done = {"moved_from": ws.base_sha, "moved_to": tip, "setup_rerun": False}
@@ -389,4 +390,14 @@ def catch_up(
 
 def _write_provenance(dest: Path, snapshot_key: str, commit: str, inputs_hash: str) -> None:
     record = {"snapshot": snapshot_key, "commit": commit, "inputs_hash": inputs_hash}
-    (dest / ".git" / PROVENANCE).write_text(json.dumps(record, indent=2))
+    (gitdir_path(dest) / PROVENANCE).write_text(json.dumps(record, indent=2))
+
+
+def copy_gitdir(src: Path, dest: Path) -> None:
+    """A workspace's own git directory, from its snapshot's: everything copied but the objects,
+    which are hard-linked. Both are the harness's and out of every sandbox's reach, and git never
+    writes an object file in place; nothing is shared with the user's repository."""
+    from jackline.workspaces.copy import copy_tree
+
+    shutil.rmtree(dest, ignore_errors=True)
+    copy_tree(src, dest, {src / "objects"})
