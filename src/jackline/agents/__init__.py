@@ -29,9 +29,13 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class Brief:
     path: Path
+    """The brief's file, as the agent sees it."""
     text: str
     round: int
     feedback: Path | None
+    """The feedback's file, as the agent sees it (from round 2)."""
+    feedback_text: str | None = None
+    """The feedback itself, as the harness wrote it: never read back from where the agent is."""
 
 
 class Agent(Protocol):

@@ -220,23 +220,37 @@ def claude_settings(command: list[str]) -> dict[str, Any]:
 
 
 def install_claude_hook(ws: Path, command: list[str]) -> Path:
-    """Register the hook in `<ws>/.claude/settings.local.json`, keeping what is there already."""
-    path = ws / ".claude" / "settings.local.json"
-    settings = json.loads(path.read_text()) if path.exists() else {}
+    """Register the hook in `<ws>/.claude/settings.local.json`, keeping what is there already.
+    The workspace is the agent's: the file is read and written without following a link, and
+    what is there is kept only if it is a JSON object."""
+    from jackline import safeio
+
+    rel = ".claude/settings.local.json"
+    try:
+        settings = json.loads(safeio.read_text(ws, rel, 256_000) or "{}")
+    except ValueError:
+        settings = {}
+    if not isinstance(settings, dict) or not isinstance(settings.get("hooks", {}), dict):
+        settings = {}
     entry = claude_settings(command)["hooks"]["PreToolUse"][0]
     registered = settings.setdefault("hooks", {}).setdefault("PreToolUse", [])
+    if not isinstance(registered, list):
+        registered = settings["hooks"]["PreToolUse"] = []
     registered[:] = [e for e in registered if e != entry] + [entry]  # installed twice, runs once
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(settings, indent=2) + "\n")
+    safeio.write_text(ws, rel, json.dumps(settings, indent=2) + "\n")
     _exclude(ws, "/.claude/settings.local.json")
-    return path
+    return ws / rel
 
 
 def _exclude(ws: Path, pattern: str) -> None:
-    """Keep the harness's settings file out of the agent's commit, like the rest of its inbox."""
-    exclude = ws / ".git" / "info" / "exclude"
-    if not (ws / ".git").is_dir():
+    """Keep the harness's settings file out of the agent's commit, like the rest of its inbox
+    (in the harness's own git directory of the workspace, where there is one)."""
+    from jackline.git import gitdir
+
+    found = gitdir(ws)
+    if found is None:
         return
+    exclude = found / "info" / "exclude"
     present = exclude.read_text().splitlines() if exclude.exists() else []
     if pattern not in present:
         exclude.parent.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,10 @@
 """The guard's policy for one run, left in the workspace for the in-loop guards to read.
 
-The harness writes it into its inbox (`.jackline/run/policy.json`) when it prepares the
-workspace; the Claude Code hook and the git wrapper, which run as separate processes inside the
-agent's loop, read it back. This module stays small and stdlib-only (pathspec is imported when a
-path is matched) because the git wrapper imports it on every `git` the agent runs.
+The harness writes it into its inbox, shown read-only at `.jackline/run/policy.json` in the
+sandbox, when it prepares the workspace; the Claude Code hook and the git wrapper, which run as
+separate processes inside the agent's loop, read it back. This module stays small and
+stdlib-only (pathspec is imported when a path is matched) because the git wrapper imports it on
+every `git` the agent runs.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ class Policy:
     workspace: str
     """The workspace's absolute path: the only tree the agent may write."""
 
+    def dumps(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
     def write(self, ws: Path) -> Path:
         path = ws / POLICY_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        path.write_text(self.dumps())
         return path
 
     @classmethod
