@@ -11,6 +11,7 @@ from conftest import Project
 from typer.main import get_command
 
 from jackline.cli import app
+from jackline.testing import ScriptedAgent
 
 
 def test_every_command_has_help_text() -> None:
@@ -78,3 +79,25 @@ def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     assert agent["to_production"] == 2 and agent["rolled_back"] == 1
     assert agent["change_failure_rate"] == 0.5 and agent["median_restore_seconds"] > 0
     assert "go        by demo-reviewer" in done.stderr
+
+
+def test_logs_verify_checks_the_whole_chain_and_fails_on_a_cut_tail(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
+    project.create(two_rounds)
+    run = project.jl_json("run", "Fix add")
+    project.jl("approve", run["id"], "--as", "bob")
+    verified = project.jl("logs", run["id"], "--verify")
+    assert "VERIFIED" in verified.stdout and "CHAIN BROKEN" not in verified.stdout
+    # Whoever can write the database removes the decision and the merge (and what followed):
+    # what is left is still a well-formed chain, but not the one the recorded head ends.
+    db = sqlite3.connect(project.home / "jackline.db")
+    (decided,) = db.execute(
+        "SELECT seq FROM events WHERE run_id = ? AND kind = 'decision'", (run["id"],)
+    ).fetchone()
+    db.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (run["id"], decided))
+    db.commit()
+    db.close()
+    broken = project.jl("logs", run["id"], "--verify", ok=False)
+    assert broken.returncode == 1
+    assert "CHAIN BROKEN" in broken.stdout and "missing" in broken.stdout

@@ -103,7 +103,7 @@ def test_a_gate_edit_needs_an_owner_to_approve(project: Project) -> None:
             )
         ]
     )
-    project.create(agent, extra='\n[review]\nowners = ["carol"]\n')
+    project.create(agent, extra='\n[review]\nowners = ["carol"]\nallow_as = true\n')
     run = project.jl_json("run", "Fix add")
     assert run["status"] == "awaiting_review"
     assert run["blocking"] == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from conftest import RIGHT, WRONG, Project, git
 
+from jackline.auth import os_user
 from jackline.testing import Replace, Round, ScriptedAgent
 
 
@@ -131,6 +132,54 @@ def test_approve_merges_into_main_and_records_who(
     ]
     assert not Path(run["workspace"]).exists()
     assert "revert -m 1" in Path(done["handoff"]).read_text()
+
+
+def test_a_name_given_with_as_is_recorded_as_the_os_users_claim(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
+    # The tests' projects set [review] allow_as: alice submits and bob approves, both claimed.
+    project.create(two_rounds)
+    run = project.jl_json("run", "Fix add")
+    done = project.jl_json("approve", run["id"], "--as", "bob", "-m", "good")
+    assert done["status"] == "merged"
+    events = project.events_by_kind(run["id"])
+    me = os_user()
+    assert (events["submitted"][0]["by"], events["submitted"][0]["claimed_by_os_user"]) == (
+        "alice",
+        me,
+    )
+    (decision,) = events["decision"]
+    assert (decision["by"], decision["claimed_by_os_user"]) == ("bob", me)
+    assert f"Approved-by: bob (claimed by OS user {me})" in git(
+        project.repo, "log", "-1", "--format=%B", "main"
+    )
+    assert f'"claimed_by_os_user": "{me}"' in project.jl("logs", run["id"]).stdout
+    handoff = Path(done["handoff"]).read_text()
+    assert f"**Submitted by:** alice (claimed by OS user `{me}`" in handoff
+    assert f"**Approved by:** bob (claimed by OS user `{me}`" in handoff
+
+
+def test_without_allow_as_the_submitter_cannot_approve_by_naming_the_owner(
+    project: Project,
+) -> None:
+    # The submitter's run has a block-level finding (a new CI workflow); carol owns the project.
+    # Naming carol with --as or JACKLINE_USER is refused, and nothing is recorded.
+    fix = {"calc.py": Replace("a - b", "a + b"), ".github/workflows/ci.yml": "on: push\n"}
+    project.create(ScriptedAgent([Round(edits=fix)]), extra='\n[review]\nowners = ["carol"]\n')
+    me = os_user()
+    run = project.jl_json("run", "Fix add", user=me)
+    assert run["status"] == "awaiting_review" and run["blocking"] == 1
+    assert run["submitted_by"] == me
+    before = project.events(run["id"])
+    refused = project.jl("approve", run["id"], "--as", "carol", user=me, ok=False)
+    assert refused.returncode == 1
+    assert "--as carol" in refused.stderr and "allow_as = true" in refused.stderr
+    refused = project.jl("approve", run["id"], user="carol", ok=False)
+    assert refused.returncode == 1 and "JACKLINE_USER=carol" in refused.stderr
+    assert project.events(run["id"]) == before
+    assert project.jl_json("show", run["id"], user=me)["status"] == "awaiting_review"
+    # Nor can she submit as someone else, to approve as herself afterwards.
+    assert "allow_as" in project.jl("run", "Fix add again", user="bob", ok=False).stderr
 
 
 def test_self_approval_is_refused(project: Project, two_rounds: ScriptedAgent) -> None:

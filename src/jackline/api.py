@@ -7,9 +7,7 @@ runs stays fast and works without the engine.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import re
 import time
 from collections.abc import Callable
@@ -19,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ulid import ULID
 
-from jackline import blueprints
+from jackline import auth, blueprints
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, NotFound, Refused
 from jackline.forge import local as forge
-from jackline.guard.audit import AuditLog, Event
+from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor, resolve
 from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, Probe, Release, Run
 from jackline.review import owner_refusal
@@ -38,8 +36,18 @@ if TYPE_CHECKING:
 OnEvent = Callable[[str, Event], None]
 
 
-def whoami() -> str:
-    return os.environ.get("JACKLINE_USER") or getpass.getuser()
+def who(config: cfg.JacklineConfig, by: str | None, claimed: str | None = None) -> auth.Identity:
+    """`by` is a name a surface authenticated (a token, a signed Slack or GitHub request).
+    Without one it is the person at this machine: the OS user, or the name `--as` (`claimed`) or
+    JACKLINE_USER gives, only where the project's `[review] allow_as` lets the command line
+    claim to be someone else (recorded as a claim)."""
+    return auth.Identity(by) if by is not None else auth.local(config.review.allow_as, claimed)
+
+
+def _claim(stream: str, action: str, person: auth.Identity) -> None:
+    """A claimed identity is written down, with who claimed it, before the action it names."""
+    if person.claimed_by:
+        AuditLog(Store(), Redactor({})).record(stream, "claim", action=action, **person.record())
 
 
 def validate(repo: Path) -> cfg.JacklineConfig:
@@ -64,6 +72,7 @@ def submit(
         task = _follow_up_task(task, follow_up)
     root = g.toplevel(repo)
     config = cfg.load(root)
+    submitter = who(config, by)
     agent_name = agent or "default"
     if agent_name not in config.agents:
         if not config.agents:
@@ -106,7 +115,7 @@ def submit(
         blueprint=bp.name,
         status="queued",
         branch=f"agent/{_slug(task)}-{ulid[-6:]}",
-        submitted_by=by or whoami(),
+        submitted_by=submitter.name,
         created_at=now,
         updated_at=now,
     )
@@ -118,7 +127,7 @@ def submit(
         task=run.task,
         agent=agent_name,
         blueprint=bp.name,
-        by=run.submitted_by,
+        **submitter.record(),
         config=cfg.recorded(config),
     )
     from jackline import engine
@@ -169,6 +178,13 @@ def events(run_id: str, after: int = 0) -> list[Event]:
     return AuditLog(store, Redactor({})).read(run.id, after)
 
 
+def verify(run_id: str) -> Verdict:
+    """Check the run's whole audit chain: every event, the links, and the recorded head."""
+    store = Store()
+    run = store.get_run(run_id)
+    return AuditLog(store, Redactor({})).verify(run.id)
+
+
 def rounds(run_id: str) -> list[dict[str, Any]]:
     return [e.data for e in events(run_id) if e.kind == "round"]
 
@@ -215,10 +231,15 @@ def as_json(run: Run) -> dict[str, Any]:
 
 
 def approve(
-    run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+    run_id: str,
+    by: str | None = None,
+    message: str = "",
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
 ) -> Run:
     run, config = _reviewable(run_id)
-    by = by or whoami()
+    person = who(config, by, claimed)
+    by = person.name
     if by == run.submitted_by and not config.review.allow_self_approval:
         raise Refused(
             f"{by} submitted {run.id} and cannot approve it; another person must "
@@ -235,25 +256,34 @@ def approve(
     refusal = forge.landing_refusal(Path(run.repo), config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
-    return _decide(run, {"kind": "approve", "by": by, "message": message}, on_event)
+    return _decide(run, {"kind": "approve", **person.record(), "message": message}, on_event)
 
 
 def request_changes(
-    run_id: str, message: str, by: str | None = None, on_event: OnEvent | None = None
+    run_id: str,
+    message: str,
+    by: str | None = None,
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
 ) -> Run:
     if not message.strip():
         raise Refused("say what should change: -m TEXT is the agent's feedback")
-    run, _ = _reviewable(run_id)
-    return _decide(
-        run, {"kind": "request_changes", "by": by or whoami(), "message": message}, on_event
-    )
+    run, config = _reviewable(run_id)
+    person = who(config, by, claimed)
+    decision = {"kind": "request_changes", **person.record(), "message": message}
+    return _decide(run, decision, on_event)
 
 
 def reject(
-    run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+    run_id: str,
+    by: str | None = None,
+    message: str = "",
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
 ) -> Run:
-    run, _ = _reviewable(run_id)
-    return _decide(run, {"kind": "reject", "by": by or whoami(), "message": message}, on_event)
+    run, config = _reviewable(run_id)
+    person = who(config, by, claimed)
+    return _decide(run, {"kind": "reject", **person.record(), "message": message}, on_event)
 
 
 def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
@@ -481,13 +511,17 @@ def _flag_json(flag: Any, envs: list[str], today: Any) -> dict[str, Any]:
     }
 
 
-def set_flag(repo: Path, name: str, value: str, env: str, by: str | None = None) -> dict[str, Any]:
+def set_flag(
+    repo: Path, name: str, value: str, env: str, by: str | None = None, claimed: str | None = None
+) -> dict[str, Any]:
     """Set a flag's value in one environment of the working tree's flags.toml (audited)."""
     from jackline import flags
 
     root = g.toplevel(repo)
     config = cfg.load(root)
-    change = flags.set_flag(root, config, name, value, env, by or whoami(), config.review.owners)
+    person = who(config, by, claimed)
+    _claim(flags.stream_id(root), f"flags set {name} {env}", person)
+    change = flags.set_flag(root, config, name, value, env, person.name, config.review.owners)
     return {**asdict(change), "path": str(change.path)}
 
 
@@ -515,11 +549,13 @@ def release(
     by: str | None = None,
     force: str | None = None,
     on_event: OnEvent | None = None,
+    claimed: str | None = None,
 ) -> Release:
     """Start a release of `sha` (default: the tip of main) and drive it until it waits for a
     person's go or ends. A commit whose release was rolled back needs `force`, a reason."""
     root = g.toplevel(repo)
     config = cfg.load(root)
+    starter = who(config, by, claimed)
     production = _production(root, config)
     sha = _main_commit(root, config, sha)
     store = Store()
@@ -547,7 +583,7 @@ def release(
         repo=str(root),
         sha=sha,
         status="queued",
-        started_by=by or whoami(),
+        started_by=starter.name,
         created_at=now,
         updated_at=now,
         previous_sha=previous,
@@ -560,7 +596,7 @@ def release(
         rel.id,
         "release.started",
         sha=sha,
-        by=rel.started_by,
+        **starter.record(),
         previous_sha=previous,
         author_kind=kind,
         run=run_id,
@@ -667,7 +703,12 @@ def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
     return data
 
 
-def go(release_id: str, by: str | None = None, on_event: OnEvent | None = None) -> Release:
+def go(
+    release_id: str,
+    by: str | None = None,
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
+) -> Release:
     """A person's go for a release waiting for it (or paused on an inconclusive probe)."""
     from jackline.release import steps
 
@@ -678,20 +719,32 @@ def go(release_id: str, by: str | None = None, on_event: OnEvent | None = None) 
             f"{rel.id} is {rel.status}; go is for a release awaiting go or paused on an "
             "inconclusive probe"
         )
-    by = by or whoami()
-    refusal = steps.go_refusal(rel, steps.ReleaseContext(rel.id, store).config, by)
+    config = steps.ReleaseContext(rel.id, store).config
+    person = who(config, by, claimed)
+    refusal = steps.go_refusal(rel, config, person.name)
     if refusal:
         raise Refused(refusal)
-    return _send_release(rel, {"kind": "go", "by": by}, on_event)
+    _claim(rel.id, "go", person)
+    return _send_release(rel, {"kind": "go", "by": person.name}, on_event)
 
 
-def abort(release_id: str, by: str | None = None, on_event: OnEvent | None = None) -> Release:
+def abort(
+    release_id: str,
+    by: str | None = None,
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
+) -> Release:
     """Stop a release at its wait (or at the next one, if it is between steps). Production is
     left as it was: a release stopped after production's deploy is rolled back."""
-    rel = Store().get_release(release_id)
+    from jackline.release import steps
+
+    store = Store()
+    rel = store.get_release(release_id)
     if rel.status in RELEASE_FINAL:
         raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
-    return _send_release(rel, {"kind": "abort", "by": by or whoami()}, on_event)
+    person = who(steps.ReleaseContext(rel.id, store).config, by, claimed)
+    _claim(rel.id, "abort", person)
+    return _send_release(rel, {"kind": "abort", "by": person.name}, on_event)
 
 
 def _send_release(rel: Release, message: dict[str, str], on_event: OnEvent | None) -> Release:
@@ -703,7 +756,11 @@ def _send_release(rel: Release, message: dict[str, str], on_event: OnEvent | Non
 
 
 def rollback(
-    repo: Path, to: str | None = None, by: str | None = None, on_event: OnEvent | None = None
+    repo: Path,
+    to: str | None = None,
+    by: str | None = None,
+    on_event: OnEvent | None = None,
+    claimed: str | None = None,
 ) -> Release:
     """Put production back to the release live before the current one (or to release `to`).
     The release rolled back is marked not promotable. Returns it."""
@@ -711,6 +768,7 @@ def rollback(
 
     root = g.toplevel(repo)
     config = cfg.load(root)
+    person = who(config, by, claimed)
     production = _production(root, config)
     store = Store()
     now_live = store.live(str(root), production)
@@ -726,7 +784,8 @@ def rollback(
     current = store.get_release(now_live["release_id"])
     target = _rollback_target(store, str(root), production, now_live["sha"], to)
     seen = max((e.seq for e in release_events(current.id)), default=0)
-    steps.manual_rollback(current.id, target.sha, by or whoami())
+    _claim(current.id, "rollback", person)
+    steps.manual_rollback(current.id, target.sha, person.name)
     for event in release_events(current.id, after=seen):
         if on_event:
             on_event(current.id, event)

@@ -1,4 +1,13 @@
-"""Who is asking, and what they may do: tokens and roles for every surface but the local CLI.
+"""Who is asking, and what they may do: tokens and roles for every surface, and who acts from
+this machine's command line.
+
+On this machine the person is the OS user running `jackline` (the login of the process's uid):
+the one identity the machine itself checked. `--as NAME` and `JACKLINE_USER` name someone else,
+which nothing checks, so they work only where the project's `[review] allow_as = true` (a demo, a
+test that plays several people), and what is done that way is recorded as a claim:
+`by: "alice", claimed_by_os_user: "root"`. Elsewhere they are refused: the submitter of a run
+must not approve it by naming its owner. Several people on one machine use a server and its
+tokens (`--server`, `JACKLINE_TOKEN`).
 
 A person reaches the server (web page, JSON API) with a token; Slack and GitHub users are mapped
 to a name and role in `jackline.toml` (`[surfaces.slack] users`, `[forge] users`). Each becomes a
@@ -22,6 +31,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import pwd
 import secrets
 import time
 from dataclasses import dataclass
@@ -62,6 +73,52 @@ class Token:
     created_at: float
     last_used: float | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who takes an action: a name a surface authenticated, or this machine's OS user."""
+
+    name: str
+    """The name the action is recorded under (and checked against owners, the submitter)."""
+    claimed_by: str | None = None
+    """The OS user who named `name` with `--as` or `JACKLINE_USER`, when that is someone else:
+    a claim nothing checked, allowed only where `[review] allow_as = true`."""
+
+    def record(self) -> dict[str, str]:
+        """What an audit event or a decision carries of who acted."""
+        claim = {"claimed_by_os_user": self.claimed_by} if self.claimed_by else {}
+        return {"by": self.name, **claim}
+
+
+def os_user() -> str:
+    """The login of this process's uid. Not `getpass.getuser()`: that believes `$LOGNAME` and
+    `$USER`, which anyone sets as easily as `JACKLINE_USER`."""
+    uid = os.getuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid with no passwd entry (some containers)
+        return f"uid-{uid}"
+
+
+def local(allow_as: bool, claimed: str | None = None) -> Identity:
+    """Who acts from this machine: the OS user, or the name `--as` (`claimed`) or
+    `JACKLINE_USER` gives, where the project allows such claims; refused otherwise."""
+    me = os_user()
+    env = os.environ.get("JACKLINE_USER", "").strip()
+    name = (claimed or "").strip() or env or me
+    if name == me:
+        return Identity(me)
+    if not allow_as:
+        how = f"--as {name}" if (claimed or "").strip() else f"JACKLINE_USER={name}"
+        raise Refused(
+            f"{how} names someone other than you ({me}, the OS user running jackline), and "
+            "nothing checks that claim: the command line acts as its OS user unless the "
+            "project's jackline.toml sets [review] allow_as = true (for a demo or tests that "
+            "play several people); people sharing a machine decide through a server's tokens "
+            "(--server, JACKLINE_TOKEN)"
+        )
+    return Identity(name, claimed_by=me)
 
 
 def allows(role: str, action: str) -> bool:

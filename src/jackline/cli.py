@@ -38,7 +38,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 RepoOpt = Annotated[Path, typer.Option("--repo", help="The repository (default: the current one).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 AsOpt = Annotated[
-    str | None, typer.Option("--as", help="Who decides (default: $JACKLINE_USER or your login).")
+    str | None,
+    typer.Option(
+        "--as",
+        help="Act as NAME, recorded as your claim (only where jackline.toml sets [review] "
+        "allow_as = true; default: your OS user).",
+    ),
 ]
 STATUS_STYLE = {
     "awaiting_review": "yellow",
@@ -194,9 +199,20 @@ def logs(
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
     ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Check the whole chain (keyed macs, links, the recorded head) and exit 1 "
+            "unless it is verified.",
+        ),
+    ] = False,
 ) -> None:
     """Print the run's audit log (redacted); a changed event shows as a broken chain."""
     r = api.get(run_id)
+    if verify:
+        _verify(r.id)
+        return
     last = 0
     while True:
         for event in api.events(r.id, after=last):
@@ -207,6 +223,16 @@ def logs(
         time.sleep(0.5)
 
 
+def _verify(run_id: str) -> None:
+    for event in api.events(run_id):
+        _print_event(event)
+    verdict = api.verify(run_id)
+    colour = "green" if not verdict.broken else "bold red"
+    out.print(f"[{colour}]{escape(verdict.render())}[/]")
+    if verdict.broken:
+        raise typer.Exit(1)
+
+
 @app.command()
 def approve(
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
@@ -215,7 +241,10 @@ def approve(
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a run: the harness merges its branch into main (checks re-run if main moved)."""
-    _finish(api.approve(run_id, by, message, on_event=None if as_json else progress), as_json)
+    decided = api.approve(
+        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    )
+    _finish(decided, as_json)
 
 
 @app.command("request-changes")
@@ -229,7 +258,8 @@ def request_changes(
 ) -> None:
     """Send the run back for another agent round with your words as feedback."""
     _finish(
-        api.request_changes(run_id, message, by, on_event=None if as_json else progress), as_json
+        api.request_changes(run_id, message, on_event=None if as_json else progress, claimed=by),
+        as_json,
     )
 
 
@@ -241,7 +271,10 @@ def reject(
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a run: nothing is merged; the branch stays for reference."""
-    _finish(api.reject(run_id, by, message, on_event=None if as_json else progress), as_json)
+    decided = api.reject(
+        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    )
+    _finish(decided, as_json)
 
 
 @app.command()
@@ -407,14 +440,17 @@ def flags_set(
     env: Annotated[str, typer.Option("--env", help="The environment, or `default`.")],
     by: Annotated[
         str | None,
-        typer.Option("--as", help="Who makes the change (default: $JACKLINE_USER or your login)."),
+        typer.Option(
+            "--as",
+            help="Act as NAME, recorded as your claim (only where [review] allow_as = true).",
+        ),
     ] = None,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
 ) -> None:
     """Set a flag in one environment: written to flags.toml (commit it) and audited. A protected
     flag may be changed only by its owner or one of [review] owners."""
-    change = api.set_flag(repo, name, value, env, by)
+    change = api.set_flag(repo, name, value, env, claimed=by)
     if as_json:
         print(json.dumps(change, indent=2))
         return
@@ -549,7 +585,7 @@ def demo(as_json: JsonOpt = False) -> None:
             out.rule()
     say(f"\n{d.REVIEWER} approves {result.id}")
     merged = api.approve(
-        result.id, by=d.REVIEWER, message="Looks right; thanks.", on_event=progress
+        result.id, message="Looks right; thanks.", on_event=progress, claimed=d.REVIEWER
     )
     if merged.status != "merged":
         _finish(merged, as_json)
@@ -582,10 +618,10 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     from jackline import demo_release
 
     say(f"\n[bold]Merged is not live.[/] {d.RELEASER} releases main:")
-    first = api.release(repo, by=d.RELEASER, on_event=release_progress)
+    first = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
     if first.status == "awaiting_go":
         say(f"  {d.RELEASER} may not say go for their own release; {d.REVIEWER} does")
-        first = api.go(first.id, by=d.REVIEWER, on_event=release_progress)
+        first = api.go(first.id, on_event=release_progress, claimed=d.REVIEWER)
     say(f"  {first.id} is [bold]{first.status}[/]")
     order = demo_release.place_order(d.production_url(repo))
     say(f"\nA customer orders in production (order {order.get('id', '?')}).")
@@ -593,11 +629,11 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=progress)
     if second.status == "awaiting_review":
         say(f"{d.REVIEWER} approves {second.id}")
-        second = api.approve(second.id, by=d.REVIEWER, on_event=progress)
+        second = api.approve(second.id, on_event=progress, claimed=d.REVIEWER)
     say(f"\n{d.RELEASER} releases main again:")
-    again = api.release(repo, by=d.RELEASER, on_event=release_progress)
+    again = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
     if again.status == "awaiting_go":
-        again = api.go(again.id, by=d.REVIEWER, on_event=release_progress)
+        again = api.go(again.id, on_event=release_progress, claimed=d.REVIEWER)
     say(f"  {again.id} is [bold]{again.status}[/]: {escape(again.reason)}")
     if again.status == "rolled_back":
         say(
@@ -721,7 +757,7 @@ def go_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Say go for a release waiting for it (the person who started it may not, by default)."""
-    rel = api.go(release_id, by, on_event=None if as_json else release_progress)
+    rel = api.go(release_id, on_event=None if as_json else release_progress, claimed=by)
     _release_finish(rel, as_json)
 
 
@@ -732,7 +768,7 @@ def abort_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a release at its wait; production is left as it was before the release."""
-    rel = api.abort(release_id, by, on_event=None if as_json else release_progress)
+    rel = api.abort(release_id, on_event=None if as_json else release_progress, claimed=by)
     _release_finish(rel, as_json)
 
 
@@ -749,7 +785,7 @@ def rollback_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll production back to the previous release; the current one is marked not promotable."""
-    rel = api.rollback(repo, to, by, on_event=None if as_json else release_progress)
+    rel = api.rollback(repo, to, on_event=None if as_json else release_progress, claimed=by)
     _release_finish(rel, as_json)
 
 

@@ -4,8 +4,9 @@
 `RemoteAPI` has the `api` verbs the CLI calls, with the same signatures, and answers with the
 same records (`Run`, `Release`, `Event`, `Probe`, `Report`), so each command renders a remote
 answer exactly as a local one. Who decides is the token's person: the server records that name,
-and `--as` is refused rather than silently ignored. Verbs that need this machine's files or
-engine (the pool, init, demo, the worker) are refused with a clear message.
+`--as` is refused rather than silently ignored, and JACKLINE_USER is not read. Verbs that need
+this machine's files or engine (the pool, init, demo, the worker) are refused with a clear
+message.
 
 Progress: a new run is followed through the server's event stream (server-sent events) until it
 rests; a decision or a release answers when it rests, and the events it made are printed after.
@@ -139,19 +140,34 @@ class RemoteAPI:
     # review -------------------------------------------------------------------------------
 
     def approve(
-        self, run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+        self,
+        run_id: str,
+        by: str | None = None,
+        message: str = "",
+        on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Run:
-        return self._decide(run_id, "approve", message, by, on_event)
+        return self._decide(run_id, "approve", message, by or claimed, on_event)
 
     def request_changes(
-        self, run_id: str, message: str, by: str | None = None, on_event: OnEvent | None = None
+        self,
+        run_id: str,
+        message: str,
+        by: str | None = None,
+        on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Run:
-        return self._decide(run_id, "request-changes", message, by, on_event)
+        return self._decide(run_id, "request-changes", message, by or claimed, on_event)
 
     def reject(
-        self, run_id: str, by: str | None = None, message: str = "", on_event: OnEvent | None = None
+        self,
+        run_id: str,
+        by: str | None = None,
+        message: str = "",
+        on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Run:
-        return self._decide(run_id, "reject", message, by, on_event)
+        return self._decide(run_id, "reject", message, by or claimed, on_event)
 
     def _decide(
         self, run_id: str, verb: str, message: str, by: str | None, on_event: OnEvent | None
@@ -176,8 +192,9 @@ class RemoteAPI:
         by: str | None = None,
         force: str | None = None,
         on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Release:
-        _no_as(by)
+        _no_as(by or claimed)
         body = {"repo": _repo(repo), "sha": sha, "force": force}
         rel = release_from_json(self._call("POST", "/api/releases", json=body))
         self._replay(rel.id, 0, on_event)
@@ -212,14 +229,22 @@ class RemoteAPI:
         return self._release_detail(rel.id) if detail else asdict(rel)
 
     def go(
-        self, release_id: str, by: str | None = None, on_event: OnEvent | None = None
+        self,
+        release_id: str,
+        by: str | None = None,
+        on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Release:
-        return self._send_release(release_id, "go", by, on_event)
+        return self._send_release(release_id, "go", by or claimed, on_event)
 
     def abort(
-        self, release_id: str, by: str | None = None, on_event: OnEvent | None = None
+        self,
+        release_id: str,
+        by: str | None = None,
+        on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Release:
-        return self._send_release(release_id, "abort", by, on_event)
+        return self._send_release(release_id, "abort", by or claimed, on_event)
 
     def rollback(
         self,
@@ -227,8 +252,9 @@ class RemoteAPI:
         to: str | None = None,
         by: str | None = None,
         on_event: OnEvent | None = None,
+        claimed: str | None = None,
     ) -> Release:
-        _no_as(by)
+        _no_as(by or claimed)
         rel = release_from_json(
             self._call("POST", "/api/rollback", json={"repo": _repo(repo), "to": to})
         )
@@ -262,9 +288,15 @@ class RemoteAPI:
         return listing
 
     def set_flag(
-        self, repo: Path | None, name: str, value: str, env: str, by: str | None = None
+        self,
+        repo: Path | None,
+        name: str,
+        value: str,
+        env: str,
+        by: str | None = None,
+        claimed: str | None = None,
     ) -> dict[str, Any]:
-        _no_as(by)
+        _no_as(by or claimed)
         body = {"repo": _repo(repo), "env": env, "value": value}
         change: dict[str, Any] = self._call("POST", f"/api/flags/{name}", json=body)
         return change

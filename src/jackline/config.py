@@ -177,6 +177,10 @@ class ReviewConfig(_Section):
     """Let the person who submitted a run approve it. Off by default: a second pair of eyes."""
     owners: list[str] = []
     """People with the `owner` role: only they may approve a run with a block-level finding."""
+    allow_as: bool = False
+    """Let the command line act as someone other than its OS user (`--as NAME`,
+    `JACKLINE_USER`), recorded as that user's claim. Off by default, since nothing checks the
+    name: for a demo or tests that play several people. Teams decide through a server's tokens."""
 
 
 class SandboxConfig(_Section):

@@ -104,6 +104,8 @@ def make_repo(base: Path | None = None, sandboxed: bool = True) -> Path:
             f"\n# The sandbox hides /tmp; the scripted agents read their scripts from there.\n"
             f'[sandbox]\nreadable = ["{script}", "{second}"]\n'
             + ("" if sandboxed else 'mode = "none"  # bubblewrap cannot start on this machine\n')
+            + "\n# The demo plays a reviewer and a releaser besides you: their names are claims.\n"
+            "[review]\nallow_as = true\n"
         )
     g.git(root, "init", "--quiet", "-b", "main", str(repo))
     g.git(repo, "add", "-A")

@@ -55,6 +55,7 @@ def render(h: dict[str, Any]) -> str:
         f"- **Outcome:** {h['outcome']}",
         f"- **Branch:** `{h['branch']}` (base `{(h['base'] or '')[:10]}`, head `{(h['head'] or '')[:10]}`)",
         f"- **Rounds:** {len(h['rounds'])}",
+        *_people(h),
         *_blocking_banner(h),
         "",
         "## Summary",
@@ -145,6 +146,24 @@ def render(h: dict[str, Any]) -> str:
     lines += [f"- {x}" for x in h["undo"]]
     lines.append("")
     return "\n".join(lines)
+
+
+PEOPLE = {
+    "submit": "Submitted by",
+    "approve": "Approved by",
+    "request_changes": "Changes requested by",
+    "reject": "Rejected by",
+}
+
+
+def _people(h: dict[str, Any]) -> list[str]:
+    """Who asked and who decided; a name the command line claimed (`[review] allow_as`) says so."""
+    lines = []
+    for p in h.get("people", []):
+        claim = p.get("claimed_by_os_user")
+        said = f" (claimed by OS user `{claim}`, not verified)" if claim else ""
+        lines.append(f"- **{PEOPLE.get(p['action'], p['action'])}:** {p['by']}{said}")
+    return lines
 
 
 def _blocking_banner(h: dict[str, Any]) -> list[str]:

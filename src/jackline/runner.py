@@ -27,7 +27,7 @@ from jackline.agents.preset import Preset
 from jackline.checks import run_check
 from jackline.errors import CommandFailed, ConfigError, Refused
 from jackline.forge import local as forge
-from jackline.guard.audit import AuditLog
+from jackline.guard.audit import AuditLog, Event
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.guard.redact import Redactor, resolve
@@ -721,6 +721,7 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "findings": findings,
         "dependencies": [f for f in findings if f["rule"].startswith("dependency.")],
         "owners": ctx.config.review.owners,
+        "people": _people(events),
         "look_twice": handoff.look_twice(files, named, reverted, failing, notes, findings),
         "timeline": _timeline(events),
         "spend": {"usd": round(ctx.run.spend, 4), "tokens": ctx.run.tokens},
@@ -735,6 +736,19 @@ def write_handoff(run_id: str, outcome: str) -> str:
     ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
     return str(path)
+
+
+def _people(events: list[Event]) -> list[dict[str, str]]:
+    """Who submitted and who decided, each with the OS user who claimed the name, if claimed."""
+    return [
+        {
+            "action": "submit" if e.kind == "submitted" else str(e.data["decision"]),
+            "by": str(e.data["by"]),
+            "claimed_by_os_user": str(e.data.get("claimed_by_os_user") or ""),
+        }
+        for e in events
+        if e.kind in ("submitted", "decision")
+    ]
 
 
 def _announce(ctx: RunContext, event: str, handoff_path: Path) -> None:
@@ -858,10 +872,13 @@ def record_decision(run_id: str, decision: dict[str, Any]) -> None:
     # sees that the run is no longer resting in review.
     following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
     ctx.update(status=following[decision["kind"]])
+    # A name the command line claimed (`[review] allow_as`) is recorded with who claimed it.
+    claim = {k: decision[k] for k in ("claimed_by_os_user",) if decision.get(k)}
     ctx.record(
         "decision",
         decision=decision["kind"],
         by=decision["by"],
+        **claim,
         message=decision.get("message", ""),
     )
 
@@ -877,7 +894,10 @@ def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
     ctx.update(status="merging")
     main = ctx.config.project.main
     subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
-    message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {decision['by']}"
+    approver = decision["by"]
+    if decision.get("claimed_by_os_user"):
+        approver += f" (claimed by OS user {decision['claimed_by_os_user']})"
+    message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
     try:
         sha, moved = forge.prepare_merge(
             ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
@@ -915,4 +935,6 @@ def reject(run_id: str, decision: dict[str, Any]) -> None:
 
 
 def review_feedback(decision: dict[str, Any]) -> str:
-    return context.render_feedback([], Decision(**decision))
+    return context.render_feedback(
+        [], Decision(decision["kind"], decision["by"], decision.get("message", ""))
+    )
