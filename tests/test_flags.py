@@ -22,11 +22,13 @@ from openfeature.flag_evaluation import Reason
 
 from jackline import config as cfg
 from jackline import flags
+from jackline.auth import os_user
 from jackline.errors import ConfigError, NotFound, Refused
 
 JACKLINE_TOML = """\
 [review]
 owners = ["carol"]
+allow_as = true  # the tests act as alice, bob and carol
 
 [release.environments.staging]
 deploy = "scripts/deploy.sh staging {sha}"
@@ -582,7 +584,10 @@ def test_cli_set_changes_the_flag_and_refuses_a_protected_one_for_a_non_owner(
     assert done.returncode == 0, done.stderr
     assert "new-checkout in production: false -> true" in done.stdout
     assert flags.values_for(load(repo), "production")["new-checkout"] is True
-    assert [e.data["by"] for e in flags.history(repo)] == ["carol"]
+    history = flags.history(repo)
+    assert [e.data["by"] for e in history if e.kind == "flag.set"] == ["carol"]
+    (claim,) = [e.data for e in history if e.kind == "claim"]  # --as is the OS user's claim
+    assert claim["by"] == "carol" and claim["claimed_by_os_user"] == os_user()
 
 
 def test_cli_flags_commands_have_help(repo: Path) -> None:

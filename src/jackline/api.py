@@ -520,8 +520,8 @@ def set_flag(
     root = g.toplevel(repo)
     config = cfg.load(root)
     person = who(config, by, claimed)
-    _claim(flags.stream_id(root), f"flags set {name} {env}", person)
     change = flags.set_flag(root, config, name, value, env, person.name, config.review.owners)
+    _claim(flags.stream_id(root), f"flags set {name} {env}", person)
     return {**asdict(change), "path": str(change.path)}
 
 
