@@ -783,10 +783,16 @@ def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
     if not ctx.run.workspace or not ctx.ws.exists() or not ctx.run.base_sha:
         return []
     tree = g.worktree_tree(ctx.ws)
-    out = g.git(ctx.ws, "diff", "--numstat", ctx.run.base_sha, tree)
+    # NUL-separated: a name git would quote is shown as the file's name, not git's quoting of it.
+    fields = iter(
+        g.z_paths(g.git_bytes(ctx.ws, "diff", "-z", "--numstat", "-M", ctx.run.base_sha, tree))
+    )
     files = []
-    for line in out.splitlines():
-        added, removed, path = line.split("\t", 2)
+    for field in fields:
+        added, removed, path = field.split("\t", 2)
+        if not path:  # a rename: its old and new names follow as fields of their own
+            next(fields, None)
+            path = next(fields, "")
         files.append(
             {
                 "path": path,

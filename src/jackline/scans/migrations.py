@@ -30,7 +30,8 @@ import posixpath
 import re
 import shutil
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -161,7 +162,7 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
     hits: dict[str, list[_Hit]] = {f.path: [] for f in files}
     findings: list[Finding] = []
     if sql:
-        found = _squawk(change.root, sql, config.scan.timeout)
+        found = _squawk(change, sql, config.scan.timeout)
         if isinstance(found, Finding):
             findings.append(found)
         else:
@@ -244,16 +245,37 @@ def _at_base(change: Change, path: str, name: str) -> bool:
 # --- SQL: squawk ---------------------------------------------------------------------------------
 
 
-def _squawk(root: Path, paths: list[str], timeout: int) -> dict[str, list[_Hit]] | Finding:
-    """squawk's violations by file, or the finding that says it could not run."""
+def _squawk(change: Change, paths: list[str], timeout: int) -> dict[str, list[_Hit]] | Finding:
+    """squawk's violations by file, or the finding that says it could not run.
+
+    squawk reads copies the harness made (`0.sql`, `1.sql`, ...), never the workspace: it would
+    follow a link the agent left, and a name with a newline or a quote reaches it as a plain one.
+    """
     exe = shutil.which("squawk")
     if exe is None:
         return tool_failed("squawk", "not found on PATH", file=paths[0], install=_INSTALL)
-    argv = [exe, "--reporter", "json", "--", *paths]
+    data = {p: change.new_bytes(p) for p in paths}
+    linked = {p: [_unreadable("it is a link or is missing")] for p in paths if data[p] is None}
+    names = {f"{i}.sql": p for i, p in enumerate(p for p in paths if p not in linked)}
+    if not names:
+        return linked
+    with tempfile.TemporaryDirectory(prefix="jackline-squawk-") as tmp:
+        for name, path in names.items():
+            (Path(tmp) / name).write_bytes(data[path] or b"")
+        found = _run_squawk(exe, list(names), Path(tmp), timeout)
+    if isinstance(found, Finding):
+        return replace(found, file=paths[0])
+    return {**linked, **{names[n]: hits for n, hits in found.items()}}
+
+
+def _run_squawk(
+    exe: str, names: list[str], cwd: Path, timeout: int
+) -> dict[str, list[_Hit]] | Finding:
+    argv = [exe, "--reporter", "json", "--", *names]
     try:
         proc = subprocess.run(
             argv,
-            cwd=root,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -261,17 +283,17 @@ def _squawk(root: Path, paths: list[str], timeout: int) -> dict[str, list[_Hit]]
         )
     except subprocess.TimeoutExpired:
         detail = f"timed out after {timeout}s: {' '.join(argv)}"
-        return tool_failed("squawk", detail, file=paths[0], install=_INSTALL)
+        return tool_failed("squawk", detail, install=_INSTALL)
     except OSError as e:
-        return tool_failed("squawk", str(e), file=paths[0], install=_INSTALL)
+        return tool_failed("squawk", str(e), install=_INSTALL)
     report = _squawk_report(proc)
     if report is not None:
         try:
-            return _squawk_hits(report, paths)
+            return _squawk_hits(report, names)
         except (KeyError, TypeError, ValueError):
             pass  # JSON of another shape: a squawk this scan does not know
     detail = render_failure(argv, proc.returncode, proc.stdout, proc.stderr, tail=20)
-    return tool_failed("squawk", detail, file=paths[0], install=_INSTALL)
+    return tool_failed("squawk", detail, install=_INSTALL)
 
 
 def _squawk_report(proc: subprocess.CompletedProcess[str]) -> list[dict[str, object]] | None:
