@@ -301,7 +301,8 @@ def test_claude_code_calls_the_tools_in_its_sandbox_and_gets_the_failures(
 
     # Outside the sandbox, on the workspace the run left for review, the store is reachable.
     ws = Path(run["workspace"])
-    context = json.loads((ws / ".jackline/run/context.json").read_text())
+    # The harness's inbox is the run's, outside the workspace.
+    context = json.loads((project.home / "runs" / run["id"] / "inbox/context.json").read_text())
     assert context["run"] == run["id"] and context["repo"] == str(project.repo)
     argv = [sys.executable, "-P", "-m", "jackline", "mcp", "--workspace", str(ws)]
     _, [live] = session(argv, project.env, [("live_release", {})])

@@ -105,6 +105,12 @@ CREATE TABLE IF NOT EXISTS live (
     since REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS live_by_env ON live (repo, env, since);
+CREATE TABLE IF NOT EXISTS deliveries (
+    source TEXT NOT NULL,
+    id TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (source, id)
+);
 """
 
 # Columns added after the first release, with their definitions, for `_add_missing_columns`.
@@ -182,6 +188,14 @@ class Store:
                 raise NotFound(f"no run {run_id!r} ({hint})")
             row = matches[0]
         return _from_row(row)
+
+    def run_in(self, workspace: str) -> Run | None:
+        """The run whose workspace is at `workspace`, if any (the newest)."""
+        row = self._db.execute(
+            "SELECT id FROM runs WHERE workspace = ? ORDER BY created_at DESC LIMIT 1",
+            (workspace,),
+        ).fetchone()
+        return self.get_run(row["id"]) if row else None
 
     def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
         query = "SELECT * FROM runs"
@@ -373,6 +387,24 @@ class Store:
             (repo, env, limit),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    # deliveries ---------------------------------------------------------------------------
+
+    def take_delivery(self, source: str, delivery_id: str) -> bool:
+        """Mark a webhook delivery taken; False if it was taken before (by this process or an
+        earlier one: the table outlives a restart). One insert, so two copies sent at once
+        cannot both be taken."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO deliveries (source, id, at) VALUES (?, ?, ?)",
+                (source, delivery_id, time.time()),
+            )
+        return cur.rowcount == 1
+
+    def forget_delivery(self, source: str, delivery_id: str) -> None:
+        """Un-take a delivery that failed before it acted, so the sender's retry is taken."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM deliveries WHERE source = ? AND id = ?", (source, delivery_id))
 
 
 def _to_row(run: Run) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from jackline import config as cfg
-from jackline import context, paths, sandbox
+from jackline import context, paths, safeio, sandbox
 from jackline.checks import run_check as run_one_check
 from jackline.errors import ConfigError, JacklineError, NotFound, Refused
 from jackline.sandbox import Jail
@@ -64,10 +64,13 @@ class Served:
     root: Path
     run_id: str | None = None
     context: dict[str, Any] = field(default_factory=dict)
+    given: Path | None = None
+    """The harness's inbox for this workspace: in the run's folder when this server runs on
+    the host (found through the store), else where the sandbox shows it (`AGENT_DIR`)."""
 
     @property
     def inbox(self) -> Path:
-        return self.root / AGENT_DIR
+        return self.given or self.root / AGENT_DIR
 
     def config(self) -> cfg.JacklineConfig:
         """The config the run was submitted with (what the harness will check against), else
@@ -98,14 +101,30 @@ def open_workspace(workspace: Path, run_id: str | None = None) -> Served:
     root = Path(os.path.abspath(workspace))
     if not root.is_dir():
         raise NotFound(f"--workspace {workspace}: no such folder; give a run's workspace")
-    found = _read_context(root / AGENT_DIR / CONTEXT)
+    inbox = _harness_inbox(root) or root / AGENT_DIR
+    found = _read_context(inbox / CONTEXT)
     recorded = found.get("run")
     if run_id and recorded and run_id != recorded:
         raise Refused(
             f"--run {run_id}: the workspace {root} belongs to {recorded} "
             f"(per {AGENT_DIR / CONTEXT}); give that run, or leave --run out"
         )
-    return Served(root, run_id or (str(recorded) if recorded else None), found)
+    return Served(root, run_id or (str(recorded) if recorded else None), found, inbox)
+
+
+def _harness_inbox(root: Path) -> Path | None:
+    """On the host, the run's own inbox: what the workspace holds at `AGENT_DIR` is the agent's
+    to write there, and is not believed. Inside the sandbox the store is hidden: None."""
+    if not paths.database().exists():
+        return None
+    from jackline.store import Store
+
+    store = Store()
+    try:
+        run = store.run_in(str(root))
+    finally:
+        store.close()
+    return paths.run_dir(run.id) / "inbox" if run is not None else None
 
 
 def _read_context(path: Path) -> dict[str, Any]:
@@ -171,10 +190,8 @@ def rules_for(served: Served, path: str) -> dict[str, Any]:
 
 
 def infrastructure(served: Served) -> str:
-    found = served.root / INFRASTRUCTURE
-    if not found.is_file():
-        return f"This project has no {INFRASTRUCTURE}."
-    return found.read_text(encoding="utf-8")
+    found = safeio.read_text(served.root, INFRASTRUCTURE, 256_000)
+    return found if found is not None else f"This project has no {INFRASTRUCTURE}."
 
 
 def checks(served: Served) -> dict[str, Any]:
