@@ -62,3 +62,35 @@ def test_a_check_past_its_timeout_fails(tmp_path: Path) -> None:
         "slow", CheckConfig(command="sleep 30", timeout=1), tmp_path, os.environ, tmp_path / "o"
     )
     assert not result.passed and "timed out" in result.failures[0].message
+
+
+def test_a_report_that_is_a_link_to_a_host_file_is_not_read(tmp_path: Path) -> None:
+    host = tmp_path / "host.xml"
+    host.write_text(
+        '<testsuite><testcase name="t"><failure message="HOST-MARKER">x</failure>'
+        "</testcase></testsuite>\n"
+    )
+    result = run(tmp_path, f"ln -s {host} {{report}}; exit 1", "junit")
+    assert not result.passed and "HOST-MARKER" not in repr(result.failures)
+    assert host.read_text().startswith("<testsuite>")
+
+
+def test_each_check_gets_a_fresh_folder_that_holds_only_its_report(tmp_path: Path) -> None:
+    command = "ls -A $(dirname {report}); touch $(dirname {report})/left-behind"
+    for _ in range(2):
+        result = run(tmp_path, command, "plain")
+        assert result.passed
+        assert result.output_tail.splitlines()[1:] == []  # nothing there: no log, no leftovers
+    assert (tmp_path / "out" / "c.log").is_file()
+
+
+def test_a_failure_in_a_file_reached_through_a_link_is_not_taken_as_the_workspaces(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "a.py").write_text("x\n")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    (ws / "linked").symlink_to(tmp_path / "elsewhere")
+    result = run(ws, "echo 'linked/a.py:1: off'; exit 1", "plain")
+    assert result.failures[0].file is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from jackline import config, context
@@ -65,3 +66,35 @@ def test_brief_holds_task_rules_infrastructure_checks_and_boundaries(tmp_path: P
     ):
         assert part in text
     assert "Money is integer cents." not in text
+
+
+def test_rules_and_instructions_that_are_links_are_not_read(tmp_path: Path) -> None:
+    host = tmp_path / "host"
+    host.mkdir()
+    (host / "shadow").write_text("root:HOST-MARKER:19000::::::\n")
+    (host / "rule.md").write_text("HOST-MARKER as a rule\n")
+    root = repo(tmp_path / "ws")
+    (root / ".jackline" / "rules" / "evil.md").symlink_to(host / "shadow")
+    (root / "AGENTS.md").unlink()
+    (root / "AGENTS.md").symlink_to(host / "shadow")
+    (root / "web" / "CLAUDE.md").symlink_to(host / "shadow")
+    (root / "INFRASTRUCTURE.md").unlink()
+    (root / "INFRASTRUCTURE.md").symlink_to(host / "shadow")
+    (root / "linked").symlink_to(host)  # a folder in play through a link
+    cfg = config.parse({})
+    rules = context.select_rules(root, ["web/app.js", "linked/x.py"])
+    text = context.render_brief("Fix it", root, cfg, rules, 2)
+    assert "HOST-MARKER" not in text
+    assert "Web rules." in text and "Run the tests." in text
+    shutil.rmtree(root / ".jackline" / "rules")
+    (root / ".jackline" / "rules").symlink_to(host)  # the whole rules folder
+    assert "HOST-MARKER" not in repr(context.select_rules(root, []))
+    assert context.paths_named("Look at linked/rule.md and ../host/rule.md", root) == []
+
+
+def test_a_long_rule_is_cut_and_says_so(tmp_path: Path) -> None:
+    root = repo(tmp_path)
+    (root / ".jackline" / "rules" / "long.md").write_text("Keep it short.\n" + "x" * (1 << 20))
+    text = context.render_brief("Fix it", root, config.parse({}), context.load_rules(root), 1)
+    assert "Keep it short." in text and len(text) < 2 * context.LIMIT
+    assert f"cut at {context.LIMIT} bytes" in text

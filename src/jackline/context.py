@@ -4,11 +4,17 @@ Rules are chosen by the paths in play: the ones the task names and the ones the 
 earlier rounds. A rule file in `.jackline/rules/` applies when one of its `paths:` globs matches
 (or always, when it has none); an `AGENTS.md` or `CLAUDE.md` applies when it sits on the directory
 chain of a path in play (the root one always).
+
+From round 2 the workspace is the agent's: every file here is read without following a link
+(a rule that is a link to `/etc/shadow` is no rule) and within a bound (`LIMIT` a file, at most
+`MAX_RULES` of them), a cut said in the text.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -16,10 +22,16 @@ from pathlib import Path, PurePosixPath
 import pathspec
 import yaml
 
+from jackline import safeio
 from jackline.config import JacklineConfig
 from jackline.models import CheckResult, Decision
 
 NESTED = ("AGENTS.md", "CLAUDE.md")
+RULES_DIR = ".jackline/rules"
+LIMIT = 64 << 10
+"""Bytes read at most from one rule file, `AGENTS.md`, `CLAUDE.md` or `INFRASTRUCTURE.md`."""
+MAX_RULES = 100
+"""Rule files read at most from `.jackline/rules/` (and, apart, nested instruction files)."""
 _PATHLIKE = re.compile(r"[\w.@-]*[\w@-](?:/[\w.@-]+)+/?|[\w@-][\w.@-]*\.[A-Za-z]{1,8}\b")
 
 
@@ -35,21 +47,55 @@ def paths_named(task: str, repo: Path) -> list[str]:
     found = []
     for token in _PATHLIKE.findall(task):
         token = token.rstrip("/.")
-        if token and (repo / token).exists():
+        if token and _kind(repo, token) is not None:
             found.append(token)
     return sorted(set(found))
 
 
+def _kind(repo: Path, rel: str) -> str | None:
+    """What stands at `repo/rel`, a "file" or a "dir", reached through no link (and none
+    itself); else None."""
+    parts = PurePosixPath(rel).parts
+    if not parts or parts[0] == "/" or ".." in parts:
+        return None
+    where = repo
+    for part in parts:
+        where = where / part
+        try:
+            mode = os.lstat(where).st_mode
+        except OSError:
+            return None
+        if stat.S_ISLNK(mode):
+            return None
+    return "dir" if stat.S_ISDIR(mode) else "file" if stat.S_ISREG(mode) else None
+
+
 def load_rules(repo: Path) -> list[Rule]:
+    names = [n for n in safeio.files(repo, RULES_DIR) if n.endswith(".md")]
     rules = []
-    for path in sorted((repo / ".jackline" / "rules").glob("*.md")):
-        meta, body = _front_matter(path.read_text(encoding="utf-8"))
-        globs = meta.get("paths") or []
-        listed = (
-            [globs] if isinstance(globs, str) else list(globs) if isinstance(globs, list) else []
+    for name in names[:MAX_RULES]:
+        text = safeio.read_text(repo, f"{RULES_DIR}/{name}", LIMIT)
+        if text is None:
+            continue
+        meta, body = _front_matter(text)
+        rules.append(Rule(f"{RULES_DIR}/{name}", body.strip(), _globs(meta.get("paths"))))
+    if len(names) > MAX_RULES:
+        left = ", ".join(names[MAX_RULES:][:20])
+        rules.append(
+            Rule(
+                RULES_DIR,
+                f"[jackline: {len(names) - MAX_RULES} more rule files "
+                f"not read, past {MAX_RULES}: {left}]",
+            )
         )
-        rules.append(Rule(str(path.relative_to(repo)), body.strip(), tuple(str(p) for p in listed)))
     return rules
+
+
+def _globs(value: object) -> tuple[str, ...]:
+    """A rule's `paths:`, a string or a list of strings. Anything else is ignored: `str()` of a
+    YAML alias bomb would never end."""
+    listed = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(p for p in listed if isinstance(p, str))
 
 
 def select_rules(repo: Path, in_play: Iterable[str]) -> list[Rule]:
@@ -63,15 +109,16 @@ def select_rules(repo: Path, in_play: Iterable[str]) -> list[Rule]:
     dirs = {PurePosixPath(".")}
     for p in in_play:
         dirs.update(PurePosixPath(p).parents)
-        if (repo / p).is_dir():
+        if _kind(repo, p) == "dir":
             dirs.add(PurePosixPath(p))
+    nested = 0
     for d in sorted(dirs, key=lambda d: (len(d.parts), str(d))):
         for name in NESTED:
-            f = repo / d / name
-            if f.is_file():
-                chosen.append(
-                    Rule(str(PurePosixPath(d) / name), f.read_text(encoding="utf-8").strip())
-                )
+            rel = str(d / name)
+            text = safeio.read_text(repo, rel, LIMIT) if nested < MAX_RULES else None
+            if text is not None:
+                chosen.append(Rule(rel, text.strip()))
+                nested += 1
     return chosen
 
 
@@ -95,9 +142,9 @@ def render_brief(
         for r in rules:
             scope = f" (applies to {', '.join(r.paths)})" if r.paths else ""
             parts.append(f"## {r.source}{scope}\n\n{r.text}\n")
-    infra = repo / "INFRASTRUCTURE.md"
-    if infra.is_file():
-        parts.append("# Infrastructure\n\n" + infra.read_text(encoding="utf-8").strip() + "\n")
+    infra = safeio.read_text(repo, "INFRASTRUCTURE.md", LIMIT)
+    if infra is not None:
+        parts.append("# Infrastructure\n\n" + infra.strip() + "\n")
     if config.checks:
         parts.append("# Checks\n\nAfter you finish, the harness runs these; all must pass:\n")
         for name, check in config.checks.items():

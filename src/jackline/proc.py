@@ -1,21 +1,46 @@
 """Running a command: the one place that starts processes for agents, checks and set-up.
 
-Output goes to a log file as it comes (so `jackline logs --follow` and a killed run keep it) and
-the tail is returned for the audit log and the handoff. Each command runs in its own process
-group so a timeout ends everything it started.
+The command's output comes through a pipe the harness reads, never straight into a file: the
+log keeps the first `HEAD` bytes as they come and the last `TAIL` bytes, with a line saying how
+many bytes between were dropped, so neither the disk nor the harness's time grows with what a
+command prints (an agent printing 300 MiB leaves a 2 MiB log). The head is written as it comes
+and the tail every few seconds, so a killed run keeps most of it. The end of what was kept is
+returned for the audit log and the handoff. Each command runs in its own process group so a
+timeout ends everything it started.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
+import selectors
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
-from jackline.sandbox import Jail, cgroup
+from jackline.sandbox import Jail, cgroup, disk
+
+HEAD = 1 << 20
+"""Bytes of a command's output the log keeps from its start."""
+TAIL = 1 << 20
+"""Bytes of a command's output the log keeps from its end."""
+LOG_LIMIT = HEAD + TAIL + (4 << 20)
+"""Bytes to read back at most from a log `run` wrote: what it keeps, and the command line on
+its first line (which can be long: an agent's brief given as an argument)."""
+OUTPUT = 64_000
+"""Characters of the end of the kept output returned in `Completed.output`."""
+FLUSH = 2.0
+"""Seconds between writes of the kept tail to the log while the command runs."""
+IDLE = 0.2
+"""Seconds without output after which a command that has exited is taken as done: a child it
+left in the background may hold the pipe open for ever."""
+GRACE = 2.0
+"""Seconds at most spent reading what an exited (or killed) command's children still print."""
+_PIPE = 1 << 20  # a larger pipe: fewer wake-ups for a command that prints a lot
 
 
 @dataclass(frozen=True)
@@ -25,9 +50,20 @@ class Completed:
     duration: float
     output: str
     timed_out: bool
+    dropped: int = 0
+    """Bytes of output dropped between the head and the tail the log keeps (0: none)."""
 
     def tail(self, lines: int = 30) -> str:
-        return "\n".join(self.output.rstrip().splitlines()[-lines:])
+        """The last lines of the output, after a line saying what was dropped (if anything was
+        and the lines do not already say it)."""
+        text = "\n".join(self.output.rstrip().splitlines()[-lines:])
+        said = dropped_line(self.dropped).strip()
+        return text if not self.dropped or said in text else f"{said}\n{text}"
+
+
+def dropped_line(dropped: int) -> str:
+    """The line the log holds where output was dropped."""
+    return f"\n[jackline: {dropped:,} bytes of output dropped here]\n" if dropped else ""
 
 
 def run(
@@ -39,7 +75,8 @@ def run(
     pidfile: Path | None = None,
     jail: Jail | None = None,
 ) -> Completed:
-    """Run `argv` (a list, or a string for the shell) with stdout and stderr written to a fresh `log`.
+    """Run `argv` (a list, or a string for the shell) with stdout and stderr kept in a fresh `log`
+    (its head and tail: see `HEAD`, `TAIL`).
 
     `pidfile` records the process group, so a harness that crashed can end it on the retry.
     `jail` runs the command inside a sandbox; the log shows the command as given.
@@ -48,57 +85,151 @@ def run(
     start = time.monotonic()
     group = cgroup.limit(jail.spec.max_processes) if jail and jail.sandbox.name != "none" else None
     try:
-        return _run(argv, cwd, env, log, timeout, pidfile, jail, group, start)
+        with _fresh(log) as out:
+            return _run(argv, cwd, env, out, timeout, pidfile, jail, group, start)
     finally:
         if group is not None:
             cgroup.remove(group)
+
+
+def _fresh(log: Path) -> BinaryIO:
+    """The log, made anew: whatever stood at its path (a link, say) is replaced, not followed."""
+    log.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(log, flags, 0o644), "wb")
 
 
 def _run(
     argv: list[str] | str,
     cwd: Path,
     env: Mapping[str, str],
-    log: Path,
+    out: BinaryIO,
     timeout: float,
     pidfile: Path | None,
     jail: Jail | None,
     group: Path | None,
     start: float,
 ) -> Completed:
-    with open(log, "wb") as out:
-        out.write(f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
-        out.flush()
-        command = jail.wrap(argv) if jail else argv
-        try:
-            proc = subprocess.Popen(
-                command,
-                cwd=cwd,
-                env=dict(env),
-                shell=isinstance(command, str),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=_preexec(jail, group),
-            )
-        except OSError as e:
-            out.write(f"could not start: {e}\n".encode())
-            return Completed(argv, 127, time.monotonic() - start, f"could not start: {e}", False)
-        if pidfile is not None:
-            pidfile.write_text(str(proc.pid))
-        timed_out = False
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+    kept = Kept(out, f"$ {argv if isinstance(argv, str) else ' '.join(argv)}\n".encode())
+    command = jail.wrap(argv) if jail else argv
+    try:
+        proc = subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=dict(env),
+            shell=isinstance(command, str),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_preexec(jail, group),
+        )
+    except OSError as e:
+        kept.add(f"could not start: {e}\n".encode())
+        kept.close()
+        return Completed(argv, 127, time.monotonic() - start, f"could not start: {e}", False)
+    if pidfile is not None:
+        pidfile.write_text(str(proc.pid))
+    watch = disk.watch(jail.spec, proc) if jail else None  # ends it past `[sandbox] disk_mb`
+    assert proc.stdout is not None
+    with proc.stdout as pipe:
+        _widen(pipe.fileno())
+        timed_out = _pump(proc, pipe.fileno(), kept, start + timeout)
+        if timed_out:
             _kill_group(proc)
-            code = proc.wait()
-            out.write(f"\n[jackline] timed out after {timeout:.0f}s\n".encode())
-    size = log.stat().st_size
-    with open(log, "rb") as f:
-        f.seek(max(0, size - 64_000))
-        text = f.read().decode(errors="replace")
-    return Completed(argv, code, time.monotonic() - start, text, timed_out)
+            _pump(proc, pipe.fileno(), kept, time.monotonic())
+            kept.add(f"\n[jackline] timed out after {timeout:.0f}s\n".encode())
+    if watch is not None and watch.stop():
+        kept.add(disk.message(watch.disk_mb).encode())
+    code = proc.wait()
+    kept.close()
+    return Completed(
+        argv, code, time.monotonic() - start, kept.text(OUTPUT), timed_out, kept.dropped
+    )
+
+
+def _pump(proc: subprocess.Popen[bytes], fd: int, kept: Kept, deadline: float) -> bool:
+    """Read the command's output into `kept` until the pipe closes, or the command has exited
+    and its output stops (see `IDLE`, `GRACE`); True if `deadline` came first."""
+    exited: float | None = None
+    quiet_since = time.monotonic()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while True:
+            now = time.monotonic()
+            if exited is None and proc.poll() is not None:
+                exited = now
+            if exited is None and now >= deadline:
+                return True
+            if exited is not None and (now - quiet_since >= IDLE or now - exited >= GRACE):
+                return False
+            if sel.select(timeout=IDLE if exited is not None else min(IDLE, deadline - now)):
+                chunk = os.read(fd, _PIPE)
+                if not chunk:
+                    return False
+                kept.add(chunk)
+                quiet_since = time.monotonic()
+
+
+def _widen(fd: int) -> None:
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE)
+    except OSError:
+        pass  # over /proc/sys/fs/pipe-max-size for this user: the default pipe does
+
+
+class Kept:
+    """A command's output as its log keeps it: `header`, the first `HEAD` bytes (written as
+    they come), then, past those, a line saying how many bytes were dropped and the last `TAIL`
+    bytes (written every `FLUSH` seconds and at the end, over the previous ones)."""
+
+    def __init__(self, out: BinaryIO, header: bytes) -> None:
+        self.out = out
+        self.header = header
+        self.head = bytearray()
+        self.rest = bytearray()
+        self.dropped = 0
+        self.flushed = time.monotonic()
+        out.write(header)
+        out.flush()
+
+    def add(self, data: bytes) -> None:
+        room = HEAD - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            self.out.write(data[:room])
+            self.out.flush()
+            data = data[room:]
+        if data:
+            self.rest += data
+            if len(self.rest) >= 2 * TAIL:
+                self._trim()
+            if time.monotonic() - self.flushed >= FLUSH:
+                self._write_tail()
+
+    def close(self) -> None:
+        if self.rest:
+            self._write_tail()
+
+    def text(self, chars: int) -> str:
+        """The end of what was kept (header, head, the dropped line, tail), as text."""
+        kept = self.header + self.head + dropped_line(self.dropped).encode() + self.rest
+        return kept[-4 * chars :].decode(errors="replace")[-chars:]
+
+    def _trim(self) -> None:
+        cut = len(self.rest) - TAIL
+        if cut > 0:
+            del self.rest[:cut]
+            self.dropped += cut
+
+    def _write_tail(self) -> None:
+        self._trim()
+        self.out.seek(len(self.header) + len(self.head))
+        self.out.write(dropped_line(self.dropped).encode())
+        self.out.write(self.rest)
+        self.out.truncate()
+        self.out.flush()
+        self.flushed = time.monotonic()
 
 
 def _preexec(jail: Jail | None, group: Path | None) -> Callable[[], None] | None:

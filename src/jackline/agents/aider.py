@@ -26,7 +26,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset
+from jackline.agents.preset import Preset, read_private, remove_private
 from jackline.context import Rule
 from jackline.models import AgentResult, Step, Transcript, Usage
 from jackline.sandbox import Jail
@@ -92,17 +92,18 @@ class Agent(Preset):
     ) -> AgentResult:
         """The base run (its transcript read from the log), then, where Aider wrote them, the
         transcript from its chat history with the exact tokens from its analytics log."""
-        history, analytics = workspace / HISTORY, workspace / ANALYTICS
-        for stale in (history, analytics):
-            stale.unlink(missing_ok=True)  # each round's files hold that round only
+        for stale in (HISTORY, ANALYTICS):
+            remove_private(workspace, stale)  # each round's files hold that round only
         done = super().run(brief, workspace, env, log, jail)
+        history = read_private(workspace, HISTORY)
+        if history is None:
+            return done
         try:
-            if not history.is_file():
-                return done
-            transcript = self.parse(history.read_text(errors="replace"))
-            if analytics.is_file():
-                transcript = exact_usage(transcript, analytics.read_text(errors="replace"))
-        except (OSError, ValueError):
+            transcript = self.parse(history)
+            analytics = read_private(workspace, ANALYTICS)
+            if analytics is not None:
+                transcript = exact_usage(transcript, analytics)
+        except ValueError:
             return done
         return replace(done, transcript=transcript)
 

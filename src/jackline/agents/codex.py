@@ -27,13 +27,14 @@ read into the transcript.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset, with_feedback
+from jackline.agents.preset import Preset, private_dir, read_private, with_feedback
 from jackline.config import AgentConfig
 from jackline.context import Rule
 from jackline.models import AgentResult, Step, Transcript, Usage
@@ -60,8 +61,8 @@ class Agent(Preset):
         super().__init__(config)
         self._root: Path | None = None
         """The workspace as the program sees it (set by `run`): paths in its events are there."""
-        self._home: Path | None = None
-        """Codex's home in the workspace as the harness sees it (set by `run`)."""
+        self._workspace: Path | None = None
+        """The workspace as the harness sees it (set by `run`): Codex's home is in it."""
 
     def base_argv(self, brief: Brief) -> list[str]:
         argv = [
@@ -96,7 +97,7 @@ class Agent(Preset):
 
     def extra_env(self, workspace: Path) -> dict[str, str]:
         # Codex refuses a CODEX_HOME that does not exist.
-        (workspace / HOME).mkdir(parents=True, exist_ok=True)
+        private_dir(workspace, HOME)
         return {"CODEX_HOME": str((self._root or workspace) / HOME)}
 
     def run(
@@ -108,12 +109,12 @@ class Agent(Preset):
         jail: Jail | None = None,
     ) -> AgentResult:
         self._root = _seen_root(brief, workspace)
-        self._home = workspace / HOME
+        self._workspace = workspace
         return super().run(with_feedback(brief, workspace), workspace, env, log, jail)
 
     def parse(self, output: str) -> Transcript:
         events = list(_events(output))
-        model = self.config.model or _session_model(self._home, events) or UNKNOWN_MODEL
+        model = self.config.model or _session_model(self._workspace, events) or UNKNOWN_MODEL
         return transcript(events, model, self._root)
 
     def _provider(self) -> list[str]:
@@ -243,13 +244,13 @@ def _events(output: str) -> Iterator[dict[str, Any]]:
             yield event
 
 
-def _session_model(home: Path | None, events: list[dict[str, Any]]) -> str | None:
+def _session_model(workspace: Path | None, events: list[dict[str, Any]]) -> str | None:
     """The model Codex's session used, from its session file (its JSON events do not say)."""
     thread = next((e.get("thread_id") for e in events if e["type"] == "thread.started"), None)
-    if home is None or not isinstance(thread, str):
+    if workspace is None or not isinstance(thread, str):
         return None
-    for session in sorted((home / "sessions").glob(f"**/rollout-*{thread}.jsonl")):
-        for line in session.read_text(errors="replace").splitlines():
+    for session in _session_files(workspace, thread):
+        for line in (read_private(workspace, session) or "").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
@@ -260,6 +261,25 @@ def _session_model(home: Path | None, events: list[dict[str, Any]]) -> str | Non
                 if isinstance(model, str) and model:
                     return model
     return None
+
+
+def _session_files(workspace: Path, thread: str, most: int = 1_000) -> list[str]:
+    """Codex's session files of `thread` (`sessions/YYYY/MM/DD/rollout-...-THREAD.jsonl` in its
+    home), relative to the workspace. Found by a walk that follows no link below the home and
+    looks at `most` folders at most; each is then read by `read_private`, which refuses a link
+    anywhere on the way, the home's own folders included."""
+    top = workspace / HOME / "sessions"
+    found = []
+    for i, (folder, _, names) in enumerate(os.walk(top)):
+        if i >= most:
+            break
+        rel = Path(folder).relative_to(workspace)
+        found += [
+            str(rel / n)
+            for n in names
+            if n.startswith("rollout-") and n.endswith(f"{thread}.jsonl")
+        ]
+    return sorted(found)
 
 
 def _seen_root(brief: Brief, workspace: Path) -> Path:

@@ -26,7 +26,7 @@ from typing import Any
 
 from jackline import git as g
 from jackline.agents import Brief
-from jackline.agents.preset import Preset, with_feedback
+from jackline.agents.preset import Preset, read_private, remove_private, with_feedback
 from jackline.errors import CommandFailed
 from jackline.models import AgentResult, Step, Transcript, Usage
 from jackline.sandbox import Jail
@@ -72,14 +72,14 @@ class Agent(Preset):
     ) -> AgentResult:
         """The base run with the feedback in the task text, then the transcript from the
         trajectory it saved, with the files the round changed as its edits."""
-        trajectory = workspace / TRAJECTORY
-        trajectory.unlink(missing_ok=True)  # a trajectory left from the round before
+        remove_private(workspace, TRAJECTORY)  # a trajectory left from the round before
         before = _tree(workspace)
         done = super().run(with_feedback(brief, workspace), workspace, env, log, jail)
         edits = _edits(workspace, before)
         try:
-            transcript = self.parse(trajectory.read_text(errors="replace"))
-        except (OSError, ValueError):
+            # No trajectory (or a link where it should be) reads as no structure at all.
+            transcript = self.parse(read_private(workspace, TRAJECTORY) or "")
+        except ValueError:
             transcript = done.transcript or Transcript()
         return replace(done, transcript=replace(transcript, steps=transcript.steps + edits))
 

@@ -14,16 +14,23 @@ about its program, and this base does the rest through the agent contract (`Comm
   message, the tokens used.
 - `program`, `install`: the executable looked up on PATH before a run starts, and how to install
   it when it is missing.
+
+The program runs in the agent's sandbox, so whatever it leaves in the workspace is the agent's:
+its transcript files are read with `read_private` (never through a link, within
+`TRANSCRIPT_LIMIT`), removed with `remove_private` and made with `private_dir`, each of which
+stays inside the workspace whatever links stand there.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
+from jackline import proc, safeio
 from jackline.agents import Brief
 from jackline.agents.command import CommandAgent
 from jackline.config import AgentConfig
@@ -31,7 +38,10 @@ from jackline.context import Rule
 from jackline.errors import Refused
 from jackline.models import AgentResult, Transcript
 from jackline.sandbox import Jail
-from jackline.workspaces import AGENT_DIR
+
+TRANSCRIPT_LIMIT = 16 << 20
+"""Bytes of a transcript file (a chat history, a trajectory, a session) read at most."""
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Preset(CommandAgent):
@@ -96,7 +106,7 @@ class Preset(CommandAgent):
             brief, workspace, {**env, **self.config.env, **self.extra_env(workspace)}, log, jail
         )
         try:
-            transcript = self.parse(log.read_text(errors="replace"))
+            transcript = self.parse(safeio.read_text(log.parent, log.name, proc.LOG_LIMIT) or "")
         except (OSError, ValueError) as e:
             transcript = Transcript(final=f"(the transcript could not be read: {e})")
         return AgentResult(
@@ -110,8 +120,58 @@ def with_feedback(brief: Brief, workspace: Path) -> Brief:
     file cannot be read, the brief says where it is."""
     if brief.feedback is None:
         return brief
-    try:
-        text = (workspace / AGENT_DIR / brief.feedback.name).read_text(errors="replace")
-    except OSError:
+    text = brief.feedback_text
+    if text is None:
         text = f"Feedback from the previous round is in `{brief.feedback}`: read it first."
     return replace(brief, text=f"{brief.text.rstrip()}\n\n{text.strip()}\n")
+
+
+def read_private(workspace: Path, rel: str | PurePosixPath | Path) -> str | None:
+    """A file the program wrote in the workspace (its transcript), or None: see `safeio`."""
+    return safeio.read_text(workspace, rel, TRANSCRIPT_LIMIT)
+
+
+def remove_private(workspace: Path, rel: str | PurePosixPath | Path) -> None:
+    """Remove the file `workspace/rel` (left from the round before) without following a link
+    on the way: a link standing there is removed itself, never what it points at."""
+    *folders, name = PurePosixPath(rel).parts
+    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in folders:
+            try:
+                inner = os.open(part, _DIR, dir_fd=fd)
+            except OSError:
+                return  # missing, or a link: nothing of the program's own to remove
+            os.close(fd)
+            fd = inner
+        try:
+            os.unlink(name, dir_fd=fd)
+        except (FileNotFoundError, IsADirectoryError):
+            pass
+    finally:
+        os.close(fd)
+
+
+def private_dir(workspace: Path, rel: str | PurePosixPath | Path) -> None:
+    """Make `workspace/rel` a folder, each part a real one: a link or file standing where a
+    folder should be is removed first, so nothing is made outside the workspace."""
+    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for part in PurePosixPath(rel).parts:
+            try:
+                inner = os.open(part, _DIR, dir_fd=fd)
+            except OSError:
+                _unlink(fd, part)
+                os.mkdir(part, 0o755, dir_fd=fd)
+                inner = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+    finally:
+        os.close(fd)
+
+
+def _unlink(dir_fd: int, name: str) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except FileNotFoundError:
+        pass

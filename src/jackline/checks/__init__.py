@@ -2,10 +2,16 @@
 
 Parsers are small modules picked by name (`parser = "junit"` in jackline.toml). A check passes
 when its command exits 0; the parser only explains a failure, it never turns one into a pass.
+
+A check is the workspace's code, as hostile as the agent: it writes its report into a fresh
+folder of its own (the one folder outside the workspace it may write) that holds nothing else,
+and the harness's log of it lies beside that folder, where the check cannot reach. The report
+is read without following a link and within a size bound (`junit.LIMIT`).
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -40,11 +46,11 @@ def run_check(
     out_dir: Path,
     jail: Jail | None = None,
 ) -> CheckResult:
-    report = out_dir / f"{name}.report"
-    report.unlink(missing_ok=True)
+    folder = report_folder(out_dir, name)
+    report = folder / f"{name}.report"
     command = fill_report(check.command, report)
     if jail is not None:  # the report is written from inside the sandbox
-        jail = Jail(jail.sandbox, replace(jail.spec, writable=(*jail.spec.writable, out_dir)))
+        jail = Jail(jail.sandbox, replace(jail.spec, writable=(*jail.spec.writable, folder)))
     done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout, jail=jail)
     failures: list[Failure] = []
     if done.exit_code != 0:
@@ -67,6 +73,18 @@ def run_check(
         output_tail=done.tail(),
         summary=_summary(done.exit_code, failures),
     )
+
+
+def report_folder(out_dir: Path, name: str) -> Path:
+    """The check's own folder for its report, made empty: what an earlier run of the check
+    left there (a link, say) is gone."""
+    folder = out_dir / "reports" / name
+    if folder.is_symlink() or folder.is_file():
+        folder.unlink()
+    elif folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder
 
 
 def _relative(failure: Failure, inside: Path) -> Failure:

@@ -6,24 +6,39 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from jackline import safeio
 from jackline.checks import plain
 from jackline.models import Failure
 from jackline.proc import Completed
 
+LIMIT = 16 << 20
+"""Bytes of a report read at most: a longer one is taken as missing (the output is read)."""
 _LOCATION = re.compile(r"^([^\s:][^:\n]*\.\w+):(\d+):", re.M)
 
 
 def parse(check: str, done: Completed, report: Path, workspace: Path) -> list[Failure]:
-    try:
-        root = ET.parse(report).getroot()
-    except (OSError, ET.ParseError):
-        # No report (the runner crashed before writing one): read what it printed.
+    root = _read(report)
+    if root is None:
+        # No report (the runner crashed before writing one, or left a link): read what it
+        # printed instead.
         return plain.parse(check, done, report, workspace)
     failures = []
     for case in root.iter("testcase"):
         for problem in [*case.findall("failure"), *case.findall("error")]:
             failures.append(_failure(check, case, problem))
     return failures
+
+
+def _read(report: Path) -> ET.Element | None:
+    """The report's root element: a regular file reached through no link, within `LIMIT`
+    (expat refuses entity expansion bombs by itself)."""
+    data = safeio.read_bytes(report.parent, report.name, LIMIT + 1)
+    if data is None or len(data) > LIMIT:
+        return None
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError:
+        return None
 
 
 def _failure(check: str, case: ET.Element, problem: ET.Element) -> Failure:

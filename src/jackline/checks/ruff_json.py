@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from jackline.checks import plain
@@ -20,11 +21,7 @@ def parse(check: str, done: Completed, report: Path, workspace: Path) -> list[Fa
         return plain.parse(check, done, report, workspace)
     failures = []
     for item in items:
-        filename = str(item.get("filename", ""))
-        try:
-            filename = str(Path(filename).resolve().relative_to(workspace.resolve()))
-        except ValueError:
-            pass
+        filename = _relative(str(item.get("filename", "")), workspace)
         location = item.get("location") or {}
         failures.append(
             Failure(
@@ -36,3 +33,13 @@ def parse(check: str, done: Completed, report: Path, workspace: Path) -> list[Fa
             )
         )
     return failures
+
+
+def _relative(filename: str, workspace: Path) -> str:
+    """An absolute path in the workspace as a relative one, worked out from the names alone:
+    resolving it would follow the links the check's code may have left."""
+    normal = Path(os.path.normpath(filename))
+    for root in (workspace, workspace.resolve()):
+        if normal.is_relative_to(root):
+            return str(normal.relative_to(root))
+    return filename

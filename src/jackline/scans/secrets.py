@@ -31,7 +31,7 @@ from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_cla
 from detect_secrets.settings import default_settings
 
 from jackline import git as g
-from jackline import safeio
+from jackline import proc, safeio
 from jackline.models import Finding
 from jackline.scans import READ_LIMIT, Change, FileChange
 
@@ -160,12 +160,19 @@ def scan_commits(repo: Path, base: str, known: Iterable[str] = ()) -> Found:
 
 
 def scan_text_file(path: Path) -> frozenset[str]:
-    """Secret values detect-secrets finds in a log file (an agent's output, say): for redaction."""
-    if not path.is_file():
+    """Secret values detect-secrets finds in a log file (an agent's output, say): for redaction.
+    Only what the log keeps is read (`proc` bounds it), never through a link, and detect-secrets
+    scans a private copy of that, not the path, each distinct line once: it spends about a
+    millisecond a line, and output repeats itself (progress bars, a loop's messages)."""
+    text = safeio.read_text(path.parent, path.name, proc.LOG_LIMIT)
+    if not text:
         return frozenset()
-    lines = path.read_text(errors="replace").splitlines()
-    with default_settings():
-        hits = list(ds_scan.scan_file(str(path)))
+    lines = list(dict.fromkeys(text.splitlines()))
+    with tempfile.NamedTemporaryFile("w", suffix=".log", encoding="utf-8") as copy:
+        copy.write("\n".join(lines) + "\n")
+        copy.flush()
+        with default_settings():
+            hits = list(ds_scan.scan_file(copy.name))
     return frozenset(
         _whole(
             h.type, h.secret_value, lines[h.line_number - 1] if h.line_number <= len(lines) else ""
