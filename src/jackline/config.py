@@ -199,7 +199,9 @@ class SandboxConfig(_Section):
         return value
 
     readable: list[str] = []
-    """Paths outside the workspace that commands need to read but the sandbox hides (under your home, or /tmp)."""
+    """Paths outside the workspace that commands need to read but the sandbox does not show. It
+    shows only the system (`/usr`, `/etc`, `/opt`, ...), the tools on PATH and under the home:
+    a dataset under /srv or the home, a socket's folder under /run, go here (read-only)."""
     hidden: list[str] = []
     """More paths to hide from commands (the home, Jackline's state and SSH/cloud credentials always are)."""
     env: list[str] = []
@@ -212,6 +214,15 @@ class SandboxConfig(_Section):
     made, which holds for root too; else RLIMIT_NPROC, which the kernel does not apply to root."""
     open_files: int = Field(default=8192, ge=0)
     """Open-file limit per command (0: no limit)."""
+    tmp_mb: int = Field(default=512, gt=0)
+    """Size of each of a command's private in-memory folders (`/tmp`, its home, `/dev/shm`), in
+    MiB. They are memory that `memory_mb` does not count, so they are always bounded: a write
+    past it fails with "No space left on device"."""
+    disk_mb: int = Field(default=10240, ge=0)
+    """How much a command may add to its workspace (and the other folders it may write), in
+    MiB (0: no limit). Past it the command is ended, and its log says "the workspace grew past
+    [sandbox] disk_mb = N"; no single file it writes may grow past it either. Checked every
+    quarter second, so a fast writer may overshoot by what it writes in that time."""
 
 
 class ModelPrice(_Section):

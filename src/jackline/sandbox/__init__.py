@@ -1,7 +1,10 @@
 """The sandbox: where the agent, the checks and the set-up commands run.
 
-An agent is an untrusted process. Under `bubblewrap` (the default) it sees the machine read-only,
-writes only its workspace, has a private `/tmp` and an empty home (with the tool directories a
+An agent is an untrusted process. Under `bubblewrap` (the default) it sees only what commands
+need, read-only: the system folders, `/etc` (its secret files hidden), `/opt`, the folders on
+PATH, `[sandbox] readable`; no /run, /var, /home or /srv, so no host service's unix socket and no
+other repository. It writes only its workspace (as much as `[sandbox] disk_mb` allows), has a
+private `/tmp` and an empty home (bounded by `[sandbox] tmp_mb`, with the tool directories a
 project needs put back read-only: pyenv, nvm, `~/.local`, the harness's own Python), cannot see
 Jackline's state, SSH keys or cloud credentials, and has no network unless set-up runs or
 `[sandbox] allow_network` names hosts (reached through an allowlisting proxy). Its environment is
@@ -96,6 +99,12 @@ class Spec:
     """Process limit (0: none). The kernel does not apply it to root."""
     open_files: int = 0
     """Open-file limit (0: none)."""
+    tmp_mb: int = 512
+    """Size of each private in-memory folder (`/tmp`, the home, `/dev/shm`), in MiB: memory the
+    address-space limit does not count, so never unbounded."""
+    disk_mb: int = 0
+    """What the command may add to the folders it writes, and the largest file it may write, in
+    MiB (0: no limit). See `sandbox.disk`."""
     proxy_socket: Path | None = None
     """The allowlisting proxy's unix socket: the command reaches the network only through it."""
     no_proxy: str = "localhost,127.0.0.1,::1"
@@ -136,6 +145,8 @@ def limits(spec: Spec) -> Callable[[], None] | None:
         (resource.RLIMIT_AS, spec.memory_mb * 1024 * 1024),
         (resource.RLIMIT_NPROC, spec.max_processes),
         (resource.RLIMIT_NOFILE, spec.open_files),
+        # One file may not outgrow what the whole workspace may add (`disk` watches the sum).
+        (resource.RLIMIT_FSIZE, spec.disk_mb * 1024 * 1024),
     ]
     wanted = [(k, v) for k, v in wanted if v > 0]
     if not wanted:
@@ -182,6 +193,8 @@ def jail_for(
         memory_mb=box.memory_mb,
         max_processes=box.max_processes,
         open_files=box.open_files,
+        tmp_mb=box.tmp_mb,
+        disk_mb=box.disk_mb,
     )
     return Jail(get(box.mode), spec)
 
@@ -221,13 +234,45 @@ def home_tools(home: Path, path_variable: str) -> list[Path]:
     candidates += harness_paths()
     out: list[Path] = []
     for c in candidates:
-        c = Path(os.path.abspath(c))
+        c = prefix(Path(os.path.abspath(c)))
         if not c.exists() or home not in c.parents or SECRET_PLACES.search(str(c)):
             continue
         if any(c == o or o in c.parents for o in out):
             continue  # already shown through a folder above it
         out = [o for o in out if c not in o.parents] + [c]
     return out
+
+
+def path_tools(path_variable: str, home: Path, state: Path) -> list[Path]:
+    """The folders on PATH outside the home and Jackline's state `state`: shown read-only,
+    since a command finds its tools through them (a virtualenv under /srv, a toolchain under
+    /work/tools). Never a folder in or above the home or the state, nor one level below `/`
+    (`/home`, `/tmp`, or `/work`, which would show every repository beside the tools), nor the
+    kernel's own (/proc, /sys, /dev)."""
+    out: list[Path] = []
+    for entry in path_variable.split(os.pathsep):
+        if not entry.startswith("/"):
+            continue  # `.` or a relative folder: wherever the command happens to be
+        c = prefix(Path(os.path.abspath(entry)))
+        if len(c.parts) < 3 or c.parts[1] in ("proc", "sys", "dev") or not c.is_dir():
+            continue
+        if any(c == n or n in c.parents or c in n.parents for n in (home, state)):
+            continue
+        if SECRET_PLACES.search(str(c)) or c in out:
+            continue
+        out.append(c)
+    return out
+
+
+def prefix(folder: Path) -> Path:
+    """What must be shown for a PATH folder's tools to work: a virtualenv's `bin` needs the
+    virtualenv (its `pyvenv.cfg` and `lib`), `node_modules/.bin` its `node_modules`; any other
+    folder only itself."""
+    if folder.name == "bin" and (folder.parent / "pyvenv.cfg").is_file():
+        return folder.parent
+    if folder.name == ".bin" and folder.parent.name == "node_modules":
+        return folder.parent
+    return folder
 
 
 HOME_TOOLS = (

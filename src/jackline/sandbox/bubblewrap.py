@@ -1,11 +1,22 @@
 """The bubblewrap sandbox: a command line for `bwrap` that gives the command new namespaces
-(user, mount, pid, ipc, uts, cgroup, and network unless the step may use it), the machine
-read-only, its workspace writable, and a private `/tmp` and home.
+(user, mount, pid, ipc, uts, cgroup, and network unless the step may use it), a file system
+built from what commands need, its workspace writable, and a private `/tmp` and home.
 
-Mount order matters, and is the whole design: the root read-only; empty file systems over `/tmp`
-and the home; the home's tool directories and `[sandbox] readable` back, read-only; then, so
-nothing above can show them, empty file systems over Jackline's state and the machine's secret
-files; last the workspace (which lives under Jackline's state) back, writable.
+The file system is built up, not carved out of `/`: a host folder the sandbox does not name is
+not there, so no unix socket of the host's services (PostgreSQL, Redis, Docker, D-Bus under
+/run and /var/run), no other repository and no other user's folder is reachable, whatever the
+machine holds. What is named, read-only: the system folders (`/usr`, and `/bin`, `/lib`, ... as
+the host has them, links on a merged-/usr system), `/etc` (its secret files hidden), `/opt`,
+the files `/etc` links to elsewhere (a resolv.conf under /run), the harness's own Python, the
+tools under the home, the folders on PATH, `[sandbox] readable`. Then `/dev`, `/proc`, and
+in-memory folders each bounded by `[sandbox] tmp_mb` (`/tmp`, `/dev/shm`, the home; /var/tmp is
+/tmp), since what a command puts there is memory that its address-space limit does not count.
+
+Mount order matters: the system; the in-memory folders; the tools and `readable` (which may sit
+under them); then, so nothing above can show them, empty folders over Jackline's state and the
+machine's secret files; then the workspace (which lives under Jackline's state), writable, and
+the harness's read-only folders inside it. Last, everything the command must not write into
+(the root, /dev, the hiding folders) is made read-only.
 """
 
 from __future__ import annotations
@@ -18,10 +29,23 @@ from pathlib import Path
 
 from jackline import paths
 from jackline.errors import Refused
-from jackline.sandbox import INSTALL_HINT, Spec, forward, harness_paths, home_tools
+from jackline.sandbox import INSTALL_HINT, Spec, forward, harness_paths, home_tools, path_tools
 
 # Files outside the home that hold secrets of the machine.
 SYSTEM_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/sudoers.d")
+# The system, read-only (or as the link it is on the host: `/bin -> usr/bin`). Nix's store, not
+# /nix, which also holds the daemon's socket.
+SYSTEM = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt")
+SYSTEM_MORE = ("/nix/store",)
+# Files in /etc that are often links out of it: their targets are shown too, alone.
+ETC_LINKS = (
+    "/etc/resolv.conf",  # into /run/systemd/resolve or /run/NetworkManager
+    "/etc/hosts",
+    "/etc/localtime",
+    "/etc/ssl/certs",  # into /var/lib/ca-certificates on some systems
+    "/etc/ssl/cert.pem",
+)
+HIDDEN_SIZE = 1 << 20  # bytes: a hiding folder holds only the mount points made in it
 
 
 class Bubblewrap:
@@ -46,22 +70,21 @@ class Bubblewrap:
         out = [binary(), "--die-with-parent", "--new-session", "--unshare-all"]
         if spec.network:
             out.append("--share-net")
-        out += ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+        out += system()
+        size = str(spec.tmp_mb * 1024 * 1024)
+        out += ["--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm", "--proc", "/proc"]
+        out += ["--size", size, "--tmpfs", "/tmp", "--symlink", "../tmp", "/var/tmp"]
         if str(home) != "/":
-            out += ["--tmpfs", str(home)]
-            for tool in home_tools(home, os.environ.get("PATH", "")):
-                out += ["--ro-bind", str(tool), str(tool)]
-        for path in harness_paths():
-            if Path("/tmp") in path.parents:  # under the home: among the tools above
-                out += ["--ro-bind", str(path), str(path)]
-        for path in spec.readable:
-            if path.exists():
-                out += ["--ro-bind", str(path), str(path)]
-        # After `readable`, so no readable path can bring these back into view.
-        out += ["--tmpfs", str(paths.home())]
+            out += ["--size", size, "--tmpfs", str(home)]
+        for path in shown(spec, home):
+            out += ["--ro-bind", str(path), str(path)]
+        # After what is shown, so nothing shown can bring these back into view.
+        hiding = [str(paths.home())]
+        out += ["--size", str(HIDDEN_SIZE), "--tmpfs", hiding[0]]
         for secret in (*SYSTEM_SECRETS, *map(str, spec.hidden)):
             if Path(secret).is_dir():
-                out += ["--tmpfs", secret]
+                out += ["--size", str(HIDDEN_SIZE), "--tmpfs", secret]
+                hiding.append(secret)
             elif Path(secret).exists():
                 out += ["--ro-bind", "/dev/null", secret]
         inside = spec.mount_at or spec.workspace
@@ -69,14 +92,66 @@ class Bubblewrap:
         for path in spec.writable:
             path.mkdir(parents=True, exist_ok=True)
             out += ["--bind", str(path), str(path)]
-        sockets = {Path(sock).parent for sock in services.values()}
-        sockets |= {proxy.parent} if proxy is not None else set()
-        for folder in sorted(sockets):
+        for folder in socket_folders(spec):
             out += ["--bind", str(folder), str(folder)]
         for host, seen in spec.ro_binds:
             out += ["--ro-bind", str(host), str(seen)]
+        # Now that every mount point is made: nothing else is writable (an in-memory folder the
+        # command could fill past `tmp_mb`).
+        for place in (*hiding, "/dev", "/"):
+            out += ["--remount-ro", place]
         out += ["--chdir", str(inside), "--", *command]
         return out
+
+
+@functools.cache
+def system() -> tuple[str, ...]:
+    """The arguments that show the system, as this host lays it out (read once: it does not
+    change while the harness runs)."""
+    out: list[str] = []
+    for place in (*SYSTEM, *SYSTEM_MORE):
+        if os.path.islink(place):
+            out += ["--symlink", os.readlink(place), place]
+        elif os.path.isdir(place):
+            out += ["--ro-bind", place, place]
+    for link in ETC_LINKS:
+        target = Path(link).resolve()
+        if target != Path(link) and target.exists() and not covered(target, ()):
+            out += ["--ro-bind", str(target), str(target)]
+    return tuple(out)
+
+
+def shown(spec: Spec, home: Path) -> list[Path]:
+    """The folders shown read-only besides the system, in order, each once: the tools under the
+    home, the harness's own Python and package, the folders on PATH, `[sandbox] readable`."""
+    wanted = [
+        *home_tools(home, os.environ.get("PATH", "")),
+        *harness_paths(),
+        *path_tools(os.environ.get("PATH", ""), home, paths.home()),
+        *spec.readable,
+    ]
+    out: list[Path] = []
+    for path in wanted:
+        path = Path(os.path.abspath(path))
+        if path.exists() and not covered(path, out):
+            out.append(path)
+    return out
+
+
+def covered(path: Path, shown: list[Path] | tuple[Path, ...]) -> bool:
+    """Whether `path` is already in view: under a system folder, or under one shown before it."""
+    system = [Path(p) for p in (*SYSTEM, *SYSTEM_MORE)]
+    return any(path == s or s in path.parents for s in (*system, *shown))
+
+
+def socket_folders(spec: Spec) -> list[Path]:
+    """The folders of the unix sockets through which the command reaches the proxy and its
+    services: bound writable, as connecting to a socket needs."""
+    if spec.network:
+        return []
+    found = {sock.parent for _, sock in spec.services}
+    found |= {spec.proxy_socket.parent} if spec.proxy_socket is not None else set()
+    return sorted(found)
 
 
 def binary() -> str:
@@ -90,7 +165,9 @@ def binary() -> str:
 def check() -> None:
     """Refuse, with how to fix it, where bubblewrap is missing or cannot start here (a container
     without user namespaces, say)."""
-    argv = [binary(), "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev", "true"]
+    # `--size` (bubblewrap 0.7 and later) bounds the in-memory folders: an older one refuses it.
+    argv = [binary(), "--unshare-all", "--ro-bind", "/", "/", "--dev", "/dev"]
+    argv += ["--size", "1048576", "--tmpfs", "/tmp", "true"]
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:
