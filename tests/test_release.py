@@ -8,6 +8,8 @@ import json
 import os
 import signal
 import socket
+import sqlite3
+import subprocess
 import sys
 import time
 import urllib.request
@@ -82,9 +84,10 @@ server.serve_forever()
 DEPLOY = """#!/bin/sh
 set -e
 env=$1; sha=$2; port=$3
-dir=var/deploy/$env-$sha
-rm -rf "$dir"; mkdir -p "$dir"
-git archive "$sha" | tar -x -C "$dir"
+mkdir -p var
+if [ -f "hold-$env.txt" ]; then  # wait (at most a minute) until the file it names exists
+  i=0; while [ ! -e "$(cat "hold-$env.txt")" ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+fi
 if [ -f "var/$env.pid" ]; then
   old=$(cat "var/$env.pid")
   kill "$old" 2>/dev/null || true
@@ -94,11 +97,17 @@ if [ -f "var/$env.pid" ]; then
     if [ -z "$state" ] || [ "$state" = Z ]; then break; fi
     sleep 0.05; i=$((i+1))
   done
+  rm -f "var/$env.pid"
 fi
+if [ -z "$sha" ]; then echo "took $env down"; exit 0; fi
+dir=var/deploy/$env-$sha
+rm -rf "$dir"; mkdir -p "$dir"
+git archive "$sha" | tar -x -C "$dir"
 echo "deploying $env $sha with token $DEPLOY_TOKEN"
 setsid {python} "$dir/app.py" "$env" "$port" "$PWD/var/$env.log" >>"var/$env.out" 2>&1 </dev/null &
 echo $! > "var/$env.pid"
 """
+# With an empty sha (`rollback` of a first release: nothing came before) it takes ENV down.
 
 ENV = """
 [release.environments.{name}]
@@ -130,7 +139,12 @@ class Shop:
         self.ports = {"staging": free_port(), "production": free_port()}
 
     def create(
-        self, go: bool = True, staging: bool = True, staging_extra: str = "", staging_logs: str = ""
+        self,
+        go: bool = True,
+        staging: bool = True,
+        staging_extra: str = "",
+        staging_logs: str = "",
+        production_extra: str = "",
     ) -> Shop:
         self.repo.mkdir(parents=True)
         git(self.p.root, "init", "-q", "-b", "main", str(self.repo))
@@ -138,11 +152,12 @@ class Shop:
         git(self.repo, "config", "user.name", "Alice")
         envs = [("staging", "false")] if staging else []
         envs.append(("production", "true" if go else "false"))
-        config = '[project]\nmain = "main"\n\n[release]\nproduction_branch = "production"\n'
+        config = '[project]\nmain = "main"\n\n[review]\nallow_as = true  # the tests play several people\n'
+        config += '\n[release]\nproduction_branch = "production"\n'
         for name, needs_go in envs:
             logs = (name == "staging" and staging_logs) or f"var/{name}.log"
             config += ENV.format(name=name, port=self.ports[name], go=needs_go, logs=logs)
-            config += staging_extra if name == "staging" else ""
+            config += staging_extra if name == "staging" else production_extra
         self.write(
             {
                 "app.py": APP,
@@ -184,8 +199,78 @@ class Shop:
     def show(self, release_id: str) -> dict[str, Any]:
         return json.loads(self.p.jl("release-show", release_id, "--json").stdout)
 
+    @property
+    def var(self) -> Path:
+        """Where the deploy script keeps its pid files and logs: beside it, in the checkout of
+        the released commit that Jackline deploys from (one per repository, in its home)."""
+        trees = sorted((self.p.home / "releases" / "trees").glob("*"))
+        return trees[0] / "var" if trees else self.p.home / "no-release-tree-yet"
+
+    def status(self, release_id: str) -> str:
+        db = sqlite3.connect(self.p.home / "jackline.db")
+        [(status,)] = db.execute("SELECT status FROM releases WHERE id = ?", (release_id,))
+        db.close()
+        return str(status)
+
+    def live(self, env: str) -> str | None:
+        """The release the ledger says `env` serves now."""
+        db = sqlite3.connect(self.p.home / "jackline.db")
+        rows = db.execute(
+            "SELECT release_id FROM live WHERE env = ? ORDER BY since DESC, rowid DESC", (env,)
+        ).fetchall()
+        db.close()
+        return str(rows[0][0]) if rows else None
+
+    def release_in_background(self) -> tuple[subprocess.Popen[str], str]:
+        """`jackline release` left running; its release id once the ledger has it."""
+        started = subprocess.Popen(
+            [sys.executable, "-m", "jackline", "release", "--json"],
+            cwd=self.repo,
+            env={**self.p.env, "JACKLINE_USER": "alice"},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if (self.p.home / "jackline.db").exists():
+                db = sqlite3.connect(self.p.home / "jackline.db")
+                try:
+                    rows = db.execute("SELECT id FROM releases").fetchall()
+                except sqlite3.OperationalError:
+                    rows = []
+                db.close()
+                if rows:
+                    return started, str(rows[0][0])
+            time.sleep(0.1)
+        started.kill()
+        raise AssertionError("the release never reached the ledger")
+
+    def wait_message(self, release_id: str, timeout: float = 60) -> None:
+        """Until a go or an abort for the release is in the engine's mailbox."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            db = sqlite3.connect(self.p.home / "engine.db")
+            try:
+                rows = db.execute(
+                    "SELECT 1 FROM notifications WHERE destination_uuid = ?", (release_id,)
+                ).fetchall()
+            finally:
+                db.close()
+            if rows:
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"no message reached {release_id}")
+
+    def wait_status(self, release_id: str, status: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while self.status(release_id) != status:
+            assert time.monotonic() < deadline, f"{release_id} never {status}"
+            time.sleep(0.05)
+
     def stop(self) -> None:
-        for pidfile in (self.repo / "var").glob("*.pid"):
+        for pidfile in [*(self.repo / "var").glob("*.pid"), *self.var.glob("*.pid")]:
             try:
                 os.kill(int(pidfile.read_text()), signal.SIGKILL)
             except (OSError, ValueError):
@@ -240,13 +325,150 @@ def test_good_release_goes_live_after_another_persons_go_and_abort_keeps_product
     assert [r["status"] for r in ledger] == ["aborted", "live"]
 
 
+def test_release_runs_mains_committed_config_and_script_not_a_checked_out_agent_branchs(
+    shop: Shop,
+) -> None:
+    shop.create()
+    main_sha = shop.head
+    marker = shop.p.root / "marker"
+    prod = shop.ports["production"]
+    # An unreviewed agent branch, checked out in the user's repository to look at: its deploy
+    # script and its jackline.toml (which names it main and drops production's go) deploy
+    # production at staging time; the working tree holds one more uncommitted step.
+    git(shop.repo, "checkout", "-q", "-b", "agent/evil")
+    evil = (shop.repo / "jackline.toml").read_text()
+    evil = evil.replace('main = "main"', 'main = "agent/evil"').replace(
+        "requires_go = true", "requires_go = false"
+    )
+    evil_deploy = (
+        f"#!/bin/sh\necho 'production deployed' >> {marker}\n"
+        f'exec sh real-deploy.sh production "$2" {prod}\n'
+    )
+    shop.commit(
+        "agent: deploy production from staging",
+        {
+            "jackline.toml": evil,
+            "deploy.sh": evil_deploy,
+            "real-deploy.sh": DEPLOY.replace("{python}", sys.executable),
+        },
+    )
+    with (shop.repo / "deploy.sh").open("a") as f:
+        f.write(f"echo 'production deployed (uncommitted)' >> {marker}\n")
+
+    rel = shop.release()
+
+    assert not marker.exists()
+    assert rel["sha"] == main_sha
+    assert rel["status"] == "awaiting_go" and rel["env"] == "production"
+    assert shop.get("staging", "/api/items") == (200, "apples")
+    with pytest.raises(OSError):  # nothing serves production before a go
+        shop.get("production", "/healthz")
+    # The user's checkout is as they left it.
+    assert git(shop.repo, "rev-parse", "--abbrev-ref", "HEAD") == "agent/evil"
+    assert "uncommitted" in (shop.repo / "deploy.sh").read_text()
+    done = json.loads(shop.p.jl("go", rel["id"], "--json", user="bob").stdout)
+    assert done["status"] == "live" and not marker.exists()
+    assert shop.get("production", "/api/items") == (200, "apples")
+    # The agent's commit is not main's, whatever its own jackline.toml says main is.
+    agent_sha = git(shop.repo, "rev-parse", "agent/evil")
+    refused = shop.p.jl("release", "--sha", agent_sha, ok=False)
+    assert refused.returncode == 1 and "is not on main" in refused.stderr
+    assert not marker.exists()
+
+
+def test_release_gate_reads_the_released_commits_flags_file_not_the_working_trees(
+    shop: Shop,
+) -> None:
+    shop.create(staging=False, go=False)
+    (shop.repo / "flags.toml").write_text("this is [not toml\n")  # uncommitted
+    assert shop.release()["status"] == "live"
+    shop.commit("a broken flags file", {"flags.toml": "this is [not toml\n"})
+    blocked = shop.release()
+    assert blocked["status"] == "failed" and "flags" in blocked["reason"]
+
+
+def _rollback_to_nothing(shop: Shop) -> str:
+    """Production's rollback: `deploy.sh` with the previous sha, which is empty for a first
+    release (nothing came before): the script then takes production down."""
+    port = shop.ports["production"]
+    return f"rollback = \"sh deploy.sh production '{{previous_sha}}' {port}\"\n"
+
+
+def test_aborting_the_first_release_during_its_production_soak_takes_production_down(
+    shop: Shop,
+) -> None:
+    shop.create(go=False, production_extra='soak = "60s"\n' + _rollback_to_nothing(shop))
+    started, rel_id = shop.release_in_background()
+    shop.wait_status(rel_id, "soaking:production")
+    assert shop.get("production", "/api/items") == (200, "apples")
+
+    aborted = json.loads(shop.p.jl("abort", rel_id, "--json", user="bob").stdout)
+    started.communicate(timeout=120)
+
+    assert aborted["status"] == "aborted", aborted["reason"]
+    assert "taken down" in aborted["reason"]
+    with pytest.raises(OSError):  # production serves nothing, as before the release
+        shop.get("production", "/healthz")
+    assert shop.live("production") is None  # and the ledger says so
+    assert git(shop.repo, "branch", "--list", "production") == ""
+    names = [(p["name"], p["outcome"]) for p in shop.show(rel_id)["probes"]]
+    assert ("rollback", "pass") in names and ("rollback down", "pass") in names
+
+
+def test_aborting_a_first_release_that_cannot_be_taken_down_says_production_still_serves_it(
+    shop: Shop,
+) -> None:
+    shop.create(go=False, production_extra='soak = "60s"\n')  # no rollback command
+    started, rel_id = shop.release_in_background()
+    shop.wait_status(rel_id, "soaking:production")
+
+    aborted = json.loads(shop.p.jl("abort", rel_id, "--json", user="bob").stdout)
+    started.communicate(timeout=120)
+
+    assert aborted["status"] == "failed"
+    assert "production still serves it" in aborted["reason"]
+    assert shop.get("production", "/api/items") == (200, "apples")
+    assert shop.live("production") == rel_id  # the ledger says what production serves
+    assert git(shop.repo, "rev-parse", "production") == aborted["sha"]
+
+
+def test_abort_while_staging_deploys_stops_the_release_before_production(shop: Shop) -> None:
+    shop.create(go=False)  # production needs no go: nothing else would stop it
+    held = shop.p.root / "let-staging-finish"
+    shop.commit("staging's deploy waits for the test", {"hold-staging.txt": str(held)})
+    started, rel_id = shop.release_in_background()
+    shop.wait_status(rel_id, "deploying:staging")
+
+    abort = subprocess.Popen(
+        [sys.executable, "-m", "jackline", "abort", rel_id, "--json"],
+        cwd=shop.repo,
+        env={**shop.p.env, "JACKLINE_USER": "bob"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    shop.wait_message(rel_id)  # the abort is on its way while staging still deploys
+    held.touch()
+    out, err = abort.communicate(timeout=120)
+    started.communicate(timeout=120)
+
+    assert abort.returncode == 0, err
+    aborted = json.loads(out)
+    assert aborted["status"] == "aborted" and aborted["reason"] == "aborted during staging"
+    with pytest.raises(OSError):
+        shop.get("production", "/healthz")
+    assert shop.live("production") is None
+    assert git(shop.repo, "branch", "--list", "production") == ""
+
+
 def test_staging_smoke_failure_never_reaches_production(shop: Shop) -> None:
     shop.create(go=False)
     shop.commit("break staging", {"broken.txt": "staging"})
     rel = shop.release()
     assert rel["status"] == "failed"
     assert "smoke GET /api/items 200" in rel["reason"] and "500" in rel["reason"]
-    assert not (shop.repo / "var" / "production.pid").exists()
+    assert not (shop.var / "production.pid").exists()
     assert git(shop.repo, "branch", "--list", "production") == ""
     shown = shop.show(rel["id"])
     envs = {p["env"] for p in shown["probes"]}
@@ -350,11 +572,11 @@ def test_gate_names_every_place_the_live_tree_reads_a_renamed_table(project: Pro
     live = shop.head
     shop.commit("rename", {"migrations/003.sql": "ALTER TABLE orders RENAME TO purchases;\n"})
     config = cfg.load(shop.repo)
-    problems = gate.check(shop.repo, config, live, shop.head)
+    problems = gate.check(shop.repo, shop.repo, config, live, shop.head)
     assert len(problems) == 1 and "renames table `orders`" in problems[0]
     assert "models.py:2" in problems[0] and "queries.py:1" in problems[0]
     assert "notes.md" not in problems[0] and "migrations/003.sql" in problems[0]
-    assert gate.check(shop.repo, config, None, shop.head) == []  # the first release passes
+    assert gate.check(shop.repo, shop.repo, config, None, shop.head) == []  # a first release
 
 
 def test_smoke_against_nothing_listening_is_inconclusive_not_pass() -> None:
@@ -387,7 +609,7 @@ def test_inconclusive_probe_pauses_for_a_person_instead_of_passing(shop: Shop) -
     shop.create(go=False, staging_logs="var/nowhere.log")
     rel = shop.release()
     assert rel["status"] == "paused" and rel["env"] == "staging"
-    assert not (shop.repo / "var" / "production.pid").exists()
+    assert not (shop.var / "production.pid").exists()
     done = json.loads(shop.p.jl("go", rel["id"], "--json", user="bob").stdout)
     assert done["status"] == "live"
     assert shop.get("production", "/api/items") == (200, "apples")

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from jackline import config, demo, demo_release
+from jackline.release import tree
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shop"
 ENVS = ("staging", "production")
@@ -72,11 +73,12 @@ class Shop:
         git(self.repo, "commit", "-q", "-m", message)
         return git(self.repo, "rev-parse", "HEAD")
 
-    def start_deploy(self, env: str, sha: str) -> subprocess.Popen[str]:
-        # Jackline runs the configured command from the project's root, as here.
+    def start_deploy(self, env: str, sha: str, cwd: Path | None = None) -> subprocess.Popen[str]:
+        # By hand, from the project's root; Jackline runs it from its checkout of the released
+        # commit (`release.tree`), which is a root of the project too.
         return subprocess.Popen(
             ["sh", "scripts/deploy.sh", env, sha, str(self.ports[env])],
-            cwd=self.repo,
+            cwd=cwd or self.repo,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -264,3 +266,34 @@ def test_stop_ends_the_environment_and_is_quiet_when_nothing_runs(shop: Shop) ->
         http("GET", shop.url("staging") + "/healthz")
     assert "shop stopped" in shop.log("staging")
     assert not running(pid)
+
+
+def test_stop_ends_the_environment_a_release_deployed_from_its_checkout(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JACKLINE_HOME", str(shop.repo.parent / "home"))
+    sha = git(shop.repo, "rev-parse", "HEAD")
+    released = tree.checkout(shop.repo, sha)
+    proc = shop.start_deploy("production", sha, cwd=released)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    pid = int((released / "var" / "production.pid").read_text())
+    shop.pids.add(pid)
+    deadline = time.monotonic() + 15
+    while not _answers(shop.url("production") + "/healthz"):
+        assert time.monotonic() < deadline, (released / "var" / "production.log").read_text()
+        time.sleep(0.05)
+    assert not (shop.repo / "var").exists()  # the user's checkout holds none of its state
+
+    demo_release.stop(shop.repo, "production")
+
+    assert not (released / "var" / "production.pid").exists()
+    assert "shop stopped" in (released / "var" / "production.log").read_text()
+    assert not running(pid)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return http("GET", url)[0] == 200
+    except OSError:
+        return False

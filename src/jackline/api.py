@@ -552,12 +552,17 @@ def release(
     claimed: str | None = None,
 ) -> Release:
     """Start a release of `sha` (default: the tip of main) and drive it until it waits for a
-    person's go or ends. A commit whose release was rolled back needs `force`, a reason."""
+    person's go or ends. A commit whose release was rolled back needs `force`, a reason.
+
+    Main, the config and the deploy scripts are the released commit's, never the working
+    tree's: the user may have an agent's branch checked out (`release.tree`)."""
+    from jackline.release import tree
+
     root = g.toplevel(repo)
-    config = cfg.load(root)
+    sha = _main_commit(root, tree.main_branch(root), sha)
+    config = tree.config_at(root, sha)
     starter = who(config, by, claimed)
     production = _production(root, config)
-    sha = _main_commit(root, config, sha)
     store = Store()
     busy = [r for r in store.list_releases(str(root)) if r.status not in RELEASE_FINAL]
     if busy:
@@ -610,26 +615,33 @@ def release(
     return store.get_release(rel.id)
 
 
+def _committed_config(root: Path) -> cfg.JacklineConfig:
+    """Main's `jackline.toml` as committed: release verbs never read the working tree's."""
+    from jackline.release import tree
+
+    return tree.config_at(root, f"refs/heads/{tree.main_branch(root)}")
+
+
 def _production(root: Path, config: cfg.JacklineConfig) -> str:
     if not config.release.environments:
         raise ConfigError(
             str(root / cfg.FILENAME),
             [
                 "release.environments: none configured; add [release.environments.production] "
-                "with a `deploy` command (the last environment written is production)"
+                "with a `deploy` command (the last environment written is production) and "
+                "commit it: a release reads jackline.toml as committed, never the working tree's"
             ],
         )
     return list(config.release.environments)[-1]
 
 
-def _main_commit(root: Path, config: cfg.JacklineConfig, sha: str | None) -> str:
-    main = config.project.main
-    wanted = sha or main
+def _main_commit(root: Path, main: str, sha: str | None) -> str:
+    wanted = sha or f"refs/heads/{main}"
     try:
         full = g.rev(root, wanted)
     except Exception:
         raise NotFound(f"{wanted!r} is not a commit in {root}") from None
-    if not g.ok(root, "merge-base", "--is-ancestor", full, main):
+    if not g.ok(root, "merge-base", "--is-ancestor", full, f"refs/heads/{main}"):
         raise Refused(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
     return full
 
@@ -668,7 +680,7 @@ def release_events(release_id: str, after: int = 0) -> list[Event]:
 def live(repo: Path) -> dict[str, dict[str, Any] | None]:
     """What each environment serves now: release id, sha, since (None before the first)."""
     root = g.toplevel(repo)
-    config = cfg.load(root)
+    config = _committed_config(root)
     store = Store()
     return {env: store.live(str(root), env) for env in config.release.environments}
 
@@ -734,8 +746,10 @@ def abort(
     on_event: OnEvent | None = None,
     claimed: str | None = None,
 ) -> Release:
-    """Stop a release at its wait (or at the next one, if it is between steps). Production is
-    left as it was: a release stopped after production's deploy is rolled back."""
+    """Stop a release at its wait, or where it is: one sent during a deploy or its probes stops
+    it before the next deploy. Production is left as it was: a release stopped after
+    production's deploy is rolled back (a first one taken down by production's `rollback`
+    command; where it cannot be, it stays live, and the ledger says so)."""
     from jackline.release import steps
 
     store = Store()
@@ -767,7 +781,7 @@ def rollback(
     from jackline.release import steps
 
     root = g.toplevel(repo)
-    config = cfg.load(root)
+    config = _committed_config(root)
     person = who(config, by, claimed)
     production = _production(root, config)
     store = Store()

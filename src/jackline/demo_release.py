@@ -130,8 +130,14 @@ def place_order(url: str, timeout: float = 10) -> dict[str, Any]:
 
 
 def stop(repo: Path, env: str) -> None:
-    """Stop the shop that `scripts/deploy.sh` started for `env` in `repo` (none running: fine)."""
+    """Stop the shop that `scripts/deploy.sh` started for `env` (none running: fine): from the
+    checkout a release deploys from (`release.tree`), where the script keeps its pid files; from
+    `repo` itself only where no release ever ran (a deploy run there by hand)."""
+    from jackline.release import tree
+
+    released = tree.path(repo)
+    where = released if (released / ".git").is_dir() else repo
     argv = ["sh", "scripts/stop.sh", env]
-    proc = subprocess.run(argv, cwd=repo, capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(argv, cwd=where, capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)

@@ -435,13 +435,17 @@ def release_workflow(release_id: str) -> str:
 def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
     """One environment: go (if it needs one), deploy, probe, soak. "pass", or how it ended."""
     name = env["name"]
-    if env["requires_go"] and _wait_for_go(release_id, "awaiting_go", name) == "abort":
+    if _abort_waiting(release_id) or (
+        env["requires_go"] and _wait_for_go(release_id, "awaiting_go", name) == "abort"
+    ):
         release_finish_step(release_id, "aborted", f"aborted before deploying to {name}")
         return "aborted"
     if production:
         release_promote_step(release_id)
     deployed = release_deploy_step(release_id, name)
     verdict = _watch(release_id, env, deployed["offset"]) if deployed["ok"] else "fail"
+    if verdict == "pass" and _abort_waiting(release_id):
+        verdict = "abort"  # it came during the deploy or the probes: undone like one in a soak
     if verdict == "pass":
         release_live_step(release_id, name)
         return "pass"
@@ -449,7 +453,9 @@ def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
     if production:  # production is left as it was before this release
         why = f"aborted during {name}" if aborted else f"{name} checks failed"
         return release_rollback_step(release_id, why, aborted)
-    release_finish_step(release_id, "aborted" if aborted else "failed", "")
+    release_finish_step(
+        release_id, "aborted" if aborted else "failed", f"aborted during {name}" if aborted else ""
+    )
     return "aborted" if aborted else "failed"
 
 
@@ -467,6 +473,17 @@ def _watch(release_id: str, env: dict[str, Any], offset: int) -> str:
     if outcome == "inconclusive":
         return "pass" if _wait_for_go(release_id, "paused", name) == "go" else "abort"
     return str(outcome)
+
+
+def _abort_waiting(release_id: str) -> bool:
+    """Whether an abort came while no wait listened (during a deploy, a probe, between steps),
+    taken here so it stops the release before its next deploy. A go nobody waited for (a second
+    one for a wait already passed) is stale: dropped, never kept for the next wait."""
+    while (message := DBOS.recv(GO_TOPIC, timeout_seconds=0)) is not None:
+        if isinstance(message, dict) and message.get("kind") == "abort":
+            release_take_step(release_id, message)
+            return True
+    return False
 
 
 def _wait_for_go(release_id: str, status: str, env: str) -> str:

@@ -74,9 +74,13 @@ class Blocked:
         )
 
 
-def check(repo: Path, config: JacklineConfig, live_sha: str | None, sha: str) -> list[str]:
-    """Problems that block releasing `sha` while `live_sha` runs (empty: the gate passes)."""
-    problems = flag_problems(repo, config)
+def check(
+    repo: Path, tree: Path, config: JacklineConfig, live_sha: str | None, sha: str
+) -> list[str]:
+    """Problems that block releasing `sha` of `repo` while `live_sha` runs (empty: the gate
+    passes). `tree` is a checkout of `sha`: the flags file is the commit's, not the working
+    tree's."""
+    problems = flag_problems(tree, config)
     if live_sha is None or live_sha == sha:
         return problems  # nothing live yet (the first release), or a redeploy: nothing to break
     findings = migration_findings(repo, config, live_sha, sha)

@@ -60,6 +60,22 @@ def wait_healthy(url: str, timeout: float, interval: float = 0.2) -> Probe:
         time.sleep(interval)
 
 
+def wait_down(url: str, timeout: float, interval: float = 0.2) -> Probe:
+    """Poll `url` until it stops answering 200 (nothing listens, or another answer): an
+    environment taken down. Still 200 after `timeout` seconds is a fail."""
+    started = time.monotonic()
+    while True:
+        try:
+            status, _ = _request("GET", url, timeout=min(5.0, max(timeout, 0.5)))
+        except (OSError, ValueError) as e:
+            return make("down", "pass", f"GET {url}: {_reason(e)}", started)
+        if status != 200:
+            return make("down", "pass", f"GET {url} answered {status}", started)
+        if time.monotonic() - started >= timeout:
+            return make("down", "fail", f"GET {url} still answers 200 after {timeout:g}s", started)
+        time.sleep(interval)
+
+
 def smoke(base_url: str, line: str, timeout: float = 10) -> Probe:
     """One smoke check, `GET /path 200 contains 'text'`, against the environment's URL."""
     method, path, want, text = smoke_probe(line)

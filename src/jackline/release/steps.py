@@ -5,6 +5,9 @@
 run again after a crash: a deploy deploys the same commit again, a promotion moves the branch to
 the same place.
 
+Every command runs in the harness's checkout of the released commit (`tree`), never in the
+user's working tree, and the config is the one the release recorded from that commit.
+
 Every step writes `release.*` events to the release's audit stream (the release id is the stream
 id); until other surfaces subscribe, those events are how a release "tells every surface".
 """
@@ -21,12 +24,13 @@ from typing import Any
 from jackline import config as cfg
 from jackline import git as g
 from jackline import paths, proc, sandbox
-from jackline.errors import ConfigError, NotFound
+from jackline.errors import ConfigError, JacklineError, NotFound
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
 from jackline.models import Probe, Release
 from jackline.release import gate as release_gate
 from jackline.release import probes
+from jackline.release import tree as release_tree
 from jackline.store import Store
 
 
@@ -52,6 +56,16 @@ class ReleaseContext:
     @property
     def dir(self) -> Path:
         return paths.home() / "releases" / self.release.id
+
+    @property
+    def tree(self) -> Path:
+        """Where the release's commands run and its logs are read (`release.tree`)."""
+        return release_tree.path(self.root)
+
+    def checkout(self, *also: str | None) -> Path:
+        """The release checkout at this release's commit (with the commits `also` names)."""
+        more = [s for s in (self.release.previous_sha, *also) if s]
+        return release_tree.checkout(self.root, self.release.sha, *more)
 
     def env(self, name: str) -> cfg.EnvironmentConfig:
         return self.config.release.environments[name]
@@ -124,7 +138,12 @@ def gate(release_id: str) -> dict[str, Any]:
     ctx.update(status="gating")
     live = ctx.store.live(ctx.release.repo, ctx.production)
     live_sha = live["sha"] if live else None
-    problems = release_gate.check(ctx.root, ctx.config, live_sha, ctx.release.sha)
+    try:
+        tree = ctx.checkout()
+    except JacklineError as e:
+        finish(release_id, "failed", f"could not check out {ctx.release.sha[:10]}: {e}")
+        return {"ok": False, "envs": []}
+    problems = release_gate.check(ctx.root, tree, ctx.config, live_sha, ctx.release.sha)
     ctx.record("release.gate", ok=not problems, live_sha=live_sha, problems=problems)
     if problems:
         finish(release_id, "failed", "the release gate blocked it:\n" + "\n".join(problems))
@@ -216,26 +235,30 @@ def promote(release_id: str) -> dict[str, Any]:
 
 
 def deploy(release_id: str, env: str) -> dict[str, Any]:
-    """Run the environment's deploy command for the release's commit, from the repo root."""
+    """Run the environment's deploy command for the release's commit, from its checkout."""
     ctx = ReleaseContext(release_id)
     ctx.update(status=f"deploying:{env}", env=env)
     conf = ctx.env(env)
-    offset = probes.log_offset(ctx.root / conf.logs) if conf.logs else 0
+    offset = probes.log_offset(ctx.tree / conf.logs) if conf.logs else 0
     command = fill(conf.deploy, ctx.release.sha, ctx.release.previous_sha, env)
     ok = _run(ctx, "deploy", env, command)
     return {"ok": ok, "offset": offset}
 
 
-def _run(ctx: ReleaseContext, what: str, env: str, command: str | list[str]) -> bool:
-    """Run a deploy or rollback command; its redacted output goes to the log and the ledger."""
+def _run(
+    ctx: ReleaseContext, what: str, env: str, command: str | list[str], *also: str | None
+) -> bool:
+    """Run a deploy or rollback command in the checkout of the release's commit (holding the
+    commits `also` names too); its redacted output goes to the log and the ledger."""
     log = ctx.dir / f"{what}-{env}.log"
     timeout = cfg.seconds(ctx.env(env).timeout)
     try:
         run_env = ctx.command_env(env)
-    except ConfigError as e:
-        ctx.probe(probes.make(what, "fail", str(e), 0.0), env)
+        tree = ctx.checkout(*also)
+    except JacklineError as e:
+        ctx.probe(probes.make(what, "fail", str(e), time.monotonic()), env)
         return False
-    done = proc.run(command, ctx.root, run_env, log, timeout)
+    done = proc.run(command, tree, run_env, log, timeout)
     if log.exists():
         log.write_text(ctx.redact(log.read_text(errors="replace")))
     shown = command if isinstance(command, str) else " ".join(command)
@@ -290,7 +313,7 @@ def _checks(
         detail = "smoke checks are configured but the environment has no `url`"
         found.append(probes.make("smoke", "inconclusive", detail, 0.0))
     if conf.logs:
-        found.append(probes.scan_log(ctx.root / conf.logs, offset, name=label + "logs"))
+        found.append(probes.scan_log(ctx.tree / conf.logs, offset, name=label + "logs"))
     return [ctx.probe(p, env) for p in found]
 
 
@@ -322,13 +345,8 @@ def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
         reason += ": " + "; ".join(f"{p.name}: {p.detail.splitlines()[0]}" for p in failing)
     final = "aborted" if aborted else "rolled_back"
     if previous is None:
-        _restore_branch(ctx, None)
-        final = "aborted" if aborted else "failed"
-        reason += (
-            "; nothing was live before it, so there is nothing to roll back to: production "
-            "still runs this commit (fix forward, or stop it by hand)"
-        )
-        ok = False
+        ok, reason = _undo_first(ctx, reason)
+        final = final if ok else "failed"
     else:
         ok = put_back(ctx, previous, ctx.release.sha)
         if not ok:
@@ -340,8 +358,43 @@ def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
     ctx.record("release.rolled_back", env=env, to=previous, ok=ok, reason=reason, aborted=aborted)
     if not aborted:
         tell_run(ctx, reason, failing)
-    _announce(ctx, "release.rolled_back" if not aborted else "release.aborted", reason=reason)
+    _announce(ctx, f"release.{final}", reason=reason)
     return final
+
+
+def _undo_first(ctx: ReleaseContext, reason: str) -> tuple[bool, str]:
+    """A first release leaves production as it was (serving nothing) if it can be taken down;
+    where it cannot, it still serves, and the ledger says so (live, the branch on it) rather
+    than calling production as it was. (taken down, the reason told)."""
+    ok, why = take_down(ctx)
+    if ok:
+        _restore_branch(ctx, None)
+        return True, reason + (
+            "; nothing was live before it, so production was taken down (its `rollback` "
+            "command, with no previous commit)"
+        )
+    ctx.store.set_live(ctx.release.repo, ctx.production, ctx.release.id, ctx.release.sha)
+    return False, reason + (
+        f"; nothing was live before it and {why}: production still serves it, recorded as "
+        "live (fix forward, or stop it by hand)"
+    )
+
+
+def take_down(ctx: ReleaseContext) -> tuple[bool, str]:
+    """Undo a first release in production, where nothing came before it to put back: the
+    `rollback` command with `{previous_sha}` empty takes the environment down, and its health
+    check must stop answering. (False, why not) where it cannot be done."""
+    env = ctx.production
+    conf = ctx.env(env)
+    if conf.rollback is None:
+        return False, "production has no `rollback` command to take it down with"
+    if not _run(ctx, "rollback", env, fill(conf.rollback, ctx.release.sha, None, env)):
+        return False, "its `rollback` command failed"
+    if conf.url and conf.health:
+        down = probes.wait_down(conf.url + conf.health, cfg.seconds(conf.ready_timeout))
+        if ctx.probe(replace(down, name="rollback down"), env).outcome != "pass":
+            return False, f"`{conf.health}` still answers after its `rollback` command"
+    return True, ""
 
 
 def put_back(ctx: ReleaseContext, to_sha: str, from_sha: str) -> bool:
@@ -353,7 +406,7 @@ def put_back(ctx: ReleaseContext, to_sha: str, from_sha: str) -> bool:
         command = fill(conf.rollback, from_sha, to_sha, env)
     else:
         command = fill(conf.deploy, to_sha, from_sha, env)
-    ok = _run(ctx, "rollback", env, command)
+    ok = _run(ctx, "rollback", env, command, to_sha)
     if ok and conf.url and conf.health:
         health = probes.wait_healthy(conf.url + conf.health, cfg.seconds(conf.ready_timeout))
         ok = ctx.probe(replace(health, name="rollback health"), env).outcome == "pass"
