@@ -19,7 +19,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from jackline import budgets, context, handoff, paths, proc, sandbox
+from jackline import budgets, context, handoff, paths, proc, safeio, sandbox
 from jackline import config as cfg
 from jackline import git as g
 from jackline.agents import Brief, build
@@ -65,28 +65,28 @@ class RunContext:
         return Redactor.from_environment({**self._secrets(strict=False), **found})
 
     @property
-    def _found_file(self) -> Path | None:
-        # Inside the workspace's git directory: the one place under JACKLINE_HOME that may hold
-        # a found secret (the workspace holds it anyway, and is kept for a person to clean).
-        return (
-            Path(self.run.workspace) / ".git" / "jackline-found-secrets"
-            if self.run.workspace
-            else None
-        )
+    def _found_file(self) -> Path:
+        # In the run's folder, which no sandboxed command can write: the agent does not choose
+        # what the handoff hides. The one place under JACKLINE_HOME that holds a found secret
+        # (the workspace holds it anyway, and is kept for a person to clean); 0600.
+        return self.dir / "found-secrets.json"
 
     def found_secrets(self) -> set[str]:
         """Secret values the scans found in this run's work, for redaction."""
         f = self._found_file
-        return set(json.loads(f.read_text())) if f and f.exists() else set()
+        return set(json.loads(f.read_text())) if f.exists() else set()
 
     def remember_secrets(self, values: set[str] | frozenset[str]) -> None:
         """Redact these values from everything this run stores from now on."""
         f = self._found_file
         new = set(values) - self.found_secrets()
-        if not new or f is None:
+        if not new:
             return
-        f.write_text(json.dumps(sorted(self.found_secrets() | new)))
-        f.chmod(0o600)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(f.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(json.dumps(sorted(self.found_secrets() | new)))
+        os.replace(f.with_suffix(".tmp"), f)
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
 
@@ -129,8 +129,18 @@ class RunContext:
         return env
 
     def jail(self, network: bool = False, proxy: Path | None = None) -> Jail:
-        """The sandbox for a command of this run (see `sandbox.jail_for`)."""
-        return sandbox.jail_for(self.config.sandbox, self.ws, network, proxy)
+        """The sandbox for a command of this run (see `sandbox.jail_for`), with the harness's
+        inbox shown read-only where the agent contract says it is."""
+        jail = sandbox.jail_for(self.config.sandbox, self.ws, network, proxy)
+        if self.config.sandbox.mode != "bubblewrap":
+            return jail
+        binds = []
+        for name in INBOX_FILES:
+            if (self.inbox / name).exists():
+                rel = AGENT_DIR / name
+                safeio.mount_point(self.ws, rel, folder=(self.inbox / name).is_dir())
+                binds.append((self.inbox / name, self.inside / rel))
+        return replace(jail, spec=replace(jail.spec, ro_binds=(*jail.spec.ro_binds, *binds)))
 
     def services(self) -> list[services.Service]:
         """The workspace's services, started again if they died (a reboot, say)."""
@@ -179,8 +189,37 @@ class RunContext:
 
     @property
     def inbox(self) -> Path:
-        """Where the harness leaves the brief and feedback for the agent (never committed)."""
+        """Where the harness leaves the brief, feedback, policy and context for the agent: a
+        folder of the run's, outside the workspace, shown read-only inside the sandbox at
+        `AGENT_DIR` (see `jail`). Nothing the agent did can make a write here land elsewhere."""
+        return self.dir / "inbox"
+
+    @property
+    def private(self) -> Path:
+        """The agent's own area in the workspace (`AGENT_DIR`: never committed), where programs
+        keep their state. Hostile: the harness writes here only through `safeio`."""
         return self.ws / AGENT_DIR
+
+    def given(self, name: str) -> Path:
+        """A file of the inbox as the agent's commands see it: at `AGENT_DIR` in the workspace
+        (bound read-only there in the sandbox; a copy, unsandboxed)."""
+        return self.inside / AGENT_DIR / name
+
+    def hand_over(self, name: str, text: str | None) -> None:
+        """Write (or, with None, remove) a file of the inbox; unsandboxed, the agent reads it
+        in the workspace, where it is copied without following any link."""
+        target = self.inbox / name
+        if text is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        if self.config.sandbox.mode != "bubblewrap" and self.run.workspace:
+            if text is None:
+                if safeio.is_file(self.ws, AGENT_DIR / name):
+                    (self.ws / AGENT_DIR / name).unlink()
+            else:
+                safeio.write_text(self.ws, AGENT_DIR / name, text)
 
     def command(
         self,
@@ -203,9 +242,16 @@ class RunContext:
         )
 
 
+# What the harness hands the agent in its inbox (see `RunContext.inbox`).
+INBOX_FILES = ("brief.md", "feedback.md", "policy.json", "context.json", "bin")
+
+
 def _redact_file(ctx: RunContext, path: Path) -> None:
-    if path.exists():
-        path.write_text(ctx.redact(path.read_text(errors="replace")))
+    """Redact a log the harness kept, read and written without following a link: a log that a
+    command could have swapped for one must not become a way to read or rewrite a host file."""
+    text = safeio.read_text(path.parent, path.name, proc.LOG_LIMIT)
+    if text is not None:
+        safeio.write_text(path.parent, path.name, ctx.redact(text))
 
 
 # prepare ----------------------------------------------------------------------------------
@@ -297,53 +343,28 @@ def _setup_runner(ctx: RunContext) -> snap.RunSetup:
 
 
 def _snapshot_of(ws: Path) -> str | None:
-    record = ws / ".git" / "jackline-snapshot.json"
+    record = g.gitdir_path(ws) / snap.PROVENANCE
     return json.loads(record.read_text()).get("key") if record.exists() else None
 
 
-# The files in the workspace's git directory that decide what git runs and what it commits:
-# the agent may not change them (they are put back after each round, and reported).
-GIT_GUARDED = (".git/config", ".git/info/exclude", ".git/info/attributes")
-
-
 def _arm_guard(ctx: RunContext, ws: Path) -> None:
-    """The in-loop guard: the policy the hook and the git wrapper read, the wrapper itself on
-    the agent's PATH, and a copy of the git files the agent may not change."""
-    Policy(
+    """The in-loop guard: the policy the hook and the git wrapper read and the wrapper itself
+    on the agent's PATH, both in the inbox. The walls are elsewhere: the workspace's git
+    directory is the harness's, out of the agent's reach (see `git.gitdir_path`); the agent gets
+    a git directory of its own (`git.lay_agent_gitdir`)."""
+    policy = Policy(
         main=ctx.config.project.main,
         forbidden=list(ctx.config.scope.forbidden),
         gates=list(GATES),
         workspace=str(ctx.inside if ctx.inside != ws else ws.resolve()),
-    ).write(ws)
-    install_wrapper(ws / AGENT_DIR / "bin")
+    )
+    ctx.hand_over("policy.json", policy.dumps())
+    install_wrapper(ctx.inbox / "bin")
+    if ctx.config.sandbox.mode != "bubblewrap":
+        install_wrapper(ws / AGENT_DIR / "bin")
     agent = build(ctx.agent_config)
     if isinstance(agent, Preset) and agent.private:
         add_excludes(ws, agent.private)  # the preset's rules and settings: never committed
-    saved = ctx.dir / "git-guarded"
-    for rel in GIT_GUARDED:
-        src = ws / rel
-        if src.exists():
-            (saved / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, saved / rel)
-
-
-def _restore_git_files(ctx: RunContext) -> list[str]:
-    """Put back what the agent changed in the guarded git files; return which it changed."""
-    saved = ctx.dir / "git-guarded"
-    changed = []
-    for rel in GIT_GUARDED:
-        kept, live = saved / rel, ctx.ws / rel
-        before = kept.read_bytes() if kept.exists() else None
-        now = live.read_bytes() if live.exists() else None
-        if before == now:
-            continue
-        changed.append(rel)
-        if before is None:
-            live.unlink()
-        else:
-            live.parent.mkdir(parents=True, exist_ok=True)
-            live.write_bytes(before)
-    return changed
 
 
 # hydrate, agent, check --------------------------------------------------------------------
@@ -354,13 +375,9 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
     rules = context.select_rules(ctx.ws, in_play)
     text = context.render_brief(ctx.run.task, ctx.ws, ctx.config, rules, round_no)
-    ctx.inbox.mkdir(parents=True, exist_ok=True)
-    (ctx.inbox / "brief.md").write_text(text)
+    ctx.hand_over("brief.md", text)
     _write_mcp_context(ctx, round_no)
-    feedback_path = ctx.inbox / "feedback.md"
-    feedback_path.unlink(missing_ok=True)
-    if feedback:
-        feedback_path.write_text(feedback)
+    ctx.hand_over("feedback.md", feedback or None)
     keep = ctx.dir / f"round-{round_no}"
     keep.mkdir(parents=True, exist_ok=True)
     (keep / "brief.md").write_text(ctx.redact(text))
@@ -388,7 +405,7 @@ def _write_mcp_context(ctx: RunContext, round_no: int) -> None:
         "config": cfg.recorded(ctx.config),
         "live": live,
     }
-    (ctx.inbox / "context.json").write_text(json.dumps(context_file, indent=2))
+    ctx.hand_over("context.json", json.dumps(context_file, indent=2))
 
 
 def agent(run_id: str, round_no: int) -> dict[str, Any]:
@@ -406,10 +423,11 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         ctx.record("step", step="agent", round=round_no)
     feedback = ctx.inbox / "feedback.md"
     brief = Brief(
-        ctx.seen(ctx.inbox / "brief.md"),
+        ctx.given("brief.md"),
         (ctx.inbox / "brief.md").read_text(),
         round_no,
-        ctx.seen(feedback) if feedback.exists() else None,
+        ctx.given("feedback.md") if feedback.exists() else None,
+        feedback.read_text() if feedback.exists() else None,
     )
     log = keep / "agent.log"
     log.unlink(missing_ok=True)
@@ -417,11 +435,11 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     if isinstance(runner, Preset):
         _write_native_rules(ctx, runner, brief, round_no)
     env = ctx.env(with_secrets=True)
-    env["PATH"] = f"{ctx.seen(ctx.inbox / 'bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
-    env["JACKLINE_POLICY"] = str(ctx.seen(ctx.inbox / "policy.json"))
+    env["PATH"] = f"{ctx.given('bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
+    env["JACKLINE_POLICY"] = str(ctx.given("policy.json"))
     with ctx.sandboxed("agent") as jail:
         result = runner.run(brief, ctx.ws, env, log, jail=jail)
-    tampered = _restore_git_files(ctx)
+    _flatten_repositories(ctx, f"agent (round {round_no})")
     # Before anything of this round is stored: learn the secrets the agent wrote into files or
     # printed, so the log, the audit log and every later step redact them.
     found = secret_scan.scan(
@@ -444,8 +462,8 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         timed_out=result.timed_out,
     )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
-    if reverted or tampered:
-        ctx.record("scope", round=round_no, reverted=reverted + tampered)
+    if reverted:
+        ctx.record("scope", round=round_no, reverted=reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
     return {
@@ -454,6 +472,23 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         "reverted": reverted,
         "touched": touched,
     }
+
+
+def _flatten_repositories(ctx: RunContext, by: str) -> None:
+    """A git repository the agent (or a check) made inside the workspace loses its `.git`: its
+    files stay and are committed as files. Left there, the harness's own `git add` would read its
+    metadata, record a gitlink to a commit nobody has, or fail on it."""
+    removed = [
+        rel for rel in g.embedded_repositories(ctx.ws) if safeio.remove(ctx.ws, f"{rel}/.git")
+    ]
+    if removed:
+        where = ", ".join(removed)
+        ctx.record(
+            "warning",
+            message=f"the {by} left a git repository of its own at {where}: its .git was "
+            "removed (the files are kept, as files)",
+            removed_repositories=removed,
+        )
 
 
 def _shown(runner: Any, brief: Brief) -> str | list[str]:
@@ -470,9 +505,7 @@ def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no:
     in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
     files = runner.rules_files(context.select_rules(ctx.ws, in_play), brief)
     for rel, text in files.items():
-        target = ctx.ws / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+        safeio.write_text(ctx.ws, rel, text)  # never through a link the agent left there
     if files:
         ctx.record("agent.rules", round=round_no, files=sorted(files))
 
@@ -544,11 +577,12 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
         # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
         # size and the same second of mtime, which an agent's quick edit often has.
-        cache = ctx.inbox / "pycache" / f"{label}-{round_no}"
+        cache = ctx.private / "pycache" / f"{label}-{round_no}"
         env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
         with ctx.sandboxed(f"check:{name}") as jail:
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         _redact_file(ctx, out_dir / f"{name}.log")
+        _flatten_repositories(ctx, f"check {name}")
         ctx.command(
             f"check:{name}", result.command, result.exit_code, result.duration, result.output_tail
         )
@@ -678,6 +712,11 @@ def publish(run_id: str) -> None:
 # handoff ----------------------------------------------------------------------------------
 
 
+NOTES = ".jackline/notes.md"
+NOTES_LIMIT = 64 << 10
+"""Bytes of the agent's notes read at most (a cut is said in the text)."""
+
+
 def write_handoff(run_id: str, outcome: str) -> str:
     ctx = RunContext(run_id)
     if outcome in FINAL and ctx.run.workspace:
@@ -690,8 +729,8 @@ def write_handoff(run_id: str, outcome: str) -> str:
     reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
     commands = [e.data for e in events if e.kind == "command"]
     files = _files_changed(ctx)
-    notes_file = ctx.ws / ".jackline" / "notes.md" if ctx.run.workspace else None
-    notes = notes_file.read_text() if notes_file and notes_file.exists() else ""
+    # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
+    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
     failing = [
         f"`{c['name']}`: "
         + "; ".join(
@@ -733,7 +772,12 @@ def write_handoff(run_id: str, outcome: str) -> str:
         # exits once it does, and would end an announcement still under way with it.
         ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
         _announce(ctx, f"run.{outcome}", path)
-    ctx.update(status=outcome, handoff=str(path))
+    if outcome == "merged":
+        # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
+        # rest (an `approve`) then finds nothing of it still being removed.
+        ctx.update(handoff=str(path))
+    else:
+        ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
     return str(path)
 

@@ -217,7 +217,7 @@ def _dial(path: Path, timeout: float) -> socket.socket:
 def _address(path: Path) -> Iterator[str]:
     """`path` as a unix socket address: through a descriptor of its folder, since an address
     holds at most 107 bytes and Jackline's state may sit deeper than that."""
-    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    fd = os.open(path.parent, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW)
     try:
         yield f"/proc/self/fd/{fd}/{path.name}"
     finally:
@@ -276,8 +276,9 @@ def _start(ws: Path, name: str, svc: ServiceConfig, config: JacklineConfig, dige
 
 
 def _jail(config: JacklineConfig, ws: Path, data: Path) -> sandbox.Jail:
-    """The service's sandbox: set-up's, with no network but its own loopback (bubblewrap's new
-    network namespace), and its data folder writable."""
+    """The service's sandbox: the one `[sandbox]` describes for the agent's commands (no network
+    but a loopback of its own, bubblewrap's new network namespace), with its data folder
+    writable."""
     jail = sandbox.jail_for(config.sandbox, ws)
     return replace(jail, spec=replace(jail.spec, writable=(data,)))
 
@@ -330,7 +331,7 @@ def _wait_ready(
                     f"([services.{s.name}] ready_timeout); its log ({s.log}) ends:\n"
                     f"{_tail(Path(s.log))}"
                 )
-            time.sleep(0.1)
+            time.sleep(0.1 if svc.ready else 0.02)  # a `ready` command starts a sandbox
 
 
 @contextmanager
