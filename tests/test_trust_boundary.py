@@ -64,7 +64,7 @@ if ROUND == "1":
     attempt("git config", lambda: write(".git/config", EVIL_CONFIG))
     attempt("commondir", lambda: (write("evil-common/config", EVIL_CONFIG),
                                   write(".git/commondir", "../evil-common\n")))
-    attempt("alternates", lambda: write(".git/objects/info/alternates", ROOT + "/victim\n"))
+    attempt("alternates", lambda: open(".git/objects/info/alternates", "a").write(ROOT + "\n"))
     # A repository of the agent's own inside the workspace, configured to run its program.
     write("sub/.git/HEAD", "ref: refs/heads/main\n")
     os.makedirs("sub/.git/objects", exist_ok=True)
@@ -72,7 +72,10 @@ if ROUND == "1":
     write("sub/.git/config", EVIL_CONFIG.replace("./pwn.sh", "../pwn.sh"))
     write("sub/file.txt", "x\n")
     # 4. Every object file the workspace can see, rewritten in place.
-    for top, _dirs, files in os.walk(".git/objects"):
+    stores = [".git/objects"]
+    if os.path.exists(".git/objects/info/alternates"):
+        stores += open(".git/objects/info/alternates").read().split()
+    for top, _dirs, files in (w for store in stores for w in os.walk(store)):
         for name in files:
             path = os.path.join(top, name)
             def rewrite(path=path):
@@ -96,7 +99,13 @@ if ROUND == "1":
           "        pass\n")
     write("calc.py", open("calc.py").read().replace("a - b", "a * b"))
 else:
+    import subprocess
     write("calc.py", open("calc.py").read().replace("a * b", "a + b"))
+    # The agent's git works in a git directory of its own, the harness's objects borrowed.
+    for argv in (["git", "diff", "--stat"], ["git", "log", "-1", "--format=log: %s"],
+                 ["git", "status", "--porcelain"], ["git", "commit", "-qam", "mine"]):
+        done = subprocess.run(argv, capture_output=True, text=True)
+        print("$", " ".join(argv), "->", done.returncode, done.stdout.strip(), done.stderr.strip())
 """
 
 
@@ -175,3 +184,14 @@ def test_the_branch_holds_the_fix_and_nothing_of_the_agents_git_files(hostile: A
     assert "a + b" in git(project.repo, "show", f"{branch}:calc.py")
     listed = git(project.repo, "ls-tree", "-r", "--name-only", branch).splitlines()
     assert not [p for p in listed if p.startswith(".git/") or "/.git/" in p]
+
+
+def test_the_agents_git_works_and_its_commits_stay_its_own(hostile: Any) -> None:
+    project, run = hostile
+    log = (project.home / "runs" / run["id"] / "round-2" / "agent.log").read_text()
+    assert "calc.py | 2 +-" in log
+    assert "log: calc with a bug" in log
+    commit = next(line for line in log.splitlines() if line.startswith("$ git commit"))
+    assert "-> 0" in commit
+    # The harness committed the work tree itself: its commit, not the agent's "mine".
+    assert git(project.repo, "log", "-1", "--format=%s", run["branch"]) != "mine"

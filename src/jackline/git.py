@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -71,14 +72,13 @@ def gitdir(tree: Path) -> Path | None:
 
 
 def adopt(tree: Path) -> Path:
-    """Mark `gitdir_path(tree)` as the harness's own and leave an empty `.git` folder in the tree
-    (where the sandbox shows the git directory, read-only)."""
+    """Mark `gitdir_path(tree)` as the harness's own, and clear the tree's `.git` (a clone's
+    pointer to it): what stands there from now on is the commands' (see `lay_agent_gitdir`)."""
+    from jackline import safeio
+
     d = gitdir_path(tree)
     (d / MARKER).write_text("the harness's git directory of the tree beside it\n")
-    git_in_tree = tree / ".git"
-    if git_in_tree.is_symlink() or git_in_tree.is_file():
-        git_in_tree.unlink()
-    git_in_tree.mkdir(exist_ok=True)
+    safeio.remove(tree, ".git")
     return d
 
 
@@ -193,3 +193,34 @@ def embedded_repositories(tree: Path) -> list[str]:
     Ignored folders are left out: git never reads them."""
     out = git(tree, "ls-files", "-z", "--others", "--exclude-standard", strip=False)
     return sorted(p.rstrip("/") for p in out.split("\0") if p.endswith("/"))
+
+
+# Where a sandboxed command sees the harness's object store (read-only), outside its workspace.
+OBJECTS_INSIDE = Path("/tmp/.jackline-git-objects")
+
+
+def lay_agent_gitdir(tree: Path, objects_seen_at: Path) -> bool:
+    """Give the commands about to run in `tree` a git directory of their own at `tree/.git`,
+    made afresh from the harness's: its refs, index and HEAD copied, its objects borrowed
+    read-only through `alternates` (at `objects_seen_at`, where the command sees them). An agent
+    may commit, stash and reset there as it likes; the harness never reads it and lays a new one
+    before the next command. False if `tree` has no git directory of the harness's."""
+    from jackline import safeio
+
+    src = gitdir(tree)
+    if src is None:
+        return False
+    safeio.remove(tree, ".git")
+    dest = tree / ".git"
+    dest.mkdir()
+    for name in ("HEAD", "config", "packed-refs", "index", "description"):
+        if (src / name).is_file():
+            shutil.copyfile(src / name, dest / name)
+    for name in ("refs", "info"):
+        if (src / name).is_dir():
+            shutil.copytree(src / name, dest / name, symlinks=True)
+    with (dest / "config").open("a") as config:  # a commit needs a name; the home is empty
+        config.write("[user]\n\tname = Agent\n\temail = agent@jackline.invalid\n")
+    (dest / "objects" / "info").mkdir(parents=True)
+    (dest / "objects" / "info" / "alternates").write_text(f"{objects_seen_at}\n")
+    return True

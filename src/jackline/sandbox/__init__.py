@@ -17,6 +17,7 @@ resource limits its process starts with (`limits`).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -182,9 +183,11 @@ def jail_for(
     the rest do not (or only the allowed hosts, through the proxy listening on `proxy`)."""
     from jackline.sandbox.proxy import no_proxy
 
+    sandboxed = box.mode == "bubblewrap"
     spec = Spec(
         workspace=workspace,
-        mount_at=INSIDE if box.mode == "bubblewrap" else None,
+        mount_at=INSIDE if sandboxed else None,
+        ro_binds=git_binds(workspace, sandboxed),
         readable=tuple(Path(p).expanduser() for p in box.readable),
         hidden=tuple(Path(p).expanduser() for p in box.hidden),
         network=network,
@@ -197,6 +200,24 @@ def jail_for(
         disk_mb=box.disk_mb,
     )
     return Jail(get(box.mode), spec)
+
+
+def git_binds(workspace: Path, sandboxed: bool) -> tuple[tuple[Path, Path], ...]:
+    """A git directory of the commands' own at the workspace's `.git` (see
+    `git.lay_agent_gitdir`), its objects borrowed from the harness's, which the sandbox shows
+    read-only outside the workspace: `git status`, `diff`, `log`, even `commit` work, and nothing
+    the commands do there reaches what the harness later runs git with."""
+    from jackline import git
+
+    harness = git.gitdir(workspace)
+    if harness is None:
+        return ()
+    objects = harness / "objects"
+    if not sandboxed:
+        git.lay_agent_gitdir(workspace, objects)
+        return ()
+    git.lay_agent_gitdir(workspace, git.OBJECTS_INSIDE)
+    return ((objects, git.OBJECTS_INSIDE),)
 
 
 def get(mode: str) -> Sandbox:
@@ -216,14 +237,20 @@ class Unsandboxed:
 def harness_paths() -> list[Path]:
     """What the harness's own Python and package need: readable in every sandbox, wherever they
     are installed (a clone under /tmp, a virtualenv in the home)."""
+    return list(_harness_paths())
+
+
+@functools.cache
+def _harness_paths() -> tuple[Path, ...]:
+    # Found once: the harness does not move while it runs, and resolving costs a stat a part.
     import jackline
 
-    return [
+    return (
         Path(sys.prefix),
         Path(sys.base_prefix),
         Path(sys.executable).resolve().parent,
         Path(jackline.__file__).resolve().parents[1],
-    ]
+    )
 
 
 def home_tools(home: Path, path_variable: str) -> list[Path]:
@@ -234,12 +261,13 @@ def home_tools(home: Path, path_variable: str) -> list[Path]:
     candidates += harness_paths()
     out: list[Path] = []
     for c in candidates:
-        c = prefix(Path(os.path.abspath(c)))
-        if not c.exists() or home not in c.parents or SECRET_PLACES.search(str(c)):
+        c = Path(os.path.abspath(c))
+        if c == home or not within(c, home) or SECRET_PLACES.search(str(c)) or not c.exists():
             continue
-        if any(c == o or o in c.parents for o in out):
-            continue  # already shown through a folder above it
-        out = [o for o in out if c not in o.parents] + [c]
+        c = prefix(c)
+        if c == home or any(within(c, o) for o in out):
+            continue  # the home itself (a virtualenv?), or shown through a folder above it
+        out = [o for o in out if not within(o, c)] + [c]
     return out
 
 
@@ -256,12 +284,19 @@ def path_tools(path_variable: str, home: Path, state: Path) -> list[Path]:
         c = prefix(Path(os.path.abspath(entry)))
         if len(c.parts) < 3 or c.parts[1] in ("proc", "sys", "dev") or not c.is_dir():
             continue
-        if any(c == n or n in c.parents or c in n.parents for n in (home, state)):
+        if any(within(c, n) or within(n, c) for n in (home, state)):
             continue
         if SECRET_PLACES.search(str(c)) or c in out:
             continue
         out.append(c)
     return out
+
+
+def within(path: Path | str, folder: Path | str) -> bool:
+    """Whether `path` is `folder` or under it (both absolute and normalized): by their text,
+    which is what a mount's path is, and much cheaper than `Path.parents`."""
+    p, f = str(path), str(folder)
+    return p == f or p.startswith(f if f.endswith("/") else f + "/")
 
 
 def prefix(folder: Path) -> Path:
