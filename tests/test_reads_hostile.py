@@ -224,3 +224,17 @@ def test_a_stale_transcript_path_through_a_link_is_not_deleted_on_the_host(
     agent = aider.Agent(AgentConfig(preset="aider", command=_fake(tmp_path, "true")))
     agent.run(_brief(ws), ws, os.environ, tmp_path / "agent.log")
     assert (elsewhere / "aider" / "chat.history.md").read_text() == "keep me\n"
+
+
+def test_a_run_whose_agent_prints_too_much_says_so_in_the_handoff(project: Project) -> None:
+    agent = "head -c 3000000 /dev/zero | tr '\\0' x; sed -i 's/a - b/a + b/' calc.py"
+    project.create(agent)
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review"
+    handoff = (project.home / "runs" / run["id"] / "handoff.md").read_text()
+    assert "bytes between the first and the last MiB were dropped" in handoff
+    [agent_command] = [
+        c for c in project.events_by_kind(run["id"])["command"] if c["step"] == "agent"
+    ]
+    assert agent_command["dropped_bytes"] > 900_000
+    assert (project.home / "runs" / run["id"] / "round-1" / "agent.log").stat().st_size < 2_200_000

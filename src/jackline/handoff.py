@@ -114,6 +114,12 @@ def render(h: dict[str, Any]) -> str:
             if len(cmd) > 120:
                 cmd = cmd[:117] + "..."
             lines.append(f"| {c['step']} | `{cmd}` | {c['exit_code']} | {c['duration']:.1f} |")
+        cut = [c for c in h["commands"] if c.get("dropped_bytes")]
+        for c in cut:
+            lines.append(
+                f"\n`{c['step']}` printed more than its log keeps: {c['dropped_bytes']:,} bytes "
+                "between the first and the last MiB were dropped."
+            )
     else:
         lines.append("None.")
     lines += ["", "## The agent's notes", "", h["notes"].strip() or "The agent left no notes.", ""]

@@ -55,6 +55,8 @@ class CheckResult:
     failures: tuple[Failure, ...] = ()
     output_tail: str = ""
     summary: str = ""
+    dropped: int = 0
+    """Bytes of its output not kept (between the head and the tail the log keeps)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,8 @@ class AgentResult:
     timed_out: bool = False
     transcript: Transcript | None = None
     """What the agent did, step by step, when its program writes a structured transcript."""
+    dropped: int = 0
+    """Bytes of its output not kept (between the head and the tail the log keeps)."""
 
 
 @dataclass(frozen=True)

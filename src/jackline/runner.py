@@ -460,6 +460,7 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         result.output_tail,
         round=round_no,
         timed_out=result.timed_out,
+        **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
@@ -584,7 +585,12 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         _redact_file(ctx, out_dir / f"{name}.log")
         _flatten_repositories(ctx, f"check {name}")
         ctx.command(
-            f"check:{name}", result.command, result.exit_code, result.duration, result.output_tail
+            f"check:{name}",
+            result.command,
+            result.exit_code,
+            result.duration,
+            result.output_tail,
+            **({"dropped_bytes": result.dropped} if result.dropped else {}),
         )
         results.append(result)
     passed = all(r.passed for r in results)

@@ -49,4 +49,6 @@ class CommandAgent:
             pidfile=log.with_suffix(".pid"),
             jail=jail,
         )
-        return AgentResult(done.exit_code, done.duration, done.tail(60), done.timed_out)
+        return AgentResult(
+            done.exit_code, done.duration, done.tail(60), done.timed_out, dropped=done.dropped
+        )

@@ -110,7 +110,12 @@ class Preset(CommandAgent):
         except (OSError, ValueError) as e:
             transcript = Transcript(final=f"(the transcript could not be read: {e})")
         return AgentResult(
-            done.exit_code, done.duration, done.output_tail, done.timed_out, transcript
+            done.exit_code,
+            done.duration,
+            done.output_tail,
+            done.timed_out,
+            transcript,
+            dropped=done.dropped,
         )
 
 

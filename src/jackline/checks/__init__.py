@@ -72,6 +72,7 @@ def run_check(
         failures=tuple(failures),
         output_tail=done.tail(),
         summary=_summary(done.exit_code, failures),
+        dropped=done.dropped,
     )
 
 
