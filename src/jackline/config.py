@@ -217,7 +217,8 @@ class SandboxConfig(_Section):
     tmp_mb: int = Field(default=512, gt=0)
     """Size of each of a command's private in-memory folders (`/tmp`, its home, `/dev/shm`), in
     MiB. They are memory that `memory_mb` does not count, so they are always bounded: a write
-    past it fails with "No space left on device"."""
+    past it fails with "No space left on device". Raise it where set-up unpacks large packages
+    there (pip builds in /tmp, uv and npm cache in the home)."""
     disk_mb: int = Field(default=10240, ge=0)
     """How much a command may add to its workspace (and the other folders it may write), in
     MiB (0: no limit). Past it the command is ended, and its log says "the workspace grew past
@@ -302,7 +303,8 @@ class EnvironmentConfig(_Section):
     deploy: str | list[str]
     """Deploys a commit: `scripts/deploy.sh staging {sha}` (`{sha}`, `{previous_sha}`, `{env}`)."""
     rollback: str | list[str] | None = None
-    """Puts the previous release back (`{previous_sha}`); default: `deploy` with the previous sha."""
+    """Puts the previous release back (`{previous_sha}`); default: `deploy` with the previous sha.
+    On the first release there is none: `{previous_sha}` is empty and means take it down."""
     url: str | None = None
     """Where the environment serves (`http://127.0.0.1:8101`); probes are relative to it."""
     health: str | None = None
@@ -312,8 +314,8 @@ class EnvironmentConfig(_Section):
     smoke: list[str] = []
     """Requests that must answer as stated: `GET /api/items 200`, `GET / 200 contains 'Shop'`."""
     logs: str | None = None
-    """A log file of the environment (relative to the project), scanned for ERROR lines and
-    tracebacks written since the deploy."""
+    """A log file of the environment (relative to the release's checkout, where deploys run),
+    scanned for ERROR lines and tracebacks written since the deploy."""
     soak: str = ""
     """How long to watch the environment after its checks pass (`30s`, `5m`): health and logs
     again at the end. Empty: no soak."""

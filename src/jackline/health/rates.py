@@ -24,6 +24,7 @@ from jackline.config import HealthErrors, seconds
 from jackline.guard.redact import Redactor
 from jackline.health import prometheus
 from jackline.health.records import Item, State, span
+from jackline.release import tree as release_tree
 
 MAX_BYTES = 32 * 1024 * 1024
 """Only the end of a larger log is read: the window is about its newest lines."""
@@ -76,7 +77,10 @@ class Tally:
 def log_item(repo: Path, spec: HealthErrors, now: datetime) -> Item:
     assert spec.log is not None
     path = Path(spec.log).expanduser()
-    path = path if path.is_absolute() else repo / path
+    if not path.is_absolute():
+        # Released deploys run in the harness's checkout of the release, and log there.
+        released = release_tree.path(repo) / path
+        path = released if released.exists() else repo / path
     try:
         text, modified, cut = _tail(path)
     except FileNotFoundError:
