@@ -29,7 +29,15 @@ from pathlib import Path
 
 from jackline import paths
 from jackline.errors import Refused
-from jackline.sandbox import INSTALL_HINT, Spec, forward, harness_paths, home_tools, path_tools
+from jackline.sandbox import (
+    INSTALL_HINT,
+    Spec,
+    forward,
+    harness_paths,
+    home_tools,
+    path_tools,
+    within,
+)
 
 # Files outside the home that hold secrets of the machine.
 SYSTEM_SECRETS = ("/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/etc/ssh", "/etc/sudoers.d")
@@ -140,8 +148,7 @@ def shown(spec: Spec, home: Path) -> list[Path]:
 
 def covered(path: Path, shown: list[Path] | tuple[Path, ...]) -> bool:
     """Whether `path` is already in view: under a system folder, or under one shown before it."""
-    system = [Path(p) for p in (*SYSTEM, *SYSTEM_MORE)]
-    return any(path == s or s in path.parents for s in (*system, *shown))
+    return any(within(path, s) for s in (*SYSTEM, *SYSTEM_MORE, *shown))
 
 
 def socket_folders(spec: Spec) -> list[Path]:
