@@ -27,9 +27,20 @@ def _objects(repo: Path) -> bytes:
     ).stdout
 
 
+REDACTION_LIST = "found-secrets.json"
+"""The run's list of values to redact (mode 0600, in the run's folder): the one stored file
+meant to hold them."""
+
+
 def _stored_files(home: Path, workspace: Path) -> list[Path]:
     return [
-        p for p in home.rglob("*") if p.is_file() and workspace not in p.parents and p != workspace
+        p
+        for p in home.rglob("*")
+        if p.is_file()
+        and p.name != REDACTION_LIST
+        and workspace not in p.parents
+        and p != workspace
+        and not p.name.startswith(workspace.name)  # the workspace's git directory, beside it
     ]
 
 
@@ -186,7 +197,9 @@ def test_removed_guards_are_quoted_under_look_twice_and_git_push_is_refused(
     assert "sneaky" not in git(project.repo, "log", "--all", "--format=%s")
 
 
-def test_a_secret_the_agent_committed_and_deleted_still_blocks(project: Project) -> None:
+def test_a_secret_the_agent_committed_and_deleted_reaches_no_repository(project: Project) -> None:
+    # The agent's git commands run against a git directory the harness does not use, so its own
+    # commits never reach the branch the harness commits, pushes and merges.
     aws = _token("AKIA", 16, string.ascii_uppercase + string.digits)
     commit = "git -c user.name=agent -c user.email=agent@example.com commit -q"
     agent = ScriptedAgent(
@@ -202,10 +215,9 @@ def test_a_secret_the_agent_committed_and_deleted_still_blocks(project: Project)
     )
     project.create(agent)
     run = project.jl_json("run", "Fix add")
-    assert run["status"] == "blocked", run
-    (finding,) = [f for f in project.jl_json("show", run["id"])["findings"] if f["file"]]
-    assert finding["file"] == "leak.py" and finding["rule"] == "secret.aws-access-key"
-    assert "in the agent's commit" in finding["message"]
-    assert git(project.repo, "branch", "--list", "agent/*") == ""
-    objects = _objects(project.repo)
-    assert aws.encode() not in objects
+    workspace = Path(run["workspace"])
+    assert not (workspace / "leak.py").exists()
+    harness_git = workspace.with_name(workspace.name + ".git")
+    for repo in (project.repo, harness_git):
+        assert "leak" not in git(repo, "log", "--all", "--format=%s")
+        assert aws.encode() not in _objects(repo)
