@@ -21,8 +21,9 @@ from jackline.guard.scope import revert_forbidden
 from jackline.scans import Change, run_scans
 from jackline.scans import secrets as secret_scan
 
-# Each one is quoted by git in its plain output, and so escaped every path check before.
-NAMES = ["ci\u00e9", "new\nline", "tab\there", 'quo"te', "back\\slash", " leading"]
+# Each one is quoted by git in its plain output, and so escaped every path check before; the
+# last makes a patch's `diff --git a/x b/y b/x b/y` line say two names or four.
+NAMES = ["ci\u00e9", "new\nline", "tab\there", 'quo"te', "back\\slash", " leading", "x b/y"]
 DROP = "SET lock_timeout = '1s';\nALTER TABLE users DROP COLUMN email;\n"
 
 
@@ -32,7 +33,9 @@ def _git(repo: Path, *args: str) -> str:
 
 
 def _aws() -> str:
-    return "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+    return "AKIA" + "".join(
+        secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)
+    )
 
 
 @pytest.fixture
@@ -118,6 +121,24 @@ def test_changed_and_dirty_paths_are_the_files_names(repo: Path) -> None:
     assert g.dirty_tracked(repo) == ["moved\ttab.txt"]
 
 
+def test_a_key_under_an_ambiguous_patch_header_is_found_with_every_other_file(
+    repo: Path,
+) -> None:
+    key = _aws()
+    _write(repo, "a b/c b/d.py", f'KEY = "{key}"\n')
+    _write(repo, "plain.py", f'OTHER = "{key}"\n')
+    found = secret_scan.scan(Change.of_workspace(repo, "HEAD"))
+    assert sorted(f.file or "" for f in found.findings) == ["a b/c b/d.py", "plain.py"]
+
+
+def test_a_file_that_becomes_a_link_is_a_deletion_and_an_addition(repo: Path) -> None:
+    (repo / "app.py").unlink()
+    (repo / "app.py").symlink_to("/etc/passwd")
+    files = [(f.path, f.status, f.added) for f in Change.of_workspace(repo, "HEAD").files]
+    assert [(p, s) for p, s, _ in files] == [("app.py", "deleted"), ("app.py", "added")]
+    assert files[1][2][0].text == "/etc/passwd"  # the link's target, never what it points at
+
+
 def test_renamed_and_deleted_files_keep_their_names(repo: Path) -> None:
     _git(repo, "mv", "secret_area/kept\u00e9.txt", 'secret_area/re"named\n.txt')
     (repo / "app.py").unlink()
@@ -195,7 +216,9 @@ def test_a_mask_shows_a_known_prefix_and_a_length_and_nothing_else() -> None:
     assert secret_scan.mask("ghp_" + "a1B2" * 9) == "ghp_…[40 chars]"
     assert secret_scan.mask("sk-ant-" + "x9" * 20) == "sk-ant-…[47 chars]"
     assert secret_scan.mask("Zq8" * 13 + "W") == "…[40 chars]"
-    assert secret_scan.mask("AKIAshort") == "…[9 chars]"  # a prefix with little after it stays hidden
+    assert (
+        secret_scan.mask("AKIAshort") == "…[9 chars]"
+    )  # a prefix with little after it stays hidden
 
 
 def test_a_planted_40_character_key_shows_no_part_of_itself_anywhere_stored(

@@ -5,12 +5,14 @@ run's base commit and the workspace as it stands (untracked files included), rea
 by every scan. `scan_change` runs them all; a scan that raises, or whose tool cannot run, becomes
 a block-level finding (`scan.error`), never a silent pass.
 
-Which files changed is git's NUL-separated list (`-z`), never the names in the patch: a patch
-quotes a name that holds a newline, a tab, a quote or a non-ASCII letter, and a quoted name
-matches no glob (a new `.github/workflows/ciX.yml` was no gate edit, a migration no migration). The
-patch's names are unquoted and checked against that list; a file the patch parser did not name
-right is read again on its own. Files are read from the workspace without following a link and
-within a size bound (`jackline.safeio`); a file too large to read whole makes the scans that
+Which files changed, and under what names, is git's NUL-separated list (`-z`), never the names in
+the patch: a patch quotes a name that holds a newline, a tab, a quote or a non-ASCII letter, and a
+name with ` b/` in it makes its `diff --git` line ambiguous. A quoted name matches no glob (a new
+`.github/workflows/ciX.yml` was no gate edit, a migration no migration). So the patch is cut into
+its files at each `diff --git` line (a line of content always starts with `+`, `-` or a space),
+the pieces are given the listed names in git's order (one list, one order), and the patch parser
+sees only names the harness wrote. Files are read from the workspace without following a link
+and within a size bound (`jackline.safeio`); a file too large to read whole makes the scans that
 read it fail, which blocks.
 """
 
@@ -24,7 +26,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from unidiff.errors import UnidiffParseError
 from unidiff.patch import PatchedFile, PatchSet
 
 from jackline import git as g
@@ -86,12 +87,9 @@ class Change:
         `repo`'s working tree, which must hold `target`."""
         listed = _listed(repo, base, target)
         diff = _decode(g.git_bytes(repo, "diff", *DIFF, base, target))
-        named = {e.path: e for e in listed}
-        files = [f for f in _parse(diff) if f.path in named]
-        seen = {f.path for f in files}
-        for e in listed:
-            if e.path not in seen:
-                files += _one(repo, base, target, e)
+        files = _files(listed, _pieces(diff))
+        if files is None:  # git's patch and git's list disagree: read each file on its own
+            files = [f for e in listed for f in _one(repo, base, target, e)]
         return cls(repo, base, tuple(files), diff)
 
     def old_text(self, path: str) -> str | None:
@@ -183,6 +181,9 @@ class _Listed:
     status: Status
     path: str
     old_path: str | None
+    pieces: int
+    """Patches git prints for it: two for a file that became a link or the other way round
+    (a deletion, then a creation), else one."""
 
 
 _STATUS: dict[str, Status] = {"A": "added", "D": "deleted", "R": "renamed", "C": "added"}
@@ -193,95 +194,77 @@ def _listed(repo: Path, base: str, target: str) -> list[_Listed]:
     out = []
     for letter in fields:
         status = _STATUS.get(letter[0], "modified")
+        pieces = 2 if letter[0] == "T" else 1
         first = next(fields)
         if letter[0] in "RC":  # a rename or copy: source, then destination
-            out.append(_Listed(status, next(fields), first if status == "renamed" else None))
+            old = first if status == "renamed" else None
+            out.append(_Listed(status, next(fields), old, pieces))
         else:
-            out.append(_Listed(status, first, None if status == "added" else first))
+            out.append(_Listed(status, first, None if status == "added" else first, pieces))
     return out
 
 
 def _one(repo: Path, base: str, target: str, e: _Listed) -> list[FileChange]:
-    """One listed file's diff on its own, named as the list names it, for a file the patch
-    parser did not find under its name (or that it could not parse)."""
+    """One listed file's diff on its own (both names of a rename, so git still pairs them)."""
     specs = [f":(literal){p}" for p in dict.fromkeys([e.old_path or e.path, e.path])]
     diff = _decode(g.git_bytes(repo, "diff", *DIFF, base, target, "--", *specs))
-    try:
-        parsed = _parse(diff, strict=True)
-    except UnidiffParseError:
-        parsed = []
-    if not parsed:  # still unreadable: the file counts, with no lines to show
-        return [FileChange(e.path, e.status, e.old_path)]
-    return [
-        FileChange(
-            e.old_path or e.path if f.status == "deleted" else e.path,
-            f.status,
-            None if f.status == "added" else e.old_path or e.path,
-            f.added,
-            f.removed,
-            f.binary,
-            f.patch,
-        )  # fmt: skip
-        for f in parsed
-    ]
+    files = _files([e], _pieces(diff))
+    if files is None:
+        raise ValueError(f"git's diff of {e.path!r} is not one file's patch")
+    return files
 
 
 def _decode(diff: bytes) -> str:
-    # File contents need not be UTF-8; names that are not are quoted by git or fail the check
-    # against the listed paths, and are read again under their listed name.
-    return diff.decode("utf-8", errors="replace") + "\n"
+    # File contents need not be UTF-8; no name is read from the patch.
+    return diff.decode("utf-8", errors="replace")
 
 
-_ESCAPES = {"a": 7, "b": 8, "t": 9, "n": 10, "v": 11, "f": 12, "r": 13, '"': 34, "\\": 92}
+def _pieces(diff: str) -> list[str]:
+    """The patch cut into its files, at each line that starts one."""
+    starts = [0] if diff.startswith("diff --git ") else []
+    at = diff.find("\ndiff --git ")
+    while at >= 0:
+        starts.append(at + 1)
+        at = diff.find("\ndiff --git ", at + 1)
+    return [diff[a:b] for a, b in zip(starts, [*starts[1:], len(diff)], strict=True)]
 
 
-def unquote(name: str) -> str:
-    """A path as a patch header prints it: git writes a name holding a control character, a
-    quote, a backslash (or with `core.quotePath`, a byte above 0x7f) in C quotes with escapes."""
-    if len(name) < 2 or name[0] != '"' or name[-1] != '"':
-        return name
-    out = bytearray()
-    i, end = 1, len(name) - 1
-    while i < end:
-        c = name[i]
-        if c != "\\" or i + 1 >= end:
-            out += c.encode("utf-8", errors="surrogateescape")
-            i += 1
-        elif name[i + 1] in "01234567":
-            out.append(int(name[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        else:
-            out.append(_ESCAPES.get(name[i + 1], ord(name[i + 1])))
-            i += 2
-    return os.fsdecode(bytes(out))
+def _files(listed: list[_Listed], pieces: list[str]) -> list[FileChange] | None:
+    """The pieces named by the list, in order; None when they do not pair up."""
+    if sum(e.pieces for e in listed) != len(pieces):
+        return None
+    out: list[FileChange] = []
+    at = 0
+    for e in listed:
+        for piece in pieces[at : at + e.pieces]:
+            patches = PatchSet.from_string(_anonymous(piece))
+            if len(patches) != 1:
+                return None
+            out.append(_file(patches[0], e))
+        at += e.pieces
+    return out
 
 
-def _name(header: str, prefix: str) -> str:
-    name = unquote(header)
-    return name[len(prefix) :] if name.startswith(prefix) else name
+def _anonymous(piece: str) -> str:
+    """The piece with every name in its header replaced by `f`: the names are the list's, and
+    the parser then has nothing to misread (`a/x b/y b/x b/y` is two names or four)."""
+    head, sep, body = piece.partition("\n@@ ")
+    lines = []
+    for line in head.split("\n"):
+        if line.startswith(("rename from ", "rename to ", "copy from ", "copy to ")):
+            continue
+        if line.startswith("diff --git "):
+            line = "diff --git a/f b/f"
+        elif line.startswith(("--- ", "+++ ")) and line[4:] != "/dev/null":
+            line = line[:4] + ("a/f" if line[0] == "-" else "b/f")
+        elif line.startswith("Binary files "):
+            line = "Binary files a/f and b/f differ"
+        lines.append(line)
+    return "\n".join(lines) + sep + body
 
 
-def _parse(diff: str, strict: bool = False) -> list[FileChange]:
-    try:
-        patches = list(PatchSet.from_string(diff))
-    except UnidiffParseError:
-        if strict:
-            raise
-        return []  # every listed file is then read on its own
-    return [_file(pf) for pf in patches]
-
-
-def _file(pf: PatchedFile) -> FileChange:
-    status: Status
-    source, target = _name(pf.source_file, "a/"), _name(pf.target_file, "b/")
-    if pf.is_added_file:
-        status = "added"
-    elif pf.is_removed_file:
-        status = "deleted"
-    elif source != target:
-        status = "renamed"
-    else:
-        status = "modified"
+def _file(pf: PatchedFile, e: _Listed) -> FileChange:
+    status: Status = "added" if pf.is_added_file else "deleted" if pf.is_removed_file else e.status
     added, removed = [], []
     for hunk in pf:
         for line in hunk:
@@ -291,9 +274,9 @@ def _file(pf: PatchedFile) -> FileChange:
             elif line.is_removed:
                 removed.append(Line(line.source_line_no or 0, text))
     return FileChange(
-        path=source if status == "deleted" else target,
+        path=e.old_path or e.path if status == "deleted" else e.path,
         status=status,
-        old_path=None if status == "added" else source,
+        old_path=None if status == "added" else e.old_path or e.path,
         added=tuple(added),
         removed=tuple(removed),
         binary=pf.is_binary_file,
