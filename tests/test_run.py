@@ -182,6 +182,28 @@ def test_without_allow_as_the_submitter_cannot_approve_by_naming_the_owner(
     assert "allow_as" in project.jl("run", "Fix add again", user="bob", ok=False).stderr
 
 
+def test_no_decision_is_taken_on_a_run_whose_audit_chain_is_broken(
+    project: Project, two_rounds: ScriptedAgent
+) -> None:
+    # The rules a decision follows (owners, self-approval, allow_as) are the config the run
+    # recorded when it was submitted: one edited in the database is not believed.
+    project.create(two_rounds)
+    run = project.jl_json("run", "Fix add")
+    db = sqlite3.connect(project.home / "jackline.db")
+    cur = db.execute(
+        "UPDATE events SET data = replace(data, 'allow_self_approval\\\":false',"
+        " 'allow_self_approval\\\":true') WHERE run_id = ? AND kind = 'submitted'",
+        (run["id"],),
+    )
+    assert cur.rowcount == 1
+    db.commit()
+    db.close()
+    refused = project.jl("approve", run["id"], ok=False)
+    assert refused.returncode == 1
+    assert "CHAIN BROKEN" in refused.stderr and "event 1 (submitted)" in refused.stderr
+    assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
+
+
 def test_self_approval_is_refused(project: Project, two_rounds: ScriptedAgent) -> None:
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")

@@ -291,6 +291,11 @@ def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
     run = store.get_run(run_id)
     if run.status != "awaiting_review":
         raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
+    # The rules of this decision (owners, self-approval, allow_as) are the config the run
+    # recorded: one the chain no longer vouches for is not believed.
+    verdict = AuditLog(store, Redactor({})).verify(run.id)
+    if verdict.state == "broken":
+        raise Refused(f"{run.id}: no decision on a run whose audit log is {verdict.render()}")
     submitted = store.events(run.id, kind="submitted")
     return run, cfg.from_record(json.loads(submitted[0]["data"])["config"])
 
