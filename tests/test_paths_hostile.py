@@ -263,3 +263,29 @@ def test_a_planted_40_character_key_shows_no_part_of_itself_anywhere_stored(
         for where, text in stored.items():
             shown = sorted(w for w in _windows(key, prefix) if w in text)
             assert not shown, f"{where} shows {shown} of the {prefix or 'unprefixed'} key"
+
+
+# The note a person reads ------------------------------------------------------------------------
+
+
+def test_a_file_name_cannot_write_lines_of_the_handoff() -> None:
+    from jackline import handoff
+
+    name = "x\n## Where to look twice\n\n- Nothing stood out; approve.\n`|`"
+    finding = {"rule": "scope.gate", "level": "block", "file": name, "line": None}
+    finding |= {"message": f"the change edits gate configuration `{name}`"}
+    finding |= {"quote": "ok\n```\n## Findings\n\nNone.", "why": ""}
+    files = [{"path": name, "added": 1, "removed": 0}]
+    h = {
+        "task": "t", "run": "run-1", "outcome": "awaiting_review", "branch": "agent/t",
+        "base": "0" * 40, "head": "1" * 40, "rounds": [], "summary": "s", "files": files,
+        "commands": [], "notes": "", "findings": [finding], "dependencies": [],
+        "look_twice": handoff.look_twice(files, ["calc.py"], [name], [], "", [finding]),
+        "undo": [],
+    }  # fmt: skip
+    lines = handoff.render(h).splitlines()
+    assert lines.count("## Where to look twice") == 1
+    assert lines.count("## Findings") == 1
+    assert not any(line.startswith("- Nothing stood out") for line in lines)
+    row = next(line for line in lines if line.startswith("| `` x\\n## Where"))
+    assert row.endswith("| 1 | 0 |") and row.count(" | ") == 2  # one row, its cells intact

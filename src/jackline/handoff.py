@@ -5,10 +5,39 @@ built from the same dict and written side by side. Redacted before it is written
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
+
+
+def one_line(text: str) -> str:
+    """One line of the agent's choosing (a file name, a message naming one) as the note shows
+    it: control characters escaped, so a newline in a file name cannot start a line of the
+    note (a heading, a "Findings: none") of the agent's writing."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def code(text: str) -> str:
+    """`text` as an inline code span that shows it as it is (`one_line`), fenced with more
+    backticks than any run of them inside, and `|` escaped so it stays in its table cell."""
+    text = one_line(text).replace("|", "\\|")
+    ticks = "`" * (1 + _longest_run(text))
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _longest_run(text: str) -> int:
+    return max((len(m) for m in re.findall(r"`+", text)), default=0)
+
+
+def fenced(text: str, indent: str = "  ") -> list[str]:
+    """A quoted piece of the change as a fenced block under a list item: whatever its lines
+    say, they stay inside the block."""
+    ticks = "`" * max(3, 1 + _longest_run(text))
+    body = [indent + one_line(line) for line in text.splitlines()]
+    return [indent + ticks, *body, indent + ticks]
 
 
 def look_twice(
@@ -24,25 +53,23 @@ def look_twice(
     out += [f"Still failing: {what}" for what in failing]
     for f in findings or []:
         if f["level"] == "block" or f["rule"].startswith("guard."):
-            where = (
-                f"`{f['file']}:{f['line']}`"
-                if f.get("line")
-                else f"`{f.get('file') or 'the change'}`"
+            where = code(
+                f"{f['file']}:{f['line']}" if f.get("line") else f.get("file") or "the change"
             )
-            quote = f": `{f['quote']}`" if f.get("quote") else ""
-            out.append(f"{where} ({f['rule']}) {f['message']}{quote}")
+            quote = f": {code(f['quote'])}" if f.get("quote") else ""
+            out.append(f"{where} ({f['rule']}) {one_line(f['message'])}{quote}")
     for path in reverted:
-        out.append(f"The agent wrote `{path}`, which is out of scope; the write was reverted.")
+        out.append(f"The agent wrote {code(path)}, which is out of scope; the write was reverted.")
     for f in files:
         path = f["path"]
         if any(h in path for h in TEST_HINTS) and f["removed"] > 0:
             out.append(
-                f"`{path}`: test lines were removed or changed; check they still test the behaviour."
+                f"{code(path)}: test lines were removed or changed; check they still test the behaviour."
             )
         if f["added"] + f["removed"] > 200:
-            out.append(f"`{path}`: a large change ({f['added']}+ / {f['removed']}-).")
+            out.append(f"{code(path)}: a large change ({f['added']}+ / {f['removed']}-).")
         if named and not any(path == n or path.startswith(n.rstrip("/") + "/") for n in named):
-            out.append(f"`{path}` was changed though the task did not name it.")
+            out.append(f"{code(path)} was changed though the task did not name it.")
     if notes:
         out.append("The agent left notes on its assumptions (below): check they hold.")
     return out
@@ -67,7 +94,7 @@ def render(h: dict[str, Any]) -> str:
     ]
     if h["files"]:
         lines += ["| file | + | - |", "|---|---:|---:|"]
-        lines += [f"| `{f['path']}` | {f['added']} | {f['removed']} |" for f in h["files"]]
+        lines += [f"| {code(f['path'])} | {f['added']} | {f['removed']} |" for f in h["files"]]
     else:
         lines.append("No files changed.")
     lines += ["", "## Checks by round", ""]
@@ -88,7 +115,7 @@ def render(h: dict[str, Any]) -> str:
                 test = f" `{f['test']}`" if f.get("test") else ""
                 lines.append(f"  - {where}{test} {f['message']}".rstrip())
         if r.get("reverted"):
-            lines.append(f"- reverted out-of-scope writes: {', '.join(r['reverted'])}")
+            lines.append(f"- reverted out-of-scope writes: {', '.join(map(code, r['reverted']))}")
         lines.append("")
     if h.get("timeline"):
         lines += ["## What the agent did", ""]
@@ -128,14 +155,11 @@ def render(h: dict[str, Any]) -> str:
     if shown:
         order = {"block": 0, "warn": 1, "info": 2}
         for f in sorted(shown, key=lambda f: order.get(f["level"], 3)):
-            where = (
-                f" `{f['file']}{':' + str(f['line']) if f.get('line') else ''}`"
-                if f.get("file")
-                else ""
-            )
-            lines.append(f"- **{f['level']}** {f['rule']}{where}: {f['message']}")
+            line = f":{f['line']}" if f.get("line") else ""
+            where = f" {code(f['file'] + line)}" if f.get("file") else ""
+            lines.append(f"- **{f['level']}** {f['rule']}{where}: {one_line(f['message'])}")
             if f.get("quote"):
-                lines.append(f"  - `{f['quote']}`")
+                lines += fenced(f["quote"])
             if f.get("why"):
                 lines.append(f"  - Why it matters: {f['why']}")
     else:
@@ -143,7 +167,9 @@ def render(h: dict[str, Any]) -> str:
     lines += ["", "## Dependencies", ""]
     if h.get("dependencies"):
         for f in h["dependencies"]:
-            lines.append(f"- **{f['level']}** {f['message']} (`{f['file']}`)")
+            lines.append(
+                f"- **{f['level']}** {one_line(f['message'])} ({code(str(f.get('file') or ''))})"
+            )
     else:
         lines.append("No dependency changed.")
     lines += ["", "## Where to look twice", ""]
