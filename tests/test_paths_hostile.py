@@ -121,6 +121,19 @@ def test_changed_and_dirty_paths_are_the_files_names(repo: Path) -> None:
     assert g.dirty_tracked(repo) == ["moved\ttab.txt"]
 
 
+@pytest.mark.parametrize(
+    "path", ["poetry.lock", "deps/package-lock.json", "creds.png", "swagger/k.py"]
+)
+def test_a_key_in_a_file_detect_secrets_skips_by_name_is_found(repo: Path, path: str) -> None:
+    key = _aws()
+    _write(repo, path, f'KEY = "{key}"\nhash = "sha256:{"9f86d081884c7d659a2feaa0c55ad015" * 2}"\n')
+    found = secret_scan.scan(Change.of_workspace(repo, "HEAD"))
+    # The provider's pattern counts; the lock file's hashes raise no false alarm.
+    assert [(f.rule, f.file, f.line) for f in found.findings] == [
+        ("secret.aws-access-key", path, 1)
+    ]
+
+
 def test_a_key_under_an_ambiguous_patch_header_is_found_with_every_other_file(
     repo: Path,
 ) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 
 from detect_secrets.core import scan as ds_scan
 from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
+from detect_secrets.filters.heuristic import is_lock_file, is_non_text_file, is_swagger_file
+from detect_secrets.plugins.base import RegexBasedDetector
 from detect_secrets.settings import default_settings
 
 from jackline import git as g
@@ -110,14 +112,24 @@ def _detected(change: Change, whole_files: bool) -> list[tuple[str, Any]]:
             hits += [(names[h.filename].path, h) for h in ds_scan.scan_diff(patch)]
         if whole:
             hits += _scan_whole(change, whole)
-    return hits
+    # A file detect-secrets would skip by its name alone was shown under a plain one: its
+    # provider-pattern hits count (an AWS key in `poetry.lock` is a key), not its entropy ones.
+    return [(p, h) for p, h in hits if not _skipped_by_name(p) or h.type in _PATTERNS]
+
+
+def _skipped_by_name(path: str) -> bool:
+    """Names detect-secrets skips whole (lock files, images and other binary extensions,
+    swagger files): the agent picks its files' names."""
+    return any(skip(path) for skip in (is_lock_file, is_non_text_file, is_swagger_file))
 
 
 def _safe_name(path: str) -> str:
     """A name for detect-secrets to see: the file's own name where it is plain (the plugins pick
     their patterns by extension, the filters skip lock files by name), else `file` and its
-    extension."""
+    extension; `file` for a name detect-secrets would skip."""
     name = path.rsplit("/", 1)[-1]
+    if _skipped_by_name(path):
+        return "file"
     if re.fullmatch(r"[A-Za-z0-9._-]+", name) and name not in (".", ".."):
         return name
     ext = re.search(r"\.[A-Za-z0-9]+$", name)
@@ -214,6 +226,8 @@ def _token(value: str, line: str) -> str:
 
 
 _PLUGINS: dict[str, Any] = dict(get_mapping_from_secret_type_to_class())
+_PATTERNS = frozenset(k for k, plugin in _PLUGINS.items() if issubclass(plugin, RegexBasedDetector))
+"""Kinds found by a provider's own pattern (an AWS key, a GitHub token), not by entropy."""
 
 
 # Public prefixes that say which provider issued a key (documented by each provider, and the
