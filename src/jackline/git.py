@@ -103,7 +103,10 @@ def git(
 ) -> str:
     prefix, full = _call(repo, env)
     argv = [*prefix, *args]
-    proc = subprocess.run(argv, capture_output=True, text=True, env=full)
+    # Paths and file contents need not be UTF-8: kept, never a decoding error.
+    proc = subprocess.run(
+        argv, capture_output=True, encoding="utf-8", errors="surrogateescape", env=full
+    )
     if check and proc.returncode != 0:
         raise CommandFailed(argv, proc.returncode, proc.stdout, proc.stderr)
     return proc.stdout.strip() if strip else proc.stdout
@@ -224,3 +227,20 @@ def lay_agent_gitdir(tree: Path, objects_seen_at: Path) -> bool:
     (dest / "objects" / "info").mkdir(parents=True)
     (dest / "objects" / "info" / "alternates").write_text(f"{objects_seen_at}\n")
     return True
+
+
+def grep_rows(out: bytes, base: str) -> dict[str, list[tuple[int, str]]]:
+    """`git grep -z -n` rows, `<base>:<path>NUL<line>NUL<text>LF`, read field by field: a path
+    may hold a newline, which only the NUL after it ends."""
+    found: dict[str, list[tuple[int, str]]] = {}
+    at = 0
+    while at < len(out):
+        name_end = out.index(b"\0", at)
+        number_end = out.index(b"\0", name_end + 1)
+        text_end = out.find(b"\n", number_end + 1)
+        text_end = len(out) if text_end < 0 else text_end
+        path = os.fsdecode(out[at:name_end]).removeprefix(f"{base}:")
+        text = out[number_end + 1 : text_end].decode("utf-8", errors="replace")
+        found.setdefault(path, []).append((int(out[name_end + 1 : number_end]), text))
+        at = text_end + 1
+    return found

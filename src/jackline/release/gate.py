@@ -139,17 +139,14 @@ def _bare(name: str) -> str:
 
 def readers(repo: Path, sha: str, name: str, skip: pathspec.GitIgnoreSpec) -> list[str]:
     """`file:line` places in `sha`'s tree, outside `skip`, where the word `name` appears."""
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *g.SAFE, "grep", "-n", "-I", "-w", "-i", "-F", "-e", name, sha],
-        capture_output=True,
-        text=True,
-    )
-    places = []
-    for line in proc.stdout.splitlines():
-        _, path, number, *_ = line.split(":", 3)
-        if not skip.match_file(path):
-            places.append(f"{path}:{number}")
-    return places
+    argv = ["git", "-C", str(repo), *g.SAFE, "grep", "-z", "-n", "-I", "-w", "-i", "-F"]
+    proc = subprocess.run([*argv, "-e", name, sha], capture_output=True)
+    return [
+        f"{path}:{number}"
+        for path, rows in g.grep_rows(proc.stdout, sha).items()
+        if not skip.match_file(path)
+        for number, _ in rows
+    ]
 
 
 def flag_problems(repo: Path, config: JacklineConfig) -> list[str]:

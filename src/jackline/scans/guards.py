@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ast
 import bisect
-import os
 import re
 import textwrap
 from collections import Counter
@@ -630,24 +629,7 @@ def _markers(change: Change, paths: list[str]) -> dict[str, list[tuple[int, str]
         if e.code == 1:  # git grep found nothing
             return {}
         raise
-    return _grep_rows(out, change.base)
-
-
-def _grep_rows(out: bytes, base: str) -> dict[str, list[tuple[int, str]]]:
-    """`git grep -z -n` rows, `<base>:<path>NUL<line>NUL<text>LF`, read field by field: a path
-    may hold a newline, which only the NUL after it ends."""
-    found: dict[str, list[tuple[int, str]]] = {}
-    at = 0
-    while at < len(out):
-        name_end = out.index(b"\0", at)
-        number_end = out.index(b"\0", name_end + 1)
-        text_end = out.find(b"\n", number_end + 1)
-        text_end = len(out) if text_end < 0 else text_end
-        path = os.fsdecode(out[at:name_end]).removeprefix(f"{base}:")
-        text = out[number_end + 1 : text_end].decode("utf-8", errors="replace")
-        found.setdefault(path, []).append((int(out[name_end + 1 : number_end]), text))
-        at = text_end + 1
-    return found
+    return g.grep_rows(out, change.base)
 
 
 def _regions(markers: list[tuple[int, str]]) -> list[tuple[int, int | None, str]]:

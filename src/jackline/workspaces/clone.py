@@ -11,7 +11,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from jackline.git import adopt, git, gitdir_path, rev
+from jackline.git import adopt, git, git_bytes, gitdir_path, rev, z_paths
 from jackline.workspaces import AGENT_DIR, Workspace
 
 # Paths the harness and the agent contract use inside the workspace, kept out of every commit.
@@ -63,9 +63,18 @@ def add_excludes(ws: Path, patterns: tuple[str, ...] | list[str] = EXCLUDED) -> 
 
 def exclude_setup_outputs(ws: Path) -> list[str]:
     """What set-up made (a venv, node_modules) is never committed, even if .gitignore forgot it."""
-    out = git(ws, "ls-files", "--others", "--exclude-standard", "--directory")
-    made = [p for p in out.splitlines() if p]
+    out = git_bytes(ws, "ls-files", "-z", "--others", "--exclude-standard", "--directory")
+    made = z_paths(out)
     if made:
         with (gitdir_path(ws) / "info" / "exclude").open("a") as f:
-            f.write("# made by set-up\n" + "\n".join("/" + p for p in made) + "\n")
+            f.write("# made by set-up\n" + "".join(f"{x}\n" for x in map(_pattern, made) if x))
     return made
+
+
+def _pattern(path: str) -> str:
+    """An exclude pattern naming exactly `path` from the top: glob characters and a leading `#`
+    or `!` escaped; "" for a name no pattern line can hold (a newline in it)."""
+    if "\n" in path or "\r" in path:
+        return ""
+    escaped = "".join("\\" + c if c in "*?[]\\!#" else c for c in path)
+    return "/" + escaped
