@@ -302,3 +302,10 @@ def test_a_file_name_cannot_write_lines_of_the_handoff() -> None:
     assert not any(line.startswith("- Nothing stood out") for line in lines)
     row = next(line for line in lines if line.startswith("| `` x\\n## Where"))
     assert row.endswith("| 1 | 0 |") and row.count(" | ") == 2  # one row, its cells intact
+
+
+def test_a_workspace_with_no_change_scans_as_no_change(repo: Path) -> None:
+    # An agent that failed or changed nothing leaves an empty diff: no files, no error.
+    change = Change.of_workspace(repo, "HEAD")
+    assert change.files == ()
+    assert run_scans(change, cfg.parse({})).findings == ()

@@ -226,7 +226,8 @@ def _pieces(diff: str) -> list[str]:
     while at >= 0:
         starts.append(at + 1)
         at = diff.find("\ndiff --git ", at + 1)
-    return [diff[a:b] for a, b in zip(starts, [*starts[1:], len(diff)], strict=True)]
+    ends = [*starts[1:], len(diff)] if starts else []
+    return [diff[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 def _files(listed: list[_Listed], pieces: list[str]) -> list[FileChange] | None:
