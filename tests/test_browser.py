@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-from test_web import FIX, Site, running_site
+from test_web import FIX, Site, csrf, running_site
 
 from jackline.store import Store
 from jackline.testing import ScriptedAgent
@@ -65,11 +68,122 @@ def test_a_viewer_finds_approve_disabled_and_a_direct_post_refused(
     expect(vera.locator("#approve")).to_be_disabled()
     expect(vera.locator("#decide")).to_contain_text("deciding needs the reviewer role")
     token = vera.locator("input[name=csrf]").first.get_attribute("value")
-    # The same request the button would send, with the session cookie and a valid form token.
-    answer = vera.request.post(f"/runs/{run_id}/approve", form={"csrf": token})
+    # The same request the button would send, with the session cookie, a valid form token and
+    # the page's origin.
+    answer = vera.request.post(
+        f"/runs/{run_id}/approve", form={"csrf": token}, headers={"Origin": site.url}
+    )
     assert answer.status == 403
     assert "vera is a viewer" in answer.text()
     assert Store().get_run(run_id).status == "awaiting_review"
+
+
+ATTACK = """<!doctype html>
+<title>staging</title>
+<script>
+// A page of another deployment on the same machine (another loopback port: the same site as
+// Jackline, so the browser sends its SameSite=Strict cookie along). It cannot read Jackline's
+// pages, so it knows no CSRF token; it tries what a page can send without one.
+async function attack() {
+  const jackline = "JACKLINE";
+  const sent = [];
+  for (const path of ["/api/releases/RELEASE/go", "/api/runs/RUN/approve"]) {
+    // No content type (a Blob without one): a "simple" request, sent without a preflight.
+    const body = new Blob([JSON.stringify({message: "lgtm"})]);
+    for (const mode of ["no-cors", "cors"]) {
+      try {
+        await fetch(jackline + path, {method: "POST", mode, credentials: "include", body});
+      } catch (e) {}
+      sent.push(mode + " " + path);
+    }
+  }
+  return sent;
+}
+</script>
+<form id="go" method="post" action="JACKLINE/api/releases/RELEASE/go"></form>
+<form id="approve" method="post" action="JACKLINE/runs/RUN/approve">
+  <input name="csrf" value="0000000000000000000000000000000000000000000000000000000000000000">
+</form>
+"""
+
+
+@contextmanager
+def another_site(html: str) -> Iterator[str]:
+    """A page served from another loopback port (a staging deployment, say): its URL."""
+    page = html.encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html; charset=utf-8")
+            self.send_header("content-length", str(len(page)))
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_page_on_another_loopback_port_cannot_decide_for_a_signed_in_reviewer(
+    browser: Any, site: Site
+) -> None:
+    from playwright.sync_api import expect
+
+    run_id = site.submit("Fix add, while a staging page is open")
+    site.wait(run_id, "awaiting_review")
+    with site.client("alice") as c:
+        started = c.post("/releases", data={"csrf": csrf(c, "/releases")})
+        assert started.status_code == 303, started.text
+        release_id = started.headers["location"].rsplit("/", 1)[-1]
+    assert Store().get_release(release_id).status == "awaiting_go"
+    bob = signed_in(browser, site, "bob")
+    html = ATTACK.replace("JACKLINE", site.url).replace("RELEASE", release_id)
+    answers: list[tuple[str, int]] = []
+    bob.on("response", lambda r: answers.append((r.url, r.status)))
+    with another_site(html.replace("RUN", run_id)) as staging:
+        bob.goto(staging)
+        assert len(bob.evaluate("attack()")) == 4
+        for form in ("go", "approve"):
+            bob.goto(staging)
+            with bob.expect_navigation() as sent:
+                bob.evaluate(f"setTimeout(() => document.getElementById('{form}').submit())")
+            assert sent.value.status == 403, sent.value.text()
+    to_jackline = [status for url, status in answers if url.startswith(site.url)]
+    assert to_jackline and set(to_jackline) == {403}, answers
+    # Nothing was recorded: no go, no decision.
+    assert Store().get_release(release_id).status == "awaiting_go"
+    assert Store().get_run(run_id).status == "awaiting_review"
+    kinds = [e["kind"] for e in site.project.events(run_id)]
+    assert "decision" not in kinds
+    # The page's own buttons and scripts still work: the JSON API with the token the page
+    # gives its scripts, from the page's own origin (a page that does not reload itself when
+    # the run moves, as the run's page does); the go button.
+    bob.goto("/flags")
+    answer = bob.evaluate(
+        """async (run) => {
+          const token = document.querySelector('meta[name="csrf-token"]').content;
+          const r = await fetch(`/api/runs/${run}/reject`, {
+            method: "POST",
+            headers: {"content-type": "application/json", "x-csrf-token": token},
+            body: JSON.stringify({message: "not this one"}),
+          });
+          return [r.status, (await r.json()).status];
+        }""",
+        run_id,
+    )
+    assert answer == [200, "rejected"]
+    bob.goto(f"/releases/{release_id}")
+    bob.click("#go")
+    expect(bob.locator(".bar [data-status]")).to_have_text("live", timeout=60_000)
+    assert Store().get_release(release_id).go_by == "bob"
 
 
 def test_a_run_reaches_review_live_and_another_reviewer_approves_it(

@@ -154,7 +154,8 @@ def test_webhook_refuses_bad_signatures_ignores_who_may_not_decide_and_a_reviewe
     github_project(project, fake, [FIX])
     run = project.jl_json("run", "Fix add")
     srv = server()
-    approve = review_payload("acme/calc", 1, run["branch"], "octocat")
+    head = run["head_sha"]
+    approve = review_payload("acme/calc", 1, run["branch"], "octocat", commit_id=head)
     assert srv.send("pull_request_review", approve, secret="wrong").status_code == 401
     unsigned = httpx.post(
         f"{srv.url}/github/webhook",
@@ -171,14 +172,18 @@ def test_webhook_refuses_bad_signatures_ignores_who_may_not_decide_and_a_reviewe
     )
     assert stranger.status_code == 200 and "not in [forge] users" in stranger.json()["ignored"]
     viewer = srv.send(
-        "pull_request_review", review_payload("acme/calc", 1, run["branch"], "peeker")
+        "pull_request_review",
+        review_payload("acme/calc", 1, run["branch"], "peeker", commit_id=head),
     )
     assert viewer.status_code == 200 and "viewer" in viewer.json()["ignored"]
     wait_for(lambda: len(fake.pulls[1].comments) == 2)
     told = "\n".join(fake.pulls[1].comments)
     assert "@mallory is not in [forge] users" in told and "@peeker is a viewer" in told
     # A decision `api` refuses (alice submitted the run) is explained on the pull request too.
-    own = srv.send("pull_request_review", review_payload("acme/calc", 1, run["branch"], "alice-gh"))
+    own = srv.send(
+        "pull_request_review",
+        review_payload("acme/calc", 1, run["branch"], "alice-gh", commit_id=head),
+    )
     assert own.status_code == 202
     wait_for(lambda: len(fake.pulls[1].comments) == 3)
     assert "alice submitted" in fake.pulls[1].comments[2]
@@ -233,6 +238,74 @@ def test_publish_opens_a_pull_request_with_the_handoff_and_a_changes_comment_run
     assert list(fake.pulls) == [1]
     assert sum(c.method == "POST" and c.path.endswith("/pulls") for c in fake.calls) == 1
     assert "a + b" in git(remote, "show", f"{run['branch']}:calc.py")
+
+
+ROUND_2 = Round(edits={"calc.py": Replace("a + b", "b + a")}, notes="- Commuted.\n")
+
+
+def decisions_of(project: Project, run_id: str) -> list[dict[str, Any]]:
+    return [e for e in project.events(run_id) if e["kind"] in ("decision", "decision_refused")]
+
+
+def test_a_replayed_approval_after_a_new_round_is_refused_and_nothing_merges(
+    project: Project, fake: FakeGitHub, server: Any
+) -> None:
+    github_project(project, fake, [FIX, ROUND_2])
+    run = project.jl_json("run", "Fix add")
+    first = run["head_sha"]
+    # Bob approves round 1, by a review and by a comment; an attacker on the way captures both
+    # deliveries (signed by GitHub) and holds them back.
+    review = review_payload("acme/calc", 1, run["branch"], "octocat", commit_id=first)
+    comment = comment_payload("acme/calc", 1, "octocat", "/jackline approve")
+    time.sleep(1.1)  # GitHub's clock moves on before the next round is asked for
+    srv = server()
+    asked = srv.send(
+        "issue_comment", comment_payload("acme/calc", 1, "alice-gh", "/jackline changes commute")
+    )
+    assert asked.status_code == 202
+    later = wait_for(
+        lambda: (
+            (r := row(project, run["id"]))["rounds"] == 2 and r["status"] == "awaiting_review" and r
+        )
+    )
+    assert later["head_sha"] != first
+    # Round 2, which bob never saw, is not merged by his round-1 approval resent under new
+    # delivery ids.
+    for event, payload in (("pull_request_review", review), ("issue_comment", comment)):
+        srv.send(event, payload, delivery=str(uuid.uuid4()))
+    wait_for(
+        lambda: len(fake.pulls[1].comments) >= 2 or row(project, run["id"])["status"] == "merged"
+    )
+    time.sleep(1)
+    assert row(project, run["id"])["status"] == "awaiting_review"
+    assert "a - b" in git(project.repo, "show", "main:calc.py")
+    refused = [d for d in decisions_of(project, run["id"]) if d["kind"] == "decision_refused"]
+    assert len(refused) == 2 and all(d["by"] == "bob" for d in refused)
+    assert all(first[:10] in d["reason"] and later["head_sha"][:10] in d["reason"] for d in refused)
+    told = "\n".join(fake.pulls[1].comments)
+    assert told.count("did not act on @octocat's approve") == 2
+    # An approval of the head bob now sees merges.
+    fresh = review_payload("acme/calc", 1, run["branch"], "octocat", commit_id=later["head_sha"])
+    assert srv.send("pull_request_review", fresh).status_code == 202
+    wait_for(lambda: row(project, run["id"])["status"] == "merged")
+    assert "b + a" in git(project.repo, "show", "main:calc.py")
+
+
+def test_a_delivery_taken_before_a_restart_is_ignored_after_it(
+    project: Project, fake: FakeGitHub, server: Any
+) -> None:
+    github_project(project, fake, [FIX])
+    run = project.jl_json("run", "Fix add")
+    srv = server()
+    reject = comment_payload("acme/calc", 1, "octocat", "/jackline reject not now")
+    assert srv.send("issue_comment", reject, delivery="delivery-1").status_code == 202
+    wait_for(lambda: row(project, run["id"])["status"] == "rejected")
+    wait_for(lambda: len(fake.pulls[1].comments) == 1)
+    srv.stop()
+    again = server().send("issue_comment", reject, delivery="delivery-1")
+    assert again.status_code == 200 and "taken already" in again.json()["ignored"]
+    time.sleep(1)
+    assert len(fake.pulls[1].comments) == 1  # nothing acted on it, so no one was told
 
 
 # pieces --------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -398,3 +399,49 @@ def test_server_started_again_on_the_same_database_prints_no_new_admin_token(
     proc.wait(timeout=20)
     assert any(line.startswith("Listening on http://127.0.0.1:") for line in lines)
     assert not any("Admin token" in line for line in lines)
+
+
+ELSEWHERE = "http://127.0.0.1:9"
+"""Another loopback port: the same site as the server (cookies ignore ports), not its origin."""
+
+
+def test_a_session_cookie_changes_state_only_with_its_csrf_header_from_the_servers_origin(
+    server: Server,
+) -> None:
+    path = "/api/flags/new-checkout"
+
+    def production() -> bool:
+        listing = server.call("vera", "GET", "/api/flags", params={"env": "production"}).json()
+        return bool(
+            {f["name"]: f["in_force"] for f in listing["flags"]}["new-checkout"]["production"]
+        )
+
+    before = production()
+    body = {"env": "production", "value": not before}
+    with httpx.Client(base_url=server.url, timeout=60, trust_env=False) as c:
+        signin = {"token": server.tokens["bob"], "next": "/runs"}
+        assert c.post("/signin", data=signin, headers={"Origin": server.url}).status_code == 303
+        # What a page on another loopback port can make a signed-in browser send: the cookie
+        # goes along (same site), with no CSRF token and its own origin. Refused.
+        assert c.post(path, json=body, headers={"Origin": ELSEWHERE}).status_code == 403
+        assert c.post(path, content=b"", headers={"Origin": ELSEWHERE}).status_code == 403
+        assert c.post(path, json=body, headers={"Origin": server.url}).status_code == 403
+        token = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)"', c.get("/runs").text)
+        assert token, "the page gives its scripts the session's CSRF token"
+        csrf = {"X-CSRF-Token": token.group(1)}
+        for where in ({"Origin": ELSEWHERE}, {"Origin": "null"}, {"Referer": ELSEWHERE + "/"}, {}):
+            refused = c.post(path, json=body, headers={**csrf, **where})
+            assert refused.status_code == 403 and "origin" in refused.json()["detail"], where
+        wrong = c.post(path, json=body, headers={"X-CSRF-Token": "0" * 64, "Origin": server.url})
+        assert wrong.status_code == 403 and "CSRF" in wrong.json()["detail"]
+        assert production() == before  # nothing was recorded
+        # The page's own script: the token in the header, from the server's origin (or, with
+        # no Origin, a Referer on it). Reads need neither.
+        ok = c.post(path, json=body, headers={**csrf, "Origin": server.url})
+        assert ok.status_code == 200 and ok.json()["by"] == "bob" and ok.json()["changed"]
+        back = {"env": "production", "value": before}
+        ok = c.post(path, json=back, headers={**csrf, "Referer": server.url + "/flags"})
+        assert ok.status_code == 200 and production() == before
+        assert c.get("/api/whoami").json()["name"] == "bob"
+    # A bearer token is no ambient credential: it needs neither (the CLI sends no Origin).
+    assert server.call("bob", "POST", path, json=back).status_code == 200

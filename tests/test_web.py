@@ -93,8 +93,12 @@ class Site:
 
     @contextmanager
     def client(self, who: str | None = None) -> Iterator[httpx.Client]:
-        """A client signed in through the page itself (the session cookie), or no one's."""
-        with httpx.Client(base_url=self.url, timeout=60, follow_redirects=False) as client:
+        """A client signed in through the page itself (the session cookie), or no one's. It
+        says it comes from the server's own origin, as a browser on its page does."""
+        origin = {"Origin": self.url}
+        with httpx.Client(
+            base_url=self.url, timeout=60, follow_redirects=False, headers=origin
+        ) as client:
             if who is not None:
                 r = client.post("/signin", data={"token": self.tokens[who], "next": "/runs"})
                 assert r.status_code == 303, r.text
@@ -279,6 +283,50 @@ def test_a_decision_without_the_sessions_csrf_token_is_refused(site: Site, revie
         r = c.post(f"/runs/{reviewed}/reject", data={"csrf": "0" * 64})
         assert r.status_code == 403 and "CSRF" in r.text
     assert Store().get_run(reviewed).status == "awaiting_review"
+
+
+ELSEWHERE = "http://127.0.0.1:9"
+"""Another loopback port: the same site as the server (cookies ignore ports), not its origin."""
+
+
+def test_a_form_post_from_another_origin_is_refused_even_with_the_sessions_csrf_token(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{reviewed}")
+        path = f"/runs/{reviewed}/reject"
+        for headers in ({"Origin": ELSEWHERE}, {"Origin": "null"}):
+            r = c.post(path, data={"csrf": token}, headers=headers)
+            assert r.status_code == 403 and "origin" in r.text, r.text
+        del c.headers["origin"]
+        r = c.post(path, data={"csrf": token}, headers={"Referer": f"{ELSEWHERE}/page"})
+        assert r.status_code == 403
+        assert c.post(path, data={"csrf": token}).status_code == 403  # says nowhere: refused
+        # Without Origin, the Referer of a page of this server is enough.
+        r = c.post("/signout", data={"csrf": token}, headers={"Referer": site.url + "/runs"})
+        assert r.status_code == 303
+        assert c.get("/runs").status_code == 303
+    assert Store().get_run(reviewed).status == "awaiting_review"
+    with site.client() as c:
+        # Nobody signs a person in from another page either (they would act as the page chose).
+        r = c.post("/signin", data={"token": site.tokens["bob"]}, headers={"Origin": ELSEWHERE})
+        assert r.status_code == 403 and "set-cookie" not in r.headers
+
+
+def test_a_decision_from_a_page_that_showed_another_head_is_refused_and_recorded(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{reviewed}")
+        assert (
+            f'name="head" value="{Store().get_run(reviewed).head_sha}"'
+            in c.get(f"/runs/{reviewed}").text
+        )
+        r = c.post(f"/runs/{reviewed}/reject", data={"csrf": token, "head": "0" * 40})
+        assert r.status_code == 403 and "made on 0000000000" in r.text
+    assert Store().get_run(reviewed).status == "awaiting_review"
+    refused = [e for e in site.project.events(reviewed) if e["kind"] == "decision_refused"]
+    assert refused and refused[-1]["by"] == "bob" and refused[-1]["head"] == "0" * 40
 
 
 def test_request_changes_without_words_is_refused_on_the_page(site: Site, reviewed: str) -> None:

@@ -236,10 +236,13 @@ def approve(
     message: str = "",
     on_event: OnEvent | None = None,
     claimed: str | None = None,
+    head: str | None = None,
 ) -> Run:
+    """`head`, where a surface knows it, is the commit the person saw (`_on_head`)."""
     run, config = _reviewable(run_id)
     person = who(config, by, claimed)
     by = person.name
+    _on_head(run, head, "approve", by)
     if by == run.submitted_by and not config.review.allow_self_approval:
         raise Refused(
             f"{by} submitted {run.id} and cannot approve it; another person must "
@@ -265,11 +268,13 @@ def request_changes(
     by: str | None = None,
     on_event: OnEvent | None = None,
     claimed: str | None = None,
+    head: str | None = None,
 ) -> Run:
     if not message.strip():
         raise Refused("say what should change: -m TEXT is the agent's feedback")
     run, config = _reviewable(run_id)
     person = who(config, by, claimed)
+    _on_head(run, head, "request_changes", person.name)
     decision = {"kind": "request_changes", **person.record(), "message": message}
     return _decide(run, decision, on_event)
 
@@ -280,9 +285,11 @@ def reject(
     message: str = "",
     on_event: OnEvent | None = None,
     claimed: str | None = None,
+    head: str | None = None,
 ) -> Run:
     run, config = _reviewable(run_id)
     person = who(config, by, claimed)
+    _on_head(run, head, "reject", person.name)
     return _decide(run, {"kind": "reject", **person.record(), "message": message}, on_event)
 
 
@@ -298,6 +305,24 @@ def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
         raise Refused(f"{run.id}: no decision on a run whose audit log is {verdict.render()}")
     submitted = store.events(run.id, kind="submitted")
     return run, cfg.from_record(json.loads(submitted[0]["data"])["config"])
+
+
+def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
+    """A decision counts for the head the person saw: a round published since (a GitHub
+    approval replayed under a new delivery id, a page left open while the run moved on) is not
+    what they decided on. The refusal is recorded in the run's log with its reason. `head` is
+    None where the surface shows the run as it is now (the CLI); "" for a decision made before
+    any round was published."""
+    if head is None or head == run.head_sha:
+        return
+    reason = (
+        f"{by}'s {kind.replace('_', ' ')} was made on {head[:10] or 'no published round'}; "
+        f"{run.id} is now at {(run.head_sha or 'no commit')[:10]}: decide on what it shows now"
+    )
+    AuditLog(Store(), Redactor({})).record(
+        run.id, "decision_refused", decision=kind, by=by, head=head, reason=reason
+    )
+    raise Refused(reason)
 
 
 def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run:

@@ -1,7 +1,8 @@
 """`jackline serve`: one ASGI app (FastAPI under uvicorn) for every surface but the CLI.
 
     /api/...           the JSON API (token auth), the same verbs as the CLI; /docs, /openapi.json
-    /                  the web page (sign in with a token; a session cookie; CSRF on every form)
+    /                  the web page (sign in with a token; a session cookie; CSRF and Origin
+                       checked on every request that changes something)
     /flags/{env}       flag values for an environment, for `jackline.flags.OpenFeatureProvider`
     /metrics           Prometheus text: runs by status, rounds, check durations, pool size
     /slack/events      the Slack app (signed requests only)
@@ -34,6 +35,10 @@ class Settings:
     """The server's address as people reach it (links in Slack and pull requests)."""
     secure_cookies: bool = False
     """Mark the session cookie `Secure` (serve behind HTTPS)."""
+    origins: tuple[str, ...] = ()
+    """Origins the web page is served from besides the one each request names in `Host` (a
+    reverse proxy's public `https://host`, if it rewrites `Host`): a state-changing request with
+    the session cookie must come from one of them (`deps.check_origin`)."""
     extra: dict[str, object] = field(default_factory=dict)
 
 

@@ -111,6 +111,11 @@ class SubmitIn(BaseModel):
 
 class DecisionIn(BaseModel):
     message: str = Field("", description="A note; for request-changes, the agent's feedback.")
+    head: str | None = Field(
+        None,
+        description="The commit decided on (the run's `head_sha` as you saw it): refused, and "
+        "the refusal recorded, if the run has moved on to another round since.",
+    )
 
 
 class ReleaseIn(BaseModel):
@@ -258,19 +263,19 @@ async def _sse(
 def approve(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
     """Approve as the token's person; answers when the run rests (merged, or back in review
     with the merge's refusal as its reason)."""
-    return api.as_json(api.approve(run_id, who.name, body.message))
+    return api.as_json(api.approve(run_id, who.name, body.message, head=body.head))
 
 
 @router.post("/api/runs/{run_id}/request-changes", tags=["review"], response_model=RunOut)
 def request_changes(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
     """Send the run back to the agent with `message` as feedback; answers when it rests."""
-    return api.as_json(api.request_changes(run_id, body.message, who.name))
+    return api.as_json(api.request_changes(run_id, body.message, who.name, head=body.head))
 
 
 @router.post("/api/runs/{run_id}/reject", tags=["review"], response_model=RunOut)
 def reject(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
     """Reject: nothing is merged."""
-    return api.as_json(api.reject(run_id, who.name, body.message))
+    return api.as_json(api.reject(run_id, who.name, body.message, head=body.head))
 
 
 # releases ---------------------------------------------------------------------------------

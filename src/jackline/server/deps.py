@@ -2,9 +2,21 @@
 page's session cookie (which holds the same token, HttpOnly and SameSite=Strict). Routes declare
 the action they need with `Depends(allowed("decide"))`; the answer is a `Principal` or a 401/403.
 
-Forms on the web page carry a CSRF token derived from the session (`csrf_token`), checked by
-`check_csrf` on every POST that came with a cookie; requests with a bearer token need none (a
-browser never adds that header by itself).
+A cookie is an ambient credential: the browser sends it with whatever a page asks, and every
+`127.0.0.1:PORT` is the same site (cookies ignore ports, so SameSite=Strict lets a page of a
+staging deployment on another loopback port send it). So a request that changes state (POST,
+PUT, PATCH, DELETE) and comes with the cookie is taken only when it proves it comes from this
+server's own page:
+
+- it carries the CSRF token derived from the session (`csrf_token`): in the form (`csrf`, the
+  web page's forms, checked by `check_csrf`) or in the `X-CSRF-Token` header (the JSON API; the
+  page gives its scripts the token in `<meta name="csrf-token">`), which another page cannot
+  read; and
+- its `Origin` (or, where a browser sends none, its `Referer`) is this server's own origin
+  (`check_origin`): a request that says nothing of where it comes from is refused.
+
+A bearer token needs neither: a browser never adds that header by itself, and another page
+cannot set it without a CORS preflight this server does not answer.
 """
 
 from __future__ import annotations
@@ -13,7 +25,8 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
@@ -23,6 +36,10 @@ from jackline.errors import ConfigError, JacklineError, NotFound, Refused
 from jackline.store import Store
 
 COOKIE = "jackline_session"
+CSRF_HEADER = "x-csrf-token"
+"""Where a script of the web page puts the session's CSRF token on a JSON API request."""
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+"""Methods that change nothing: the rest need proof of origin when they come with the cookie."""
 
 
 def store() -> Store:
@@ -54,8 +71,14 @@ def principal(request: Request) -> auth.Principal | None:
 Who = Annotated[auth.Principal | None, Depends(principal)]
 
 
-def allowed(action: str) -> Callable[..., auth.Principal]:
-    """A dependency: the principal, if they may take `action`; else 401 (nobody) or 403."""
+def allowed(
+    action: str, csrf_in: Literal["header", "form"] = "header"
+) -> Callable[..., auth.Principal]:
+    """A dependency: the principal, if they may take `action`; else 401 (nobody) or 403.
+
+    A state-changing request that came with the session cookie must come from this server's
+    origin and carry the session's CSRF token: in the `X-CSRF-Token` header (`csrf_in="header"`,
+    the JSON API), or in the form (`csrf_in="form"`: the route calls `check_csrf` with it)."""
 
     def check(request: Request, who: Who) -> auth.Principal:
         if who is None:
@@ -64,6 +87,10 @@ def allowed(action: str) -> Callable[..., auth.Principal]:
                 "sign in: this needs a token (`Authorization: Bearer TOKEN`)",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        if request.method not in SAFE_METHODS and presented_token(request)[1] == "cookie":
+            check_origin(request)
+            if csrf_in == "header":
+                check_csrf(request, request.headers.get(CSRF_HEADER), "in the X-CSRF-Token header")
         if not who.may(action):
             raise HTTPException(
                 403, f"{who.name} is a {who.role}; this needs the {auth.ACTIONS[action]} role"
@@ -92,13 +119,50 @@ def csrf_token(request: Request) -> str:
     return hmac.new(server_secret(), token.encode(), hashlib.sha256).hexdigest()
 
 
-def check_csrf(request: Request, submitted: str | None) -> None:
-    """Refuse a cookie-authenticated POST whose form does not carry the session's CSRF token."""
+def check_csrf(request: Request, submitted: str | None, where: str = "in the form") -> None:
+    """Refuse a cookie-authenticated request from another origin, or one that does not carry
+    the session's CSRF token (`where` it should be, for the message)."""
     _, how = presented_token(request)
     if how != "cookie":
         return
+    check_origin(request)
     if not submitted or not hmac.compare_digest(submitted, csrf_token(request)):
-        raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+        raise HTTPException(
+            403, f"the session's CSRF token is missing or wrong {where}; reload the page"
+        )
+
+
+def check_origin(request: Request) -> None:
+    """Refuse a request whose `Origin` (or, without one, `Referer`) is not this server's own
+    origin. Browsers send `Origin` with every POST; a request that names neither is refused,
+    since it cannot show that it comes from this server's page."""
+    claimed = request.headers.get("origin") or origin_of(request.headers.get("referer", ""))
+    if claimed and claimed.lower() in own_origins(request):
+        return
+    said = f"from {claimed}" if claimed else "without an Origin or Referer"
+    raise HTTPException(
+        403,
+        f"refused: this request came {said}, not from this server's own origin "
+        f"({', '.join(sorted(own_origins(request)))}); use the page itself, or a bearer token",
+    )
+
+
+def own_origins(request: Request) -> set[str]:
+    """This server's origin as the browser addressed it (the request's scheme and `Host`), and
+    any the settings name (`Settings.origins`: the public address of a reverse proxy)."""
+    origins = {o.lower() for o in request.app.state.settings.origins}
+    host = request.headers.get("host", "")
+    if host:
+        origins.add(f"{request.url.scheme}://{host}".lower())
+    return origins
+
+
+def origin_of(url: str) -> str:
+    """`scheme://host[:port]` of a URL; empty for anything else."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return ""
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -14,6 +14,14 @@ the review's or comment's author, a GitHub login that must be in `[forge] users`
 may decide (reviewer and up); the decision is recorded under their Jackline name (`by=`), and
 `api` applies the rest (self-approval, block-level findings need a `[review] owners` name).
 
+What a decision counts for: the head the person saw. GitHub's signature covers the body but no
+time, and `X-GitHub-Delivery` is not signed at all, so a captured delivery can be sent again
+under a new id, rounds later. A review counts only if its `commit_id` is the run's head; a
+comment only if the head the pull request showed when it was made (its `created_at`, against
+when each round was published) is still the run's head. `api` refuses the rest and records why
+in the run's log. Each delivery id acts once, kept in the store (`deliveries`), so a restart
+does not forget them.
+
 What GitHub is answered: 202 when a decision is accepted for a run (it is then taken after the
 answer, since a requested change runs a whole agent round and GitHub waits 10 s at most), 200
 with `ignored` for an event that asks nothing or for a person who may not decide. An unmapped or
@@ -23,11 +31,11 @@ in a comment on the pull request instead, where they acted, as is a decision `ap
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +87,8 @@ class _Review(BaseModel):
     """`approved`, `changes_requested` or `commented`."""
     body: str | None = None
     user: _User
+    commit_id: str
+    """The pull request's head when the review was submitted: what the reviewer saw."""
 
 
 class _ReviewEvent(BaseModel):
@@ -91,6 +101,8 @@ class _ReviewEvent(BaseModel):
 class _Comment(BaseModel):
     body: str
     user: _User
+    created_at: dt.datetime
+    """When it was made (GitHub's clock): the head then is the one it speaks of."""
 
 
 class _Issue(BaseModel):
@@ -117,6 +129,10 @@ class Ask:
     message: str
     branch: str | None = None
     """Known from a review; a comment's is looked up (`issue_comment` does not carry it)."""
+    head: str | None = None
+    """The commit a review was made on (its `commit_id`)."""
+    made_at: float | None = None
+    """When a comment was made: its head is the one published last before then."""
 
 
 # the route --------------------------------------------------------------------------------
@@ -125,39 +141,66 @@ class Ask:
 @router.post("/github/webhook", status_code=202)
 async def webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
     raw = await request.body()
-    event = request.headers.get("x-github-event", "")
-    signature = request.headers.get("x-hub-signature-256", "")
+    headers = request.headers
     repos = tuple(request.app.state.settings.repos)
-    delivery = request.headers.get("x-github-delivery", "")
-    taken = _taken(request)
-    if delivery and delivery in taken:
-        return _answer(200, ignored=f"delivery {delivery} was taken already")
-    answer = await run_in_threadpool(_handle, repos, event, signature, raw, background)
-    if delivery and answer.status_code == 202:
-        taken[delivery] = None
-        while len(taken) > 10_000:
-            taken.popitem(last=False)
-    return answer
-
-
-def _taken(request: Request) -> OrderedDict[str, None]:
-    """The deliveries (`X-GitHub-Delivery`) this server acted on. GitHub's signature covers the
-    body but no time, so a captured delivery could be sent again: each acts once."""
-    state = request.app.state
-    if not hasattr(state, "github_deliveries"):
-        state.github_deliveries = OrderedDict()
-    taken: OrderedDict[str, None] = state.github_deliveries
-    return taken
+    return await run_in_threadpool(
+        _handle,
+        repos,
+        headers.get("x-github-event", ""),
+        headers.get("x-hub-signature-256", ""),
+        headers.get("x-github-delivery", ""),
+        raw,
+        background,
+    )
 
 
 def _handle(
-    repos: tuple[Path, ...], event: str, signature: str, raw: bytes, background: BackgroundTasks
+    repos: tuple[Path, ...],
+    event: str,
+    signature: str,
+    delivery: str,
+    raw: bytes,
+    background: BackgroundTasks,
 ) -> JSONResponse:
     payload = _json(raw)
     root, config = _served(repos, payload)
     _verify(config.forge, signature, raw)
     if event == "ping":
         return _answer(200, ok="pong")
+    if not delivery:
+        raise HTTPException(400, "X-GitHub-Delivery is missing; GitHub sends one with each event")
+    if not _take(delivery):
+        return _answer(200, ignored=f"delivery {delivery} was taken already")
+    try:
+        return _act(root, config, event, payload, background)
+    except BaseException:
+        _forget(delivery)  # it did not act: GitHub's retry of it may
+        raise
+
+
+def _take(delivery: str) -> bool:
+    store = Store()
+    try:
+        return store.take_delivery("github", delivery)
+    finally:
+        store.close()
+
+
+def _forget(delivery: str) -> None:
+    store = Store()
+    try:
+        store.forget_delivery("github", delivery)
+    finally:
+        store.close()
+
+
+def _act(
+    root: Path,
+    config: cfg.JacklineConfig,
+    event: str,
+    payload: dict[str, Any],
+    background: BackgroundTasks,
+) -> JSONResponse:
     ask = _ask(event, payload)
     if ask is None:
         return _answer(200, ignored=f"a {event or 'nameless'} event asks nothing of Jackline")
@@ -174,7 +217,8 @@ def _handle(
     run_id = _run_for(root, branch)
     if run_id is None:
         return _answer(200, ignored=f"no Jackline run has the branch {branch}")
-    background.add_task(_decide, config.forge, ask, run_id, who.name)
+    head = ask.head if ask.made_at is None else head_at(run_id, ask.made_at)
+    background.add_task(_decide, config.forge, ask, run_id, who.name, head)
     return _answer(202, accepted=ask.kind, run=run_id, by=who.name)
 
 
@@ -245,6 +289,7 @@ def _from_review(e: _ReviewEvent) -> Ask | None:
         e.pull_request.number,
         e.review.body or "",
         e.pull_request.head.ref,
+        head=e.review.commit_id,
     )
 
 
@@ -254,7 +299,12 @@ def _from_comment(e: _CommentEvent) -> Ask | None:
     parsed = command(e.comment.body)
     if parsed is None:
         return None
-    return Ask(parsed[0], e.comment.user.login, e.issue.number, parsed[1])
+    made_at = e.comment.created_at
+    if made_at.tzinfo is None:  # GitHub writes UTC with a Z; a bare time is read as UTC too
+        made_at = made_at.replace(tzinfo=dt.UTC)
+    return Ask(
+        parsed[0], e.comment.user.login, e.issue.number, parsed[1], made_at=made_at.timestamp()
+    )
 
 
 def command(text: str) -> tuple[str, str] | None:
@@ -292,17 +342,36 @@ def _run_for(root: Path, branch: str) -> str | None:
     return None
 
 
+def head_at(run_id: str, when: float) -> str:
+    """The head the run's pull request showed at `when`: the commit its last publish before
+    then pushed ("" before the first). Publishing pushes the head the commit step just made.
+    `when` is GitHub's clock and the events are this machine's: they are assumed in step (NTP);
+    a comment made within the skew of a push may be read as made on the round before, which
+    refuses it (the person is told, and comments again)."""
+    committed, shown = "", ""
+    for event in api.events(run_id):
+        if event.ts > when:
+            break
+        if event.kind == "commit":
+            committed = str(event.data.get("sha") or "")
+        elif event.kind == "publish":
+            shown = committed
+    return shown
+
+
 # acting, after GitHub has its answer --------------------------------------------------------
 
 
-def _decide(forge_config: cfg.ForgeConfig, ask: Ask, run_id: str, name: str) -> None:
+def _decide(
+    forge_config: cfg.ForgeConfig, ask: Ask, run_id: str, name: str, head: str | None
+) -> None:
     try:
         if ask.kind == "approve":
-            api.approve(run_id, by=name, message=ask.message)
+            api.approve(run_id, by=name, message=ask.message, head=head)
         elif ask.kind == "request_changes":  # the next round's handoff replaces the body
-            api.request_changes(run_id, ask.message, by=name)
+            api.request_changes(run_id, ask.message, by=name, head=head)
         elif ask.kind == "reject":
-            api.reject(run_id, by=name, message=ask.message)
+            api.reject(run_id, by=name, message=ask.message, head=head)
             _tell(forge_config, ask.number, f"Jackline: {name} rejected {run_id}.")
         else:
             _tell(forge_config, ask.number, f"Jackline does not know `{ask.message}`; {USAGE}.")

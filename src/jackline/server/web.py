@@ -2,8 +2,11 @@
 go), flags and the health report, server-rendered with Jinja2 and working without JavaScript.
 
 Every page needs a signed-in person (a token, kept in the HttpOnly SameSite=Strict session
-cookie); every form carries the session's CSRF token, and every POST checks the role on the
-server (`deps.allowed`): a disabled button is a courtesy, not the check. Each route parses its
+cookie); every form carries the session's CSRF token, every POST must come from this server's
+own origin (`deps.check_csrf`: another loopback port is the same site, so the cookie alone proves
+nothing), and every POST checks the role on the server (`deps.allowed`): a disabled button is a
+courtesy, not the check. The page's scripts find the CSRF token in `<meta name="csrf-token">`
+for the JSON API's `X-CSRF-Token` header. Each route parses its
 input, calls one `api` verb with `by=` the person signed in, and renders the answer; a decision
 redirects back to the page it came from (POST-redirect-GET).
 
@@ -74,10 +77,11 @@ def reader(request: Request, who: deps.Who) -> auth.Principal:
 
 
 Reader = Annotated[auth.Principal, Depends(reader)]
-Decider = Annotated[auth.Principal, Depends(deps.allowed("decide"))]
-Goer = Annotated[auth.Principal, Depends(deps.allowed("go"))]
-Releaser = Annotated[auth.Principal, Depends(deps.allowed("release"))]
-Submitter = Annotated[auth.Principal, Depends(deps.allowed("submit"))]
+# The forms carry the CSRF token in a field (`csrf`), which each route checks with the origin.
+Decider = Annotated[auth.Principal, Depends(deps.allowed("decide", "form"))]
+Goer = Annotated[auth.Principal, Depends(deps.allowed("go", "form"))]
+Releaser = Annotated[auth.Principal, Depends(deps.allowed("release", "form"))]
+Submitter = Annotated[auth.Principal, Depends(deps.allowed("submit", "form"))]
 Csrf = Annotated[str, Form()]
 
 
@@ -167,6 +171,9 @@ def signin_page(request: Request, next: str = "/runs") -> Response:
 
 @router.post("/signin")
 def signin(request: Request, token: Annotated[str, Form()], next: str = Form("/runs")) -> Response:
+    # Only from this server's own sign-in page: another page signing a browser in with a token
+    # of its choosing would have the person act, unknowing, as someone else.
+    deps.check_origin(request)
     s = Store()
     try:
         who = auth.verify(s, token)
@@ -322,10 +329,12 @@ def run_diff(run: Run) -> dict[str, Any] | None:
     }
 
 
-DECISIONS: dict[str, Callable[[str, str, str], Run]] = {
-    "approve": lambda run_id, by, text: api.approve(run_id, by=by, message=text),
-    "request-changes": lambda run_id, by, text: api.request_changes(run_id, text, by=by),
-    "reject": lambda run_id, by, text: api.reject(run_id, by=by, message=text),
+DECISIONS: dict[str, Callable[[str, str, str, str | None], Run]] = {
+    "approve": lambda run_id, by, text, head: api.approve(run_id, by=by, message=text, head=head),
+    "request-changes": lambda run_id, by, text, head: api.request_changes(
+        run_id, text, by=by, head=head
+    ),
+    "reject": lambda run_id, by, text, head: api.reject(run_id, by=by, message=text, head=head),
 }
 
 
@@ -337,14 +346,17 @@ def decide(
     who: Decider,
     message: Annotated[str, Form()] = "",
     csrf: Csrf = "",
+    head: Annotated[str | None, Form()] = None,
 ) -> Response:
+    """`head` is the commit the page showed: a page left open while the run moved on to
+    another round does not decide that round."""
     deps.check_csrf(request, csrf)
     if decision not in DECISIONS:
         raise HTTPException(404, f"no decision {decision!r}; one of {', '.join(DECISIONS)}")
     try:
         # Blocks until the run rests again (merged, rejected, back in review): this is a sync
         # route, so FastAPI runs it in its threadpool and the server keeps serving.
-        DECISIONS[decision](run_id, who.name, message)
+        DECISIONS[decision](run_id, who.name, message, head)
     except Refused as e:
         return render_run(request, api.get(run_id), who, str(e), 403)
     return back(f"/runs/{run_id}")
@@ -440,6 +452,9 @@ DESCRIBE: dict[str, Callable[[dict[str, Any]], str | None]] = {
     "decision": lambda d: (
         f"review: {d['decision'].replace('_', ' ')} by {d['by']}"
         + (f": {short(d['message'], 120)}" if d.get("message") else "")
+    ),
+    "decision_refused": lambda d: (
+        f"review: {d['decision'].replace('_', ' ')} refused: {d['reason']}"
     ),
     "merge": lambda d: f"merge {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}",
     "agent.usage": lambda d: (

@@ -412,32 +412,57 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def review_payload(
-    repository: str, number: int, branch: str, login: str, state: str = "approved", body: str = ""
+    repository: str,
+    number: int,
+    branch: str,
+    login: str,
+    state: str = "approved",
+    body: str = "",
+    *,
+    commit_id: str,
+    submitted_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """A `pull_request_review` (action `submitted`) event, valid as githubkit's webhook model."""
+    """A `pull_request_review` (action `submitted`) event, valid as githubkit's webhook model.
+    `commit_id` is the pull request's head the reviewer saw (GitHub records it with the review);
+    `submitted_at` is now unless given."""
     m = _models()
     user = {"login": login, "id": _uid(login), "type": "User"}
+    at = (submitted_at or dt.datetime.now(dt.UTC)).isoformat()
     return sample(
         m.WebhookPullRequestReviewSubmitted,
         action="submitted",
         repository={"full_name": repository, "name": repository.split("/")[1]},
         sender=user,
-        review={"state": state, "body": body or None, "user": user},
-        pull_request={"number": number, "head": {"ref": branch}, "state": "open"},
+        review={
+            "state": state,
+            "body": body or None,
+            "user": user,
+            "commit_id": commit_id,
+            "submitted_at": at,
+        },
+        pull_request={"number": number, "head": {"ref": branch, "sha": commit_id}, "state": "open"},
     )
 
 
-def comment_payload(repository: str, number: int, login: str, body: str) -> dict[str, Any]:
+def comment_payload(
+    repository: str,
+    number: int,
+    login: str,
+    body: str,
+    created_at: dt.datetime | None = None,
+) -> dict[str, Any]:
     """An `issue_comment` (action `created`) event on a pull request, valid as githubkit's
-    webhook model. It names the pull request's number, not its branch (as GitHub's does)."""
+    webhook model. It names the pull request's number, not its branch or head (as GitHub's
+    does); `created_at` is GitHub's clock when the comment was made, now unless given."""
     m = _models()
     user = {"login": login, "id": _uid(login), "type": "User"}
+    at = (created_at or dt.datetime.now(dt.UTC)).isoformat()
     return sample(
         m.WebhookIssueCommentCreated,
         action="created",
         repository={"full_name": repository, "name": repository.split("/")[1]},
         sender=user,
-        comment={"body": body, "user": user},
+        comment={"body": body, "user": user, "created_at": at, "updated_at": at},
         issue={"number": number, "pull_request": {"url": f"https://example.invalid/{number}"}},
     )
 
