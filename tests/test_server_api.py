@@ -445,3 +445,14 @@ def test_a_session_cookie_changes_state_only_with_its_csrf_header_from_the_serve
         assert c.get("/api/whoami").json()["name"] == "bob"
     # A bearer token is no ambient credential: it needs neither (the CLI sends no Origin).
     assert server.call("bob", "POST", path, json=back).status_code == 200
+
+
+def test_serve_origin_is_a_scheme_and_host_or_a_clear_error() -> None:
+    from jackline.errors import Refused
+    from jackline.server.serve import check_origin
+
+    assert check_origin("https://Jackline.Example.com/") == "https://jackline.example.com"
+    assert check_origin("http://10.0.0.5:8700") == "http://10.0.0.5:8700"
+    for bad in ("ftp://x", "jackline.example.com", "https://x/path"):
+        with pytest.raises(Refused, match="--origin"):
+            check_origin(bad)

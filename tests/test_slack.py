@@ -224,10 +224,11 @@ def test_slash_run_starts_a_run_whose_review_message_has_the_three_buttons(world
     assert world.query("SELECT submitted_by FROM runs WHERE id = ?", run_id) == [("bob",)]
     posted = world.slack.wait_for("chat.postMessage", lambda c: run_id in c.body["text"])
     assert posted.body["channel"] == CHANNEL and posted.token == BOT_TOKEN
-    assert _button_ids(message) == {
-        surface.APPROVE: run_id,
-        surface.CHANGES: run_id,
-        surface.REJECT: run_id,
+    head = world.query("SELECT head_sha FROM runs WHERE id = ?", run_id)[0][0]
+    assert head and _button_ids(message) == {  # each names the head the message shows
+        surface.APPROVE: f"{run_id}@{head}",
+        surface.CHANGES: f"{run_id}@{head}",
+        surface.REJECT: f"{run_id}@{head}",
     }
     shown = json.dumps(message["blocks"])
     assert f"{world.url}/runs/{run_id}|{run_id}" in shown  # a link to the run's page
@@ -323,6 +324,15 @@ def test_request_changes_opens_a_modal_whose_words_start_another_round(world: Wo
     ]
     world.wait_status(run_id, "awaiting_review")
     assert world.query("SELECT rounds FROM runs WHERE id = ?", run_id) == [(2,)]
+
+    # The first message's Approve names round 1's head: it cannot approve round 2.
+    mark = world.slack.mark()
+    world.click(surface.APPROVE, _button_ids(message)[surface.APPROVE], CAROL, message)
+    refusal = world.slack.wait_for("chat.postEphemeral", since=mark)
+    assert refusal.body["user"] == CAROL and "decide on what it shows now" in refusal.body["text"]
+    assert world.status(run_id) == "awaiting_review"
+    refused = [e for e in world.project.events(run_id) if e["kind"] == "decision_refused"]
+    assert [(r["by"], r["decision"]) for r in refused] == [("carol", "approve")]
 
 
 def test_slash_release_waits_for_go_and_another_persons_go_button_makes_it_live(

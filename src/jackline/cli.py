@@ -1036,11 +1036,26 @@ def serve(
             "--public", help="Allow a non-loopback --host (put HTTPS in front: tokens travel)."
         ),
     ] = False,
+    origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--origin",
+            help="The public address browsers use, behind a reverse proxy "
+            "(https://jackline.example.com; repeatable): the page's posts must come from it.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the JSON API, the web page, Slack and GitHub endpoints and /metrics; work runs too."""
     from jackline.server import serve as server
 
-    server.run(host, port, repos or [Path(".")], public, say=lambda m: out.print(m, markup=False))
+    server.run(
+        host,
+        port,
+        repos or [Path(".")],
+        public,
+        say=lambda m: out.print(m, markup=False),
+        origins=tuple(server.check_origin(o) for o in origins or ()),
+    )
 
 
 token_app = typer.Typer(

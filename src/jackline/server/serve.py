@@ -109,7 +109,29 @@ def _take_over() -> None:
         log.info("took over %s: now %s", run.id, run.status)
 
 
-def run(host: str, port: int, repos: list[Path], public: bool = False, say: Say = print) -> None:
+def check_origin(origin: str) -> str:
+    """`--origin` as a browser sends it: scheme and host (and port), nothing after."""
+    from urllib.parse import urlsplit
+
+    from jackline.errors import Refused
+
+    parts = urlsplit(origin.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
+        raise Refused(
+            f"--origin {origin!r}: give the scheme and host browsers use, such as "
+            "https://jackline.example.com (no path)"
+        )
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def run(
+    host: str,
+    port: int,
+    repos: list[Path],
+    public: bool = False,
+    say: Say = print,
+    origins: tuple[str, ...] = (),
+) -> None:
     """Serve until stopped (Ctrl-C or SIGTERM)."""
     import uvicorn
 
@@ -118,7 +140,7 @@ def run(host: str, port: int, repos: list[Path], public: bool = False, say: Say 
     check_host(host, public)
     sock = bind(host, port)
     listening = prepare(repos, sock)
-    settings = Settings(repos=listening.repos, base_url=listening.url)
+    settings = Settings(repos=listening.repos, base_url=listening.url, origins=origins)
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     _announce(listening, say)

@@ -239,13 +239,14 @@ class Surface:
     def changes(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
         """Request changes: the reviewer's words go to the agent, so ask for them in a modal."""
         ack()
-        user, channel, ts, run_id = _clicked(body)
+        user, channel, ts, value = _clicked(body)
+        run_id, head = _bound(value)
         try:
             person(self.repo, user, "decide")
         except JacklineError as e:
             client.chat_postEphemeral(channel=channel, user=user, text=f":no_entry: {e}")
             return
-        meta = json.dumps({"run": run_id, "channel": channel, "ts": ts})
+        meta = json.dumps({"run": run_id, "head": head, "channel": channel, "ts": ts})
         client.views_open(trigger_id=body["trigger_id"], view=_changes_view(run_id, meta))
 
     def changes_given(self, ack: Ack, body: dict[str, Any], client: WebClient) -> None:
@@ -264,7 +265,7 @@ class Surface:
         meta = json.loads(view.get("private_metadata") or "{}")
         run_id, channel, ts = (str(meta.get(k, "")) for k in ("run", "channel", "ts"))
         try:
-            run = api.request_changes(run_id, text, by=who.name)
+            run = api.request_changes(run_id, text, by=who.name, head=meta.get("head") or None)
         except JacklineError as e:
             if channel:
                 client.chat_postEphemeral(channel=channel, user=user, text=f":no_entry: {e}")
@@ -311,13 +312,15 @@ class Surface:
 # at review, and an inconclusive probe pauses a release again, so their buttons stay.
 
 
-def _approve(run_id: str, by: str) -> tuple[str, bool]:
-    run = api.approve(run_id, by=by)
+def _approve(value: str, by: str) -> tuple[str, bool]:
+    run_id, head = _bound(value)
+    run = api.approve(run_id, by=by, head=head)
     return _run_outcome(run), run.status != "awaiting_review"
 
 
-def _reject(run_id: str, by: str) -> tuple[str, bool]:
-    run = api.reject(run_id, by=by)
+def _reject(value: str, by: str) -> tuple[str, bool]:
+    run_id, head = _bound(value)
+    run = api.reject(run_id, by=by, head=head)
     return _run_outcome(run), run.status != "awaiting_review"
 
 
@@ -329,6 +332,13 @@ def _go(release_id: str, by: str) -> tuple[str, bool]:
 def _abort(release_id: str, by: str) -> tuple[str, bool]:
     rel = api.abort(release_id, by=by)
     return _release_outcome(rel), rel.status not in RELEASE_WAITS
+
+
+def _bound(value: str) -> tuple[str, str | None]:
+    """A decision button's value: the run, and the head commit its message showed (None on a
+    message from before buttons named one)."""
+    run_id, _, head = value.partition("@")
+    return run_id, head or None
 
 
 def _clicked(body: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -428,6 +438,9 @@ def review_message(
         blocks.append({"type": "section", "text": _mrkdwn(f"*Files*  {files}")})
     if twice:
         blocks.append({"type": "section", "text": _mrkdwn(f"*Where to look twice*\n{twice}")})
+    # The buttons name the head this message shows: a click on an old message cannot decide
+    # a later round (the API refuses it, saying so).
+    seen = f"{run['id']}@{run['head_sha']}" if run.get("head_sha") else str(run["id"])
     if run.get("blocking"):
         owners = ", ".join(config.review.owners) or "nobody: set [review] owners"
         note = f":warning: block-level findings: approval needs an owner ({owners})"
@@ -437,9 +450,9 @@ def review_message(
             "type": "actions",
             "block_id": "decide",
             "elements": [
-                _button("Approve", APPROVE, run["id"], "primary"),
-                _button("Request changes", CHANGES, run["id"]),
-                _button("Reject", REJECT, run["id"], "danger", confirm="Reject this run?"),
+                _button("Approve", APPROVE, seen, "primary"),
+                _button("Request changes", CHANGES, seen),
+                _button("Reject", REJECT, seen, "danger", confirm="Reject this run?"),
             ],
         }
     )
