@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from jackline.git import git as harness_git
+from jackline.git import gitdir_path, lay_agent_gitdir
 from jackline.guard.gitwrap import REFUSED, install_wrapper
 from jackline.guard.hook import install_claude_hook
 from jackline.guard.policy import GATES, Policy
@@ -53,6 +55,8 @@ def ws(tmp_path: Path) -> Path:
         git(origin, "add", "-A")
         git(origin, "commit", "-q", "-m", f"commit {n}")
     workspace = CloneProvider().create(origin, "main", "agent/x", tmp_path / "ws").path
+    # What the agent works with: a git directory of its own, laid as before each command.
+    lay_agent_gitdir(workspace, gitdir_path(workspace) / "objects")
     Policy("main", ["secret_area/**"], list(GATES), str(workspace)).write(workspace)
     return workspace
 
@@ -187,7 +191,8 @@ def test_installed_claude_settings_run_the_hook_and_stay_out_of_the_commit(ws: P
     assert {"Write", "Edit", "Bash"} <= set(entry["matcher"].split("|"))
     [command] = entry["hooks"]
     assert command["type"] == "command"
-    assert git(ws, "status", "--porcelain") == ""  # the settings file is not the agent's work
+    # The settings file is not the agent's work: the harness's git (which commits) ignores it.
+    assert harness_git(ws, "status", "--porcelain") == ""
     # Claude Code runs the command through a shell, with the event on stdin.
     write = {"file_path": str(ws / "jackline.toml"), "content": ""}
     event = {
