@@ -96,7 +96,12 @@ if ROUND == "1":
           "    try:\n"
           "        open(p, 'w').write(open('evil.config').read() if p.endswith('config') else '../evil-common\\n')\n"
           "    except OSError:\n"
-          "        pass\n")
+          "        pass\n"
+          "for d in ('made_by_check/.git/objects', 'made_by_check/.git/refs'):\n"
+          "    os.makedirs(d, exist_ok=True)\n"
+          "open('made_by_check/.git/HEAD', 'w').write('ref: refs/heads/main\\n')\n"
+          "open('made_by_check/.git/config', 'w').write(open('evil.config').read().replace('./pwn', '../pwn'))\n"
+          "open('made_by_check/f.txt', 'w').write('x\\n')\n")
     write("calc.py", open("calc.py").read().replace("a - b", "a * b"))
 else:
     import subprocess
@@ -195,3 +200,12 @@ def test_the_agents_git_works_and_its_commits_stay_its_own(hostile: Any) -> None
     assert "-> 0" in commit
     # The harness committed the work tree itself: its commit, not the agent's "mine".
     assert git(project.repo, "log", "-1", "--format=%s", run["branch"]) != "mine"
+
+
+def test_repositories_the_agent_or_a_check_nest_are_flattened_and_said(hostile: Any) -> None:
+    project, run = hostile
+    warned = [w["message"] for w in project.events_by_kind(run["id"])["warning"]]
+    assert any("agent (round 1)" in w and "sub" in w for w in warned), warned
+    assert any("checks" in w and "made_by_check" in w for w in warned), warned
+    listed = git(project.repo, "ls-tree", "-r", "--name-only", run["branch"]).splitlines()
+    assert "sub/file.txt" in listed and "made_by_check/f.txt" in listed

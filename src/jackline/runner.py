@@ -128,10 +128,12 @@ class RunContext:
             env.update(self._secrets(strict=True))
         return env
 
-    def jail(self, network: bool = False, proxy: Path | None = None) -> Jail:
+    def jail(
+        self, network: bool = False, proxy: Path | None = None, fresh_git: bool = True
+    ) -> Jail:
         """The sandbox for a command of this run (see `sandbox.jail_for`), with the harness's
         inbox shown read-only where the agent contract says it is."""
-        jail = sandbox.jail_for(self.config.sandbox, self.ws, network, proxy)
+        jail = sandbox.jail_for(self.config.sandbox, self.ws, network, proxy, fresh_git)
         if self.config.sandbox.mode != "bubblewrap":
             return jail
         binds = []
@@ -147,17 +149,17 @@ class RunContext:
         return services.ensure(self.ws, self.config) if self.run.workspace else []
 
     @contextmanager
-    def sandboxed(self, step: str) -> Iterator[Jail]:
+    def sandboxed(self, step: str, fresh_git: bool = True) -> Iterator[Jail]:
         """The sandbox for a step's commands, with what they may reach while they run: the
         workspace's services on the sandbox's loopback, and the allowlisting proxy if
         `[sandbox] allow_network` names hosts (every connection it allows or refuses goes to
         the audit log)."""
         with self._proxy(step) as proxy:
             if self.config.sandbox.mode != "bubblewrap":
-                yield self.jail(proxy=proxy)
+                yield self.jail(proxy=proxy, fresh_git=fresh_git)
                 return
             with services.relays(self.services()) as relayed:
-                jail = self.jail(proxy=proxy)
+                jail = self.jail(proxy=proxy, fresh_git=fresh_git)
                 yield replace(jail, spec=replace(jail.spec, services=relayed))
 
     @contextmanager
@@ -580,10 +582,9 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         # size and the same second of mtime, which an agent's quick edit often has.
         cache = ctx.private / "pycache" / f"{label}-{round_no}"
         env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
-        with ctx.sandboxed(f"check:{name}") as jail:
+        with ctx.sandboxed(f"check:{name}", fresh_git=False) as jail:
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         _redact_file(ctx, out_dir / f"{name}.log")
-        _flatten_repositories(ctx, f"check {name}")
         ctx.command(
             f"check:{name}",
             result.command,
@@ -593,6 +594,8 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
             **({"dropped_bytes": result.dropped} if result.dropped else {}),
         )
         results.append(result)
+    # Once the checks are done, before the harness runs git here again.
+    _flatten_repositories(ctx, f"checks ({label} {round_no})")
     passed = all(r.passed for r in results)
     agent_events = [
         e.data

@@ -100,6 +100,18 @@ def read_text(root: Path, rel: str | PurePosixPath | Path, limit: int = LIMIT) -
     return shown + f"\n[jackline: cut at {limit} bytes of {whole if whole else 'more'}]\n"
 
 
+def is_dir(root: Path, rel: str | PurePosixPath | Path) -> bool:
+    """Whether `root/rel` is a folder reached through no link."""
+    parts = _parts(rel)
+    if parts is None:
+        return False
+    fd = _open_dir(root, parts)
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
+
+
 def is_file(root: Path, rel: str | PurePosixPath | Path) -> bool:
     """Whether `root/rel` is a regular file reached through no link."""
     return size(root, rel) is not None

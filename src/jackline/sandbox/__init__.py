@@ -177,17 +177,22 @@ def scrub(
 
 
 def jail_for(
-    box: SandboxConfig, workspace: Path, network: bool = False, proxy: Path | None = None
+    box: SandboxConfig,
+    workspace: Path,
+    network: bool = False,
+    proxy: Path | None = None,
+    fresh_git: bool = True,
 ) -> Jail:
     """The sandbox `[sandbox]` describes, for a command in `workspace`: set-up gets the network,
-    the rest do not (or only the allowed hosts, through the proxy listening on `proxy`)."""
+    the rest do not (or only the allowed hosts, through the proxy listening on `proxy`).
+    `fresh_git`: lay the commands' own git directory afresh (see `git_binds`)."""
     from jackline.sandbox.proxy import no_proxy
 
     sandboxed = box.mode == "bubblewrap"
     spec = Spec(
         workspace=workspace,
         mount_at=INSIDE if sandboxed else None,
-        ro_binds=git_binds(workspace, sandboxed),
+        ro_binds=git_binds(workspace, sandboxed, fresh_git),
         readable=tuple(Path(p).expanduser() for p in box.readable),
         hidden=tuple(Path(p).expanduser() for p in box.hidden),
         network=network,
@@ -202,22 +207,25 @@ def jail_for(
     return Jail(get(box.mode), spec)
 
 
-def git_binds(workspace: Path, sandboxed: bool) -> tuple[tuple[Path, Path], ...]:
+def git_binds(
+    workspace: Path, sandboxed: bool, fresh: bool = True
+) -> tuple[tuple[Path, Path], ...]:
     """A git directory of the commands' own at the workspace's `.git` (see
     `git.lay_agent_gitdir`), its objects borrowed from the harness's, which the sandbox shows
     read-only outside the workspace: `git status`, `diff`, `log`, even `commit` work, and nothing
-    the commands do there reaches what the harness later runs git with."""
-    from jackline import git
+    the commands do there reaches what the harness later runs git with. Laid afresh when
+    `fresh` (before an agent's round, set-up), else only where there is none (the checks work
+    on what the agent left, as they would on a developer's machine)."""
+    from jackline import git, safeio
 
     harness = git.gitdir(workspace)
     if harness is None:
         return ()
     objects = harness / "objects"
-    if not sandboxed:
-        git.lay_agent_gitdir(workspace, objects)
-        return ()
-    git.lay_agent_gitdir(workspace, git.OBJECTS_INSIDE)
-    return ((objects, git.OBJECTS_INSIDE),)
+    seen_at = git.OBJECTS_INSIDE if sandboxed else objects
+    if fresh or not safeio.is_dir(workspace, ".git"):
+        git.lay_agent_gitdir(workspace, seen_at)
+    return ((objects, seen_at),) if sandboxed else ()
 
 
 def get(mode: str) -> Sandbox:
