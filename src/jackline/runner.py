@@ -218,8 +218,7 @@ class RunContext:
             target.write_text(text)
         if self.config.sandbox.mode != "bubblewrap" and self.run.workspace:
             if text is None:
-                if safeio.is_file(self.ws, AGENT_DIR / name):
-                    (self.ws / AGENT_DIR / name).unlink()
+                safeio.remove(self.ws, AGENT_DIR / name)
             else:
                 safeio.write_text(self.ws, AGENT_DIR / name, text)
 

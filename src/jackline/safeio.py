@@ -144,23 +144,11 @@ def write_text(root: Path, rel: str | PurePosixPath | Path, text: str, mode: int
     a link, FIFO or folder standing where a folder or the file should be is removed first, so
     the write lands in the workspace and nowhere else. For the harness's writes into a folder a
     sandboxed command could have written (a preset's rules file, say)."""
-    parts = _parts(rel)
-    if parts is None:
-        raise ValueError(f"{rel!r} is not a relative path inside {root}")
-    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    parts = _relative(root, rel)
+    fd = _make_dirs(root, parts[:-1])
     try:
-        for part in parts[:-1]:
-            try:
-                nxt = os.open(part, _DIR, dir_fd=fd)
-            except OSError:
-                _remove(fd, part)
-                os.mkdir(part, 0o755, dir_fd=fd)
-                nxt = os.open(part, _DIR, dir_fd=fd)
-            os.close(fd)
-            fd = nxt
         _remove(fd, parts[-1])
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-        out = os.open(parts[-1], flags, mode, dir_fd=fd)
+        out = os.open(parts[-1], _NEW, mode, dir_fd=fd)
         with os.fdopen(out, "w", encoding="utf-8") as f:
             f.write(text)
     finally:
@@ -170,38 +158,52 @@ def write_text(root: Path, rel: str | PurePosixPath | Path, text: str, mode: int
 def mount_point(root: Path, rel: str | PurePosixPath | Path, folder: bool) -> None:
     """Make `root/rel` a real folder (or an empty regular file) for the sandbox to bind over,
     whatever stood there: a link there would move the mount elsewhere in the sandbox's view."""
+    parts = _relative(root, rel)
+    if folder:
+        os.close(_make_dirs(root, parts))
+        return
+    fd = _make_dirs(root, parts[:-1])
+    try:
+        try:
+            st = os.stat(parts[-1], dir_fd=fd, follow_symlinks=False)
+            if stat.S_ISREG(st.st_mode):
+                return
+            _remove(fd, parts[-1])
+        except FileNotFoundError:
+            pass
+        os.close(os.open(parts[-1], _NEW, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _relative(root: Path, rel: str | PurePosixPath | Path) -> tuple[str, ...]:
     parts = _parts(rel)
     if parts is None:
         raise ValueError(f"{rel!r} is not a relative path inside {root}")
+    return parts
+
+
+def _make_dirs(root: Path, parts: tuple[str, ...]) -> int:
+    """A descriptor of root/parts..., each part made a real folder on the way: whatever else
+    stands there (a link, a file) is removed first."""
     fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
+        for part in parts:
             try:
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                st = None
-            want_dir = folder or not last
-            if (
-                st is not None
-                and stat.S_ISDIR(st.st_mode) == want_dir
-                and (want_dir or stat.S_ISREG(st.st_mode))
-            ):
-                pass
-            else:
-                if st is not None:
-                    _remove(fd, part)
-                if want_dir:
-                    os.mkdir(part, 0o755, dir_fd=fd)
-                else:
-                    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-                    os.close(os.open(part, flags, 0o644, dir_fd=fd))
-            if not last:
                 nxt = os.open(part, _DIR, dir_fd=fd)
-                os.close(fd)
-                fd = nxt
-    finally:
+            except OSError:
+                _remove(fd, part)
+                os.mkdir(part, 0o755, dir_fd=fd)
+                nxt = os.open(part, _DIR, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+    except BaseException:
         os.close(fd)
+        raise
+    return fd
 
 
 def remove(root: Path, rel: str | PurePosixPath | Path) -> bool:

@@ -23,7 +23,6 @@ stays inside the workspace whatever links stand there.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import replace
@@ -41,7 +40,6 @@ from jackline.sandbox import Jail
 
 TRANSCRIPT_LIMIT = 16 << 20
 """Bytes of a transcript file (a chat history, a trajectory, a session) read at most."""
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class Preset(CommandAgent):
@@ -137,46 +135,12 @@ def read_private(workspace: Path, rel: str | PurePosixPath | Path) -> str | None
 
 
 def remove_private(workspace: Path, rel: str | PurePosixPath | Path) -> None:
-    """Remove the file `workspace/rel` (left from the round before) without following a link
-    on the way: a link standing there is removed itself, never what it points at."""
-    *folders, name = PurePosixPath(rel).parts
-    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in folders:
-            try:
-                inner = os.open(part, _DIR, dir_fd=fd)
-            except OSError:
-                return  # missing, or a link: nothing of the program's own to remove
-            os.close(fd)
-            fd = inner
-        try:
-            os.unlink(name, dir_fd=fd)
-        except (FileNotFoundError, IsADirectoryError):
-            pass
-    finally:
-        os.close(fd)
+    """Remove what stands at `workspace/rel` (left from the round before) without following a
+    link on the way: a link standing there is removed itself, never what it points at."""
+    safeio.remove(workspace, rel)
 
 
 def private_dir(workspace: Path, rel: str | PurePosixPath | Path) -> None:
     """Make `workspace/rel` a folder, each part a real one: a link or file standing where a
     folder should be is removed first, so nothing is made outside the workspace."""
-    fd = os.open(workspace, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for part in PurePosixPath(rel).parts:
-            try:
-                inner = os.open(part, _DIR, dir_fd=fd)
-            except OSError:
-                _unlink(fd, part)
-                os.mkdir(part, 0o755, dir_fd=fd)
-                inner = os.open(part, _DIR, dir_fd=fd)
-            os.close(fd)
-            fd = inner
-    finally:
-        os.close(fd)
-
-
-def _unlink(dir_fd: int, name: str) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except FileNotFoundError:
-        pass
+    safeio.mount_point(workspace, rel, folder=True)
