@@ -11,20 +11,29 @@ import json
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ulid import ULID
 
-from jackline import auth, blueprints
+from jackline import auth, blueprints, executors
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import ConfigError, NotFound, Refused
+from jackline.errors import ConfigError, Interrupted, NotFound, Refused
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor, resolve
-from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, Probe, Release, Run
+from jackline.models import (
+    DECIDING,
+    DRIVEN,
+    FINAL,
+    RELEASE_FINAL,
+    RELEASE_WAITS,
+    Probe,
+    Release,
+    Run,
+)
 from jackline.review import owner_refusal
 from jackline.store import Store
 from jackline.workspaces import remove as remove_workspace
@@ -50,8 +59,18 @@ def _claim(stream: str, action: str, person: auth.Identity) -> None:
         AuditLog(Store(), Redactor({})).record(stream, "claim", action=action, **person.record())
 
 
-def validate(repo: Path) -> cfg.JacklineConfig:
-    return cfg.load(g.toplevel(repo))
+def validate(repo: Path) -> tuple[cfg.JacklineConfig, list[str]]:
+    """The config, checked as a run will need it (`preflight`): refused with every problem
+    when one would fail a run; else the warnings (what only set-up can still make true)."""
+    from jackline import preflight
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    problems = preflight.check(root, config)
+    if any(p.error for p in problems):
+        shown = [p.render() if p.error else f"(warning) {p.render()}" for p in problems]
+        raise ConfigError(str(root / cfg.FILENAME), shown)
+    return config, [p.render() for p in problems]
 
 
 def submit(
@@ -118,9 +137,13 @@ def submit(
         submitted_by=submitter.name,
         created_at=now,
         updated_at=now,
+        # The process that will start its workflow: if it dies before it does, `resume`
+        # sees by this executor's lock that nobody will, and starts it (`_stranded`).
+        executor=executors.claim(),
     )
     store = Store()
-    store.insert_run(run)
+    # The submission (with the config the run follows) is written before the record, so any
+    # run that exists can be started from what it recorded.
     AuditLog(store, Redactor.from_environment()).record(
         run_id,
         "submitted",
@@ -130,11 +153,15 @@ def submit(
         **submitter.record(),
         config=cfg.recorded(config),
     )
+    store.insert_run(run)
     from jackline import engine
 
-    engine.start(run_id, bp.name, config.blueprint.max_rounds)
-    if wait:
-        engine.drive([run_id], on_event)
+    try:
+        engine.start(run_id, bp.name, config.blueprint.max_rounds)
+        if wait:
+            engine.drive([run_id], on_event)
+    except KeyboardInterrupt:  # the run goes on from where it is once resumed
+        raise Interrupted([run_id]) from None
     return store.get_run(run_id)
 
 
@@ -165,11 +192,30 @@ def _slug(task: str) -> str:
 
 
 def runs(status: str | None = None, limit: int = 100) -> list[Run]:
-    return Store().list_runs(status, limit)
+    """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included)."""
+    if status == "interrupted":
+        found = [shown(r) for r in Store().list_runs(None, 100_000) if r.status in DRIVEN]
+        return [r for r in found if r.status == status][:limit]
+    found = [shown(r) for r in Store().list_runs(status, limit)]
+    return [r for r in found if r.status == status] if status else found
 
 
 def get(run_id: str) -> Run:
-    return Store().get_run(run_id)
+    return shown(Store().get_run(run_id))
+
+
+def short_ids(run_ids: list[str]) -> dict[str, str]:
+    """The short id of each run, which every verb takes for the whole (`Store.get_run`)."""
+    return Store().short_ids(run_ids)
+
+
+def shown(run: Run) -> Run:
+    """The run as a person should see it: one that needs a live process to drive it (queued,
+    running, merging) whose process is gone is `interrupted` (`resume` or `cancel` it). One
+    flock on one lock file (`executors`): reading runs never starts the engine."""
+    if run.status in DRIVEN and run.executor and not executors.alive(run.executor):
+        return replace(run, status="interrupted")
+    return run
 
 
 def events(run_id: str, after: int = 0) -> list[Event]:
@@ -239,7 +285,7 @@ def approve(
     head: str | None = None,
 ) -> Run:
     """`head`, where a surface knows it, is the commit the person saw (`_on_head`)."""
-    run, config = _reviewable(run_id)
+    run, config = _reviewable(run_id, "approve")
     person = who(config, by, claimed)
     by = person.name
     _on_head(run, head, "approve", by)
@@ -256,7 +302,8 @@ def approve(
             for f in blocking[:5]
         )
         raise Refused(f"{refusal} (findings: {listed})" if listed else refusal)
-    refusal = forge.landing_refusal(Path(run.repo), config.project.main)
+    with forge.landing(Path(run.repo)):  # a landing under way is no uncommitted change
+        refusal = forge.landing_refusal(Path(run.repo), config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
     return _decide(run, {"kind": "approve", **person.record(), "message": message}, on_event)
@@ -272,7 +319,7 @@ def request_changes(
 ) -> Run:
     if not message.strip():
         raise Refused("say what should change: -m TEXT is the agent's feedback")
-    run, config = _reviewable(run_id)
+    run, config = _reviewable(run_id, "request_changes")
     person = who(config, by, claimed)
     _on_head(run, head, "request_changes", person.name)
     decision = {"kind": "request_changes", **person.record(), "message": message}
@@ -287,17 +334,28 @@ def reject(
     claimed: str | None = None,
     head: str | None = None,
 ) -> Run:
-    run, config = _reviewable(run_id)
+    run, config = _reviewable(run_id, "reject")
     person = who(config, by, claimed)
     _on_head(run, head, "reject", person.name)
     return _decide(run, {"kind": "reject", **person.record(), "message": message}, on_event)
 
 
-def _reviewable(run_id: str) -> tuple[Run, cfg.JacklineConfig]:
+def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     store = Store()
     run = store.get_run(run_id)
-    if run.status != "awaiting_review":
+    if run.status == "blocked" and kind == "approve":
+        raise Refused(
+            f"{run.id} is blocked: its change holds a secret, and a blocked run is never "
+            f"approved. Send it back (`jackline request-changes {run.id} -m TEXT`: the agent is "
+            f"told where the secret is) or close it (`jackline reject {run.id}`)"
+        )
+    if run.status not in DECIDING:
         raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
+    if run.status == "blocked" and not _waits(run.id):
+        raise Refused(
+            f"{run.id} was blocked by an older Jackline, whose blocked runs ended there and take "
+            f"no decision; `jackline clean {run.id}` removes its workspace"
+        )
     # The rules of this decision (owners, self-approval, allow_as) are the config the run
     # recorded: one the chain no longer vouches for is not believed.
     verdict = AuditLog(store, Redactor({})).verify(run.id)
@@ -313,7 +371,7 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
     what they decided on. The refusal is recorded in the run's log with its reason. `head` is
     None where the surface shows the run as it is now (the CLI); "" for a decision made before
     any round was published."""
-    if head is None or head == run.head_sha:
+    if head is None or head == (run.head_sha or ""):
         return
     reason = (
         f"{by}'s {kind.replace('_', ' ')} was made on {head[:10] or 'no published round'}; "
@@ -328,8 +386,45 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
 def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run:
     from jackline import engine
 
-    engine.decide(run.id, decision)
-    engine.drive([run.id], on_event, after_decision=True)
+    taken = engine.decide(run.id, decision)
+    try:
+        engine.drive([run.id], on_event, after_decision=taken)
+    except KeyboardInterrupt:
+        raise Interrupted([run.id]) from None
+    return get(run.id)
+
+
+# cancel -----------------------------------------------------------------------------------
+
+CANCELLABLE = frozenset({"queued", "running"}) | DECIDING
+"""A run that has not ended and is not landing: half a merge is no state to leave main in."""
+
+
+def cancel(
+    run_id: str, by: str | None = None, message: str = "", claimed: str | None = None
+) -> Run:
+    """End a run that is queued, running (or interrupted) or waiting for a decision, for good:
+    who cancels it is recorded first (`by`: see `who`); its workflow is cancelled, so no step
+    of it starts again in any process and nothing resumes it; its agent's process group is
+    killed; its workspace is kept, its services stopped, and the handoff says cancelled."""
+    from jackline import engine, runner
+
+    store = Store()
+    run = store.get_run(run_id)
+    if run.status in FINAL:
+        raise Refused(f"{run.id} is {run.status}; there is nothing to cancel")
+    if run.status not in CANCELLABLE:
+        raise Refused(
+            f"{run.id} is {run.status}: a landing is not stopped half way; it rests by itself "
+            f"(or `jackline resume {run.id}` if it was interrupted)"
+        )
+    person = who(_recorded_config(store, run.id), by, claimed)
+    AuditLog(store, Redactor.from_environment()).record(
+        run.id, "cancelled", **person.record(), message=message, was=shown(run).status
+    )
+    engine.cancel(run.id)
+    reason = f"cancelled by {person.name}" + (f": {message.strip()}" if message.strip() else "")
+    runner.cancel(run.id, reason)
     return get(run.id)
 
 
@@ -337,19 +432,20 @@ def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run
 
 
 def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Remove the workspaces that finished runs keep for inspection (failed, blocked).
+    """Remove the workspaces that finished runs keep for inspection (failed, over budget).
 
-    A run that is still live (running, awaiting review) keeps its workspace; naming one is refused.
+    A run that is still live (running, awaiting review, blocked) keeps its workspace; naming one
+    is refused.
     """
     store = Store()
     if run_ids:
         runs = [store.get_run(r) for r in run_ids]
-        live = [r for r in runs if r.status not in FINAL]
+        live = [r for r in runs if not _finished(r)]
         if live:
             names = ", ".join(f"{r.id} ({r.status})" for r in live)
             raise Refused(f"{names} still needs its workspace; reject it first")
     else:
-        runs = [r for r in store.list_runs(limit=100_000) if r.status in FINAL]
+        runs = [r for r in store.list_runs(limit=100_000) if _finished(r)]
     removed = []
     for run in runs:
         if not run.workspace or not Path(run.workspace).exists():
@@ -362,6 +458,21 @@ def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[
             remove_workspace(Path(run.workspace))
             AuditLog(store, Redactor({})).record(run.id, "cleanup", removed=run.workspace)
     return removed
+
+
+def _finished(run: Run) -> bool:
+    """Ended, or blocked by an older Jackline whose workflow ended there (`_waits`)."""
+    if run.status == "blocked" and run.workspace and Path(run.workspace).exists():
+        return not _waits(run.id)
+    return run.status in FINAL
+
+
+def _waits(run_id: str) -> bool:
+    """Whether the run's workflow is still under way, which a blocked run's waits for a
+    decision; one of an older Jackline ended when it was blocked."""
+    from jackline import engine
+
+    return engine.under_way(run_id)
 
 
 def _size(path: Path) -> str:
@@ -482,7 +593,9 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
             raise Refused(f"{run.id} is {run.status}; there is nothing to resume")
         if run.status == "awaiting_review":
             raise Refused(f"{run.id} waits for a review: approve, request-changes or reject it")
-        ids = engine.take_over([run.id])
+        if run.status == "blocked":
+            raise Refused(f"{run.id} is blocked by a secret: request-changes or reject it")
+        ids = engine.take_over([run.id]) or _start_stranded([run])
         if not ids:
             raise Refused(f"{run.id} is being driven by a live process")
     else:
@@ -492,14 +605,41 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         candidates = [
             r
             for r in interrupted
-            if r.startswith("run-") and store.get_run(r).status != "awaiting_review"
+            if r.startswith("run-") and store.get_run(r).status not in DECIDING
         ]
-        ids = engine.take_over(candidates)
+        ids = engine.take_over(candidates) + _start_stranded(store.list_runs("queued", 100_000))
         for rel in (r for r in interrupted if r.startswith("rel-")):
             if store.get_release(rel).status not in RELEASE_WAITS and engine.take_over([rel]):
                 engine.drive_release(rel, on_event)
-    engine.drive(ids, on_event)
+    try:
+        engine.drive(ids, on_event)
+    except KeyboardInterrupt:
+        raise Interrupted(ids) from None
     return [store.get_run(i) for i in ids]
+
+
+def _start_stranded(runs: list[Run]) -> list[str]:
+    """Start the workflows of queued runs whose submitter died before it started them: it
+    claimed its executor before writing the record, and that executor's lock is gone (a live
+    submitter is about to start it). The record and the workflow are writes to two databases;
+    this makes them one act, with no guess at how long a submitter may take."""
+    from jackline import engine
+
+    store = Store()
+    started = []
+    for run in runs:
+        if run.status != "queued" or not run.executor or executors.alive(run.executor):
+            continue
+        rounds = _recorded_config(store, run.id).blueprint.max_rounds
+        if engine.start_stranded(run.id, run.blueprint, rounds):
+            started.append(run.id)
+    return started
+
+
+def _recorded_config(store: Store, run_id: str) -> cfg.JacklineConfig:
+    """The config the run recorded when it was submitted: the one its rules come from."""
+    submitted = store.events(run_id, kind="submitted")
+    return cfg.from_record(json.loads(submitted[0]["data"])["config"])
 
 
 # flags ------------------------------------------------------------------------------------

@@ -1,7 +1,12 @@
 """The command line: each command parses its input, calls one `api` function, renders the answer.
 
-Errors: a `JacklineError` prints `Error: ...` and exits with its code (1); anything else is a bug
-and exits 3 with the traceback in `~/.jackline/logs/cli.log`, not on the screen.
+Errors: a `JacklineError` prints `Error: ...` and exits with its code (1, 2 for config); anything
+else is a bug and exits 70 with the traceback in `~/.jackline/logs/cli.log`, not on the screen.
+With --json, an error is one JSON object on stdout instead. A command that drives a run exits
+with its outcome (`errors.EXIT_CODES`).
+
+Every piece of text a person, an agent or a check wrote goes through `escape` before Rich reads
+it as markup (or is printed with markup=False): `[/api]` in a task is text, not a closing tag.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markdown import Markdown
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import Markdown, TableElement
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api, paths
-from jackline.errors import JacklineError
+from jackline import __version__, api, paths
+from jackline.errors import BUG, EXIT_CODES, Interrupted, JacklineError
 from jackline.guard.audit import Event
 from jackline.models import FINAL, Run
 
@@ -55,6 +60,8 @@ STATUS_STYLE = {
     "running": "cyan",
     "queued": "dim",
     "merging": "cyan",
+    "interrupted": "bold yellow",
+    "cancelled": "magenta",
 }
 
 
@@ -72,22 +79,29 @@ def init(
     root = g.toplevel(repo)
     main_branch = g.current_branch(root) or "main"
     path, found = initialise.write(root, main_branch, force)
-    out.print(f"Wrote {path}")
+    out.print(f"Wrote {escape(str(path))}")
     for name, check in found["checks"].items():
-        out.print(f"  check {name}: {check['command']} ({check['parser']})")
+        out.print(escape(f"  check {name}: {check['command']} ({check['parser']})"))
     if not found["checks"]:
         out.print("  no checks found: add them under \\[checks.NAME]")
-    out.print("Next: set \\[agents.default] command to your agent, then `jackline validate`.")
+    out.print(
+        "Next: export ANTHROPIC_API_KEY (or set \\[agents.default] to your agent), "
+        "then `jackline validate`."
+    )
 
 
 @app.command()
 def validate(repo: RepoOpt = Path(".")) -> None:
-    """Check jackline.toml; every problem is named with its key and what is expected."""
-    config = api.validate(repo)
+    """Check jackline.toml, and what a run of it needs: main, the agent's program, each check's
+    tool. Every problem is named with its key and what is expected."""
+    config, warnings = api.validate(repo)
+    for warning in warnings:
+        out.print(f"[yellow]warning:[/] jackline.toml: {escape(warning)}")
     out.print(
         f"jackline.toml is valid: {len(config.checks)} check(s) "
         f"({', '.join(config.checks) or 'none'}), {len(config.agents)} agent(s) "
-        f"({', '.join(config.agents) or 'none'}), max_rounds={config.blueprint.max_rounds}"
+        f"({', '.join(config.agents) or 'none'}), max_rounds={config.blueprint.max_rounds}",
+        markup=False,
     )
 
 
@@ -117,7 +131,7 @@ def run(
     result = api.submit(
         task, repo, agent, blueprint, on_event=None if as_json else progress, follow_up=follow_up
     )
-    _finish(result, as_json)
+    raise typer.Exit(_finish(result, as_json))
 
 
 @app.command("runs")
@@ -127,7 +141,8 @@ def list_runs(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List runs: id, task, status, rounds, findings, model spend, age."""
+    """List runs: a short id (every command takes it for the whole id), task, status, rounds,
+    findings, model spend, age. --json gives whole ids."""
     found = api.runs(status)
     if as_json:
         print(json.dumps([api.as_json(r) for r in found], indent=2))
@@ -135,13 +150,14 @@ def list_runs(
     if not found:
         out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
+    short = api.short_ids([r.id for r in found])
     table = Table(box=None, header_style="bold")
     for col in ("id", "task", "status", "rounds", "findings", "spend", "age"):
-        table.add_column(col, justify="right" if col == "spend" else "left")
+        table.add_column(col, justify="right" if col == "spend" else "left", no_wrap=col == "id")
     for r in found:
         table.add_row(
-            r.id,
-            _short(r.task, 50),
+            short[r.id],
+            escape(_short(r.task, 50)),
             _status(r.status),
             str(r.rounds),
             _counts(r),
@@ -167,30 +183,59 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
             )
         )
         return
-    out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {r.task}")
+    out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {escape(r.task)}")
     out.print(
-        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago"
+        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago",
+        markup=False,
     )
     if r.reason:
-        out.print(f"reason: {r.reason}")
-    for rnd in api.rounds(r.id):
+        out.print(f"reason: {escape(r.reason)}")
+    if r.status == "interrupted":
+        out.print(
+            f"The process that drove it is gone: `jackline resume {r.id}` drives it on, "
+            f"`jackline cancel {r.id}` ends it.",
+            markup=False,
+        )
+    rounds = api.rounds(r.id)
+    for rnd in rounds:
         checks = ", ".join(
             f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}"
             for c in rnd["checks"]
         )
-        out.print(f"  round {rnd['round']}: {checks or 'no checks'}")
+        checks = checks or ("checks not run" if rnd.get("checks_skipped") else "no checks")
+        agent = f"; {rnd['problem']}" if rnd.get("problem") else ""
+        out.print(f"  round {rnd['round']}: {checks}{agent}", markup=False, highlight=False)
+    _show_unexplained(rounds[-1]["checks"] if rounds else [])
+    _show_agent_tail(rounds[-1] if rounds else {})
     found = api.findings(r.id)
     if found:
         out.print(f"findings: {r.blocking} block, {r.warnings} warn")
         for f in found:
             where = f"{f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}"
             style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
-            out.print(f"  [{style}]{f['level']:5}[/] {f['rule']}  {where}  {escape(f['message'])}")
+            said = escape(f"{f['rule']}  {where}  {f['message']}")
+            out.print(f"  [{style}]{f['level']:5}[/] {said}")
     text = api.handoff_text(r)
     if text:
         out.rule("handoff")
-        out.print(Markdown(text))
-        out.print(f"[dim]{r.handoff}[/]")
+        _print_markdown(text)
+        out.print(f"[dim]{escape(r.handoff or '')}[/]")
+
+
+def _show_agent_tail(rnd: dict[str, Any]) -> None:
+    """What the agent printed last, where the latest round failed because of it."""
+    agent = rnd.get("agent") or {}
+    if rnd.get("problem") and agent.get("tail"):
+        out.print(f"  the agent (exit {agent['exit_code']}) printed last:", highlight=False)
+        out.print(_indent(agent["tail"]), markup=False, highlight=False)
+
+
+def _show_unexplained(checks: list[dict[str, Any]]) -> None:
+    """What the latest round's failed checks printed last, where no parser found why."""
+    for c in checks:
+        if not c["passed"] and not c.get("explained", True) and c.get("output_tail"):
+            out.print(f"  {c['name']} printed last:", markup=False, highlight=False)
+            out.print(_indent(c["output_tail"]), markup=False, highlight=False)
 
 
 @app.command()
@@ -207,25 +252,34 @@ def logs(
             "unless it is verified.",
         ),
     ] = False,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full",
+            help="Print each event whole: every field, and each text it kept (a check's, "
+            "set-up's or the agent's output, the feedback) as lines of its own. Without it, "
+            "an event other than the agent's is one line cut at 160 characters.",
+        ),
+    ] = False,
 ) -> None:
     """Print the run's audit log (redacted); a changed event shows as a broken chain."""
     r = api.get(run_id)
     if verify:
-        _verify(r.id)
+        _verify(r.id, full)
         return
     last = 0
     while True:
         for event in api.events(r.id, after=last):
-            _print_event(event)
+            _print_event(event, full)
             last = event.seq
         if not follow or api.get(r.id).status in FINAL:
             return
         time.sleep(0.5)
 
 
-def _verify(run_id: str) -> None:
+def _verify(run_id: str, full: bool = False) -> None:
     for event in api.events(run_id):
-        _print_event(event)
+        _print_event(event, full)
     verdict = api.verify(run_id)
     colour = "green" if not verdict.broken else "bold red"
     out.print(f"[{colour}]{escape(verdict.render())}[/]")
@@ -244,7 +298,10 @@ def approve(
     decided = api.approve(
         run_id, message=message, on_event=None if as_json else progress, claimed=by
     )
-    _finish(decided, as_json)
+    code = _finish(decided, as_json)
+    # Still in review after an approval: the merge was refused (main moved and the checks fail
+    # on it, a conflict), and the run rests in review again with the reason.
+    raise typer.Exit(1 if decided.status == "awaiting_review" else code)
 
 
 @app.command("request-changes")
@@ -257,10 +314,10 @@ def request_changes(
     as_json: JsonOpt = False,
 ) -> None:
     """Send the run back for another agent round with your words as feedback."""
-    _finish(
-        api.request_changes(run_id, message, on_event=None if as_json else progress, claimed=by),
-        as_json,
+    decided = api.request_changes(
+        run_id, message, on_event=None if as_json else progress, claimed=by
     )
+    raise typer.Exit(_finish(decided, as_json))
 
 
 @app.command()
@@ -274,7 +331,19 @@ def reject(
     decided = api.reject(
         run_id, message=message, on_event=None if as_json else progress, claimed=by
     )
-    _finish(decided, as_json)
+    raise typer.Exit(_finish(decided, as_json))
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """End a queued, running, interrupted or waiting run for good: its agent is stopped, its
+    workspace kept, who cancelled it recorded. A cancelled run is never resumed."""
+    _finish(api.cancel(run_id, message=message, claimed=by), as_json)
 
 
 @app.command()
@@ -288,11 +357,12 @@ def resume(
     resumed = api.resume(run_id, on_event=None if as_json else progress)
     if as_json:
         print(json.dumps([api.as_json(r) for r in resumed], indent=2))
-        return
-    if not resumed:
+    elif not resumed:
         out.print("Nothing to resume: no run was interrupted.")
-    for r in resumed:
+    for r in [] if as_json else resumed:
         _finish(r, False)
+    # Several runs: the exit code is the gravest of their outcomes.
+    raise typer.Exit(max((_outcome(r) for r in resumed), default=0))
 
 
 @app.command()
@@ -311,8 +381,11 @@ def worker(
         out.print("Nothing is scheduled: set `[pool] refresh_every` or `[health] every`.")
         return
     for loop in loops:
-        out.print(f"{loop['kind']:<7} {loop['repo']}  {loop['state']}  ({loop['workflow']})")
-    out.print(f"Working; Ctrl-C or SIGTERM stops. The log: {paths.logs() / 'schedule.log'}")
+        line = f"{loop['kind']:<7} {loop['repo']}  {loop['state']}  ({loop['workflow']})"
+        out.print(line, markup=False)
+    out.print(
+        f"Working; Ctrl-C or SIGTERM stops. The log: {paths.logs() / 'schedule.log'}", markup=False
+    )
     api.work_until_stopped()
 
 
@@ -329,7 +402,7 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     if as_json:
         print(json.dumps(status, indent=2))
         return
-    out.print(f"[bold]{status['repo']}[/]   pool size {status['size']}")
+    out.print(f"[bold]{escape(str(status['repo']))}[/]   pool size {status['size']}")
     if not status["snapshots"]:
         out.print("No snapshot yet: `jackline pool refresh` builds one (set-up runs once).")
     for x in status["snapshots"]:
@@ -342,7 +415,8 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
         )
         out.print(
             f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  "
-            f"{_duration(w['age'])} old" + (f"  services {running}" if running else "")
+            f"{_duration(w['age'])} old" + (f"  services {running}" if running else ""),
+            markup=False,
         )
 
 
@@ -415,7 +489,13 @@ def flags_list(
         cells = [_flag_cell(f, e) for e in listing["environments"]]
         marks = ["[bold red]expired[/]"] if f["expired"] else []
         marks += ["[yellow]protected[/]"] if f["protected"] else []
-        table.add_row(f["name"], *cells, escape(f["owner"]), f["expires"], " ".join(marks))
+        table.add_row(
+            escape(f["name"]),
+            *cells,
+            escape(f["owner"]),
+            escape(str(f["expires"])),
+            " ".join(marks),
+        )
     out.print(table)
 
 
@@ -521,7 +601,8 @@ def clean(
         return
     verb = "Would remove" if dry_run else "Removed"
     for item in removed:
-        out.print(f"{verb} {item['workspace']}  ({item['run']}, {item['status']}, {item['size']})")
+        said = f"{verb} {item['workspace']}  ({item['run']}, {item['status']}, {item['size']})"
+        out.print(said, markup=False)
 
 
 @app.command()
@@ -571,8 +652,8 @@ def demo(as_json: JsonOpt = False) -> None:
             f"[yellow]Note:[/] {escape(problem)}. The demo's agent is scripted, so the demo "
             "runs without the sandbox; real runs refuse until bubblewrap is installed."
         )
-    say(f"[bold]Jackline demo[/] on a copy of the shop example: {repo}")
-    say(f"Task: {d.TASK}\n")
+    say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
+    say(f"Task: {escape(d.TASK)}\n")
     result = api.submit(d.TASK, repo, agent="scripted", on_event=progress)
     if result.status != "awaiting_review":
         _finish(result, as_json)
@@ -581,7 +662,7 @@ def demo(as_json: JsonOpt = False) -> None:
         text = api.handoff_text(result)
         if text:
             out.rule("the handoff a reviewer reads")
-            out.print(Markdown(text))
+            _print_markdown(text)
             out.rule()
     say(f"\n{d.REVIEWER} approves {result.id}")
     merged = api.approve(
@@ -607,8 +688,11 @@ def demo(as_json: JsonOpt = False) -> None:
             )
         )
         return
-    out.print(f"\nSee it again: jackline show {merged.id}   |   jackline releases --repo {repo}")
-    out.print(f"The repository: git -C {repo} log --oneline --graph --all")
+    out.print(
+        f"\nSee it again: jackline show {merged.id}   |   jackline releases --repo {repo}",
+        markup=False,
+    )
+    out.print(f"The repository: git -C {repo} log --oneline --graph --all", markup=False)
 
 
 def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
@@ -625,7 +709,7 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     say(f"  {first.id} is [bold]{first.status}[/]")
     order = demo_release.place_order(d.production_url(repo))
     say(f"\nA customer orders in production (order {order.get('id', '?')}).")
-    say(f"\n[bold]A second task[/]: {d.CURRENCY_TASK}")
+    say(f"\n[bold]A second task[/]: {escape(d.CURRENCY_TASK)}")
     second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=progress)
     if second.status == "awaiting_review":
         say(f"{d.REVIEWER} approves {second.id}")
@@ -642,7 +726,7 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
         )
     say("")
     for f in api.release_figures(repo):
-        say(f["summary"])
+        say(escape(f["summary"]))
     return [first, again], second
 
 
@@ -694,7 +778,7 @@ def releases_cmd(
         if as_json:
             print(json.dumps(counted, indent=2))
         for f in [] if as_json else counted:
-            out.print(f["summary"])
+            out.print(f["summary"], markup=False)
         return
     found = api.releases()
     if as_json:
@@ -712,14 +796,14 @@ def releases_cmd(
             r.id,
             r.sha[:10],
             _release_status(r.status, r.env),
-            r.started_by,
-            r.go_by or "-",
-            author,
+            escape(r.started_by),
+            escape(r.go_by or "-"),
+            escape(author),
             _age(r.created_at),
         )
     out.print(table)
     for f in api.release_figures():
-        out.print(f"[dim]{f['summary']}[/]")
+        out.print(f"[dim]{escape(f['summary'])}[/]")
 
 
 @app.command("release-show")
@@ -734,7 +818,8 @@ def release_show(
     out.print(f"[bold]{r.id}[/]  {_release_status(r.status, r.env)}  {r.sha[:10]}")
     out.print(
         f"started by {r.started_by}   go by {r.go_by or '-'}   author {r.author_kind}"
-        f"{' (' + r.run_id + ')' if r.run_id else ''}   {_age(r.created_at)} ago"
+        f"{' (' + r.run_id + ')' if r.run_id else ''}   {_age(r.created_at)} ago",
+        markup=False,
     )
     if r.previous_sha:
         out.print(f"replaces {r.previous_sha[:10]} in production")
@@ -747,7 +832,9 @@ def release_show(
     for p in api.release_probes(r.id):
         mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(p.outcome, "[yellow]????[/]")
         first = p.detail.splitlines()[0] if p.detail else ""
-        out.print(f"  {p.env:<12} {mark} {p.name:<30} {p.duration:6.2f}s  {escape(first)}")
+        out.print(
+            f"  {escape(p.env):<12} {mark} {escape(p.name):<30} {p.duration:6.2f}s  {escape(first)}"
+        )
 
 
 @app.command("go")
@@ -798,40 +885,41 @@ def release_progress(release_id: str, event: Event) -> None:
 def _describe_release(e: Event) -> str | None:
     d = e.data
     if e.kind == "release.started":
-        return f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})"
+        return escape(f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})")
     if e.kind == "release.gate":
         if d["ok"]:
             return f"gate      pass (live: {(d['live_sha'] or 'nothing')[:10]})"
         return "gate      [red]BLOCKED[/]\n" + "\n".join(f"    {escape(p)}" for p in d["problems"])
     if e.kind in ("release.deploy", "release.rollback"):
         mark = "[green]ok[/]" if d["exit_code"] == 0 else f"[red]exit {d['exit_code']}[/]"
-        return f"{e.kind[8:]:<9} {d['env']}: `{escape(_short(d['command'], 60))}` {mark}"
+        return f"{e.kind[8:]:<9} {escape(d['env'])}: `{escape(_short(d['command'], 60))}` {mark}"
     if e.kind == "release.probe" and d["name"] not in ("deploy", "rollback"):
         mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
             d["outcome"], "[yellow]inconclusive[/]"
         )
         first = d["detail"].splitlines()[0] if d["detail"] else ""
-        return f"probe     {d['env']}: {escape(d['name'])} {mark} ({d['duration']:.2f}s) {escape(first)}"
+        return f"probe     {escape(d['env'])}: {escape(d['name'])} {mark} ({d['duration']:.2f}s) {escape(first)}"
     if e.kind == "release.soak":
-        return f"soak      {d['env']}: watching for {d['seconds']}s"
+        return escape(f"soak      {d['env']}: watching for {d['seconds']}s")
     if e.kind == "release.waiting":
         return f"[yellow]waiting[/]   for {escape(d['why'])}"
     if e.kind in ("release.go", "release.abort", "release.go_refused"):
-        return f"{e.kind[8:]:<9} by {d['by']}"
+        return escape(f"{e.kind[8:]:<9} by {d['by']}")
     if e.kind == "release.promoted":
-        return f"promote   {d['branch']} -> {d['sha'][:10]}"
+        return escape(f"promote   {d['branch']} -> {d['sha'][:10]}")
     if e.kind == "release.live":
-        return f"live      {d['env']}: {d['sha'][:10]}"
+        return escape(f"live      {d['env']}: {d['sha'][:10]}")
     if e.kind == "release.rolled_back":
-        return f"[bold red]rollback[/]  {d['env']} back to {(d['to'] or 'nothing')[:10]}: {escape(d['reason'])}"
+        back = escape(f"{d['env']} back to {(d['to'] or 'nothing')[:10]}: {d['reason']}")
+        return f"[bold red]rollback[/]  {back}"
     if e.kind == "release.finished":
-        return f"finished  {d['outcome']}"
+        return escape(f"finished  {d['outcome']}")
     return None
 
 
 def _release_status(status: str, env: str = "") -> str:
     where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
-    return f"[{RELEASE_STYLE.get(status, 'cyan')}]{status}{where}[/]"
+    return f"[{RELEASE_STYLE.get(status, 'cyan')}]{escape(status + where)}[/]"
 
 
 def _release_finish(r: Any, as_json: bool) -> None:
@@ -844,7 +932,8 @@ def _release_finish(r: Any, as_json: bool) -> None:
     if r.status == "awaiting_go":
         out.print(
             f"Waiting for a person's go for {r.env}: jackline go {r.id} --as NAME "
-            f"(someone other than {r.started_by}), or jackline abort {r.id}"
+            f"(someone other than {r.started_by}), or jackline abort {r.id}",
+            markup=False,
         )
     if r.status == "paused":
         out.print(
@@ -866,35 +955,45 @@ def _describe(e: Event) -> str | None:
     d = e.data
     if e.kind == "workspace":
         box = d.get("sandbox", "none")
-        return f"prepare   workspace ready on {d['branch']} ({d['method']}, sandbox {box})"
+        return escape(f"prepare   workspace ready on {d['branch']} ({d['method']}, sandbox {box})")
     if e.kind == "warning":
         return f"[bold yellow]warning[/]   {escape(d['message'])}"
     if e.kind == "hydrate":
-        return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {', '.join(d['rules']) or '-'}"
+        # The feedback is told when it is handed over, not promised when a round fails: after
+        # the last round there is none to give.
+        fed = f", and round {d['round'] - 1}'s feedback" if d.get("feedback") else ""
+        rules = escape(", ".join(d["rules"]) or "-")
+        return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {rules}{fed}"
     if e.kind == "command" and d.get("step") == "agent":
         return f"round {d['round']}   agent exited {d['exit_code']} after {d['duration']:.1f}s"
     if e.kind == "command" and str(d.get("step", "")).startswith("check:"):
         mark = "[green]pass[/]" if d["exit_code"] == 0 else "[red]FAIL[/]"
-        return f"          check {d['step'][6:]} {mark} ({d['duration']:.1f}s)"
+        return f"          check {escape(d['step'][6:])} {mark} ({d['duration']:.1f}s)"
+    if e.kind == "setup":  # set-up may take a minute: each command is told as it starts
+        return f"prepare   {_setup_label(d)} ..."
     if e.kind == "command" and d.get("step") == "setup":
-        return f"prepare   set-up `{_short(d['command'], 60)}` exited {d['exit_code']}"
+        return f"prepare   {_setup_label(d)} exited {d['exit_code']} after {d['duration']:.1f}s"
     if e.kind == "scope":
-        return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {', '.join(d['reverted'])}"
+        reverted = escape(", ".join(d["reverted"]))
+        return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {reverted}"
     if e.kind == "round" and not d["passed"]:
-        return f"round {d['round']}   checks failed; feeding the failures back"
+        return f"round {d['round']}   {escape(d.get('problem') or 'checks failed')}"
     if e.kind == "scan":
         counts = f"{d['blocking']} block, {d['warnings']} warn"
         return f"scan      {'[red]' + counts + '[/]' if d['blocking'] else counts}"
     if e.kind == "commit":
         return f"commit    {d['sha'][:10]}"
     if e.kind == "publish":
-        return f"publish   {d['branch']} -> {d['repo']}"
+        return escape(f"publish   {d['branch']} -> {d['repo']}")
     if e.kind == "handoff":
-        return f"handoff   {d['outcome']}: {d['path']}"
+        return escape(f"handoff   {d['outcome']}: {d['path']}")
     if e.kind == "decision":
-        return f"review    {d['decision'].replace('_', ' ')} by {d['by']}"
+        return escape(f"review    {d['decision'].replace('_', ' ')} by {d['by']}")
     if e.kind == "merge":
-        return f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}"
+        return escape(f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}")
+    if e.kind == "onto_main":
+        clash = f"; conflicts marked in {', '.join(d['conflicts'])}" if d["conflicts"] else ""
+        return escape(f"rebase    {d['main']} moved: the round starts on {d['sha'][:10]}{clash}")
     if e.kind in ("agent.command", "agent.edit", "agent.tool"):
         mark = " [red](failed)[/]" if d.get("error") or d.get("exit_code") not in (None, 0) else ""
         return f"round {d['round']}   {e.kind[6:]:<7} {escape(_short(d['summary'], 90))}{mark}"
@@ -905,7 +1004,34 @@ def _describe(e: Event) -> str | None:
     return None
 
 
-def _print_event(e: Event) -> None:
+class _FoldingTable(TableElement):
+    """A markdown table whose cells wrap a long word (a command, a path) instead of cutting it
+    with an ellipsis."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for table in super().__rich_console__(console, options):
+            if isinstance(table, Table):
+                for column in table.columns:
+                    column.overflow = "fold"
+            yield table
+
+
+class _Handoff(Markdown):
+    elements = {**Markdown.elements, "table_open": _FoldingTable}
+
+
+def _print_markdown(text: str) -> None:
+    """The handoff, wrapped to the terminal: the console's soft wrap would crop list items and
+    code blocks at its width instead (what a reviewer reads must end where the text does)."""
+    out.print(_Handoff(text), soft_wrap=False)
+
+
+def _setup_label(d: dict[str, Any]) -> str:
+    number = f" {d['number']}/{d['of']}" if "number" in d else ""
+    return f"set-up{number} `{escape(_short(d['command'], 60))}`"
+
+
+def _print_event(e: Event, full: bool = False) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
     chain = (
         "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
@@ -921,23 +1047,48 @@ def _print_event(e: Event) -> None:
         if d.get("detail"):
             out.print(escape(_indent(str(d["detail"]))))
         return
+    if full:
+        out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/]{chain}")
+        out.print("\n".join(_fields(e.data, " " * 7)), markup=False)
+        return
     body = json.dumps(e.data, sort_keys=True)
-    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {_short(body, 160)}{chain}")
+    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(_short(body, 160))}{chain}")
+
+
+def _fields(value: dict[str, Any] | list[Any], pad: str) -> list[str]:
+    """Every field of an event, nested ones indented, a text of several lines as a block."""
+    lines = []
+    pairs = sorted(value.items()) if isinstance(value, dict) else [("-", v) for v in value]
+    for key, v in pairs:
+        label = f"{pad}{key}" + (":" if isinstance(value, dict) else "")
+        if isinstance(v, str) and "\n" in v.rstrip("\n"):
+            lines += [label, *(f"{pad}  | {line}" for line in v.rstrip("\n").split("\n"))]
+        elif isinstance(v, dict | list) and v:
+            lines += [label, *_fields(v, pad + "  ")]
+        else:
+            lines.append(f"{label} {json.dumps(v, ensure_ascii=False)}")
+    return lines
 
 
 def _indent(text: str) -> str:
     return "\n".join(f"       | {line}" for line in text.rstrip().splitlines())
 
 
-def _finish(r: Run, as_json: bool) -> None:
+def _outcome(r: Run) -> int:
+    """The exit code that says how the run rests (`errors.EXIT_CODES`)."""
+    return EXIT_CODES.get(r.status, 0)
+
+
+def _finish(r: Run, as_json: bool) -> int:
+    """Tell how the run rests; the exit code that says it."""
     if as_json:
         print(json.dumps(api.as_json(r), indent=2))
-        return
-    out.print(f"\n{r.id}  {_status(r.status)}  rounds {r.rounds}  branch {r.branch}")
+        return _outcome(r)
+    out.print(f"\n{r.id}  {_status(r.status)}  rounds {r.rounds}  branch {escape(r.branch)}")
     if r.reason:
-        out.print(f"reason: {r.reason}")
+        out.print(f"reason: {escape(r.reason)}")
     if r.handoff:
-        out.print(f"handoff: {r.handoff}")
+        out.print(f"handoff: {escape(r.handoff)}")
     if r.blocking and r.status == "awaiting_review":
         out.print(
             f"[bold red]{r.blocking} block-level finding(s)[/]: only an owner "
@@ -945,14 +1096,16 @@ def _finish(r: Run, as_json: bool) -> None:
         )
     if r.status == "blocked":
         out.print(
-            f"Nothing was committed. Look at the workspace {r.workspace}, "
-            f"then remove it: jackline clean {r.id}"
+            f"Nothing was committed. Look at the workspace {escape(r.workspace or '')}, then: "
+            f"jackline request-changes {r.id} -m TEXT (the agent is told where the secret is) "
+            f"| reject {r.id} (removes the workspace; rotate a real secret)"
         )
     if r.status == "awaiting_review":
         out.print(
             f"Next: jackline show {r.id}, then jackline approve {r.id} "
             f"| request-changes {r.id} -m TEXT | reject {r.id}"
         )
+    return _outcome(r)
 
 
 def _counts(r: Run) -> str:
@@ -993,6 +1146,12 @@ LOCAL_ONLY = frozenset(
 """Commands that work on this machine's files, engine or token table: refused with --server."""
 
 
+def _version(asked: bool) -> None:
+    if asked:
+        print(f"jackline {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def remote(
     ctx: typer.Context,
@@ -1006,6 +1165,12 @@ def remote(
             "local database.",
         ),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
 ) -> None:
     """Jackline: a production harness for coding agents."""
     if not server:
@@ -1112,14 +1277,30 @@ def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None
 
 
 def main() -> None:
+    as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
-        app(prog_name="jackline")
+        # Not standalone: a usage error comes here too, to be told as JSON where --json asked.
+        done = app(prog_name="jackline", standalone_mode=False)
+        code = done if isinstance(done, int) else 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except typer.TyperException as e:  # click's usage errors: exit 2
+        code = int(getattr(e, "exit_code", 2))
+        if not as_json:
+            e.show()  # type: ignore[attr-defined]
+        _error("usage", e.format_message(), code, as_json)  # type: ignore[attr-defined]
+    except typer.Abort:
+        code = _error("aborted", "aborted", 1, as_json)
+    except Interrupted as e:
+        from jackline import proc
+
+        proc.halt()  # the commands this process started end with it, their deaths unrecorded
+        said = _interrupted(e)
+        err.print(said, markup=False)
+        code = _error(e.kind, said, e.exit_code, as_json) if as_json else e.exit_code
     except JacklineError as e:
-        err.print(f"Error: {e}", markup=False)
-        code = e.exit_code
+        code = _error(e.kind, str(e), e.exit_code, as_json)
     except KeyboardInterrupt:
         err.print("Interrupted. `jackline resume` drives interrupted runs on.")
         code = 130
@@ -1128,9 +1309,44 @@ def main() -> None:
         log.parent.mkdir(parents=True, exist_ok=True)
         with log.open("a") as f:
             f.write(f"--- {time.ctime()} {sys.argv}\n{traceback.format_exc()}\n")
-        err.print(f"Error: an unexpected failure (a bug in Jackline); the traceback is in {log}")
-        code = 3
+        said = f"an unexpected failure (a bug in Jackline); the traceback is in {log}"
+        code = _error("bug", said, BUG, as_json)
     _exit(code)
+
+
+def _interrupted(e: Interrupted) -> str:
+    """What Ctrl-C did to the runs this process drove, and the two ways on for each."""
+    if not e.run_ids:
+        return "Interrupted. `jackline resume` drives interrupted runs on."
+    if e.detached:
+        return "\n".join(
+            f"Stopped following {r}; it goes on on the server. `jackline show {r}` shows it, "
+            f"`jackline cancel {r}` ends it."
+            for r in e.run_ids
+        )
+    lines = []
+    for r in e.run_ids:
+        lines += [
+            f"Interrupted: {r} stopped where it was; its workspace is kept.",
+            f"  jackline resume {r}   drives it on (finished steps are not repeated)",
+            f"  jackline cancel {r}   ends it",
+        ]
+    return "\n".join(lines)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON: `--json` before any `--` (after it, it is text)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def _error(kind: str, message: str, code: int, as_json: bool) -> int:
+    """Tell an error: JSON on stdout where --json asked (a script reads one object whatever
+    happened), else `Error: ...` on stderr (a usage error has shown itself already)."""
+    if as_json:
+        print(json.dumps({"error": {"kind": kind, "message": message}, "exit_code": code}))
+    elif kind != "usage":
+        err.print(f"Error: {message}", markup=False)
+    return code
 
 
 def _exit(code: int) -> None:

@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
-from jackline.errors import JacklineError, NotFound, Refused
+from jackline.errors import Interrupted, JacklineError, NotFound, Refused
 from jackline.guard.audit import Event
 from jackline.models import Probe, Release, Run
+from jackline.store import shortest_unique
 
 if TYPE_CHECKING:
     from jackline.health import Report
@@ -83,9 +84,12 @@ class RemoteAPI:
         run = run_from_json(self._call("POST", "/api/runs", json=body))
         if not wait:
             return run
-        for event in self.stream(run.id):
-            if on_event:
-                on_event(run.id, event)
+        try:
+            for event in self.stream(run.id):
+                if on_event:
+                    on_event(run.id, event)
+        except KeyboardInterrupt:  # the server drives it: only following it stops
+            raise Interrupted([run.id], detached=True) from None
         return self.get(run.id)
 
     def stream(self, run_id: str, after: int = 0) -> Iterator[Event]:
@@ -107,6 +111,12 @@ class RemoteAPI:
         if status:
             params["status"] = status
         return [run_from_json(r) for r in self._call("GET", "/api/runs", params=params)]
+
+    def short_ids(self, run_ids: list[str]) -> dict[str, str]:
+        """Short ids unique among the newest runs the server lists (as many as it gives); the
+        server itself takes one only where no run at all shares it, else names the runs."""
+        every = [r.id for r in self.runs(limit=1000)]
+        return shortest_unique(run_ids, every)
 
     def get(self, run_id: str) -> Run:
         detail = self._call("GET", f"/api/runs/{run_id}")
@@ -168,6 +178,14 @@ class RemoteAPI:
         claimed: str | None = None,
     ) -> Run:
         return self._decide(run_id, "reject", message, by or claimed, on_event)
+
+    def cancel(
+        self, run_id: str, by: str | None = None, message: str = "", claimed: str | None = None
+    ) -> Run:
+        _no_as(by or claimed)
+        return run_from_json(
+            self._call("POST", f"/api/runs/{run_id}/cancel", json={"message": message})
+        )
 
     def _decide(
         self, run_id: str, verb: str, message: str, by: str | None, on_event: OnEvent | None

@@ -87,7 +87,7 @@ class AgentConfig(_Section):
     `command`."""
     command: str | list[str] | None = None
     """The agent's command (when there is no preset, or to replace the preset's program path).
-    `{prompt}` becomes the brief's text, `{brief}` its path."""
+    `{prompt}` becomes a text (the brief, then from round 2 the feedback), `{brief}` a path."""
     model: str | None = None
     """The model the preset asks for (`claude-sonnet-4-5`, `gpt-5-codex`, ...); default: the
     program's own default."""
@@ -277,8 +277,8 @@ class PoolConfig(_Section):
 class ServiceConfig(_Section):
     start: str | list[str]
     """Starts the service in the foreground (Jackline keeps it running and stops it with the
-    workspace): `redis-server --port {port} --dir {dir}`. `{port}` is a free port on the host's
-    loopback, `{dir}` a folder of the workspace's own for its data."""
+    workspace): `redis-server --bind 127.0.0.1 --port {port} --dir {dir}`. `{port}` is a free
+    port on the host's loopback, `{dir}` a folder of the workspace's own for its data."""
     ready: str | list[str] | None = None
     """A command that succeeds once the service answers (`redis-cli -p {port} ping`); retried
     until `ready_timeout`. None: ready when its port accepts a connection."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shlex
 import shutil
 import tempfile
 import time
@@ -24,15 +25,23 @@ from jackline import config as cfg
 from jackline import git as g
 from jackline.agents import Brief, build
 from jackline.agents.preset import Preset
-from jackline.checks import run_check
-from jackline.errors import CommandFailed, ConfigError, Refused
+from jackline.checks import changed_the_work, junit, listed, report_file, run_check
+from jackline.errors import CommandFailed, ConfigError, Conflict, Refused
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.guard.redact import Redactor, resolve
 from jackline.guard.scope import revert_forbidden
-from jackline.models import FINAL, CheckResult, Decision, Finding, Run, Transcript
+from jackline.models import (
+    FINAL,
+    AgentRound,
+    CheckResult,
+    Decision,
+    Finding,
+    Run,
+    Transcript,
+)
 from jackline.review import owner_refusal
 from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
@@ -330,17 +339,20 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
 
 
 def _setup_runner(ctx: RunContext) -> snap.RunSetup:
-    """Set-up for this run (see `snapshot.default_setup`), each command redacted and recorded."""
-    inner = snap.default_setup(ctx.config, ctx.dir)
+    """Set-up for this run (see `snapshot.default_setup`), each command recorded as it starts
+    (`setup`, which progress shows: set-up may take a minute) and as it ends, redacted."""
 
-    def run_setup(tree: Path) -> list[dict[str, Any]]:
-        records = inner(tree)
-        for i, r in enumerate(records, 1):
-            _redact_file(ctx, ctx.dir / f"setup-{i}.log")
-            ctx.command("setup", r["command"], r["exit_code"], r["duration"], ctx.redact(r["tail"]))
-        return records
+    def watch(number: int, of: int, command: str, done: dict[str, Any] | None) -> None:
+        if done is None:
+            ctx.record("setup", number=number, of=of, command=command)
+            return
+        _redact_file(ctx, ctx.dir / f"setup-{number}.log")
+        tail = ctx.redact(done["tail"])
+        ctx.command(
+            "setup", command, done["exit_code"], done["duration"], tail, number=number, of=of
+        )
 
-    return run_setup
+    return snap.default_setup(ctx.config, ctx.dir, watch)
 
 
 def _snapshot_of(ws: Path) -> str | None:
@@ -373,12 +385,17 @@ def _arm_guard(ctx: RunContext, ws: Path) -> None:
 
 def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     ctx = RunContext(run_id)
+    # A round's commands get the services' variables: started again here where a blocked run
+    # stopped them while it waited for a person.
+    ctx.services()
     in_play = {*context.paths_named(ctx.run.task, ctx.ws), *ctx.run.paths}
     rules = context.select_rules(ctx.ws, in_play)
     text = context.render_brief(ctx.run.task, ctx.ws, ctx.config, rules, round_no)
     ctx.hand_over("brief.md", text)
     _write_mcp_context(ctx, round_no)
-    ctx.hand_over("feedback.md", feedback or None)
+    # Redacted here too: the feedback becomes part of the agent's `{prompt}`, which its log and
+    # the audit log keep (a reviewer may paste a secret into their words).
+    ctx.hand_over("feedback.md", ctx.redact(feedback) if feedback else None)
     keep = ctx.dir / f"round-{round_no}"
     keep.mkdir(parents=True, exist_ok=True)
     (keep / "brief.md").write_text(ctx.redact(text))
@@ -432,7 +449,8 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     )
     log = keep / "agent.log"
     log.unlink(missing_ok=True)
-    runner = build(_with_time_left(ctx))
+    given = _with_time_left(ctx)
+    runner = build(given)
     if isinstance(runner, Preset):
         _write_native_rules(ctx, runner, brief, round_no)
     env = ctx.env(with_secrets=True)
@@ -453,26 +471,40 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         ctx.record("redacted", round=round_no, count=len(printed), where="agent output")
     if result.transcript is not None:
         _record_transcript(ctx, round_no, result.transcript)
-    ctx.command(
-        "agent",
-        _shown(runner, brief),
-        result.exit_code,
-        result.duration,
-        result.output_tail,
-        round=round_no,
-        timed_out=result.timed_out,
-        **({"dropped_bytes": result.dropped} if result.dropped else {}),
-    )
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
         ctx.record("scope", round=round_no, reverted=reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
+    measured = AgentRound(
+        result.exit_code,
+        result.timed_out,
+        given.timeout,
+        changed=g.worktree_tree(ctx.ws) != checkpoint.read_text().strip(),
+        left_change=bool(touched),
+        tail=ctx.redact(result.output_tail),
+    )
+    ctx.command(
+        "agent",
+        _shown(runner, brief),
+        result.exit_code,
+        result.duration,
+        measured.tail,
+        round=round_no,
+        timed_out=result.timed_out,
+        timeout=given.timeout,
+        changed=measured.changed,
+        left_change=measured.left_change,
+        problem=measured.problem(),
+        **({"dropped_bytes": result.dropped} if result.dropped else {}),
+    )
     return {
         "exit_code": result.exit_code,
         "duration": result.duration,
         "reverted": reverted,
         "touched": touched,
+        "problem": measured.problem(),
+        "ran": measured.ran(),
     }
 
 
@@ -494,11 +526,15 @@ def _flatten_repositories(ctx: RunContext, by: str) -> None:
 
 
 def _shown(runner: Any, brief: Brief) -> str | list[str]:
-    """The agent's command as the audit log shows it: the brief's text stands as `{prompt}`."""
-    argv = runner.argv(brief)
+    """The agent's command as the audit log shows it: the prompt (the brief and the feedback,
+    each kept apart in the round's folder) stands as `{prompt}`."""
+    argv: str | list[str] = runner.argv(brief)
+    prompt = brief.prompt
+    if not prompt:
+        return argv
     if isinstance(argv, str):
-        return argv.replace(brief.text, "{prompt}")
-    return [a.replace(brief.text, "{prompt}") if brief.text else a for a in argv]
+        return argv.replace(shlex.quote(prompt), "{prompt}").replace(prompt, "{prompt}")
+    return [a.replace(prompt, "{prompt}") for a in argv]
 
 
 def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no: int) -> None:
@@ -574,8 +610,18 @@ def budget(run_id: str) -> dict[str, Any]:
 def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
+    judged = _judged_tree(ctx, out_dir, label)
+    agent_events = [
+        e.data
+        for e in ctx.audit.read(run_id)
+        if e.kind == "command" and e.data.get("round") == round_no
+    ]
+    agent = agent_events[-1] if agent_events and label == "round" else None
+    # An agent that did not run (it failed without touching a file) left nothing to check: its
+    # round fails without making a person wait for the checks of the untouched base.
+    checks = ctx.config.checks if agent is None or _measured(agent).ran() else {}
     results: list[CheckResult] = []
-    for name, check_config in ctx.config.checks.items():
+    for name, check_config in checks.items():
         # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
         # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
         # size and the same second of mtime, which an agent's quick edit often has.
@@ -592,28 +638,106 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
             result.output_tail,
             **({"dropped_bytes": result.dropped} if result.dropped else {}),
         )
-        results.append(result)
-    # Once the checks are done, before the harness runs git here again.
-    _flatten_repositories(ctx, f"checks ({label} {round_no})")
-    passed = all(r.passed for r in results)
-    agent_events = [
-        e.data
-        for e in ctx.audit.read(run_id)
-        if e.kind == "command" and e.data.get("round") == round_no
-    ]
+        results.append(_keep_the_agents_work(ctx, result, judged, round_no, label))
+    # A round is judged on the agent as well: passing checks on work it did not do (it
+    # crashed, or changed nothing) are no reason to offer the work for review.
+    problem = agent.get("problem") if agent else None
+    passed = all(r.passed for r in results) and not problem
     ctx.record(
         label,
         round=round_no,
         passed=passed,
         checks=[asdict(r) for r in results],
-        agent=agent_events[-1] if agent_events and label == "round" else None,
+        agent=agent,
+        problem=problem,
+        checks_skipped=bool(ctx.config.checks) and not checks,
     )
     if label == "round":
         ctx.update(rounds=round_no)
-    return {
-        "passed": passed,
-        "feedback": None if passed else ctx.redact(context.render_feedback(results)),
-    }
+    measured = _measured(agent) if agent and problem else None
+    feedback = None if passed else context.render_feedback(results, agent=measured)
+    return {"passed": passed, "feedback": ctx.redact(feedback) if feedback else None}
+
+
+def _measured(event: dict[str, Any]) -> AgentRound:
+    """The agent's round back from its recorded command (see `agent`)."""
+    return AgentRound(
+        event["exit_code"],
+        bool(event.get("timed_out")),
+        int(event.get("timeout") or 0),
+        changed=bool(event.get("changed", True)),
+        left_change=bool(event.get("left_change", True)),
+        tail=str(event.get("tail") or ""),
+    )
+
+
+def _judged_tree(ctx: RunContext, out_dir: Path, label: str) -> str:
+    """The tree the checks judge: what the agent left (a merge's checks: the merge). A round's
+    is kept in its folder, which no check can write: checks run again after a crash (one may
+    have died halfway through rewriting a file) start from it again, not from what they left."""
+    if label != "round":  # a merge is made afresh each time it is tried
+        return g.worktree_tree(ctx.ws)
+    checkpoint = out_dir / "checks.tree"
+    if checkpoint.exists():
+        tree = checkpoint.read_text().strip()
+        g.restore_tree(ctx.ws, tree)
+        return tree
+    tree = g.worktree_tree(ctx.ws)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_text(tree + "\n")
+    return tree
+
+
+def _keep_the_agents_work(
+    ctx: RunContext, result: CheckResult, judged: str, round_no: int, label: str
+) -> CheckResult:
+    """Put back what a check changed in the work tree (files ignored by git aside): what is
+    committed is exactly the work the checks judged, never a linter's fix or a formatter's
+    rewrite passed off as the agent's. A check that modified or deleted the agent's files fails
+    (`checks.changed_the_work`); files it only created are removed, with a warning."""
+    # A repository a check made loses its `.git` before the harness's `git add` reads it (see
+    # `_flatten_repositories`); its files, created by the check, go with the rest.
+    nested = [
+        rel for rel in g.embedded_repositories(ctx.ws) if safeio.remove(ctx.ws, f"{rel}/.git")
+    ]
+    now = g.worktree_tree(ctx.ws)
+    if now == judged and not nested:
+        return result
+    changed, created = _tree_changes(ctx.ws, judged, now)
+    g.restore_tree(ctx.ws, judged)
+    when, said = f"{label} {round_no}", []
+    if changed:
+        said.append(
+            f"the check `{result.name}` ({when}) changed the agent's files {listed(changed)}: "
+            "they were put back as the agent left them, and the check fails"
+        )
+    if created or nested:
+        made = listed(created) + "".join(f" (a git repository of its own at {n})" for n in nested)
+        said.append(
+            f"the check `{result.name}` ({when}) created {made}: removed, never committed "
+            "(list what a check writes in .gitignore to keep it)"
+        )
+    ctx.record(
+        "warning",
+        message="; ".join(said),
+        check=result.name,
+        round=round_no,
+        label=label,
+        changed=changed[:100],
+        created=created[:100],
+    )
+    return changed_the_work(result, changed) if changed else result
+
+
+def _tree_changes(ws: Path, before: str, after: str) -> tuple[list[str], list[str]]:
+    """The paths of `before` that `after` modified or deleted, and the paths `after` added."""
+    out = g.git_bytes(ws, "diff-tree", "-r", "-z", "--no-renames", "--name-status", before, after)
+    fields = iter(g.z_paths(out))
+    changed: list[str] = []
+    created: list[str] = []
+    for status in fields:
+        (created if status == "A" else changed).append(next(fields, ""))
+    return sorted(changed), sorted(created)
 
 
 # scan -------------------------------------------------------------------------------------
@@ -650,6 +774,7 @@ def scan(run_id: str) -> dict[str, Any]:
             )
             for p in reverted
         ),
+        *_check_changes(events),
     ]
     if printed:
         findings.append(
@@ -677,7 +802,43 @@ def scan(run_id: str) -> dict[str, Any]:
     if found.findings:
         where = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
         ctx.update(reason=f"a secret in the change ({where}); nothing was committed")
-    return {"blocked": bool(found.findings), "blocking": blocking, "warnings": warnings}
+    return {
+        "blocked": bool(found.findings),
+        "blocking": blocking,
+        "warnings": warnings,
+        "secrets": [f"{f.file}:{f.line}" if f.line else str(f.file) for f in found.findings],
+    }
+
+
+def _check_changes(events: list[Event]) -> list[Finding]:
+    """What the checks of the run's rounds changed or created in the work tree (all put back
+    before anything was committed, see `_keep_the_agents_work`): one finding per check and kind."""
+    seen: dict[tuple[str, str], tuple[set[str], set[int]]] = {}
+    for e in events:
+        if e.kind != "warning" or "check" not in e.data or e.data.get("label") != "round":
+            continue
+        for kind in ("changed", "created"):
+            if e.data.get(kind):
+                paths, rounds = seen.setdefault((e.data["check"], kind), (set(), set()))
+                paths.update(e.data[kind])
+                rounds.add(e.data["round"])
+    done = {
+        "changed": "the harness put the agent's version back and the check failed that round",
+        "created": "removed, never committed",
+    }
+    return [
+        Finding(
+            "check.changed_files",
+            "warn",
+            f"the check `{check}` {kind} {listed(sorted(paths))} in round "
+            f"{', '.join(map(str, sorted(rounds)))}: {done[kind]}",
+            why="A check that writes (a linter's fix, a formatter) would have its rewrite "
+            "committed as the agent's work, judged by nobody. Make it report without writing "
+            "(`ruff check` without `--fix`, `ruff format --check`), or list what it creates in "
+            ".gitignore.",
+        )
+        for (check, kind), (paths, rounds) in seen.items()
+    ]
 
 
 def _where(findings: tuple[Finding, ...]) -> set[tuple[str | None, int | None]]:
@@ -727,13 +888,16 @@ NOTES_LIMIT = 64 << 10
 
 def write_handoff(run_id: str, outcome: str) -> str:
     ctx = RunContext(run_id)
-    if outcome in FINAL and ctx.run.workspace:
-        # The workspace stays for a person to look at; its database need not keep running.
+    if (outcome in FINAL or outcome == "blocked") and ctx.run.workspace:
+        # The workspace stays for a person to look at; its database need not keep running
+        # (a blocked run sent back starts them again with its next round: `hydrate`).
         stopped = services.stop(ctx.ws)
         if stopped:
             ctx.record("cleanup", services=stopped)
     events = ctx.audit.read(run_id)
     rounds = [e.data for e in events if e.kind == "round"]
+    if outcome == "failed" and rounds and rounds[-1].get("problem"):
+        ctx.update(reason=_agent_reason(_measured(rounds[-1]["agent"])))
     reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
     commands = [e.data for e in events if e.kind == "command"]
     files = _files_changed(ctx)
@@ -773,6 +937,8 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "timeline": _timeline(events),
         "spend": {"usd": round(ctx.run.spend, 4), "tokens": ctx.run.tokens},
         "undo": _undo(ctx, outcome),
+        "fixed_tests": _fixed_tests(ctx, rounds),
+        "diff": _see_diff(ctx, outcome, events),
     }
     path = handoff.write(h, ctx.dir, ctx.redact)
     if outcome in ("awaiting_review", "merged"):
@@ -788,6 +954,58 @@ def write_handoff(run_id: str, outcome: str) -> str:
         ctx.update(status=outcome, handoff=str(path))
     ctx.record("handoff", outcome=outcome, path=str(path))
     return str(path)
+
+
+def _fixed_tests(ctx: RunContext, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tests that failed in an earlier round and that the last round's report shows passing:
+    read from the report, never inferred from an exit code (a deleted test does not pass)."""
+    failed: dict[tuple[str, str], set[int]] = {}
+    for r in rounds[:-1]:
+        for c in r["checks"]:
+            for f in c["failures"]:
+                if f.get("test"):
+                    failed.setdefault((c["name"], f["test"]), set()).add(r["round"])
+    if not failed:
+        return []
+    last = rounds[-1]["round"]
+    passed = {
+        name: junit.passed_tests(report_file(ctx.dir / f"round-{last}", name))
+        for name in {name for name, _ in failed}
+        if name in ctx.config.checks and ctx.config.checks[name].parser == "junit"
+    }
+    return [
+        {"check": name, "test": test, "failed_in": sorted(where)}
+        for (name, test), where in sorted(failed.items())
+        if test in passed.get(name, set())
+    ]
+
+
+def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
+    """A command that shows the run's change, where it is: on the branch published in the user's
+    repository, in the merge, or in the workspace (through the harness's git directory: the
+    workspace's own `.git` is the agent's)."""
+    repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
+    published = [e.data for e in events if e.kind == "publish"]
+    if outcome == "merged" and run.merge_sha:
+        return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
+    if published and published[-1].get("pull_request"):
+        return f"the pull request's changes: {published[-1]['pull_request']}"
+    if published and run.head_sha:
+        return f"git -C {repo} diff {main}...{run.branch}"
+    if not run.workspace:
+        return ""
+    where = f"--git-dir={g.gitdir_path(ctx.ws)} --work-tree={ctx.ws}"
+    if run.head_sha:
+        return f"git {where} diff {run.base_sha} {run.head_sha}"
+    # Not committed: `diff` shows what changed in the files git knows, `status` the new ones.
+    return f"git {where} status --short; git {where} diff {run.base_sha}"
+
+
+def _agent_reason(agent: AgentRound) -> str:
+    """Why a run whose last round the agent failed ended: what happened, and the last line it
+    printed where it failed (`Not logged in`), which is most often the cause."""
+    said = agent.last_line() if agent.exit_code != 0 or agent.timed_out else ""
+    return f"{agent.problem()}: {said[:200]}" if said else str(agent.problem())
 
 
 def _people(events: list[Event]) -> list[dict[str, str]]:
@@ -870,8 +1088,17 @@ def _summary(
     if outcome == "blocked":
         return (
             f"The run is blocked: {ctx.run.reason}. {change} Nothing was committed or pushed; "
-            f"the work stays in the workspace `{ctx.run.workspace}` for a person "
-            "(`jackline clean` removes it)."
+            f"the work waits in the workspace `{ctx.run.workspace}` for a person's decision: "
+            f"`jackline request-changes {ctx.run.id} -m TEXT` gives the agent another round, "
+            "told the file and line of each secret (the next scan must find none), or "
+            f"`jackline reject {ctx.run.id}` closes the run and removes the workspace. It cannot "
+            "be approved. If the secret is real, rotate it either way: it was on disk."
+        )
+    if outcome == "cancelled":
+        kept = f"the workspace `{ctx.run.workspace}`" if ctx.run.workspace else "no workspace"
+        return (
+            f"The run was cancelled ({ctx.run.reason}). {change} Nothing was merged; {kept} "
+            "stays for a person (`jackline clean` removes it)."
         )
     if outcome == "over_budget":
         return (
@@ -906,13 +1133,14 @@ def _undo(ctx: RunContext, outcome: str) -> list[str]:
             f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
             f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
         ]
-    if outcome in ("blocked", "failed"):
-        steps = [
-            f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"
+    if outcome == "blocked":  # it waits for a decision: `clean` keeps its workspace
+        return [
+            "Nothing is merged or pushed. Close the run and remove its workspace: "
+            f"`jackline reject {ctx.run.id}`",
+            "If the secret is real, rotate it: it was on disk in the workspace.",
         ]
-        if outcome == "blocked":
-            steps.append("If the secret is real, rotate it: it was on disk in the workspace.")
-        return steps
+    if outcome in ("failed", "cancelled"):
+        return [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
     steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
     if ctx.run.head_sha:
         steps.append(f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`")
@@ -957,18 +1185,29 @@ def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
         approver += f" (claimed by OS user {decision['claimed_by_os_user']})"
     message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
     try:
-        sha, moved = forge.prepare_merge(
-            ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
-        )
-        if moved:
-            ctx.record("step", step="merge-checks", reason=f"{main} moved since the run started")
-            result = check(run_id, ctx.run.rounds, label="merge-check")
-            if not result["passed"]:
-                g.git(ctx.ws, "checkout", "--quiet", ctx.run.branch)
-                raise Refused(f"the checks fail on the merge with the current {main}")
-        forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
+        # One landing at a time per repository: this one merges onto the main it finds here,
+        # and main cannot move under it between the merge, its checks and the landing.
+        with forge.landing(Path(ctx.run.repo)):
+            sha, moved = forge.prepare_merge(
+                ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
+            )
+            if moved:
+                why = f"{main} moved since the run started"
+                ctx.record("step", step="merge-checks", reason=why)
+                result = check(run_id, ctx.run.rounds, label="merge-check")
+                if not result["passed"]:
+                    raise Refused(f"the checks fail on the merge with the current {main}")
+            forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
     except (Refused, CommandFailed) as e:
+        # The workspace goes back to the branch, whatever refused: a round asked for next
+        # starts from the run's own work, never from a merge that did not land.
+        g.git(ctx.ws, "checkout", "--quiet", "--force", ctx.run.branch, check=False)
         reason = str(e).splitlines()[0]
+        if isinstance(e, Conflict):
+            reason += (
+                f": `jackline request-changes {run_id} -m TEXT` gives the agent a round on the "
+                f"newest {main} with the conflicts marked in those files (or reject the run)"
+            )
         ctx.update(status="awaiting_review", reason=reason)
         ctx.record("merge", outcome="refused", reason=str(e))
         return {"outcome": "refused", "reason": reason}
@@ -988,11 +1227,88 @@ def finish(run_id: str, outcome: str) -> None:
 
 def reject(run_id: str, decision: dict[str, Any]) -> None:
     ctx = RunContext(run_id)
-    ctx.update(reason=decision.get("message", ""))
+    reason = decision.get("message", "")
+    scans = [e.data for e in ctx.audit.read(run_id) if e.kind == "scan"]
+    if scans and scans[-1].get("secrets"):  # rejected while blocked: the workspace goes now
+        rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
+        reason = f"{reason}; {rotate}" if reason else rotate
+    ctx.update(reason=reason)
     finish(run_id, "rejected")
+
+
+# ends that are not the blueprint's ----------------------------------------------------------
+
+
+def cancel(run_id: str, reason: str) -> str:
+    """End a run a person cancelled, once its workflow is cancelled (no step of it starts
+    again): the status says so before the agents die, so that a step still finishing in the
+    process that drove it cannot make their deaths into another outcome; every round's agent
+    process group is killed; the handoff says it (its services stop, its workspace stays)."""
+    Store().update_run(run_id, status="cancelled", reason=reason)
+    for pidfile in sorted(paths.run_dir(run_id).glob("round-*/agent.pid")):
+        proc.kill_recorded(pidfile)
+    return write_handoff(run_id, "cancelled")
+
+
+def fail(run_id: str, reason: str) -> None:
+    """A bug stopped the run's workflow: the run fails with the error as its reason (a run
+    that has ended, a cancelled one say, keeps its end), with a handoff where one can be
+    written: the bug may be in the handoff itself."""
+    store = Store()
+    if store.get_run(run_id).status in FINAL:
+        return
+    try:
+        ctx = RunContext(run_id, store)
+        reason = ctx.redact(reason)
+        ctx.record("error", reason=reason)
+    except Exception:  # the bug may be in loading the run: the status still says it
+        reason = Redactor.from_environment()(reason)
+    store.update_run(run_id, status="failed", reason=reason)
+    try:
+        write_handoff(run_id, "failed")
+    except Exception as e:  # the bug may be in the handoff itself: a short one says it
+        path = paths.run_dir(run_id) / "handoff.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f"# {run_id}: failed\n\nThe run failed: {reason}\n\nThe full handoff could not "
+            f"be written ({type(e).__name__}); `jackline logs {run_id}` has what the run did.\n"
+        )
+        store.update_run(run_id, handoff=str(path))
 
 
 def review_feedback(decision: dict[str, Any]) -> str:
     return context.render_feedback(
         [], Decision(decision["kind"], decision["by"], decision.get("message", ""))
+    )
+
+
+def changes_requested(run_id: str, decision: dict[str, Any]) -> str:
+    """The feedback of a round a reviewer asked for. Where main moved since the run's base, the
+    round starts on the newest main (`forge.onto_newest_main`): a branch that no longer merges
+    has a way forward, and no agent works on an old main unknowingly. The feedback says main
+    moved and names each file left with conflict markers."""
+    ctx = RunContext(run_id)
+    text = review_feedback(decision)
+    main = ctx.config.project.main
+    moved = forge.onto_newest_main(ctx.ws, main, ctx.run.branch)
+    if moved is None:
+        return text
+    tip, conflicts = moved
+    ctx.update(base_sha=tip)
+    ctx.record("onto_main", main=main, sha=tip, conflicts=conflicts)
+    return text + "\n" + context.render_main_moved(main, tip, conflicts)
+
+
+def secret_feedback(where: list[str], decision: dict[str, Any]) -> str:
+    """Feedback for the round after a blocked one: the reviewer's words, and the file and line
+    of each secret the scan found. Never the value: the agent need not see it again to remove
+    it, and a feedback file is one more place it would be."""
+    listed = "\n".join(f"- {w}" for w in where) or "- (the scan's findings name no place)"
+    return (
+        f"{review_feedback(decision).rstrip()}\n\n"
+        "## The change was blocked: it holds a secret\n\n"
+        "Remove each of these from the change. Nothing is committed while one is there, and "
+        "the next scan must find none. Do not move the value elsewhere in the workspace: code "
+        "that needs it reads it from an environment variable.\n\n"
+        f"{listed}\n"
     )

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -41,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     blocking INTEGER NOT NULL DEFAULT 0,
     warnings INTEGER NOT NULL DEFAULT 0,
     spend REAL NOT NULL DEFAULT 0,
-    tokens INTEGER NOT NULL DEFAULT 0
+    tokens INTEGER NOT NULL DEFAULT 0,
+    executor TEXT
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -119,6 +121,7 @@ ADDED_COLUMNS = {
     "warnings": "INTEGER NOT NULL DEFAULT 0",
     "spend": "REAL NOT NULL DEFAULT 0",
     "tokens": "INTEGER NOT NULL DEFAULT 0",
+    "executor": "TEXT",
 }
 
 _RUN_FIELDS = [f.name for f in fields(Run)]
@@ -169,25 +172,57 @@ class Store:
         if "paths" in changes:
             changes["paths"] = json.dumps(list(changes["paths"]))
         changes["updated_at"] = time.time()
-        sets = ", ".join(f"{k} = ?" for k in changes)
+        # A cancelled run never moves again: a step of its workflow still finishing in another
+        # process (the cancel stops the next one) cannot give it another status.
+        sets = ", ".join(
+            "status = CASE status WHEN 'cancelled' THEN status ELSE ? END"
+            if k == "status"
+            else f"{k} = ?"
+            for k in changes
+        )
         with self.transaction() as db:
             cur = db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*changes.values(), run_id])
             if cur.rowcount == 0:
                 raise NotFound(f"no run {run_id!r}")
         return self.get_run(run_id)
 
+    def set_executor(self, run_id: str, executor: str) -> None:
+        """Write down the process that drives the run now (nothing for an unknown run)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET executor = ? WHERE id = ?", (executor, run_id))
+
     def get_run(self, run_id: str) -> Run:
+        """The run `run_id` names: its id, or a piece of it that no other run's id holds (at
+        least `SHORT` characters, such as the short id `jackline runs` shows). Every surface
+        finds runs here, so each takes what the others show."""
         row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            matches = self._db.execute(
-                "SELECT * FROM runs WHERE id LIKE ? ORDER BY created_at DESC LIMIT 2",
-                (f"%{run_id}%",),
-            ).fetchall()
-            if len(matches) != 1:
-                hint = "several runs match" if matches else "`jackline runs` lists them"
-                raise NotFound(f"no run {run_id!r} ({hint})")
-            row = matches[0]
+            found = self._db.execute("SELECT * FROM runs WHERE id = ?", (self._named(run_id),))
+            row = found.fetchone()
         return _from_row(row)
+
+    def _named(self, piece: str) -> str:
+        wanted = piece.strip().lower().removeprefix("run-")
+        if len(wanted) < SHORT:
+            raise NotFound(
+                f"no run {piece!r}: a short run id has at least {SHORT} characters "
+                "(`jackline runs` lists them)"
+            )
+        rows = self._db.execute(
+            "SELECT id FROM runs WHERE instr(lower(id), ?) > 0 ORDER BY created_at DESC LIMIT 11",
+            (wanted,),
+        ).fetchall()
+        if not rows:
+            raise NotFound(f"no run {piece!r} (`jackline runs` lists them)")
+        if len(rows) > 1:
+            named = ", ".join(r["id"] for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+            raise NotFound(f"{piece!r} is part of more than one run's id ({named}): give more")
+        return str(rows[0]["id"])
+
+    def short_ids(self, run_ids: Collection[str]) -> dict[str, str]:
+        """Each run's short id, unique among every run here (see `shortest_unique`)."""
+        every = [r["id"] for r in self._db.execute("SELECT id FROM runs")]
+        return shortest_unique(run_ids, every)
 
     def run_in(self, workspace: str) -> Run | None:
         """The run whose workspace is at `workspace`, if any (the newest)."""
@@ -405,6 +440,31 @@ class Store:
         """Un-take a delivery that failed before it acted, so the sender's retry is taken."""
         with self.transaction() as db:
             db.execute("DELETE FROM deliveries WHERE source = ? AND id = ?", (source, delivery_id))
+
+
+SHORT = 6
+"""The fewest characters of a run id that `Store.get_run` takes for the whole."""
+
+
+def shortest_unique(run_ids: Collection[str], among: Collection[str]) -> dict[str, str]:
+    """For each id, its shortest ending (`SHORT` characters at least, without `run-`) that no
+    other id of `among` holds anywhere, so that `Store.get_run` finds it and only it. A ULID's
+    ending is its random part: six characters nearly always do."""
+    bodies = {i: i.removeprefix("run-") for i in {*run_ids, *among}}
+    short: dict[str, str] = {}
+    size = SHORT
+    while len(short) < len(set(run_ids)):
+        held = Counter(
+            p for b in bodies.values() for p in {b[k : k + size] for k in range(len(b) - size + 1)}
+        )
+        for run_id in set(run_ids) - set(short):
+            body = bodies[run_id]
+            if len(body) <= size:
+                short[run_id] = run_id
+            elif held[body[-size:]] == 1:
+                short[run_id] = body[-size:]
+        size += 1
+    return short
 
 
 def _to_row(run: Run) -> dict[str, Any]:

@@ -335,6 +335,8 @@ DECISIONS: dict[str, Callable[[str, str, str, str | None], Run]] = {
         run_id, text, by=by, head=head
     ),
     "reject": lambda run_id, by, text, head: api.reject(run_id, by=by, message=text, head=head),
+    # Not bound to a head: a cancel ends the run whatever round it is in.
+    "cancel": lambda run_id, by, text, head: api.cancel(run_id, by=by, message=text),
 }
 
 
@@ -429,11 +431,17 @@ def _command(d: dict[str, Any]) -> str | None:
         mark = "pass" if d["exit_code"] == 0 else "FAIL"
         return f"check {step[6:]} {mark} ({d['duration']:.1f}s)"
     if step == "setup":
-        return f"set-up `{short(d['command'], 60)}` exited {d['exit_code']}"
+        return f"{_setup(d)} exited {d['exit_code']} after {d['duration']:.1f}s"
     return None
 
 
+def _setup(d: dict[str, Any]) -> str:
+    number = f" {d['number']}/{d['of']}" if "number" in d else ""
+    return f"set-up{number} `{short(d['command'], 60)}`"
+
+
 DESCRIBE: dict[str, Callable[[dict[str, Any]], str | None]] = {
+    "setup": lambda d: f"{_setup(d)} ...",
     "submitted": lambda d: f"submitted by {d['by']}: {short(d['task'], 120)}",
     "workspace": lambda d: (
         f"workspace ready on {d['branch']} ({d['method']}, sandbox {d.get('sandbox', 'none')})"

@@ -70,6 +70,10 @@ PROVENANCE = "jackline-snapshot.json"
 # Runs `[workspace] setup` in a directory; one record per command, stopping at the first failure.
 RunSetup = Callable[[Path], list[dict[str, Any]]]
 
+# Told as set-up goes: (number, of, command, None) as a command starts, then (number, of, command,
+# its record) as it ends. Set-up can take a minute: whoever watches a run sees each command.
+SetupWatch = Callable[[int, int, str, dict[str, Any] | None], None]
+
 
 class SetupFailed(CommandFailed):
     """A set-up command exited non-zero: no snapshot is kept."""
@@ -222,16 +226,20 @@ def _locked(name: str) -> Iterator[None]:
         yield
 
 
-def default_setup(config: JacklineConfig, logs: Path) -> RunSetup:
+def default_setup(config: JacklineConfig, logs: Path, watch: SetupWatch | None = None) -> RunSetup:
     """`[workspace] setup` in the sandbox `[sandbox]` describes (the directory at `INSIDE` under
-    bubblewrap), with the network; each command's output in `logs/setup-<n>.log`."""
+    bubblewrap), with the network; each command's output in `logs/setup-<n>.log`, each command's
+    start and end told to `watch`."""
     box = config.sandbox
     env = scrub(os.environ, box.env, setup=True)
+    commands = config.workspace.setup
 
     def run_setup(tree: Path) -> list[dict[str, Any]]:
         jail = jail_for(box, tree, network=True)
         records: list[dict[str, Any]] = []
-        for i, command in enumerate(config.workspace.setup, 1):
+        for i, command in enumerate(commands, 1):
+            if watch:
+                watch(i, len(commands), command, None)
             log = logs / f"setup-{i}.log"
             done = proc.run(command, tree, env, log, config.workspace.setup_timeout, jail=jail)
             records.append(
@@ -242,6 +250,8 @@ def default_setup(config: JacklineConfig, logs: Path) -> RunSetup:
                     "tail": done.tail(15),
                 }
             )
+            if watch:
+                watch(i, len(commands), command, records[-1])
             if done.exit_code != 0:
                 break
         return records
