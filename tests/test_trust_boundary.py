@@ -202,10 +202,13 @@ def test_the_agents_git_works_and_its_commits_stay_its_own(hostile: Any) -> None
     assert git(project.repo, "log", "-1", "--format=%s", run["branch"]) != "mine"
 
 
-def test_repositories_the_agent_or_a_check_nest_are_flattened_and_said(hostile: Any) -> None:
+def test_a_repository_the_agent_nests_is_flattened_one_a_check_nests_removed(
+    hostile: Any,
+) -> None:
     project, run = hostile
     warned = [w["message"] for w in project.events_by_kind(run["id"])["warning"]]
     assert any("agent (round 1)" in w and "sub" in w for w in warned), warned
-    assert any("checks" in w and "made_by_check" in w for w in warned), warned
+    assert any("check `test`" in w and "made_by_check" in w for w in warned), warned
     listed = git(project.repo, "ls-tree", "-r", "--name-only", run["branch"]).splitlines()
-    assert "sub/file.txt" in listed and "made_by_check/f.txt" in listed
+    # The agent's files are its work; what a check made is no one's (see test_check_outcomes).
+    assert "sub/file.txt" in listed and "made_by_check/f.txt" not in listed

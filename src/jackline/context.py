@@ -24,7 +24,8 @@ import yaml
 
 from jackline import safeio
 from jackline.config import JacklineConfig
-from jackline.models import CheckResult, Decision
+from jackline.handoff import fenced
+from jackline.models import AgentRound, CheckResult, Decision
 
 NESTED = ("AGENTS.md", "CLAUDE.md")
 RULES_DIR = ".jackline/rules"
@@ -163,11 +164,17 @@ def render_brief(
     return "\n".join(parts)
 
 
-def render_feedback(results: Iterable[CheckResult], review: Decision | None = None) -> str:
-    """What failed, short and exact: check, file, line, test, message."""
+def render_feedback(
+    results: Iterable[CheckResult],
+    review: Decision | None = None,
+    agent: AgentRound | None = None,
+) -> str:
+    """What failed, short and exact: the agent's own round, check, file, line, test, message."""
     parts = ["# Feedback from the previous round\n"]
     if review is not None:
         parts.append(f"## The reviewer ({review.by}) asks for changes\n\n{review.message}\n")
+    if agent is not None and agent.problem():
+        parts += _agent_feedback(agent)
     for r in results:
         if r.passed:
             continue
@@ -179,7 +186,41 @@ def render_feedback(results: Iterable[CheckResult], review: Decision | None = No
             parts.append(f"-{where}{test}{rule}: {f.message}")
         if len(r.failures) > 30:
             parts.append(f"- ... and {len(r.failures) - 30} more")
-        if not r.failures and r.output_tail:
-            parts.append("```\n" + r.output_tail + "\n```")
+        if (not r.explained or not r.failures) and r.output_tail:
+            # Nothing parsed says why: the output's last lines do.
+            parts += ["", "The last lines it printed:", "", *fenced(r.output_tail, indent="")]
         parts.append("")
     return "\n".join(parts)
+
+
+def render_main_moved(main: str, tip: str, conflicts: list[str]) -> str:
+    """Feedback for a round moved onto the newest main: that it moved, and where the agent's
+    change and main's changed the same lines (each file holds git's conflict markers)."""
+    parts = [
+        f"## {main} moved since this run started: this round starts on its newest commit\n",
+        f"Your change is applied on top of `{main}` at {tip[:12]}.",
+    ]
+    if conflicts:
+        parts += [
+            f"\nThese files were changed both on `{main}` and by you, and hold conflict markers "
+            "(`<<<<<<<`, `=======`, `>>>>>>>`). Resolve each conflict so that both changes "
+            "hold, and remove the markers:\n",
+            *(f"- `{path}`" for path in conflicts),
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def _agent_feedback(agent: AgentRound) -> list[str]:
+    """The agent's own failure, as the next round reads it: what happened, then what it printed
+    last or what counts as a change."""
+    parts = [f"## Your last round: {agent.problem()}\n"]
+    if not agent.changed:
+        parts.append(
+            "Nothing in the work tree changed. Only the files you leave count (the harness "
+            "commits the work tree; commits of your own and `.jackline/` do not).\n"
+        )
+    elif not agent.left_change:
+        parts.append("The files are back as the run found them: there is nothing to review.\n")
+    if agent.tail and (agent.exit_code != 0 or agent.timed_out):
+        parts += ["The last lines it printed:", "", *fenced(agent.tail, indent=""), ""]
+    return parts

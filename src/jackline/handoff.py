@@ -1,5 +1,11 @@
 """The handoff: the note a person reads before deciding. Markdown for people, JSON for machines,
 built from the same dict and written side by side. Redacted before it is written.
+
+The structure is the harness's; the words in it are often not (the task, file names, the
+agent's commands and notes, what checks printed). Each such piece goes in through one of four
+functions, so none can write a heading, a link, a table row or an unclosed fence: `text` for a
+run of words, `code` for a name or a command, `fenced` for output, `quoted` for the agent's
+notes (its markdown kept, inside a quote the document's sections cannot be written from).
 """
 
 from __future__ import annotations
@@ -17,6 +23,27 @@ def one_line(text: str) -> str:
     it: control characters escaped, so a newline in a file name cannot start a line of the
     note (a heading, a "Findings: none") of the agent's writing."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# What makes markdown of a line: emphasis, code, links and images, raw HTML and entities, table
+# cells, strike-through, and the backslash itself. Escaped, each shows as itself.
+_INLINE = re.compile(r"([\\`*_\[\]<>|~&])")
+
+
+def text(words: str, limit: int = 0) -> str:
+    """Words of someone else's writing, shown as they are on one line of the note (`one_line`,
+    cut to `limit` characters where one is given) with markdown's inline characters escaped."""
+    words = one_line(words)
+    if limit and len(words) > limit:
+        words = words[: limit - 3] + "..."
+    return _INLINE.sub(r"\\\1", words)
+
+
+def quoted(markdown: str) -> list[str]:
+    """The agent's own markdown (its notes), kept as markdown but inside a block quote: a
+    heading or a list in it stays in the quote, not among the note's sections. Lines are
+    `one_line`d first, so a carriage return cannot start an unquoted line."""
+    return [f"> {one_line(line)}".rstrip() for line in markdown.strip().splitlines()]
 
 
 def code(text: str) -> str:
@@ -50,14 +77,14 @@ def look_twice(
 ) -> list[str]:
     """Where a reviewer's attention pays most: derived from the change, never from the agent."""
     out = []
-    out += [f"Still failing: {what}" for what in failing]
+    out += [f"Still failing: {text(what)}" for what in failing]
     for f in findings or []:
         if f["level"] == "block" or f["rule"].startswith("guard."):
             where = code(
                 f"{f['file']}:{f['line']}" if f.get("line") else f.get("file") or "the change"
             )
             quote = f": {code(f['quote'])}" if f.get("quote") else ""
-            out.append(f"{where} ({f['rule']}) {one_line(f['message'])}{quote}")
+            out.append(f"{where} ({f['rule']}) {text(f['message'])}{quote}")
     for path in reverted:
         out.append(f"The agent wrote {code(path)}, which is out of scope; the write was reverted.")
     for f in files:
@@ -76,12 +103,13 @@ def look_twice(
 
 
 def render(h: dict[str, Any]) -> str:
-    lines = [f"# Handoff: {h['task']}", ""]
+    lines = [f"# Handoff: {text(h['task'])}", ""]
     lines += [
         f"- **Run:** `{h['run']}`",
         f"- **Outcome:** {h['outcome']}",
         f"- **Branch:** `{h['branch']}` (base `{(h['base'] or '')[:10]}`, head `{(h['head'] or '')[:10]}`)",
         f"- **Rounds:** {len(h['rounds'])}",
+        *([f"- **Diff:** {code(h['diff'])}"] if h.get("diff") else []),
         *_people(h),
         *_blocking_banner(h),
         "",
@@ -97,6 +125,7 @@ def render(h: dict[str, Any]) -> str:
         lines += [f"| {code(f['path'])} | {f['added']} | {f['removed']} |" for f in h["files"]]
     else:
         lines.append("No files changed.")
+    lines += _fixed_tests(h.get("fixed_tests") or [])
     lines += ["", "## Checks by round", ""]
     for r in h["rounds"]:
         agent = r.get("agent") or {}
@@ -105,15 +134,19 @@ def render(h: dict[str, Any]) -> str:
             f" (agent exit {agent.get('exit_code', '?')}, {agent.get('duration', 0):.1f}s)"
         )
         lines.append("")
+        lines += agent_failure(r)
         for c in r["checks"]:
             mark = "pass" if c["passed"] else "FAIL"
             lines.append(
-                f"- `{c['name']}` {mark}: {c['summary']} ({c['duration']:.1f}s) `{c['command']}`"
+                f"- {code(c['name'])} {mark}: {text(c['summary'])} ({c['duration']:.1f}s) "
+                f"{code(c['command'])}"
             )
             for f in c["failures"][:10]:
-                where = f" {f['file']}:{f['line']}" if f.get("file") and f.get("line") else ""
-                test = f" `{f['test']}`" if f.get("test") else ""
-                lines.append(f"  - {where}{test} {f['message']}".rstrip())
+                at = f"{f.get('file')}:{f.get('line')}"
+                where = f" {code(at)}" if f.get("file") and f.get("line") else ""
+                test = f" {code(f['test'])}" if f.get("test") else ""
+                lines.append(f"  - {where}{test} {text(f['message'])}".rstrip())
+            lines += unexplained_tail(c)
         if r.get("reverted"):
             lines.append(f"- reverted out-of-scope writes: {', '.join(map(code, r['reverted']))}")
         lines.append("")
@@ -126,9 +159,8 @@ def render(h: dict[str, Any]) -> str:
             mark = (
                 " (failed)" if step.get("error") or step.get("exit_code") not in (None, 0) else ""
             )
-            text = str(step.get("summary", "")).replace("\n", " ")
-            text = text if len(text) <= 110 else text[:107] + "..."
-            lines.append(f"- round {step['round']}, {step['kind']}: {text}{mark}")
+            said = text(" ".join(str(step.get("summary", "")).split()), limit=110)
+            lines.append(f"- round {step['round']}, {step['kind']}: {said}{mark}")
         spend = h.get("spend") or {}
         if spend.get("tokens"):
             lines.append(f"- model use: {spend['tokens']:,} tokens, ${spend['usd']:.2f}")
@@ -137,10 +169,11 @@ def render(h: dict[str, Any]) -> str:
     if h["commands"]:
         lines += ["| step | command | exit | seconds |", "|---|---|---:|---:|"]
         for c in h["commands"]:
-            cmd = c["command"].replace("|", "\\|").replace("\n", " ")
-            if len(cmd) > 120:
-                cmd = cmd[:117] + "..."
-            lines.append(f"| {c['step']} | `{cmd}` | {c['exit_code']} | {c['duration']:.1f} |")
+            cmd = c["command"].replace("\n", " ")
+            cmd = cmd if len(cmd) <= 120 else cmd[:117] + "..."
+            lines.append(
+                f"| {text(c['step'])} | {code(cmd)} | {c['exit_code']} | {c['duration']:.1f} |"
+            )
         cut = [c for c in h["commands"] if c.get("dropped_bytes")]
         for c in cut:
             lines.append(
@@ -149,7 +182,8 @@ def render(h: dict[str, Any]) -> str:
             )
     else:
         lines.append("None.")
-    lines += ["", "## The agent's notes", "", h["notes"].strip() or "The agent left no notes.", ""]
+    notes = quoted(h["notes"]) or ["The agent left no notes."]
+    lines += ["", "## The agent's notes", "", *notes, ""]
     lines += ["## Findings", ""]
     shown = [f for f in h["findings"] if not f["rule"].startswith("dependency.")]
     if shown:
@@ -157,7 +191,7 @@ def render(h: dict[str, Any]) -> str:
         for f in sorted(shown, key=lambda f: order.get(f["level"], 3)):
             line = f":{f['line']}" if f.get("line") else ""
             where = f" {code(f['file'] + line)}" if f.get("file") else ""
-            lines.append(f"- **{f['level']}** {f['rule']}{where}: {one_line(f['message'])}")
+            lines.append(f"- **{f['level']}** {f['rule']}{where}: {text(f['message'])}")
             if f.get("quote"):
                 lines += fenced(f["quote"])
             if f.get("why"):
@@ -168,7 +202,7 @@ def render(h: dict[str, Any]) -> str:
     if h.get("dependencies"):
         for f in h["dependencies"]:
             lines.append(
-                f"- **{f['level']}** {one_line(f['message'])} ({code(str(f.get('file') or ''))})"
+                f"- **{f['level']}** {text(f['message'])} ({code(str(f.get('file') or ''))})"
             )
     else:
         lines.append("No dependency changed.")
@@ -178,6 +212,41 @@ def render(h: dict[str, Any]) -> str:
     lines += [f"- {x}" for x in h["undo"]]
     lines.append("")
     return "\n".join(lines)
+
+
+def _fixed_tests(fixed: list[dict[str, Any]]) -> list[str]:
+    """The tests the run fixed: failing in an earlier round, seen passing in the last."""
+    if not fixed:
+        return []
+    lines = ["", "## Tests that now pass", ""]
+    for t in fixed:
+        rounds = ", ".join(map(str, t["failed_in"]))
+        lines.append(
+            f"- {code(t['test'])} (check {code(t['check'])}): failed in round {rounds}, passes now"
+        )
+    return lines
+
+
+def agent_failure(r: dict[str, Any]) -> list[str]:
+    """What went wrong with the agent in a round (`AgentRound.problem`), with the last lines it
+    printed where it exited non-zero or ran out of time."""
+    if not r.get("problem"):
+        return []
+    agent = r.get("agent") or {}
+    lines = [f"- **The agent:** {one_line(r['problem'])}"]
+    if agent.get("tail") and (agent.get("exit_code") != 0 or agent.get("timed_out")):
+        lines += ["  - the last lines it printed:", "", *fenced(agent["tail"], "    "), ""]
+    if r.get("checks_skipped"):
+        lines.append("- The checks did not run: the agent left nothing to check.")
+    return lines
+
+
+def unexplained_tail(check: dict[str, Any]) -> list[str]:
+    """The last lines a failed check printed, as a fenced block under its list item, when
+    nothing its parser found says why it failed (see `CheckResult.explained`)."""
+    if check["passed"] or check.get("explained", True) or not check.get("output_tail"):
+        return []
+    return ["  - the last lines it printed:", "", *fenced(check["output_tail"], "    "), ""]
 
 
 PEOPLE = {
@@ -193,8 +262,8 @@ def _people(h: dict[str, Any]) -> list[str]:
     lines = []
     for p in h.get("people", []):
         claim = p.get("claimed_by_os_user")
-        said = f" (claimed by OS user `{claim}`, not verified)" if claim else ""
-        lines.append(f"- **{PEOPLE.get(p['action'], p['action'])}:** {p['by']}{said}")
+        said = f" (claimed by OS user {code(claim)}, not verified)" if claim else ""
+        lines.append(f"- **{PEOPLE.get(p['action'], p['action'])}:** {text(p['by'])}{said}")
     return lines
 
 
@@ -204,7 +273,7 @@ def _blocking_banner(h: dict[str, Any]) -> list[str]:
         return []
     if h["outcome"] == "blocked":
         return ["- **Blocked:** a secret was found in the change; nothing was committed or pushed."]
-    owners = ", ".join(h.get("owners") or []) or "none named in [review] owners"
+    owners = text(", ".join(h.get("owners") or [])) or "none named in \\[review] owners"
     return [f"- **Needs an owner:** {len(block)} block-level finding(s); owners: {owners}"]
 
 

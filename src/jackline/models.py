@@ -6,13 +6,21 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 # A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
-# or ends failed (the checks still fail) or blocked (a secret in the change: nothing committed);
-# request-changes sends it from awaiting_review back to running.
+# or ends failed (the checks still fail); request-changes sends it from awaiting_review back to
+# running. A secret in the change rests it in blocked (nothing committed), which takes
+# request-changes (another round, told where the secret is) or reject, never approve.
 # A run that uses up its `[budget]` ends over_budget, its work kept for a person.
+# A person may cancel a run that has not ended (`jackline cancel`): it ends cancelled, its
+# workspace kept, and never moves again. `interrupted` is never stored: it is how a queued,
+# running, merging or rejecting run shows once the process that drove it is gone (`DRIVEN`).
 RESTING: frozenset[str] = frozenset(
-    {"awaiting_review", "failed", "blocked", "over_budget", "merged", "rejected"}
+    {"awaiting_review", "failed", "blocked", "over_budget", "merged", "rejected", "cancelled"}
 )
-FINAL: frozenset[str] = frozenset({"failed", "blocked", "over_budget", "merged", "rejected"})
+FINAL: frozenset[str] = frozenset({"failed", "over_budget", "merged", "rejected", "cancelled"})
+DRIVEN: frozenset[str] = frozenset({"queued", "running", "merging", "rejecting"})
+"""The statuses in which a live process must be driving the run's workflow."""
+DECIDING: frozenset[str] = frozenset({"awaiting_review", "blocked"})
+"""The statuses in which a run's workflow waits for a person's decision."""
 RUN_STATUSES: tuple[str, ...] = (
     "queued",
     "running",
@@ -24,6 +32,8 @@ RUN_STATUSES: tuple[str, ...] = (
     "failed",
     "blocked",
     "over_budget",
+    "cancelled",
+    "interrupted",
 )
 """Every status a run can have, in the order a run meets them (for filters and metrics)."""
 
@@ -57,6 +67,10 @@ class CheckResult:
     summary: str = ""
     dropped: int = 0
     """Bytes of its output not kept (between the head and the tail the log keeps)."""
+    explained: bool = True
+    """False when it failed and its parser named no failure (no parser, a crash before any
+    report, a timeout): then `output_tail` says why, and the handoff, `show` and the feedback
+    show it."""
 
 
 @dataclass(frozen=True)
@@ -110,6 +124,46 @@ class AgentResult:
 
 
 @dataclass(frozen=True)
+class AgentRound:
+    """An agent's round as the harness measured it. A round is good only when the agent exited
+    0 in time, changed the work tree, and left a change against the run's base: an exit code or
+    an empty tree says what happened, whatever the agent printed."""
+
+    exit_code: int
+    timed_out: bool = False
+    timeout: int = 0
+    """Seconds it was given."""
+    changed: bool = True
+    """The round changed the work tree (after out-of-scope writes were reverted)."""
+    left_change: bool = True
+    """The work tree differs from the run's base after the round."""
+    tail: str = ""
+    """The last lines it printed: plain text, redacted."""
+
+    def problem(self) -> str | None:
+        """What was wrong with the round, in a few words, or None."""
+        nothing = "" if self.changed else " and changed nothing"
+        if self.timed_out:
+            return f"the agent timed out after {self.timeout}s{nothing}"
+        if self.exit_code != 0:
+            return f"the agent exited {self.exit_code}{nothing}"
+        if not self.changed:
+            return "the agent exited 0 but changed nothing"
+        if not self.left_change:
+            return "the agent's work leaves no change against the run's base"
+        return None
+
+    def ran(self) -> bool:
+        """Whether the agent did anything another round could build on: it changed something,
+        or it finished normally. A program that failed without touching a file (not logged
+        in, not found, a bad flag, hung) would only fail the same way again."""
+        return self.changed or (self.exit_code == 0 and not self.timed_out)
+
+    def last_line(self) -> str:
+        return next((x.strip() for x in reversed(self.tail.splitlines()) if x.strip()), "")
+
+
+@dataclass(frozen=True)
 class Finding:
     """What a scan or the guard found in the change: which rule, how serious, where, and why a
     reviewer should care. `quote` holds the code in question (removed code, or a masked secret)."""
@@ -158,6 +212,8 @@ class Run:
     """US dollars of model use so far, from the transcripts and `[budget] prices`."""
     tokens: int = 0
     """Tokens used so far (input, output and cache), from the transcripts."""
+    executor: str | None = None
+    """The process driving the run's workflow (`executors`), written down when it starts to."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->

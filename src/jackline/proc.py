@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import selectors
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -54,11 +56,26 @@ class Completed:
     """Bytes of output dropped between the head and the tail the log keeps (0: none)."""
 
     def tail(self, lines: int = 30) -> str:
-        """The last lines of the output, after a line saying what was dropped (if anything was
-        and the lines do not already say it)."""
-        text = "\n".join(self.output.rstrip().splitlines()[-lines:])
+        """The last lines of the output as plain text (`plain`), after a line saying what was
+        dropped (if anything was and the lines do not already say it)."""
+        text = "\n".join(plain(self.output).rstrip().splitlines()[-lines:])
         said = dropped_line(self.dropped).strip()
         return text if not self.dropped or said in text else f"{said}\n{text}"
+
+
+# Terminal escape sequences: CSI (colours, cursor moves), OSC (titles, links), and the short ones.
+_ESCAPE = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b[@-_]?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def plain(text: str) -> str:
+    """A command's output as text to show anywhere (a handoff, feedback, a terminal): colour
+    and other escape sequences removed, a line a progress bar redrew (`\\r`) as it was last
+    drawn, tabs as spaces, no other control character. A tool prints in colour when it thinks
+    it has a terminal; a reader of the handoff would see `[31m` noise, a terminal obey it."""
+    lines = _ESCAPE.sub("", text).split("\n")
+    shown = (line.rstrip("\r").rsplit("\r", 1)[-1].expandtabs() for line in lines)
+    return "\n".join(_CONTROL.sub("", line) for line in shown)
 
 
 def dropped_line(dropped: int) -> str:
@@ -128,6 +145,7 @@ def _run(
         kept.add(f"could not start: {e}\n".encode())
         kept.close()
         return Completed(argv, 127, time.monotonic() - start, f"could not start: {e}", False)
+    _groups.add(proc.pid)
     if pidfile is not None:
         pidfile.write_text(str(proc.pid))
     watch = disk.watch(jail.spec, proc) if jail else None  # ends it past `[sandbox] disk_mb`
@@ -142,7 +160,10 @@ def _run(
     if watch is not None and watch.stop():
         kept.add(disk.message(watch.disk_mb).encode())
     code = proc.wait()
+    _groups.discard(proc.pid)
     kept.close()
+    if _halted.is_set():
+        threading.Event().wait()  # killed by `halt`: no outcome of this command is reported
     return Completed(
         argv, code, time.monotonic() - start, kept.text(OUTPUT), timed_out, kept.dropped
     )
@@ -259,12 +280,49 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def kill_recorded(pidfile: Path) -> None:
-    """End the process group a crashed harness left behind (see `run(pidfile=...)`)."""
+    """End the process group a crashed harness left behind (see `run(pidfile=...)`), or the
+    one a person cancelled. A leader of that number who started after the file was written is
+    another program's (the number was reused): it is left alone. While any process of the
+    group lives, the kernel gives its number to no new process."""
     try:
         pgid = int(pidfile.read_text())
+        written = pidfile.stat().st_mtime
     except (OSError, ValueError):
+        return
+    if pgid <= 1 or _started(pgid) > written + 1:
         return
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _started(pid: int) -> float:
+    """When the process started (seconds since the epoch); 0 for one that is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, IndexError, StopIteration, ValueError):
+        return 0.0
+    return boot + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def halt() -> None:
+    """End every command this process started and has not seen end, for a process going down
+    (Ctrl-C): their threads never return, so no step records a death the harness caused as
+    the command's outcome, and a resumed run starts that round again."""
+    _halted.set()
+    for pgid in list(_groups):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+_groups: set[int] = set()
+"""The process groups of the commands this process runs now."""
+_halted = threading.Event()

@@ -47,18 +47,21 @@ def run_check(
     jail: Jail | None = None,
 ) -> CheckResult:
     folder = report_folder(out_dir, name)
-    report = folder / f"{name}.report"
+    report = report_file(out_dir, name)
     command = fill_report(check.command, report)
     if jail is not None:  # the report is written from inside the sandbox
         jail = Jail(jail.sandbox, replace(jail.spec, writable=(*jail.spec.writable, folder)))
     done = proc.run(command, workspace, env, out_dir / f"{name}.log", check.timeout, jail=jail)
     failures: list[Failure] = []
+    tail = done.tail()
+    explained = True
     if done.exit_code != 0:
         failures = parser(check.parser)(name, done, report, workspace)
+        explained = bool(failures)
         if done.timed_out:
             failures.insert(0, Failure(name, f"timed out after {check.timeout}s"))
         if not failures:
-            failures = [Failure(name, f"exited {done.exit_code}; see the output below")]
+            failures = [Failure(name, _exited(done.exit_code, tail))]
         if jail is not None and jail.spec.mount_at is not None:
             failures = [_relative(f, jail.spec.mount_at) for f in failures]
     # Shown as configured: `{report}` reads better than a path under ~/.jackline.
@@ -70,10 +73,50 @@ def run_check(
         duration=done.duration,
         command=shown,
         failures=tuple(failures),
-        output_tail=done.tail(),
+        output_tail=tail,
         summary=_summary(done.exit_code, failures),
         dropped=done.dropped,
+        explained=explained,
     )
+
+
+def changed_the_work(result: CheckResult, changed: list[str]) -> CheckResult:
+    """A check that modified or deleted files of the agent's fails, whatever it exited: what it
+    judged is not what it left, and its rewrite (a linter's fix, a formatter) is not the agent's
+    work. The harness has put the agent's files back; the agent makes the change itself."""
+    said = Failure(
+        result.name,
+        f"`{result.name}` changed files: {listed(changed)}; a check must not change the work: "
+        "make that change yourself (run the command) and leave the tree as the check finds it",
+    )
+    failures = (said, *result.failures)
+    return replace(
+        result,
+        passed=False,
+        failures=failures,
+        summary=f"changed {len(changed)} file{'s' if len(changed) != 1 else ''}"
+        + ("" if result.passed else f"; {result.summary}"),
+    )
+
+
+def listed(paths: list[str], n: int = 10) -> str:
+    """The first `n` paths, and how many more."""
+    return ", ".join(paths[:n]) + (f" and {len(paths) - n} more" if len(paths) > n else "")
+
+
+def _exited(code: int, tail: str) -> str:
+    """The failure of a check nothing parsed: its exit code and its last line, which for a
+    crash is usually the cause (`ModuleNotFoundError: No module named 'ruff'`); the whole tail
+    is shown beside it."""
+    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    if not last:
+        return f"exited {code} and printed nothing"
+    return f"exited {code}: {last[:200]}"
+
+
+def report_file(out_dir: Path, name: str) -> Path:
+    """Where the check `name` of the round whose folder is `out_dir` writes its `{report}`."""
+    return out_dir / "reports" / name / f"{name}.report"
 
 
 def report_folder(out_dir: Path, name: str) -> Path:

@@ -29,6 +29,26 @@ def parse(check: str, done: Completed, report: Path, workspace: Path) -> list[Fa
     return failures
 
 
+def passed_tests(report: Path) -> set[str]:
+    """The tests the report shows run and passed (named as failures name them): neither failed,
+    errored nor skipped. A test that is not in the report did not pass, whatever the exit code
+    says (the agent may have deleted it)."""
+    root = _read(report)
+    if root is None:
+        return set()
+    return {
+        _name(case)
+        for case in root.iter("testcase")
+        if not any(case.find(tag) is not None for tag in ("failure", "error", "skipped"))
+    }
+
+
+def _name(case: ET.Element) -> str:
+    classname = case.get("classname", "")
+    name = case.get("name", "")
+    return f"{classname}::{name}" if classname else name
+
+
 def _read(report: Path) -> ET.Element | None:
     """The report's root element: a regular file reached through no link, within `LIMIT`
     (expat refuses entity expansion bombs by itself)."""
@@ -43,8 +63,7 @@ def _read(report: Path) -> ET.Element | None:
 
 def _failure(check: str, case: ET.Element, problem: ET.Element) -> Failure:
     classname = case.get("classname", "")
-    name = case.get("name", "")
-    test = f"{classname}::{name}" if classname else name
+    test = _name(case)
     text = problem.text or ""
     lines = text.strip().splitlines()
     message = problem.get("message") or (lines[-1] if lines else problem.tag)
