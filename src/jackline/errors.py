@@ -1,13 +1,18 @@
 """The one error tree. Every error a person can act on is a `JacklineError`.
 
     JacklineError                 exit 1, printed as "Error: ..." with no traceback
-    ├── ConfigError               jackline.toml is unreadable or invalid (one line per problem)
+    ├── ConfigError               exit 2: jackline.toml is unreadable or invalid (a line a problem)
     ├── NotFound                  a run, agent, blueprint or repository that does not exist
     ├── Refused                   a verb that policy does not allow now (self-approval, dirty main)
-    └── CommandFailed             a harness-side command failed (git, set-up); carries the four parts
+    │   └── Conflict              a branch and a main that moved changed the same lines
+    ├── CommandFailed             a harness-side command failed (git, set-up); carries the four parts
+    └── Interrupted               exit 130: Ctrl-C while runs were driven; names them, and the way on
 
-Anything else that escapes is a bug: the CLI exits 3 and writes the traceback to the log, not the
-screen. Outcomes such as a failing check are data (`CheckResult.passed`), not exceptions.
+Anything else that escapes is a bug: the CLI exits 70 (EX_SOFTWARE, sysexits.h) and writes the
+traceback to the log, not the screen. 70 rather than a small number because the small ones are
+outcomes (`EXIT_CODES`: 3 blocked, 4 over budget), and a script must never read a crash of
+Jackline as a run's verdict. Outcomes such as a failing check are data (`CheckResult.passed`),
+not exceptions. Each error has a `kind`, the name `--json` gives it.
 """
 
 from __future__ import annotations
@@ -15,9 +20,13 @@ from __future__ import annotations
 
 class JacklineError(Exception):
     exit_code = 1
+    kind = "error"
 
 
 class ConfigError(JacklineError):
+    exit_code = 2  # as a usage error: the invocation, not the run, is wrong
+    kind = "config_error"
+
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = problems
@@ -25,15 +34,30 @@ class ConfigError(JacklineError):
 
 
 class NotFound(JacklineError):
-    pass
+    kind = "not_found"
 
 
 class Refused(JacklineError):
-    pass
+    kind = "refused"
+
+
+class Conflict(Refused):
+    """A merge refused because `main` moved and changed the lines the branch changed."""
+
+    kind = "conflict"
+
+    def __init__(self, main: str, branch: str, files: list[str]) -> None:
+        self.main = main
+        self.branch = branch
+        self.files = files
+        shown = ", ".join(files[:10]) + (f" and {len(files) - 10} more" if len(files) > 10 else "")
+        super().__init__(f"{main} moved and {branch} conflicts with it in {shown}")
 
 
 class CommandFailed(JacklineError):
     """A command the harness itself needed failed. Renders the command, exit code, stdout, stderr."""
+
+    kind = "command_failed"
 
     def __init__(self, argv: list[str] | str, code: int, stdout: str, stderr: str) -> None:
         self.argv = argv
@@ -54,3 +78,34 @@ def render_failure(
         if lines:
             parts.append(f"--- {name} ---\n" + "\n".join(lines))
     return "\n".join(parts)
+
+
+BUG = 70
+"""The exit code of an unexpected failure: EX_SOFTWARE, "an internal software error"."""
+
+EXIT_CODES: dict[str, int] = {
+    "awaiting_review": 0,
+    "merged": 0,
+    "failed": 1,
+    "rejected": 1,
+    "cancelled": 1,
+    "blocked": 3,
+    "over_budget": 4,
+    "interrupted": 130,
+}
+"""The exit code of a command that drives a run (run, resume, approve, request-changes, reject):
+how the run rests. A status not named here (a run still queued or running elsewhere) is 0."""
+
+
+class Interrupted(JacklineError):
+    """Ctrl-C while this process drove runs (`run_ids`): the CLI names them and what to do next
+    (resume or cancel). `detached`: the runs go on elsewhere (a server), only following stopped.
+    An error of ours, not a KeyboardInterrupt: the CLI's framework turns those into a bare exit."""
+
+    exit_code = 130
+    kind = "interrupted"
+
+    def __init__(self, run_ids: list[str], detached: bool = False) -> None:
+        self.run_ids = run_ids
+        self.detached = detached
+        super().__init__(", ".join(run_ids))
