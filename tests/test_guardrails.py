@@ -96,11 +96,12 @@ def test_a_planted_secret_blocks_the_run_and_no_stored_byte_holds_it(project: Pr
     assert not any(v in logs for v in values)
     assert "redacted" in (project.home / "runs" / run["id"] / "round-1" / "agent.log").read_text()
 
-    # `jackline clean` removes the kept workspace; the run's record stays.
-    cleaned = project.jl_json("clean", run["id"])
-    assert cleaned[0]["workspace"] == str(workspace)
+    # A blocked run waits for a decision: `jackline reject` closes it and removes the kept
+    # workspace; the run's record stays.
+    rejected = project.jl("reject", run["id"], "--json", ok=False)
+    assert json.loads(rejected.stdout)["status"] == "rejected", rejected.stderr
     assert not workspace.exists()
-    assert project.jl_json("show", run["id"])["status"] == "blocked"
+    assert project.jl_json("show", run["id"])["status"] == "rejected"
 
 
 def test_a_gate_edit_needs_an_owner_to_approve(project: Project) -> None:

@@ -519,6 +519,7 @@ def test_pip_audit_missing_blocks_and_names_the_offline_way(
 ) -> None:
     c = change(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"})
     monkeypatch.setenv("PATH", path_with(tmp_path, {}))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor beside Python
     (failed,) = blocks(scan(c, jconfig.parse({})))
     assert failed.rule == "scan.tool-failed.pip-audit"
     assert "not on PATH" in failed.message and "[scan] osv_db" in failed.message

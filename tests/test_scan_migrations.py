@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -208,6 +209,7 @@ def test_squawk_missing_blocks(repo: Repo, tmp_path: Path, monkeypatch: pytest.M
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
+    monkeypatch.setattr(sys, "executable", str(empty / "python"))  # nor beside Python
     (hit,) = scan(change, jconfig.parse({}))
     assert (hit.rule, hit.level, hit.file) == (
         "scan.tool-failed.squawk",

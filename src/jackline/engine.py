@@ -119,10 +119,16 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
             handoff_step(run_id, "over_budget")
             finish_step(run_id, "over_budget")
             return "over_budget"
-        if scan_step(run_id)["blocked"]:  # a secret: never committed, never pushed
+        scanned = scan_step(run_id)
+        if scanned["blocked"]:  # a secret: never committed, never pushed; a person decides
             handoff_step(run_id, "blocked")
-            finish_step(run_id, "blocked")
-            return "blocked"
+            decision = _wait_for_decision(("request_changes", "reject"))
+            decision_step(run_id, decision)
+            if decision["kind"] == "reject":
+                reject_step(run_id, decision)
+                return "rejected"
+            feedback = runner.secret_feedback(scanned.get("secrets", []), decision)
+            continue
         if not passed:
             handoff_step(run_id, "failed")
             return "failed"
@@ -163,14 +169,14 @@ def _rounds(
     return round_no, False
 
 
-def _wait_for_decision() -> dict[str, Any]:
+def _wait_for_decision(
+    kinds: tuple[str, ...] = ("approve", "request_changes", "reject"),
+) -> dict[str, Any]:
+    """The next decision of one of `kinds` (a blocked run takes no approval: `api` refuses
+    one with its reason, and one sent past it is dropped here)."""
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         decision = DBOS.recv(REVIEW_TOPIC, timeout_seconds=86_400)
-        if isinstance(decision, dict) and decision.get("kind") in (
-            "approve",
-            "request_changes",
-            "reject",
-        ):
+        if isinstance(decision, dict) and decision.get("kind") in kinds:
             return decision
 
 
@@ -266,6 +272,13 @@ def decide(run_id: str, decision: dict[str, Any]) -> None:
     launch()
     DBOS.send(run_id, decision, topic=REVIEW_TOPIC)
     take_over([run_id])
+
+
+def under_way(run_id: str) -> bool:
+    """Whether the run's workflow has not ended (it may be waiting for a decision)."""
+    launch()
+    wf = DBOS.get_workflow_status(run_id)
+    return wf is not None and wf.status in ("PENDING", "ENQUEUED")
 
 
 def take_over(run_ids: Iterable[str]) -> list[str]:

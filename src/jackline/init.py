@@ -10,24 +10,20 @@ from typing import Any
 from jackline import config as cfg
 from jackline.errors import Refused
 
+PYTHON_TOOLS = {"test": "pytest", "lint": "ruff", "types": "mypy"}
+"""The Python checks `init` writes and the package each calls (`python -m <package>`)."""
+
 
 def detect(repo: Path) -> dict[str, Any]:
-    """What the repository already uses: set-up commands and checks, with parsers."""
+    """What the repository already uses: set-up commands and checks, with parsers. Python checks
+    run the workspace's own venv (`.venv/bin/python -m TOOL`), and set-up installs each tool
+    they call there, so the config works as written, whatever the project's extras hold."""
     setup: list[str] = []
     checks: dict[str, dict[str, str]] = {}
     pyproject = _toml(repo / "pyproject.toml")
     tool = pyproject.get("tool", {})
     text = (repo / "pyproject.toml").read_text() if (repo / "pyproject.toml").exists() else ""
-    extras = pyproject.get("project", {}).get("optional-dependencies", {})
-    if pyproject:
-        extra = next((e for e in ("test", "tests", "dev") if e in extras), None)
-        setup = [
-            "python -m venv .venv",
-            f".venv/bin/pip install -e '.[{extra}]'" if extra else ".venv/bin/pip install -e .",
-        ]
-    elif (repo / "requirements.txt").exists():
-        setup = ["python -m venv .venv", ".venv/bin/pip install -r requirements.txt"]
-    py = ".venv/bin/python" if setup else "python"
+    py = ".venv/bin/python"
     if (
         "pytest" in tool
         or "pytest" in text
@@ -42,6 +38,12 @@ def detect(repo: Path) -> dict[str, Any]:
         }
     if "mypy" in tool or (repo / "mypy.ini").exists():
         checks["types"] = {"command": f"{py} -m mypy .", "parser": "mypy"}
+    project = _python_install(repo, pyproject)
+    if checks or project:
+        tools = [PYTHON_TOOLS[name] for name in checks]
+        setup = ["python3 -m venv .venv"]
+        setup += [f".venv/bin/pip install {' '.join(tools)}"] if tools else []
+        setup += [project] if project else []
     package = repo / "package.json"
     if package.exists():
         scripts = json.loads(package.read_text()).get("scripts", {})
@@ -51,6 +53,17 @@ def detect(repo: Path) -> dict[str, Any]:
         if "lint" in scripts:
             checks["npm-lint"] = {"command": "npm run lint", "parser": "plain"}
     return {"setup": setup, "checks": checks}
+
+
+def _python_install(repo: Path, pyproject: dict[str, Any]) -> str | None:
+    """The set-up line that installs the project itself (with its test extra), if it is one."""
+    if pyproject.get("project") or pyproject.get("build-system"):
+        extras = pyproject.get("project", {}).get("optional-dependencies", {})
+        extra = next((e for e in ("test", "tests", "dev") if e in extras), None)
+        return f".venv/bin/pip install -e '.[{extra}]'" if extra else ".venv/bin/pip install -e ."
+    if (repo / "requirements.txt").exists():
+        return ".venv/bin/pip install -r requirements.txt"
+    return None
 
 
 def render(found: dict[str, Any], main: str) -> str:
@@ -82,8 +95,18 @@ def render(found: dict[str, Any], main: str) -> str:
         ]
     lines += [
         "[agents.default]",
-        "# Any command. {prompt} is the brief's text, {brief} its path.",
-        'command = ["claude", "-p", "{prompt}"]',
+        "# A real coding agent, driven without prompts in the sandbox (presets: claude-code,",
+        "# codex, aider, mini-swe-agent), or `command = [...]`: any program, where {prompt} is",
+        "# a text (the brief, then each round's feedback) and {brief} a path. `jackline validate`",
+        "# checks it is installed.",
+        'preset = "claude-code"',
+        "# Its API key: a reference, read only when the agent runs, redacted from all it stores.",
+        'secrets = { ANTHROPIC_API_KEY = "env:ANTHROPIC_API_KEY" }',
+        "",
+        "[sandbox]",
+        "# The agent has no network but these hosts (its model's API), through an allowlisting",
+        "# proxy; set-up always has the network.",
+        'allow_network = ["api.anthropic.com"]',
         "",
         "[scope]",
         "# The agent may not write here; writes are reverted after each round.",

@@ -19,6 +19,8 @@ read it fail, which blocks.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -340,6 +342,17 @@ def run_scans(
 def sort(findings: list[Finding]) -> list[Finding]:
     """Block first, then warn, then info; within a level by file and line."""
     return sorted(findings, key=lambda f: (LEVELS[f.level], f.file or "", f.line or 0, f.rule))
+
+
+def find_tool(name: str) -> str | None:
+    """A scan tool's executable: on PATH, else beside the Python running Jackline. The tools
+    install with Jackline (`squawk-cli`, `pip-audit`), so a venv's `jackline` run without
+    activating the venv finds them where pip put them."""
+    found = shutil.which(name)
+    if found is not None:
+        return found
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
 
 
 def tool_failed(tool: str, detail: str, file: str | None = None, install: str = "") -> Finding:

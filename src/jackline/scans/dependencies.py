@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 import tomllib
@@ -43,7 +42,7 @@ from jackline import paths
 from jackline.config import JacklineConfig
 from jackline.errors import render_failure
 from jackline.models import Finding
-from jackline.scans import Change, FileChange, Line, tool_failed
+from jackline.scans import Change, FileChange, Line, find_tool, tool_failed
 
 Key = tuple[str, str]
 """(ecosystem, name): `PyPI` names are normalised per PEP 503, `npm` names kept as written."""
@@ -752,11 +751,13 @@ def pip_audit_argv(exe: str, requirements: Path, timeout: int) -> list[str]:
 
 
 def _pip_audit(targets: list[Target], timeout: int) -> list[Finding]:
-    exe = shutil.which("pip-audit")
+    exe = find_tool("pip-audit")
     if exe is None:
         return [
             tool_failed(
-                "pip-audit", "it is not on PATH" + OFFLINE_HINT, install="pip install pip-audit"
+                "pip-audit",
+                "it is not on PATH or beside Python" + OFFLINE_HINT,
+                install="pip install pip-audit",
             )
         ]
     checkable = [t for t in targets if _safe(Version, t.version) is not None]

@@ -28,7 +28,6 @@ import ast
 import json
 import posixpath
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, replace
@@ -40,7 +39,7 @@ import pathspec
 from jackline.config import JacklineConfig
 from jackline.errors import render_failure
 from jackline.models import Finding
-from jackline.scans import Change, FileChange, tool_failed
+from jackline.scans import Change, FileChange, find_tool, tool_failed
 
 Level = Literal["block", "warn", "info"]
 Fields = dict[tuple[str, str], ast.Call]
@@ -251,9 +250,11 @@ def _squawk(change: Change, paths: list[str], timeout: int) -> dict[str, list[_H
     squawk reads copies the harness made (`0.sql`, `1.sql`, ...), never the workspace: it would
     follow a link the agent left, and a name with a newline or a quote reaches it as a plain one.
     """
-    exe = shutil.which("squawk")
+    exe = find_tool("squawk")
     if exe is None:
-        return tool_failed("squawk", "not found on PATH", file=paths[0], install=_INSTALL)
+        return tool_failed(
+            "squawk", "not found on PATH or beside Python", file=paths[0], install=_INSTALL
+        )
     data = {p: change.new_bytes(p) for p in paths}
     linked = {p: [_unreadable("it is a link or is missing")] for p in paths if data[p] is None}
     names = {f"{i}.sql": p for i, p in enumerate(p for p in paths if p not in linked)}
