@@ -242,7 +242,11 @@ def test_merge_reruns_checks_when_main_moved(project: Project, two_rounds: Scrip
 
 
 def test_request_changes_runs_another_round_with_the_reviewers_words(project: Project) -> None:
-    third = Round(edits={}, commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'])
+    # Round 3 does what the reviewer asked: a round that changed nothing would fail the run.
+    third = Round(
+        edits={"calc.py": Replace("def add(a, b):\n", 'def add(a, b):\n    """a + b"""\n')},
+        commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'],
+    )
     project.create(ScriptedAgent([WRONG, RIGHT, third]))
     run = project.jl_json("run", "Fix add")
     again = project.jl_json(
@@ -288,7 +292,7 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
     run_id = (
         sqlite3.connect(project.home / "jackline.db").execute("SELECT id FROM runs").fetchone()[0]
     )
-    assert project.jl_json("show", run_id)["status"] == "running"
+    assert project.jl_json("show", run_id)["status"] == "interrupted"  # its process is gone
     resumed = project.jl_json("resume")
     assert [r["status"] for r in resumed] == ["awaiting_review"]
     events = project.events(run_id)

@@ -424,3 +424,17 @@ def test_a_wrong_bot_token_makes_announce_fail_for_notify_to_record(
     with SlackServer(token=BOT_TOKEN) as slack:
         problems = notify.announce("release.live", _config(slack), {"release": RELEASE})
     assert len(problems) == 1 and "invalid_auth" in problems[0]
+
+
+def test_slash_cancel_by_a_reviewer_ends_the_run_and_records_who(world: World) -> None:
+    run_id, _ = world.run_at_review(BOB)
+    answer, _ = world.slash(f"cancel {run_id}", VIV)
+    assert "viv is a viewer; this needs the reviewer role" in answer.json()["text"]
+    assert world.status(run_id) == "awaiting_review"
+    answer, url = world.slash(f"cancel {run_id} not needed after all", CAROL)
+    assert answer.status_code == 200, answer.text
+    said = world.slack.wait_for("respond", lambda c: url.endswith(c.path) and _public(c))
+    assert "carol cancelled" in said.body["text"] and run_id in said.body["text"]
+    assert world.status(run_id) == "cancelled"
+    cancelled = [e for e in world.project.events(run_id) if e["kind"] == "cancelled"]
+    assert [(e["by"], e["message"]) for e in cancelled] == [("carol", "not needed after all")]

@@ -437,3 +437,18 @@ def test_handoff_markdown_shows_raw_html_and_script_links_as_text() -> None:
     html = str(render_markdown("<img src=x onerror=alert(1)>\n\n[click](javascript:alert(1))"))
     assert "<img" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert 'href="javascript' not in html
+
+
+def test_cancel_from_the_page_needs_the_csrf_token_and_records_who(site: Site) -> None:
+    run_id = site.submit("Fix add, to be cancelled")
+    site.wait(run_id, "awaiting_review")
+    with site.client("bob") as c:
+        assert 'id="cancel-run"' in c.get(f"/runs/{run_id}").text
+        forged = c.post(f"/runs/{run_id}/cancel", data={"csrf": "0" * 64})
+        assert forged.status_code == 403
+        token = csrf(c, f"/runs/{run_id}")
+        r = c.post(f"/runs/{run_id}/cancel", data={"csrf": token, "message": "duplicate"})
+        assert r.status_code == 303 and r.headers["location"] == f"/runs/{run_id}"
+        page = c.get(f"/runs/{run_id}").text
+    assert Store().get_run(run_id).status == "cancelled"
+    assert 'id="cancel-run"' not in page and "cancelled by bob: duplicate" in page

@@ -9,23 +9,24 @@ for it while it lives. A workflow left PENDING by a dead executor is recovered o
 asks (`jackline resume`, or a review decision for that run), never as a side effect of an
 unrelated command. A run waiting for review is a workflow blocked in `DBOS.recv`: it costs no
 process while nobody drives it; the decision is a message, and the process that sends it takes
-the workflow over and drives it on.
+the workflow over and drives it on: that workflow only, onto a queue of its own that no other
+process reads (`take_over`). A decision returns once the workflow has done its work for it: the
+workflow says so before it waits again (`rests_key`), or it has ended (`drive`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos._error import DBOSException
 from ulid import ULID
 
-from jackline import __version__, blueprints, paths, runner, schedule
+from jackline import __version__, blueprints, executors, locks, paths, runner, schedule
 from jackline import config as cfg
 from jackline.models import RESTING
 from jackline.release import steps as release_steps
@@ -103,11 +104,42 @@ def reject_step(run_id: str, decision: dict[str, Any]) -> None:
     runner.reject(run_id, decision)
 
 
+@DBOS.step()
+def changes_step(run_id: str, decision: dict[str, Any]) -> str:
+    return runner.changes_requested(run_id, decision)
+
+
+@DBOS.step()
+def fail_step(run_id: str, reason: str) -> None:
+    runner.fail(run_id, reason)
+
+
 # the workflow -----------------------------------------------------------------------------
 
 
 @DBOS.workflow()
 def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
+    """The blueprint, run; an exception that is no outcome (a bug) fails the run here, with
+    its type and message, in whichever process drives it (a server has no CLI to notice)."""
+    try:
+        return _run_blueprint(run_id, blueprint, max_rounds)
+    except DBOSException:
+        raise  # the engine's own (a cancelled workflow's is not even an Exception)
+    except Exception as e:
+        if not _state.get("stopping"):  # a process going down is no bug: the run resumes
+            fail_step(run_id, error_text(e))
+        raise
+
+
+def error_text(error: object) -> str:
+    """An exception as a person reads it: its type and message. DBOS hands back a text where
+    it cannot rebuild the exception (its pickle): that text is never shown."""
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"[:500]
+    return "an error whose record cannot be read back"
+
+
+def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
     bp = blueprints.get(blueprint)
     if not prepare_step(run_id)["ok"]:
         handoff_step(run_id, "failed")
@@ -143,7 +175,7 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
                 reject_step(run_id, decision)
                 return "rejected"
             if decision["kind"] == "request_changes":
-                feedback = runner.review_feedback(decision)
+                feedback = changes_step(run_id, decision)  # on the newest main, if it moved
                 break
             if merge_step(run_id, decision)["outcome"] == "merged":
                 handoff_step(run_id, "merged")
@@ -154,18 +186,22 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
 def _rounds(
     run_id: str, done: int, max_rounds: int, feedback: str | None
 ) -> tuple[int, bool | None]:
-    """At most `max_rounds` agent rounds, each judged by the checks; failures feed the next.
-    Passed, failed, or None when the run's budget ran out before a round."""
+    """At most `max_rounds` agent rounds, each judged by the checks and by what the agent did
+    (exited 0, changed something); failures feed the next. Passed, failed, or None when the
+    run's budget ran out before a round. An agent that failed without touching a file (not
+    logged in, not found) is not run again: another round would fail the same way."""
     round_no = done
     for round_no in range(done + 1, done + max_rounds + 1):
         if budget_step(run_id)["over"]:
             return round_no - 1, None
         hydrate_step(run_id, round_no, feedback)
-        agent_step(run_id, round_no)
+        ran = agent_step(run_id, round_no).get("ran", True)
         result = check_step(run_id, round_no)
         if result["passed"]:
             return round_no, True
         feedback = result["feedback"]
+        if not ran:
+            break
     return round_no, False
 
 
@@ -173,11 +209,33 @@ def _wait_for_decision(
     kinds: tuple[str, ...] = ("approve", "request_changes", "reject"),
 ) -> dict[str, Any]:
     """The next decision of one of `kinds` (a blocked run takes no approval: `api` refuses
-    one with its reason, and one sent past it is dropped here)."""
+    one with its reason, and one sent past it is dropped here).
+
+    Before it waits, the workflow says that the work of the decision it took last is done
+    (`rests_key`): the process that sent that decision returns on this (`drive`), never on a
+    status that a step sets midway, and never exits under a step still running."""
+    workflow = str(DBOS.workflow_id)
+    DBOS.set_event(rests_key(_taken.get(workflow, "")), True)
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         decision = DBOS.recv(REVIEW_TOPIC, timeout_seconds=86_400)
-        if isinstance(decision, dict) and decision.get("kind") in kinds:
+        if not isinstance(decision, dict):
+            continue
+        if decision.get("kind") in kinds:
+            _taken[workflow] = str(decision.get("id", ""))
             return decision
+        if decision.get("id"):  # dropped: its sender returns, the run waits on
+            DBOS.set_event(rests_key(str(decision["id"])), True)
+
+
+_taken: dict[str, str] = {}
+"""Per workflow, the id of the decision it took last. Deterministic on a replay: each answer of
+`recv` comes back recorded, in order, before the wait that follows it."""
+
+
+def rests_key(decision_id: str) -> str:
+    """The workflow event set once the work of a decision is done and the run rests again
+    (waits for a person); "" is the submission."""
+    return f"rests-after:{decision_id or 'submission'}"
 
 
 # schedules ---------------------------------------------------------------------------------
@@ -227,11 +285,7 @@ def keep_schedules(repos: Iterable[Path]) -> list[dict[str, str]]:
 def launch() -> None:
     if _state.get("launched"):
         return
-    home = paths.home()
-    (home / "executors").mkdir(parents=True, exist_ok=True)
-    executor = f"{socket.gethostname()}-{os.getpid()}-{ULID()}"
-    lock = open(home / "executors" / f"{executor}.lock", "w")  # noqa: SIM115 - held for life
-    fcntl.flock(lock, fcntl.LOCK_EX)
+    executor = executors.claim()  # a submitter claims it before its run record is written
     url = os.environ.get("JACKLINE_DATABASE_URL") or f"sqlite:///{paths.engine_database()}"
     config: DBOSConfig = {
         "name": "jackline",
@@ -241,18 +295,31 @@ def launch() -> None:
         "log_level": "CRITICAL",  # a workflow error becomes the run's reason, not a screenful
     }
     DBOS(config=config)
+    # This process reads its own queue and no other's: a run taken over here (`take_over`) is
+    # driven here, and no other process's run is ever adopted by this one.
+    DBOS.listen_queues([_queue(executor)])
     DBOS.launch()
-    _state.update(launched=True, executor=executor, lock=lock)
+    DBOS.register_queue(_queue(executor), polling_interval_sec=0.2)
+    _state.update(launched=True, executor=executor)
+
+
+QUEUE_PREFIX = "jackline-"
+
+
+def _queue(executor: str) -> str:
+    return QUEUE_PREFIX + executor
 
 
 def shutdown() -> None:
     if _state.pop("launched", False):
+        _state["stopping"] = True  # what fails in a workflow thread from here on is no bug
+        # A workflow still enqueued here is taken over by whoever next waits on it (its queue
+        # names a dead executor); the queue itself need not outlive us.
+        DBOS.delete_queue(_queue(_state["executor"]))
         DBOS.destroy()
         # Our lock file goes with us: a workflow we leave waiting for review belongs to an
         # executor that is plainly gone, and the folder does not fill with dead locks.
-        lock = _state.pop("lock")
-        Path(lock.name).unlink(missing_ok=True)
-        lock.close()
+        executors.release()
 
 
 def has_live_threads() -> bool:
@@ -262,16 +329,28 @@ def has_live_threads() -> bool:
 
 def start(run_id: str, blueprint: str, max_rounds: int) -> None:
     launch()
+    _drive_here([run_id])
     with SetWorkflowID(run_id):
         DBOS.start_workflow(run_workflow, run_id, blueprint, max_rounds)
     _state["started"] = True
 
 
-def decide(run_id: str, decision: dict[str, Any]) -> None:
-    """Send a person's decision to the run's workflow, then drive the workflow on from here."""
+def start_stranded(run_id: str, blueprint: str, max_rounds: int) -> bool:
+    """Start the workflow of a run whose submitter died between writing its record and
+    starting it (the caller knows that submitter is gone); False if it has a workflow."""
     launch()
-    DBOS.send(run_id, decision, topic=REVIEW_TOPIC)
-    take_over([run_id])
+    if DBOS.get_workflow_status(run_id) is not None:
+        return False
+    start(run_id, blueprint, max_rounds)
+    return True
+
+
+def cancel(run_id: str) -> None:
+    """Cancel the run's workflow: no step of it starts again, in this process or any other,
+    and recovery never picks it up. A run whose workflow never started has nothing to cancel."""
+    launch()
+    if DBOS.get_workflow_status(run_id) is not None:
+        DBOS.cancel_workflow(run_id)
 
 
 def under_way(run_id: str) -> bool:
@@ -281,61 +360,88 @@ def under_way(run_id: str) -> bool:
     return wf is not None and wf.status in ("PENDING", "ENQUEUED")
 
 
+def _drive_here(run_ids: Iterable[str]) -> None:
+    """Write down that this process drives these runs now, so that reading runs tells a run
+    whose driver died (`interrupted`) from a running one by one lock file (`executors`)."""
+    store = Store()
+    for run_id in run_ids:
+        if run_id.startswith("run-"):
+            store.set_executor(run_id, _state["executor"])
+    store.close()
+
+
+def decide(run_id: str, decision: dict[str, Any]) -> str:
+    """Send a person's decision to the run's workflow, and drive the workflow on from here if
+    the process that drove it is gone. Returns the decision's id, the one `drive` waits on."""
+    launch()
+    decision = {**decision, "id": str(ULID())}
+    DBOS.send(run_id, decision, topic=REVIEW_TOPIC)
+    take_over([run_id])
+    return str(decision["id"])
+
+
 def take_over(run_ids: Iterable[str]) -> list[str]:
-    """Recover the given runs' workflows when the process that drove them is gone."""
+    """Drive the given workflows from here where the process that drove them is gone: these
+    and no others. Each is resumed onto this process's own queue, which no other process reads.
+    (DBOS's own recovery moves every pending workflow of a dead executor, onto a queue that
+    every process reads: a decision would adopt other runs, and could exit under them.)"""
     run_ids = list(run_ids)
     if not run_ids:  # an empty id list would mean "every workflow" to list_workflows
         return []
     launch()
+    mine = _state["executor"]
     taken = []
-    dead: set[str] = set()
-    for wf in DBOS.list_workflows(workflow_ids=run_ids, load_input=False, load_output=False):
-        if wf.status == "PENDING" and wf.executor_id and not _alive(wf.executor_id):
-            dead.add(wf.executor_id)
-            taken.append(wf.workflow_id)
-        elif wf.status in ("PENDING", "ENQUEUED") and wf.executor_id == _state["executor"]:
-            taken.append(wf.workflow_id)
-    if dead:
-        DBOS._recover_pending_workflows(sorted(dead))  # public class, internal name: see notes
+    # Two processes deciding on one run: the first resumes it, the second then finds it
+    # enqueued on a live process's queue, and leaves it there.
+    with locks.held("take-over"):
+        for wf in DBOS.list_workflows(workflow_ids=run_ids, load_input=False, load_output=False):
+            driver = _driver(wf)
+            if driver is None:
+                continue
+            if driver != mine and not _alive(driver):
+                DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(mine))
+                driver = mine
+            if driver == mine:
+                taken.append(wf.workflow_id)
+    _drive_here(taken)
     if taken:
         _state["started"] = True
     return taken
 
 
+def _driver(wf: Any) -> str | None:
+    """The executor that drives a workflow that has not ended, or will (an enqueued one: the
+    owner of its queue); None for one that ended, or waits in a queue every process reads."""
+    if wf.status == "PENDING":
+        return str(wf.executor_id) if wf.executor_id else None
+    if wf.status == "ENQUEUED" and str(wf.queue_name or "").startswith(QUEUE_PREFIX):
+        return str(wf.queue_name).removeprefix(QUEUE_PREFIX)
+    return None
+
+
 def interrupted() -> list[str]:
-    """Runs whose workflow is PENDING under an executor that no longer lives."""
+    """Workflows that have not ended and whose driving process no longer lives."""
     launch()
-    pending = DBOS.list_workflows(status="PENDING", load_input=False, load_output=False)
-    return [wf.workflow_id for wf in pending if wf.executor_id and not _alive(wf.executor_id)]
+    live = DBOS.list_workflows(status=["PENDING", "ENQUEUED"], load_input=False, load_output=False)
+    return [wf.workflow_id for wf in live if (d := _driver(wf)) is not None and not _alive(d)]
 
 
 def _alive(executor: str) -> bool:
-    if executor == _state.get("executor"):
-        return True
-    lock = paths.home() / "executors" / f"{executor}.lock"
-    if not lock.exists():
-        return False
-    with open(lock) as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(f, fcntl.LOCK_UN)
-    lock.unlink(missing_ok=True)
-    return False
+    return executor == _state.get("executor") or executors.alive(executor, reap=True)
 
 
 def drive(
     run_ids: list[str],
     on_event: Callable[[str, Any], None] | None = None,
-    after_decision: bool = False,
+    after_decision: str | None = None,
     poll: float = 0.1,
 ) -> dict[str, str]:
-    """Wait in the foreground until every run rests (review, failed, merged, rejected).
-
-    With `after_decision`, a run counts only once its workflow has taken the decision just sent
-    (a refused merge rests in review again). A workflow that errors, a bug and not an outcome,
-    fails its run with the reason.
+    """Wait in the foreground until every run's workflow rests: it has ended, or it waits for
+    a person again with the work of the last decision it took done (with `after_decision`, of
+    that decision: a refused merge waits again). Measured on the workflow itself, not on the
+    run's status, which a step sets before it ends: a process that returned on the status
+    would exit under the step. A run whose driving process dies meanwhile is driven on from
+    here. A workflow that errors, a bug and not an outcome, fails its run with the reason.
     """
     from jackline.guard.audit import AuditLog
     from jackline.guard.redact import Redactor
@@ -343,29 +449,61 @@ def drive(
     store = Store()
     audit = AuditLog(store, Redactor({}))
     seen = {r: max((e.seq for e in audit.read(r)), default=0) for r in run_ids}
-    ready = {r: not after_decision for r in run_ids}
+    after = {r: _last_taken(r) if after_decision is None else after_decision for r in run_ids}
     statuses: dict[str, str] = {}
     waiting = set(run_ids)
     while waiting:
+        orphans = []
         for run_id in sorted(waiting):
+            wf = DBOS.get_workflow_status(run_id)
+            rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed
             for event in audit.read(run_id, after=seen[run_id]):
                 seen[run_id] = event.seq
-                ready[run_id] = ready[run_id] or event.kind == "decision"
                 if on_event:
                     on_event(run_id, event)
             statuses[run_id] = status = store.get_run(run_id).status
-            wf = DBOS.get_workflow_status(run_id)
             if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RESTING:
-                reason = f"the run's workflow stopped with an internal error: {wf.error!r}"[:500]
-                store.update_run(run_id, status="failed", reason=reason)
-                statuses[run_id] = "failed"
+                # The workflow fails its own run (`run_workflow`), and `cancel` says who
+                # cancelled: this is for a workflow whose process could not say it.
+                cancelled = wf.status == "CANCELLED"
+                reason = (
+                    "its workflow was cancelled"
+                    if cancelled
+                    else f"the run's workflow stopped with an internal error: {error_text(wf.error)}"
+                )
+                run = store.update_run(
+                    run_id, status="cancelled" if cancelled else "failed", reason=reason
+                )
+                statuses[run_id] = run.status
                 waiting.discard(run_id)
-            elif ready[run_id] and status in RESTING:
+            elif rests:
                 waiting.discard(run_id)
+            elif wf is not None and (driver := _driver(wf)) is not None and not _alive(driver):
+                orphans.append(run_id)
+        take_over(orphans)  # whoever drove one of these died: it goes on here
         if waiting:
             time.sleep(poll)
     store.close()
     return statuses
+
+
+def _rests(wf: Any, run_id: str, after: str) -> bool:
+    """Whether the run's workflow has ended, or waits for a person having done the work of
+    decision `after` ("" the submission)."""
+    if wf is None:
+        return False
+    if wf.status not in ("PENDING", "ENQUEUED"):
+        return True
+    return DBOS.get_event(run_id, rests_key(after), timeout_seconds=0) is not None
+
+
+def _last_taken(run_id: str) -> str:
+    """The id of the last decision the run's workflow took from its inbox ("" before any),
+    whose work a resumed workflow may still be doing."""
+    for step in reversed(DBOS.list_workflow_steps(run_id)):
+        if step["function_name"] == "DBOS.recv" and isinstance(step["output"], dict):
+            return str(step["output"].get("id", ""))
+    return ""
 
 
 # releases ---------------------------------------------------------------------------------
@@ -552,7 +690,9 @@ def drive_release(
         status = store.get_release(release_id).status
         wf = DBOS.get_workflow_status(release_id)
         if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RELEASE_FINAL:
-            reason = f"the release's workflow stopped with an internal error: {wf.error!r}"[:500]
+            reason = (
+                f"the release's workflow stopped with an internal error: {error_text(wf.error)}"
+            )
             store.update_release(release_id, status="failed", reason=reason)
             status = "failed"
         if status in RELEASE_FINAL or (ready and status in RELEASE_RESTING):

@@ -278,6 +278,13 @@ def reject(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
     return api.as_json(api.reject(run_id, who.name, body.message, head=body.head))
 
 
+@router.post("/api/runs/{run_id}/cancel", tags=["review"], response_model=RunOut)
+def cancel(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
+    """Cancel a queued, running, interrupted or waiting run as the token's person: its agent
+    is stopped, its workspace kept; it is never resumed. `message` says why."""
+    return api.as_json(api.cancel(run_id, who.name, body.message))
+
+
 # releases ---------------------------------------------------------------------------------
 
 

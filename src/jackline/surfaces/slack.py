@@ -52,6 +52,7 @@ FEEDBACK = "feedback"
 HELP = (
     "`/jackline run TASK`  start a run on the task\n"
     "`/jackline status`  runs waiting for review, recent runs, releases\n"
+    "`/jackline cancel RUN [why]`  end a run for good (its agent stopped, its workspace kept)\n"
     "`/jackline release [SHA]`  release main (or a commit of main) through the environments"
 )
 TEXT_LIMIT = 2900  # a section's text may hold 3000 characters
@@ -122,7 +123,7 @@ def manifest(base_url: str, name: str = "Jackline") -> dict[str, Any]:
                 {
                     "command": "/jackline",
                     "url": events,
-                    "description": "run <task> | status | release [sha]",
+                    "description": "run <task> | status | release [sha] | cancel <run>",
                     "usage_hint": "run Fix the login redirect",
                 }
             ],
@@ -184,16 +185,19 @@ class Surface:
             else:
                 respond(text=text, blocks=blocks, response_type=kind, replace_original=False)
 
-        handler = {"run": self._run, "status": self._status, "release": self._release}.get(
-            verb.lower()
-        )
+        handler = {
+            "run": self._run,
+            "status": self._status,
+            "release": self._release,
+            "cancel": self._cancel,
+        }.get(verb.lower())
         if handler is None:
             answer(HELP)
             return
         try:
             handler(str(command["user_id"]), rest.strip(), answer)
         except JacklineError as e:
-            answer(f":no_entry: {e}")
+            answer(f":no_entry: {_escape(str(e))}")  # it may quote what was typed
         except Exception:
             log.exception("/jackline %s failed", verb)
             answer(OOPS)
@@ -205,12 +209,25 @@ class Surface:
             return
         answer(f"Starting a run: {_escape(task)}")
         run = api.submit(task, self.repo, by=who.name, wait=False)
-        answer(f"{who.name} started {self.link('runs', run.id)}: {_escape(run.task)}", public=True)
+        started = f"{_escape(who.name)} started {self.link('runs', run.id)}"
+        answer(f"{started}: {_escape(run.task)}", public=True)
 
     def _status(self, user_id: str, rest: str, answer: Answer) -> None:
         person(self.repo, user_id, "read")
         text = _status_text(self.repo, self.link)
         answer(_plain_text(text), _sections(text))
+
+    def _cancel(self, user_id: str, rest: str, answer: Answer) -> None:
+        who = person(self.repo, user_id, "decide")  # a decision on a run, in their name
+        run_id, _, why = rest.partition(" ")
+        if not run_id:
+            answer("Say which run: `/jackline cancel RUN [why]`")
+            return
+        answer(f"Cancelling {_escape(run_id)}…")  # Slack waits three seconds at most
+        run = api.cancel(run_id, by=who.name, message=why.strip())
+        answer(
+            f"{who.name} cancelled {self.link('runs', run.id)}: {_escape(run.task)}", public=True
+        )
 
     def _release(self, user_id: str, sha: str, answer: Answer) -> None:
         who = person(self.repo, user_id, "release")
@@ -389,7 +406,8 @@ def _status_text(repo: Path, link: Callable[[str, str], str]) -> str:
 
 def _run_line(run: Run, link: Callable[[str, str], str]) -> str:
     task = _escape(run.task.splitlines()[0][:80])
-    return f"• {link('runs', run.id)} {run.status.replace('_', ' ')}: {task} ({run.submitted_by})"
+    by = _escape(run.submitted_by)
+    return f"• {link('runs', run.id)} {run.status.replace('_', ' ')}: {task} ({by})"
 
 
 # messages ---------------------------------------------------------------------------------
@@ -540,7 +558,10 @@ def summary(handoff: str) -> str:
 def handoff_section(handoff: str, title: str) -> str:
     """One `## TITLE` section of the handoff, in Slack's markup (bold, bullets)."""
     match = re.search(rf"^## {re.escape(title)}\s*\n(.*?)(?=^## |\Z)", handoff, re.S | re.M)
-    text = _escape((match.group(1) if match else "").strip())
+    # The handoff escapes markdown's characters in words it quotes (`handoff.text`); Slack has
+    # no such escapes, so they are shown plain, and only Slack's own three are escaped.
+    plain = re.sub(r"\\([\\`*_\[\]<>|~&])", r"\1", (match.group(1) if match else "").strip())
+    text = _escape(plain)
     text = re.sub(r"^- ", "• ", text, flags=re.M)
     return re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
 
