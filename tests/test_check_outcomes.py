@@ -143,3 +143,12 @@ def test_a_failed_run_says_how_to_see_its_change_in_the_workspace(project: Proje
     handoff = Path(run["handoff"]).read_text()
     ws = run["workspace"]
     assert f"git --git-dir={ws}.git --work-tree={ws} diff {run['base_sha']}" in handoff
+
+
+def test_output_is_shown_as_plain_text() -> None:
+    from jackline.proc import plain
+
+    printed = (
+        "\x1b[1;31mError\x1b[0m: \x1b]8;;http://x\x07link\x1b]8;;\x07\r\n10%\r100%\n\tdone\x07"
+    )
+    assert plain(printed) == "Error: link\n100%\n        done"
