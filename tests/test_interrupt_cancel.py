@@ -130,11 +130,23 @@ def served(project: Project) -> Iterator[Server]:
 def test_cancel_through_the_api_needs_a_reviewers_token_and_records_who(
     served: Server, project: Project
 ) -> None:
-    created = served.call("alice", "POST", "/api/runs", json={"task": "Fix add"})
-    assert created.status_code == 201, created.text
-    run_id = created.json()["id"]
-    wait_for_agent(project)
+    # `jackline --server URL run` follows the run the server drives; Ctrl-C stops following.
+    following = subprocess.Popen(
+        [sys.executable, "-m", "jackline", "--server", served.url, "run", "Fix add"],
+        cwd=project.repo,
+        env={**project.env, "JACKLINE_TOKEN": served.tokens["alice"]},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    run_id = wait_for_agent(project, following)
     pid = agent_pid(project, run_id)
+    following.send_signal(signal.SIGINT)
+    _, stderr = following.communicate(timeout=60)
+    assert following.returncode == 130, stderr
+    assert f"Stopped following {run_id}; it goes on on the server" in stderr
+    assert served.call("vera", "GET", f"/api/runs/{run_id}").json()["status"] == "running"
     assert served.call(None, "POST", f"/api/runs/{run_id}/cancel", json={}).status_code == 401
     assert served.call("vera", "POST", f"/api/runs/{run_id}/cancel", json={}).status_code == 403
     # The CLI's remote mode: the server records the token's person.
