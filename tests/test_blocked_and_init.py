@@ -120,6 +120,26 @@ def test_clean_keeps_a_blocked_run_that_waits_for_a_decision(project: Project) -
     assert Path(str(run["workspace"])).exists()
 
 
+def test_the_web_page_offers_a_blocked_run_request_changes_and_reject_but_not_approve(
+    tmp_path: Path,
+) -> None:
+    from test_web import csrf, running_site
+
+    leak = Round(edits={"calc.py": Replace("a - b", "a + b"), "keys.py": f'K = "{_aws_key()}"\n'})
+    with running_site(tmp_path, ScriptedAgent([leak])) as site:
+        run_id = site.submit("Fix add")
+        site.wait(run_id, "blocked")
+        with site.client("bob") as c:
+            page = c.get(f"/runs/{run_id}").text
+            assert 'id="request-changes"' in page and 'id="reject"' in page
+            assert 'id="approve"' not in page
+            # The form names the head it showed: none yet, which is this run's.
+            token = csrf(c, f"/runs/{run_id}")
+            r = c.post(f"/runs/{run_id}/reject", data={"csrf": token, "head": ""})
+            assert r.status_code == 303, r.text
+        site.wait(run_id, "rejected")
+
+
 # init and validate ------------------------------------------------------------------------
 
 PYPROJECT = """\
