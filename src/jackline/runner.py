@@ -610,7 +610,6 @@ def budget(run_id: str) -> dict[str, Any]:
 def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
-    judged = _judged_tree(ctx, out_dir, label)
     agent_events = [
         e.data
         for e in ctx.audit.read(run_id)
@@ -620,6 +619,7 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
     # An agent that did not run (it failed without touching a file) left nothing to check: its
     # round fails without making a person wait for the checks of the untouched base.
     checks = ctx.config.checks if agent is None or _measured(agent).ran() else {}
+    judged = _judged_tree(ctx, out_dir, label) if checks else ""
     results: list[CheckResult] = []
     for name, check_config in checks.items():
         # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
