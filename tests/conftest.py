@@ -158,7 +158,19 @@ class Project:
         return proc
 
     def jl_json(self, *args: str, user: str = "alice") -> Any:
-        return json.loads(self.jl(*args, "--json", user=user).stdout)
+        """The command's JSON answer. A command that drives a run exits with its outcome (1
+        failed or rejected, 3 blocked, 4 over budget), still answering with the run; an error
+        (`{"error": ...}`) fails the test."""
+        proc = self.jl(*args, "--json", user=user, ok=False)
+        try:
+            answer = json.loads(proc.stdout)
+        except json.JSONDecodeError:
+            answer = None
+        if answer is None or (isinstance(answer, dict) and "error" in answer):
+            raise AssertionError(
+                f"jackline {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
+        return answer
 
     def events_by_kind(self, run_id: str) -> dict[str, list[dict[str, Any]]]:
         """The run's events grouped by kind, each as its data."""

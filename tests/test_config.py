@@ -57,17 +57,17 @@ def test_every_config_field_is_documented() -> None:
     walk(config.JacklineConfig)
 
 
-def test_validate_command_exits_1_and_run_starts_nothing(project: Project) -> None:
+def test_validate_command_exits_2_and_run_starts_nothing(project: Project) -> None:
     project.create(["true"])
     (project.repo / "jackline.toml").write_text(
         '[checks.test]\nparser = "junit"\n[agents.default]\ncommand = []\n'
     )
     checked = project.jl("validate", ok=False)
-    assert checked.returncode == 1
+    assert checked.returncode == 2  # a config error, as a usage error
     assert "jackline.toml: checks.test.command: field required" in checked.stderr
     assert "agents.default.command" in checked.stderr
     started = project.jl("run", "Fix add", ok=False)
-    assert started.returncode == 1 and "checks.test.command" in started.stderr
+    assert started.returncode == 2 and "checks.test.command" in started.stderr
     assert "Traceback" not in started.stderr
     assert project.jl_json("runs") == []
     assert not (project.home / "workspaces").exists()

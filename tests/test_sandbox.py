@@ -191,7 +191,7 @@ def test_a_host_that_is_not_a_host_is_a_config_error(project: Project) -> None:
     agent = ScriptedAgent([Round()])
     project.create(agent, extra='\n[sandbox]\nallow_network = ["https://pypi.org"]\n')
     done = project.jl("validate", ok=False)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "sandbox.allow_network" in done.stderr and "https://pypi.org" in done.stderr
 
 

@@ -320,6 +320,6 @@ def test_a_command_within_its_bounds_is_left_alone(outside: Path) -> None:
 def test_a_bad_bound_is_a_config_error_naming_the_key(project: Project, line: str) -> None:
     project.create(ScriptedAgent([Round()]), extra=f"\n[sandbox]\n{line}\n")
     done = project.jl("validate", ok=False)
-    assert done.returncode == 1
+    assert done.returncode == 2
     key = line.split(" ")[0]
     assert f"sandbox.{key}" in done.stderr, done.stderr

@@ -103,7 +103,7 @@ def test_each_workspace_gets_its_own_service_reached_on_the_projects_port(
     # The data folder lives beside the workspace, not in it: the change holds no service files.
     assert "whoami" not in project.jl_json("show", first["id"])["handoff"]
 
-    project.jl("reject", first["id"], "-m", "not this one", user="bob")
+    project.jl("reject", first["id"], "-m", "not this one", user="bob", ok=False)
     assert _gone(pids[0]), "the rejected run's service still runs"
     assert _alive(pids[1])
     project.jl("approve", second["id"], user="bob")
@@ -128,7 +128,7 @@ def test_a_warm_workspace_comes_with_its_services_running(project: Project) -> N
     seen = (Path(run["workspace"]) / "seen.txt").read_text().split()[0]
     assert seen == f"svc-{record['data']}"
 
-    project.jl("reject", run["id"], "-m", "no", user="bob")
+    project.jl("reject", run["id"], "-m", "no", user="bob", ok=False)
     assert _gone(record["pid"])
     deadline = time.time() + 60  # the refill's workspace has its own server
     while not project.jl_json("pool", "status")["warm"]:
@@ -180,7 +180,7 @@ port = 6379
     pids = [_record(r["workspace"])["pid"] for r in (first, second)]
     assert pids[0] != pids[1]
     for run in (first, second):
-        project.jl("reject", run["id"], "-m", "done", user="bob")
+        project.jl("reject", run["id"], "-m", "done", user="bob", ok=False)
     assert all(_gone(p) for p in pids)
 
 
@@ -202,7 +202,7 @@ def test_a_workspace_whose_mount_a_reboot_took_is_mounted_again(project: Project
     assert run["status"] == "awaiting_review", run
     assert run["workspace"] == slot["path"]
     assert "return a + b" in (Path(slot["path"]) / "calc.py").read_text()
-    project.jl("reject", run["id"], "-m", "no", user="bob")
+    project.jl("reject", run["id"], "-m", "no", user="bob", ok=False)
     project.jl_json("pool", "clear")
 
 
@@ -312,7 +312,7 @@ def test_a_workspace_redis_cannot_send_data_anywhere_but_its_own_loopback(
         heard = list(listener.heard)
 
     used = (Path(run["workspace"]) / "used.txt").read_text().split()
-    project.jl("reject", run["id"], "-m", "done", user="bob")  # its Redis ends with it
+    project.jl("reject", run["id"], "-m", "done", user="bob", ok=False)  # its Redis ends with it
     # The agent still has its Redis, on the port the project expects.
     assert used == ["OK", "secret-value"]
     assert heard == [], f"the workspace's Redis reached the host's network: {heard}"
