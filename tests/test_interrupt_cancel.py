@@ -92,6 +92,7 @@ def test_ctrl_c_on_run_names_the_run_and_resume_finishes_it(project: Project) ->
     assert listed[run_id] == "interrupted"
     assert project.jl_json("show", run_id)["status"] == "interrupted"
     assert "interrupted" in project.jl("show", run_id).stdout
+    assert "is interrupted" in project.jl("logs", run_id, "--follow").stderr  # it does not wait
     resumed = project.jl_json("resume", run_id)
     assert [r["status"] for r in resumed] == ["awaiting_review"]
     assert project.jl_json("show", run_id)["status"] == "awaiting_review"

@@ -272,7 +272,11 @@ def logs(
         for event in api.events(r.id, after=last):
             _print_event(event, full)
             last = event.seq
-        if not follow or api.get(r.id).status in FINAL:
+        status = api.get(r.id).status
+        if not follow or status in FINAL:
+            return
+        if status == "interrupted":  # nothing more will come until someone resumes it
+            err.print(f"{r.id} is interrupted: `jackline resume {r.id}` drives it on.")
             return
         time.sleep(0.5)
 
@@ -1289,7 +1293,7 @@ def main() -> None:
         code = int(getattr(e, "exit_code", 2))
         if not as_json:
             e.show()  # type: ignore[attr-defined]
-        _error("usage", e.format_message(), code, as_json)  # type: ignore[attr-defined]
+        _error("usage", e.format_message(), code, as_json)
     except typer.Abort:
         code = _error("aborted", "aborted", 1, as_json)
     except Interrupted as e:
