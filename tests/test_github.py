@@ -29,7 +29,11 @@ from jackline.testing.github import FakeGitHub, comment_payload, review_payload,
 TOKEN = "ghp_" + "T0kenThatMustNeverLeak" * 2
 SECRET = "webhook-secret-for-tests"
 FIX = Round(edits={"calc.py": Replace("a - b", "a + b")}, notes="- Assumed add means +.\n")
-SEES_FEEDBACK = Round(commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'])
+SEES_FEEDBACK = Round(
+    # It changes something: a round that changed nothing fails the run.
+    edits={"calc.py": Replace("a + b", "a + b  # kept small")},
+    commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'],
+)
 
 
 @pytest.fixture

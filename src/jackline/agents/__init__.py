@@ -6,8 +6,9 @@ contract), and the presets for real coding agents (`preset.py` says what they sh
 
 The contract: the agent runs with the workspace as its working directory and gets
 `JACKLINE_BRIEF` (the brief's path), `JACKLINE_ROUND` (1, 2, ...) and, from round 2,
-`JACKLINE_FEEDBACK` (a markdown summary of what failed). In its command `{prompt}` becomes the
-brief's text and `{brief}` its path. It may leave `.jackline/notes.md` for the reviewer.
+`JACKLINE_FEEDBACK` (the path of a markdown summary of what failed). In its command `{prompt}`
+becomes a text, the brief followed (from round 2) by that feedback (`Brief.prompt`), and
+`{brief}` the brief's path. It may leave `.jackline/notes.md` for the reviewer.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ class Brief:
     """The feedback's file, as the agent sees it (from round 2)."""
     feedback_text: str | None = None
     """The feedback itself, as the harness wrote it: never read back from where the agent is."""
+
+    @property
+    def prompt(self) -> str:
+        """What `{prompt}` stands for: the brief's text and, from round 2, the feedback after
+        it (the checks' failures, the reviewer's words, the agent's own failure). A program
+        started afresh each round remembers nothing and may never read a file it is not told
+        of; where the feedback's text is not at hand, the prompt says where its file is."""
+        if self.feedback is None:
+            return self.text
+        text = self.feedback_text
+        if text is None:
+            text = f"Feedback from the previous round is in `{self.feedback}`: read it first."
+        return f"{self.text.rstrip()}\n\n{text.strip()}\n"
 
 
 class Agent(Protocol):

@@ -33,7 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, ClassVar
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset, with_feedback
+from jackline.agents.preset import Preset
 from jackline.context import Rule
 from jackline.guard.hook import install_claude_hook
 from jackline.models import AgentResult, Step, Transcript, Usage
@@ -119,7 +119,6 @@ class ClaudeCode(Preset):
         jail: Jail | None = None,
     ) -> AgentResult:
         install_claude_hook(workspace, HOOK)
-        brief = with_feedback(brief, workspace)
         # The inbox as the program sees it (the brief's folder): inside the sandbox, too.
         own = {"CLAUDE_CONFIG_DIR": str(brief.path.parent / CONFIG_DIR)}
         return super().run(brief, workspace, {**own, **env}, log, jail)
@@ -134,8 +133,8 @@ Agent = ClaudeCode
 def prompt(brief: Brief) -> str:
     """The task as Claude Code gets it: the brief (with the feedback, from round 2), or where to
     read it when it is too long for a command line."""
-    if len(brief.text) <= MAX_PROMPT:
-        return brief.text
+    if len(brief.prompt) <= MAX_PROMPT:
+        return brief.prompt
     return (
         f"# Task\n\nYour brief is too long for the command line: read `{brief.path}` first and "
         "do what it says" + (f", then `{brief.feedback}`." if brief.feedback else ".") + "\n"

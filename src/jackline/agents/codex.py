@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from jackline.agents import Brief
-from jackline.agents.preset import Preset, private_dir, read_private, with_feedback
+from jackline.agents.preset import Preset, private_dir, read_private
 from jackline.config import AgentConfig
 from jackline.context import Rule
 from jackline.models import AgentResult, Step, Transcript, Usage
@@ -110,7 +110,7 @@ class Agent(Preset):
     ) -> AgentResult:
         self._root = _seen_root(brief, workspace)
         self._workspace = workspace
-        return super().run(with_feedback(brief, workspace), workspace, env, log, jail)
+        return super().run(brief, workspace, env, log, jail)
 
     def parse(self, output: str) -> Transcript:
         events = list(_events(output))
@@ -291,9 +291,10 @@ def _seen_root(brief: Brief, workspace: Path) -> Path:
 
 
 def _prompt(brief: Brief) -> str:
-    """The brief's text, or, past what one argument may hold, where to read it."""
-    if len(brief.text.encode()) <= MAX_PROMPT:
-        return brief.text
+    """The prompt (the brief, then the feedback), or, past what one argument may hold, where
+    to read it."""
+    if len(brief.prompt.encode()) <= MAX_PROMPT:
+        return brief.prompt
     where = f" and the feedback from the last round in {brief.feedback}" if brief.feedback else ""
     return f"Your task is in {brief.path}{where}: read it first, then do it."
 

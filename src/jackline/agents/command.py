@@ -21,11 +21,11 @@ class CommandAgent:
         assert self.config.command is not None, "a command agent has a command (config checks)"
         if isinstance(self.config.command, str):
             # A shell string: substitute quoted, so the brief's text cannot become shell syntax.
-            return self.config.command.replace("{prompt}", shlex.quote(brief.text)).replace(
+            return self.config.command.replace("{prompt}", shlex.quote(brief.prompt)).replace(
                 "{brief}", shlex.quote(str(brief.path))
             )
         return [
-            part.replace("{prompt}", brief.text).replace("{brief}", str(brief.path))
+            part.replace("{prompt}", brief.prompt).replace("{brief}", str(brief.path))
             for part in self.config.command
         ]
 

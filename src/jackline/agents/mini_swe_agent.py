@@ -26,7 +26,7 @@ from typing import Any
 
 from jackline import git as g
 from jackline.agents import Brief
-from jackline.agents.preset import Preset, read_private, remove_private, with_feedback
+from jackline.agents.preset import Preset, read_private, remove_private
 from jackline.errors import CommandFailed
 from jackline.models import AgentResult, Step, Transcript, Usage
 from jackline.sandbox import Jail
@@ -50,7 +50,7 @@ class Agent(Preset):
         argv = [self.program, "--yolo", "--exit-immediately", "--output", TRAJECTORY]
         if self.config.model:
             argv += ["--model", self.config.model]
-        return [*argv, "--task", brief.text]
+        return [*argv, "--task", brief.prompt]
 
     def extra_env(self, workspace: Path) -> dict[str, str]:
         return {
@@ -74,7 +74,7 @@ class Agent(Preset):
         trajectory it saved, with the files the round changed as its edits."""
         remove_private(workspace, TRAJECTORY)  # a trajectory left from the round before
         before = _tree(workspace)
-        done = super().run(with_feedback(brief, workspace), workspace, env, log, jail)
+        done = super().run(brief, workspace, env, log, jail)
         edits = _edits(workspace, before)
         try:
             # No trajectory (or a link where it should be) reads as no structure at all.

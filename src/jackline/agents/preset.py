@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import ClassVar
 
@@ -115,18 +114,6 @@ class Preset(CommandAgent):
             transcript,
             dropped=done.dropped,
         )
-
-
-def with_feedback(brief: Brief, workspace: Path) -> Brief:
-    """The brief with the previous round's feedback after it. A program started afresh each
-    round remembers nothing, and would never read the contract's feedback file by itself; if the
-    file cannot be read, the brief says where it is."""
-    if brief.feedback is None:
-        return brief
-    text = brief.feedback_text
-    if text is None:
-        text = f"Feedback from the previous round is in `{brief.feedback}`: read it first."
-    return replace(brief, text=f"{brief.text.rstrip()}\n\n{text.strip()}\n")
 
 
 def read_private(workspace: Path, rel: str | PurePosixPath | Path) -> str | None:
