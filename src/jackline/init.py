@@ -33,7 +33,7 @@ def detect(repo: Path) -> dict[str, Any]:
         checks["test"] = {"command": f"{py} -m pytest -q --junitxml={{report}}", "parser": "junit"}
     if "ruff" in tool or (repo / "ruff.toml").exists() or (repo / ".ruff.toml").exists():
         checks["lint"] = {
-            "command": f"{py} -m ruff check --output-format=json .",
+            "command": f"{py} -m ruff check --no-fix --output-format=json .",
             "parser": "ruff-json",
         }
     if "mypy" in tool or (repo / "mypy.ini").exists():
