@@ -8,7 +8,11 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from conftest import PLAYS_SEVERAL_PEOPLE, Project, git
@@ -49,16 +53,53 @@ def waits_for_a_decision(project: Project, run_id: str, handoffs: int) -> bool:
     )
 
 
+@contextmanager
+def slack_that_holds_the_engine(home: Path, seconds: float) -> Iterator[str]:
+    """A Slack Web API on loopback that, each time it is told of a run, holds the engine's
+    database for `seconds` before letting go: the step that told it has set the run's status,
+    and its own last write into the engine waits. A decision that returned on the status would
+    return now, and its process exit under that write."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            db = sqlite3.connect(home / "engine.db", isolation_level=None, check_same_thread=False)
+            db.execute("BEGIN IMMEDIATE")
+            threading.Timer(seconds, lambda: (db.execute("COMMIT"), db.close())).start()
+            body = json.dumps({"ok": True, "channel": "C0REVIEW", "ts": "1.0"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/api/"
+    finally:
+        server.shutdown()
+
+
 def test_a_decision_returns_once_the_workflow_is_done_with_it(project: Project) -> None:
     again = Round(edits={"calc.py": Replace("return a + b", "return b + a")})
-    project.create(ScriptedAgent([FIX, again]))
-    run = project.jl_json("run", "Fix add")
-    assert run["status"] == "awaiting_review"
-    assert waits_for_a_decision(project, run["id"], handoffs=1)
-    sent = project.jl_json("request-changes", run["id"], "--as", "bob", "-m", "Swap them")
-    assert sent["status"] == "awaiting_review"
-    assert waits_for_a_decision(project, run["id"], handoffs=2)
-    done = project.jl_json("approve", run["id"], "--as", "bob")
+    with slack_that_holds_the_engine(project.home, seconds=2) as api_url:
+        project.env.update(TEST_SLACK_TOKEN="xoxb-test", TEST_SLACK_SIGNING="s3cr3t-signing")
+        slack = (
+            '\n[surfaces.slack]\nsigning_secret = "env:TEST_SLACK_SIGNING"\n'
+            f'bot_token = "env:TEST_SLACK_TOKEN"\nchannel = "C0REVIEW"\napi_url = "{api_url}"\n'
+        )
+        project.create(ScriptedAgent([FIX, again]), extra=slack)
+        run = project.jl_json("run", "Fix add")
+        assert run["status"] == "awaiting_review"
+        assert waits_for_a_decision(project, run["id"], handoffs=1)
+        sent = project.jl_json("request-changes", run["id"], "--as", "bob", "-m", "Swap them")
+        assert sent["status"] == "awaiting_review"
+        assert waits_for_a_decision(project, run["id"], handoffs=2)
+        done = project.jl_json("approve", run["id"], "--as", "bob")
     assert done["status"] == "merged"
     status, names = operations(project, run["id"])
     assert status == "SUCCESS" and names[-1] == "finish_step"
@@ -186,8 +227,11 @@ def test_a_branch_that_conflicts_with_a_moved_main_gets_a_round_on_it(project: P
     git(project.repo, "commit", "-q", "-am", "Fix add on main")
     refused = project.jl("approve", run["id"], "--as", "bob", ok=False)
     said = " ".join((refused.stdout + refused.stderr).split())  # however the terminal wraps
-    assert "calc.py" in said and f"request-changes {run['id']}" in said, said
-    assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
+    shown = project.jl_json("show", run["id"])
+    assert shown["status"] == "awaiting_review"
+    for told in (said, shown["reason"]):  # the refusal names the file and the way forward
+        assert "conflicts with it in calc.py" in told, told
+        assert f"`jackline request-changes {run['id']} -m TEXT` gives the agent a round" in told
     assert git(project.repo, "log", "-1", "--format=%s", "main") == "Fix add on main"
 
     sent = project.jl_json("request-changes", run["id"], "--as", "bob", "-m", "Merge with main")
