@@ -335,7 +335,9 @@ def reject(
     decided = api.reject(
         run_id, message=message, on_event=None if as_json else progress, claimed=by
     )
-    raise typer.Exit(_finish(decided, as_json))
+    code = _finish(decided, as_json)
+    # The verb did what was asked: `jackline reject X && ...` goes on. Any other rest is its own.
+    raise typer.Exit(0 if decided.status == "rejected" else code)
 
 
 @app.command()
