@@ -22,9 +22,15 @@ from conftest import Project, git
 from jackline import auth
 from jackline.health import prometheus
 from jackline.store import Store
-from jackline.testing import Replace, Round, ScriptedAgent
+from jackline.testing import Round, ScriptedAgent
 
-FIX = Round(edits={"calc.py": Replace("a - b", "a + b")}, notes="- Assumed add means +.\n")
+FIX = Round(
+    edits={"calc.py": "def add(a, b):\n    return a + b\n"},
+    # The served repository is shared by the module's runs and main moves as they merge: each
+    # run also leaves a file of its own, so none is an empty change once the fix is on main.
+    commands=["echo fixed > fixed-$(date +%s%N).txt"],
+    notes="- Assumed add means +.\n",
+)
 FLAGS = """\
 [flags.new-checkout]
 owner = "olga"

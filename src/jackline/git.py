@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 
 from jackline.errors import CommandFailed, NotFound
@@ -174,13 +175,21 @@ def changed_paths(repo: Path, base: str) -> list[str]:
 
 def worktree_tree(repo: Path) -> str:
     """The working tree (minus ignored files) as a tree object, without touching index or HEAD."""
-    index = (gitdir(repo) or repo / ".git") / "jackline-checkpoint.index"
-    index.unlink(missing_ok=True)
-    env = {"GIT_INDEX_FILE": str(index)}
-    git(repo, "add", "-A", ".", env=env)
-    tree = git(repo, "write-tree", env=env)
-    index.unlink(missing_ok=True)
-    return tree
+    where = gitdir(repo) or repo / ".git"
+    # An index of its own per call: a process cancelling a run and the one driving it may take
+    # a tree of the same workspace at once. Seeded from the real index (the harness's, never
+    # the agent's), whose file stats let git re-read only the files that changed. The copy keeps
+    # the index's own mtime: git re-reads a file written in the same second as the index was
+    # ("racily clean"), and a copy dated now would hide an edit of the same size that second.
+    index = where / f"jackline-tree-{uuid.uuid4().hex}.index"
+    try:
+        if (where / "index").is_file():
+            shutil.copy2(where / "index", index)
+        env = {"GIT_INDEX_FILE": str(index)}
+        git(repo, "add", "-A", ".", env=env)
+        return git(repo, "write-tree", env=env)
+    finally:
+        index.unlink(missing_ok=True)
 
 
 def restore_tree(repo: Path, tree: str) -> None:
