@@ -1085,9 +1085,11 @@ def _summary(
     removed = sum(f["removed"] for f in files)
     change = f"{len(files)} file{'s' if len(files) != 1 else ''} changed (+{added} / -{removed})."
     names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
+    # A reason may quote the agent (its last line) or a person: text, not markdown.
+    reason = handoff.text(ctx.run.reason)
     if outcome == "blocked":
         return (
-            f"The run is blocked: {ctx.run.reason}. {change} Nothing was committed or pushed; "
+            f"The run is blocked: {reason}. {change} Nothing was committed or pushed; "
             f"the work waits in the workspace `{ctx.run.workspace}` for a person's decision: "
             f"`jackline request-changes {ctx.run.id} -m TEXT` gives the agent another round, "
             "told the file and line of each secret (the next scan must find none), or "
@@ -1097,17 +1099,17 @@ def _summary(
     if outcome == "cancelled":
         kept = f"the workspace `{ctx.run.workspace}`" if ctx.run.workspace else "no workspace"
         return (
-            f"The run was cancelled ({ctx.run.reason}). {change} Nothing was merged; {kept} "
+            f"The run was cancelled ({reason}). {change} Nothing was merged; {kept} "
             "stays for a person (`jackline clean` removes it)."
         )
     if outcome == "over_budget":
         return (
-            f"The run stopped {ctx.run.reason} after {n} round{'s' if n != 1 else ''}. {change} "
+            f"The run stopped {reason} after {n} round{'s' if n != 1 else ''}. {change} "
             f"The work is in the workspace `{ctx.run.workspace}` (not committed) for a person."
         )
     if outcome == "failed":
         if ctx.run.reason:
-            return f"The run failed: {ctx.run.reason}. {change}"
+            return f"The run failed: {reason}. {change}"
         return (
             f"The checks still fail after {n} round{'s' if n != 1 else ''}; a person takes over. "
             f"{change} The work is in the workspace `{ctx.run.workspace}` (not committed)."

@@ -226,14 +226,15 @@ class Surface:
         answer(f"Cancelling {_escape(run_id)}…")  # Slack waits three seconds at most
         run = api.cancel(run_id, by=who.name, message=why.strip())
         answer(
-            f"{who.name} cancelled {self.link('runs', run.id)}: {_escape(run.task)}", public=True
+            f"{_escape(who.name)} cancelled {self.link('runs', run.id)}: {_escape(run.task)}",
+            public=True,
         )
 
     def _release(self, user_id: str, sha: str, answer: Answer) -> None:
         who = person(self.repo, user_id, "release")
         answer(f"Starting a release of {sha or 'main'}…")
         rel = api.release(self.repo, sha or None, by=who.name)
-        answer(f"{who.name} started {_release_line(rel, self.link)}", public=True)
+        answer(f"{_escape(who.name)} started {_release_line(rel, self.link)}", public=True)
 
     # buttons ------------------------------------------------------------------------------
 
