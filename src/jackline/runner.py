@@ -1265,7 +1265,9 @@ def fail(run_id: str, reason: str) -> None:
         ctx.record("error", reason=reason)
     except Exception:  # the bug may be in loading the run: the status still says it
         reason = Redactor.from_environment()(reason)
-    store.update_run(run_id, status="failed", reason=reason)
+    # The reason first, the status last and with the handoff: whoever sees `failed` finds the
+    # handoff that says why (`write_handoff` moves both at once).
+    store.update_run(run_id, reason=reason)
     try:
         write_handoff(run_id, "failed")
     except Exception as e:  # the bug may be in the handoff itself: a short one says it
@@ -1275,7 +1277,7 @@ def fail(run_id: str, reason: str) -> None:
             f"# {run_id}: failed\n\nThe run failed: {reason}\n\nThe full handoff could not "
             f"be written ({type(e).__name__}); `jackline logs {run_id}` has what the run did.\n"
         )
-        store.update_run(run_id, handoff=str(path))
+        store.update_run(run_id, status="failed", handoff=str(path))
 
 
 def review_feedback(decision: dict[str, Any]) -> str:
