@@ -6,7 +6,6 @@ against real git repositories and the real sandbox."""
 from __future__ import annotations
 
 import json
-import secrets
 import string
 import subprocess
 import sys
@@ -14,22 +13,13 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_CALC, Project, git
+from test_guardrails import _objects, _token
 
 from jackline.testing import Replace, Round, ScriptedAgent
 
 
 def _aws_key() -> str:
-    return "AKIA" + "".join(
-        secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16)
-    )
-
-
-def _objects(repo: Path) -> bytes:
-    return subprocess.run(
-        ["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
-        capture_output=True,
-        check=True,
-    ).stdout
+    return _token("AKIA", 16, string.ascii_uppercase + string.digits)
 
 
 def _blocked(project: Project, aws: str, then: list[Round]) -> dict[str, object]:

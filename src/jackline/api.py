@@ -361,8 +361,7 @@ def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     verdict = AuditLog(store, Redactor({})).verify(run.id)
     if verdict.state == "broken":
         raise Refused(f"{run.id}: no decision on a run whose audit log is {verdict.render()}")
-    submitted = store.events(run.id, kind="submitted")
-    return run, cfg.from_record(json.loads(submitted[0]["data"])["config"])
+    return run, _recorded_config(store, run.id)
 
 
 def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:

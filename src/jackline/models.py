@@ -123,6 +123,12 @@ class AgentResult:
     """Bytes of its output not kept (between the head and the tail the log keeps)."""
 
 
+def last_line(output: str) -> str:
+    """The last line of a command's output that says anything: for a crash, usually the cause
+    (`Not logged in`, `ModuleNotFoundError: No module named 'ruff'`)."""
+    return next((x.strip() for x in reversed(output.splitlines()) if x.strip()), "")
+
+
 @dataclass(frozen=True)
 class AgentRound:
     """An agent's round as the harness measured it. A round is good only when the agent exited
@@ -160,7 +166,7 @@ class AgentRound:
         return self.changed or (self.exit_code == 0 and not self.timed_out)
 
     def last_line(self) -> str:
-        return next((x.strip() for x in reversed(self.tail.splitlines()) if x.strip()), "")
+        return last_line(self.tail)
 
 
 @dataclass(frozen=True)

@@ -512,9 +512,7 @@ def _flatten_repositories(ctx: RunContext, by: str) -> None:
     """A git repository the agent (or a check) made inside the workspace loses its `.git`: its
     files stay and are committed as files. Left there, the harness's own `git add` would read its
     metadata, record a gitlink to a commit nobody has, or fail on it."""
-    removed = [
-        rel for rel in g.embedded_repositories(ctx.ws) if safeio.remove(ctx.ws, f"{rel}/.git")
-    ]
+    removed = _remove_nested_gitdirs(ctx.ws)
     if removed:
         where = ", ".join(removed)
         ctx.record(
@@ -523,6 +521,12 @@ def _flatten_repositories(ctx: RunContext, by: str) -> None:
             "removed (the files are kept, as files)",
             removed_repositories=removed,
         )
+
+
+def _remove_nested_gitdirs(ws: Path) -> list[str]:
+    """The `.git` of each repository nested in the workspace, removed (never through a link);
+    the folders where one was."""
+    return [rel for rel in g.embedded_repositories(ws) if safeio.remove(ws, f"{rel}/.git")]
 
 
 def _shown(runner: Any, brief: Brief) -> str | list[str]:
@@ -697,9 +701,7 @@ def _keep_the_agents_work(
     (`checks.changed_the_work`); files it only created are removed, with a warning."""
     # A repository a check made loses its `.git` before the harness's `git add` reads it (see
     # `_flatten_repositories`); its files, created by the check, go with the rest.
-    nested = [
-        rel for rel in g.embedded_repositories(ctx.ws) if safeio.remove(ctx.ws, f"{rel}/.git")
-    ]
+    nested = _remove_nested_gitdirs(ctx.ws)
     now = g.worktree_tree(ctx.ws)
     if now == judged and not nested:
         return result

@@ -20,7 +20,7 @@ from jackline import proc
 from jackline.checks import junit, mypy, plain, ruff_json
 from jackline.config import CheckConfig
 from jackline.errors import NotFound
-from jackline.models import CheckResult, Failure
+from jackline.models import CheckResult, Failure, last_line
 from jackline.sandbox import Jail
 
 Parser = Callable[[str, proc.Completed, Path, Path], list[Failure]]
@@ -108,7 +108,7 @@ def _exited(code: int, tail: str) -> str:
     """The failure of a check nothing parsed: its exit code and its last line, which for a
     crash is usually the cause (`ModuleNotFoundError: No module named 'ruff'`); the whole tail
     is shown beside it."""
-    last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+    last = last_line(tail)
     if not last:
         return f"exited {code} and printed nothing"
     return f"exited {code}: {last[:200]}"
