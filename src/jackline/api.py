@@ -406,7 +406,7 @@ def cancel(
     who cancels it is recorded first (`by`: see `who`); its workflow is cancelled, so no step
     of it starts again in any process and nothing resumes it; its agent's process group is
     killed; its workspace is kept, its services stopped, and the handoff says cancelled."""
-    from jackline import engine, runner
+    from jackline import engine, steps
 
     store = Store()
     run = store.get_run(run_id)
@@ -423,7 +423,7 @@ def cancel(
     )
     engine.cancel(run.id)
     reason = f"cancelled by {person.name}" + (f": {message.strip()}" if message.strip() else "")
-    runner.cancel(run.id, reason)
+    steps.cancel(run.id, reason)
     return get(run.id)
 
 

@@ -1,6 +1,6 @@
 """Budgets: how much time, how many rounds and how much model spend a run may use (`[budget]`),
 and how much all of a project's runs may spend in a day. Plain arithmetic over what the run
-record and the transcripts say; the runner asks `over` before every round.
+record and the transcripts say; the `budget` step asks `over` before every round.
 
 Spend comes from the tokens each transcript reports, priced by `[budget] prices` per model. A
 model with no price there counts as free and is named in the round's usage event (`unpriced`),

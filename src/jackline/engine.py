@@ -2,7 +2,7 @@
 
 A run is one DBOS workflow whose id is the run id, so starting the same run twice resumes it
 instead of starting a second one. Each step is a DBOS step wrapping a plain function of
-`runner`; a step that finished is never run again, even after `kill -9`.
+`steps`; a step that finished is never run again, even after `kill -9`.
 
 Processes. Every process that launches the engine gets its own executor id and holds a lock file
 for it while it lives. A workflow left PENDING by a dead executor is recovered only when a person
@@ -26,7 +26,7 @@ from dbos import DBOS, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSException
 from ulid import ULID
 
-from jackline import __version__, blueprints, executors, locks, paths, runner, schedule
+from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
 from jackline import config as cfg
 from jackline.models import RESTING
 from jackline.release import steps as release_steps
@@ -41,77 +41,77 @@ _state: dict[str, Any] = {}
 
 @DBOS.step()
 def prepare_step(run_id: str) -> dict[str, Any]:
-    return runner.prepare(run_id)
+    return steps.prepare(run_id)
 
 
 @DBOS.step()
 def hydrate_step(run_id: str, round_no: int, feedback: str | None) -> str:
-    return runner.hydrate(run_id, round_no, feedback)
+    return steps.hydrate(run_id, round_no, feedback)
 
 
 @DBOS.step()
 def agent_step(run_id: str, round_no: int) -> dict[str, Any]:
-    return runner.agent(run_id, round_no)
+    return steps.agent(run_id, round_no)
 
 
 @DBOS.step()
 def budget_step(run_id: str) -> dict[str, Any]:
-    return runner.budget(run_id)
+    return steps.budget(run_id)
 
 
 @DBOS.step()
 def check_step(run_id: str, round_no: int) -> dict[str, Any]:
-    return runner.check(run_id, round_no)
+    return steps.check(run_id, round_no)
 
 
 @DBOS.step()
 def scan_step(run_id: str) -> dict[str, Any]:
-    return runner.scan(run_id)
+    return steps.scan(run_id)
 
 
 @DBOS.step()
 def commit_step(run_id: str) -> str:
-    return runner.commit(run_id)
+    return steps.commit(run_id)
 
 
 @DBOS.step()
 def publish_step(run_id: str) -> None:
-    runner.publish(run_id)
+    steps.publish(run_id)
 
 
 @DBOS.step()
 def handoff_step(run_id: str, outcome: str) -> str:
-    return runner.write_handoff(run_id, outcome)
+    return steps.write_handoff(run_id, outcome)
 
 
 @DBOS.step()
 def decision_step(run_id: str, decision: dict[str, Any]) -> None:
-    runner.record_decision(run_id, decision)
+    steps.record_decision(run_id, decision)
 
 
 @DBOS.step()
 def merge_step(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
-    return runner.merge(run_id, decision)
+    return steps.merge(run_id, decision)
 
 
 @DBOS.step()
 def finish_step(run_id: str, outcome: str) -> None:
-    runner.finish(run_id, outcome)
+    steps.finish(run_id, outcome)
 
 
 @DBOS.step()
 def reject_step(run_id: str, decision: dict[str, Any]) -> None:
-    runner.reject(run_id, decision)
+    steps.reject(run_id, decision)
 
 
 @DBOS.step()
 def changes_step(run_id: str, decision: dict[str, Any]) -> str:
-    return runner.changes_requested(run_id, decision)
+    return steps.changes_requested(run_id, decision)
 
 
 @DBOS.step()
 def fail_step(run_id: str, reason: str) -> None:
-    runner.fail(run_id, reason)
+    steps.fail(run_id, reason)
 
 
 # the workflow -----------------------------------------------------------------------------
@@ -159,7 +159,7 @@ def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
             if decision["kind"] == "reject":
                 reject_step(run_id, decision)
                 return "rejected"
-            feedback = runner.secret_feedback(scanned.get("secrets", []), decision)
+            feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
             continue
         if not passed:
             handoff_step(run_id, "failed")

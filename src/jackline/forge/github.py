@@ -177,7 +177,7 @@ def _clip(text: str) -> str:
     return text[:BODY_LIMIT] + "\n\n... (cut: the full handoff is in Jackline)"
 
 
-# the seams: runner.publish and notify.announce ----------------------------------------------
+# the seams: steps.publish and notify.announce -----------------------------------------------
 
 
 def publish(

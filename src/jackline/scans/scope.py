@@ -6,7 +6,7 @@
 - `[scope] max_changed_lines` / `max_changed_files`: warn above, block at twice the limit.
 - `[[scope.together]]`: co-change rules; a change that touches `when` but not `also` is flagged.
 
-Forbidden paths are not here: the runner reverts those after each round, and reports them.
+Forbidden paths are not here: the agent step reverts those after each round, and reports them.
 """
 
 from __future__ import annotations

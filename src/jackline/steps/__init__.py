@@ -1,0 +1,52 @@
+"""The steps of a run as plain functions over a run id: no DBOS, no surface.
+
+One module a step. `engine.py` wraps each one as a durable step and strings them together as the
+blueprint says. Each step loads its run afresh (`context.RunContext`), reads what it needs from
+the store and the workspace, and returns plain data, so a step replayed after a crash sees the
+same world it left.
+"""
+
+from __future__ import annotations
+
+from jackline.steps.agent import agent
+from jackline.steps.budget import budget
+from jackline.steps.check import check
+from jackline.steps.commit import commit
+from jackline.steps.context import RunContext
+from jackline.steps.decide import (
+    changes_requested,
+    finish,
+    merge,
+    record_decision,
+    reject,
+    review_feedback,
+    secret_feedback,
+)
+from jackline.steps.ends import cancel, fail
+from jackline.steps.handoff import write_handoff
+from jackline.steps.hydrate import hydrate
+from jackline.steps.prepare import prepare
+from jackline.steps.publish import publish
+from jackline.steps.scan import scan
+
+__all__ = [
+    "RunContext",
+    "agent",
+    "budget",
+    "cancel",
+    "changes_requested",
+    "check",
+    "commit",
+    "fail",
+    "finish",
+    "hydrate",
+    "merge",
+    "prepare",
+    "publish",
+    "record_decision",
+    "reject",
+    "review_feedback",
+    "scan",
+    "secret_feedback",
+    "write_handoff",
+]

@@ -1,0 +1,134 @@
+"""check: a round's checks in the sandbox, judged on the tree the agent left, which they may not change."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from jackline import context
+from jackline import git as g
+from jackline.checks import changed_the_work, listed, run_check
+from jackline.models import (
+    CheckResult,
+)
+from jackline.steps.context import RunContext, agent_round, redact_file, remove_nested_gitdirs
+
+
+def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
+    ctx = RunContext(run_id)
+    out_dir = ctx.dir / f"{label}-{round_no}"
+    agent_events = [
+        e.data
+        for e in ctx.audit.read(run_id)
+        if e.kind == "command" and e.data.get("round") == round_no
+    ]
+    agent = agent_events[-1] if agent_events and label == "round" else None
+    # An agent that did not run (it failed without touching a file) left nothing to check: its
+    # round fails without making a person wait for the checks of the untouched base.
+    checks = ctx.config.checks if agent is None or agent_round(agent).ran() else {}
+    judged = _judged_tree(ctx, out_dir, label) if checks else ""
+    results: list[CheckResult] = []
+    for name, check_config in checks.items():
+        # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
+        # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
+        # size and the same second of mtime, which an agent's quick edit often has.
+        cache = ctx.private / "pycache" / f"{label}-{round_no}"
+        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
+        with ctx.sandboxed(f"check:{name}", fresh_git=False) as jail:
+            result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
+        redact_file(ctx, out_dir / f"{name}.log")
+        ctx.command(
+            f"check:{name}",
+            result.command,
+            result.exit_code,
+            result.duration,
+            result.output_tail,
+            **({"dropped_bytes": result.dropped} if result.dropped else {}),
+        )
+        results.append(_keep_the_agents_work(ctx, result, judged, round_no, label))
+    # A round is judged on the agent as well: passing checks on work it did not do (it
+    # crashed, or changed nothing) are no reason to offer the work for review.
+    problem = agent.get("problem") if agent else None
+    passed = all(r.passed for r in results) and not problem
+    ctx.record(
+        label,
+        round=round_no,
+        passed=passed,
+        checks=[asdict(r) for r in results],
+        agent=agent,
+        problem=problem,
+        checks_skipped=bool(ctx.config.checks) and not checks,
+    )
+    if label == "round":
+        ctx.update(rounds=round_no)
+    measured = agent_round(agent) if agent and problem else None
+    feedback = None if passed else context.render_feedback(results, agent=measured)
+    return {"passed": passed, "feedback": ctx.redact(feedback) if feedback else None}
+
+
+def _judged_tree(ctx: RunContext, out_dir: Path, label: str) -> str:
+    """The tree the checks judge: what the agent left (a merge's checks: the merge). A round's
+    is kept in its folder, which no check can write: checks run again after a crash (one may
+    have died halfway through rewriting a file) start from it again, not from what they left."""
+    if label != "round":  # a merge is made afresh each time it is tried
+        return g.worktree_tree(ctx.ws)
+    checkpoint = out_dir / "checks.tree"
+    if checkpoint.exists():
+        tree = checkpoint.read_text().strip()
+        g.restore_tree(ctx.ws, tree)
+        return tree
+    tree = g.worktree_tree(ctx.ws)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_text(tree + "\n")
+    return tree
+
+
+def _keep_the_agents_work(
+    ctx: RunContext, result: CheckResult, judged: str, round_no: int, label: str
+) -> CheckResult:
+    """Put back what a check changed in the work tree (files ignored by git aside): what is
+    committed is exactly the work the checks judged, never a linter's fix or a formatter's
+    rewrite passed off as the agent's. A check that modified or deleted the agent's files fails
+    (`checks.changed_the_work`); files it only created are removed, with a warning."""
+    # A repository a check made loses its `.git` before the harness's `git add` reads it (see
+    # `_flatten_repositories`); its files, created by the check, go with the rest.
+    nested = remove_nested_gitdirs(ctx.ws)
+    now = g.worktree_tree(ctx.ws)
+    if now == judged and not nested:
+        return result
+    changed, created = _tree_changes(ctx.ws, judged, now)
+    g.restore_tree(ctx.ws, judged)
+    when, said = f"{label} {round_no}", []
+    if changed:
+        said.append(
+            f"the check `{result.name}` ({when}) changed the agent's files {listed(changed)}: "
+            "they were put back as the agent left them, and the check fails"
+        )
+    if created or nested:
+        made = listed(created) + "".join(f" (a git repository of its own at {n})" for n in nested)
+        said.append(
+            f"the check `{result.name}` ({when}) created {made}: removed, never committed "
+            "(list what a check writes in .gitignore to keep it)"
+        )
+    ctx.record(
+        "warning",
+        message="; ".join(said),
+        check=result.name,
+        round=round_no,
+        label=label,
+        changed=changed[:100],
+        created=created[:100],
+    )
+    return changed_the_work(result, changed) if changed else result
+
+
+def _tree_changes(ws: Path, before: str, after: str) -> tuple[list[str], list[str]]:
+    """The paths of `before` that `after` modified or deleted, and the paths `after` added."""
+    out = g.git_bytes(ws, "diff-tree", "-r", "-z", "--no-renames", "--name-status", before, after)
+    fields = iter(g.z_paths(out))
+    changed: list[str] = []
+    created: list[str] = []
+    for status in fields:
+        (created if status == "A" else changed).append(next(fields, ""))
+    return sorted(changed), sorted(created)

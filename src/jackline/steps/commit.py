@@ -1,0 +1,22 @@
+"""commit: what the agent left, committed on the run's branch."""
+
+from __future__ import annotations
+
+from jackline import git as g
+from jackline.steps.context import RunContext
+
+
+def commit(run_id: str) -> str:
+    """Commit what the agent left (its own commits stay). Safe to replay: with nothing left to
+    commit, the head is returned as it is."""
+    ctx = RunContext(run_id)
+    g.git(ctx.ws, "add", "-A")
+    if g.ok(ctx.ws, "diff", "--cached", "--quiet"):
+        head = g.rev(ctx.ws, "HEAD")
+    else:
+        subject = ctx.run.task.strip().splitlines()[0][:72]
+        g.git(ctx.ws, "commit", "--quiet", "-m", subject, "-m", f"Jackline-Run: {run_id}")
+        head = g.rev(ctx.ws, "HEAD")
+    ctx.update(head_sha=head)
+    ctx.record("commit", sha=head)
+    return head

@@ -1,0 +1,140 @@
+"""A person's decisions carried out: recorded, then merge, request changes or reject."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jackline import context
+from jackline import git as g
+from jackline.errors import CommandFailed, Conflict, Refused
+from jackline.forge import local as forge
+from jackline.models import (
+    Decision,
+)
+from jackline.review import owner_refusal
+from jackline.steps.check import check
+from jackline.steps.context import RunContext
+from jackline.workspaces import remove as remove_workspace
+
+
+def record_decision(run_id: str, decision: dict[str, Any]) -> None:
+    ctx = RunContext(run_id)
+    # The status moves before the event is written: whoever sees the decision in the log also
+    # sees that the run is no longer resting in review.
+    following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
+    ctx.update(status=following[decision["kind"]])
+    # A name the command line claimed (`[review] allow_as`) is recorded with who claimed it.
+    claim = {k: decision[k] for k in ("claimed_by_os_user",) if decision.get(k)}
+    ctx.record(
+        "decision",
+        decision=decision["kind"],
+        by=decision["by"],
+        **claim,
+        message=decision.get("message", ""),
+    )
+
+
+def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+    """Merge onto the newest main: the checks run again on the merge result when main moved."""
+    ctx = RunContext(run_id)
+    refusal = owner_refusal(ctx.run, ctx.config, decision["by"])
+    if refusal:  # the surfaces check this first; here it holds whatever sent the message
+        ctx.update(status="awaiting_review", reason=refusal)
+        ctx.record("merge", outcome="refused", reason=refusal)
+        return {"outcome": "refused", "reason": refusal}
+    ctx.update(status="merging")
+    main = ctx.config.project.main
+    subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
+    approver = decision["by"]
+    if decision.get("claimed_by_os_user"):
+        approver += f" (claimed by OS user {decision['claimed_by_os_user']})"
+    message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
+    try:
+        # One landing at a time per repository: this one merges onto the main it finds here,
+        # and main cannot move under it between the merge, its checks and the landing.
+        with forge.landing(Path(ctx.run.repo)):
+            sha, moved = forge.prepare_merge(
+                ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
+            )
+            if moved:
+                why = f"{main} moved since the run started"
+                ctx.record("step", step="merge-checks", reason=why)
+                result = check(run_id, ctx.run.rounds, label="merge-check")
+                if not result["passed"]:
+                    raise Refused(f"the checks fail on the merge with the current {main}")
+            forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
+    except (Refused, CommandFailed) as e:
+        # The workspace goes back to the branch, whatever refused: a round asked for next
+        # starts from the run's own work, never from a merge that did not land.
+        g.git(ctx.ws, "checkout", "--quiet", "--force", ctx.run.branch, check=False)
+        reason = str(e).splitlines()[0]
+        if isinstance(e, Conflict):
+            reason += (
+                f": `jackline request-changes {run_id} -m TEXT` gives the agent a round on the "
+                f"newest {main} with the conflicts marked in those files (or reject the run)"
+            )
+        ctx.update(status="awaiting_review", reason=reason)
+        ctx.record("merge", outcome="refused", reason=str(e))
+        return {"outcome": "refused", "reason": reason}
+    ctx.update(merge_sha=sha, reason="")
+    ctx.record("merge", outcome="merged", sha=sha, by=decision["by"])
+    return {"outcome": "merged", "sha": sha}
+
+
+def finish(run_id: str, outcome: str) -> None:
+    """A merged or rejected run needs its workspace no more; a failed one is kept for a person."""
+    ctx = RunContext(run_id)
+    if outcome in ("merged", "rejected") and ctx.run.workspace:
+        remove_workspace(Path(ctx.run.workspace))
+        ctx.record("cleanup", removed=ctx.run.workspace)
+    ctx.update(status=outcome)
+
+
+def reject(run_id: str, decision: dict[str, Any]) -> None:
+    ctx = RunContext(run_id)
+    reason = decision.get("message", "")
+    scans = [e.data for e in ctx.audit.read(run_id) if e.kind == "scan"]
+    if scans and scans[-1].get("secrets"):  # rejected while blocked: the workspace goes now
+        rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
+        reason = f"{reason}; {rotate}" if reason else rotate
+    ctx.update(reason=reason)
+    finish(run_id, "rejected")
+
+
+def review_feedback(decision: dict[str, Any]) -> str:
+    return context.render_feedback(
+        [], Decision(decision["kind"], decision["by"], decision.get("message", ""))
+    )
+
+
+def changes_requested(run_id: str, decision: dict[str, Any]) -> str:
+    """The feedback of a round a reviewer asked for. Where main moved since the run's base, the
+    round starts on the newest main (`forge.onto_newest_main`): a branch that no longer merges
+    has a way forward, and no agent works on an old main unknowingly. The feedback says main
+    moved and names each file left with conflict markers."""
+    ctx = RunContext(run_id)
+    text = review_feedback(decision)
+    main = ctx.config.project.main
+    moved = forge.onto_newest_main(ctx.ws, main, ctx.run.branch)
+    if moved is None:
+        return text
+    tip, conflicts = moved
+    ctx.update(base_sha=tip)
+    ctx.record("onto_main", main=main, sha=tip, conflicts=conflicts)
+    return text + "\n" + context.render_main_moved(main, tip, conflicts)
+
+
+def secret_feedback(where: list[str], decision: dict[str, Any]) -> str:
+    """Feedback for the round after a blocked one: the reviewer's words, and the file and line
+    of each secret the scan found. Never the value: the agent need not see it again to remove
+    it, and a feedback file is one more place it would be."""
+    listed = "\n".join(f"- {w}" for w in where) or "- (the scan's findings name no place)"
+    return (
+        f"{review_feedback(decision).rstrip()}\n\n"
+        "## The change was blocked: it holds a secret\n\n"
+        "Remove each of these from the change. Nothing is committed while one is there, and "
+        "the next scan must find none. Do not move the value elsewhere in the workspace: code "
+        "that needs it reads it from an environment variable.\n\n"
+        f"{listed}\n"
+    )

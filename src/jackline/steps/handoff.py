@@ -1,0 +1,288 @@
+"""handoff: the written account of a run a person reads (see `jackline.handoff` for its rendering)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+from jackline import context, handoff, safeio
+from jackline import git as g
+from jackline.checks import junit, report_file
+from jackline.guard.audit import Event
+from jackline.models import (
+    FINAL,
+    AgentRound,
+)
+from jackline.steps.context import RunContext, agent_round
+from jackline.workspaces import services
+
+NOTES = ".jackline/notes.md"
+
+NOTES_LIMIT = 64 << 10
+"""Bytes of the agent's notes read at most (a cut is said in the text)."""
+
+
+def write_handoff(run_id: str, outcome: str) -> str:
+    ctx = RunContext(run_id)
+    if (outcome in FINAL or outcome == "blocked") and ctx.run.workspace:
+        # The workspace stays for a person to look at; its database need not keep running
+        # (a blocked run sent back starts them again with its next round: `hydrate`).
+        stopped = services.stop(ctx.ws)
+        if stopped:
+            ctx.record("cleanup", services=stopped)
+    events = ctx.audit.read(run_id)
+    rounds = [e.data for e in events if e.kind == "round"]
+    if outcome == "failed" and rounds and rounds[-1].get("problem"):
+        ctx.update(reason=agent_reason(agent_round(rounds[-1]["agent"])))
+    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
+    commands = [e.data for e in events if e.kind == "command"]
+    files = _files_changed(ctx)
+    # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
+    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
+    failing = [
+        f"`{c['name']}`: "
+        + "; ".join(
+            (f"{f.get('test') or f.get('file') or ''} {f['message']}").strip()
+            for f in c["failures"][:3]
+        )
+        for c in (rounds[-1]["checks"] if rounds and not rounds[-1]["passed"] else [])
+        if not c["passed"]
+    ]
+    scans = [e.data for e in events if e.kind == "scan"]
+    findings = scans[-1]["findings"] if scans else []
+    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
+    h = {
+        "run": run_id,
+        "task": ctx.run.task,
+        "outcome": outcome,
+        "branch": ctx.run.branch,
+        "base": ctx.run.base_sha,
+        "head": ctx.run.head_sha,
+        "merge": ctx.run.merge_sha,
+        "workspace": ctx.run.workspace,
+        "summary": _summary(ctx, outcome, rounds, files, failing),
+        "files": files,
+        "rounds": rounds,
+        "commands": commands,
+        "notes": notes,
+        "findings": findings,
+        "dependencies": [f for f in findings if f["rule"].startswith("dependency.")],
+        "owners": ctx.config.review.owners,
+        "people": _people(events),
+        "look_twice": handoff.look_twice(files, named, reverted, failing, notes, findings),
+        "timeline": _timeline(events),
+        "spend": {"usd": round(ctx.run.spend, 4), "tokens": ctx.run.tokens},
+        "undo": _undo(ctx, outcome),
+        "fixed_tests": _fixed_tests(ctx, rounds),
+        "diff": _see_diff(ctx, outcome, events),
+    }
+    path = handoff.write(h, ctx.dir, ctx.redact)
+    if outcome in ("awaiting_review", "merged"):
+        # The surfaces are told before the status moves: a CLI waiting for the run to rest
+        # exits once it does, and would end an announcement still under way with it.
+        ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
+        _announce(ctx, f"run.{outcome}", path)
+    if outcome == "merged":
+        # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
+        # rest (an `approve`) then finds nothing of it still being removed.
+        ctx.update(handoff=str(path))
+    else:
+        ctx.update(status=outcome, handoff=str(path))
+    ctx.record("handoff", outcome=outcome, path=str(path))
+    return str(path)
+
+
+def _fixed_tests(ctx: RunContext, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Tests that failed in an earlier round and that the last round's report shows passing:
+    read from the report, never inferred from an exit code (a deleted test does not pass)."""
+    failed: dict[tuple[str, str], set[int]] = {}
+    for r in rounds[:-1]:
+        for c in r["checks"]:
+            for f in c["failures"]:
+                if f.get("test"):
+                    failed.setdefault((c["name"], f["test"]), set()).add(r["round"])
+    if not failed:
+        return []
+    last = rounds[-1]["round"]
+    passed = {
+        name: junit.passed_tests(report_file(ctx.dir / f"round-{last}", name))
+        for name in {name for name, _ in failed}
+        if name in ctx.config.checks and ctx.config.checks[name].parser == "junit"
+    }
+    return [
+        {"check": name, "test": test, "failed_in": sorted(where)}
+        for (name, test), where in sorted(failed.items())
+        if test in passed.get(name, set())
+    ]
+
+
+def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
+    """A command that shows the run's change, where it is: on the branch published in the user's
+    repository, in the merge, or in the workspace (through the harness's git directory: the
+    workspace's own `.git` is the agent's)."""
+    repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
+    published = [e.data for e in events if e.kind == "publish"]
+    if outcome == "merged" and run.merge_sha:
+        return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
+    if published and published[-1].get("pull_request"):
+        return f"the pull request's changes: {published[-1]['pull_request']}"
+    if published and run.head_sha:
+        return f"git -C {repo} diff {main}...{run.branch}"
+    if not run.workspace:
+        return ""
+    where = f"--git-dir={g.gitdir_path(ctx.ws)} --work-tree={ctx.ws}"
+    if run.head_sha:
+        return f"git {where} diff {run.base_sha} {run.head_sha}"
+    # Not committed: `diff` shows what changed in the files git knows, `status` the new ones.
+    return f"git {where} status --short; git {where} diff {run.base_sha}"
+
+
+def agent_reason(agent: AgentRound) -> str:
+    """Why a run whose last round the agent failed ended: what happened, and the last line it
+    printed where it failed (`Not logged in`), which is most often the cause."""
+    said = agent.last_line() if agent.exit_code != 0 or agent.timed_out else ""
+    return f"{agent.problem()}: {said[:200]}" if said else str(agent.problem())
+
+
+def _people(events: list[Event]) -> list[dict[str, str]]:
+    """Who submitted and who decided, each with the OS user who claimed the name, if claimed."""
+    return [
+        {
+            "action": "submit" if e.kind == "submitted" else str(e.data["decision"]),
+            "by": str(e.data["by"]),
+            "claimed_by_os_user": str(e.data.get("claimed_by_os_user") or ""),
+        }
+        for e in events
+        if e.kind in ("submitted", "decision")
+    ]
+
+
+def _announce(ctx: RunContext, event: str, handoff_path: Path) -> None:
+    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal."""
+    from jackline import notify
+
+    data = {
+        "run": asdict(ctx.run),
+        "handoff": handoff_path.read_text() if handoff_path.exists() else "",
+    }
+    problems = notify.announce(event, ctx.config, data)
+    if problems:
+        ctx.record("announce_failed", event=event, problems=problems)
+
+
+def _timeline(events: list[Any], per_round: int = 12) -> list[dict[str, Any]]:
+    """What the agent did, from its transcript: a few lines per round for the handoff."""
+    out: list[dict[str, Any]] = []
+    for e in events:
+        if e.kind in ("agent.command", "agent.tool", "agent.edit", "agent.message"):
+            out.append({"round": e.data.get("round"), "kind": e.kind[6:], **e.data})
+    kept: list[dict[str, Any]] = []
+    for r in sorted({x["round"] for x in out}, key=lambda x: x or 0):
+        steps = [x for x in out if x["round"] == r]
+        kept += steps[:per_round]
+        if len(steps) > per_round:
+            kept.append({"round": r, "kind": "more", "summary": f"{len(steps) - per_round} more"})
+    return kept
+
+
+def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
+    if not ctx.run.workspace or not ctx.ws.exists() or not ctx.run.base_sha:
+        return []
+    tree = g.worktree_tree(ctx.ws)
+    # NUL-separated: a name git would quote is shown as the file's name, not git's quoting of it.
+    fields = iter(
+        g.z_paths(g.git_bytes(ctx.ws, "diff", "-z", "--numstat", "-M", ctx.run.base_sha, tree))
+    )
+    files = []
+    for field in fields:
+        added, removed, path = field.split("\t", 2)
+        if not path:  # a rename: its old and new names follow as fields of their own
+            next(fields, None)
+            path = next(fields, "")
+        files.append(
+            {
+                "path": path,
+                "added": int(added) if added.isdigit() else 0,
+                "removed": int(removed) if removed.isdigit() else 0,
+            }
+        )
+    return files
+
+
+def _summary(
+    ctx: RunContext,
+    outcome: str,
+    rounds: list[dict[str, Any]],
+    files: list[dict[str, Any]],
+    failing: list[str],
+) -> str:
+    n = len(rounds)
+    added = sum(f["added"] for f in files)
+    removed = sum(f["removed"] for f in files)
+    change = f"{len(files)} file{'s' if len(files) != 1 else ''} changed (+{added} / -{removed})."
+    names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
+    # A reason may quote the agent (its last line) or a person: text, not markdown.
+    reason = handoff.text(ctx.run.reason)
+    if outcome == "blocked":
+        return (
+            f"The run is blocked: {reason}. {change} Nothing was committed or pushed; "
+            f"the work waits in the workspace `{ctx.run.workspace}` for a person's decision: "
+            f"`jackline request-changes {ctx.run.id} -m TEXT` gives the agent another round, "
+            "told the file and line of each secret (the next scan must find none), or "
+            f"`jackline reject {ctx.run.id}` closes the run and removes the workspace. It cannot "
+            "be approved. If the secret is real, rotate it either way: it was on disk."
+        )
+    if outcome == "cancelled":
+        kept = f"the workspace `{ctx.run.workspace}`" if ctx.run.workspace else "no workspace"
+        return (
+            f"The run was cancelled ({reason}). {change} Nothing was merged; {kept} "
+            "stays for a person (`jackline clean` removes it)."
+        )
+    if outcome == "over_budget":
+        return (
+            f"The run stopped {reason} after {n} round{'s' if n != 1 else ''}. {change} "
+            f"The work is in the workspace `{ctx.run.workspace}` (not committed) for a person."
+        )
+    if outcome == "failed":
+        if ctx.run.reason:
+            return f"The run failed: {reason}. {change}"
+        return (
+            f"The checks still fail after {n} round{'s' if n != 1 else ''}; a person takes over. "
+            f"{change} The work is in the workspace `{ctx.run.workspace}` (not committed)."
+        )
+    verb = "was merged into" if outcome == "merged" else "is ready for review against"
+    owners = ", ".join(ctx.config.review.owners) or "nobody yet: set [review] owners"
+    marked = (
+        f" {ctx.run.blocking} block-level finding{'s' if ctx.run.blocking != 1 else ''}: "
+        f"only an owner may approve ({owners})."
+        if ctx.run.blocking and outcome == "awaiting_review"
+        else ""
+    )
+    return (
+        f"After {n} round{'s' if n != 1 else ''} every check passes ({names}). {change} "
+        f"The branch `{ctx.run.branch}` {verb} `{ctx.config.project.main}`.{marked}"
+    )
+
+
+def _undo(ctx: RunContext, outcome: str) -> list[str]:
+    repo = ctx.run.repo
+    if outcome == "merged" and ctx.run.merge_sha:
+        return [
+            f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
+            f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
+        ]
+    if outcome == "blocked":  # it waits for a decision: `clean` keeps its workspace
+        return [
+            "Nothing is merged or pushed. Close the run and remove its workspace: "
+            f"`jackline reject {ctx.run.id}`",
+            "If the secret is real, rotate it: it was on disk in the workspace.",
+        ]
+    if outcome in ("failed", "cancelled"):
+        return [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
+    steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
+    if ctx.run.head_sha:
+        steps.append(f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`")
+    if ctx.run.workspace:
+        steps.append(f"Remove the workspace: `rm -rf {ctx.run.workspace}`")
+    return steps

@@ -1,0 +1,134 @@
+"""prepare: the run's workspace (from the warm pool, a snapshot or a clone), its services, and the in-loop guard."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from jackline import git as g
+from jackline import paths, sandbox
+from jackline.agents import build
+from jackline.agents.preset import Preset
+from jackline.guard.gitwrap import install_wrapper
+from jackline.guard.policy import GATES, Policy
+from jackline.steps.context import RunContext, redact_file
+from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
+from jackline.workspaces import snapshot as snap
+from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
+from jackline.workspaces.snapshot import SetupFailed
+
+
+def prepare(run_id: str) -> dict[str, Any]:
+    ctx = RunContext(run_id)
+    ctx.update(status="running")
+    ctx.record("step", step="prepare")
+    mode = ctx.config.sandbox.mode
+    if mode == "none":
+        ctx.record("warning", message=sandbox.NONE_WARNING)
+    try:
+        ws, extra = _workspace(ctx)
+        started = services.ensure(ws.path, ctx.config)
+    except SetupFailed as e:
+        reason = f"set-up failed: `{e.argv}` exited {e.code}"
+        ctx.update(reason=reason)
+        return {"ok": False, "reason": reason}
+    except services.ServiceFailed as e:
+        reason = str(e).splitlines()[0]
+        ctx.record("services", error=ctx.redact(str(e)))
+        ctx.update(reason=reason)
+        return {"ok": False, "reason": reason}
+    if started:
+        extra["services"] = services.describe(started)
+    ctx.record(
+        "workspace",
+        path=str(ws.path),
+        base=ws.base_sha,
+        method=ws.method,
+        branch=ws.branch,
+        sandbox=mode,
+        **extra,
+    )
+    _arm_guard(ctx, ws.path)
+    return {"ok": True, "workspace": str(ws.path), "base": ws.base_sha}
+
+
+def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
+    """The run's workspace. With set-up under the sandbox: from the warm pool, or made from main's
+    snapshot (built first if there is none: the cold start), caught up with main. Otherwise a
+    fresh clone, with set-up run in it."""
+    repo, main = Path(ctx.run.repo), ctx.config.project.main
+    dest = paths.workspaces() / ctx.run.id
+    wants_snapshot = ctx.config.workspace.setup or ctx.config.pool.size
+    if not wants_snapshot or ctx.config.sandbox.mode != "bubblewrap":
+        ws = provider("clone").create(repo, main, ctx.run.branch, dest)
+        ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
+        snap.raise_failed(_setup_runner(ctx)(ws.path))
+        exclude_setup_outputs(ws.path)
+        return ws, {}
+    run_setup = _setup_runner(ctx)
+    started = time.monotonic()
+    taken = pool.take(repo, ctx.run.branch) if ctx.config.pool.size else None
+    snapshot_key = None
+    if taken is None:
+        current = pool.fresh_snapshot(repo, ctx.config, run_setup)
+        taken = snap.provider_for(ctx.config.workspace.shared).create_from(
+            current, ctx.run.branch, dest
+        )
+        snapshot_key = current.key
+    ws = taken
+    ctx.update(workspace=str(ws.path))
+    caught = snap.catch_up(ws, repo, main, ctx.config, run_setup)
+    ws = replace(ws, base_sha=g.rev(ws.path, "HEAD"))
+    ctx.update(base_sha=ws.base_sha)
+    if ctx.config.pool.size:
+        pool.refill_in_background(repo)
+    return ws, {
+        "snapshot": snapshot_key or _snapshot_of(ws.path),
+        "caught_up": caught,
+        "ready_in": round(time.monotonic() - started, 3),
+    }
+
+
+def _setup_runner(ctx: RunContext) -> snap.RunSetup:
+    """Set-up for this run (see `snapshot.default_setup`), each command recorded as it starts
+    (`setup`, which progress shows: set-up may take a minute) and as it ends, redacted."""
+
+    def watch(number: int, of: int, command: str, done: dict[str, Any] | None) -> None:
+        if done is None:
+            ctx.record("setup", number=number, of=of, command=command)
+            return
+        redact_file(ctx, ctx.dir / f"setup-{number}.log")
+        tail = ctx.redact(done["tail"])
+        ctx.command(
+            "setup", command, done["exit_code"], done["duration"], tail, number=number, of=of
+        )
+
+    return snap.default_setup(ctx.config, ctx.dir, watch)
+
+
+def _snapshot_of(ws: Path) -> str | None:
+    record = g.gitdir_path(ws) / snap.PROVENANCE
+    return json.loads(record.read_text()).get("key") if record.exists() else None
+
+
+def _arm_guard(ctx: RunContext, ws: Path) -> None:
+    """The in-loop guard: the policy the hook and the git wrapper read and the wrapper itself
+    on the agent's PATH, both in the inbox. The walls are elsewhere: the workspace's git
+    directory is the harness's, out of the agent's reach (see `git.gitdir_path`); the agent gets
+    a git directory of its own (`git.lay_agent_gitdir`)."""
+    policy = Policy(
+        main=ctx.config.project.main,
+        forbidden=list(ctx.config.scope.forbidden),
+        gates=list(GATES),
+        workspace=str(ctx.inside if ctx.inside != ws else ws.resolve()),
+    )
+    ctx.hand_over("policy.json", policy.dumps())
+    install_wrapper(ctx.inbox / "bin")
+    if ctx.config.sandbox.mode != "bubblewrap":
+        install_wrapper(ws / AGENT_DIR / "bin")
+    agent = build(ctx.agent_config)
+    if isinstance(agent, Preset) and agent.private:
+        add_excludes(ws, agent.private)  # the preset's rules and settings: never committed

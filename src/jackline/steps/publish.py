@@ -1,0 +1,22 @@
+"""publish: the run's branch pushed where the forge says (the user's repository, or GitHub)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from jackline.forge import local as forge
+from jackline.steps.context import RunContext
+
+
+def publish(run_id: str) -> None:
+    ctx = RunContext(run_id)
+    if ctx.config.forge.kind == "github":
+        # The branch and its pull request live on GitHub; merging stays local for now (an
+        # approval lands in the user's repository and the pull request is told).
+        from jackline.forge import github
+
+        pr = github.publish(ctx.ws, ctx.config, ctx.run.branch, run_id, ctx.run.task)
+        ctx.record("publish", forge="github", branch=ctx.run.branch, pull_request=pr.url)
+        return
+    forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
+    ctx.record("publish", forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
