@@ -33,6 +33,7 @@ from jackline.models import (
     Probe,
     Release,
     Run,
+    to_json,
 )
 from jackline.review import owner_refusal
 from jackline.store import Store
@@ -248,29 +249,9 @@ def handoff_text(run: Run) -> str | None:
 
 
 def as_json(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "task": run.task,
-        "status": run.status,
-        "branch": run.branch,
-        "rounds": run.rounds,
-        "handoff": run.handoff,
-        "repo": run.repo,
-        "agent": run.agent,
-        "blueprint": run.blueprint,
-        "submitted_by": run.submitted_by,
-        "base_sha": run.base_sha,
-        "head_sha": run.head_sha,
-        "merge_sha": run.merge_sha,
-        "workspace": run.workspace,
-        "reason": run.reason,
-        "blocking": run.blocking,
-        "warnings": run.warnings,
-        "spend_usd": round(run.spend, 4),
-        "tokens": run.tokens,
-        "created_at": run.created_at,
-        "updated_at": run.updated_at,
-    }
+    """The run as `--json` prints it and `/api/runs` answers: its fields, as `Run` says each
+    is sent (`models.to_json`)."""
+    return to_json(run)
 
 
 # review -----------------------------------------------------------------------------------
@@ -873,7 +854,7 @@ def release_figures(repo: Path | None = None) -> list[dict[str, Any]]:
 
 
 def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
-    data: dict[str, Any] = asdict(rel)
+    data = to_json(rel)
     if detail:
         data["probes"] = [asdict(p) for p in release_probes(rel.id)]
         data["events"] = [

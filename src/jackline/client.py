@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, fields
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -26,7 +25,7 @@ import httpx
 
 from jackline.errors import Interrupted, JacklineError, NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import Probe, Release, Run
+from jackline.models import Probe, Release, Run, from_json, to_json
 from jackline.store import shortest_unique
 
 if TYPE_CHECKING:
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
 OnEvent = Callable[[str, Event], None]
 TIMEOUT = httpx.Timeout(30.0, read=1800.0)
 """A decision answers once its run rests, which may take a merge's checks: read long."""
-_RUN_FIELDS = {f.name for f in fields(Run)}
-_RELEASE_FIELDS = {f.name for f in fields(Release)}
 
 
 class RemoteAPI:
@@ -244,7 +241,7 @@ class RemoteAPI:
         ]
 
     def release_as_json(self, rel: Release, detail: bool = False) -> dict[str, Any]:
-        return self._release_detail(rel.id) if detail else asdict(rel)
+        return self._release_detail(rel.id) if detail else to_json(rel)
 
     def go(
         self,
@@ -414,12 +411,11 @@ def _sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
 
 
 def run_from_json(data: dict[str, Any]) -> Run:
-    known = {k: v for k, v in data.items() if k in _RUN_FIELDS}
-    return Run(**known, spend=float(data.get("spend_usd", 0.0)))
+    return from_json(Run, data)
 
 
 def release_from_json(data: dict[str, Any]) -> Release:
-    return Release(**{k: v for k, v in data.items() if k in _RELEASE_FIELDS})
+    return from_json(Release, data)
 
 
 def event_from_json(data: dict[str, Any]) -> Event:

@@ -1,9 +1,19 @@
-"""The records that flow between the parts: small, frozen, serialisable with `asdict`."""
+"""The records that flow between the parts: small, frozen, serialisable with `asdict`.
+
+A record that leaves the process (`Run`, `Release`) is written out once, here: the store's rows,
+the JSON of `--json` and `/api/`, the server's response models and the client's reading are all
+derived from its fields (`to_json`, `from_json`, `Sent`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 # A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
 # or ends failed (the checks still fail); request-changes sends it from awaiting_review back to
@@ -191,13 +201,64 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Sent:
+    """How a record's field is sent as JSON where it is not sent as it is, under its own name:
+    the field's metadata says so (`field(metadata=Sent(...).meta())`), so the record is the one
+    place that names it."""
+
+    key: str | None
+    """Its key in the JSON; None keeps the field on the harness's side (not sent)."""
+    digits: int | None = None
+    """A float sent rounded to this many digits (and read back as a float)."""
+
+    def meta(self) -> dict[str, Sent]:
+        return {"sent": self}
+
+
+def _sent(f: Any) -> Sent:
+    found: Sent = f.metadata.get("sent", Sent(f.name))
+    return found
+
+
+def json_keys(cls: type[DataclassInstance]) -> dict[str, str]:
+    """The record's fields that are sent as JSON, each with its key there, in field order."""
+    keys = {f.name: _sent(f).key for f in fields(cls)}
+    return {name: key for name, key in keys.items() if key is not None}
+
+
+def to_json(record: DataclassInstance) -> dict[str, Any]:
+    """The record as JSON: `jackline ... --json`, the server's answers (`/api/`), notifications."""
+    data: dict[str, Any] = {}
+    for f in fields(record):
+        sent, value = _sent(f), getattr(record, f.name)
+        if sent.key is not None:
+            data[sent.key] = round(value, sent.digits) if sent.digits is not None else value
+    return data
+
+
+def from_json(cls: type[R], data: dict[str, Any]) -> R:
+    """The record `to_json` sent (the client reads the server's answers so). A key it does not
+    know (a detail view's extras) is left; a field not sent takes its default."""
+    known: dict[str, Any] = {}
+    for f in fields(cls):
+        sent = _sent(f)
+        if sent.key is not None and sent.key in data:
+            value = data[sent.key]
+            known[f.name] = float(value) if sent.digits is not None else value
+    return cls(**known)
+
+
+@dataclass(frozen=True)
 class Run:
+    """A task given to an agent, from its submission to its end, as the store keeps it."""
+
     id: str
     task: str
     repo: str
     agent: str
     blueprint: str
     status: str
+    """queued, running, awaiting_review, merging, merged, ... (`RUN_STATUSES`)."""
     branch: str
     submitted_by: str
     created_at: float
@@ -208,18 +269,22 @@ class Run:
     merge_sha: str | None = None
     workspace: str | None = None
     handoff: str | None = None
+    """The handoff's path (on the server, for a remote run)."""
     reason: str = ""
-    paths: tuple[str, ...] = field(default_factory=tuple)
+    paths: tuple[str, ...] = field(default_factory=tuple, metadata=Sent(None).meta())
+    """The paths the run's rounds have changed so far: they pick the rules in play for the next
+    round (kept on the harness's side, not sent)."""
     blocking: int = 0
-    """Block-level findings of the latest scan: approval needs an owner."""
+    """Block-level findings of the latest scan: approval needs a [review] owner."""
     warnings: int = 0
     """Warn-level findings of the latest scan."""
-    spend: float = 0.0
+    spend: float = field(default=0.0, metadata=Sent("spend_usd", digits=4).meta())
     """US dollars of model use so far, from the transcripts and `[budget] prices`."""
     tokens: int = 0
     """Tokens used so far (input, output and cache), from the transcripts."""
-    executor: str | None = None
-    """The process driving the run's workflow (`executors`), written down when it starts to."""
+    executor: str | None = field(default=None, metadata=Sent(None).meta())
+    """The process driving the run's workflow (`executors`), written down when it starts to:
+    a name on the harness's machine, not sent."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->

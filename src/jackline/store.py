@@ -12,16 +12,21 @@ import time
 from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, fields
+from dataclasses import fields
+from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
 
 from jackline import paths
 from jackline.errors import NotFound
 from jackline.models import Probe, Release, Run
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from jackline.auth import Token
+
+R = TypeVar("R", bound="DataclassInstance")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -115,6 +120,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 """
 
+# The tables of records (runs, releases, probes, tokens) have a column per field of the record,
+# under its name (`tests/test_records.py` holds them to it); rows are read and written from the
+# fields (`_row`, `_record`), so a field added to a record needs only its column here, and in
+# ADDED_COLUMNS for databases made before it.
+
 # Columns added after the first release, with their definitions, for `_add_missing_columns`.
 ADDED_COLUMNS = {
     "blocking": "INTEGER NOT NULL DEFAULT 0",
@@ -123,8 +133,6 @@ ADDED_COLUMNS = {
     "tokens": "INTEGER NOT NULL DEFAULT 0",
     "executor": "TEXT",
 }
-
-_RUN_FIELDS = [f.name for f in fields(Run)]
 
 
 class Store:
@@ -162,15 +170,17 @@ class Store:
     # runs ---------------------------------------------------------------------------------
 
     def insert_run(self, run: Run) -> None:
-        row = _to_row(run)
+        self._insert("runs", run)
+
+    def _insert(self, table: str, record: DataclassInstance) -> None:
+        row = _row(record)
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self.transaction() as db:
-            db.execute(f"INSERT INTO runs ({cols}) VALUES ({marks})", list(row.values()))
+            db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
 
     def update_run(self, run_id: str, **changes: Any) -> Run:
-        if "paths" in changes:
-            changes["paths"] = json.dumps(list(changes["paths"]))
+        changes = {k: _column(Run, k, v) for k, v in changes.items()}
         changes["updated_at"] = time.time()
         # A cancelled run never moves again: a step of its workflow still finishing in another
         # process (the cancel stops the next one) cannot give it another status.
@@ -199,7 +209,7 @@ class Store:
         if row is None:
             found = self._db.execute("SELECT * FROM runs WHERE id = ?", (self._named(run_id),))
             row = found.fetchone()
-        return _from_row(row)
+        return _record(Run, row)
 
     def _named(self, piece: str) -> str:
         wanted = piece.strip().lower().removeprefix("run-")
@@ -240,7 +250,7 @@ class Store:
             args.append(status)
         query += " ORDER BY created_at DESC LIMIT ?"
         rows = self._db.execute(query, [*args, limit]).fetchall()
-        return [_from_row(r) for r in rows]
+        return [_record(Run, r) for r in rows]
 
     def spend_since(self, repo: str, since: float) -> float:
         """US dollars the repository's runs created since `since` (a timestamp) have spent."""
@@ -271,14 +281,7 @@ class Store:
         row = self.token_row(token_id)
         if row is None:
             raise NotFound(f"no token {token_id!r}")
-        return Token(
-            row["id"],
-            row["name"],
-            row["role"],
-            row["created_at"],
-            row["last_used"],
-            bool(row["revoked"]),
-        )
+        return _record(Token, row)
 
     def list_tokens(self) -> list[Token]:
         rows = self._db.execute("SELECT id FROM tokens ORDER BY created_at").fetchall()
@@ -340,13 +343,10 @@ class Store:
     # releases -----------------------------------------------------------------------------
 
     def insert_release(self, release: Release) -> None:
-        row = asdict(release)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        with self.transaction() as db:
-            db.execute(f"INSERT INTO releases ({cols}) VALUES ({marks})", list(row.values()))
+        self._insert("releases", release)
 
     def update_release(self, release_id: str, **changes: Any) -> Release:
+        changes = {k: _column(Release, k, v) for k, v in changes.items()}
         changes["updated_at"] = time.time()
         sets = ", ".join(f"{k} = ?" for k in changes)
         with self.transaction() as db:
@@ -368,7 +368,7 @@ class Store:
                 hint = "several releases match" if matches else "`jackline releases` lists them"
                 raise NotFound(f"no release {release_id!r} ({hint})")
             row = matches[0]
-        return _release_from_row(row)
+        return _record(Release, row)
 
     def list_releases(self, repo: str | None = None, limit: int = 100) -> list[Release]:
         query, args = "SELECT * FROM releases", []
@@ -376,7 +376,7 @@ class Store:
             query += " WHERE repo = ?"
             args.append(repo)
         rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
-        return [_release_from_row(r) for r in rows.fetchall()]
+        return [_record(Release, r) for r in rows.fetchall()]
 
     def unpromotable(self, repo: str, sha: str) -> Release | None:
         """The latest release of `sha` that was marked not promotable, if any."""
@@ -385,21 +385,16 @@ class Store:
             " ORDER BY created_at DESC LIMIT 1",
             (repo, sha),
         ).fetchone()
-        return _release_from_row(row) if row else None
+        return _record(Release, row) if row else None
 
     def add_probe(self, probe: Probe) -> None:
-        row = asdict(probe)
-        with self.transaction() as db:
-            db.execute(
-                f"INSERT INTO probes ({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})",
-                list(row.values()),
-            )
+        self._insert("probes", probe)
 
     def probes(self, release_id: str) -> list[Probe]:
         rows = self._db.execute(
             "SELECT * FROM probes WHERE release_id = ? ORDER BY at, rowid", (release_id,)
         ).fetchall()
-        return [Probe(**{k: r[k] for k in r.keys()}) for r in rows]
+        return [_record(Probe, r) for r in rows]
 
     def set_live(self, repo: str, env: str, release_id: str, sha: str) -> None:
         """Record that `release_id` serves `env` from now on (a row per change: the history)."""
@@ -467,19 +462,29 @@ def shortest_unique(run_ids: Collection[str], among: Collection[str]) -> dict[st
     return short
 
 
-def _to_row(run: Run) -> dict[str, Any]:
-    row = asdict(run)
-    row["paths"] = json.dumps(list(run.paths))
-    return row
+@cache
+def _types(cls: type[DataclassInstance]) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
-def _from_row(row: sqlite3.Row) -> Run:
-    data = {k: row[k] for k in _RUN_FIELDS}
-    data["paths"] = tuple(json.loads(data["paths"]))
-    return Run(**data)
+def _row(record: DataclassInstance) -> dict[str, Any]:
+    """The record as its table's row: a column per field, under the field's name."""
+    return {f.name: _column(type(record), f.name, getattr(record, f.name)) for f in fields(record)}
 
 
-def _release_from_row(row: sqlite3.Row) -> Release:
-    data = {k: row[k] for k in row.keys()}
-    data["promotable"] = bool(data["promotable"])
-    return Release(**data)
+def _column(cls: type[DataclassInstance], name: str, value: Any) -> Any:
+    """A field's value as SQLite keeps it: a tuple as JSON text (SQLite has no lists)."""
+    return json.dumps(list(value)) if get_origin(_types(cls)[name]) is tuple else value
+
+
+def _record(cls: type[R], row: sqlite3.Row) -> R:
+    """The record a row holds, each field read back by its type (JSON text to a tuple, 0 or 1
+    to a bool). A column the record has no field for (a token's digest) stays in the table."""
+    types = _types(cls)
+    return cls(**{f.name: _value(types[f.name], row[f.name]) for f in fields(cls)})
+
+
+def _value(kind: Any, value: Any) -> Any:
+    if kind is bool:
+        return bool(value)
+    return tuple(json.loads(value)) if get_origin(kind) is tuple else value

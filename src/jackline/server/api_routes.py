@@ -17,23 +17,30 @@ Repositories: a request may name `repo` (a path on the server); it must be one t
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import inspect
 import json
+import textwrap
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import GenericAlias
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from jackline import api, auth
 from jackline import git as g
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING
+from jackline.models import FINAL, RESTING, Release, Run, json_keys
 from jackline.server.deps import allowed
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 router = APIRouter()
 Reader = Annotated[auth.Principal, Depends(allowed("read"))]
@@ -54,38 +61,42 @@ HEARTBEAT = 15.0
 # models -----------------------------------------------------------------------------------
 
 
-class RunOut(BaseModel):
-    """A run, as `jackline runs --json` prints it."""
-
-    id: str
-    task: str
-    status: str = Field(description="queued, running, awaiting_review, merging, merged, ...")
-    branch: str
-    rounds: int
-    handoff: str | None = Field(description="The handoff's path on the server.")
-    repo: str
-    agent: str
-    blueprint: str
-    submitted_by: str
-    base_sha: str | None
-    head_sha: str | None
-    merge_sha: str | None
-    workspace: str | None
-    reason: str
-    blocking: int = Field(description="Block-level findings: approval needs a [review] owner.")
-    warnings: int
-    spend_usd: float
-    tokens: int
-    created_at: float
-    updated_at: float
+def _fields_docs(record: type) -> dict[str, str]:
+    """The docstring under each field of a record's class, as its source writes them."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(record))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for field, after in zip(body.body, body.body[1:], strict=False):
+        text = after.value if isinstance(after, ast.Expr) else None
+        if isinstance(field, ast.AnnAssign) and isinstance(text, ast.Constant):
+            docs[ast.unparse(field.target)] = inspect.cleandoc(str(text.value))
+    return docs
 
 
-class RunDetail(RunOut):
-    """A run with its rounds' check results, its latest findings and the handoff (markdown)."""
+def out_model(record: type[DataclassInstance], **extra: Any) -> type[BaseModel]:
+    """The response model of a record, derived from its class: a property per JSON key
+    (`models.json_keys`), typed and described as its field is, so /docs says what the record
+    says and cannot drift from what `models.to_json` sends."""
+    types, docs = get_type_hints(record), _fields_docs(record)
+    sent: dict[str, Any] = {
+        key: (types[name], Field(description=docs.get(name)))
+        for name, key in json_keys(record).items()
+    }
+    doc = f"{record.__doc__} As `jackline ... --json` prints it."
+    return create_model(f"{record.__name__}Out", __doc__=doc, **sent, **extra)
 
-    round_results: list[dict[str, Any]]
-    findings: list[dict[str, Any]]
-    handoff_markdown: str | None
+
+RunOut = out_model(Run)
+RunsOut = GenericAlias(list, (RunOut,))
+"""`list[RunOut]`, spelled so for mypy: RunOut is made at import, not a class statement."""
+RunDetail = create_model(
+    "RunDetail",
+    __base__=RunOut,
+    __doc__="A run with its rounds' check results, its latest findings and the handoff (markdown).",
+    round_results=(list[dict[str, Any]], ...),
+    findings=(list[dict[str, Any]], ...),
+    handoff_markdown=(str | None, ...),
+)
 
 
 class EventOut(BaseModel):
@@ -129,26 +140,12 @@ class RollbackIn(BaseModel):
     to: str | None = Field(None, description="The release to go back to (default: the one before).")
 
 
-class ReleaseOut(BaseModel):
-    """A release, as the ledger keeps it; with `probes` and `events` in the detail view."""
-
-    id: str
-    repo: str
-    sha: str
-    status: str
-    started_by: str
-    created_at: float
-    updated_at: float
-    previous_sha: str | None
-    go_by: str | None
-    author_kind: str
-    run_id: str | None
-    reason: str
-    promotable: bool
-    forced_reason: str
-    env: str
-    probes: list[dict[str, Any]] | None = None
-    events: list[dict[str, Any]] | None = None
+ReleaseOut = out_model(
+    Release,
+    probes=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
+    events=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
+)
+ReleasesOut = GenericAlias(list, (ReleaseOut,))
 
 
 class FlagIn(BaseModel):
@@ -168,7 +165,7 @@ class WhoAmI(BaseModel):
 # runs -------------------------------------------------------------------------------------
 
 
-@router.get("/api/runs", tags=["runs"], response_model=list[RunOut])
+@router.get("/api/runs", tags=["runs"], response_model=RunsOut)
 def list_runs(
     who: Reader, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
@@ -288,7 +285,7 @@ def cancel(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
 # releases ---------------------------------------------------------------------------------
 
 
-@router.get("/api/releases", tags=["releases"], response_model=list[ReleaseOut])
+@router.get("/api/releases", tags=["releases"], response_model=ReleasesOut)
 def list_releases(
     request: Request,
     who: Reader,

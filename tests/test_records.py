@@ -1,0 +1,167 @@
+"""A record that leaves the process is written out once, in `models`: its table's columns, its
+JSON (`--json`, `/api/`), the server's response model (OpenAPI) and the client's reading all
+agree with its fields, and a value goes through each and comes back the same."""
+
+from __future__ import annotations
+
+import sqlite3
+import types
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from fastapi import FastAPI
+
+from jackline import api
+from jackline.auth import Token
+from jackline.client import release_from_json, run_from_json
+from jackline.models import Probe, Release, Run, json_keys, to_json
+from jackline.server import api_routes
+from jackline.store import Store
+
+RUN = Run(
+    "run-01J0000000000000000000ABCD",
+    "Fix add",
+    "/srv/repo",
+    "scripted",
+    "standard",
+    "awaiting_review",
+    "jackline/fix-add",
+    "alice",
+    1_700_000_000.25,
+    1_700_000_100.5,
+    rounds=2,
+    base_sha="a" * 40,
+    head_sha="b" * 40,
+    workspace="/tmp/ws",
+    handoff="/tmp/handoff.md",
+    reason="checks pass",
+    paths=("calc.py", "tests/test_calc.py"),
+    blocking=1,
+    warnings=3,
+    spend=0.123456789,
+    tokens=4200,
+    executor="host:123:abc",
+)
+RELEASE = Release(
+    "rel-01J0000000000000000000WXYZ",
+    "/srv/repo",
+    "c" * 40,
+    "rolled_back",
+    "olga",
+    1_700_000_000.0,
+    1_700_000_050.0,
+    previous_sha="d" * 40,
+    go_by="olga",
+    author_kind="agent",
+    run_id=RUN.id,
+    reason="probe failed",
+    promotable=False,
+    env="production",
+)
+RUN_JSON_KEYS = {
+    "id", "task", "status", "branch", "rounds", "handoff", "repo", "agent", "blueprint",
+    "submitted_by", "base_sha", "head_sha", "merge_sha", "workspace", "reason", "blocking",
+    "warnings", "spend_usd", "tokens", "created_at", "updated_at",
+}  # fmt: skip
+"""What `--json` and `/api/runs` have always sent for a run: the contract the derivation keeps."""
+SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", tuple: "TEXT"}
+
+
+def columns(store: Store, table: str) -> dict[str, tuple[str, bool]]:
+    """Each column of `table`: its type and whether it may hold NULL (a primary key is taken
+    as never NULL: no insert leaves it out, though SQLite would let it be)."""
+    rows = store._db.execute(f"PRAGMA table_info({table})").fetchall()
+    return {r["name"]: (r["type"], not (r["notnull"] or r["pk"])) for r in rows}
+
+
+def expected_columns(record: type[Any]) -> dict[str, tuple[str, bool]]:
+    """The column each field of `record` needs: an SQL type for its Python type, NULL only
+    where the field may be None."""
+    wanted = {}
+    for name, kind in get_type_hints(record).items():
+        options = get_args(kind) if isinstance(kind, types.UnionType) else (kind,)
+        base = next(o for o in options if o is not type(None))
+        base = get_origin(base) or base
+        sql = SQL_TYPES.get(base, "TEXT")  # a Literal of strings is kept as text
+        wanted[name] = (sql, type(None) in options)
+    return wanted
+
+
+def openapi_properties(schema: str) -> set[str]:
+    app = FastAPI()
+    app.include_router(api_routes.router)
+    return set(app.openapi()["components"]["schemas"][schema]["properties"])
+
+
+def test_each_record_table_has_a_column_per_field_of_its_type_and_nullability(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "jackline.db")
+    assert columns(store, "runs") == expected_columns(Run)
+    assert columns(store, "releases") == expected_columns(Release)
+    assert columns(store, "probes") == expected_columns(Probe)
+    # A token's digest is the one column its record leaves in the table: it never leaves it.
+    assert columns(store, "tokens") == {**expected_columns(Token), "digest": ("TEXT", False)}
+
+
+def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
+    tmp_path: Path,
+) -> None:
+    db = sqlite3.connect(tmp_path / "jackline.db")
+    first = [f.name for f in fields(Run)][: [f.name for f in fields(Run)].index("blocking")]
+    db.execute(f"CREATE TABLE runs ({', '.join(first)}, PRIMARY KEY (id))")
+    db.commit()
+    db.close()
+    store = Store(tmp_path / "jackline.db")
+    assert list(columns(store, "runs")) == [f.name for f in fields(Run)]
+    store.insert_run(RUN)
+    assert store.get_run(RUN.id) == RUN
+
+
+def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(tmp_path: Path) -> None:
+    store = Store(tmp_path / "jackline.db")
+    store.insert_run(RUN)
+    store.insert_release(RELEASE)
+    assert store.get_run(RUN.id) == RUN
+    assert store.get_release(RELEASE.id) == RELEASE
+    assert store.get_release(RELEASE.id).promotable is False
+    moved = store.update_run(RUN.id, paths=["x.py"], status="merging")
+    assert moved.paths == ("x.py",)
+    assert moved.status == "merging"
+
+
+def test_the_five_spellings_of_a_run_agree() -> None:
+    """The dataclass, the table (above), `api.as_json`, the server's RunOut in OpenAPI, and
+    the client's `run_from_json`."""
+    sent = api.as_json(RUN)
+    assert set(sent) == RUN_JSON_KEYS == set(json_keys(Run).values())
+    assert openapi_properties("RunOut") == RUN_JSON_KEYS
+    assert openapi_properties("RunDetail") == RUN_JSON_KEYS | {
+        "round_results",
+        "findings",
+        "handoff_markdown",
+    }
+    assert sent["spend_usd"] == 0.1235
+    # The client reads back every field that is sent; the two kept on the harness's side take
+    # their defaults, and the spend arrives rounded.
+    read = run_from_json({**sent, "round_results": [], "handoff_markdown": None})
+    assert read == replace(RUN, paths=(), executor=None, spend=0.1235)
+    assert set(json_keys(Run)) == {f.name for f in fields(Run)} - {"paths", "executor"}
+
+
+def test_the_spellings_of_a_release_agree() -> None:
+    sent = api.release_as_json(RELEASE)
+    assert set(sent) == {f.name for f in fields(Release)}
+    assert openapi_properties("ReleaseOut") == set(sent) | {"probes", "events"}
+    assert release_from_json({**sent, "probes": [], "events": []}) == RELEASE
+    assert to_json(RELEASE) == sent
+
+
+def test_the_server_answers_with_the_json_the_cli_prints() -> None:
+    """RunOut validates `as_json` without dropping, adding or changing a value."""
+    sent = api.as_json(RUN)
+    assert api_routes.RunOut.model_validate(sent).model_dump() == sent
+    released = api.release_as_json(RELEASE)
+    answered = api_routes.ReleaseOut.model_validate(released).model_dump()
+    assert answered == {**released, "probes": None, "events": None}
