@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from jackline import api
 from jackline.auth import Token
 from jackline.client import release_from_json, run_from_json
-from jackline.models import Probe, Release, Run, json_keys, to_json
+from jackline.models import Decision, Probe, Release, Run, json_keys, to_json
 from jackline.server import api_routes
 from jackline.store import Store
 
@@ -165,3 +165,20 @@ def test_the_server_answers_with_the_json_the_cli_prints() -> None:
     released = api.release_as_json(RELEASE)
     answered = api_routes.ReleaseOut.model_validate(released).model_dump()
     assert answered == {**released, "probes": None, "events": None}
+
+
+def test_a_decision_goes_to_the_workflow_as_the_dict_it_always_was() -> None:
+    """DBOS records each message it delivers: a workflow replayed from a record made before
+    `Decision` was a record reads the same dict back, and a new one sends the same keys."""
+    recorded = {
+        "kind": "approve",
+        "by": "bob",
+        "claimed_by_os_user": "root",
+        "message": "ship it",
+        "id": "01J00000000000000000000000",
+    }
+    decision = Decision.from_message(recorded)
+    assert decision == Decision("approve", "bob", "ship it", "root", recorded["id"])
+    assert decision.as_message() == recorded
+    unclaimed = {"kind": "reject", "by": "bob", "message": "", "id": "x"}
+    assert Decision.from_message(unclaimed).as_message() == unclaimed

@@ -30,6 +30,7 @@ from jackline.models import (
     FINAL,
     RELEASE_FINAL,
     RELEASE_WAITS,
+    Decision,
     Probe,
     Release,
     Run,
@@ -287,7 +288,7 @@ def approve(
         refusal = forge.landing_refusal(Path(run.repo), config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
-    return _decide(run, {"kind": "approve", **person.record(), "message": message}, on_event)
+    return _decide(run, _decision("approve", person, message), on_event)
 
 
 def request_changes(
@@ -303,8 +304,7 @@ def request_changes(
     run, config = _reviewable(run_id, "request_changes")
     person = who(config, by, claimed)
     _on_head(run, head, "request_changes", person.name)
-    decision = {"kind": "request_changes", **person.record(), "message": message}
-    return _decide(run, decision, on_event)
+    return _decide(run, _decision("request_changes", person, message), on_event)
 
 
 def reject(
@@ -318,7 +318,7 @@ def reject(
     run, config = _reviewable(run_id, "reject")
     person = who(config, by, claimed)
     _on_head(run, head, "reject", person.name)
-    return _decide(run, {"kind": "reject", **person.record(), "message": message}, on_event)
+    return _decide(run, _decision("reject", person, message), on_event)
 
 
 def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
@@ -363,7 +363,13 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
     raise Refused(reason)
 
 
-def _decide(run: Run, decision: dict[str, str], on_event: OnEvent | None) -> Run:
+def _decision(
+    kind: Literal["approve", "request_changes", "reject"], person: auth.Identity, message: str
+) -> Decision:
+    return Decision(kind, person.name, message, claimed_by_os_user=person.claimed_by)
+
+
+def _decide(run: Run, decision: Decision, on_event: OnEvent | None) -> Run:
     from jackline import engine
 
     taken = engine.decide(run.id, decision)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from ulid import ULID
 
 from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
 from jackline import config as cfg
-from jackline.models import RESTING
+from jackline.models import RESTING, Decision
 from jackline.release import steps as release_steps
 from jackline.store import Store
 
@@ -85,12 +86,12 @@ def handoff_step(run_id: str, outcome: str) -> str:
 
 
 @DBOS.step()
-def decision_step(run_id: str, decision: dict[str, Any]) -> None:
+def decision_step(run_id: str, decision: Decision) -> None:
     steps.record_decision(run_id, decision)
 
 
 @DBOS.step()
-def merge_step(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+def merge_step(run_id: str, decision: Decision) -> dict[str, Any]:
     return steps.merge(run_id, decision)
 
 
@@ -100,12 +101,12 @@ def finish_step(run_id: str, outcome: str) -> None:
 
 
 @DBOS.step()
-def reject_step(run_id: str, decision: dict[str, Any]) -> None:
+def reject_step(run_id: str, decision: Decision) -> None:
     steps.reject(run_id, decision)
 
 
 @DBOS.step()
-def changes_step(run_id: str, decision: dict[str, Any]) -> str:
+def changes_step(run_id: str, decision: Decision) -> str:
     return steps.changes_requested(run_id, decision)
 
 
@@ -156,7 +157,7 @@ def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
             handoff_step(run_id, "blocked")
             decision = _wait_for_decision(("request_changes", "reject"))
             decision_step(run_id, decision)
-            if decision["kind"] == "reject":
+            if decision.kind == "reject":
                 reject_step(run_id, decision)
                 return "rejected"
             feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
@@ -171,10 +172,10 @@ def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
         while True:
             decision = _wait_for_decision()
             decision_step(run_id, decision)
-            if decision["kind"] == "reject":
+            if decision.kind == "reject":
                 reject_step(run_id, decision)
                 return "rejected"
-            if decision["kind"] == "request_changes":
+            if decision.kind == "request_changes":
                 feedback = changes_step(run_id, decision)  # on the newest main, if it moved
                 break
             if merge_step(run_id, decision)["outcome"] == "merged":
@@ -207,7 +208,7 @@ def _rounds(
 
 def _wait_for_decision(
     kinds: tuple[str, ...] = ("approve", "request_changes", "reject"),
-) -> dict[str, Any]:
+) -> Decision:
     """The next decision of one of `kinds` (a blocked run takes no approval: `api` refuses
     one with its reason, and one sent past it is dropped here).
 
@@ -222,7 +223,7 @@ def _wait_for_decision(
             continue
         if decision.get("kind") in kinds:
             _taken[workflow] = str(decision.get("id", ""))
-            return decision
+            return Decision.from_message(decision)
         if decision.get("id"):  # dropped: its sender returns, the run waits on
             DBOS.set_event(rests_key(str(decision["id"])), True)
 
@@ -370,14 +371,14 @@ def _drive_here(run_ids: Iterable[str]) -> None:
     store.close()
 
 
-def decide(run_id: str, decision: dict[str, Any]) -> str:
+def decide(run_id: str, decision: Decision) -> str:
     """Send a person's decision to the run's workflow, and drive the workflow on from here if
     the process that drove it is gone. Returns the decision's id, the one `drive` waits on."""
     launch()
-    decision = {**decision, "id": str(ULID())}
-    DBOS.send(run_id, decision, topic=REVIEW_TOPIC)
+    sent = replace(decision, id=str(ULID()))
+    DBOS.send(run_id, sent.as_message(), topic=REVIEW_TOPIC)
     take_over([run_id])
-    return str(decision["id"])
+    return sent.id
 
 
 def take_over(run_ids: Iterable[str]) -> list[str]:

@@ -195,9 +195,30 @@ class Finding:
 
 @dataclass(frozen=True)
 class Decision:
+    """A person's decision on a run waiting for one, as its workflow takes it. It travels to the
+    workflow as a plain dict (`as_message`, `from_message`): DBOS records each message it
+    delivers (pickled), and a workflow replayed from a record holds the dict it recorded, never
+    a class that may have moved since."""
+
     kind: Literal["approve", "request_changes", "reject"]
     by: str
+    """The name it is recorded under (and checked against owners)."""
     message: str = ""
+    """A note; for request-changes, the agent's feedback."""
+    claimed_by_os_user: str | None = None
+    """The OS user who named `by` (`--as`, JACKLINE_USER) when that was a claim (`auth`)."""
+    id: str = ""
+    """Given as it is sent (`engine.decide`): its sender waits until the run rests after it."""
+
+    def as_message(self) -> dict[str, Any]:
+        """The dict sent to the workflow: the keys a decision has always had (no claim when
+        nothing was claimed)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in data.items() if v is not None}
+
+    @classmethod
+    def from_message(cls, data: dict[str, Any]) -> Decision:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)

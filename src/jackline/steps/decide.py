@@ -18,27 +18,24 @@ from jackline.steps.context import RunContext
 from jackline.workspaces import remove as remove_workspace
 
 
-def record_decision(run_id: str, decision: dict[str, Any]) -> None:
+def record_decision(run_id: str, decision: Decision) -> None:
     ctx = RunContext(run_id)
     # The status moves before the event is written: whoever sees the decision in the log also
     # sees that the run is no longer resting in review.
     following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
-    ctx.update(status=following[decision["kind"]])
+    ctx.update(status=following[decision.kind])
     # A name the command line claimed (`[review] allow_as`) is recorded with who claimed it.
-    claim = {k: decision[k] for k in ("claimed_by_os_user",) if decision.get(k)}
+    claimed = decision.claimed_by_os_user
+    claim = {"claimed_by_os_user": claimed} if claimed else {}
     ctx.record(
-        "decision",
-        decision=decision["kind"],
-        by=decision["by"],
-        **claim,
-        message=decision.get("message", ""),
+        "decision", decision=decision.kind, by=decision.by, **claim, message=decision.message
     )
 
 
-def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
+def merge(run_id: str, decision: Decision) -> dict[str, Any]:
     """Merge onto the newest main: the checks run again on the merge result when main moved."""
     ctx = RunContext(run_id)
-    refusal = owner_refusal(ctx.run, ctx.config, decision["by"])
+    refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
         ctx.update(status="awaiting_review", reason=refusal)
         ctx.record("merge", outcome="refused", reason=refusal)
@@ -46,9 +43,9 @@ def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
     ctx.update(status="merging")
     main = ctx.config.project.main
     subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
-    approver = decision["by"]
-    if decision.get("claimed_by_os_user"):
-        approver += f" (claimed by OS user {decision['claimed_by_os_user']})"
+    approver = decision.by
+    if decision.claimed_by_os_user:
+        approver += f" (claimed by OS user {decision.claimed_by_os_user})"
     message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
     try:
         # One landing at a time per repository: this one merges onto the main it finds here,
@@ -78,7 +75,7 @@ def merge(run_id: str, decision: dict[str, Any]) -> dict[str, Any]:
         ctx.record("merge", outcome="refused", reason=str(e))
         return {"outcome": "refused", "reason": reason}
     ctx.update(merge_sha=sha, reason="")
-    ctx.record("merge", outcome="merged", sha=sha, by=decision["by"])
+    ctx.record("merge", outcome="merged", sha=sha, by=decision.by)
     return {"outcome": "merged", "sha": sha}
 
 
@@ -91,9 +88,9 @@ def finish(run_id: str, outcome: str) -> None:
     ctx.update(status=outcome)
 
 
-def reject(run_id: str, decision: dict[str, Any]) -> None:
+def reject(run_id: str, decision: Decision) -> None:
     ctx = RunContext(run_id)
-    reason = decision.get("message", "")
+    reason = decision.message
     scans = [e.data for e in ctx.audit.read(run_id) if e.kind == "scan"]
     if scans and scans[-1].get("secrets"):  # rejected while blocked: the workspace goes now
         rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
@@ -102,13 +99,11 @@ def reject(run_id: str, decision: dict[str, Any]) -> None:
     finish(run_id, "rejected")
 
 
-def review_feedback(decision: dict[str, Any]) -> str:
-    return context.render_feedback(
-        [], Decision(decision["kind"], decision["by"], decision.get("message", ""))
-    )
+def review_feedback(decision: Decision) -> str:
+    return context.render_feedback([], decision)
 
 
-def changes_requested(run_id: str, decision: dict[str, Any]) -> str:
+def changes_requested(run_id: str, decision: Decision) -> str:
     """The feedback of a round a reviewer asked for. Where main moved since the run's base, the
     round starts on the newest main (`forge.onto_newest_main`): a branch that no longer merges
     has a way forward, and no agent works on an old main unknowingly. The feedback says main
@@ -125,7 +120,7 @@ def changes_requested(run_id: str, decision: dict[str, Any]) -> str:
     return text + "\n" + context.render_main_moved(main, tip, conflicts)
 
 
-def secret_feedback(where: list[str], decision: dict[str, Any]) -> str:
+def secret_feedback(where: list[str], decision: Decision) -> str:
     """Feedback for the round after a blocked one: the reviewer's words, and the file and line
     of each secret the scan found. Never the value: the agent need not see it again to remove
     it, and a feedback file is one more place it would be."""
