@@ -14,7 +14,8 @@ from fastapi import FastAPI
 
 from jackline import api
 from jackline.auth import Token
-from jackline.client import release_from_json, run_from_json
+from jackline.client import event_from_json, release_from_json, run_from_json
+from jackline.guard.audit import Event
 from jackline.models import Decision, Probe, Release, Run, json_keys, to_json
 from jackline.server import api_routes
 from jackline.store import Store
@@ -182,3 +183,10 @@ def test_a_decision_goes_to_the_workflow_as_the_dict_it_always_was() -> None:
     assert decision.as_message() == recorded
     unclaimed = {"kind": "reject", "by": "bob", "message": "", "id": "x"}
     assert Decision.from_message(unclaimed).as_message() == unclaimed
+
+
+def test_an_event_reads_back_as_the_server_sends_it() -> None:
+    event = Event("run-x", 3, 1_700_000_000.5, "round", {"round": 1, "passed": True}, False)
+    sent = api_routes.event_json(event)
+    assert set(sent) == {f.name for f in fields(Event)} == openapi_properties("EventOut")
+    assert event_from_json(sent) == event

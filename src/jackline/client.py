@@ -419,6 +419,4 @@ def release_from_json(data: dict[str, Any]) -> Release:
 
 
 def event_from_json(data: dict[str, Any]) -> Event:
-    return Event(
-        data["run_id"], data["seq"], data["ts"], data["kind"], data["data"], data["intact"]
-    )
+    return from_json(Event, data)

@@ -38,12 +38,15 @@ KEYED = "k1:"
 
 @dataclass(frozen=True)
 class Event:
+    """One event of an audit log (a run's or a release's), redacted."""
+
     run_id: str
     seq: int
     ts: float
     kind: str
     data: dict[str, Any]
     intact: bool
+    """False once the hash chain is broken at this event or one before it."""
 
 
 @dataclass(frozen=True)

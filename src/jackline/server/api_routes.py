@@ -36,7 +36,7 @@ from jackline import api, auth
 from jackline import git as g
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING, Release, Run, json_keys
+from jackline.models import FINAL, RESTING, Release, Run, json_keys, to_json
 from jackline.server.deps import allowed
 
 if TYPE_CHECKING:
@@ -82,8 +82,7 @@ def out_model(record: type[DataclassInstance], **extra: Any) -> type[BaseModel]:
         key: (types[name], Field(description=docs.get(name)))
         for name, key in json_keys(record).items()
     }
-    doc = f"{record.__doc__} As `jackline ... --json` prints it."
-    return create_model(f"{record.__name__}Out", __doc__=doc, **sent, **extra)
+    return create_model(f"{record.__name__}Out", __doc__=record.__doc__, **sent, **extra)
 
 
 RunOut = out_model(Run)
@@ -97,17 +96,6 @@ RunDetail = create_model(
     findings=(list[dict[str, Any]], ...),
     handoff_markdown=(str | None, ...),
 )
-
-
-class EventOut(BaseModel):
-    """One audit log event (redacted); `intact` is false once the hash chain is broken."""
-
-    run_id: str
-    seq: int
-    ts: float
-    kind: str
-    data: dict[str, Any]
-    intact: bool
 
 
 class SubmitIn(BaseModel):
@@ -146,6 +134,7 @@ ReleaseOut = out_model(
     events=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
 )
 ReleasesOut = GenericAlias(list, (ReleaseOut,))
+EventsOut = GenericAlias(list, (out_model(Event),))
 
 
 class FlagIn(BaseModel):
@@ -201,7 +190,7 @@ def show_run(run_id: str, who: Reader) -> dict[str, Any]:
     }
 
 
-@router.get("/api/runs/{run_id}/events", tags=["runs"], response_model=list[EventOut])
+@router.get("/api/runs/{run_id}/events", tags=["runs"], response_model=EventsOut)
 def run_events(run_id: str, who: Reader, after: int = Query(0, ge=0)) -> list[dict[str, Any]]:
     """The run's audit log after event number `after`."""
     return [event_json(e) for e in api.events(run_id, after)]
@@ -427,11 +416,4 @@ def _names(repos: tuple[Path, ...]) -> str:
 
 
 def event_json(e: Event) -> dict[str, Any]:
-    return {
-        "run_id": e.run_id,
-        "seq": e.seq,
-        "ts": e.ts,
-        "kind": e.kind,
-        "data": e.data,
-        "intact": e.intact,
-    }
+    return to_json(e)
