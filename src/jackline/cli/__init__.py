@@ -1,0 +1,170 @@
+"""The command line: each command parses its input, calls one `api` function, renders the answer.
+
+Errors: a `JacklineError` prints `Error: ...` and exits with its code (1, 2 for config); anything
+else is a bug and exits 70 with the traceback in `~/.jackline/logs/cli.log`, not on the screen.
+With --json, an error is one JSON object on stdout instead. A command that drives a run exits
+with its outcome (`errors.EXIT_CODES`).
+
+Every piece of text a person, an agent or a check wrote goes through `escape` before Rich reads
+it as markup (or is printed with markup=False): `[/api]` in a task is text, not a closing tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from typing import Annotated, Any
+
+import typer
+
+from jackline import __version__, paths
+from jackline.cli import admin, flags, project, release, render, review, runs
+from jackline.cli.render import err
+from jackline.errors import BUG, Interrupted, JacklineError
+
+app = typer.Typer(
+    help="Jackline: a production harness for coding agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+for _commands in (project, runs, review, release, flags, admin):
+    app.add_typer(_commands.app)
+
+LOCAL_ONLY = frozenset(
+    {"init", "validate", "demo", "pool", "worker", "resume", "clean", "serve", "token"}
+)
+"""Commands that work on this machine's files, engine or token table: refused with --server."""
+
+
+def _version(asked: bool) -> None:
+    if asked:
+        print(f"jackline {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def remote(
+    ctx: typer.Context,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            "--server",
+            envvar="JACKLINE_SERVER",
+            metavar="URL",
+            help="Talk to a `jackline serve` at URL (token: $JACKLINE_TOKEN) instead of the "
+            "local database.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_version
+        ),
+    ] = False,
+) -> None:
+    """Jackline: a production harness for coding agents."""
+    if not server:
+        return
+    from jackline import client
+    from jackline.errors import Refused
+
+    if ctx.invoked_subcommand in LOCAL_ONLY:
+        raise Refused(client.local_only(f"jackline {ctx.invoked_subcommand}"))
+    # The commands call `api.VERB`; in remote mode that name is the server's client, which has
+    # the same verbs and answers with the same records, so a remote answer renders as a local one.
+    remote_api = client.RemoteAPI.from_environment(server)
+    for module in (runs, review, release, flags, project, admin, render):
+        module.api = remote_api  # type: ignore[attr-defined]
+
+
+def main() -> None:
+    as_json = _wants_json(sys.argv[1:])
+    code = 0
+    try:
+        # Not standalone: a usage error comes here too, to be told as JSON where --json asked.
+        done = app(prog_name="jackline", standalone_mode=False)
+        code = done if isinstance(done, int) else 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except typer.TyperException as e:  # click's usage errors: exit 2
+        code = int(getattr(e, "exit_code", 2))
+        if not as_json:
+            e.show()  # type: ignore[attr-defined]
+        _error("usage", e.format_message(), code, as_json)
+    except typer.Abort:
+        code = _error("aborted", "aborted", 1, as_json)
+    except Interrupted as e:
+        from jackline import proc
+
+        proc.halt()  # the commands this process started end with it, their deaths unrecorded
+        said = _interrupted(e)
+        err.print(said, markup=False)
+        code = _error(e.kind, said, e.exit_code, as_json) if as_json else e.exit_code
+    except JacklineError as e:
+        code = _error(e.kind, str(e), e.exit_code, as_json)
+    except KeyboardInterrupt:
+        err.print("Interrupted. `jackline resume` drives interrupted runs on.")
+        code = 130
+    except Exception:
+        log = paths.logs() / "cli.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with log.open("a") as f:
+            f.write(f"--- {time.ctime()} {sys.argv}\n{traceback.format_exc()}\n")
+        said = f"an unexpected failure (a bug in Jackline); the traceback is in {log}"
+        code = _error("bug", said, BUG, as_json)
+    _exit(code)
+
+
+def _interrupted(e: Interrupted) -> str:
+    """What Ctrl-C did to the runs this process drove, and the two ways on for each."""
+    if not e.run_ids:
+        return "Interrupted. `jackline resume` drives interrupted runs on."
+    if e.detached:
+        return "\n".join(
+            f"Stopped following {r}; it goes on on the server. `jackline show {r}` shows it, "
+            f"`jackline cancel {r}` ends it."
+            for r in e.run_ids
+        )
+    lines = []
+    for r in e.run_ids:
+        lines += [
+            f"Interrupted: {r} stopped where it was; its workspace is kept.",
+            f"  jackline resume {r}   drives it on (finished steps are not repeated)",
+            f"  jackline cancel {r}   ends it",
+        ]
+    return "\n".join(lines)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    """Whether the command line asks for JSON: `--json` before any `--` (after it, it is text)."""
+    return "--json" in (argv[: argv.index("--")] if "--" in argv else argv)
+
+
+def _error(kind: str, message: str, code: int, as_json: bool) -> int:
+    """Tell an error: JSON on stdout where --json asked (a script reads one object whatever
+    happened), else `Error: ...` on stderr (a usage error has shown itself already)."""
+    if as_json:
+        print(json.dumps({"error": {"kind": kind, "message": message}, "exit_code": code}))
+    elif kind != "usage":
+        err.print(f"Error: {message}", markup=False)
+    return code
+
+
+def _exit(code: int) -> None:
+    engine: Any = sys.modules.get("jackline.engine")
+    if engine is None:
+        sys.exit(code)
+    live = engine.has_live_threads()
+    engine.shutdown()
+    if live:
+        # A workflow thread may be blocked waiting for a review. Its state is in the database,
+        # so the process ends here without waiting for it; a review later takes it over.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

@@ -1,0 +1,270 @@
+"""Running Jackline itself: the worker, the pool, the guard hook, MCP, cleaning, the server and its tokens."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from jackline import api, paths
+from jackline.cli.options import JsonOpt, RepoOpt
+from jackline.cli.render import (
+    _age,
+    _duration,
+    err,
+    out,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def worker(
+    repos: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--repo", help="A repository whose schedules to keep (repeatable; default: this one)."
+        ),
+    ] = None,
+) -> None:
+    """Keep the scheduled work going until stopped: the pool's snapshot refresh
+    (`[pool] refresh_every`) and the morning report (`[health] every`)."""
+    loops = api.worker(repos or [Path(".")])
+    if not loops:
+        out.print("Nothing is scheduled: set `[pool] refresh_every` or `[health] every`.")
+        return
+    for loop in loops:
+        line = f"{loop['kind']:<7} {loop['repo']}  {loop['state']}  ({loop['workflow']})"
+        out.print(line, markup=False)
+    out.print(
+        f"Working; Ctrl-C or SIGTERM stops. The log: {paths.logs() / 'schedule.log'}", markup=False
+    )
+    api.work_until_stopped()
+
+
+pool_app = typer.Typer(
+    help="Snapshots and warm workspaces: runs that start at once.", no_args_is_help=True
+)
+app.add_typer(pool_app, name="pool")
+
+
+@pool_app.command("status")
+def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Show the repository's snapshots and warm workspaces, with their age."""
+    status = api.pool_status(repo)
+    if as_json:
+        print(json.dumps(status, indent=2))
+        return
+    out.print(f"[bold]{escape(str(status['repo']))}[/]   pool size {status['size']}")
+    if not status["snapshots"]:
+        out.print("No snapshot yet: `jackline pool refresh` builds one (set-up runs once).")
+    for x in status["snapshots"]:
+        out.print(f"  snapshot {x['key']}  commit {x['commit'][:10]}  {_duration(x['age'])} old")
+    if not status["warm"]:
+        out.print("No warm workspace: `jackline pool warm` makes them.")
+    for w in status["warm"]:
+        running = ", ".join(
+            f"{x['name']}:{x['port']}" + ("" if x["alive"] else " (down)") for x in w["services"]
+        )
+        out.print(
+            f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  "
+            f"{_duration(w['age'])} old" + (f"  services {running}" if running else ""),
+            markup=False,
+        )
+
+
+@pool_app.command("warm")
+def pool_warm(
+    repo: RepoOpt = Path("."),
+    size: Annotated[
+        int | None, typer.Option("--size", help="How many to keep ready (default: [pool] size).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fill the pool with workspaces from main's snapshot (building the snapshot if needed)."""
+    made = api.pool_warm(repo, size, say=lambda m: err.print(f"  {escape(m)}"))
+    if as_json:
+        print(json.dumps(made, indent=2))
+    else:
+        out.print(f"{len(made)} workspace(s) made." if made else "The pool is full.")
+
+
+@pool_app.command("refresh")
+def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Build the snapshot for the tip of main (set-up runs once), then refill the pool for it."""
+    result = api.pool_refresh(repo, say=lambda m: err.print(f"  {escape(m)}"))
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(f"Snapshot {result['snapshot']['key']} ready; {len(result['warmed'])} made.")
+
+
+@pool_app.command("clear")
+def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+    """Remove the warm workspaces and the snapshots no workspace uses."""
+    result = api.pool_clear(repo)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(
+            f"Removed {len(result['warm_removed'])} warm workspace(s) and "
+            f"{len(result['snapshots_removed'])} snapshot(s)."
+        )
+
+
+guard_app = typer.Typer(help="The in-loop guard agents call before they act.", no_args_is_help=True)
+app.add_typer(guard_app, name="guard")
+
+
+@guard_app.command("hook")
+def guard_hook() -> None:
+    """Claude Code's PreToolUse hook: reads the tool call as JSON on stdin; denies what the run's
+    policy forbids (writes to gates or forbidden paths, git push, commits on main), with a reason.
+
+    Exit 0 with no output allows; exit 0 with a deny decision refuses; exit 2 (bad input, no
+    policy) blocks the call: the guard fails closed.
+    """
+    from jackline.guard import hook
+
+    raise typer.Exit(hook.main(sys.stdin, sys.stdout))
+
+
+@app.command("mcp")
+def mcp_cmd(
+    workspace: Annotated[
+        Path, typer.Option("--workspace", help="The run's workspace (default: here).")
+    ] = Path("."),
+    run: Annotated[
+        str | None,
+        typer.Option("--run", metavar="RUN", help="The run (default: the one the inbox names)."),
+    ] = None,
+) -> None:
+    """Serve Jackline's MCP tools over stdio for an agent in a workspace: task, rules_for,
+    infrastructure, checks, run_check, live_release."""
+    from jackline.surfaces import mcp
+
+    mcp.serve(workspace, run)
+
+
+@app.command()
+def clean(
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[RUN]...",
+            help="Runs whose workspaces to remove (default: every finished run's).",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", "-n", help="Say what would be removed; remove nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove the workspaces kept for finished runs (failed, blocked). Live runs keep theirs."""
+    removed = api.clean(run_ids or None, dry_run=dry_run)
+    if as_json:
+        print(json.dumps(removed, indent=2))
+        return
+    if not removed:
+        out.print("Nothing to clean: no finished run keeps a workspace.")
+        return
+    verb = "Would remove" if dry_run else "Removed"
+    for item in removed:
+        said = f"{verb} {item['workspace']}  ({item['run']}, {item['status']}, {item['size']})"
+        out.print(said, markup=False)
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option("--host", help="The address to listen on (loopback unless --public).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="The port (0: any free one).")] = 8700,
+    repos: Annotated[
+        list[Path] | None,
+        typer.Option("--repo", help="A repository to serve (repeatable; default: this one)."),
+    ] = None,
+    public: Annotated[
+        bool,
+        typer.Option(
+            "--public", help="Allow a non-loopback --host (put HTTPS in front: tokens travel)."
+        ),
+    ] = False,
+    origins: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--origin",
+            help="The public address browsers use, behind a reverse proxy "
+            "(https://jackline.example.com; repeatable): the page's posts must come from it.",
+        ),
+    ] = None,
+) -> None:
+    """Serve the JSON API, the web page, Slack and GitHub endpoints and /metrics; work runs too."""
+    from jackline.server import serve as server
+
+    server.run(
+        host,
+        port,
+        repos or [Path(".")],
+        public,
+        say=lambda m: out.print(m, markup=False),
+        origins=tuple(server.check_origin(o) for o in origins or ()),
+    )
+
+
+token_app = typer.Typer(
+    help="Tokens for the server (the API, the web page, --server), each with a role.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="The person it is for: decisions carry this name.")],
+    role: Annotated[
+        str, typer.Option("--role", help="viewer, reviewer, owner or admin.")
+    ] = "viewer",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a token; its secret is printed once and stored only as a digest."""
+    token, secret = api.token_create(name, role)
+    if as_json:
+        print(json.dumps({"id": token.id, "name": token.name, "role": token.role, "token": secret}))
+        return
+    out.print(f"Token {token.id} for {escape(token.name)} ({token.role}); shown once, keep it:")
+    print(secret)
+
+
+@token_app.command("list")
+def token_list(as_json: JsonOpt = False) -> None:
+    """List tokens: id, person, role, when made and last used, revoked or not."""
+    from dataclasses import asdict
+
+    found = api.tokens()
+    if as_json:
+        print(json.dumps([asdict(t) for t in found], indent=2))
+        return
+    if not found:
+        out.print("No tokens yet: `jackline serve` makes the first admin token.")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "name", "role", "age", "last used", ""):
+        table.add_column(col)
+    for t in found:
+        used = f"{_age(t.last_used)} ago" if t.last_used else "never"
+        mark = "[red]revoked[/]" if t.revoked else ""
+        table.add_row(t.id, escape(t.name), t.role, _age(t.created_at), used, mark)
+    out.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """Revoke a token: it stops working at once."""
+    token = api.token_revoke(token_id)
+    out.print(f"Revoked {token.id} ({escape(token.name)}, {token.role}).")

@@ -1,0 +1,189 @@
+"""The project on this machine: init, validate, the health report, the demo."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from jackline import api
+from jackline.cli.options import JsonOpt, RepoOpt
+from jackline.cli.render import (
+    _finish,
+    _print_markdown,
+    err,
+    out,
+    progress,
+    release_progress,
+)
+from jackline.models import Run
+
+app = typer.Typer()
+
+
+@app.command()
+def init(
+    repo: RepoOpt = Path("."),
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite an existing jackline.toml.")
+    ] = False,
+) -> None:
+    """Write jackline.toml for this repository, with the checks it already uses."""
+    from jackline import git as g
+    from jackline import init as initialise
+
+    root = g.toplevel(repo)
+    main_branch = g.current_branch(root) or "main"
+    path, found = initialise.write(root, main_branch, force)
+    out.print(f"Wrote {escape(str(path))}")
+    for name, check in found["checks"].items():
+        out.print(escape(f"  check {name}: {check['command']} ({check['parser']})"))
+    if not found["checks"]:
+        out.print("  no checks found: add them under \\[checks.NAME]")
+    out.print(
+        "Next: export ANTHROPIC_API_KEY (or set \\[agents.default] to your agent), "
+        "then `jackline validate`."
+    )
+
+
+@app.command()
+def validate(repo: RepoOpt = Path(".")) -> None:
+    """Check jackline.toml, and what a run of it needs: main, the agent's program, each check's
+    tool. Every problem is named with its key and what is expected."""
+    config, warnings = api.validate(repo)
+    for warning in warnings:
+        out.print(f"[yellow]warning:[/] jackline.toml: {escape(warning)}")
+    out.print(
+        f"jackline.toml is valid: {len(config.checks)} check(s) "
+        f"({', '.join(config.checks) or 'none'}), {len(config.agents)} agent(s) "
+        f"({', '.join(config.agents) or 'none'}), max_rounds={config.blueprint.max_rounds}",
+        markup=False,
+    )
+
+
+@app.command()
+def health(
+    repo: RepoOpt = Path("."),
+    as_json: JsonOpt = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print Markdown for posting (chat, an issue).")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Exit 1 when anything needs attention or could not be told."),
+    ] = False,
+) -> None:
+    """The morning report from [health]: main's checks, error rates, vulnerable dependencies,
+    services, and what waits for a person; what needs attention first.
+
+    Exits 0 even when something needs attention, as a monitoring probe whose output is the
+    answer; with --strict it exits 1 then, for a scheduled job that should fail loudly.
+    """
+    from jackline.health import render
+
+    if as_json and markdown:
+        raise typer.BadParameter("--json and --markdown: choose one")
+    report = api.health(repo)
+    if as_json:
+        print(render.to_json(report))
+    elif markdown:
+        print(render.to_markdown(report), end="")
+    else:
+        out.print(render.table(report))
+    if strict and report.attention:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(as_json: JsonOpt = False) -> None:
+    """The whole path on a bundled example project, with a scripted agent: no model needed."""
+    from jackline import demo as d
+
+    d.require_tools()
+    problem = d.sandbox_problem()
+    repo = d.make_repo(sandboxed=problem is None)
+    say = err.print if as_json else out.print
+    if problem:
+        err.print(
+            f"[yellow]Note:[/] {escape(problem)}. The demo's agent is scripted, so the demo "
+            "runs without the sandbox; real runs refuse until bubblewrap is installed."
+        )
+    say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
+    say(f"Task: {escape(d.TASK)}\n")
+    result = api.submit(d.TASK, repo, agent="scripted", on_event=progress)
+    if result.status != "awaiting_review":
+        _finish(result, as_json)
+        raise typer.Exit(1)
+    if not as_json:
+        text = api.handoff_text(result)
+        if text:
+            out.rule("the handoff a reviewer reads")
+            _print_markdown(text)
+            out.rule()
+    say(f"\n{d.REVIEWER} approves {result.id}")
+    merged = api.approve(
+        result.id, message="Looks right; thanks.", on_event=progress, claimed=d.REVIEWER
+    )
+    if merged.status != "merged":
+        _finish(merged, as_json)
+        raise typer.Exit(1)
+    try:
+        releases, second = _demo_releases(repo, say)
+    finally:
+        d.stop_shops(repo)
+    if as_json:
+        print(
+            json.dumps(
+                {
+                    **api.as_json(merged),
+                    "releases": [api.release_as_json(r) for r in releases],
+                    "second_run": api.as_json(second),
+                    "figures": api.release_figures(repo),
+                },
+                indent=2,
+            )
+        )
+        return
+    out.print(
+        f"\nSee it again: jackline show {merged.id}   |   jackline releases --repo {repo}",
+        markup=False,
+    )
+    out.print(f"The repository: git -C {repo} log --oneline --graph --all", markup=False)
+
+
+def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
+    """Merged is not live: release the fix (staging, go, production), then an agent's change
+    that production's data trips, which Jackline rolls back by itself."""
+    from jackline import demo as d
+    from jackline import demo_release
+
+    say(f"\n[bold]Merged is not live.[/] {d.RELEASER} releases main:")
+    first = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
+    if first.status == "awaiting_go":
+        say(f"  {d.RELEASER} may not say go for their own release; {d.REVIEWER} does")
+        first = api.go(first.id, on_event=release_progress, claimed=d.REVIEWER)
+    say(f"  {first.id} is [bold]{first.status}[/]")
+    order = demo_release.place_order(d.production_url(repo))
+    say(f"\nA customer orders in production (order {order.get('id', '?')}).")
+    say(f"\n[bold]A second task[/]: {escape(d.CURRENCY_TASK)}")
+    second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=progress)
+    if second.status == "awaiting_review":
+        say(f"{d.REVIEWER} approves {second.id}")
+        second = api.approve(second.id, on_event=progress, claimed=d.REVIEWER)
+    say(f"\n{d.RELEASER} releases main again:")
+    again = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
+    if again.status == "awaiting_go":
+        again = api.go(again.id, on_event=release_progress, claimed=d.REVIEWER)
+    say(f"  {again.id} is [bold]{again.status}[/]: {escape(again.reason)}")
+    if again.status == "rolled_back":
+        say(
+            f"  Production runs {first.sha[:10]} again; {second.id} has the failure as feedback: "
+            f'jackline run --follow-up {second.id} "Fix the order list"'
+        )
+    say("")
+    for f in api.release_figures(repo):
+        say(escape(f["summary"]))
+    return [first, again], second

@@ -1,0 +1,318 @@
+"""Turning records into text: tables, progress lines, events, the handoff."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.markdown import Markdown, TableElement
+from rich.markup import escape
+from rich.table import Table
+
+from jackline import api
+from jackline.errors import EXIT_CODES
+from jackline.guard.audit import Event
+from jackline.models import Run
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+STATUS_STYLE = {
+    "awaiting_review": "yellow",
+    "failed": "red",
+    "over_budget": "red",
+    "blocked": "bold red",
+    "merged": "green",
+    "rejected": "magenta",
+    "running": "cyan",
+    "queued": "dim",
+    "merging": "cyan",
+    "interrupted": "bold yellow",
+    "cancelled": "magenta",
+}
+
+RELEASE_STYLE = {
+    "awaiting_go": "yellow",
+    "paused": "bold yellow",
+    "live": "green",
+    "failed": "red",
+    "rolled_back": "bold red",
+    "aborted": "magenta",
+}
+
+
+def _show_agent_tail(rnd: dict[str, Any]) -> None:
+    """What the agent printed last, where the latest round failed because of it."""
+    agent = rnd.get("agent") or {}
+    if rnd.get("problem") and agent.get("tail"):
+        out.print(f"  the agent (exit {agent['exit_code']}) printed last:", highlight=False)
+        out.print(_indent(agent["tail"]), markup=False, highlight=False)
+
+
+def _show_unexplained(checks: list[dict[str, Any]]) -> None:
+    """What the latest round's failed checks printed last, where no parser found why."""
+    for c in checks:
+        if not c["passed"] and not c.get("explained", True) and c.get("output_tail"):
+            out.print(f"  {c['name']} printed last:", markup=False, highlight=False)
+            out.print(_indent(c["output_tail"]), markup=False, highlight=False)
+
+
+def release_progress(release_id: str, event: Event) -> None:
+    line = _describe_release(event)
+    if line:
+        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
+
+
+def _describe_release(e: Event) -> str | None:
+    d = e.data
+    if e.kind == "release.started":
+        return escape(f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})")
+    if e.kind == "release.gate":
+        if d["ok"]:
+            return f"gate      pass (live: {(d['live_sha'] or 'nothing')[:10]})"
+        return "gate      [red]BLOCKED[/]\n" + "\n".join(f"    {escape(p)}" for p in d["problems"])
+    if e.kind in ("release.deploy", "release.rollback"):
+        mark = "[green]ok[/]" if d["exit_code"] == 0 else f"[red]exit {d['exit_code']}[/]"
+        return f"{e.kind[8:]:<9} {escape(d['env'])}: `{escape(_short(d['command'], 60))}` {mark}"
+    if e.kind == "release.probe" and d["name"] not in ("deploy", "rollback"):
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
+            d["outcome"], "[yellow]inconclusive[/]"
+        )
+        first = d["detail"].splitlines()[0] if d["detail"] else ""
+        return f"probe     {escape(d['env'])}: {escape(d['name'])} {mark} ({d['duration']:.2f}s) {escape(first)}"
+    if e.kind == "release.soak":
+        return escape(f"soak      {d['env']}: watching for {d['seconds']}s")
+    if e.kind == "release.waiting":
+        return f"[yellow]waiting[/]   for {escape(d['why'])}"
+    if e.kind in ("release.go", "release.abort", "release.go_refused"):
+        return escape(f"{e.kind[8:]:<9} by {d['by']}")
+    if e.kind == "release.promoted":
+        return escape(f"promote   {d['branch']} -> {d['sha'][:10]}")
+    if e.kind == "release.live":
+        return escape(f"live      {d['env']}: {d['sha'][:10]}")
+    if e.kind == "release.rolled_back":
+        back = escape(f"{d['env']} back to {(d['to'] or 'nothing')[:10]}: {d['reason']}")
+        return f"[bold red]rollback[/]  {back}"
+    if e.kind == "release.finished":
+        return escape(f"finished  {d['outcome']}")
+    return None
+
+
+def _release_status(status: str, env: str = "") -> str:
+    where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
+    return f"[{RELEASE_STYLE.get(status, 'cyan')}]{escape(status + where)}[/]"
+
+
+def _release_finish(r: Any, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(api.release_as_json(r), indent=2))
+        return
+    out.print(f"\n{r.id}  {_release_status(r.status, r.env)}  {r.sha[:10]}")
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    if r.status == "awaiting_go":
+        out.print(
+            f"Waiting for a person's go for {r.env}: jackline go {r.id} --as NAME "
+            f"(someone other than {r.started_by}), or jackline abort {r.id}",
+            markup=False,
+        )
+    if r.status == "paused":
+        out.print(
+            f"Paused: a probe of {r.env} was inconclusive. Look (jackline release-show {r.id}), "
+            f"then jackline go {r.id} to go on, or jackline abort {r.id}"
+        )
+
+
+def progress(run_id: str, event: Event) -> None:
+    line = _describe(event)
+    if line:
+        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
+
+
+def _describe(e: Event) -> str | None:
+    d = e.data
+    if e.kind == "workspace":
+        box = d.get("sandbox", "none")
+        return escape(f"prepare   workspace ready on {d['branch']} ({d['method']}, sandbox {box})")
+    if e.kind == "warning":
+        return f"[bold yellow]warning[/]   {escape(d['message'])}"
+    if e.kind == "hydrate":
+        # The feedback is told when it is handed over, not promised when a round fails: after
+        # the last round there is none to give.
+        fed = f", and round {d['round'] - 1}'s feedback" if d.get("feedback") else ""
+        rules = escape(", ".join(d["rules"]) or "-")
+        return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {rules}{fed}"
+    if e.kind == "command" and d.get("step") == "agent":
+        return f"round {d['round']}   agent exited {d['exit_code']} after {d['duration']:.1f}s"
+    if e.kind == "command" and str(d.get("step", "")).startswith("check:"):
+        mark = "[green]pass[/]" if d["exit_code"] == 0 else "[red]FAIL[/]"
+        return f"          check {escape(d['step'][6:])} {mark} ({d['duration']:.1f}s)"
+    if e.kind == "setup":  # set-up may take a minute: each command is told as it starts
+        return f"prepare   {_setup_label(d)} ..."
+    if e.kind == "command" and d.get("step") == "setup":
+        return f"prepare   {_setup_label(d)} exited {d['exit_code']} after {d['duration']:.1f}s"
+    if e.kind == "scope":
+        reverted = escape(", ".join(d["reverted"]))
+        return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {reverted}"
+    if e.kind == "round" and not d["passed"]:
+        return f"round {d['round']}   {escape(d.get('problem') or 'checks failed')}"
+    if e.kind == "scan":
+        counts = f"{d['blocking']} block, {d['warnings']} warn"
+        return f"scan      {'[red]' + counts + '[/]' if d['blocking'] else counts}"
+    if e.kind == "commit":
+        return f"commit    {d['sha'][:10]}"
+    if e.kind == "publish":
+        return escape(f"publish   {d['branch']} -> {d['repo']}")
+    if e.kind == "handoff":
+        return escape(f"handoff   {d['outcome']}: {d['path']}")
+    if e.kind == "decision":
+        return escape(f"review    {d['decision'].replace('_', ' ')} by {d['by']}")
+    if e.kind == "merge":
+        return escape(f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}")
+    if e.kind == "onto_main":
+        clash = f"; conflicts marked in {', '.join(d['conflicts'])}" if d["conflicts"] else ""
+        return escape(f"rebase    {d['main']} moved: the round starts on {d['sha'][:10]}{clash}")
+    if e.kind in ("agent.command", "agent.edit", "agent.tool"):
+        mark = " [red](failed)[/]" if d.get("error") or d.get("exit_code") not in (None, 0) else ""
+        return f"round {d['round']}   {e.kind[6:]:<7} {escape(_short(d['summary'], 90))}{mark}"
+    if e.kind == "agent.usage" and d.get("tokens"):
+        return f"round {d['round']}   used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
+    if e.kind == "budget":
+        return f"[red]budget[/]    {escape(d['over'])}"
+    return None
+
+
+class _FoldingTable(TableElement):
+    """A markdown table whose cells wrap a long word (a command, a path) instead of cutting it
+    with an ellipsis."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for table in super().__rich_console__(console, options):
+            if isinstance(table, Table):
+                for column in table.columns:
+                    column.overflow = "fold"
+            yield table
+
+
+class _Handoff(Markdown):
+    elements = {**Markdown.elements, "table_open": _FoldingTable}
+
+
+def _print_markdown(text: str) -> None:
+    """The handoff, wrapped to the terminal: the console's soft wrap would crop list items and
+    code blocks at its width instead (what a reviewer reads must end where the text does)."""
+    out.print(_Handoff(text), soft_wrap=False)
+
+
+def _setup_label(d: dict[str, Any]) -> str:
+    number = f" {d['number']}/{d['of']}" if "number" in d else ""
+    return f"set-up{number} `{escape(_short(d['command'], 60))}`"
+
+
+def _print_event(e: Event, full: bool = False) -> None:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
+    chain = (
+        "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
+    )
+    if e.kind.startswith("agent.") and "summary" in e.data:
+        # What the agent did, as its transcript says: the summary, then the output in full.
+        d = e.data
+        code = f" (exit {d['exit_code']})" if d.get("exit_code") is not None else ""
+        out.print(
+            f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] round {d.get('round')}: "
+            f"{escape(d['summary'])}{code}{chain}"
+        )
+        if d.get("detail"):
+            out.print(escape(_indent(str(d["detail"]))))
+        return
+    if full:
+        out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/]{chain}")
+        out.print("\n".join(_fields(e.data, " " * 7)), markup=False)
+        return
+    body = json.dumps(e.data, sort_keys=True)
+    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(_short(body, 160))}{chain}")
+
+
+def _fields(value: dict[str, Any] | list[Any], pad: str) -> list[str]:
+    """Every field of an event, nested ones indented, a text of several lines as a block."""
+    lines = []
+    pairs = sorted(value.items()) if isinstance(value, dict) else [("-", v) for v in value]
+    for key, v in pairs:
+        label = f"{pad}{key}" + (":" if isinstance(value, dict) else "")
+        if isinstance(v, str) and "\n" in v.rstrip("\n"):
+            lines += [label, *(f"{pad}  | {line}" for line in v.rstrip("\n").split("\n"))]
+        elif isinstance(v, dict | list) and v:
+            lines += [label, *_fields(v, pad + "  ")]
+        else:
+            lines.append(f"{label} {json.dumps(v, ensure_ascii=False)}")
+    return lines
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"       | {line}" for line in text.rstrip().splitlines())
+
+
+def _outcome(r: Run) -> int:
+    """The exit code that says how the run rests (`errors.EXIT_CODES`)."""
+    return EXIT_CODES.get(r.status, 0)
+
+
+def _finish(r: Run, as_json: bool) -> int:
+    """Tell how the run rests; the exit code that says it."""
+    if as_json:
+        print(json.dumps(api.as_json(r), indent=2))
+        return _outcome(r)
+    out.print(f"\n{r.id}  {_status(r.status)}  rounds {r.rounds}  branch {escape(r.branch)}")
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    if r.handoff:
+        out.print(f"handoff: {escape(r.handoff)}")
+    if r.blocking and r.status == "awaiting_review":
+        out.print(
+            f"[bold red]{r.blocking} block-level finding(s)[/]: only an owner "
+            "(\\[review] owners) may approve"
+        )
+    if r.status == "blocked":
+        out.print(
+            f"Nothing was committed. Look at the workspace {escape(r.workspace or '')}, then: "
+            f"jackline request-changes {r.id} -m TEXT (the agent is told where the secret is) "
+            f"| reject {r.id} (removes the workspace; rotate a real secret)"
+        )
+    if r.status == "awaiting_review":
+        out.print(
+            f"Next: jackline show {r.id}, then jackline approve {r.id} "
+            f"| request-changes {r.id} -m TEXT | reject {r.id}"
+        )
+    return _outcome(r)
+
+
+def _counts(r: Run) -> str:
+    parts = []
+    if r.blocking:
+        parts.append(f"[bold red]{r.blocking} block[/]")
+    if r.warnings:
+        parts.append(f"[yellow]{r.warnings} warn[/]")
+    return ", ".join(parts) or "[dim]-[/]"
+
+
+def _status(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def _short(text: str, n: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _age(ts: float) -> str:
+    return _duration(time.time() - ts)
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= size:
+            return f"{s // size}{unit}"
+    return f"{s}s"

@@ -1,0 +1,99 @@
+"""Decisions on a run: approve, request changes, reject, cancel; resume an interrupted one."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from jackline import api
+from jackline.cli.options import AsOpt, JsonOpt
+from jackline.cli.render import (
+    _finish,
+    _outcome,
+    out,
+    progress,
+)
+
+app = typer.Typer()
+
+
+@app.command()
+def approve(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="A note for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a run: the harness merges its branch into main (checks re-run if main moved)."""
+    decided = api.approve(
+        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    )
+    code = _finish(decided, as_json)
+    # Still in review after an approval: the merge was refused (main moved and the checks fail
+    # on it, a conflict), and the run rests in review again with the reason.
+    raise typer.Exit(1 if decided.status == "awaiting_review" else code)
+
+
+@app.command("request-changes")
+def request_changes(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    message: Annotated[
+        str, typer.Option("-m", "--message", help="What should change: the agent's feedback.")
+    ],
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send the run back for another agent round with your words as feedback."""
+    decided = api.request_changes(
+        run_id, message, on_event=None if as_json else progress, claimed=by
+    )
+    raise typer.Exit(_finish(decided, as_json))
+
+
+@app.command()
+def reject(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Reject a run: nothing is merged; the branch stays for reference."""
+    decided = api.reject(
+        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    )
+    code = _finish(decided, as_json)
+    # The verb did what was asked: `jackline reject X && ...` goes on. Any other rest is its own.
+    raise typer.Exit(0 if decided.status == "rejected" else code)
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    by: AsOpt = None,
+    message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """End a queued, running, interrupted or waiting run for good: its agent is stopped, its
+    workspace kept, who cancelled it recorded. A cancelled run is never resumed."""
+    _finish(api.cancel(run_id, message=message, claimed=by), as_json)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[
+        str | None, typer.Argument(metavar="[RUN]", help="One run; default: every interrupted run.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Drive interrupted runs on, in the foreground; finished steps are not repeated."""
+    resumed = api.resume(run_id, on_event=None if as_json else progress)
+    if as_json:
+        print(json.dumps([api.as_json(r) for r in resumed], indent=2))
+    elif not resumed:
+        out.print("Nothing to resume: no run was interrupted.")
+    for r in [] if as_json else resumed:
+        _finish(r, False)
+    # Several runs: the exit code is the gravest of their outcomes.
+    raise typer.Exit(max((_outcome(r) for r in resumed), default=0))
