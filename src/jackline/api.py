@@ -38,13 +38,12 @@ from jackline.models import (
 )
 from jackline.review import owner_refusal
 from jackline.store import Store
+from jackline.verbs import OnEvent
 from jackline.workspaces import remove as remove_workspace
 
 if TYPE_CHECKING:
     from jackline.auth import Token
     from jackline.health import Item, Report
-
-OnEvent = Callable[[str, Event], None]
 
 
 def who(config: cfg.JacklineConfig, by: str | None, claimed: str | None = None) -> auth.Identity:

@@ -1,12 +1,12 @@
 """The CLI's remote mode: `jackline --server URL ...` (or `JACKLINE_SERVER`), with the token in
 `JACKLINE_TOKEN`, talks to a `jackline serve` instead of the local database.
 
-`RemoteAPI` has the `api` verbs the CLI calls, with the same signatures, and answers with the
-same records (`Run`, `Release`, `Event`, `Probe`, `Report`), so each command renders a remote
-answer exactly as a local one. Who decides is the token's person: the server records that name,
-`--as` is refused rather than silently ignored, and JACKLINE_USER is not read. Verbs that need
-this machine's files or engine (the pool, init, demo, the worker) are refused with a clear
-message.
+`RemoteAPI` implements `jackline.verbs.Verbs` as `jackline.api` does (mypy checks both where the
+CLI chooses one) and answers with the same records (`Run`, `Release`, `Event`, `Probe`,
+`Report`), so each command renders a remote answer exactly as a local one. Who decides is the
+token's person: the server records that name, `--as` is refused rather than silently ignored,
+and JACKLINE_USER is not read. What needs this machine's files or engine (the pool, init, demo,
+the worker, `logs --verify`) is refused with a clear message.
 
 Progress: a new run is followed through the server's event stream (server-sent events) until it
 rests; a decision or a release answers when it rests, and the events it made are printed after.
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import httpx
 
 from jackline.errors import Interrupted, JacklineError, NotFound, Refused
-from jackline.guard.audit import Event
+from jackline.guard.audit import Event, Verdict
 from jackline.models import Probe, Release, Run, from_json, to_json
 from jackline.store import shortest_unique
+from jackline.verbs import OnEvent
 
 if TYPE_CHECKING:
     from jackline.health import Report
 
-OnEvent = Callable[[str, Event], None]
 TIMEOUT = httpx.Timeout(30.0, read=1800.0)
 """A decision answers once its run rests, which may take a merge's checks: read long."""
 
@@ -133,11 +133,6 @@ class RemoteAPI:
     def handoff_text(self, run: Run) -> str | None:
         text = self._detail(run.id)["handoff_markdown"]
         return str(text) if text is not None else None
-
-    def as_json(self, run: Run) -> dict[str, Any]:
-        from jackline import api
-
-        return api.as_json(run)
 
     def _detail(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._details:
@@ -327,16 +322,9 @@ class RemoteAPI:
     def whoami(self) -> str:
         return str(self._call("GET", "/api/whoami")["name"])
 
-    # anything else ------------------------------------------------------------------------
-
-    def __getattr__(self, name: str) -> Callable[..., NoReturn]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def refuse(*args: Any, **kwargs: Any) -> NoReturn:
-            raise Refused(local_only(name.replace("_", " ")))
-
-        return refuse
+    def verify(self, run_id: str) -> Verdict:
+        """The chain's keys are the server's: it is verified there, not through the API."""
+        raise Refused(local_only("verify"))
 
     # http ---------------------------------------------------------------------------------
 

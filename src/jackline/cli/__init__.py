@@ -1,17 +1,19 @@
-"""The command line: each command parses its input, calls one `api` function, renders the answer.
+"""The command line: each command parses its input, calls one verb, renders the answer.
+
+The verbs come through Typer's context: `choose` puts this machine's `jackline.api` there, or
+with --server the server's client (`jackline.client.RemoteAPI`); both implement
+`jackline.verbs.Verbs`. A command that works only on this machine's files or engine calls
+`jackline.api` itself and is in `LOCAL_ONLY`. One module per group of commands (`project`,
+`runs`, `review`, `release`, `flags`, `admin`); what they print goes through `render`.
 
 Errors: a `JacklineError` prints `Error: ...` and exits with its code (1, 2 for config); anything
 else is a bug and exits 70 with the traceback in `~/.jackline/logs/cli.log`, not on the screen.
 With --json, an error is one JSON object on stdout instead. A command that drives a run exits
 with its outcome (`errors.EXIT_CODES`).
-
-Every piece of text a person, an agent or a check wrote goes through `escape` before Rich reads
-it as markup (or is printed with markup=False): `[/api]` in a task is text, not a closing tag.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -20,10 +22,11 @@ from typing import Annotated, Any
 
 import typer
 
-from jackline import __version__, paths
+from jackline import __version__, api, paths
 from jackline.cli import admin, flags, project, release, render, review, runs
 from jackline.cli.render import err
-from jackline.errors import BUG, Interrupted, JacklineError
+from jackline.errors import BUG, Interrupted, JacklineError, Refused
+from jackline.verbs import Verbs
 
 app = typer.Typer(
     help="Jackline: a production harness for coding agents.",
@@ -68,18 +71,20 @@ def remote(
     ] = False,
 ) -> None:
     """Jackline: a production harness for coding agents."""
-    if not server:
-        return
-    from jackline import client
-    from jackline.errors import Refused
+    ctx.obj = choose(server, ctx.invoked_subcommand)
 
-    if ctx.invoked_subcommand in LOCAL_ONLY:
-        raise Refused(client.local_only(f"jackline {ctx.invoked_subcommand}"))
-    # The commands call `api.VERB`; in remote mode that name is the server's client, which has
-    # the same verbs and answers with the same records, so a remote answer renders as a local one.
-    remote_api = client.RemoteAPI.from_environment(server)
-    for module in (runs, review, release, flags, project, admin, render):
-        module.api = remote_api  # type: ignore[attr-defined]
+
+def choose(server: str | None, command: str | None) -> Verbs:
+    """The verbs the command calls: this machine's API, or with --server the server's client,
+    which answers with the same records, so a remote answer renders as a local one. mypy checks
+    both against `Verbs` here (the return type)."""
+    if not server:
+        return api
+    from jackline import client
+
+    if command in LOCAL_ONLY:
+        raise Refused(client.local_only(f"jackline {command}"))
+    return client.RemoteAPI.from_environment(server)
 
 
 def main() -> None:
@@ -149,7 +154,7 @@ def _error(kind: str, message: str, code: int, as_json: bool) -> int:
     """Tell an error: JSON on stdout where --json asked (a script reads one object whatever
     happened), else `Error: ...` on stderr (a usage error has shown itself already)."""
     if as_json:
-        print(json.dumps({"error": {"kind": kind, "message": message}, "exit_code": code}))
+        render.emit({"error": {"kind": kind, "message": message}, "exit_code": code}, indent=None)
     elif kind != "usage":
         err.print(f"Error: {message}", markup=False)
     return code

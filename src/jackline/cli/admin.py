@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -12,13 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from jackline import api, paths
+from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt
-from jackline.cli.render import (
-    _age,
-    _duration,
-    err,
-    out,
-)
+from jackline.cli.render import err, out
 
 app = typer.Typer()
 
@@ -58,13 +53,15 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Show the repository's snapshots and warm workspaces, with their age."""
     status = api.pool_status(repo)
     if as_json:
-        print(json.dumps(status, indent=2))
+        render.emit(status)
         return
     out.print(f"[bold]{escape(str(status['repo']))}[/]   pool size {status['size']}")
     if not status["snapshots"]:
         out.print("No snapshot yet: `jackline pool refresh` builds one (set-up runs once).")
     for x in status["snapshots"]:
-        out.print(f"  snapshot {x['key']}  commit {x['commit'][:10]}  {_duration(x['age'])} old")
+        out.print(
+            f"  snapshot {x['key']}  commit {x['commit'][:10]}  {render.duration(x['age'])} old"
+        )
     if not status["warm"]:
         out.print("No warm workspace: `jackline pool warm` makes them.")
     for w in status["warm"]:
@@ -73,7 +70,7 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
         )
         out.print(
             f"  warm     {w['id']}  {w['method']}  snapshot {w['snapshot']}  "
-            f"{_duration(w['age'])} old" + (f"  services {running}" if running else ""),
+            f"{render.duration(w['age'])} old" + (f"  services {running}" if running else ""),
             markup=False,
         )
 
@@ -89,7 +86,7 @@ def pool_warm(
     """Fill the pool with workspaces from main's snapshot (building the snapshot if needed)."""
     made = api.pool_warm(repo, size, say=lambda m: err.print(f"  {escape(m)}"))
     if as_json:
-        print(json.dumps(made, indent=2))
+        render.emit(made)
     else:
         out.print(f"{len(made)} workspace(s) made." if made else "The pool is full.")
 
@@ -99,7 +96,7 @@ def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Build the snapshot for the tip of main (set-up runs once), then refill the pool for it."""
     result = api.pool_refresh(repo, say=lambda m: err.print(f"  {escape(m)}"))
     if as_json:
-        print(json.dumps(result, indent=2))
+        render.emit(result)
     else:
         out.print(f"Snapshot {result['snapshot']['key']} ready; {len(result['warmed'])} made.")
 
@@ -109,7 +106,7 @@ def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Remove the warm workspaces and the snapshots no workspace uses."""
     result = api.pool_clear(repo)
     if as_json:
-        print(json.dumps(result, indent=2))
+        render.emit(result)
     else:
         out.print(
             f"Removed {len(result['warm_removed'])} warm workspace(s) and "
@@ -168,7 +165,7 @@ def clean(
     """Remove the workspaces kept for finished runs (failed, blocked). Live runs keep theirs."""
     removed = api.clean(run_ids or None, dry_run=dry_run)
     if as_json:
-        print(json.dumps(removed, indent=2))
+        render.emit(removed)
         return
     if not removed:
         out.print("Nothing to clean: no finished run keeps a workspace.")
@@ -235,7 +232,8 @@ def token_create(
     """Make a token; its secret is printed once and stored only as a digest."""
     token, secret = api.token_create(name, role)
     if as_json:
-        print(json.dumps({"id": token.id, "name": token.name, "role": token.role, "token": secret}))
+        secret_json = {"id": token.id, "name": token.name, "role": token.role, "token": secret}
+        render.emit(secret_json, indent=None)
         return
     out.print(f"Token {token.id} for {escape(token.name)} ({token.role}); shown once, keep it:")
     print(secret)
@@ -248,7 +246,7 @@ def token_list(as_json: JsonOpt = False) -> None:
 
     found = api.tokens()
     if as_json:
-        print(json.dumps([asdict(t) for t in found], indent=2))
+        render.emit([asdict(t) for t in found])
         return
     if not found:
         out.print("No tokens yet: `jackline serve` makes the first admin token.")
@@ -257,9 +255,9 @@ def token_list(as_json: JsonOpt = False) -> None:
     for col in ("id", "name", "role", "age", "last used", ""):
         table.add_column(col)
     for t in found:
-        used = f"{_age(t.last_used)} ago" if t.last_used else "never"
+        used = f"{render.age(t.last_used)} ago" if t.last_used else "never"
         mark = "[red]revoked[/]" if t.revoked else ""
-        table.add_row(t.id, escape(t.name), t.role, _age(t.created_at), used, mark)
+        table.add_row(t.id, escape(t.name), t.role, render.age(t.created_at), used, mark)
     out.print(table)
 
 

@@ -10,11 +10,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api
-from jackline.cli.options import JsonOpt, RepoOpt
-from jackline.cli.render import (
-    out,
-)
+from jackline.cli import render
+from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
+from jackline.cli.render import out
 
 app = typer.Typer()
 
@@ -28,6 +26,7 @@ app.add_typer(flags_app, name="flags")
 
 @flags_app.command("list")
 def flags_list(
+    ctx: typer.Context,
     repo: RepoOpt = Path("."),
     env: Annotated[
         str | None, typer.Option("--env", help="Only this environment's values.")
@@ -35,9 +34,10 @@ def flags_list(
     as_json: JsonOpt = False,
 ) -> None:
     """List the flags: the value in force per environment, owner, expiry; expired ones marked."""
-    listing = api.flags_list(repo, env)
+    verbs = verbs_of(ctx)
+    listing = verbs.flags_list(repo, env)
     if as_json:
-        print(json.dumps(listing, indent=2))
+        render.emit(listing)
         return
     if not listing["flags"]:
         out.print(f"No flags: {escape(listing['file'])} is absent or holds none.")
@@ -70,6 +70,7 @@ def _flag_cell(flag: dict[str, Any], env: str) -> str:
 
 @flags_app.command("set")
 def flags_set(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The flag, as named in flags.toml.")],
     value: Annotated[
         str,
@@ -90,9 +91,10 @@ def flags_set(
 ) -> None:
     """Set a flag in one environment: written to flags.toml (commit it) and audited. A protected
     flag may be changed only by its owner or one of [review] owners."""
-    change = api.set_flag(repo, name, value, env, claimed=by)
+    verbs = verbs_of(ctx)
+    change = verbs.set_flag(repo, name, value, env, claimed=by)
     if as_json:
-        print(json.dumps(change, indent=2))
+        render.emit(change)
         return
     new = json.dumps(change["new"])
     if not change["changed"]:

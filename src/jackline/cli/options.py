@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from jackline.verbs import Verbs
+
 RepoOpt = Annotated[Path, typer.Option("--repo", help="The repository (default: the current one).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 AsOpt = Annotated[
@@ -17,3 +19,11 @@ AsOpt = Annotated[
         "allow_as = true; default: your OS user).",
     ),
 ]
+
+
+def verbs_of(ctx: typer.Context) -> Verbs:
+    """The verbs a command that also works with --server calls: the local API, or the server's
+    client (`jackline.cli.choose` puts one in the context). A command that calls `jackline.api`
+    itself works on this machine only and is in `LOCAL_ONLY`."""
+    chosen: Verbs = ctx.obj
+    return chosen

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,15 +9,9 @@ import typer
 from rich.markup import escape
 
 from jackline import api
-from jackline.cli.options import JsonOpt, RepoOpt
-from jackline.cli.render import (
-    _finish,
-    _print_markdown,
-    err,
-    out,
-    progress,
-    release_progress,
-)
+from jackline.cli import render
+from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
+from jackline.cli.render import err, out
 from jackline.models import Run
 
 app = typer.Typer()
@@ -66,6 +59,7 @@ def validate(repo: RepoOpt = Path(".")) -> None:
 
 @app.command()
 def health(
+    ctx: typer.Context,
     repo: RepoOpt = Path("."),
     as_json: JsonOpt = False,
     markdown: Annotated[
@@ -82,17 +76,18 @@ def health(
     Exits 0 even when something needs attention, as a monitoring probe whose output is the
     answer; with --strict it exits 1 then, for a scheduled job that should fail loudly.
     """
-    from jackline.health import render
+    verbs = verbs_of(ctx)
+    from jackline.health import render as health
 
     if as_json and markdown:
         raise typer.BadParameter("--json and --markdown: choose one")
-    report = api.health(repo)
+    report = verbs.health(repo)
     if as_json:
-        print(render.to_json(report))
+        print(health.to_json(report))
     elif markdown:
-        print(render.to_markdown(report), end="")
+        print(health.to_markdown(report), end="")
     else:
-        out.print(render.table(report))
+        out.print(health.table(report))
     if strict and report.attention:
         raise typer.Exit(1)
 
@@ -113,38 +108,35 @@ def demo(as_json: JsonOpt = False) -> None:
         )
     say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
     say(f"Task: {escape(d.TASK)}\n")
-    result = api.submit(d.TASK, repo, agent="scripted", on_event=progress)
+    result = api.submit(d.TASK, repo, agent="scripted", on_event=render.progress)
     if result.status != "awaiting_review":
-        _finish(result, as_json)
+        render.finish(result, as_json)
         raise typer.Exit(1)
     if not as_json:
         text = api.handoff_text(result)
         if text:
             out.rule("the handoff a reviewer reads")
-            _print_markdown(text)
+            render.markdown(text)
             out.rule()
     say(f"\n{d.REVIEWER} approves {result.id}")
     merged = api.approve(
-        result.id, message="Looks right; thanks.", on_event=progress, claimed=d.REVIEWER
+        result.id, message="Looks right; thanks.", on_event=render.progress, claimed=d.REVIEWER
     )
     if merged.status != "merged":
-        _finish(merged, as_json)
+        render.finish(merged, as_json)
         raise typer.Exit(1)
     try:
         releases, second = _demo_releases(repo, say)
     finally:
         d.stop_shops(repo)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    **api.as_json(merged),
-                    "releases": [api.release_as_json(r) for r in releases],
-                    "second_run": api.as_json(second),
-                    "figures": api.release_figures(repo),
-                },
-                indent=2,
-            )
+        render.emit(
+            {
+                **render.run_json(merged),
+                "releases": [render.release_json(r) for r in releases],
+                "second_run": render.run_json(second),
+                "figures": api.release_figures(repo),
+            },
         )
         return
     out.print(
@@ -161,22 +153,22 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     from jackline import demo_release
 
     say(f"\n[bold]Merged is not live.[/] {d.RELEASER} releases main:")
-    first = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
+    first = api.release(repo, on_event=render.release_progress, claimed=d.RELEASER)
     if first.status == "awaiting_go":
         say(f"  {d.RELEASER} may not say go for their own release; {d.REVIEWER} does")
-        first = api.go(first.id, on_event=release_progress, claimed=d.REVIEWER)
+        first = api.go(first.id, on_event=render.release_progress, claimed=d.REVIEWER)
     say(f"  {first.id} is [bold]{first.status}[/]")
     order = demo_release.place_order(d.production_url(repo))
     say(f"\nA customer orders in production (order {order.get('id', '?')}).")
     say(f"\n[bold]A second task[/]: {escape(d.CURRENCY_TASK)}")
-    second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=progress)
+    second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=render.progress)
     if second.status == "awaiting_review":
         say(f"{d.REVIEWER} approves {second.id}")
-        second = api.approve(second.id, on_event=progress, claimed=d.REVIEWER)
+        second = api.approve(second.id, on_event=render.progress, claimed=d.REVIEWER)
     say(f"\n{d.RELEASER} releases main again:")
-    again = api.release(repo, on_event=release_progress, claimed=d.RELEASER)
+    again = api.release(repo, on_event=render.release_progress, claimed=d.RELEASER)
     if again.status == "awaiting_go":
-        again = api.go(again.id, on_event=release_progress, claimed=d.REVIEWER)
+        again = api.go(again.id, on_event=render.release_progress, claimed=d.REVIEWER)
     say(f"  {again.id} is [bold]{again.status}[/]: {escape(again.reason)}")
     if again.status == "rolled_back":
         say(

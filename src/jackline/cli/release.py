@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,21 +9,16 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api
-from jackline.cli.options import AsOpt, JsonOpt, RepoOpt
-from jackline.cli.render import (
-    _age,
-    _release_finish,
-    _release_status,
-    out,
-    release_progress,
-)
+from jackline.cli import render
+from jackline.cli.options import AsOpt, JsonOpt, RepoOpt, verbs_of
+from jackline.cli.render import out
 
 app = typer.Typer()
 
 
 @app.command("release")
 def release_cmd(
+    ctx: typer.Context,
     repo: RepoOpt = Path("."),
     sha: Annotated[
         str | None, typer.Option("--sha", help="The commit of main to release (default: its tip).")
@@ -38,12 +32,16 @@ def release_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Release a commit of main: gate, then each environment in turn; waits for a person's go."""
-    rel = api.release(repo, sha, force=force, on_event=None if as_json else release_progress)
-    _release_finish(rel, as_json)
+    verbs = verbs_of(ctx)
+    rel = verbs.release(
+        repo, sha, force=force, on_event=None if as_json else render.release_progress
+    )
+    render.release_finish(rel, as_json)
 
 
 @app.command("releases")
 def releases_cmd(
+    ctx: typer.Context,
     as_json: JsonOpt = False,
     figures: Annotated[
         bool,
@@ -54,16 +52,17 @@ def releases_cmd(
     ] = False,
 ) -> None:
     """The release ledger: who started each release, who said go, and how it ended."""
+    verbs = verbs_of(ctx)
     if figures:
-        counted = api.release_figures()
+        counted = verbs.release_figures()
         if as_json:
-            print(json.dumps(counted, indent=2))
+            render.emit(counted)
         for f in [] if as_json else counted:
             out.print(f["summary"], markup=False)
         return
-    found = api.releases()
+    found = verbs.releases()
     if as_json:
-        print(json.dumps([api.release_as_json(r) for r in found], indent=2))
+        render.emit([render.release_json(r) for r in found])
         return
     if not found:
         out.print("No releases yet. Start one with `jackline release`.")
@@ -76,30 +75,33 @@ def releases_cmd(
         table.add_row(
             r.id,
             r.sha[:10],
-            _release_status(r.status, r.env),
+            render.release_status(r.status, r.env),
             escape(r.started_by),
             escape(r.go_by or "-"),
             escape(author),
-            _age(r.created_at),
+            render.age(r.created_at),
         )
     out.print(table)
-    for f in api.release_figures():
+    for f in verbs.release_figures():
         out.print(f"[dim]{escape(f['summary'])}[/]")
 
 
 @app.command("release-show")
 def release_show(
-    release_id: Annotated[str, typer.Argument(metavar="REL")], as_json: JsonOpt = False
+    ctx: typer.Context,
+    release_id: Annotated[str, typer.Argument(metavar="REL")],
+    as_json: JsonOpt = False,
 ) -> None:
     """Show a release: its commit, who started it and said go, each probe with its timing."""
-    r = api.release_get(release_id)
+    verbs = verbs_of(ctx)
+    r = verbs.release_get(release_id)
     if as_json:
-        print(json.dumps(api.release_as_json(r, detail=True), indent=2))
+        render.emit(verbs.release_as_json(r, detail=True))
         return
-    out.print(f"[bold]{r.id}[/]  {_release_status(r.status, r.env)}  {r.sha[:10]}")
+    out.print(f"[bold]{r.id}[/]  {render.release_status(r.status, r.env)}  {r.sha[:10]}")
     out.print(
         f"started by {r.started_by}   go by {r.go_by or '-'}   author {r.author_kind}"
-        f"{' (' + r.run_id + ')' if r.run_id else ''}   {_age(r.created_at)} ago",
+        f"{' (' + r.run_id + ')' if r.run_id else ''}   {render.age(r.created_at)} ago",
         markup=False,
     )
     if r.previous_sha:
@@ -110,7 +112,7 @@ def release_show(
         out.print(f"forced: {escape(r.forced_reason)}")
     if r.reason:
         out.print(f"reason: {escape(r.reason)}")
-    for p in api.release_probes(r.id):
+    for p in verbs.release_probes(r.id):
         mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(p.outcome, "[yellow]????[/]")
         first = p.detail.splitlines()[0] if p.detail else ""
         out.print(
@@ -120,28 +122,33 @@ def release_show(
 
 @app.command("go")
 def go_cmd(
+    ctx: typer.Context,
     release_id: Annotated[str, typer.Argument(metavar="REL")],
     by: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Say go for a release waiting for it (the person who started it may not, by default)."""
-    rel = api.go(release_id, on_event=None if as_json else release_progress, claimed=by)
-    _release_finish(rel, as_json)
+    verbs = verbs_of(ctx)
+    rel = verbs.go(release_id, on_event=None if as_json else render.release_progress, claimed=by)
+    render.release_finish(rel, as_json)
 
 
 @app.command("abort")
 def abort_cmd(
+    ctx: typer.Context,
     release_id: Annotated[str, typer.Argument(metavar="REL")],
     by: AsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Stop a release at its wait; production is left as it was before the release."""
-    rel = api.abort(release_id, on_event=None if as_json else release_progress, claimed=by)
-    _release_finish(rel, as_json)
+    verbs = verbs_of(ctx)
+    rel = verbs.abort(release_id, on_event=None if as_json else render.release_progress, claimed=by)
+    render.release_finish(rel, as_json)
 
 
 @app.command("rollback")
 def rollback_cmd(
+    ctx: typer.Context,
     repo: RepoOpt = Path("."),
     to: Annotated[
         str | None,
@@ -153,5 +160,8 @@ def rollback_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Roll production back to the previous release; the current one is marked not promotable."""
-    rel = api.rollback(repo, to, on_event=None if as_json else release_progress, claimed=by)
-    _release_finish(rel, as_json)
+    verbs = verbs_of(ctx)
+    rel = verbs.rollback(
+        repo, to, on_event=None if as_json else render.release_progress, claimed=by
+    )
+    render.release_finish(rel, as_json)

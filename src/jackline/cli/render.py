@@ -1,4 +1,9 @@
-"""Turning records into text: tables, progress lines, events, the handoff."""
+"""The CLI's one renderer: what turns records into text for a person (Rich tables, progress
+lines, events, the handoff) or into JSON for a script (`--json` everywhere goes through `emit`).
+
+Every piece of text a person, an agent or a check wrote goes through `escape` before Rich reads
+it as markup (or is printed with markup=False): `[/api]` in a task is text, not a closing tag.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,25 @@ from rich.table import Table
 from jackline import api
 from jackline.errors import EXIT_CODES
 from jackline.guard.audit import Event
-from jackline.models import Run
+from jackline.models import Release, Run
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def emit(value: Any, indent: int | None = 2) -> None:
+    """--json: the answer as one JSON value on stdout, whatever the terminal."""
+    print(json.dumps(value, indent=indent))
+
+
+def run_json(r: Run) -> dict[str, Any]:
+    """A run as --json and the server's API give it."""
+    return api.as_json(r)
+
+
+def release_json(r: Release) -> dict[str, Any]:
+    return api.release_as_json(r)
+
 
 STATUS_STYLE = {
     "awaiting_review": "yellow",
@@ -43,29 +63,29 @@ RELEASE_STYLE = {
 }
 
 
-def _show_agent_tail(rnd: dict[str, Any]) -> None:
+def agent_tail(rnd: dict[str, Any]) -> None:
     """What the agent printed last, where the latest round failed because of it."""
     agent = rnd.get("agent") or {}
     if rnd.get("problem") and agent.get("tail"):
         out.print(f"  the agent (exit {agent['exit_code']}) printed last:", highlight=False)
-        out.print(_indent(agent["tail"]), markup=False, highlight=False)
+        out.print(indent(agent["tail"]), markup=False, highlight=False)
 
 
-def _show_unexplained(checks: list[dict[str, Any]]) -> None:
+def unexplained(checks: list[dict[str, Any]]) -> None:
     """What the latest round's failed checks printed last, where no parser found why."""
     for c in checks:
         if not c["passed"] and not c.get("explained", True) and c.get("output_tail"):
             out.print(f"  {c['name']} printed last:", markup=False, highlight=False)
-            out.print(_indent(c["output_tail"]), markup=False, highlight=False)
+            out.print(indent(c["output_tail"]), markup=False, highlight=False)
 
 
 def release_progress(release_id: str, event: Event) -> None:
-    line = _describe_release(event)
+    line = describe_release(event)
     if line:
         err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
 
 
-def _describe_release(e: Event) -> str | None:
+def describe_release(e: Event) -> str | None:
     d = e.data
     if e.kind == "release.started":
         return escape(f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})")
@@ -75,7 +95,7 @@ def _describe_release(e: Event) -> str | None:
         return "gate      [red]BLOCKED[/]\n" + "\n".join(f"    {escape(p)}" for p in d["problems"])
     if e.kind in ("release.deploy", "release.rollback"):
         mark = "[green]ok[/]" if d["exit_code"] == 0 else f"[red]exit {d['exit_code']}[/]"
-        return f"{e.kind[8:]:<9} {escape(d['env'])}: `{escape(_short(d['command'], 60))}` {mark}"
+        return f"{e.kind[8:]:<9} {escape(d['env'])}: `{escape(short(d['command'], 60))}` {mark}"
     if e.kind == "release.probe" and d["name"] not in ("deploy", "rollback"):
         mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
             d["outcome"], "[yellow]inconclusive[/]"
@@ -100,16 +120,16 @@ def _describe_release(e: Event) -> str | None:
     return None
 
 
-def _release_status(status: str, env: str = "") -> str:
+def release_status(status: str, env: str = "") -> str:
     where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
     return f"[{RELEASE_STYLE.get(status, 'cyan')}]{escape(status + where)}[/]"
 
 
-def _release_finish(r: Any, as_json: bool) -> None:
+def release_finish(r: Any, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(api.release_as_json(r), indent=2))
+        emit(release_json(r))
         return
-    out.print(f"\n{r.id}  {_release_status(r.status, r.env)}  {r.sha[:10]}")
+    out.print(f"\n{r.id}  {release_status(r.status, r.env)}  {r.sha[:10]}")
     if r.reason:
         out.print(f"reason: {escape(r.reason)}")
     if r.status == "awaiting_go":
@@ -126,12 +146,12 @@ def _release_finish(r: Any, as_json: bool) -> None:
 
 
 def progress(run_id: str, event: Event) -> None:
-    line = _describe(event)
+    line = describe(event)
     if line:
         err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
 
 
-def _describe(e: Event) -> str | None:
+def describe(e: Event) -> str | None:
     d = e.data
     if e.kind == "workspace":
         box = d.get("sandbox", "none")
@@ -176,7 +196,7 @@ def _describe(e: Event) -> str | None:
         return escape(f"rebase    {d['main']} moved: the round starts on {d['sha'][:10]}{clash}")
     if e.kind in ("agent.command", "agent.edit", "agent.tool"):
         mark = " [red](failed)[/]" if d.get("error") or d.get("exit_code") not in (None, 0) else ""
-        return f"round {d['round']}   {e.kind[6:]:<7} {escape(_short(d['summary'], 90))}{mark}"
+        return f"round {d['round']}   {e.kind[6:]:<7} {escape(short(d['summary'], 90))}{mark}"
     if e.kind == "agent.usage" and d.get("tokens"):
         return f"round {d['round']}   used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
     if e.kind == "budget":
@@ -200,7 +220,7 @@ class _Handoff(Markdown):
     elements = {**Markdown.elements, "table_open": _FoldingTable}
 
 
-def _print_markdown(text: str) -> None:
+def markdown(text: str) -> None:
     """The handoff, wrapped to the terminal: the console's soft wrap would crop list items and
     code blocks at its width instead (what a reviewer reads must end where the text does)."""
     out.print(_Handoff(text), soft_wrap=False)
@@ -208,10 +228,10 @@ def _print_markdown(text: str) -> None:
 
 def _setup_label(d: dict[str, Any]) -> str:
     number = f" {d['number']}/{d['of']}" if "number" in d else ""
-    return f"set-up{number} `{escape(_short(d['command'], 60))}`"
+    return f"set-up{number} `{escape(short(d['command'], 60))}`"
 
 
-def _print_event(e: Event, full: bool = False) -> None:
+def event(e: Event, full: bool = False) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
     chain = (
         "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
@@ -225,14 +245,14 @@ def _print_event(e: Event, full: bool = False) -> None:
             f"{escape(d['summary'])}{code}{chain}"
         )
         if d.get("detail"):
-            out.print(escape(_indent(str(d["detail"]))))
+            out.print(escape(indent(str(d["detail"]))))
         return
     if full:
         out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/]{chain}")
         out.print("\n".join(_fields(e.data, " " * 7)), markup=False)
         return
     body = json.dumps(e.data, sort_keys=True)
-    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(_short(body, 160))}{chain}")
+    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(short(body, 160))}{chain}")
 
 
 def _fields(value: dict[str, Any] | list[Any], pad: str) -> list[str]:
@@ -250,21 +270,21 @@ def _fields(value: dict[str, Any] | list[Any], pad: str) -> list[str]:
     return lines
 
 
-def _indent(text: str) -> str:
+def indent(text: str) -> str:
     return "\n".join(f"       | {line}" for line in text.rstrip().splitlines())
 
 
-def _outcome(r: Run) -> int:
+def outcome(r: Run) -> int:
     """The exit code that says how the run rests (`errors.EXIT_CODES`)."""
     return EXIT_CODES.get(r.status, 0)
 
 
-def _finish(r: Run, as_json: bool) -> int:
+def finish(r: Run, as_json: bool) -> int:
     """Tell how the run rests; the exit code that says it."""
     if as_json:
-        print(json.dumps(api.as_json(r), indent=2))
-        return _outcome(r)
-    out.print(f"\n{r.id}  {_status(r.status)}  rounds {r.rounds}  branch {escape(r.branch)}")
+        emit(run_json(r))
+        return outcome(r)
+    out.print(f"\n{r.id}  {status(r.status)}  rounds {r.rounds}  branch {escape(r.branch)}")
     if r.reason:
         out.print(f"reason: {escape(r.reason)}")
     if r.handoff:
@@ -285,10 +305,10 @@ def _finish(r: Run, as_json: bool) -> int:
             f"Next: jackline show {r.id}, then jackline approve {r.id} "
             f"| request-changes {r.id} -m TEXT | reject {r.id}"
         )
-    return _outcome(r)
+    return outcome(r)
 
 
-def _counts(r: Run) -> str:
+def counts(r: Run) -> str:
     parts = []
     if r.blocking:
         parts.append(f"[bold red]{r.blocking} block[/]")
@@ -297,20 +317,20 @@ def _counts(r: Run) -> str:
     return ", ".join(parts) or "[dim]-[/]"
 
 
-def _status(status: str) -> str:
+def status(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
 
 
-def _short(text: str, n: int) -> str:
+def short(text: str, n: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def _age(ts: float) -> str:
-    return _duration(time.time() - ts)
+def age(ts: float) -> str:
+    return duration(time.time() - ts)
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     s = int(seconds)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if s >= size:

@@ -2,35 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 
 from jackline import api
-from jackline.cli.options import AsOpt, JsonOpt
-from jackline.cli.render import (
-    _finish,
-    _outcome,
-    out,
-    progress,
-)
+from jackline.cli import render
+from jackline.cli.options import AsOpt, JsonOpt, verbs_of
+from jackline.cli.render import out
 
 app = typer.Typer()
 
 
 @app.command()
 def approve(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     by: AsOpt = None,
     message: Annotated[str, typer.Option("-m", "--message", help="A note for the record.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Approve a run: the harness merges its branch into main (checks re-run if main moved)."""
-    decided = api.approve(
-        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    verbs = verbs_of(ctx)
+    decided = verbs.approve(
+        run_id, message=message, on_event=None if as_json else render.progress, claimed=by
     )
-    code = _finish(decided, as_json)
+    code = render.finish(decided, as_json)
     # Still in review after an approval: the merge was refused (main moved and the checks fail
     # on it, a conflict), and the run rests in review again with the reason.
     raise typer.Exit(1 if decided.status == "awaiting_review" else code)
@@ -38,6 +35,7 @@ def approve(
 
 @app.command("request-changes")
 def request_changes(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     message: Annotated[
         str, typer.Option("-m", "--message", help="What should change: the agent's feedback.")
@@ -46,30 +44,34 @@ def request_changes(
     as_json: JsonOpt = False,
 ) -> None:
     """Send the run back for another agent round with your words as feedback."""
-    decided = api.request_changes(
-        run_id, message, on_event=None if as_json else progress, claimed=by
+    verbs = verbs_of(ctx)
+    decided = verbs.request_changes(
+        run_id, message, on_event=None if as_json else render.progress, claimed=by
     )
-    raise typer.Exit(_finish(decided, as_json))
+    raise typer.Exit(render.finish(decided, as_json))
 
 
 @app.command()
 def reject(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     by: AsOpt = None,
     message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
     """Reject a run: nothing is merged; the branch stays for reference."""
-    decided = api.reject(
-        run_id, message=message, on_event=None if as_json else progress, claimed=by
+    verbs = verbs_of(ctx)
+    decided = verbs.reject(
+        run_id, message=message, on_event=None if as_json else render.progress, claimed=by
     )
-    code = _finish(decided, as_json)
+    code = render.finish(decided, as_json)
     # The verb did what was asked: `jackline reject X && ...` goes on. Any other rest is its own.
     raise typer.Exit(0 if decided.status == "rejected" else code)
 
 
 @app.command()
 def cancel(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     by: AsOpt = None,
     message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
@@ -77,7 +79,8 @@ def cancel(
 ) -> None:
     """End a queued, running, interrupted or waiting run for good: its agent is stopped, its
     workspace kept, who cancelled it recorded. A cancelled run is never resumed."""
-    _finish(api.cancel(run_id, message=message, claimed=by), as_json)
+    verbs = verbs_of(ctx)
+    render.finish(verbs.cancel(run_id, message=message, claimed=by), as_json)
 
 
 @app.command()
@@ -88,12 +91,12 @@ def resume(
     as_json: JsonOpt = False,
 ) -> None:
     """Drive interrupted runs on, in the foreground; finished steps are not repeated."""
-    resumed = api.resume(run_id, on_event=None if as_json else progress)
+    resumed = api.resume(run_id, on_event=None if as_json else render.progress)
     if as_json:
-        print(json.dumps([api.as_json(r) for r in resumed], indent=2))
+        render.emit([render.run_json(r) for r in resumed])
     elif not resumed:
         out.print("Nothing to resume: no run was interrupted.")
     for r in [] if as_json else resumed:
-        _finish(r, False)
+        render.finish(r, False)
     # Several runs: the exit code is the gravest of their outcomes.
-    raise typer.Exit(max((_outcome(r) for r in resumed), default=0))
+    raise typer.Exit(max((render.outcome(r) for r in resumed), default=0))

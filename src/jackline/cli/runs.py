@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated
@@ -11,29 +10,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api
-from jackline.cli.options import JsonOpt, RepoOpt
-from jackline.cli.render import (
-    _age,
-    _counts,
-    _finish,
-    _print_event,
-    _print_markdown,
-    _short,
-    _show_agent_tail,
-    _show_unexplained,
-    _status,
-    err,
-    out,
-    progress,
-)
+from jackline.cli import render
+from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
+from jackline.cli.render import err, out
 from jackline.models import FINAL
+from jackline.verbs import Verbs
 
 app = typer.Typer()
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     task: Annotated[
         str, typer.Argument(help="What the agent should do, e.g. 'Fix the login bug'.")
     ],
@@ -55,14 +43,21 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
-    result = api.submit(
-        task, repo, agent, blueprint, on_event=None if as_json else progress, follow_up=follow_up
+    verbs = verbs_of(ctx)
+    result = verbs.submit(
+        task,
+        repo,
+        agent,
+        blueprint,
+        on_event=None if as_json else render.progress,
+        follow_up=follow_up,
     )
-    raise typer.Exit(_finish(result, as_json))
+    raise typer.Exit(render.finish(result, as_json))
 
 
 @app.command("runs")
 def list_runs(
+    ctx: typer.Context,
     status: Annotated[
         str | None, typer.Option("--status", help="Only runs with this status.")
     ] = None,
@@ -70,49 +65,52 @@ def list_runs(
 ) -> None:
     """List runs: a short id (every command takes it for the whole id), task, status, rounds,
     findings, model spend, age. --json gives whole ids."""
-    found = api.runs(status)
+    verbs = verbs_of(ctx)
+    found = verbs.runs(status)
     if as_json:
-        print(json.dumps([api.as_json(r) for r in found], indent=2))
+        render.emit([render.run_json(r) for r in found])
         return
     if not found:
         out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
-    short = api.short_ids([r.id for r in found])
+    short = verbs.short_ids([r.id for r in found])
     table = Table(box=None, header_style="bold")
     for col in ("id", "task", "status", "rounds", "findings", "spend", "age"):
         table.add_column(col, justify="right" if col == "spend" else "left", no_wrap=col == "id")
     for r in found:
         table.add_row(
             short[r.id],
-            escape(_short(r.task, 50)),
-            _status(r.status),
+            escape(render.short(r.task, 50)),
+            render.status(r.status),
             str(r.rounds),
-            _counts(r),
+            render.counts(r),
             f"${r.spend:.2f}" if r.spend or r.tokens else "-",
-            _age(r.created_at),
+            render.age(r.created_at),
         )
     out.print(table)
 
 
 @app.command()
-def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt = False) -> None:
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    as_json: JsonOpt = False,
+) -> None:
     """Show a run: status, rounds, the checks of each round, and the handoff."""
-    r = api.get(run_id)
+    verbs = verbs_of(ctx)
+    r = verbs.get(run_id)
     if as_json:
-        print(
-            json.dumps(
-                {
-                    **api.as_json(r),
-                    "round_results": api.rounds(r.id),
-                    "findings": api.findings(r.id),
-                },
-                indent=2,
-            )
+        render.emit(
+            {
+                **render.run_json(r),
+                "round_results": verbs.rounds(r.id),
+                "findings": verbs.findings(r.id),
+            },
         )
         return
-    out.print(f"[bold]{r.id}[/]  {_status(r.status)}  {escape(r.task)}")
+    out.print(f"[bold]{r.id}[/]  {render.status(r.status)}  {escape(r.task)}")
     out.print(
-        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {_age(r.created_at)} ago",
+        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {render.age(r.created_at)} ago",
         markup=False,
     )
     if r.reason:
@@ -123,7 +121,7 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
             f"`jackline cancel {r.id}` ends it.",
             markup=False,
         )
-    rounds = api.rounds(r.id)
+    rounds = verbs.rounds(r.id)
     for rnd in rounds:
         checks = ", ".join(
             f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}"
@@ -132,9 +130,9 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
         checks = checks or ("checks not run" if rnd.get("checks_skipped") else "no checks")
         agent = f"; {rnd['problem']}" if rnd.get("problem") else ""
         out.print(f"  round {rnd['round']}: {checks}{agent}", markup=False, highlight=False)
-    _show_unexplained(rounds[-1]["checks"] if rounds else [])
-    _show_agent_tail(rounds[-1] if rounds else {})
-    found = api.findings(r.id)
+    render.unexplained(rounds[-1]["checks"] if rounds else [])
+    render.agent_tail(rounds[-1] if rounds else {})
+    found = verbs.findings(r.id)
     if found:
         out.print(f"findings: {r.blocking} block, {r.warnings} warn")
         for f in found:
@@ -142,15 +140,16 @@ def show(run_id: Annotated[str, typer.Argument(metavar="RUN")], as_json: JsonOpt
             style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
             said = escape(f"{f['rule']}  {where}  {f['message']}")
             out.print(f"  [{style}]{f['level']:5}[/] {said}")
-    text = api.handoff_text(r)
+    text = verbs.handoff_text(r)
     if text:
         out.rule("handoff")
-        _print_markdown(text)
+        render.markdown(text)
         out.print(f"[dim]{escape(r.handoff or '')}[/]")
 
 
 @app.command()
 def logs(
+    ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(metavar="RUN")],
     follow: Annotated[
         bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")
@@ -174,16 +173,17 @@ def logs(
     ] = False,
 ) -> None:
     """Print the run's audit log (redacted); a changed event shows as a broken chain."""
-    r = api.get(run_id)
+    verbs = verbs_of(ctx)
+    r = verbs.get(run_id)
     if verify:
-        _verify(r.id, full)
+        _verify(verbs, r.id, full)
         return
     last = 0
     while True:
-        for event in api.events(r.id, after=last):
-            _print_event(event, full)
+        for event in verbs.events(r.id, after=last):
+            render.event(event, full)
             last = event.seq
-        status = api.get(r.id).status
+        status = verbs.get(r.id).status
         if not follow or status in FINAL:
             return
         if status == "interrupted":  # nothing more will come until someone resumes it
@@ -192,10 +192,10 @@ def logs(
         time.sleep(0.5)
 
 
-def _verify(run_id: str, full: bool = False) -> None:
-    for event in api.events(run_id):
-        _print_event(event, full)
-    verdict = api.verify(run_id)
+def _verify(verbs: Verbs, run_id: str, full: bool = False) -> None:
+    for event in verbs.events(run_id):
+        render.event(event, full)
+    verdict = verbs.verify(run_id)
     colour = "green" if not verdict.broken else "bold red"
     out.print(f"[{colour}]{escape(verdict.render())}[/]")
     if verdict.broken:
