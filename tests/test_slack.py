@@ -419,7 +419,9 @@ def test_a_wrong_bot_token_makes_announce_fail_for_notify_to_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from jackline import notify
+    from jackline.surfaces import register_notifiers
 
+    register_notifiers()  # as the CLI and the server do when they start
     monkeypatch.setenv("JACKLINE_TEST_SLACK_BOT_TOKEN", "xoxb-wrong")
     with SlackServer(token=BOT_TOKEN) as slack:
         problems = notify.announce("release.live", _config(slack), {"release": RELEASE})

@@ -2,8 +2,11 @@
 rolled back. Every configured surface hears it (`[surfaces.slack]`, a `github` forge).
 
 `announce(event, config, data)` is called by the steps that make these things true (the handoff,
-the release's waits and rollback). Each surface is a module with `announce(event, config, data)`
-(`NOTIFIERS`); one that is not configured does nothing. Announcing is best effort and never
+the release's waits and rollback). The core names no surface: a process that drives runs (the
+CLI, the server) registers the ones it ships when it starts (`register`, from
+`jackline.surfaces.register_notifiers`), each as a factory that gives its
+`announce(event, config, data)`, so a surface's module is imported only when there is news. One
+that is not configured does nothing. Announcing is best effort and never
 fails a step: a Slack outage must not stop a rollback. What went wrong is returned, and the
 caller records it in the audit log.
 
@@ -20,29 +23,26 @@ Events and their data:
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from typing import Any
 
 from jackline.config import JacklineConfig
 
-NOTIFIERS = ("jackline.surfaces.slack", "jackline.forge.github")
+Announce = Callable[[str, JacklineConfig, dict[str, Any]], None]
+_NOTIFIERS: dict[str, Callable[[], Announce]] = {}
+
+
+def register(name: str, factory: Callable[[], Announce]) -> None:
+    """Tell `name` of every announcement from now on in this process (again: replaced)."""
+    _NOTIFIERS[name] = factory
 
 
 def announce(event: str, config: JacklineConfig, data: dict[str, Any]) -> list[str]:
-    """Tell every configured surface; the problems met (empty when all went well)."""
+    """Tell every registered surface; the problems met (empty when all went well)."""
     problems = []
-    for name in NOTIFIERS:
+    for name, factory in _NOTIFIERS.items():
         try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if not (e.name and name.startswith(e.name)):  # absent from this version: fine
-                problems.append(f"{name}: {e}")
-            continue
-        tell = getattr(module, "announce", None)
-        if tell is None:
-            continue
-        try:
-            tell(event, config, data)
+            factory()(event, config, data)
         except Exception as e:  # noqa: BLE001 - a surface's outage must not fail the step
-            problems.append(f"{name.rsplit('.', 1)[-1]}: {type(e).__name__}: {e}")
+            problems.append(f"{name}: {type(e).__name__}: {e}")
     return problems

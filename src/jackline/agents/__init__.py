@@ -73,25 +73,16 @@ def build(config: AgentConfig) -> Agent:
 
 
 def presets() -> dict[str, type[Preset]]:
-    """Preset name -> adapter class, for the presets whose module is present."""
-    import importlib
+    """Preset name -> adapter class (`config.PRESETS` names the same four)."""
+    # Here, not at the top: each adapter's module imports this package's records.
+    from jackline.agents import aider, claude_code, codex, mini_swe_agent
 
-    found: dict[str, type[Preset]] = {}
-    for name, module in PRESET_MODULES.items():
-        try:
-            found[name] = importlib.import_module(f"jackline.agents.{module}").Agent
-        except ModuleNotFoundError as e:
-            if e.name != f"jackline.agents.{module}":
-                raise
-    return found
-
-
-PRESET_MODULES = {
-    "claude-code": "claude_code",
-    "codex": "codex",
-    "aider": "aider",
-    "mini-swe-agent": "mini_swe_agent",
-}
+    return {
+        "claude-code": claude_code.Agent,
+        "codex": codex.Agent,
+        "aider": aider.Agent,
+        "mini-swe-agent": mini_swe_agent.Agent,
+    }
 
 
 def check_available(config: AgentConfig) -> None:

@@ -26,6 +26,7 @@ from jackline import __version__, api, paths
 from jackline.cli import admin, flags, project, release, render, review, runs
 from jackline.cli.render import err
 from jackline.errors import BUG, Interrupted, JacklineError, Refused
+from jackline.surfaces import register_notifiers
 from jackline.verbs import Verbs
 
 app = typer.Typer(
@@ -88,6 +89,7 @@ def choose(server: str | None, command: str | None) -> Verbs:
 
 
 def main() -> None:
+    register_notifiers()  # this process may drive runs: Slack and GitHub hear of them
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:

@@ -14,19 +14,18 @@ Documentation (`*.md`, `*.rst`) does not count.
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pathspec
 
 from jackline import git as g
 from jackline.config import JacklineConfig
 from jackline.errors import JacklineError
+from jackline.flags import model as flags
 from jackline.models import Finding
 from jackline.scans import Change
 from jackline.scans import migrations as mig
@@ -150,19 +149,9 @@ def readers(repo: Path, sha: str, name: str, skip: pathspec.GitIgnoreSpec) -> li
 
 
 def flag_problems(repo: Path, config: JacklineConfig) -> list[str]:
-    """A broken flags file blocks the release. The flags module is another part's; it is asked
-    only once it exists, so the gate wires it up the day it lands."""
+    """A broken flags file blocks the release: each of its problems, named."""
     try:
-        flags: Any = importlib.import_module("jackline.flags")
-    except ImportError:
-        return []
-    validate = getattr(flags, "validate", None)
-    if validate is None:
-        return []
-    try:
-        result = validate(repo, config)
+        flags.validate(repo, config)
     except JacklineError as e:
         return [f"flags: {line}" for line in str(e).splitlines()]
-    if isinstance(result, list | tuple):
-        return [f"flags: {p}" for p in result]
     return []

@@ -8,23 +8,19 @@
     /slack/events      the Slack app (signed requests only)
     /github/webhook    GitHub's webhook (HMAC-verified)
 
-Each surface is a router in its own module, included when present (`ROUTERS`); each parses its
+Each surface is a router in its own module (`create_app` includes them in order); each parses its
 input, calls one `api` function, and renders the answer. Who is asking is settled once, in
 `deps.principal`, and every route says which action it needs (`deps.allowed("decide")`).
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from jackline import __version__
-
-ROUTERS = ("api_routes", "metrics", "web", "slack", "github")
-"""Modules of this package that export `router`, in the order they are included."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +45,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="A production harness for coding agents: runs, reviews, releases, flags.",
     )
     app.state.settings = settings or Settings()
-    from jackline.server import deps
+    # Here, not at the top: importing the package for `Settings` loads no router.
+    from jackline.server import api_routes, deps, github, metrics, slack, web
+    from jackline.surfaces import register_notifiers
 
+    register_notifiers()  # the runs this server drives tell Slack and GitHub
     deps.install_error_handlers(app)
-    for name in ROUTERS:
-        try:
-            module = importlib.import_module(f"jackline.server.{name}")
-        except ModuleNotFoundError as e:
-            if e.name != f"jackline.server.{name}":
-                raise
-            continue
+    for module in (api_routes, metrics, web, slack, github):
         app.include_router(module.router)
     return app

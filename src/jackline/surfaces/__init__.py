@@ -3,4 +3,30 @@
 - `mcp.py`: the MCP server, the harness's context as tools for an agent at work (stdio).
 - `slack.py`: the Slack app, `/jackline` commands, review and go buttons, and the messages
   `notify.announce` sends when a run reaches review or a release waits or rolls back.
+
+`register_notifiers()` is how a process that drives runs (the CLI's `main`, the server's app)
+tells `jackline.notify` of Slack and GitHub when it starts; the core never names them.
 """
+
+from __future__ import annotations
+
+from jackline import notify
+
+
+def register_notifiers() -> None:
+    """Slack and a GitHub forge hear of runs and releases in this process (each does nothing
+    unless configured). Their modules are imported at the first announcement, not at start."""
+    notify.register("slack", _slack)
+    notify.register("github", _github)
+
+
+def _slack() -> notify.Announce:
+    from jackline.surfaces import slack
+
+    return slack.announce
+
+
+def _github() -> notify.Announce:
+    from jackline.forge import github
+
+    return github.announce

@@ -30,7 +30,7 @@ DONE = "The scripted conversation is over: nothing more to do."
 
 
 class Messages:
-    paths = (MESSAGES, COUNT_TOKENS)
+    paths: tuple[str, ...] = (MESSAGES, COUNT_TOKENS)
 
     def respond(self, server: ModelServer, path: str, body: dict[str, Any]) -> Response:
         if path.endswith(COUNT_TOKENS):

@@ -35,7 +35,7 @@ DONE = "The scripted conversation is over: nothing more to do."
 
 
 class ChatCompletions:
-    paths = (COMPLETIONS,)
+    paths: tuple[str, ...] = (COMPLETIONS,)
 
     def __init__(self, rounds: Sequence[int] | None = None) -> None:
         self.rounds = list(rounds) if rounds is not None else None

@@ -50,7 +50,7 @@ USED_UP = "(The scripted model has no more turns.)"
 
 
 class Responses:
-    paths = ("/responses",)
+    paths: tuple[str, ...] = ("/responses",)
 
     def respond(self, server: ModelServer, path: str, body: dict[str, Any]) -> Response:
         model = str(body.get("model") or "scripted")
