@@ -34,6 +34,7 @@ from jackline.models import (
     Probe,
     Release,
     Run,
+    Token,
     to_json,
 )
 from jackline.review import owner_refusal
@@ -42,7 +43,6 @@ from jackline.verbs import OnEvent
 from jackline.workspaces import remove as remove_workspace
 
 if TYPE_CHECKING:
-    from jackline.auth import Token
     from jackline.health import Item, Report
 
 

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 
 from jackline.config import ROLES
 from jackline.errors import NotFound, Refused
+from jackline.models import Token
 from jackline.store import Store
 
 ACTIONS = {
@@ -63,16 +64,6 @@ class Principal:
 
     def may(self, action: str) -> bool:
         return allows(self.role, action)
-
-
-@dataclass(frozen=True)
-class Token:
-    id: str
-    name: str
-    role: str
-    created_at: float
-    last_used: float | None
-    revoked: bool
 
 
 @dataclass(frozen=True)

@@ -358,3 +358,15 @@ class Probe:
     detail: str
     duration: float
     at: float
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token for the server (`jackline.auth`): whose, which role; its secret is never kept."""
+
+    id: str
+    name: str
+    role: str
+    created_at: float
+    last_used: float | None
+    revoked: bool

@@ -19,12 +19,10 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
 
 from jackline import paths
 from jackline.errors import NotFound
-from jackline.models import Probe, Release, Run
+from jackline.models import Probe, Release, Run, Token
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
-
-    from jackline.auth import Token
 
 R = TypeVar("R", bound="DataclassInstance")
 
@@ -276,8 +274,6 @@ class Store:
         return row
 
     def get_token(self, token_id: str) -> Token:
-        from jackline.auth import Token
-
         row = self.token_row(token_id)
         if row is None:
             raise NotFound(f"no token {token_id!r}")
