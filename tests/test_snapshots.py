@@ -25,10 +25,10 @@ from jackline.workspaces import Workspace
 from jackline.workspaces import snapshot as snapshots
 from jackline.workspaces.copy import CopyProvider
 from jackline.workspaces.overlay import OverlayProvider, available
+from jackline.workspaces.providers import SnapshotProvider
 from jackline.workspaces.snapshot import (
     SetupFailed,
     Snapshot,
-    SnapshotProvider,
     build,
     catch_up,
     current,

@@ -18,6 +18,7 @@ from jackline.steps.context import RunContext, redact_file
 from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
+from jackline.workspaces.providers import provider_for
 from jackline.workspaces.snapshot import SetupFailed
 
 
@@ -74,9 +75,7 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
     snapshot_key = None
     if taken is None:
         current = pool.fresh_snapshot(repo, ctx.config, run_setup)
-        taken = snap.provider_for(ctx.config.workspace.shared).create_from(
-            current, ctx.run.branch, dest
-        )
+        taken = provider_for(ctx.config.workspace.shared).create_from(current, ctx.run.branch, dest)
         snapshot_key = current.key
     ws = taken
     ctx.update(workspace=str(ws.path))

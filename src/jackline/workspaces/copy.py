@@ -14,14 +14,12 @@ tree: `snapshot.begin` makes it beside the workspace.
 from __future__ import annotations
 
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from jackline.errors import CommandFailed
 from jackline.git import git, gitdir_path
 from jackline.workspaces import Workspace
-from jackline.workspaces.snapshot import Snapshot, begin
+from jackline.workspaces.snapshot import Snapshot, begin, copy_tree
 
 
 class CopyProvider:
@@ -44,31 +42,3 @@ class CopyProvider:
     def remove(self, workspace: Path) -> None:
         shutil.rmtree(workspace, ignore_errors=True)
         shutil.rmtree(gitdir_path(workspace), ignore_errors=True)
-
-
-def copy_tree(src: Path, dest: Path, linked: set[Path]) -> None:
-    """`src` to `dest`, with the paths in `linked` hard-linked file by file: one `cp` for the
-    plain entries of each folder, and a walk down only the folders that hold a linked path."""
-    dest.mkdir()
-    plain, shared, mixed = [], [], []
-    for child in sorted(src.iterdir()):
-        if child in linked:
-            shared.append(child)
-        elif not child.is_symlink() and any(child in p.parents for p in linked):
-            mixed.append(child)
-        else:
-            plain.append(child)
-    if plain:
-        _cp(["-a", "--reflink=auto"], plain, dest)
-    if shared:
-        _cp(["-al"], shared, dest)
-    for child in mixed:
-        copy_tree(child, dest / child.name, linked)
-    shutil.copystat(src, dest, follow_symlinks=False)
-
-
-def _cp(flags: list[str], sources: list[Path], into: Path) -> None:
-    argv = ["cp", *flags, *map(str, sources), str(into)]
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise CommandFailed(argv, done.returncode, done.stdout, done.stderr)

@@ -33,6 +33,7 @@ from jackline.git import git, rev, toplevel
 from jackline.sandbox import bubblewrap
 from jackline.workspaces import Workspace, remove, revive, services
 from jackline.workspaces import snapshot as snap
+from jackline.workspaces.providers import provider_for
 from jackline.workspaces.snapshot import RunSetup, Snapshot
 
 
@@ -77,7 +78,7 @@ def warm(
     for k in snap.sweep_builds():
         say(f"removed the half-built snapshot {k} a crashed builder left")
     current = fresh_snapshot(repo, config, run_setup, say)
-    maker = snap.provider_for(config.workspace.shared)
+    maker = provider_for(config.workspace.shared)
     with _locked(repo):
         for old in [s for s in slots(repo) if s.snapshot != current.key]:
             _discard(old)

@@ -2,7 +2,7 @@
 
 A run that waits for `pip install` is a run nobody starts. A snapshot is a local clone of the
 user's repository, detached at one commit, in which set-up has run (a virtualenv, node_modules);
-a workspace is made from it in constant time by a provider picked by `provider_for`: `overlay`
+a workspace is made from it in constant time by a provider picked by `providers.provider_for`: `overlay`
 (the snapshot as the read-only lower layer of a kernel overlay) or `copy` where no overlay can be
 mounted. `catch_up` then moves the workspace to main's tip, re-running set-up only if its inputs
 changed.
@@ -31,12 +31,13 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import pathspec
 
@@ -90,22 +91,6 @@ class Snapshot:
     origin: str
     """The repository it was cloned from (resolved)."""
     setup: tuple[str, ...]
-
-
-class SnapshotProvider(Protocol):
-    name: str
-
-    def create_from(self, snapshot: Snapshot, branch: str, dest: Path) -> Workspace: ...
-
-    def remove(self, workspace: Path) -> None: ...
-
-
-def provider_for(shared: Sequence[str] = ()) -> SnapshotProvider:
-    """An overlay where this process may mount one; else a copy (hard-linking `shared`)."""
-    from jackline.workspaces.copy import CopyProvider
-    from jackline.workspaces.overlay import OverlayProvider, available
-
-    return OverlayProvider() if available() else CopyProvider(shared)
 
 
 def root() -> Path:
@@ -407,7 +392,33 @@ def copy_gitdir(src: Path, dest: Path) -> None:
     """A workspace's own git directory, from its snapshot's: everything copied but the objects,
     which are hard-linked. Both are the harness's and out of every sandbox's reach, and git never
     writes an object file in place; nothing is shared with the user's repository."""
-    from jackline.workspaces.copy import copy_tree
-
     shutil.rmtree(dest, ignore_errors=True)
     copy_tree(src, dest, {src / "objects"})
+
+
+def copy_tree(src: Path, dest: Path, linked: set[Path]) -> None:
+    """`src` to `dest`, with the paths in `linked` hard-linked file by file: one `cp` for the
+    plain entries of each folder, and a walk down only the folders that hold a linked path."""
+    dest.mkdir()
+    plain, shared, mixed = [], [], []
+    for child in sorted(src.iterdir()):
+        if child in linked:
+            shared.append(child)
+        elif not child.is_symlink() and any(child in p.parents for p in linked):
+            mixed.append(child)
+        else:
+            plain.append(child)
+    if plain:
+        _cp(["-a", "--reflink=auto"], plain, dest)
+    if shared:
+        _cp(["-al"], shared, dest)
+    for child in mixed:
+        copy_tree(child, dest / child.name, linked)
+    shutil.copystat(src, dest, follow_symlinks=False)
+
+
+def _cp(flags: list[str], sources: list[Path], into: Path) -> None:
+    argv = ["cp", *flags, *map(str, sources), str(into)]
+    done = subprocess.run(argv, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise CommandFailed(argv, done.returncode, done.stdout, done.stderr)
