@@ -7,7 +7,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from jackline.cli import render
 from jackline.cli.options import AsOpt, JsonOpt, RepoOpt, verbs_of
@@ -67,21 +66,7 @@ def releases_cmd(
     if not found:
         out.print("No releases yet. Start one with `jackline release`.")
         return
-    table = Table(box=None, header_style="bold")
-    for col in ("id", "sha", "status", "by", "go", "author", "age"):
-        table.add_column(col)
-    for r in found:
-        author = r.author_kind + (f" ({r.run_id})" if r.run_id else "")
-        table.add_row(
-            r.id,
-            r.sha[:10],
-            render.release_status(r.status, r.env),
-            escape(r.started_by),
-            escape(r.go_by or "-"),
-            escape(author),
-            render.age(r.created_at),
-        )
-    out.print(table)
+    render.releases_table(found)
     for f in verbs.release_figures():
         out.print(f"[dim]{escape(f['summary'])}[/]")
 
@@ -98,26 +83,7 @@ def release_show(
     if as_json:
         render.emit(verbs.release_as_json(r, detail=True))
         return
-    out.print(f"[bold]{r.id}[/]  {render.release_status(r.status, r.env)}  {r.sha[:10]}")
-    out.print(
-        f"started by {r.started_by}   go by {r.go_by or '-'}   author {r.author_kind}"
-        f"{' (' + r.run_id + ')' if r.run_id else ''}   {render.age(r.created_at)} ago",
-        markup=False,
-    )
-    if r.previous_sha:
-        out.print(f"replaces {r.previous_sha[:10]} in production")
-    if not r.promotable:
-        out.print("[bold red]not promotable[/]: releasing this commit again needs --force REASON")
-    if r.forced_reason:
-        out.print(f"forced: {escape(r.forced_reason)}")
-    if r.reason:
-        out.print(f"reason: {escape(r.reason)}")
-    for p in verbs.release_probes(r.id):
-        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(p.outcome, "[yellow]????[/]")
-        first = p.detail.splitlines()[0] if p.detail else ""
-        out.print(
-            f"  {escape(p.env):<12} {mark} {escape(p.name):<30} {p.duration:6.2f}s  {escape(first)}"
-        )
+    render.release_detail(r, verbs.release_probes(r.id))
 
 
 @app.command("go")

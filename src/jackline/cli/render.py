@@ -19,7 +19,7 @@ from rich.table import Table
 from jackline import api
 from jackline.errors import EXIT_CODES
 from jackline.guard.audit import Event
-from jackline.models import Release, Run
+from jackline.models import Probe, Release, Run
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -61,6 +61,110 @@ RELEASE_STYLE = {
     "rolled_back": "bold red",
     "aborted": "magenta",
 }
+
+
+# runs and releases ------------------------------------------------------------------------
+
+
+def runs_table(found: list[Run], short_ids: dict[str, str]) -> None:
+    """`jackline runs`: a row a run, its id as short as it stays unique."""
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "task", "status", "rounds", "findings", "spend", "age"):
+        table.add_column(col, justify="right" if col == "spend" else "left", no_wrap=col == "id")
+    for r in found:
+        table.add_row(
+            short_ids[r.id],
+            escape(short(r.task, 50)),
+            status(r.status),
+            str(r.rounds),
+            counts(r),
+            f"${r.spend:.2f}" if r.spend or r.tokens else "-",
+            age(r.created_at),
+        )
+    out.print(table)
+
+
+def run_detail(
+    r: Run, rounds: list[dict[str, Any]], findings: list[dict[str, Any]], handoff: str | None
+) -> None:
+    """`jackline show`: the run, each round's checks, its findings, the handoff."""
+    out.print(f"[bold]{r.id}[/]  {status(r.status)}  {escape(r.task)}")
+    out.print(
+        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {age(r.created_at)} ago",
+        markup=False,
+    )
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    if r.status == "interrupted":
+        out.print(
+            f"The process that drove it is gone: `jackline resume {r.id}` drives it on, "
+            f"`jackline cancel {r.id}` ends it.",
+            markup=False,
+        )
+    for rnd in rounds:
+        checks = ", ".join(
+            f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}"
+            for c in rnd["checks"]
+        )
+        checks = checks or ("checks not run" if rnd.get("checks_skipped") else "no checks")
+        agent = f"; {rnd['problem']}" if rnd.get("problem") else ""
+        out.print(f"  round {rnd['round']}: {checks}{agent}", markup=False, highlight=False)
+    unexplained(rounds[-1]["checks"] if rounds else [])
+    agent_tail(rounds[-1] if rounds else {})
+    if findings:
+        out.print(f"findings: {r.blocking} block, {r.warnings} warn")
+        for f in findings:
+            where = f"{f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}"
+            style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
+            said = escape(f"{f['rule']}  {where}  {f['message']}")
+            out.print(f"  [{style}]{f['level']:5}[/] {said}")
+    if handoff:
+        out.rule("handoff")
+        markdown(handoff)
+        out.print(f"[dim]{escape(r.handoff or '')}[/]")
+
+
+def releases_table(found: list[Release]) -> None:
+    """`jackline releases`: a row a release, who started it and who said go."""
+    table = Table(box=None, header_style="bold")
+    for col in ("id", "sha", "status", "by", "go", "author", "age"):
+        table.add_column(col)
+    for r in found:
+        author = r.author_kind + (f" ({r.run_id})" if r.run_id else "")
+        table.add_row(
+            r.id,
+            r.sha[:10],
+            release_status(r.status, r.env),
+            escape(r.started_by),
+            escape(r.go_by or "-"),
+            escape(author),
+            age(r.created_at),
+        )
+    out.print(table)
+
+
+def release_detail(r: Release, probes: list[Probe]) -> None:
+    """`jackline release-show`: the release, and each probe with its timing."""
+    out.print(f"[bold]{r.id}[/]  {release_status(r.status, r.env)}  {r.sha[:10]}")
+    out.print(
+        f"started by {r.started_by}   go by {r.go_by or '-'}   author {r.author_kind}"
+        f"{' (' + r.run_id + ')' if r.run_id else ''}   {age(r.created_at)} ago",
+        markup=False,
+    )
+    if r.previous_sha:
+        out.print(f"replaces {r.previous_sha[:10]} in production")
+    if not r.promotable:
+        out.print("[bold red]not promotable[/]: releasing this commit again needs --force REASON")
+    if r.forced_reason:
+        out.print(f"forced: {escape(r.forced_reason)}")
+    if r.reason:
+        out.print(f"reason: {escape(r.reason)}")
+    for p in probes:
+        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(p.outcome, "[yellow]????[/]")
+        first = p.detail.splitlines()[0] if p.detail else ""
+        out.print(
+            f"  {escape(p.env):<12} {mark} {escape(p.name):<30} {p.duration:6.2f}s  {escape(first)}"
+        )
 
 
 def agent_tail(rnd: dict[str, Any]) -> None:

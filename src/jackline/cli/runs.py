@@ -8,7 +8,6 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
@@ -73,21 +72,7 @@ def list_runs(
     if not found:
         out.print('No runs yet. Start one with `jackline run "TASK"` or try `jackline demo`.')
         return
-    short = verbs.short_ids([r.id for r in found])
-    table = Table(box=None, header_style="bold")
-    for col in ("id", "task", "status", "rounds", "findings", "spend", "age"):
-        table.add_column(col, justify="right" if col == "spend" else "left", no_wrap=col == "id")
-    for r in found:
-        table.add_row(
-            short[r.id],
-            escape(render.short(r.task, 50)),
-            render.status(r.status),
-            str(r.rounds),
-            render.counts(r),
-            f"${r.spend:.2f}" if r.spend or r.tokens else "-",
-            render.age(r.created_at),
-        )
-    out.print(table)
+    render.runs_table(found, verbs.short_ids([r.id for r in found]))
 
 
 @app.command()
@@ -108,43 +93,7 @@ def show(
             },
         )
         return
-    out.print(f"[bold]{r.id}[/]  {render.status(r.status)}  {escape(r.task)}")
-    out.print(
-        f"branch {r.branch}   rounds {r.rounds}   by {r.submitted_by}   {render.age(r.created_at)} ago",
-        markup=False,
-    )
-    if r.reason:
-        out.print(f"reason: {escape(r.reason)}")
-    if r.status == "interrupted":
-        out.print(
-            f"The process that drove it is gone: `jackline resume {r.id}` drives it on, "
-            f"`jackline cancel {r.id}` ends it.",
-            markup=False,
-        )
-    rounds = verbs.rounds(r.id)
-    for rnd in rounds:
-        checks = ", ".join(
-            f"{c['name']} {'pass' if c['passed'] else 'FAIL (' + c['summary'] + ')'}"
-            for c in rnd["checks"]
-        )
-        checks = checks or ("checks not run" if rnd.get("checks_skipped") else "no checks")
-        agent = f"; {rnd['problem']}" if rnd.get("problem") else ""
-        out.print(f"  round {rnd['round']}: {checks}{agent}", markup=False, highlight=False)
-    render.unexplained(rounds[-1]["checks"] if rounds else [])
-    render.agent_tail(rounds[-1] if rounds else {})
-    found = verbs.findings(r.id)
-    if found:
-        out.print(f"findings: {r.blocking} block, {r.warnings} warn")
-        for f in found:
-            where = f"{f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}"
-            style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
-            said = escape(f"{f['rule']}  {where}  {f['message']}")
-            out.print(f"  [{style}]{f['level']:5}[/] {said}")
-    text = verbs.handoff_text(r)
-    if text:
-        out.rule("handoff")
-        render.markdown(text)
-        out.print(f"[dim]{escape(r.handoff or '')}[/]")
+    render.run_detail(r, verbs.rounds(r.id), verbs.findings(r.id), verbs.handoff_text(r))
 
 
 @app.command()
