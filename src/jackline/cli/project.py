@@ -83,7 +83,7 @@ def health(
         raise typer.BadParameter("--json and --markdown: choose one")
     report = verbs.health(repo)
     if as_json:
-        print(health.to_json(report))
+        render.emit(health.to_dict(report))
     elif markdown:
         print(health.to_markdown(report), end="")
     else:
