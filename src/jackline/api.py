@@ -21,6 +21,7 @@ from jackline import auth, blueprints, executors
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, Interrupted, NotFound, Refused
+from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor, resolve
@@ -57,7 +58,7 @@ def who(config: cfg.JacklineConfig, by: str | None, claimed: str | None = None) 
 def _claim(stream: str, action: str, person: auth.Identity) -> None:
     """A claimed identity is written down, with who claimed it, before the action it names."""
     if person.claimed_by:
-        AuditLog(Store(), Redactor({})).record(stream, "claim", action=action, **person.record())
+        AuditLog(Store(), Redactor({})).record(stream, Kind.CLAIM, action=action, **person.record())
 
 
 def validate(repo: Path) -> tuple[cfg.JacklineConfig, list[str]]:
@@ -147,7 +148,7 @@ def submit(
     # run that exists can be started from what it recorded.
     AuditLog(store, Redactor.from_environment()).record(
         run_id,
-        "submitted",
+        Kind.SUBMITTED,
         task=run.task,
         agent=agent_name,
         blueprint=bp.name,
@@ -233,12 +234,12 @@ def verify(run_id: str) -> Verdict:
 
 
 def rounds(run_id: str) -> list[dict[str, Any]]:
-    return [e.data for e in events(run_id) if e.kind == "round"]
+    return [e.data for e in events(run_id) if e.kind == Kind.ROUND]
 
 
 def findings(run_id: str) -> list[dict[str, Any]]:
     """The latest scan's findings, block first (empty before the scan has run)."""
-    scans = [e.data for e in events(run_id) if e.kind == "scan"]
+    scans = [e.data for e in events(run_id) if e.kind == Kind.SCAN]
     return list(scans[-1]["findings"]) if scans else []
 
 
@@ -357,7 +358,7 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
         f"{run.id} is now at {(run.head_sha or 'no commit')[:10]}: decide on what it shows now"
     )
     AuditLog(Store(), Redactor({})).record(
-        run.id, "decision_refused", decision=kind, by=by, head=head, reason=reason
+        run.id, Kind.DECISION_REFUSED, decision=kind, by=by, head=head, reason=reason
     )
     raise Refused(reason)
 
@@ -405,7 +406,7 @@ def cancel(
         )
     person = who(_recorded_config(store, run.id), by, claimed)
     AuditLog(store, Redactor.from_environment()).record(
-        run.id, "cancelled", **person.record(), message=message, was=shown(run).status
+        run.id, Kind.CANCELLED, **person.record(), message=message, was=shown(run).status
     )
     engine.cancel(run.id)
     reason = f"cancelled by {person.name}" + (f": {message.strip()}" if message.strip() else "")
@@ -441,7 +442,7 @@ def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[
         )
         if not dry_run:
             remove_workspace(Path(run.workspace))
-            AuditLog(store, Redactor({})).record(run.id, "cleanup", removed=run.workspace)
+            AuditLog(store, Redactor({})).record(run.id, Kind.CLEANUP, removed=run.workspace)
     return removed
 
 
@@ -623,7 +624,7 @@ def _start_stranded(runs: list[Run]) -> list[str]:
 
 def _recorded_config(store: Store, run_id: str) -> cfg.JacklineConfig:
     """The config the run recorded when it was submitted: the one its rules come from."""
-    submitted = store.events(run_id, kind="submitted")
+    submitted = store.events(run_id, kind=Kind.SUBMITTED)
     return cfg.from_record(json.loads(submitted[0]["data"])["config"])
 
 
@@ -754,7 +755,7 @@ def release(
     store.insert_release(rel)
     AuditLog(store, Redactor.from_environment()).record(
         rel.id,
-        "release.started",
+        Kind.RELEASE_STARTED,
         sha=sha,
         **starter.record(),
         previous_sha=previous,
@@ -865,7 +866,7 @@ def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
         data["events"] = [
             {"seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
             for e in release_events(rel.id)
-            if e.kind != "release.started"
+            if e.kind != Kind.RELEASE_STARTED
         ]
     return data
 

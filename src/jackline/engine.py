@@ -29,6 +29,7 @@ from ulid import ULID
 
 from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
 from jackline import config as cfg
+from jackline.events import Kind
 from jackline.models import RESTING, Decision
 from jackline.release import steps as release_steps
 from jackline.store import Store
@@ -681,7 +682,7 @@ def drive_release(
     audit = AuditLog(store, Redactor({}))
     seen = max((e.seq for e in audit.read(release_id)), default=0)
     ready = not after_message
-    taken = ("release.go", "release.abort", "release.go_refused")
+    taken = (Kind.RELEASE_GO, Kind.RELEASE_ABORT, Kind.RELEASE_GO_REFUSED)
     while True:
         for event in audit.read(release_id, after=seen):
             seen = event.seq

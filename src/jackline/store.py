@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
 
 from jackline import paths
 from jackline.errors import NotFound
+from jackline.events import Kind
 from jackline.models import Probe, Release, Run, Token
 
 if TYPE_CHECKING:
@@ -328,7 +329,7 @@ class Store:
         ).fetchone()
         return row
 
-    def events(self, run_id: str, after: int = 0, kind: str | None = None) -> list[sqlite3.Row]:
+    def events(self, run_id: str, after: int = 0, kind: Kind | None = None) -> list[sqlite3.Row]:
         query = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
         args: list[Any] = [run_id, after]
         if kind:

@@ -16,7 +16,7 @@ from rich.markdown import Markdown, TableElement
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api
+from jackline import api, events
 from jackline.errors import EXIT_CODES
 from jackline.guard.audit import Event
 from jackline.models import Probe, Release, Run
@@ -183,47 +183,6 @@ def unexplained(checks: list[dict[str, Any]]) -> None:
             out.print(indent(c["output_tail"]), markup=False, highlight=False)
 
 
-def release_progress(release_id: str, event: Event) -> None:
-    line = describe_release(event)
-    if line:
-        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
-
-
-def describe_release(e: Event) -> str | None:
-    d = e.data
-    if e.kind == "release.started":
-        return escape(f"release   {d['sha'][:10]} by {d['by']} ({d['author_kind']})")
-    if e.kind == "release.gate":
-        if d["ok"]:
-            return f"gate      pass (live: {(d['live_sha'] or 'nothing')[:10]})"
-        return "gate      [red]BLOCKED[/]\n" + "\n".join(f"    {escape(p)}" for p in d["problems"])
-    if e.kind in ("release.deploy", "release.rollback"):
-        mark = "[green]ok[/]" if d["exit_code"] == 0 else f"[red]exit {d['exit_code']}[/]"
-        return f"{e.kind[8:]:<9} {escape(d['env'])}: `{escape(short(d['command'], 60))}` {mark}"
-    if e.kind == "release.probe" and d["name"] not in ("deploy", "rollback"):
-        mark = {"pass": "[green]pass[/]", "fail": "[red]FAIL[/]"}.get(
-            d["outcome"], "[yellow]inconclusive[/]"
-        )
-        first = d["detail"].splitlines()[0] if d["detail"] else ""
-        return f"probe     {escape(d['env'])}: {escape(d['name'])} {mark} ({d['duration']:.2f}s) {escape(first)}"
-    if e.kind == "release.soak":
-        return escape(f"soak      {d['env']}: watching for {d['seconds']}s")
-    if e.kind == "release.waiting":
-        return f"[yellow]waiting[/]   for {escape(d['why'])}"
-    if e.kind in ("release.go", "release.abort", "release.go_refused"):
-        return escape(f"{e.kind[8:]:<9} by {d['by']}")
-    if e.kind == "release.promoted":
-        return escape(f"promote   {d['branch']} -> {d['sha'][:10]}")
-    if e.kind == "release.live":
-        return escape(f"live      {d['env']}: {d['sha'][:10]}")
-    if e.kind == "release.rolled_back":
-        back = escape(f"{d['env']} back to {(d['to'] or 'nothing')[:10]}: {d['reason']}")
-        return f"[bold red]rollback[/]  {back}"
-    if e.kind == "release.finished":
-        return escape(f"finished  {d['outcome']}")
-    return None
-
-
 def release_status(status: str, env: str = "") -> str:
     where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
     return f"[{RELEASE_STYLE.get(status, 'cyan')}]{escape(status + where)}[/]"
@@ -249,63 +208,23 @@ def release_finish(r: Any, as_json: bool) -> None:
         )
 
 
-def progress(run_id: str, event: Event) -> None:
-    line = describe(event)
-    if line:
-        err.print(f"  [dim]{time.strftime('%H:%M:%S', time.localtime(event.ts))}[/] {line}")
+def progress(stream: str, event: Event) -> None:
+    """A run's or a release's event as it happens, where `events` says it is worth a line."""
+    if events.told(event.kind, event.data):
+        stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+        style = TONE[events.tone(event.kind, event.data)]
+        err.print(f"  [dim]{stamp}[/] [{style}]{escape(describe(event))}[/]")
 
 
-def describe(e: Event) -> str | None:
-    d = e.data
-    if e.kind == "workspace":
-        box = d.get("sandbox", "none")
-        return escape(f"prepare   workspace ready on {d['branch']} ({d['method']}, sandbox {box})")
-    if e.kind == "warning":
-        return f"[bold yellow]warning[/]   {escape(d['message'])}"
-    if e.kind == "hydrate":
-        # The feedback is told when it is handed over, not promised when a round fails: after
-        # the last round there is none to give.
-        fed = f", and round {d['round'] - 1}'s feedback" if d.get("feedback") else ""
-        rules = escape(", ".join(d["rules"]) or "-")
-        return f"round {d['round']}   brief with {len(d['rules'])} rule(s): {rules}{fed}"
-    if e.kind == "command" and d.get("step") == "agent":
-        return f"round {d['round']}   agent exited {d['exit_code']} after {d['duration']:.1f}s"
-    if e.kind == "command" and str(d.get("step", "")).startswith("check:"):
-        mark = "[green]pass[/]" if d["exit_code"] == 0 else "[red]FAIL[/]"
-        return f"          check {escape(d['step'][6:])} {mark} ({d['duration']:.1f}s)"
-    if e.kind == "setup":  # set-up may take a minute: each command is told as it starts
-        return f"prepare   {_setup_label(d)} ..."
-    if e.kind == "command" and d.get("step") == "setup":
-        return f"prepare   {_setup_label(d)} exited {d['exit_code']} after {d['duration']:.1f}s"
-    if e.kind == "scope":
-        reverted = escape(", ".join(d["reverted"]))
-        return f"round {d['round']}   [yellow]reverted out-of-scope writes:[/] {reverted}"
-    if e.kind == "round" and not d["passed"]:
-        return f"round {d['round']}   {escape(d.get('problem') or 'checks failed')}"
-    if e.kind == "scan":
-        counts = f"{d['blocking']} block, {d['warnings']} warn"
-        return f"scan      {'[red]' + counts + '[/]' if d['blocking'] else counts}"
-    if e.kind == "commit":
-        return f"commit    {d['sha'][:10]}"
-    if e.kind == "publish":
-        return escape(f"publish   {d['branch']} -> {d['repo']}")
-    if e.kind == "handoff":
-        return escape(f"handoff   {d['outcome']}: {d['path']}")
-    if e.kind == "decision":
-        return escape(f"review    {d['decision'].replace('_', ' ')} by {d['by']}")
-    if e.kind == "merge":
-        return escape(f"merge     {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}")
-    if e.kind == "onto_main":
-        clash = f"; conflicts marked in {', '.join(d['conflicts'])}" if d["conflicts"] else ""
-        return escape(f"rebase    {d['main']} moved: the round starts on {d['sha'][:10]}{clash}")
-    if e.kind in ("agent.command", "agent.edit", "agent.tool"):
-        mark = " [red](failed)[/]" if d.get("error") or d.get("exit_code") not in (None, 0) else ""
-        return f"round {d['round']}   {e.kind[6:]:<7} {escape(short(d['summary'], 90))}{mark}"
-    if e.kind == "agent.usage" and d.get("tokens"):
-        return f"round {d['round']}   used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
-    if e.kind == "budget":
-        return f"[red]budget[/]    {escape(d['over'])}"
-    return None
+release_progress = progress  # a release's events are told as a run's are
+
+
+def describe(e: Event) -> str:
+    """The event's one line: the one the web page shows (`events.describe`)."""
+    return events.describe(e.kind, e.data)
+
+
+TONE = {"": "default", "warn": "yellow", "bad": "red"}
 
 
 class _FoldingTable(TableElement):
@@ -330,33 +249,17 @@ def markdown(text: str) -> None:
     out.print(_Handoff(text), soft_wrap=False)
 
 
-def _setup_label(d: dict[str, Any]) -> str:
-    number = f" {d['number']}/{d['of']}" if "number" in d else ""
-    return f"set-up{number} `{escape(short(d['command'], 60))}`"
-
-
 def event(e: Event, full: bool = False) -> None:
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.ts))
     chain = (
         "" if e.intact else "  [bold red]CHAIN BROKEN: this event or one before it was changed[/]"
     )
-    if e.kind.startswith("agent.") and "summary" in e.data:
-        # What the agent did, as its transcript says: the summary, then the output in full.
-        d = e.data
-        code = f" (exit {d['exit_code']})" if d.get("exit_code") is not None else ""
-        out.print(
-            f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] round {d.get('round')}: "
-            f"{escape(d['summary'])}{code}{chain}"
-        )
-        if d.get("detail"):
-            out.print(escape(indent(str(d["detail"]))))
-        return
+    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(describe(e))}{chain}")
     if full:
-        out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/]{chain}")
         out.print("\n".join(_fields(e.data, " " * 7)), markup=False)
-        return
-    body = json.dumps(e.data, sort_keys=True)
-    out.print(f"{e.seq:>4} {stamp} [bold]{e.kind:<10}[/] {escape(short(body, 160))}{chain}")
+    elif e.kind.startswith("agent.") and e.data.get("detail"):
+        # What the agent did, as its transcript says: the line, then the output in full.
+        out.print(escape(indent(str(e.data["detail"]))))
 
 
 def _fields(value: dict[str, Any] | list[Any], pad: str) -> list[str]:

@@ -117,7 +117,7 @@ def logs(
             "--full",
             help="Print each event whole: every field, and each text it kept (a check's, "
             "set-up's or the agent's output, the feedback) as lines of its own. Without it, "
-            "an event other than the agent's is one line cut at 160 characters.",
+            "each event is the one line the web page shows (an agent's step with its output).",
         ),
     ] = False,
 ) -> None:

@@ -21,6 +21,7 @@ import tomlkit
 from tomlkit.items import Item
 
 from jackline.errors import ConfigError, NotFound, Refused
+from jackline.events import Kind
 from jackline.flags.model import DEFAULT, Flag, load, parse, path_of
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor
@@ -193,7 +194,7 @@ def _audit(repo: Path, change: FlagChange) -> None:
     try:
         AuditLog(store, Redactor.from_environment()).record(
             stream_id(repo),
-            "flag.set",
+            Kind.FLAG_SET,
             name=change.name,
             env=change.env,
             old=change.old,

@@ -28,6 +28,7 @@ from sqlite3 import Row
 from typing import Any, Literal
 
 from jackline.errors import JacklineError
+from jackline.events import Kind, known
 from jackline.guard.redact import Redactor
 from jackline.store import Store
 
@@ -78,7 +79,8 @@ class AuditLog:
         self.key_path = store.path.parent / KEY_FILE
         self._key: bytes | None = None
 
-    def record(self, run_id: str, kind: str, /, **data: Any) -> None:
+    def record(self, run_id: str, kind: Kind, /, **data: Any) -> None:
+        kind = known(kind)  # a kind made up at run time (`Kind(...)` of a string) may be none
         payload = json.dumps(self.redact.deep(data), sort_keys=True, default=str)
         key = self._signing_key()
 

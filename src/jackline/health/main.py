@@ -16,6 +16,7 @@ from typing import Any
 
 from jackline import git as g
 from jackline import paths, proc
+from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor
 from jackline.health.records import Item, span
@@ -25,7 +26,7 @@ from jackline.store import Store
 MAIN_TIMEOUT = 600.0
 """Seconds `[health] main_command` may take; past it, main's state is unknown."""
 TAIL = 20
-CHECK_EVENTS = ("round", "merge-check")
+CHECK_EVENTS = (Kind.ROUND, Kind.MERGE_CHECK)
 
 
 # A command ------------------------------------------------------------------------------------
@@ -60,7 +61,7 @@ def from_store(repo: Path, main: str, store: Store, now: datetime) -> Item:
     events = AuditLog(store, Redactor({})).read(run.id)
     if events and not events[-1].intact:
         return _unknown(f"the audit log of {run.id} is broken, so its check results prove nothing")
-    merged = [e for e in events if e.kind == "merge" and e.data.get("outcome") == "merged"]
+    merged = [e for e in events if e.kind == Kind.MERGE and e.data.get("outcome") == "merged"]
     if not merged:
         return _unknown(f"{run.id} is marked merged but its audit log records no merge")
     checks = [e for e in events if e.kind in CHECK_EVENTS and e.seq < merged[-1].seq]

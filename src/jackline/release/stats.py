@@ -13,6 +13,7 @@ import json
 import statistics
 from dataclasses import dataclass
 
+from jackline.events import Kind
 from jackline.store import Store
 
 
@@ -38,12 +39,12 @@ def figures(store: Store, repo: str | None = None) -> list[Figures]:
     counts: dict[str, list[int]] = {"agent": [0, 0], "person": [0, 0]}
     restores: dict[str, list[float]] = {"agent": [], "person": []}
     for rel in store.list_releases(repo, limit=100_000):
-        promoted = store.events(rel.id, kind="release.promoted")
+        promoted = store.events(rel.id, kind=Kind.RELEASE_PROMOTED)
         if not promoted:
             continue
         kind = rel.author_kind
         counts[kind][0] += 1
-        back = store.events(rel.id, kind="release.rolled_back")
+        back = store.events(rel.id, kind=Kind.RELEASE_ROLLED_BACK)
         if rel.status == "rolled_back" and back:
             counts[kind][1] += 1
             if json.loads(back[-1]["data"]).get("ok", True):

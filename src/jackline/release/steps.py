@@ -25,6 +25,7 @@ from jackline import config as cfg
 from jackline import git as g
 from jackline import paths, proc, sandbox
 from jackline.errors import ConfigError, JacklineError, NotFound
+from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
 from jackline.models import Probe, Release
@@ -40,7 +41,9 @@ class ReleaseContext:
     def __init__(self, release_id: str, store: Store | None = None) -> None:
         self.store = store or Store()
         self.release: Release = self.store.get_release(release_id)
-        started = json.loads(self.store.events(self.release.id, kind="release.started")[0]["data"])
+        started = json.loads(
+            self.store.events(self.release.id, kind=Kind.RELEASE_STARTED)[0]["data"]
+        )
         self.config = cfg.from_record(started["config"])
         self.redact = Redactor.from_environment(self._secrets(strict=False))
         self.audit = AuditLog(self.store, self.redact)
@@ -73,7 +76,7 @@ class ReleaseContext:
     def update(self, **changes: Any) -> None:
         self.release = self.store.update_release(self.release.id, **changes)
 
-    def record(self, kind: str, /, **data: Any) -> None:
+    def record(self, kind: Kind, /, **data: Any) -> None:
         self.audit.record(self.release.id, kind, **data)
 
     def _secrets(self, strict: bool, only: str | None = None) -> dict[str, str]:
@@ -105,7 +108,7 @@ class ReleaseContext:
         )
         self.store.add_probe(stored)
         self.record(
-            "release.probe",
+            Kind.RELEASE_PROBE,
             env=env,
             name=stored.name,
             outcome=stored.outcome,
@@ -144,7 +147,7 @@ def gate(release_id: str) -> dict[str, Any]:
         finish(release_id, "failed", f"could not check out {ctx.release.sha[:10]}: {e}")
         return {"ok": False, "envs": []}
     problems = release_gate.check(ctx.root, tree, ctx.config, live_sha, ctx.release.sha)
-    ctx.record("release.gate", ok=not problems, live_sha=live_sha, problems=problems)
+    ctx.record(Kind.RELEASE_GATE, ok=not problems, live_sha=live_sha, problems=problems)
     if problems:
         finish(release_id, "failed", "the release gate blocked it:\n" + "\n".join(problems))
         return {"ok": False, "envs": []}
@@ -168,7 +171,7 @@ def wait(release_id: str, status: str, env: str) -> None:
     ctx = ReleaseContext(release_id)
     ctx.update(status=status, env=env)
     why = f"go for {env}" if status == "awaiting_go" else f"an inconclusive probe of {env}"
-    ctx.record("release.waiting", status=status, env=env, why=why)
+    ctx.record(Kind.RELEASE_WAITING, status=status, env=env, why=why)
     _announce(ctx, f"release.{status}", env=env, why=why)
 
 
@@ -178,7 +181,7 @@ def _announce(ctx: ReleaseContext, event: str, **data: Any) -> None:
 
     problems = notify.announce(event, ctx.config, {"release": asdict(ctx.release), **data})
     if problems:
-        ctx.record("release.announce_failed", event=event, problems=problems)
+        ctx.record(Kind.RELEASE_ANNOUNCE_FAILED, event=event, problems=problems)
 
 
 def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
@@ -190,17 +193,17 @@ def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
     # release no longer rests at the wait.
     if kind == "abort":
         ctx.update(status="aborting")
-        ctx.record("release.abort", by=by, env=env, at=was)
+        ctx.record(Kind.RELEASE_ABORT, by=by, env=env, at=was)
         return {"accepted": True, "kind": "abort"}
     refusal = go_refusal(ctx.release, ctx.config, by)
     if refusal:
-        ctx.record("release.go_refused", by=by, reason=refusal)
+        ctx.record(Kind.RELEASE_GO_REFUSED, by=by, reason=refusal)
         return {"accepted": False, "kind": "go"}
     if was == "awaiting_go":
         ctx.update(status=f"deploying:{env}", **({"go_by": by} if env == ctx.production else {}))
     else:
         ctx.update(status=f"probing:{env}")
-    ctx.record("release.go", by=by, env=env, at=was)
+    ctx.record(Kind.RELEASE_GO, by=by, env=env, at=was)
     return {"accepted": True, "kind": "go"}
 
 
@@ -223,14 +226,14 @@ def promote(release_id: str) -> dict[str, Any]:
     branch = ctx.config.release.production_branch
     ref = f"refs/heads/{branch}"
     before = g.git(ctx.root, "rev-parse", "--verify", "--quiet", ref, check=False) or None
-    done = ctx.store.events(ctx.release.id, kind="release.promoted")
+    done = ctx.store.events(ctx.release.id, kind=Kind.RELEASE_PROMOTED)
     if done:  # a retried step: keep what the branch pointed at before the first attempt
         before = json.loads(done[0]["data"])["before"]
     live = ctx.store.live(ctx.release.repo, ctx.production)
     ctx.update(previous_sha=live["sha"] if live else None)
     g.git(ctx.root, "update-ref", "-m", f"jackline: release {release_id}", ref, ctx.release.sha)
     if not done:
-        ctx.record("release.promoted", branch=branch, before=before, sha=ctx.release.sha)
+        ctx.record(Kind.RELEASE_PROMOTED, branch=branch, before=before, sha=ctx.release.sha)
     return {"before": before}
 
 
@@ -263,7 +266,7 @@ def _run(
         log.write_text(ctx.redact(log.read_text(errors="replace")))
     shown = command if isinstance(command, str) else " ".join(command)
     ctx.record(
-        f"release.{what}",
+        Kind(f"release.{what}"),
         env=env,
         command=shown,
         exit_code=done.exit_code,
@@ -290,7 +293,7 @@ def probe(release_id: str, env: str, offset: int) -> dict[str, Any]:
 def start_soak(release_id: str, env: str, seconds: int) -> None:
     ctx = ReleaseContext(release_id)
     ctx.update(status=f"soaking:{env}", env=env)
-    ctx.record("release.soak", env=env, seconds=seconds)
+    ctx.record(Kind.RELEASE_SOAK, env=env, seconds=seconds)
 
 
 def soak(release_id: str, env: str, offset: int) -> dict[str, Any]:
@@ -327,7 +330,7 @@ def mark_live(release_id: str, env: str) -> None:
     """The release passed `env`'s checks: it is what `env` serves now."""
     ctx = ReleaseContext(release_id)
     ctx.store.set_live(ctx.release.repo, env, ctx.release.id, ctx.release.sha)
-    ctx.record("release.live", env=env, sha=ctx.release.sha)
+    ctx.record(Kind.RELEASE_LIVE, env=env, sha=ctx.release.sha)
 
 
 # rollback ---------------------------------------------------------------------------------
@@ -355,7 +358,9 @@ def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
     if not aborted:
         changes["promotable"] = False
     ctx.update(**changes)
-    ctx.record("release.rolled_back", env=env, to=previous, ok=ok, reason=reason, aborted=aborted)
+    ctx.record(
+        Kind.RELEASE_ROLLED_BACK, env=env, to=previous, ok=ok, reason=reason, aborted=aborted
+    )
     if not aborted:
         tell_run(ctx, reason, failing)
     _announce(ctx, f"release.{final}", reason=reason)
@@ -419,7 +424,7 @@ def put_back(ctx: ReleaseContext, to_sha: str, from_sha: str) -> bool:
 def _restore_branch(ctx: ReleaseContext, sha: str | None) -> None:
     ref = f"refs/heads/{ctx.config.release.production_branch}"
     if sha is None:
-        promoted = ctx.store.events(ctx.release.id, kind="release.promoted")
+        promoted = ctx.store.events(ctx.release.id, kind=Kind.RELEASE_PROMOTED)
         sha = json.loads(promoted[0]["data"])["before"] if promoted else None
     if sha is None:
         g.git(ctx.root, "update-ref", "-d", ref, check=False)
@@ -443,12 +448,12 @@ def tell_run(ctx: ReleaseContext, reason: str, failing: list[Probe]) -> None:
     try:
         ctx.store.get_run(run_id)
     except NotFound:
-        ctx.record("release.feedback_skipped", run=run_id, why="the run is not in this ledger")
+        ctx.record(Kind.RELEASE_FEEDBACK_SKIPPED, run=run_id, why="the run is not in this ledger")
         return
     text = feedback_text(ctx.release, reason, failing)
     ctx.audit.record(
         run_id,
-        "release.rolled_back",
+        Kind.RELEASE_ROLLED_BACK,
         release=ctx.release.id,
         sha=ctx.release.sha,
         reason=reason,
@@ -471,7 +476,7 @@ def feedback_text(release: Release, reason: str, failing: list[Probe]) -> str:
 def feedback_for(run_id: str) -> str | None:
     """The latest rollback feedback for a run, for a follow-up run's brief (None if none)."""
     store = Store()
-    rows = store.events(run_id, kind="release.rolled_back")
+    rows = store.events(run_id, kind=Kind.RELEASE_ROLLED_BACK)
     return str(json.loads(rows[-1]["data"])["feedback"]) if rows else None
 
 
@@ -485,7 +490,7 @@ def manual_rollback(release_id: str, to_sha: str, by: str) -> str:
     if not ok:
         reason += "; the rollback did not come back healthy: a person must look now"
     ctx.update(status="rolled_back", promotable=False, reason=reason)
-    ctx.record("release.rolled_back", env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by)
+    ctx.record(Kind.RELEASE_ROLLED_BACK, env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by)
     tell_run(ctx, reason, [p for p in ctx.store.probes(release_id) if p.outcome != "pass"])
     return "rolled_back"
 
@@ -499,6 +504,6 @@ def finish(release_id: str, outcome: str, reason: str = "") -> None:
         bad = [p for p in ctx.store.probes(release_id) if p.outcome != "pass"]
         reason = "; ".join(f"{p.env} {p.name}: {p.detail.splitlines()[0]}" for p in bad[-3:])
     ctx.update(status=outcome, reason=reason)
-    ctx.record("release.finished", outcome=outcome, reason=reason, env=ctx.release.env)
+    ctx.record(Kind.RELEASE_FINISHED, outcome=outcome, reason=reason, env=ctx.release.env)
     if outcome in ("live", "failed"):
         _announce(ctx, f"release.{outcome}", reason=reason)

@@ -48,6 +48,7 @@ from starlette.concurrency import run_in_threadpool
 from jackline import api, auth
 from jackline import config as cfg
 from jackline.errors import JacklineError
+from jackline.events import Kind
 from jackline.forge import github as forge
 from jackline.guard.redact import resolve
 from jackline.store import Store
@@ -352,9 +353,9 @@ def head_at(run_id: str, when: float) -> str:
     for event in api.events(run_id):
         if event.ts > when:
             break
-        if event.kind == "commit":
+        if event.kind == Kind.COMMIT:
             committed = str(event.data.get("sha") or "")
-        elif event.kind == "publish":
+        elif event.kind == Kind.PUBLISH:
             shown = committed
     return shown
 

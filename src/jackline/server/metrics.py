@@ -27,6 +27,7 @@ from fastapi.responses import PlainTextResponse
 
 from jackline import api
 from jackline.errors import JacklineError
+from jackline.events import Kind
 from jackline.models import RUN_STATUSES
 from jackline.server.deps import allowed
 from jackline.store import Store
@@ -90,7 +91,7 @@ def _check_durations(run_ids: list[str]) -> dict[str, list[float]]:
     found: dict[str, list[float]] = {}
     try:
         for run_id in run_ids:
-            for row in store.events(run_id, kind="round"):
+            for row in store.events(run_id, kind=Kind.ROUND):
                 for check in json.loads(row["data"]).get("checks", []):
                     found.setdefault(str(check["name"]), []).append(float(check["duration"]))
     finally:

@@ -39,6 +39,8 @@ from pygments.lexers import DiffLexer
 from jackline import api, auth
 from jackline import git as g
 from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
+from jackline.events import Kind
+from jackline.events import describe as describe_event
 from jackline.guard.audit import Event
 from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, RUN_STATUSES, Run
 from jackline.server import deps
@@ -408,93 +410,9 @@ def event_json(e: Event) -> dict[str, Any]:
         "seq": e.seq,
         "time": time.strftime("%H:%M:%S", time.localtime(e.ts)),
         "kind": e.kind,
-        "line": describe(e),
+        "line": describe_event(e.kind, e.data),  # the line `jackline logs` prints
         "intact": e.intact,
     }
-
-
-def describe(e: Event) -> str:
-    """One line a person reads; the event's data, shortened, where there is no better one."""
-    d = e.data
-    try:
-        line = DESCRIBE[e.kind](d) if e.kind in DESCRIBE else None
-    except (KeyError, TypeError, ValueError):
-        line = None
-    return line if line is not None else short(json.dumps(d, sort_keys=True), 200)
-
-
-def _command(d: dict[str, Any]) -> str | None:
-    step = str(d.get("step", ""))
-    if step == "agent":
-        return f"round {d['round']}: agent exited {d['exit_code']} after {d['duration']:.1f}s"
-    if step.startswith("check:"):
-        mark = "pass" if d["exit_code"] == 0 else "FAIL"
-        return f"check {step[6:]} {mark} ({d['duration']:.1f}s)"
-    if step == "setup":
-        return f"{_setup(d)} exited {d['exit_code']} after {d['duration']:.1f}s"
-    return None
-
-
-def _setup(d: dict[str, Any]) -> str:
-    number = f" {d['number']}/{d['of']}" if "number" in d else ""
-    return f"set-up{number} `{short(d['command'], 60)}`"
-
-
-DESCRIBE: dict[str, Callable[[dict[str, Any]], str | None]] = {
-    "setup": lambda d: f"{_setup(d)} ...",
-    "submitted": lambda d: f"submitted by {d['by']}: {short(d['task'], 120)}",
-    "workspace": lambda d: (
-        f"workspace ready on {d['branch']} ({d['method']}, sandbox {d.get('sandbox', 'none')})"
-    ),
-    "warning": lambda d: f"warning: {d['message']}",
-    "hydrate": lambda d: f"round {d['round']}: brief with {len(d['rules'])} rule(s)",
-    "command": _command,
-    "scope": lambda d: (
-        f"round {d['round']}: reverted out-of-scope writes: {', '.join(d['reverted'])}"
-    ),
-    "round": lambda d: f"round {d['round']}: checks {'passed' if d['passed'] else 'failed'}",
-    "scan": lambda d: f"scan: {d['blocking']} block, {d['warnings']} warn",
-    "commit": lambda d: f"commit {d['sha'][:10]}",
-    "publish": lambda d: f"publish {d['branch']}",
-    "handoff": lambda d: f"handoff: {d['outcome']}",
-    "decision": lambda d: (
-        f"review: {d['decision'].replace('_', ' ')} by {d['by']}"
-        + (f": {short(d['message'], 120)}" if d.get("message") else "")
-    ),
-    "decision_refused": lambda d: (
-        f"review: {d['decision'].replace('_', ' ')} refused: {d['reason']}"
-    ),
-    "merge": lambda d: f"merge {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}",
-    "agent.usage": lambda d: (
-        f"round {d['round']}: used {d['tokens']:,} tokens (${d['cost_usd']:.4f})"
-    ),
-    "step": lambda d: f"step {d['step']}" + (f" (round {d['round']})" if "round" in d else ""),
-    "cleanup": lambda d: f"workspace removed: {d['removed']}",
-    # the release ledger
-    "release.gate": lambda d: (
-        "gate passed" if d["ok"] else f"gate refused: {'; '.join(map(str, d['problems']))}"
-    ),
-    "release.deploy": lambda d: (
-        f"{d['env']}: `{short(d['command'], 60)}` exited {d['exit_code']} ({d['duration']:.1f}s)"
-    ),
-    "release.rollback": lambda d: (
-        f"{d['env']}: rollback `{short(d['command'], 60)}` exited {d['exit_code']}"
-    ),
-    "release.probe": lambda d: f"{d['env']}: {d['name']} {d['outcome']}: {short(d['detail'], 120)}",
-    "release.live": lambda d: f"{d['env']}: live at {d['sha'][:10]}",
-    "release.waiting": lambda d: f"{d['env']}: {d['status'].replace('_', ' ')}: {d['why']}",
-    "release.go": lambda d: f"go by {d['by']} for {d['env']}",
-    "release.go_refused": lambda d: f"go refused for {d['by']}: {d['reason']}",
-    "release.abort": lambda d: f"aborted by {d['by']} at {d['env']}",
-    "release.promoted": lambda d: f"{d['branch']} moved to {d['sha'][:10]}",
-    "release.soak": lambda d: f"{d['env']}: soaking {d['seconds']}s",
-    "release.rolled_back": lambda d: (
-        f"{d['env']}: rolled back to {(d['to'] or '-')[:10]}: {d['reason']}"
-    ),
-    "release.finished": lambda d: (
-        f"finished {d['outcome']}" + (f": {d['reason']}" if d.get("reason") else "")
-    ),
-}
 
 
 # releases ---------------------------------------------------------------------------------
@@ -535,7 +453,7 @@ def render_release(
     request: Request, release_id: str, who: auth.Principal, error: str = "", status: int = 200
 ) -> Response:
     rel = api.release_get(release_id)
-    events = [e for e in api.release_events(rel.id) if e.kind != "release.started"]
+    events = [e for e in api.release_events(rel.id) if e.kind != Kind.RELEASE_STARTED]
     final = rel.status in RELEASE_FINAL
     return page(
         request,

@@ -12,6 +12,7 @@ from jackline import config as cfg
 from jackline import git as g
 from jackline.agents import Brief, build
 from jackline.agents.preset import Preset
+from jackline.events import Kind
 from jackline.guard.scope import revert_forbidden
 from jackline.models import (
     AgentRound,
@@ -31,10 +32,10 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         # again from exactly the files it started from.
         proc.kill_recorded(keep / "agent.pid")
         g.restore_tree(ctx.ws, checkpoint.read_text().strip())
-        ctx.record("step", step="agent", round=round_no, retry=True)
+        ctx.record(Kind.STEP, step="agent", round=round_no, retry=True)
     else:
         checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
-        ctx.record("step", step="agent", round=round_no)
+        ctx.record(Kind.STEP, step="agent", round=round_no)
     feedback = ctx.inbox / "feedback.md"
     brief = Brief(
         ctx.given("brief.md"),
@@ -64,12 +65,12 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
     ctx.remember_secrets(found.values | printed)
     redact_file(ctx, log)
     if printed:
-        ctx.record("redacted", round=round_no, count=len(printed), where="agent output")
+        ctx.record(Kind.REDACTED, round=round_no, count=len(printed), where="agent output")
     if result.transcript is not None:
         _record_transcript(ctx, round_no, result.transcript)
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
-        ctx.record("scope", round=round_no, reverted=reverted)
+        ctx.record(Kind.SCOPE, round=round_no, reverted=reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
     measured = AgentRound(
@@ -112,7 +113,7 @@ def _flatten_repositories(ctx: RunContext, by: str) -> None:
     if removed:
         where = ", ".join(removed)
         ctx.record(
-            "warning",
+            Kind.WARNING,
             message=f"the {by} left a git repository of its own at {where}: its .git was "
             "removed (the files are kept, as files)",
             removed_repositories=removed,
@@ -139,7 +140,7 @@ def _write_native_rules(ctx: RunContext, runner: Preset, brief: Brief, round_no:
     for rel, text in files.items():
         safeio.write_text(ctx.ws, rel, text)  # never through a link the agent left there
     if files:
-        ctx.record("agent.rules", round=round_no, files=sorted(files))
+        ctx.record(Kind.AGENT_RULES, round=round_no, files=sorted(files))
 
 
 def _record_transcript(ctx: RunContext, round_no: int, t: Transcript) -> None:
@@ -153,12 +154,14 @@ def _record_transcript(ctx: RunContext, round_no: int, t: Transcript) -> None:
         }
         data["detail"] = _clip(step.detail, 4000) if step.detail else None
         ctx.record(
-            f"agent.{step.kind}", round=round_no, **{k: v for k, v in data.items() if v is not None}
+            Kind(f"agent.{step.kind}"),
+            round=round_no,
+            **{k: v for k, v in data.items() if v is not None},
         )
     cost, unpriced = budgets.cost(t, ctx.config.budget)
     tokens = sum(budgets.tokens(u) for u in t.usage)
     ctx.record(
-        "agent.usage",
+        Kind.AGENT_USAGE,
         round=round_no,
         models=[asdict(u) for u in t.usage],
         tokens=tokens,

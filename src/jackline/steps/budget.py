@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from jackline import budgets
+from jackline.events import Kind
 from jackline.steps.context import RunContext, worked
 
 
@@ -18,5 +19,5 @@ def budget(run_id: str) -> dict[str, Any]:
     )
     if reason:
         ctx.update(reason=reason)
-        ctx.record("budget", over=reason)
+        ctx.record(Kind.BUDGET, over=reason)
     return {"over": reason}

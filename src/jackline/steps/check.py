@@ -9,21 +9,22 @@ from typing import Any
 from jackline import context
 from jackline import git as g
 from jackline.checks import changed_the_work, listed, run_check
+from jackline.events import Kind
 from jackline.models import (
     CheckResult,
 )
 from jackline.steps.context import RunContext, agent_round, redact_file, remove_nested_gitdirs
 
 
-def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
+def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
     agent_events = [
         e.data
         for e in ctx.audit.read(run_id)
-        if e.kind == "command" and e.data.get("round") == round_no
+        if e.kind == Kind.COMMAND and e.data.get("round") == round_no
     ]
-    agent = agent_events[-1] if agent_events and label == "round" else None
+    agent = agent_events[-1] if agent_events and label == Kind.ROUND else None
     # An agent that did not run (it failed without touching a file) left nothing to check: its
     # round fails without making a person wait for the checks of the untouched base.
     checks = ctx.config.checks if agent is None or agent_round(agent).ran() else {}
@@ -60,7 +61,7 @@ def check(run_id: str, round_no: int, label: str = "round") -> dict[str, Any]:
         problem=problem,
         checks_skipped=bool(ctx.config.checks) and not checks,
     )
-    if label == "round":
+    if label == Kind.ROUND:
         ctx.update(rounds=round_no)
     measured = agent_round(agent) if agent and problem else None
     feedback = None if passed else context.render_feedback(results, agent=measured)
@@ -71,7 +72,7 @@ def _judged_tree(ctx: RunContext, out_dir: Path, label: str) -> str:
     """The tree the checks judge: what the agent left (a merge's checks: the merge). A round's
     is kept in its folder, which no check can write: checks run again after a crash (one may
     have died halfway through rewriting a file) start from it again, not from what they left."""
-    if label != "round":  # a merge is made afresh each time it is tried
+    if label != Kind.ROUND:  # a merge is made afresh each time it is tried
         return g.worktree_tree(ctx.ws)
     checkpoint = out_dir / "checks.tree"
     if checkpoint.exists():
@@ -112,7 +113,7 @@ def _keep_the_agents_work(
             "(list what a check writes in .gitignore to keep it)"
         )
     ctx.record(
-        "warning",
+        Kind.WARNING,
         message="; ".join(said),
         check=result.name,
         round=round_no,

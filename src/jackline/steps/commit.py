@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jackline import git as g
+from jackline.events import Kind
 from jackline.steps.context import RunContext
 
 
@@ -18,5 +19,5 @@ def commit(run_id: str) -> str:
         g.git(ctx.ws, "commit", "--quiet", "-m", subject, "-m", f"Jackline-Run: {run_id}")
         head = g.rev(ctx.ws, "HEAD")
     ctx.update(head_sha=head)
-    ctx.record("commit", sha=head)
+    ctx.record(Kind.COMMIT, sha=head)
     return head

@@ -17,6 +17,7 @@ from jackline import config as cfg
 from jackline import git as g
 from jackline import paths, proc, safeio, sandbox
 from jackline.errors import ConfigError
+from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
 from jackline.models import (
@@ -35,13 +36,13 @@ class RunContext:
     def __init__(self, run_id: str, store: Store | None = None) -> None:
         self.store = store or Store()
         self.run: Run = self.store.get_run(run_id)
-        submitted = self.store.events(self.run.id, kind="submitted")
+        submitted = self.store.events(self.run.id, kind=Kind.SUBMITTED)
         self.config = cfg.from_record(json.loads(submitted[0]["data"])["config"])
         self.agent_config = self.config.agents[self.run.agent]
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
         if self.run.workspace and revive(Path(self.run.workspace)):
-            self.record("workspace", revived=self.run.workspace)
+            self.record(Kind.WORKSPACE, revived=self.run.workspace)
 
     def _redactor(self) -> Redactor:
         found = {f"found-secret-{i}": v for i, v in enumerate(sorted(self.found_secrets()), 1)}
@@ -89,7 +90,7 @@ class RunContext:
     def update(self, **changes: Any) -> None:
         self.run = self.store.update_run(self.run.id, **changes)
 
-    def record(self, kind: str, /, **data: Any) -> None:
+    def record(self, kind: Kind, /, **data: Any) -> None:
         self.audit.record(self.run.id, kind, **data)
 
     def _secrets(self, strict: bool) -> dict[str, str]:
@@ -161,7 +162,7 @@ class RunContext:
             while not events.empty():
                 event = events.get()
                 event.pop("kind", None)
-                self.record("network", step=step, **event)
+                self.record(Kind.NETWORK, step=step, **event)
 
     @property
     def inside(self) -> Path:
@@ -216,7 +217,7 @@ class RunContext:
     ) -> None:
         """Record one command (set-up, agent or check) in the audit log, in one shape."""
         self.record(
-            "command",
+            Kind.COMMAND,
             step=step,
             command=command if isinstance(command, str) else " ".join(command),
             exit_code=exit_code,
@@ -240,7 +241,7 @@ def redact_file(ctx: RunContext, path: Path) -> None:
 def worked(ctx: RunContext) -> float:
     """Seconds the run's commands (set-up, agent, checks) have taken so far."""
     events = ctx.audit.read(ctx.run.id)
-    return sum(float(e.data.get("duration") or 0) for e in events if e.kind == "command")
+    return sum(float(e.data.get("duration") or 0) for e in events if e.kind == Kind.COMMAND)
 
 
 def remove_nested_gitdirs(ws: Path) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 from jackline import context
 from jackline import git as g
 from jackline.errors import CommandFailed, Conflict, Refused
+from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.models import (
     Decision,
@@ -28,7 +29,7 @@ def record_decision(run_id: str, decision: Decision) -> None:
     claimed = decision.claimed_by_os_user
     claim = {"claimed_by_os_user": claimed} if claimed else {}
     ctx.record(
-        "decision", decision=decision.kind, by=decision.by, **claim, message=decision.message
+        Kind.DECISION, decision=decision.kind, by=decision.by, **claim, message=decision.message
     )
 
 
@@ -38,7 +39,7 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
     refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
         ctx.update(status="awaiting_review", reason=refusal)
-        ctx.record("merge", outcome="refused", reason=refusal)
+        ctx.record(Kind.MERGE, outcome="refused", reason=refusal)
         return {"outcome": "refused", "reason": refusal}
     ctx.update(status="merging")
     main = ctx.config.project.main
@@ -56,8 +57,8 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
             )
             if moved:
                 why = f"{main} moved since the run started"
-                ctx.record("step", step="merge-checks", reason=why)
-                result = check(run_id, ctx.run.rounds, label="merge-check")
+                ctx.record(Kind.STEP, step="merge-checks", reason=why)
+                result = check(run_id, ctx.run.rounds, label=Kind.MERGE_CHECK)
                 if not result["passed"]:
                     raise Refused(f"the checks fail on the merge with the current {main}")
             forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
@@ -72,10 +73,10 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
                 f"newest {main} with the conflicts marked in those files (or reject the run)"
             )
         ctx.update(status="awaiting_review", reason=reason)
-        ctx.record("merge", outcome="refused", reason=str(e))
+        ctx.record(Kind.MERGE, outcome="refused", reason=str(e))
         return {"outcome": "refused", "reason": reason}
     ctx.update(merge_sha=sha, reason="")
-    ctx.record("merge", outcome="merged", sha=sha, by=decision.by)
+    ctx.record(Kind.MERGE, outcome="merged", sha=sha, by=decision.by)
     return {"outcome": "merged", "sha": sha}
 
 
@@ -84,14 +85,14 @@ def finish(run_id: str, outcome: str) -> None:
     ctx = RunContext(run_id)
     if outcome in ("merged", "rejected") and ctx.run.workspace:
         remove_workspace(Path(ctx.run.workspace))
-        ctx.record("cleanup", removed=ctx.run.workspace)
+        ctx.record(Kind.CLEANUP, removed=ctx.run.workspace)
     ctx.update(status=outcome)
 
 
 def reject(run_id: str, decision: Decision) -> None:
     ctx = RunContext(run_id)
     reason = decision.message
-    scans = [e.data for e in ctx.audit.read(run_id) if e.kind == "scan"]
+    scans = [e.data for e in ctx.audit.read(run_id) if e.kind == Kind.SCAN]
     if scans and scans[-1].get("secrets"):  # rejected while blocked: the workspace goes now
         rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
         reason = f"{reason}; {rotate}" if reason else rotate
@@ -116,7 +117,7 @@ def changes_requested(run_id: str, decision: Decision) -> str:
         return text
     tip, conflicts = moved
     ctx.update(base_sha=tip)
-    ctx.record("onto_main", main=main, sha=tip, conflicts=conflicts)
+    ctx.record(Kind.ONTO_MAIN, main=main, sha=tip, conflicts=conflicts)
     return text + "\n" + context.render_main_moved(main, tip, conflicts)
 
 

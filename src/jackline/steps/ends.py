@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jackline import paths, proc
+from jackline.events import Kind
 from jackline.guard.redact import Redactor
 from jackline.models import (
     FINAL,
@@ -33,7 +34,7 @@ def fail(run_id: str, reason: str) -> None:
     try:
         ctx = RunContext(run_id, store)
         reason = ctx.redact(reason)
-        ctx.record("error", reason=reason)
+        ctx.record(Kind.ERROR, reason=reason)
     except Exception:  # the bug may be in loading the run: the status still says it
         reason = Redactor.from_environment()(reason)
     # The reason first, the status last and with the handoff: whoever sees `failed` finds the

@@ -9,6 +9,7 @@ from typing import Any
 from jackline import context, handoff, safeio
 from jackline import git as g
 from jackline.checks import junit, report_file
+from jackline.events import Kind
 from jackline.guard.audit import Event
 from jackline.models import (
     FINAL,
@@ -30,13 +31,13 @@ def write_handoff(run_id: str, outcome: str) -> str:
         # (a blocked run sent back starts them again with its next round: `hydrate`).
         stopped = services.stop(ctx.ws)
         if stopped:
-            ctx.record("cleanup", services=stopped)
+            ctx.record(Kind.CLEANUP, services=stopped)
     events = ctx.audit.read(run_id)
-    rounds = [e.data for e in events if e.kind == "round"]
+    rounds = [e.data for e in events if e.kind == Kind.ROUND]
     if outcome == "failed" and rounds and rounds[-1].get("problem"):
         ctx.update(reason=agent_reason(agent_round(rounds[-1]["agent"])))
-    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
-    commands = [e.data for e in events if e.kind == "command"]
+    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
+    commands = [e.data for e in events if e.kind == Kind.COMMAND]
     files = _files_changed(ctx)
     # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
     notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
@@ -49,7 +50,7 @@ def write_handoff(run_id: str, outcome: str) -> str:
         for c in (rounds[-1]["checks"] if rounds and not rounds[-1]["passed"] else [])
         if not c["passed"]
     ]
-    scans = [e.data for e in events if e.kind == "scan"]
+    scans = [e.data for e in events if e.kind == Kind.SCAN]
     findings = scans[-1]["findings"] if scans else []
     named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
     h = {
@@ -89,7 +90,7 @@ def write_handoff(run_id: str, outcome: str) -> str:
         ctx.update(handoff=str(path))
     else:
         ctx.update(status=outcome, handoff=str(path))
-    ctx.record("handoff", outcome=outcome, path=str(path))
+    ctx.record(Kind.HANDOFF, outcome=outcome, path=str(path))
     return str(path)
 
 
@@ -122,7 +123,7 @@ def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
     repository, in the merge, or in the workspace (through the harness's git directory: the
     workspace's own `.git` is the agent's)."""
     repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
-    published = [e.data for e in events if e.kind == "publish"]
+    published = [e.data for e in events if e.kind == Kind.PUBLISH]
     if outcome == "merged" and run.merge_sha:
         return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
     if published and published[-1].get("pull_request"):
@@ -149,12 +150,12 @@ def _people(events: list[Event]) -> list[dict[str, str]]:
     """Who submitted and who decided, each with the OS user who claimed the name, if claimed."""
     return [
         {
-            "action": "submit" if e.kind == "submitted" else str(e.data["decision"]),
+            "action": "submit" if e.kind == Kind.SUBMITTED else str(e.data["decision"]),
             "by": str(e.data["by"]),
             "claimed_by_os_user": str(e.data.get("claimed_by_os_user") or ""),
         }
         for e in events
-        if e.kind in ("submitted", "decision")
+        if e.kind in (Kind.SUBMITTED, Kind.DECISION)
     ]
 
 
@@ -168,14 +169,14 @@ def _announce(ctx: RunContext, event: str, handoff_path: Path) -> None:
     }
     problems = notify.announce(event, ctx.config, data)
     if problems:
-        ctx.record("announce_failed", event=event, problems=problems)
+        ctx.record(Kind.ANNOUNCE_FAILED, event=event, problems=problems)
 
 
 def _timeline(events: list[Any], per_round: int = 12) -> list[dict[str, Any]]:
     """What the agent did, from its transcript: a few lines per round for the handoff."""
     out: list[dict[str, Any]] = []
     for e in events:
-        if e.kind in ("agent.command", "agent.tool", "agent.edit", "agent.message"):
+        if e.kind in (Kind.AGENT_COMMAND, Kind.AGENT_TOOL, Kind.AGENT_EDIT, Kind.AGENT_MESSAGE):
             out.append({"round": e.data.get("round"), "kind": e.kind[6:], **e.data})
     kept: list[dict[str, Any]] = []
     for r in sorted({x["round"] for x in out}, key=lambda x: x or 0):

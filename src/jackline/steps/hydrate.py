@@ -6,6 +6,7 @@ import json
 
 from jackline import config as cfg
 from jackline import context
+from jackline.events import Kind
 from jackline.steps.context import RunContext
 
 
@@ -28,7 +29,7 @@ def hydrate(run_id: str, round_no: int, feedback: str | None) -> str:
     if feedback:
         (keep / "feedback.md").write_text(ctx.redact(feedback))
     ctx.record(
-        "hydrate",
+        Kind.HYDRATE,
         round=round_no,
         rules=[r.source for r in rules],
         paths=sorted(in_play),

@@ -12,6 +12,7 @@ from jackline import git as g
 from jackline import paths, sandbox
 from jackline.agents import build
 from jackline.agents.preset import Preset
+from jackline.events import Kind
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.steps.context import RunContext, redact_file
@@ -25,10 +26,10 @@ from jackline.workspaces.snapshot import SetupFailed
 def prepare(run_id: str) -> dict[str, Any]:
     ctx = RunContext(run_id)
     ctx.update(status="running")
-    ctx.record("step", step="prepare")
+    ctx.record(Kind.STEP, step="prepare")
     mode = ctx.config.sandbox.mode
     if mode == "none":
-        ctx.record("warning", message=sandbox.NONE_WARNING)
+        ctx.record(Kind.WARNING, message=sandbox.NONE_WARNING)
     try:
         ws, extra = _workspace(ctx)
         started = services.ensure(ws.path, ctx.config)
@@ -38,13 +39,13 @@ def prepare(run_id: str) -> dict[str, Any]:
         return {"ok": False, "reason": reason}
     except services.ServiceFailed as e:
         reason = str(e).splitlines()[0]
-        ctx.record("services", error=ctx.redact(str(e)))
+        ctx.record(Kind.SERVICES, error=ctx.redact(str(e)))
         ctx.update(reason=reason)
         return {"ok": False, "reason": reason}
     if started:
         extra["services"] = services.describe(started)
     ctx.record(
-        "workspace",
+        Kind.WORKSPACE,
         path=str(ws.path),
         base=ws.base_sha,
         method=ws.method,
@@ -97,7 +98,7 @@ def _setup_runner(ctx: RunContext) -> snap.RunSetup:
 
     def watch(number: int, of: int, command: str, done: dict[str, Any] | None) -> None:
         if done is None:
-            ctx.record("setup", number=number, of=of, command=command)
+            ctx.record(Kind.SETUP, number=number, of=of, command=command)
             return
         redact_file(ctx, ctx.dir / f"setup-{number}.log")
         tail = ctx.redact(done["tail"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.steps.context import RunContext
 
@@ -16,7 +17,7 @@ def publish(run_id: str) -> None:
         from jackline.forge import github
 
         pr = github.publish(ctx.ws, ctx.config, ctx.run.branch, run_id, ctx.run.task)
-        ctx.record("publish", forge="github", branch=ctx.run.branch, pull_request=pr.url)
+        ctx.record(Kind.PUBLISH, forge="github", branch=ctx.run.branch, pull_request=pr.url)
         return
     forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
-    ctx.record("publish", forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
+    ctx.record(Kind.PUBLISH, forge="local", branch=ctx.run.branch, repo=ctx.run.repo)

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Any
 
 from jackline.checks import listed
+from jackline.events import Kind
 from jackline.guard.audit import Event
 from jackline.models import (
     Finding,
@@ -18,7 +19,7 @@ from jackline.steps.context import RunContext
 def scan(run_id: str) -> dict[str, Any]:
     """Scan the change before anything is committed. A found secret blocks the run here."""
     ctx = RunContext(run_id)
-    ctx.record("step", step="scan")
+    ctx.record(Kind.STEP, step="scan")
     change = Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD")
     known = ctx.known_secrets()
     found = secret_scan.scan(change, known)
@@ -30,9 +31,9 @@ def scan(run_id: str) -> dict[str, Any]:
     )
     ctx.remember_secrets(found.values)
     events = ctx.audit.read(run_id)
-    printed = sum(e.data["count"] for e in events if e.kind == "redacted")
+    printed = sum(e.data["count"] for e in events if e.kind == Kind.REDACTED)
     report = run_scans(change, ctx.config)
-    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
+    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
     findings = [
         *found.findings,
         *report.findings,
@@ -64,7 +65,7 @@ def scan(run_id: str) -> dict[str, Any]:
     warnings = sum(f.level == "warn" for f in findings)
     ctx.update(blocking=blocking, warnings=warnings)
     ctx.record(
-        "scan",
+        Kind.SCAN,
         findings=[asdict(f) for f in findings],
         secrets=len(found.findings),
         blocking=blocking,
@@ -87,7 +88,7 @@ def _check_changes(events: list[Event]) -> list[Finding]:
     before anything was committed, see `_keep_the_agents_work`): one finding per check and kind."""
     seen: dict[tuple[str, str], tuple[set[str], set[int]]] = {}
     for e in events:
-        if e.kind != "warning" or "check" not in e.data or e.data.get("label") != "round":
+        if e.kind != Kind.WARNING or "check" not in e.data or e.data.get("label") != "round":
             continue
         for kind in ("changed", "created"):
             if e.data.get(kind):
