@@ -78,7 +78,7 @@ def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     agent = next(f for f in result["figures"] if f["kind"] == "agent")
     assert agent["to_production"] == 2 and agent["rolled_back"] == 1
     assert agent["change_failure_rate"] == 0.5 and agent["median_restore_seconds"] > 0
-    assert "go        by demo-reviewer" in done.stderr
+    assert "go by demo-reviewer for production" in done.stderr
 
 
 def test_logs_verify_checks_the_whole_chain_and_fails_on_a_cut_tail(

@@ -52,7 +52,10 @@ def test_an_agent_and_a_setup_printing_markup_are_shown_as_printed(project: Proj
     run_id = project.jl_json("runs")[0]["id"]
     logged = project.jl("logs", run_id, ok=False)
     assert logged.returncode == 0, logged.stderr
-    assert "[/oops] [tests]" in logged.stdout
+    assert "set-up 1/1 `echo pip install .[tests]` exited 0" in logged.stdout  # its one line
+    whole = project.jl("logs", run_id, "--full", ok=False)
+    assert whole.returncode == 0, whole.stderr
+    assert "[/oops] [tests]" in whole.stdout  # what the agent printed
 
 
 def test_the_web_page_shows_a_script_in_a_task_as_text(tmp_path: Path) -> None:

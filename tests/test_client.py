@@ -71,7 +71,7 @@ def test_cli_with_server_runs_lists_shows_and_approves(server: Server) -> None:
     assert "awaiting_review" in shown and "round 1: test pass" in shown
     assert "Assumed add means +." in shown  # the handoff, rendered
     approved = remote(server, "bob", "approve", run_id, "-m", "looks right")
-    assert "merged" in approved.stdout and "review    approve by bob" in approved.stderr
+    assert "merged" in approved.stdout and "review: approve by bob" in approved.stderr
     assert "a + b" in git(server.project.repo, "show", "main:calc.py")
 
 
@@ -81,7 +81,7 @@ def test_cli_with_server_releases_and_says_go_as_another_person(server: Server) 
     with pytest.raises(Refused, match="cannot say go"):
         RemoteAPI(server.url, server.tokens["alice"]).go(started["id"])
     live = remote(server, "bob", "go", started["id"])
-    assert "live" in live.stdout and "go        by bob" in live.stderr
+    assert "live" in live.stdout and "go by bob for production" in live.stderr
     ledger = RemoteAPI(server.url, server.tokens["vera"]).releases()
     assert ledger[0].id == started["id"] and ledger[0].go_by == "bob"
     # The figures: the release carries an agent's change if a run merged before it here.

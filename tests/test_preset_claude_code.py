@@ -135,7 +135,7 @@ def test_claude_code_solves_the_task_in_two_rounds_with_its_transcript_recorded(
 
     # `jackline logs` shows all of it: each command with its output, each edit with its diff.
     logs = project.jl("logs", run["id"]).stdout
-    assert "agent.command round 2: grep -n return calc.py (exit 0)" in logs
+    assert "agent.command round 2: command grep -n return calc.py (exit 0)" in logs
     assert "| 2:    return a * b" in logs
     assert "+    return a + b" in logs
     # The handoff has the short timeline and what the model use cost.

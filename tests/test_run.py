@@ -153,7 +153,9 @@ def test_a_name_given_with_as_is_recorded_as_the_os_users_claim(
     assert f"Approved-by: bob (claimed by OS user {me})" in git(
         project.repo, "log", "-1", "--format=%B", "main"
     )
-    assert f'"claimed_by_os_user": "{me}"' in project.jl("logs", run["id"]).stdout
+    logged = project.jl("logs", run["id"]).stdout
+    assert f"submitted by alice (claimed by OS user {me})" in logged
+    assert f"review: approve by bob (claimed by OS user {me}): good" in logged
     handoff = Path(done["handoff"]).read_text()
     assert f"**Submitted by:** alice (claimed by OS user `{me}`" in handoff
     assert f"**Approved by:** bob (claimed by OS user `{me}`" in handoff

@@ -431,6 +431,7 @@ SPECS: dict[Kind, Spec] = {
     Kind.RELEASE_STARTED: Spec(
         "A person started a release of a main commit.",
         lambda d: f"release {d['sha'][:10]} by {_who(d)} ({d['author_kind']})",
+        told=_NEVER,  # recorded before anything follows the release: its head says it
     ),
     Kind.RELEASE_GATE: Spec(
         "The release gate checked the commit (CI, the ledger, what is live).",
