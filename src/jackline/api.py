@@ -34,7 +34,9 @@ from jackline.models import (
     Decision,
     Probe,
     Release,
+    ReleaseStatus,
     Run,
+    Status,
     Token,
     to_json,
 )
@@ -134,7 +136,7 @@ def submit(
         repo=str(root),
         agent=agent_name,
         blueprint=bp.name,
-        status="queued",
+        status=Status.QUEUED,
         branch=f"agent/{_slug(task)}-{ulid[-6:]}",
         submitted_by=submitter.name,
         created_at=now,
@@ -195,7 +197,7 @@ def _slug(task: str) -> str:
 
 def runs(status: str | None = None, limit: int = 100) -> list[Run]:
     """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included)."""
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         found = [shown(r) for r in Store().list_runs(None, 100_000) if r.status in DRIVEN]
         return [r for r in found if r.status == status][:limit]
     found = [shown(r) for r in Store().list_runs(status, limit)]
@@ -216,7 +218,7 @@ def shown(run: Run) -> Run:
     running, merging) whose process is gone is `interrupted` (`resume` or `cancel` it). One
     flock on one lock file (`executors`): reading runs never starts the engine."""
     if run.status in DRIVEN and run.executor and not executors.alive(run.executor):
-        return replace(run, status="interrupted")
+        return replace(run, status=Status.INTERRUPTED)
     return run
 
 
@@ -324,7 +326,7 @@ def reject(
 def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     store = Store()
     run = store.get_run(run_id)
-    if run.status == "blocked" and kind == "approve":
+    if run.status == Status.BLOCKED and kind == "approve":
         raise Refused(
             f"{run.id} is blocked: its change holds a secret, and a blocked run is never "
             f"approved. Send it back (`jackline request-changes {run.id} -m TEXT`: the agent is "
@@ -332,7 +334,7 @@ def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
         )
     if run.status not in DECIDING:
         raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
-    if run.status == "blocked" and not _waits(run.id):
+    if run.status == Status.BLOCKED and not _waits(run.id):
         raise Refused(
             f"{run.id} was blocked by an older Jackline, whose blocked runs ended there and take "
             f"no decision; `jackline clean {run.id}` removes its workspace"
@@ -382,7 +384,7 @@ def _decide(run: Run, decision: Decision, on_event: OnEvent | None) -> Run:
 
 # cancel -----------------------------------------------------------------------------------
 
-CANCELLABLE = frozenset({"queued", "running"}) | DECIDING
+CANCELLABLE = frozenset({Status.QUEUED, Status.RUNNING}) | DECIDING
 """A run that has not ended and is not landing: half a merge is no state to leave main in."""
 
 
@@ -448,7 +450,7 @@ def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[
 
 def _finished(run: Run) -> bool:
     """Ended, or blocked by an older Jackline whose workflow ended there (`_waits`)."""
-    if run.status == "blocked" and run.workspace and Path(run.workspace).exists():
+    if run.status == Status.BLOCKED and run.workspace and Path(run.workspace).exists():
         return not _waits(run.id)
     return run.status in FINAL
 
@@ -577,9 +579,9 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         run = store.get_run(run_id)
         if run.status in FINAL:
             raise Refused(f"{run.id} is {run.status}; there is nothing to resume")
-        if run.status == "awaiting_review":
+        if run.status == Status.AWAITING_REVIEW:
             raise Refused(f"{run.id} waits for a review: approve, request-changes or reject it")
-        if run.status == "blocked":
+        if run.status == Status.BLOCKED:
             raise Refused(f"{run.id} is blocked by a secret: request-changes or reject it")
         ids = engine.take_over([run.id]) or _start_stranded([run])
         if not ids:
@@ -593,7 +595,9 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
             for r in interrupted
             if r.startswith("run-") and store.get_run(r).status not in DECIDING
         ]
-        ids = engine.take_over(candidates) + _start_stranded(store.list_runs("queued", 100_000))
+        ids = engine.take_over(candidates) + _start_stranded(
+            store.list_runs(Status.QUEUED, 100_000)
+        )
         for rel in (r for r in interrupted if r.startswith("rel-")):
             if store.get_release(rel).status not in RELEASE_WAITS and engine.take_over([rel]):
                 engine.drive_release(rel, on_event)
@@ -614,7 +618,7 @@ def _start_stranded(runs: list[Run]) -> list[str]:
     store = Store()
     started = []
     for run in runs:
-        if run.status != "queued" or not run.executor or executors.alive(run.executor):
+        if run.status != Status.QUEUED or not run.executor or executors.alive(run.executor):
             continue
         rounds = _recorded_config(store, run.id).blueprint.max_rounds
         if engine.start_stranded(run.id, run.blueprint, rounds):
@@ -743,7 +747,7 @@ def release(
         id=f"rel-{str(ULID()).lower()}",
         repo=str(root),
         sha=sha,
-        status="queued",
+        status=ReleaseStatus.QUEUED,
         started_by=starter.name,
         created_at=now,
         updated_at=now,

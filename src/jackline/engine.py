@@ -30,7 +30,7 @@ from ulid import ULID
 from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
 from jackline import config as cfg
 from jackline.events import Kind
-from jackline.models import RESTING, Decision
+from jackline.models import RESTING, Decision, ReleaseStatus, Status
 from jackline.release import steps as release_steps
 from jackline.store import Store
 
@@ -82,7 +82,7 @@ def publish_step(run_id: str) -> None:
 
 
 @DBOS.step()
-def handoff_step(run_id: str, outcome: str) -> str:
+def handoff_step(run_id: str, outcome: Status) -> str:
     return steps.write_handoff(run_id, outcome)
 
 
@@ -97,7 +97,7 @@ def merge_step(run_id: str, decision: Decision) -> dict[str, Any]:
 
 
 @DBOS.step()
-def finish_step(run_id: str, outcome: str) -> None:
+def finish_step(run_id: str, outcome: Status) -> None:
     steps.finish(run_id, outcome)
 
 
@@ -144,45 +144,45 @@ def error_text(error: object) -> str:
 def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
     bp = blueprints.get(blueprint)
     if not prepare_step(run_id)["ok"]:
-        handoff_step(run_id, "failed")
-        return "failed"
+        handoff_step(run_id, Status.FAILED)
+        return Status.FAILED
     done, feedback = 0, None
     while True:
         done, passed = _rounds(run_id, done, max_rounds, feedback)
         if passed is None:  # a `[budget]` is used up: the work so far waits for a person
-            handoff_step(run_id, "over_budget")
-            finish_step(run_id, "over_budget")
-            return "over_budget"
+            handoff_step(run_id, Status.OVER_BUDGET)
+            finish_step(run_id, Status.OVER_BUDGET)
+            return Status.OVER_BUDGET
         scanned = scan_step(run_id)
         if scanned["blocked"]:  # a secret: never committed, never pushed; a person decides
-            handoff_step(run_id, "blocked")
+            handoff_step(run_id, Status.BLOCKED)
             decision = _wait_for_decision(("request_changes", "reject"))
             decision_step(run_id, decision)
             if decision.kind == "reject":
                 reject_step(run_id, decision)
-                return "rejected"
+                return Status.REJECTED
             feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
             continue
         if not passed:
-            handoff_step(run_id, "failed")
-            return "failed"
+            handoff_step(run_id, Status.FAILED)
+            return Status.FAILED
         commit_step(run_id)
         if bp.has("publish"):
             publish_step(run_id)
-        handoff_step(run_id, "awaiting_review")
+        handoff_step(run_id, Status.AWAITING_REVIEW)
         while True:
             decision = _wait_for_decision()
             decision_step(run_id, decision)
             if decision.kind == "reject":
                 reject_step(run_id, decision)
-                return "rejected"
+                return Status.REJECTED
             if decision.kind == "request_changes":
                 feedback = changes_step(run_id, decision)  # on the newest main, if it moved
                 break
             if merge_step(run_id, decision)["outcome"] == "merged":
-                handoff_step(run_id, "merged")
-                finish_step(run_id, "merged")
-                return "merged"
+                handoff_step(run_id, Status.MERGED)
+                finish_step(run_id, Status.MERGED)
+                return Status.MERGED
 
 
 def _rounds(
@@ -474,7 +474,7 @@ def drive(
                     else f"the run's workflow stopped with an internal error: {error_text(wf.error)}"
                 )
                 run = store.update_run(
-                    run_id, status="cancelled" if cancelled else "failed", reason=reason
+                    run_id, status=Status.CANCELLED if cancelled else Status.FAILED, reason=reason
                 )
                 statuses[run_id] = run.status
                 waiting.discard(run_id)
@@ -522,7 +522,7 @@ def release_gate_step(release_id: str) -> dict[str, Any]:
 
 
 @DBOS.step()
-def release_wait_step(release_id: str, status: str, env: str) -> None:
+def release_wait_step(release_id: str, status: ReleaseStatus, env: str) -> None:
     release_steps.wait(release_id, status, env)
 
 
@@ -567,7 +567,7 @@ def release_rollback_step(release_id: str, reason: str, aborted: bool) -> str:
 
 
 @DBOS.step()
-def release_finish_step(release_id: str, outcome: str, reason: str) -> None:
+def release_finish_step(release_id: str, outcome: ReleaseStatus, reason: str) -> None:
     release_steps.finish(release_id, outcome, reason)
 
 
@@ -575,24 +575,26 @@ def release_finish_step(release_id: str, outcome: str, reason: str) -> None:
 def release_workflow(release_id: str) -> str:
     plan = release_gate_step(release_id)
     if not plan["ok"]:
-        return "failed"
+        return ReleaseStatus.FAILED
     envs = plan["envs"]
     for i, env in enumerate(envs):
         outcome = _release_env(release_id, env, production=i == len(envs) - 1)
         if outcome != "pass":
             return outcome
-    release_finish_step(release_id, "live", "")
-    return "live"
+    release_finish_step(release_id, ReleaseStatus.LIVE, "")
+    return ReleaseStatus.LIVE
 
 
 def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
     """One environment: go (if it needs one), deploy, probe, soak. "pass", or how it ended."""
     name = env["name"]
     if _abort_waiting(release_id) or (
-        env["requires_go"] and _wait_for_go(release_id, "awaiting_go", name) == "abort"
+        env["requires_go"] and _wait_for_go(release_id, ReleaseStatus.AWAITING_GO, name) == "abort"
     ):
-        release_finish_step(release_id, "aborted", f"aborted before deploying to {name}")
-        return "aborted"
+        release_finish_step(
+            release_id, ReleaseStatus.ABORTED, f"aborted before deploying to {name}"
+        )
+        return ReleaseStatus.ABORTED
     if production:
         release_promote_step(release_id)
     deployed = release_deploy_step(release_id, name)
@@ -607,9 +609,11 @@ def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
         why = f"aborted during {name}" if aborted else f"{name} checks failed"
         return release_rollback_step(release_id, why, aborted)
     release_finish_step(
-        release_id, "aborted" if aborted else "failed", f"aborted during {name}" if aborted else ""
+        release_id,
+        ReleaseStatus.ABORTED if aborted else ReleaseStatus.FAILED,
+        f"aborted during {name}" if aborted else "",
     )
-    return "aborted" if aborted else "failed"
+    return ReleaseStatus.ABORTED if aborted else ReleaseStatus.FAILED
 
 
 def _watch(release_id: str, env: dict[str, Any], offset: int) -> str:
@@ -624,7 +628,7 @@ def _watch(release_id: str, env: dict[str, Any], offset: int) -> str:
             return "abort"
         outcome = release_soak_step(release_id, name, offset)["outcome"]
     if outcome == "inconclusive":
-        return "pass" if _wait_for_go(release_id, "paused", name) == "go" else "abort"
+        return "pass" if _wait_for_go(release_id, ReleaseStatus.PAUSED, name) == "go" else "abort"
     return str(outcome)
 
 
@@ -639,7 +643,7 @@ def _abort_waiting(release_id: str) -> bool:
     return False
 
 
-def _wait_for_go(release_id: str, status: str, env: str) -> str:
+def _wait_for_go(release_id: str, status: ReleaseStatus, env: str) -> str:
     release_wait_step(release_id, status, env)
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         message = DBOS.recv(GO_TOPIC, timeout_seconds=86_400)
@@ -695,8 +699,8 @@ def drive_release(
             reason = (
                 f"the release's workflow stopped with an internal error: {error_text(wf.error)}"
             )
-            store.update_release(release_id, status="failed", reason=reason)
-            status = "failed"
+            store.update_release(release_id, status=ReleaseStatus.FAILED, reason=reason)
+            status = ReleaseStatus.FAILED
         if status in RELEASE_FINAL or (ready and status in RELEASE_RESTING):
             store.close()
             return status

@@ -17,6 +17,8 @@ not exceptions. Each error has a `kind`, the name `--json` gives it.
 
 from __future__ import annotations
 
+from jackline.models import Status
+
 
 class JacklineError(Exception):
     exit_code = 1
@@ -84,14 +86,14 @@ BUG = 70
 """The exit code of an unexpected failure: EX_SOFTWARE, "an internal software error"."""
 
 EXIT_CODES: dict[str, int] = {
-    "awaiting_review": 0,
-    "merged": 0,
-    "failed": 1,
-    "rejected": 1,
-    "cancelled": 1,
-    "blocked": 3,
-    "over_budget": 4,
-    "interrupted": 130,
+    Status.AWAITING_REVIEW: 0,
+    Status.MERGED: 0,
+    Status.FAILED: 1,
+    Status.REJECTED: 1,
+    Status.CANCELLED: 1,
+    Status.BLOCKED: 3,
+    Status.OVER_BUDGET: 4,
+    Status.INTERRUPTED: 130,
 }
 """The exit code of a command that drives a run (run, resume, approve, request-changes, reject):
 how the run rests. A status not named here (a run still queued or running elsewhere) is 0."""
@@ -103,7 +105,7 @@ class Interrupted(JacklineError):
     An error of ours, not a KeyboardInterrupt: the CLI's framework turns those into a bare exit."""
 
     exit_code = 130
-    kind = "interrupted"
+    kind = Status.INTERRUPTED
 
     def __init__(self, run_ids: list[str], detached: bool = False) -> None:
         self.run_ids = run_ids

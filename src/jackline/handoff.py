@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from jackline.models import Status
+
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
 
 
@@ -269,9 +271,9 @@ def _people(h: dict[str, Any]) -> list[str]:
 
 def _blocking_banner(h: dict[str, Any]) -> list[str]:
     block = [f for f in h.get("findings", []) if f["level"] == "block"]
-    if not block or h["outcome"] not in ("awaiting_review", "blocked"):
+    if not block or h["outcome"] not in (Status.AWAITING_REVIEW, Status.BLOCKED):
         return []
-    if h["outcome"] == "blocked":
+    if h["outcome"] == Status.BLOCKED:
         return ["- **Blocked:** a secret was found in the change; nothing was committed or pushed."]
     owners = text(", ".join(h.get("owners") or [])) or "none named in \\[review] owners"
     return [f"- **Needs an owner:** {len(block)} block-level finding(s); owners: {owners}"]

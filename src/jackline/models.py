@@ -8,12 +8,14 @@ derived from its fields (`to_json`, `from_json`, `Sent`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
 R = TypeVar("R", bound="DataclassInstance")
+
 
 # A run moves queued -> running -> awaiting_review -> merging | rejecting -> merged | rejected,
 # or ends failed (the checks still fail); request-changes sends it from awaiting_review back to
@@ -23,28 +25,45 @@ R = TypeVar("R", bound="DataclassInstance")
 # A person may cancel a run that has not ended (`jackline cancel`): it ends cancelled, its
 # workspace kept, and never moves again. `interrupted` is never stored: it is how a queued,
 # running, merging or rejecting run shows once the process that drove it is gone (`DRIVEN`).
-RESTING: frozenset[str] = frozenset(
-    {"awaiting_review", "failed", "blocked", "over_budget", "merged", "rejected", "cancelled"}
+class Status(StrEnum):
+    """Every status a run can have, in the order a run meets them (for filters and metrics). The
+    store keeps the value, so a database written before the enum reads the same."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    AWAITING_REVIEW = "awaiting_review"
+    MERGING = "merging"
+    REJECTING = "rejecting"
+    MERGED = "merged"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    OVER_BUDGET = "over_budget"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+RESTING: frozenset[Status] = frozenset(
+    {
+        Status.AWAITING_REVIEW,
+        Status.FAILED,
+        Status.BLOCKED,
+        Status.OVER_BUDGET,
+        Status.MERGED,
+        Status.REJECTED,
+        Status.CANCELLED,
+    }
 )
-FINAL: frozenset[str] = frozenset({"failed", "over_budget", "merged", "rejected", "cancelled"})
-DRIVEN: frozenset[str] = frozenset({"queued", "running", "merging", "rejecting"})
+FINAL: frozenset[Status] = frozenset(
+    {Status.FAILED, Status.OVER_BUDGET, Status.MERGED, Status.REJECTED, Status.CANCELLED}
+)
+DRIVEN: frozenset[Status] = frozenset(
+    {Status.QUEUED, Status.RUNNING, Status.MERGING, Status.REJECTING}
+)
 """The statuses in which a live process must be driving the run's workflow."""
-DECIDING: frozenset[str] = frozenset({"awaiting_review", "blocked"})
+DECIDING: frozenset[Status] = frozenset({Status.AWAITING_REVIEW, Status.BLOCKED})
 """The statuses in which a run's workflow waits for a person's decision."""
-RUN_STATUSES: tuple[str, ...] = (
-    "queued",
-    "running",
-    "awaiting_review",
-    "merging",
-    "rejecting",
-    "merged",
-    "rejected",
-    "failed",
-    "blocked",
-    "over_budget",
-    "cancelled",
-    "interrupted",
-)
+RUN_STATUSES: tuple[Status, ...] = tuple(Status)
 """Every status a run can have, in the order a run meets them (for filters and metrics)."""
 
 
@@ -278,7 +297,7 @@ class Run:
     repo: str
     agent: str
     blueprint: str
-    status: str
+    status: Status
     """queued, running, awaiting_review, merging, merged, ... (`RUN_STATUSES`)."""
     branch: str
     submitted_by: str
@@ -313,11 +332,44 @@ class Run:
 # failed with nothing to go back to), rolled_back (production checks failed, or a person rolled
 # it back later) or aborted (a person stopped it at a wait). An inconclusive probe rests it in
 # paused until a person says go (on) or abort; rolling_back is the way to rolled_back.
-RELEASE_RESTING: frozenset[str] = frozenset(
-    {"awaiting_go", "paused", "live", "failed", "rolled_back", "aborted"}
+class ReleaseStatus(StrEnum):
+    """A release's statuses. Those of a step at an environment are stored with it
+    (`deploying:staging`, `ReleaseStatus.DEPLOYING.at("staging")`)."""
+
+    QUEUED = "queued"
+    GATING = "gating"
+    AWAITING_GO = "awaiting_go"
+    DEPLOYING = "deploying"
+    PROBING = "probing"
+    SOAKING = "soaking"
+    PAUSED = "paused"
+    ABORTING = "aborting"
+    ROLLING_BACK = "rolling_back"
+    LIVE = "live"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    ABORTED = "aborted"
+
+    def at(self, env: str) -> str:
+        return f"{self.value}:{env}"
+
+
+RELEASE_RESTING: frozenset[ReleaseStatus] = frozenset(
+    {
+        ReleaseStatus.AWAITING_GO,
+        ReleaseStatus.PAUSED,
+        ReleaseStatus.LIVE,
+        ReleaseStatus.FAILED,
+        ReleaseStatus.ROLLED_BACK,
+        ReleaseStatus.ABORTED,
+    }
 )
-RELEASE_FINAL: frozenset[str] = frozenset({"live", "failed", "rolled_back", "aborted"})
-RELEASE_WAITS: frozenset[str] = frozenset({"awaiting_go", "paused"})
+RELEASE_FINAL: frozenset[ReleaseStatus] = frozenset(
+    {ReleaseStatus.LIVE, ReleaseStatus.FAILED, ReleaseStatus.ROLLED_BACK, ReleaseStatus.ABORTED}
+)
+RELEASE_WAITS: frozenset[ReleaseStatus] = frozenset(
+    {ReleaseStatus.AWAITING_GO, ReleaseStatus.PAUSED}
+)
 
 
 @dataclass(frozen=True)

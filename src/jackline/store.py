@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import fields
+from enum import StrEnum
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
@@ -484,4 +485,6 @@ def _record(cls: type[R], row: sqlite3.Row) -> R:
 def _value(kind: Any, value: Any) -> Any:
     if kind is bool:
         return bool(value)
+    if isinstance(kind, type) and issubclass(kind, StrEnum):  # a status: its value is stored,
+        return kind(value)  # so a database written before the enum reads the same
     return tuple(json.loads(value)) if get_origin(kind) is tuple else value

@@ -12,7 +12,7 @@ from jackline import api
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
 from jackline.cli.render import err, out
-from jackline.models import Run
+from jackline.models import ReleaseStatus, Run, Status
 
 app = typer.Typer()
 
@@ -109,7 +109,7 @@ def demo(as_json: JsonOpt = False) -> None:
     say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
     say(f"Task: {escape(d.TASK)}\n")
     result = api.submit(d.TASK, repo, agent="scripted", on_event=render.progress)
-    if result.status != "awaiting_review":
+    if result.status != Status.AWAITING_REVIEW:
         render.finish(result, as_json)
         raise typer.Exit(1)
     if not as_json:
@@ -122,7 +122,7 @@ def demo(as_json: JsonOpt = False) -> None:
     merged = api.approve(
         result.id, message="Looks right; thanks.", on_event=render.progress, claimed=d.REVIEWER
     )
-    if merged.status != "merged":
+    if merged.status != Status.MERGED:
         render.finish(merged, as_json)
         raise typer.Exit(1)
     try:
@@ -154,7 +154,7 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
 
     say(f"\n[bold]Merged is not live.[/] {d.RELEASER} releases main:")
     first = api.release(repo, on_event=render.release_progress, claimed=d.RELEASER)
-    if first.status == "awaiting_go":
+    if first.status == ReleaseStatus.AWAITING_GO:
         say(f"  {d.RELEASER} may not say go for their own release; {d.REVIEWER} does")
         first = api.go(first.id, on_event=render.release_progress, claimed=d.REVIEWER)
     say(f"  {first.id} is [bold]{first.status}[/]")
@@ -162,12 +162,12 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     say(f"\nA customer orders in production (order {order.get('id', '?')}).")
     say(f"\n[bold]A second task[/]: {escape(d.CURRENCY_TASK)}")
     second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=render.progress)
-    if second.status == "awaiting_review":
+    if second.status == Status.AWAITING_REVIEW:
         say(f"{d.REVIEWER} approves {second.id}")
         second = api.approve(second.id, on_event=render.progress, claimed=d.REVIEWER)
     say(f"\n{d.RELEASER} releases main again:")
     again = api.release(repo, on_event=render.release_progress, claimed=d.RELEASER)
-    if again.status == "awaiting_go":
+    if again.status == ReleaseStatus.AWAITING_GO:
         again = api.go(again.id, on_event=render.release_progress, claimed=d.REVIEWER)
     say(f"  {again.id} is [bold]{again.status}[/]: {escape(again.reason)}")
     if again.status == "rolled_back":

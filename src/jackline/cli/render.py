@@ -19,7 +19,7 @@ from rich.table import Table
 from jackline import api, events
 from jackline.errors import EXIT_CODES
 from jackline.guard.audit import Event
-from jackline.models import Probe, Release, Run
+from jackline.models import Probe, Release, ReleaseStatus, Run, Status
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -95,7 +95,7 @@ def run_detail(
     )
     if r.reason:
         out.print(f"reason: {escape(r.reason)}")
-    if r.status == "interrupted":
+    if r.status == Status.INTERRUPTED:
         out.print(
             f"The process that drove it is gone: `jackline resume {r.id}` drives it on, "
             f"`jackline cancel {r.id}` ends it.",
@@ -184,7 +184,9 @@ def unexplained(checks: list[dict[str, Any]]) -> None:
 
 
 def release_status(status: str, env: str = "") -> str:
-    where = f" ({env})" if env and status in ("awaiting_go", "paused") else ""
+    where = (
+        f" ({env})" if env and status in (ReleaseStatus.AWAITING_GO, ReleaseStatus.PAUSED) else ""
+    )
     return f"[{RELEASE_STYLE.get(status, 'cyan')}]{escape(status + where)}[/]"
 
 
@@ -195,13 +197,13 @@ def release_finish(r: Any, as_json: bool) -> None:
     out.print(f"\n{r.id}  {release_status(r.status, r.env)}  {r.sha[:10]}")
     if r.reason:
         out.print(f"reason: {escape(r.reason)}")
-    if r.status == "awaiting_go":
+    if r.status == ReleaseStatus.AWAITING_GO:
         out.print(
             f"Waiting for a person's go for {r.env}: jackline go {r.id} --as NAME "
             f"(someone other than {r.started_by}), or jackline abort {r.id}",
             markup=False,
         )
-    if r.status == "paused":
+    if r.status == ReleaseStatus.PAUSED:
         out.print(
             f"Paused: a probe of {r.env} was inconclusive. Look (jackline release-show {r.id}), "
             f"then jackline go {r.id} to go on, or jackline abort {r.id}"
@@ -296,18 +298,18 @@ def finish(r: Run, as_json: bool) -> int:
         out.print(f"reason: {escape(r.reason)}")
     if r.handoff:
         out.print(f"handoff: {escape(r.handoff)}")
-    if r.blocking and r.status == "awaiting_review":
+    if r.blocking and r.status == Status.AWAITING_REVIEW:
         out.print(
             f"[bold red]{r.blocking} block-level finding(s)[/]: only an owner "
             "(\\[review] owners) may approve"
         )
-    if r.status == "blocked":
+    if r.status == Status.BLOCKED:
         out.print(
             f"Nothing was committed. Look at the workspace {escape(r.workspace or '')}, then: "
             f"jackline request-changes {r.id} -m TEXT (the agent is told where the secret is) "
             f"| reject {r.id} (removes the workspace; rotate a real secret)"
         )
-    if r.status == "awaiting_review":
+    if r.status == Status.AWAITING_REVIEW:
         out.print(
             f"Next: jackline show {r.id}, then jackline approve {r.id} "
             f"| request-changes {r.id} -m TEXT | reject {r.id}"

@@ -10,6 +10,7 @@ from jackline import api
 from jackline.cli import render
 from jackline.cli.options import AsOpt, JsonOpt, verbs_of
 from jackline.cli.render import out
+from jackline.models import Status
 
 app = typer.Typer()
 
@@ -30,7 +31,7 @@ def approve(
     code = render.finish(decided, as_json)
     # Still in review after an approval: the merge was refused (main moved and the checks fail
     # on it, a conflict), and the run rests in review again with the reason.
-    raise typer.Exit(1 if decided.status == "awaiting_review" else code)
+    raise typer.Exit(1 if decided.status == Status.AWAITING_REVIEW else code)
 
 
 @app.command("request-changes")
@@ -66,7 +67,7 @@ def reject(
     )
     code = render.finish(decided, as_json)
     # The verb did what was asked: `jackline reject X && ...` goes on. Any other rest is its own.
-    raise typer.Exit(0 if decided.status == "rejected" else code)
+    raise typer.Exit(0 if decided.status == Status.REJECTED else code)
 
 
 @app.command()

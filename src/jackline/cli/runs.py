@@ -12,7 +12,7 @@ from rich.markup import escape
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
 from jackline.cli.render import err, out
-from jackline.models import FINAL
+from jackline.models import FINAL, Status
 from jackline.verbs import Verbs
 
 app = typer.Typer()
@@ -135,7 +135,7 @@ def logs(
         status = verbs.get(r.id).status
         if not follow or status in FINAL:
             return
-        if status == "interrupted":  # nothing more will come until someone resumes it
+        if status == Status.INTERRUPTED:  # nothing more will come until someone resumes it
             err.print(f"{r.id} is interrupted: `jackline resume {r.id}` drives it on.")
             return
         time.sleep(0.5)

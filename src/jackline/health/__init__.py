@@ -27,6 +27,7 @@ from pathlib import Path
 from jackline.config import JacklineConfig
 from jackline.health import deps, main, rates, services, waiting
 from jackline.health.records import SECTIONS, Item, Report, State, ordered
+from jackline.models import ReleaseStatus
 from jackline.store import Store
 
 __all__ = ["SECTIONS", "Item", "Report", "State", "gather"]
@@ -151,4 +152,4 @@ def _waiting_releases(repo: Path, store: Store) -> list[Item]:
     ]
 
 
-WAITING = ("awaiting_go", "paused")
+WAITING = (ReleaseStatus.AWAITING_GO, ReleaseStatus.PAUSED)

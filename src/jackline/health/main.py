@@ -20,7 +20,7 @@ from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor
 from jackline.health.records import Item, span
-from jackline.models import Run
+from jackline.models import Run, Status
 from jackline.store import Store
 
 MAIN_TIMEOUT = 600.0
@@ -73,7 +73,7 @@ def from_store(repo: Path, main: str, store: Store, now: datetime) -> Item:
 def last_merged(repo: Path, store: Store) -> Run | None:
     """The run of this repository that merged most recently (merging is its last update)."""
     names = {str(repo), str(repo.resolve())}
-    runs = [r for r in store.list_runs("merged", limit=10_000) if r.repo in names]
+    runs = [r for r in store.list_runs(Status.MERGED, limit=10_000) if r.repo in names]
     return max(runs, key=lambda r: r.updated_at, default=None)
 
 

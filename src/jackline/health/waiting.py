@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from jackline.health.records import Item, span
-from jackline.models import Run
+from jackline.models import Run, Status
 from jackline.store import Store
 
 OVERDUE = 86400
@@ -16,7 +16,7 @@ OVERDUE = 86400
 
 def runs(repo: Path, store: Store, now: datetime) -> list[Item]:
     names = {str(repo), str(repo.resolve())}
-    waiting = [r for r in store.list_runs("awaiting_review", limit=10_000) if r.repo in names]
+    waiting = [r for r in store.list_runs(Status.AWAITING_REVIEW, limit=10_000) if r.repo in names]
     if not waiting:
         return [Item("waiting", "runs", "ok", "no run awaits review")]
     # updated_at is when the run came to rest at review (a refused merge also sets it).

@@ -14,6 +14,7 @@ import statistics
 from dataclasses import dataclass
 
 from jackline.events import Kind
+from jackline.models import ReleaseStatus
 from jackline.store import Store
 
 
@@ -45,7 +46,7 @@ def figures(store: Store, repo: str | None = None) -> list[Figures]:
         kind = rel.author_kind
         counts[kind][0] += 1
         back = store.events(rel.id, kind=Kind.RELEASE_ROLLED_BACK)
-        if rel.status == "rolled_back" and back:
+        if rel.status == ReleaseStatus.ROLLED_BACK and back:
             counts[kind][1] += 1
             if json.loads(back[-1]["data"]).get("ok", True):
                 restores[kind].append(back[-1]["ts"] - promoted[0]["ts"])

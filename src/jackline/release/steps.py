@@ -28,7 +28,7 @@ from jackline.errors import ConfigError, JacklineError, NotFound
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
-from jackline.models import Probe, Release
+from jackline.models import Probe, Release, ReleaseStatus
 from jackline.release import gate as release_gate
 from jackline.release import probes
 from jackline.release import tree as release_tree
@@ -138,18 +138,20 @@ def gate(release_id: str) -> dict[str, Any]:
     """Expand/contract against production's live release, and the flags file. Returns the plan
     the workflow follows: the environments in order, with what each waits for."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status="gating")
+    ctx.update(status=ReleaseStatus.GATING)
     live = ctx.store.live(ctx.release.repo, ctx.production)
     live_sha = live["sha"] if live else None
     try:
         tree = ctx.checkout()
     except JacklineError as e:
-        finish(release_id, "failed", f"could not check out {ctx.release.sha[:10]}: {e}")
+        finish(release_id, ReleaseStatus.FAILED, f"could not check out {ctx.release.sha[:10]}: {e}")
         return {"ok": False, "envs": []}
     problems = release_gate.check(ctx.root, tree, ctx.config, live_sha, ctx.release.sha)
     ctx.record(Kind.RELEASE_GATE, ok=not problems, live_sha=live_sha, problems=problems)
     if problems:
-        finish(release_id, "failed", "the release gate blocked it:\n" + "\n".join(problems))
+        finish(
+            release_id, ReleaseStatus.FAILED, "the release gate blocked it:\n" + "\n".join(problems)
+        )
         return {"ok": False, "envs": []}
     envs = [
         {
@@ -165,12 +167,16 @@ def gate(release_id: str) -> dict[str, Any]:
 # waiting for a person ---------------------------------------------------------------------
 
 
-def wait(release_id: str, status: str, env: str) -> None:
+def wait(release_id: str, status: ReleaseStatus, env: str) -> None:
     """Rest the release at a wait: `awaiting_go` before `env`, or `paused` on an inconclusive
     probe of `env`. A person's go or abort comes as a message."""
     ctx = ReleaseContext(release_id)
     ctx.update(status=status, env=env)
-    why = f"go for {env}" if status == "awaiting_go" else f"an inconclusive probe of {env}"
+    why = (
+        f"go for {env}"
+        if status == ReleaseStatus.AWAITING_GO
+        else f"an inconclusive probe of {env}"
+    )
     ctx.record(Kind.RELEASE_WAITING, status=status, env=env, why=why)
     _announce(ctx, f"release.{status}", env=env, why=why)
 
@@ -192,17 +198,20 @@ def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
     # The status moves before the event is written: whoever sees the event also sees that the
     # release no longer rests at the wait.
     if kind == "abort":
-        ctx.update(status="aborting")
+        ctx.update(status=ReleaseStatus.ABORTING)
         ctx.record(Kind.RELEASE_ABORT, by=by, env=env, at=was)
         return {"accepted": True, "kind": "abort"}
     refusal = go_refusal(ctx.release, ctx.config, by)
     if refusal:
         ctx.record(Kind.RELEASE_GO_REFUSED, by=by, reason=refusal)
         return {"accepted": False, "kind": "go"}
-    if was == "awaiting_go":
-        ctx.update(status=f"deploying:{env}", **({"go_by": by} if env == ctx.production else {}))
+    if was == ReleaseStatus.AWAITING_GO:
+        ctx.update(
+            status=ReleaseStatus.DEPLOYING.at(env),
+            **({"go_by": by} if env == ctx.production else {}),
+        )
     else:
-        ctx.update(status=f"probing:{env}")
+        ctx.update(status=ReleaseStatus.PROBING.at(env))
     ctx.record(Kind.RELEASE_GO, by=by, env=env, at=was)
     return {"accepted": True, "kind": "go"}
 
@@ -240,7 +249,7 @@ def promote(release_id: str) -> dict[str, Any]:
 def deploy(release_id: str, env: str) -> dict[str, Any]:
     """Run the environment's deploy command for the release's commit, from its checkout."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status=f"deploying:{env}", env=env)
+    ctx.update(status=ReleaseStatus.DEPLOYING.at(env), env=env)
     conf = ctx.env(env)
     offset = probes.log_offset(ctx.tree / conf.logs) if conf.logs else 0
     command = fill(conf.deploy, ctx.release.sha, ctx.release.previous_sha, env)
@@ -286,13 +295,13 @@ def _run(
 def probe(release_id: str, env: str, offset: int) -> dict[str, Any]:
     """Wait until healthy, then the smoke checks, then the log since the deploy."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status=f"probing:{env}", env=env)
+    ctx.update(status=ReleaseStatus.PROBING.at(env), env=env)
     return _verdict(ctx, env, _checks(ctx, env, offset, smoke=True))
 
 
 def start_soak(release_id: str, env: str, seconds: int) -> None:
     ctx = ReleaseContext(release_id)
-    ctx.update(status=f"soaking:{env}", env=env)
+    ctx.update(status=ReleaseStatus.SOAKING.at(env), env=env)
     ctx.record(Kind.RELEASE_SOAK, env=env, seconds=seconds)
 
 
@@ -341,15 +350,15 @@ def rollback(release_id: str, reason: str, aborted: bool = False) -> str:
     marked not promotable, and the agent run that produced it gets the failure as feedback;
     an aborted one is neither. Returns the final status."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status="rolling_back")
+    ctx.update(status=ReleaseStatus.ROLLING_BACK)
     env, previous = ctx.production, ctx.release.previous_sha
     failing = [p for p in ctx.store.probes(release_id) if p.outcome != "pass" and p.env == env]
     if failing and not aborted:
         reason += ": " + "; ".join(f"{p.name}: {p.detail.splitlines()[0]}" for p in failing)
-    final = "aborted" if aborted else "rolled_back"
+    final = ReleaseStatus.ABORTED if aborted else ReleaseStatus.ROLLED_BACK
     if previous is None:
         ok, reason = _undo_first(ctx, reason)
-        final = final if ok else "failed"
+        final = final if ok else ReleaseStatus.FAILED
     else:
         ok = put_back(ctx, previous, ctx.release.sha)
         if not ok:
@@ -484,26 +493,26 @@ def manual_rollback(release_id: str, to_sha: str, by: str) -> str:
     """A person rolls production back from this live release to `to_sha`; the release is marked
     not promotable and its run, if an agent's, hears of it. Returns the final status."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status="rolling_back")
+    ctx.update(status=ReleaseStatus.ROLLING_BACK)
     ok = put_back(ctx, to_sha, ctx.release.sha)
     reason = f"rolled back by {by} to {to_sha[:10]}"
     if not ok:
         reason += "; the rollback did not come back healthy: a person must look now"
-    ctx.update(status="rolled_back", promotable=False, reason=reason)
+    ctx.update(status=ReleaseStatus.ROLLED_BACK, promotable=False, reason=reason)
     ctx.record(Kind.RELEASE_ROLLED_BACK, env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by)
     tell_run(ctx, reason, [p for p in ctx.store.probes(release_id) if p.outcome != "pass"])
-    return "rolled_back"
+    return ReleaseStatus.ROLLED_BACK
 
 
 # finish -----------------------------------------------------------------------------------
 
 
-def finish(release_id: str, outcome: str, reason: str = "") -> None:
+def finish(release_id: str, outcome: ReleaseStatus, reason: str = "") -> None:
     ctx = ReleaseContext(release_id)
-    if not reason and outcome != "live":
+    if not reason and outcome != ReleaseStatus.LIVE:
         bad = [p for p in ctx.store.probes(release_id) if p.outcome != "pass"]
         reason = "; ".join(f"{p.env} {p.name}: {p.detail.splitlines()[0]}" for p in bad[-3:])
     ctx.update(status=outcome, reason=reason)
     ctx.record(Kind.RELEASE_FINISHED, outcome=outcome, reason=reason, env=ctx.release.env)
-    if outcome in ("live", "failed"):
+    if outcome in (ReleaseStatus.LIVE, ReleaseStatus.FAILED):
         _announce(ctx, f"release.{outcome}", reason=reason)

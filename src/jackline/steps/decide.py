@@ -10,9 +10,7 @@ from jackline import git as g
 from jackline.errors import CommandFailed, Conflict, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
-from jackline.models import (
-    Decision,
-)
+from jackline.models import Decision, Status
 from jackline.review import owner_refusal
 from jackline.steps.check import check
 from jackline.steps.context import RunContext
@@ -23,7 +21,11 @@ def record_decision(run_id: str, decision: Decision) -> None:
     ctx = RunContext(run_id)
     # The status moves before the event is written: whoever sees the decision in the log also
     # sees that the run is no longer resting in review.
-    following = {"approve": "merging", "request_changes": "running", "reject": "rejecting"}
+    following = {
+        "approve": Status.MERGING,
+        "request_changes": Status.RUNNING,
+        "reject": Status.REJECTING,
+    }
     ctx.update(status=following[decision.kind])
     # A name the command line claimed (`[review] allow_as`) is recorded with who claimed it.
     claimed = decision.claimed_by_os_user
@@ -38,10 +40,10 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
     ctx = RunContext(run_id)
     refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
-        ctx.update(status="awaiting_review", reason=refusal)
+        ctx.update(status=Status.AWAITING_REVIEW, reason=refusal)
         ctx.record(Kind.MERGE, outcome="refused", reason=refusal)
         return {"outcome": "refused", "reason": refusal}
-    ctx.update(status="merging")
+    ctx.update(status=Status.MERGING)
     main = ctx.config.project.main
     subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
     approver = decision.by
@@ -72,7 +74,7 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
                 f": `jackline request-changes {run_id} -m TEXT` gives the agent a round on the "
                 f"newest {main} with the conflicts marked in those files (or reject the run)"
             )
-        ctx.update(status="awaiting_review", reason=reason)
+        ctx.update(status=Status.AWAITING_REVIEW, reason=reason)
         ctx.record(Kind.MERGE, outcome="refused", reason=str(e))
         return {"outcome": "refused", "reason": reason}
     ctx.update(merge_sha=sha, reason="")
@@ -80,10 +82,10 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
     return {"outcome": "merged", "sha": sha}
 
 
-def finish(run_id: str, outcome: str) -> None:
+def finish(run_id: str, outcome: Status) -> None:
     """A merged or rejected run needs its workspace no more; a failed one is kept for a person."""
     ctx = RunContext(run_id)
-    if outcome in ("merged", "rejected") and ctx.run.workspace:
+    if outcome in (Status.MERGED, Status.REJECTED) and ctx.run.workspace:
         remove_workspace(Path(ctx.run.workspace))
         ctx.record(Kind.CLEANUP, removed=ctx.run.workspace)
     ctx.update(status=outcome)
@@ -97,7 +99,7 @@ def reject(run_id: str, decision: Decision) -> None:
         rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
         reason = f"{reason}; {rotate}" if reason else rotate
     ctx.update(reason=reason)
-    finish(run_id, "rejected")
+    finish(run_id, Status.REJECTED)
 
 
 def review_feedback(decision: Decision) -> str:

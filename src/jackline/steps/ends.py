@@ -5,9 +5,7 @@ from __future__ import annotations
 from jackline import paths, proc
 from jackline.events import Kind
 from jackline.guard.redact import Redactor
-from jackline.models import (
-    FINAL,
-)
+from jackline.models import FINAL, Status
 from jackline.steps.context import RunContext
 from jackline.steps.handoff import write_handoff
 from jackline.store import Store
@@ -18,10 +16,10 @@ def cancel(run_id: str, reason: str) -> str:
     again): the status says so before the agents die, so that a step still finishing in the
     process that drove it cannot make their deaths into another outcome; every round's agent
     process group is killed; the handoff says it (its services stop, its workspace stays)."""
-    Store().update_run(run_id, status="cancelled", reason=reason)
+    Store().update_run(run_id, status=Status.CANCELLED, reason=reason)
     for pidfile in sorted(paths.run_dir(run_id).glob("round-*/agent.pid")):
         proc.kill_recorded(pidfile)
-    return write_handoff(run_id, "cancelled")
+    return write_handoff(run_id, Status.CANCELLED)
 
 
 def fail(run_id: str, reason: str) -> None:
@@ -41,7 +39,7 @@ def fail(run_id: str, reason: str) -> None:
     # handoff that says why (`write_handoff` moves both at once).
     store.update_run(run_id, reason=reason)
     try:
-        write_handoff(run_id, "failed")
+        write_handoff(run_id, Status.FAILED)
     except Exception as e:  # the bug may be in the handoff itself: a short one says it
         path = paths.run_dir(run_id) / "handoff.md"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -49,4 +47,4 @@ def fail(run_id: str, reason: str) -> None:
             f"# {run_id}: failed\n\nThe run failed: {reason}\n\nThe full handoff could not "
             f"be written ({type(e).__name__}); `jackline logs {run_id}` has what the run did.\n"
         )
-        store.update_run(run_id, status="failed", handoff=str(path))
+        store.update_run(run_id, status=Status.FAILED, handoff=str(path))

@@ -11,10 +11,7 @@ from jackline import git as g
 from jackline.checks import junit, report_file
 from jackline.events import Kind
 from jackline.guard.audit import Event
-from jackline.models import (
-    FINAL,
-    AgentRound,
-)
+from jackline.models import FINAL, AgentRound, Status
 from jackline.steps.context import RunContext, agent_round
 from jackline.workspaces import services
 
@@ -24,9 +21,9 @@ NOTES_LIMIT = 64 << 10
 """Bytes of the agent's notes read at most (a cut is said in the text)."""
 
 
-def write_handoff(run_id: str, outcome: str) -> str:
+def write_handoff(run_id: str, outcome: Status) -> str:
     ctx = RunContext(run_id)
-    if (outcome in FINAL or outcome == "blocked") and ctx.run.workspace:
+    if (outcome in FINAL or outcome == Status.BLOCKED) and ctx.run.workspace:
         # The workspace stays for a person to look at; its database need not keep running
         # (a blocked run sent back starts them again with its next round: `hydrate`).
         stopped = services.stop(ctx.ws)
@@ -34,7 +31,7 @@ def write_handoff(run_id: str, outcome: str) -> str:
             ctx.record(Kind.CLEANUP, services=stopped)
     events = ctx.audit.read(run_id)
     rounds = [e.data for e in events if e.kind == Kind.ROUND]
-    if outcome == "failed" and rounds and rounds[-1].get("problem"):
+    if outcome == Status.FAILED and rounds and rounds[-1].get("problem"):
         ctx.update(reason=agent_reason(agent_round(rounds[-1]["agent"])))
     reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
     commands = [e.data for e in events if e.kind == Kind.COMMAND]
@@ -79,12 +76,12 @@ def write_handoff(run_id: str, outcome: str) -> str:
         "diff": _see_diff(ctx, outcome, events),
     }
     path = handoff.write(h, ctx.dir, ctx.redact)
-    if outcome in ("awaiting_review", "merged"):
+    if outcome in (Status.AWAITING_REVIEW, Status.MERGED):
         # The surfaces are told before the status moves: a CLI waiting for the run to rest
         # exits once it does, and would end an announcement still under way with it.
         ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
         _announce(ctx, f"run.{outcome}", path)
-    if outcome == "merged":
+    if outcome == Status.MERGED:
         # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
         # rest (an `approve`) then finds nothing of it still being removed.
         ctx.update(handoff=str(path))
@@ -124,7 +121,7 @@ def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
     workspace's own `.git` is the agent's)."""
     repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
     published = [e.data for e in events if e.kind == Kind.PUBLISH]
-    if outcome == "merged" and run.merge_sha:
+    if outcome == Status.MERGED and run.merge_sha:
         return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
     if published and published[-1].get("pull_request"):
         return f"the pull request's changes: {published[-1]['pull_request']}"
@@ -225,7 +222,7 @@ def _summary(
     names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
     # A reason may quote the agent (its last line) or a person: text, not markdown.
     reason = handoff.text(ctx.run.reason)
-    if outcome == "blocked":
+    if outcome == Status.BLOCKED:
         return (
             f"The run is blocked: {reason}. {change} Nothing was committed or pushed; "
             f"the work waits in the workspace `{ctx.run.workspace}` for a person's decision: "
@@ -234,30 +231,30 @@ def _summary(
             f"`jackline reject {ctx.run.id}` closes the run and removes the workspace. It cannot "
             "be approved. If the secret is real, rotate it either way: it was on disk."
         )
-    if outcome == "cancelled":
+    if outcome == Status.CANCELLED:
         kept = f"the workspace `{ctx.run.workspace}`" if ctx.run.workspace else "no workspace"
         return (
             f"The run was cancelled ({reason}). {change} Nothing was merged; {kept} "
             "stays for a person (`jackline clean` removes it)."
         )
-    if outcome == "over_budget":
+    if outcome == Status.OVER_BUDGET:
         return (
             f"The run stopped {reason} after {n} round{'s' if n != 1 else ''}. {change} "
             f"The work is in the workspace `{ctx.run.workspace}` (not committed) for a person."
         )
-    if outcome == "failed":
+    if outcome == Status.FAILED:
         if ctx.run.reason:
             return f"The run failed: {reason}. {change}"
         return (
             f"The checks still fail after {n} round{'s' if n != 1 else ''}; a person takes over. "
             f"{change} The work is in the workspace `{ctx.run.workspace}` (not committed)."
         )
-    verb = "was merged into" if outcome == "merged" else "is ready for review against"
+    verb = "was merged into" if outcome == Status.MERGED else "is ready for review against"
     owners = ", ".join(ctx.config.review.owners) or "nobody yet: set [review] owners"
     marked = (
         f" {ctx.run.blocking} block-level finding{'s' if ctx.run.blocking != 1 else ''}: "
         f"only an owner may approve ({owners})."
-        if ctx.run.blocking and outcome == "awaiting_review"
+        if ctx.run.blocking and outcome == Status.AWAITING_REVIEW
         else ""
     )
     return (
@@ -268,18 +265,18 @@ def _summary(
 
 def _undo(ctx: RunContext, outcome: str) -> list[str]:
     repo = ctx.run.repo
-    if outcome == "merged" and ctx.run.merge_sha:
+    if outcome == Status.MERGED and ctx.run.merge_sha:
         return [
             f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
             f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
         ]
-    if outcome == "blocked":  # it waits for a decision: `clean` keeps its workspace
+    if outcome == Status.BLOCKED:  # it waits for a decision: `clean` keeps its workspace
         return [
             "Nothing is merged or pushed. Close the run and remove its workspace: "
             f"`jackline reject {ctx.run.id}`",
             "If the secret is real, rotate it: it was on disk in the workspace.",
         ]
-    if outcome in ("failed", "cancelled"):
+    if outcome in (Status.FAILED, Status.CANCELLED):
         return [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
     steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
     if ctx.run.head_sha:

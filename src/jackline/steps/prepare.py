@@ -15,6 +15,7 @@ from jackline.agents.preset import Preset
 from jackline.events import Kind
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
+from jackline.models import Status
 from jackline.steps.context import RunContext, redact_file
 from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
 from jackline.workspaces import snapshot as snap
@@ -25,7 +26,7 @@ from jackline.workspaces.snapshot import SetupFailed
 
 def prepare(run_id: str) -> dict[str, Any]:
     ctx = RunContext(run_id)
-    ctx.update(status="running")
+    ctx.update(status=Status.RUNNING)
     ctx.record(Kind.STEP, step="prepare")
     mode = ctx.config.sandbox.mode
     if mode == "none":

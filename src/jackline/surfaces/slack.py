@@ -36,7 +36,7 @@ from jackline import config as cfg
 from jackline.config import JacklineConfig, SlackConfig
 from jackline.errors import JacklineError, NotFound, Refused
 from jackline.guard.redact import resolve
-from jackline.models import RELEASE_WAITS, Release, Run
+from jackline.models import RELEASE_WAITS, Release, ReleaseStatus, Run, Status
 
 if TYPE_CHECKING:  # bolt is needed by the server alone, not by every process that announces
     from slack_bolt import Ack, App, Respond
@@ -333,13 +333,13 @@ class Surface:
 def _approve(value: str, by: str) -> tuple[str, bool]:
     run_id, head = _bound(value)
     run = api.approve(run_id, by=by, head=head)
-    return _run_outcome(run), run.status != "awaiting_review"
+    return _run_outcome(run), run.status != Status.AWAITING_REVIEW
 
 
 def _reject(value: str, by: str) -> tuple[str, bool]:
     run_id, head = _bound(value)
     run = api.reject(run_id, by=by, head=head)
-    return _run_outcome(run), run.status != "awaiting_review"
+    return _run_outcome(run), run.status != Status.AWAITING_REVIEW
 
 
 def _go(release_id: str, by: str) -> tuple[str, bool]:
@@ -375,7 +375,7 @@ def _typed(view: dict[str, Any], block_id: str) -> str:
 
 
 def _run_outcome(run: Run) -> str:
-    if run.status == "merged":
+    if run.status == Status.MERGED:
         return f"{run.id} merged as `{(run.merge_sha or '')[:10]}`"
     reason = f" ({_escape(run.reason)})" if run.reason else ""
     return f"{run.id} is {run.status.replace('_', ' ')}{reason}"
@@ -393,8 +393,8 @@ def _release_line(rel: Release, link: Callable[[str, str], str]) -> str:
 
 def _status_text(repo: Path, link: Callable[[str, str], str]) -> str:
     runs = [r for r in api.runs(limit=200) if Path(r.repo).resolve() == repo.resolve()]
-    waiting = [r for r in runs if r.status == "awaiting_review"]
-    recent = [r for r in runs if r.status != "awaiting_review"][:5]
+    waiting = [r for r in runs if r.status == Status.AWAITING_REVIEW]
+    recent = [r for r in runs if r.status != Status.AWAITING_REVIEW][:5]
     releases = api.releases(repo, limit=3)
     lines = ["*Waiting for review*"]
     lines += [_run_line(r, link) for r in waiting] or ["nothing"]
@@ -498,7 +498,7 @@ def go_message(
     head = (
         f"{_link(base, 'releases', rel['id'])} of `{str(rel['sha'])[:10]}` waits for go to *{env}*"
     )
-    why = data.get("why") if rel.get("status") == "paused" else None
+    why = data.get("why") if rel.get("status") == ReleaseStatus.PAUSED else None
     text = f"{head} (started by {_escape(rel['started_by'])})"
     if why:
         text += f"\nPaused on {_escape(str(why))}"
@@ -533,7 +533,7 @@ def release_end_message(
     reason = data.get("reason") or rel.get("reason")
     if reason:
         text += f": {_escape(str(reason))}"
-    if status == "rolled_back" and rel.get("previous_sha"):
+    if status == ReleaseStatus.ROLLED_BACK and rel.get("previous_sha"):
         text += f"\nProduction is back on `{str(rel['previous_sha'])[:10]}`."
     return _plain_text(text), _sections(text)
 
