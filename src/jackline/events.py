@@ -305,6 +305,7 @@ SPECS: dict[Kind, Spec] = {
         "The project's services failed to start.",
         lambda d: f"prepare: services failed: {d['error']}",
         tone=_always("bad"),
+        told=_NEVER,
     ),
     Kind.STEP: Spec(
         "A step of the blueprint starts.",
@@ -385,6 +386,7 @@ SPECS: dict[Kind, Spec] = {
         "The checks ran again on the merge with main, before it lands.",
         _checked("merge check after round"),
         tone=_failed,
+        told=_NEVER,
     ),
     Kind.BUDGET: Spec(
         "The run went over its `[budget]`.",
@@ -408,12 +410,14 @@ SPECS: dict[Kind, Spec] = {
         "A surface (Slack, the pull request) could not be told.",
         _announce_failed,
         tone=_always("warn"),
+        told=_NEVER,
     ),
     Kind.DECISION: Spec("A person decided: approve, request changes, or reject.", _decision),
     Kind.DECISION_REFUSED: Spec(
         "A person's decision was refused (not theirs to make, or the run moved on).",
         lambda d: f"review: {d['decision'].replace('_', ' ')} by {d['by']} refused: {d['reason']}",
         tone=_always("warn"),
+        told=_NEVER,
     ),
     Kind.ONTO_MAIN: Spec("Main moved: the next round starts on it.", _onto_main),
     Kind.MERGE: Spec(
@@ -421,12 +425,17 @@ SPECS: dict[Kind, Spec] = {
         lambda d: f"merge: {d['outcome']} {d.get('sha', '')[:10] or d.get('reason', '')}",
         tone=lambda d: "" if d["outcome"] == "merged" else "bad",
     ),
-    Kind.CANCELLED: Spec("A person cancelled the run.", _cancelled, tone=_always("warn")),
-    Kind.CLEANUP: Spec("The run's workspace was removed, or its services stopped.", _cleanup),
+    Kind.CANCELLED: Spec(
+        "A person cancelled the run.", _cancelled, tone=_always("warn"), told=_NEVER
+    ),
+    Kind.CLEANUP: Spec(
+        "The run's workspace was removed, or its services stopped.", _cleanup, told=_NEVER
+    ),
     Kind.ERROR: Spec(
         "The run's workflow failed with an internal error.",
         lambda d: f"error: {d['reason']}",
         tone=_always("bad"),
+        told=_NEVER,
     ),
     Kind.RELEASE_STARTED: Spec(
         "A person started a release of a main commit.",
@@ -447,6 +456,7 @@ SPECS: dict[Kind, Spec] = {
         "A surface (Slack) could not be told of the release.",
         _announce_failed,
         tone=_always("warn"),
+        told=_NEVER,
     ),
     Kind.RELEASE_GO: Spec(
         "A person said go for an environment.",
@@ -505,6 +515,7 @@ SPECS: dict[Kind, Spec] = {
     Kind.FLAG_SET: Spec(
         "A person changed a feature flag in the flag file.",
         lambda d: f"flag {d['name']} in {d['env']}: {d['old']} -> {d['new']} by {d['by']}",
+        told=_NEVER,
     ),
 }
 
