@@ -8,12 +8,13 @@ from typing import Any
 
 from jackline import context
 from jackline import git as g
-from jackline.checks import changed_the_work, listed, run_check
+from jackline.checks import bytecode, changed_the_work, listed, run_check
 from jackline.events import Kind
 from jackline.models import (
     CheckResult,
 )
 from jackline.steps.context import RunContext, agent_round, redact_file, remove_nested_gitdirs
+from jackline.workspaces import AGENT_DIR
 
 
 def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
@@ -31,11 +32,10 @@ def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any
     judged = _judged_tree(ctx, out_dir, label) if checks else ""
     results: list[CheckResult] = []
     for name, check_config in checks.items():
-        # Bytecode goes to this round's own folder (in the workspace's inbox: compiled code may
-        # hold the workspace's secrets): Python trusts a cached .pyc whose source has the same
-        # size and the same second of mtime, which an agent's quick edit often has.
-        cache = ctx.private / "pycache" / f"{label}-{round_no}"
-        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.seen(cache))}
+        # One bytecode cache for the run's checks, less what changed (see `checks.bytecode`).
+        cache = AGENT_DIR / bytecode.CACHE
+        bytecode.forget_changed(ctx.ws, cache, ctx.inside, ctx.dir / bytecode.SEEN, judged)
+        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.inside / cache)}
         with ctx.sandboxed(f"check:{name}", fresh_git=False) as jail:
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         redact_file(ctx, out_dir / f"{name}.log")
@@ -99,6 +99,7 @@ def _keep_the_agents_work(
     if now == judged and not nested:
         return result
     changed, created = _tree_changes(ctx.ws, judged, now)
+    bytecode.saw(ctx.dir / bytecode.SEEN, now)
     g.restore_tree(ctx.ws, judged)
     when, said = f"{label} {round_no}", []
     if changed:

@@ -1,0 +1,80 @@
+"""One bytecode cache for a run's checks: what did not change is not compiled again, what
+changed is, and nothing an agent plants where the cache lives reaches the host."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from pathlib import Path
+
+import _pytest.python
+from conftest import Project
+
+from jackline.checks import bytecode
+from jackline.sandbox import INSIDE
+from jackline.testing import Replace, Round, ScriptedAgent
+from jackline.workspaces import AGENT_DIR
+
+TAG = sys.implementation.cache_tag
+
+
+def _cached(workspace: Path, source: Path) -> Path:
+    """Where the checks' Python keeps the bytecode of `source` (as the sandbox sees it)."""
+    mirror = workspace / AGENT_DIR / bytecode.CACHE / str(source.parent).lstrip("/")
+    return mirror / f"{source.stem}.{TAG}.pyc"
+
+
+def _round_ended(project: Project, run_id: str, round_no: int) -> float:
+    """When the checks of round `round_no` had finished (the `round` event's time)."""
+    db = sqlite3.connect(project.home / "jackline.db")
+    rows = db.execute(
+        "SELECT ts, data FROM events WHERE run_id = ? AND kind = 'round' ORDER BY seq", (run_id,)
+    ).fetchall()
+    db.close()
+    return float(rows[round_no - 1][0])
+
+
+def test_the_second_rounds_check_compiles_only_what_changed(project: Project) -> None:
+    # Round 2's edit has the size of round 1's and, as a quick edit may, its second of mtime:
+    # Python would take round 1's cached .pyc for it, and the check would fail again.
+    kept = ".jackline/run/calc-mtime"
+    wrong = Round(
+        edits={"calc.py": Replace("a - b", "a * b")}, commands=[f"touch -r calc.py {kept}"]
+    )
+    right = Round(
+        edits={"calc.py": Replace("a * b", "a + b")}, commands=[f"touch -r {kept} calc.py"]
+    )
+    project.create(ScriptedAgent([wrong, right]))
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    assert run["rounds"] == 2
+    first = _round_ended(project, run["id"], 1)
+    ws = Path(run["workspace"])
+    pytest_pyc = _cached(ws, Path(_pytest.python.__file__))
+    calc_pyc = _cached(ws, INSIDE / "calc.py")
+    # pytest was compiled in round 1 and used as it was in round 2; calc.py compiled again.
+    assert pytest_pyc.stat().st_mtime < first
+    assert calc_pyc.stat().st_mtime > first
+
+
+def test_a_link_planted_where_the_cache_lives_reaches_nothing_on_the_host(
+    project: Project,
+) -> None:
+    victim = project.root / "victim"
+    (victim / "workspace").mkdir(parents=True)
+    planted = victim / "workspace" / f"calc.{TAG}.pyc"
+    planted.write_bytes(b"the host's own file")
+    cache = AGENT_DIR / bytecode.CACHE
+    # Each round, the cache's copy of the workspace is a link to a folder on the host, where
+    # the bytecode of calc.py (which both rounds change) would be removed.
+    plant = f"mkdir -p {cache} && rm -rf {cache}/tmp && ln -s {victim} {cache}/tmp"
+    wrong = Round(edits={"calc.py": Replace("a - b", "a * b")}, commands=[plant])
+    right = Round(edits={"calc.py": Replace("a * b", "a + b")}, commands=[plant])
+    project.create(ScriptedAgent([wrong, right]))
+    run = project.jl_json("run", "Fix add")
+    assert run["rounds"] == 2, run
+    assert planted.read_bytes() == b"the host's own file"
+    assert sorted(os.listdir(victim / "workspace")) == [planted.name]
+    assert os.listdir(victim) == ["workspace"]
+    assert (Path(run["workspace"]) / cache / "tmp").is_symlink()  # it was there all along
