@@ -209,3 +209,26 @@ def unmount_under(root: Path) -> None:
 @pytest.fixture
 def two_rounds() -> ScriptedAgent:
     return ScriptedAgent([WRONG, RIGHT])
+
+
+# The modules whose tests take longest (each runs whole agent rounds, servers or releases),
+# slowest first, as measured with `--durations`: handed out first under pytest-xdist (`-n`),
+# so the suite does not end waiting on one worker still in a two-minute test.
+SLOW_FIRST = (
+    "test_run",
+    "test_release",
+    "test_services",
+    "test_interrupt_cancel",
+    "test_github",
+    "test_decisions",
+    "test_cli_truth",
+    "test_guardrails",
+    "test_pool",
+    "test_preset_aider",
+    "test_mcp",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))

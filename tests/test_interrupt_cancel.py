@@ -39,7 +39,15 @@ def background_run(project: Project, *args: str) -> subprocess.Popen[str]:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ctrl_c_heard,
     )
+
+
+def ctrl_c_heard() -> None:
+    """In the child: SIGINT as a terminal's Ctrl-C finds it. A suite started in the background
+    by a shell (`pytest &`) runs with SIGINT ignored, which every child inherits: the run would
+    never hear the interrupt the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def wait_for_agent(project: Project, proc: subprocess.Popen[str] | None = None) -> str:
@@ -140,6 +148,7 @@ def test_cancel_through_the_api_needs_a_reviewers_token_and_records_who(
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=ctrl_c_heard,
     )
     run_id = wait_for_agent(project, following)
     pid = agent_pid(project, run_id)
