@@ -144,7 +144,7 @@ def start_site(root: Path, agent: ScriptedAgent) -> Site:
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, str(project.repo), str(port)], env=project.env
     )
-    end = time.monotonic() + 20
+    end = time.monotonic() + 60  # a loaded machine (a parallel suite) starts it slowly
     while time.monotonic() < end:
         try:
             if httpx.get(f"{url}/signin", timeout=2).status_code == 200:
@@ -152,7 +152,7 @@ def start_site(root: Path, agent: ScriptedAgent) -> Site:
         except httpx.TransportError:
             time.sleep(0.1)
     process.kill()
-    raise AssertionError(f"the server did not answer on {url} within 20s")
+    raise AssertionError(f"the server did not answer on {url} within 60s")
 
 
 def stop_site(site: Site) -> None:
