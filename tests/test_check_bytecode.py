@@ -3,6 +3,7 @@ changed is, and nothing an agent plants where the cache lives reaches the host."
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import sys
@@ -19,9 +20,9 @@ from jackline.workspaces import AGENT_DIR
 TAG = sys.implementation.cache_tag
 
 
-def _cached(workspace: Path, source: Path) -> Path:
+def _cached(run_dir: Path, source: Path) -> Path:
     """Where the checks' Python keeps the bytecode of `source` (as the sandbox sees it)."""
-    mirror = workspace / AGENT_DIR / bytecode.CACHE / str(source.parent).lstrip("/")
+    mirror = run_dir / bytecode.CACHE / str(source.parent).lstrip("/")
     return mirror / f"{source.stem}.{TAG}.pyc"
 
 
@@ -50,31 +51,53 @@ def test_the_second_rounds_check_compiles_only_what_changed(project: Project) ->
     assert run["status"] == "awaiting_review", run
     assert run["rounds"] == 2
     first = _round_ended(project, run["id"], 1)
-    ws = Path(run["workspace"])
-    pytest_pyc = _cached(ws, Path(_pytest.python.__file__))
-    calc_pyc = _cached(ws, INSIDE / "calc.py")
+    run_dir = project.home / "runs" / run["id"]
+    pytest_pyc = _cached(run_dir, Path(_pytest.python.__file__))
+    calc_pyc = _cached(run_dir, INSIDE / "calc.py")
     # pytest was compiled in round 1 and used as it was in round 2; calc.py compiled again.
     assert pytest_pyc.stat().st_mtime < first
     assert calc_pyc.stat().st_mtime > first
 
 
-def test_a_link_planted_where_the_cache_lives_reaches_nothing_on_the_host(
+def test_an_agent_cannot_reach_the_checks_bytecode_cache(project: Project) -> None:
+    # The agent tries to leave bytecode where the checks' cache lives (in the run's folder on
+    # the host): a .pyc there would run in place of the code the checks judge.
+    home = project.home
+    plant = (
+        f"for d in {home}/runs/*; do mkdir -p $d/{bytecode.CACHE}/x && "
+        f"echo planted > $d/{bytecode.CACHE}/x/poison.pyc; done; true"
+    )
+    wrong = Round(edits={"calc.py": Replace("a - b", "a * b")}, commands=[plant])
+    right = Round(edits={"calc.py": Replace("a * b", "a + b")}, commands=[plant])
+    project.create(ScriptedAgent([wrong, right]))
+    run = project.jl_json("run", "Fix add")
+    assert run["rounds"] == 2, run
+    cache = home / "runs" / run["id"] / bytecode.CACHE
+    assert cache.is_dir()  # the checks used it
+    assert not (cache / "x").exists()
+    assert not list(cache.rglob("poison.pyc"))
+    # Nor does the agent's own area hold the cache any more.
+    assert not (Path(run["workspace"]) / AGENT_DIR / "pycache").exists()
+
+
+def test_a_link_a_check_plants_in_the_cache_reaches_nothing_on_the_host(
     project: Project,
 ) -> None:
     victim = project.root / "victim"
     (victim / "workspace").mkdir(parents=True)
     planted = victim / "workspace" / f"calc.{TAG}.pyc"
     planted.write_bytes(b"the host's own file")
-    cache = AGENT_DIR / bytecode.CACHE
-    # Each round, the cache's copy of the workspace is a link to a folder on the host, where
-    # the bytecode of calc.py (which both rounds change) would be removed.
-    plant = f"mkdir -p {cache} && rm -rf {cache}/tmp && ln -s {victim} {cache}/tmp"
-    wrong = Round(edits={"calc.py": Replace("a - b", "a * b")}, commands=[plant])
-    right = Round(edits={"calc.py": Replace("a * b", "a + b")}, commands=[plant])
-    project.create(ScriptedAgent([wrong, right]))
+    # A check (which runs the agent's code) makes the cache's copy of the workspace a link to a
+    # folder on the host, where round 2 would remove the bytecode of calc.py (which it changes).
+    plant = f'rm -rf "$PYTHONPYCACHEPREFIX/tmp" && ln -s {victim} "$PYTHONPYCACHEPREFIX/tmp"'
+    extra = f"\n[checks.plant]\ncommand = {json.dumps(plant)}\n"
+    wrong = Round(edits={"calc.py": Replace("a - b", "a * b")})
+    right = Round(edits={"calc.py": Replace("a * b", "a + b")})
+    project.create(ScriptedAgent([wrong, right]), extra=extra)
     run = project.jl_json("run", "Fix add")
     assert run["rounds"] == 2, run
     assert planted.read_bytes() == b"the host's own file"
     assert sorted(os.listdir(victim / "workspace")) == [planted.name]
     assert os.listdir(victim) == ["workspace"]
-    assert (Path(run["workspace"]) / cache / "tmp").is_symlink()  # it was there all along
+    cache = project.home / "runs" / run["id"] / bytecode.CACHE
+    assert (cache / "tmp").is_symlink()  # it was there all along

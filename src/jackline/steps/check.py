@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,6 @@ from jackline.models import (
     CheckResult,
 )
 from jackline.steps.context import RunContext, agent_round, redact_file, remove_nested_gitdirs
-from jackline.workspaces import AGENT_DIR
 
 
 def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
@@ -33,10 +32,11 @@ def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any
     results: list[CheckResult] = []
     for name, check_config in checks.items():
         # One bytecode cache for the run's checks, less what changed (see `checks.bytecode`).
-        cache = AGENT_DIR / bytecode.CACHE
-        bytecode.forget_changed(ctx.ws, cache, ctx.inside, ctx.dir / bytecode.SEEN, judged)
-        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(ctx.inside / cache)}
+        cache = ctx.dir / bytecode.CACHE
+        bytecode.forget_changed(ctx.ws, ctx.dir, ctx.inside, judged)
+        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(cache)}
         with ctx.sandboxed(f"check:{name}", fresh_git=False) as jail:
+            jail = replace(jail, spec=replace(jail.spec, writable=(*jail.spec.writable, cache)))
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         redact_file(ctx, out_dir / f"{name}.log")
         ctx.command(
