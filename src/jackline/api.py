@@ -97,19 +97,13 @@ def submit(
     config = cfg.load(root)
     submitter = who(config, by)
     agent_name = agent or "default"
-    if agent_name not in config.agents:
-        if not config.agents:
-            raise ConfigError(
-                str(root / cfg.FILENAME),
-                ["agents: no agent configured; add [agents.default] with a command"],
-            )
-        known = ", ".join(sorted(config.agents))
-        raise NotFound(f"no agent {agent_name!r} in {root / cfg.FILENAME}; configured: {known}")
-    for name, ref in config.agents[agent_name].secrets.items():
-        resolve(ref, f"{root / cfg.FILENAME}: agents.{agent_name}.secrets.{name}")
-    from jackline import agents, budgets
+    # Read once, here, and recorded with the run: the blueprint a run walks is never changed
+    # under it (by a person, or by an agent editing the repository's blueprint files).
+    bp = blueprints.load(root, blueprint or config.blueprint.name)
+    for name in (agent_name, *bp.agents()):
+        _usable_agent(root, config, name)
+    from jackline import budgets
 
-    agents.check_available(config.agents[agent_name])  # a missing program: refused, with how
     daily = config.budget.daily_spend
     if daily is not None:
         spent = Store().spend_since(str(root), budgets.day_start())
@@ -119,7 +113,6 @@ def submit(
         from jackline.sandbox import bubblewrap
 
         bubblewrap.check()  # refuses, saying how to install it, where it cannot start
-    bp = blueprints.get(blueprint or config.blueprint.name)
     try:
         g.rev(root, config.project.main)
     except Exception:
@@ -156,6 +149,7 @@ def submit(
         blueprint=bp.name,
         **submitter.record(),
         config=cfg.recorded(config),
+        blueprint_spec=blueprints.recorded(bp),
     )
     store.insert_run(run)
     from jackline import engine
@@ -167,6 +161,24 @@ def submit(
     except KeyboardInterrupt:  # the run goes on from where it is once resumed
         raise Interrupted([run_id]) from None
     return store.get_run(run_id)
+
+
+def _usable_agent(root: Path, config: cfg.JacklineConfig, name: str) -> None:
+    """Refuse an agent the run would use (its own, or one a blueprint's step names) that is
+    not configured, whose secrets do not resolve, or whose program is missing."""
+    from jackline import agents
+
+    if name not in config.agents:
+        if not config.agents:
+            raise ConfigError(
+                str(root / cfg.FILENAME),
+                ["agents: no agent configured; add [agents.default] with a command"],
+            )
+        known = ", ".join(sorted(config.agents))
+        raise NotFound(f"no agent {name!r} in {root / cfg.FILENAME}; configured: {known}")
+    for key, ref in config.agents[name].secrets.items():
+        resolve(ref, f"{root / cfg.FILENAME}: agents.{name}.secrets.{key}")
+    agents.check_available(config.agents[name])  # a missing program: refused, with how
 
 
 def _follow_up_task(task: str, run_id: str) -> str:

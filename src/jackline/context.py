@@ -135,7 +135,12 @@ def _front_matter(text: str) -> tuple[dict[str, object], str]:
 
 
 def render_brief(
-    task: str, repo: Path, config: JacklineConfig, rules: list[Rule], round_no: int
+    task: str,
+    repo: Path,
+    config: JacklineConfig,
+    rules: list[Rule],
+    round_no: int,
+    rounds: int | None = None,
 ) -> str:
     parts = [f"# Task\n\n{task}\n"]
     if rules:
@@ -160,7 +165,8 @@ def render_brief(
         "- Leave `.jackline/notes.md` with your assumptions and anything you are unsure of: "
         "it goes to the reviewer."
     )
-    parts.append(f"\nThis is round {round_no} of at most {config.blueprint.max_rounds}.\n")
+    most = rounds or config.blueprint.max_rounds
+    parts.append(f"\nThis is round {round_no} of at most {most}.\n")
     return "\n".join(parts)
 
 

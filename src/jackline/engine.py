@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,18 +42,34 @@ _state: dict[str, Any] = {}
 
 
 @DBOS.step()
+def blueprint_step(run_id: str, name: str) -> str:
+    return steps.recorded_blueprint(run_id, name)
+
+
+@DBOS.step()
 def prepare_step(run_id: str) -> dict[str, Any]:
     return steps.prepare(run_id)
 
 
 @DBOS.step()
-def hydrate_step(run_id: str, round_no: int, feedback: str | None) -> str:
-    return steps.hydrate(run_id, round_no, feedback)
+def hydrate_step(
+    run_id: str,
+    round_no: int,
+    feedback: str | None,
+    prompt: str | None = None,
+    rounds: int | None = None,
+) -> str:
+    return steps.hydrate(run_id, round_no, feedback, prompt, rounds)
 
 
 @DBOS.step()
-def agent_step(run_id: str, round_no: int) -> dict[str, Any]:
-    return steps.agent(run_id, round_no)
+def agent_step(run_id: str, round_no: int, agent: str | None = None) -> dict[str, Any]:
+    return steps.agent(run_id, round_no, agent)
+
+
+@DBOS.step()
+def command_step(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, Any]:
+    return steps.command(run_id, spec, after_round)
 
 
 @DBOS.step()
@@ -142,62 +158,125 @@ def error_text(error: object) -> str:
 
 
 def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
-    bp = blueprints.get(blueprint)
+    """Walk the blueprint the run recorded when it was submitted (read through a step, so a
+    replay walks the same one), one step after another, from its workspace to its end."""
+    bp = blueprints.from_record(blueprint_step(run_id, blueprint))
     if not prepare_step(run_id)["ok"]:
         handoff_step(run_id, Status.FAILED)
         return Status.FAILED
-    done, feedback = 0, None
-    while True:
-        done, passed = _rounds(run_id, done, max_rounds, feedback)
-        if passed is None:  # a `[budget]` is used up: the work so far waits for a person
-            handoff_step(run_id, Status.OVER_BUDGET)
-            finish_step(run_id, Status.OVER_BUDGET)
-            return Status.OVER_BUDGET
-        scanned = scan_step(run_id)
-        if scanned["blocked"]:  # a secret: never committed, never pushed; a person decides
-            handoff_step(run_id, Status.BLOCKED)
-            decision = _wait_for_decision(("request_changes", "reject"))
-            decision_step(run_id, decision)
-            if decision.kind == "reject":
-                reject_step(run_id, decision)
-                return Status.REJECTED
-            feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
-            continue
-        if not passed:
-            handoff_step(run_id, Status.FAILED)
-            return Status.FAILED
+    walk = Walk()
+    while walk.outcome is None:
+        walk = _take(run_id, bp, walk, max_rounds)
+    return walk.outcome
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Where a walk of a blueprint is, between two of its steps."""
+
+    at: int = 0
+    """The index of the step to take next."""
+    done: int = 0
+    """Agent rounds so far, of every agentic step: each round has a number of its own."""
+    feedback: str | None = None
+    """For the first round of the next agentic step (a person's, or the scan's)."""
+    ok: bool = True
+    """Whether the work so far passed. Once it has not, the walk takes no agentic or command
+    step: it goes on to the scan (which still reports what the work holds), then fails."""
+    outcome: Status | None = None
+    """How the run ended, once it has."""
+
+
+def _take(run_id: str, bp: blueprints.Blueprint, walk: Walk, max_rounds: int) -> Walk:
+    step = bp.steps[walk.at]
+    then = replace(walk, at=walk.at + 1)
+    if isinstance(step, blueprints.AgentStep):
+        return _agentic(run_id, step, then, max_rounds) if walk.ok else then
+    if isinstance(step, blueprints.CommandStep):
+        return replace(then, ok=walk.ok and _command(run_id, step, walk.done))
+    if step.kind == "scan":
+        return _scan(run_id, bp, then)
+    if step.kind == "review":
+        return _review(run_id, bp, then)
+    if step.kind == "commit":
         commit_step(run_id)
-        if bp.has("publish"):
-            publish_step(run_id)
+    elif step.kind == "publish":
+        publish_step(run_id)
+    elif step.kind == "handoff":
         handoff_step(run_id, Status.AWAITING_REVIEW)
-        while True:
-            decision = _wait_for_decision()
-            decision_step(run_id, decision)
-            if decision.kind == "reject":
-                reject_step(run_id, decision)
-                return Status.REJECTED
-            if decision.kind == "request_changes":
-                feedback = changes_step(run_id, decision)  # on the newest main, if it moved
-                break
-            if merge_step(run_id, decision)["outcome"] == "merged":
-                handoff_step(run_id, Status.MERGED)
-                finish_step(run_id, Status.MERGED)
-                return Status.MERGED
+    return then
+
+
+def _agentic(run_id: str, step: blueprints.AgentStep, walk: Walk, max_rounds: int) -> Walk:
+    done, passed = _rounds(run_id, step, walk.done, step.rounds or max_rounds, walk.feedback)
+    if passed is None:  # a `[budget]` is used up: the work so far waits for a person
+        handoff_step(run_id, Status.OVER_BUDGET)
+        finish_step(run_id, Status.OVER_BUDGET)
+        return replace(walk, done=done, outcome=Status.OVER_BUDGET)
+    return replace(walk, done=done, feedback=None, ok=passed)
+
+
+def _command(run_id: str, step: blueprints.Command, after_round: int) -> bool:
+    spec = step.model_dump(by_alias=True, exclude={"kind"})
+    return bool(command_step(run_id, spec, after_round)["passed"])
+
+
+def _scan(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
+    scanned = scan_step(run_id)
+    if scanned["blocked"]:  # a secret: never committed, never pushed; a person decides
+        handoff_step(run_id, Status.BLOCKED)
+        decision = _wait_for_decision(("request_changes", "reject"))
+        decision_step(run_id, decision)
+        if decision.kind == "reject":
+            reject_step(run_id, decision)
+            return replace(walk, outcome=Status.REJECTED)
+        feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
+        return replace(walk, at=bp.again(), feedback=feedback, ok=True)
+    if not walk.ok:
+        handoff_step(run_id, Status.FAILED)
+        return replace(walk, outcome=Status.FAILED)
+    return walk
+
+
+def _review(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
+    """A person decides: approval merges (a refused merge waits for the next decision), a
+    request for changes goes back to the last agentic step, a rejection ends the run."""
+    while True:
+        decision = _wait_for_decision()
+        decision_step(run_id, decision)
+        if decision.kind == "reject":
+            reject_step(run_id, decision)
+            return replace(walk, outcome=Status.REJECTED)
+        if decision.kind == "request_changes":
+            feedback = changes_step(run_id, decision)  # on the newest main, if it moved
+            return replace(walk, at=bp.again(), feedback=feedback, ok=True)
+        if merge_step(run_id, decision)["outcome"] == "merged":
+            handoff_step(run_id, Status.MERGED)
+            finish_step(run_id, Status.MERGED)
+            return replace(walk, outcome=Status.MERGED)
 
 
 def _rounds(
-    run_id: str, done: int, max_rounds: int, feedback: str | None
+    run_id: str,
+    step: blueprints.AgentStep,
+    done: int,
+    max_rounds: int,
+    feedback: str | None,
 ) -> tuple[int, bool | None]:
     """At most `max_rounds` agent rounds, each judged by the checks and by what the agent did
     (exited 0, changed something); failures feed the next. Passed, failed, or None when the
     run's budget ran out before a round. An agent that failed without touching a file (not
-    logged in, not found) is not run again: another round would fail the same way."""
+    logged in, not found) is not run again: another round would fail the same way. The step's
+    `before_checks` commands run after each round the agent worked in; one that fails fails
+    the step, with its reason."""
     round_no = done
     for round_no in range(done + 1, done + max_rounds + 1):
         if budget_step(run_id)["over"]:
             return round_no - 1, None
-        hydrate_step(run_id, round_no, feedback)
-        ran = agent_step(run_id, round_no).get("ran", True)
+        hydrate_step(run_id, round_no, feedback, step.prompt, step.rounds)
+        ran = agent_step(run_id, round_no, step.agent).get("ran", True)
+        if ran and not all(_command(run_id, c, round_no) for c in step.before_checks):
+            return round_no, False
         result = check_step(run_id, round_no)
         if result["passed"]:
             return round_no, True

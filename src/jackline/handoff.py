@@ -182,6 +182,17 @@ def render(h: dict[str, Any]) -> str:
                 f"\n`{c['step']}` printed more than its log keeps: {c['dropped_bytes']:,} bytes "
                 "between the first and the last MiB were dropped."
             )
+        made = [
+            (c["step"], k, c[k])
+            for c in h["commands"]
+            for k in ("changed", "created")
+            if isinstance(c.get(k), list) and c[k]  # an agent's `changed` is a yes or no
+        ]
+        if made:  # a blueprint's deterministic steps: their changes are kept with the work
+            lines += ["", "Changed by the blueprint's steps, and kept with the work:", ""]
+            lines += [
+                f"- {code(step)} {kind} {text(', '.join(paths), 300)}" for step, kind, paths in made
+            ]
     else:
         lines.append("None.")
     notes = quoted(h["notes"]) or ["The agent left no notes."]

@@ -20,10 +20,11 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from jackline import blueprints
 from jackline import git as g
 from jackline.agents import check_available
 from jackline.config import JacklineConfig
-from jackline.errors import Refused
+from jackline.errors import ConfigError, NotFound, Refused
 
 SHELL_WORDS = frozenset(
     {
@@ -48,7 +49,12 @@ class Problem:
 
 def check(root: Path, config: JacklineConfig) -> list[Problem]:
     """Every problem a run of this config in `root` would meet before its agent works."""
-    return [*_main(root, config), *_agents(root, config), *_checks(root, config)]
+    return [
+        *_main(root, config),
+        *_agents(root, config),
+        *_checks(root, config),
+        *_blueprint(root, config),
+    ]
 
 
 def _main(root: Path, config: JacklineConfig) -> list[Problem]:
@@ -97,6 +103,41 @@ def _checks(root: Path, config: JacklineConfig) -> list[Problem]:
         if problem:
             out.append(Problem(f"checks.{name}.command", problem[0], problem[1]))
     return out
+
+
+def _blueprint(root: Path, config: JacklineConfig) -> list[Problem]:
+    """The blueprint `[blueprint] name` picks: its file valid, the agents its steps name
+    configured, the programs its commands start found."""
+    key = "blueprint.name"
+    try:
+        bp = blueprints.load(root, config.blueprint.name)
+    except ConfigError as e:
+        return [Problem(key, f"{e.path}: {p}", True) for p in e.problems]
+    except NotFound as e:
+        return [Problem(key, str(e), True)]
+    where = blueprints.source(root, bp.name)
+    out = []
+    for i, step in enumerate(bp.steps):
+        if isinstance(step, blueprints.AgentStep) and step.agent not in (None, *config.agents):
+            known = ", ".join(sorted(config.agents)) or "none"
+            said = f"{where}: steps.{i}.agent: no agent {step.agent!r} (configured: {known})"
+            out.append(Problem(key, said, True))
+        for place, command in _commands(i, step):
+            given = command.command
+            word = _first_word(given) if isinstance(given, str) else given[0]
+            problem = _program(root, config, word)
+            if problem:
+                out.append(Problem(key, f"{where}: {place}.command: {problem[0]}", problem[1]))
+    return out
+
+
+def _commands(i: int, step: object) -> list[tuple[str, blueprints.Command]]:
+    """A blueprint step's commands, each with its place in the file."""
+    if isinstance(step, blueprints.CommandStep):
+        return [(f"steps.{i}", step)]
+    if isinstance(step, blueprints.AgentStep):
+        return [(f"steps.{i}.before_checks.{j}", c) for j, c in enumerate(step.before_checks)]
+    return []
 
 
 def _first_word(command: str) -> str | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from jackline.steps.agent import agent
 from jackline.steps.budget import budget
 from jackline.steps.check import check
+from jackline.steps.command import command, recorded_blueprint
 from jackline.steps.commit import commit
 from jackline.steps.context import RunContext
 from jackline.steps.decide import (
@@ -36,6 +37,7 @@ __all__ = [
     "cancel",
     "changes_requested",
     "check",
+    "command",
     "commit",
     "fail",
     "finish",
@@ -44,6 +46,7 @@ __all__ = [
     "prepare",
     "publish",
     "record_decision",
+    "recorded_blueprint",
     "reject",
     "review_feedback",
     "scan",

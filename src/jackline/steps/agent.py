@@ -23,8 +23,9 @@ from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
 
 
-def agent(run_id: str, round_no: int) -> dict[str, Any]:
-    ctx = RunContext(run_id)
+def agent(run_id: str, round_no: int, name: str | None = None) -> dict[str, Any]:
+    """One round of the run's agent, or of the agent `name` a blueprint's step names."""
+    ctx = RunContext(run_id, agent=name)
     keep = ctx.dir / f"round-{round_no}"
     checkpoint = keep / "start.tree"
     if checkpoint.exists():
@@ -93,6 +94,7 @@ def agent(run_id: str, round_no: int) -> dict[str, Any]:
         changed=measured.changed,
         left_change=measured.left_change,
         problem=measured.problem(),
+        **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
     return {

@@ -98,7 +98,7 @@ def _keep_the_agents_work(
     now = g.worktree_tree(ctx.ws)
     if now == judged and not nested:
         return result
-    changed, created = _tree_changes(ctx.ws, judged, now)
+    changed, created = tree_changes(ctx.ws, judged, now)
     bytecode.saw(ctx.dir / bytecode.SEEN, now)
     g.restore_tree(ctx.ws, judged)
     when, said = f"{label} {round_no}", []
@@ -125,7 +125,7 @@ def _keep_the_agents_work(
     return changed_the_work(result, changed) if changed else result
 
 
-def _tree_changes(ws: Path, before: str, after: str) -> tuple[list[str], list[str]]:
+def tree_changes(ws: Path, before: str, after: str) -> tuple[list[str], list[str]]:
     """The paths of `before` that `after` modified or deleted, and the paths `after` added."""
     out = g.git_bytes(ws, "diff-tree", "-r", "-z", "--no-renames", "--name-status", before, after)
     fields = iter(g.z_paths(out))

@@ -33,12 +33,13 @@ from jackline.workspaces import AGENT_DIR, revive, services
 class RunContext:
     """Everything one step needs about its run, loaded fresh in whichever process runs it."""
 
-    def __init__(self, run_id: str, store: Store | None = None) -> None:
+    def __init__(self, run_id: str, store: Store | None = None, agent: str | None = None) -> None:
         self.store = store or Store()
         self.run: Run = self.store.get_run(run_id)
         submitted = self.store.events(self.run.id, kind=Kind.SUBMITTED)
         self.config = cfg.from_record(json.loads(submitted[0]["data"])["config"])
-        self.agent_config = self.config.agents[self.run.agent]
+        self.agent_name = agent or self.run.agent  # a blueprint's step may name its own
+        self.agent_config = self.config.agents[self.agent_name]
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
         if self.run.workspace and revive(Path(self.run.workspace)):
@@ -97,7 +98,7 @@ class RunContext:
         out = {}
         for name, ref in self.agent_config.secrets.items():
             try:
-                out[name] = resolve(ref, f"jackline.toml: agents.{self.run.agent}.secrets.{name}")
+                out[name] = resolve(ref, f"jackline.toml: agents.{self.agent_name}.secrets.{name}")
             except ConfigError:
                 if strict:
                     raise

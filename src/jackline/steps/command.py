@@ -1,0 +1,113 @@
+"""command: a blueprint's deterministic step, a command in the sandbox whose changes are kept.
+
+Unlike a check, whose changes to the work are put back, a deterministic step exists to change
+the work (`ruff check --fix`, a formatter, a code generator): what it changed is kept, recorded
+as its own (`changed`, `created` on its `command` event, shown in the handoff), scanned with the
+rest and committed with it. It runs only in the sandbox, and what it wrote is handled as the
+agent's is: never followed, run or read by the harness but as files of a tree (see `agent`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from jackline import blueprints, proc
+from jackline import git as g
+from jackline.guard.scope import revert_forbidden
+from jackline.models import last_line
+from jackline.scans import Change
+from jackline.scans import secrets as secret_scan
+from jackline.steps.check import tree_changes
+from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs
+from jackline.store import Store
+
+
+def recorded_blueprint(run_id: str, name: str) -> str:
+    """The blueprint the run recorded when it was submitted (a run recorded before blueprints
+    were: the built-in one of its name), as `blueprints.recorded` wrote it."""
+    store = Store()
+    try:
+        data = json.loads(store.events(run_id, kind="submitted")[0]["data"])
+    finally:
+        store.close()
+    if data.get("blueprint_spec"):
+        return str(data["blueprint_spec"])
+    return blueprints.recorded(blueprints.built_in(name))
+
+
+def command(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, Any]:
+    """Run one deterministic step after round `after_round` (0: before any). Replayed after a
+    crash, it starts again from the tree it started from, its last attempt's process ended."""
+    ctx = RunContext(run_id)
+    step = blueprints.Command.model_validate(spec)
+    label = f"step:{step.name}"
+    keep = ctx.dir / "steps" / f"{after_round}-{step.name}"
+    checkpoint = keep / "start.tree"
+    if checkpoint.exists():
+        proc.kill_recorded(keep / "step.pid")
+        g.restore_tree(ctx.ws, checkpoint.read_text().strip())
+        ctx.record("step", step=label, after_round=after_round, retry=True)
+    else:
+        keep.mkdir(parents=True, exist_ok=True)
+        checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
+        ctx.record("step", step=label, after_round=after_round)
+    before = checkpoint.read_text().strip()
+    log = keep / "output.log"
+    with ctx.sandboxed(label) as jail:
+        done = proc.run(
+            step.command, ctx.ws, ctx.env(), log, step.timeout, pidfile=keep / "step.pid", jail=jail
+        )
+    changed, created = _kept(ctx, step.name, before, after_round)
+    redact_file(ctx, log)
+    tail = ctx.redact(done.tail())
+    passed = not done.timed_out and (step.pass_ == "always" or done.exit_code == 0)
+    ctx.command(
+        label,
+        step.shown(),
+        done.exit_code,
+        done.duration,
+        tail,
+        after_round=after_round,
+        passed=passed,
+        changed=changed[:100],
+        created=created[:100],
+        timed_out=done.timed_out,
+        **({"dropped_bytes": done.dropped} if done.dropped else {}),
+    )
+    reason = "" if passed else _reason(step, done.exit_code, done.timed_out, tail)
+    if reason:
+        ctx.update(reason=reason)
+    return {"passed": passed, "changed": changed, "created": created, "reason": reason}
+
+
+def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[list[str], list[str]]:
+    """What the step left, made safe to keep as the agent's work is (`agent`): nested
+    repositories flattened, secrets it wrote or printed learned for redaction, writes to
+    `[scope] forbidden` reverted. The paths it modified or deleted, and those it created."""
+    flattened = remove_nested_gitdirs(ctx.ws)
+    if flattened:
+        ctx.record(
+            "warning",
+            message=f"the step `{name}` left a git repository of its own at "
+            f"{', '.join(flattened)}: its .git was removed (the files are kept, as files)",
+            removed_repositories=flattened,
+        )
+    base = ctx.run.base_sha or "HEAD"
+    found = secret_scan.scan(Change.of_workspace(ctx.ws, base), ctx.known_secrets())
+    printed = secret_scan.scan_text_file(ctx.dir / "steps" / f"{after_round}-{name}" / "output.log")
+    ctx.remember_secrets(found.values | printed)
+    if printed:
+        ctx.record("redacted", count=len(printed), where=f"the output of the step `{name}`")
+    reverted = revert_forbidden(ctx.ws, base, ctx.config.scope.forbidden)
+    if reverted:
+        ctx.record("scope", step=f"step:{name}", after_round=after_round, reverted=reverted)
+    ctx.update(paths=sorted({*ctx.run.paths, *g.changed_paths(ctx.ws, base)}))
+    return tree_changes(ctx.ws, before, g.worktree_tree(ctx.ws))
+
+
+def _reason(step: blueprints.Command, code: int, timed_out: bool, tail: str) -> str:
+    if timed_out:
+        return f"the step `{step.name}` ran out of time ({step.timeout}s)"
+    said = last_line(tail)
+    return f"the step `{step.name}` failed (exit {code})" + (f": {said}" if said else "")
