@@ -115,6 +115,15 @@ def make_repo(base: Path | None = None, sandboxed: bool = True) -> Path:
     return repo
 
 
+def blueprint_line(repo: Path) -> str:
+    """The blueprint the demo's runs walk (the shop's own), as the demo says it."""
+    from jackline import blueprints, config
+
+    bp = blueprints.load(repo, config.load(repo).blueprint.name)
+    where = blueprints.source(repo, bp.name).removeprefix(f"{repo}/")
+    return f"{bp.name} ({where}): {bp.outline()}"
+
+
 # The release part of the demo ---------------------------------------------------------------
 
 RELEASER = "demo-releaser"

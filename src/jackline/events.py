@@ -165,10 +165,16 @@ def _command(d: Data) -> str:
         return f"{_round(d)}check {step[6:]} {mark} ({d['duration']:.1f}s)"
     if step == "setup":
         return f"prepare: {_setup(d)} exited {d['exit_code']} {took}"
+    if step.startswith("step:"):  # a blueprint's deterministic step: what it changed is kept
+        kept = len(d.get("changed") or []) + len(d.get("created") or [])
+        mark = "pass" if d.get("passed") else "FAIL"
+        return f"step {step[5:]} {mark}, {kept} file(s) changed ({d['duration']:.1f}s)"
     return f"{step}: `{short(d['command'], 60)}` exited {d['exit_code']} {took}"
 
 
 def _command_tone(d: Data) -> Tone:
+    if str(d["step"]).startswith("step:"):  # its rule, not its exit, says whether it failed
+        return "" if d.get("passed") else "bad"
     return "bad" if d["exit_code"] != 0 else ""
 
 
@@ -329,10 +335,13 @@ SPECS: dict[Kind, Spec] = {
         told=_NEVER,
     ),
     Kind.COMMAND: Spec(
-        "A command ran in the sandbox (the agent, a check, a set-up command), with its exit "
-        "code, time and the tail of its output.",
+        "A command ran in the sandbox (the agent, a check, a set-up command, a blueprint's "
+        "`step:NAME`, with the files it changed and created), with its exit code, time and the "
+        "tail of its output.",
         _command,
-        told=lambda d: d["step"] in ("agent", "setup") or str(d["step"]).startswith("check:"),
+        told=lambda d: (
+            d["step"] in ("agent", "setup") or str(d["step"]).startswith(("check:", "step:"))
+        ),
         tone=_command_tone,
     ),
     Kind.NETWORK: Spec(

@@ -155,6 +155,17 @@ class Blueprint(_Model):
         """Where a request for changes goes back to: the last agentic step."""
         return max(i for i, s in enumerate(self.steps) if isinstance(s, AgentStep))
 
+    def outline(self) -> str:
+        """The steps on one line: `agent (then autofix) -> scan -> ... -> review`."""
+        shown = []
+        for s in self.steps:
+            if isinstance(s, AgentStep):
+                then = ", ".join(c.name for c in s.before_checks)
+                shown.append(s.name + (f" (then {then}, before the checks)" if then else ""))
+            else:
+                shown.append(s.name if isinstance(s, CommandStep) else s.kind)
+        return " -> ".join(shown)
+
     def agents(self) -> list[str]:
         """The agents its agentic steps name (the run's own agent aside)."""
         return [s.agent for s in self.steps if isinstance(s, AgentStep) and s.agent]

@@ -107,6 +107,7 @@ def demo(as_json: JsonOpt = False) -> None:
             "runs without the sandbox; real runs refuse until bubblewrap is installed."
         )
     say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
+    say(f"Blueprint: {escape(d.blueprint_line(repo))}")
     say(f"Task: {escape(d.TASK)}\n")
     result = api.submit(d.TASK, repo, agent="scripted", on_event=render.progress)
     if result.status != Status.AWAITING_REVIEW:

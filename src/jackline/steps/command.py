@@ -101,7 +101,7 @@ def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[li
         ctx.record("redacted", count=len(printed), where=f"the output of the step `{name}`")
     reverted = revert_forbidden(ctx.ws, base, ctx.config.scope.forbidden)
     if reverted:
-        ctx.record("scope", step=f"step:{name}", after_round=after_round, reverted=reverted)
+        ctx.record("scope", round=after_round, step=f"step:{name}", reverted=reverted)
     ctx.update(paths=sorted({*ctx.run.paths, *g.changed_paths(ctx.ws, base)}))
     return tree_changes(ctx.ws, before, g.worktree_tree(ctx.ws))
 
