@@ -274,3 +274,74 @@ def test_the_autofix_blueprint_fixes_lint_and_formats_before_the_checks(project:
     commands = {e["step"]: e for e in project.events_by_kind(run["id"])["command"]}
     assert commands["step:autofix"]["changed"] == ["calc.py"]
     assert commands["step:format"]["changed"] == ["calc.py"]
+
+
+def test_the_built_in_blueprints_are_files_of_the_same_format() -> None:
+    from jackline import blueprints
+
+    for name in blueprints.BUILT_IN:
+        bp = blueprints.built_in(name)
+        assert blueprints.from_record(blueprints.recorded(bp)) == bp
+    assert blueprints.built_in("standard").outline() == (
+        "agent -> scan -> commit -> publish -> handoff -> review"
+    )
+    assert blueprints.built_in("local").outline() == "agent -> scan -> commit -> handoff -> review"
+    autofix = blueprints.built_in("autofix").steps[0]
+    assert isinstance(autofix, blueprints.AgentStep)
+    assert [(c.name, c.pass_) for c in autofix.before_checks] == [
+        ("autofix", "always"),
+        ("format", "always"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ('[[steps]]\nkind = "scan"\n', "steps: no agentic step"),
+        ('[[steps]]\nkind = "agent"\n', "steps: the harness's steps scan, commit, handoff, review"),
+        (
+            '[[steps]]\nkind = "agent"\n' + TAIL + '\n[[steps]]\nkind = "command"\nname = "x"\n'
+            'command = "true"\n',
+            "steps: the harness's steps go in this order",
+        ),
+        (
+            '[[steps]]\nkind = "agent"\n[[steps]]\nkind = "scan"\n[[steps]]\nkind = "command"\n'
+            'name = "late"\ncommand = "true"\n[[steps]]\nkind = "commit"\n[[steps]]\n'
+            'kind = "handoff"\n[[steps]]\nkind = "review"\n',
+            "steps: steps.2: agent and command steps come before scan",
+        ),
+        (
+            '[[steps]]\nkind = "agent"\nname = "x"\n[[steps.before_checks]]\nname = "x"\n'
+            'command = "true"\n' + TAIL,
+            "steps: each step needs a name of its own; x is used twice",
+        ),
+        (
+            '[[steps]]\nkind = "agent"\nprompt = "{task} {secret}"\n' + TAIL,
+            "steps.0.prompt: unknown placeholder {secret}",
+        ),
+        (
+            '[[steps]]\nkind = "command"\nname = "../x"\ncommand = "true"\n',
+            "steps.0.name: a name of letters, digits",
+        ),
+        ('name = "x"\n[[steps]]\nkind = "agent"\n' + TAIL, "name: unknown key"),
+        ('[[steps]]\nkind = "agent"\nround = 3\n' + TAIL, "steps.0.round: unknown key"),
+        ("[[steps]\n", "invalid TOML"),
+    ],
+)
+def test_a_blueprint_file_is_checked_before_any_run(text: str, said: str) -> None:
+    from jackline import blueprints
+    from jackline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        blueprints.parse(text, "x", "/r/.jackline/blueprints/x.toml")
+    assert refused.value.path == "/r/.jackline/blueprints/x.toml"
+    assert any(p.startswith(said) for p in refused.value.problems), refused.value.problems
+
+
+def test_a_blueprint_name_is_never_a_path(tmp_path: Path) -> None:
+    from jackline import blueprints
+    from jackline.errors import NotFound
+
+    (tmp_path / "evil.toml").write_text("")
+    with pytest.raises(NotFound, match="is not a blueprint name"):
+        blueprints.load(tmp_path / "repo", "../../evil")

@@ -122,6 +122,7 @@ def render(found: dict[str, Any], main: str) -> str:
         '# also = ["openapi.yaml"]',
         "",
         "[blueprint]",
+        '# name = "standard"  # or local, autofix, or your own .jackline/blueprints/NAME.toml',
         "max_rounds = 2",
         "",
         "[review]",

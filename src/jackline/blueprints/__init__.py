@@ -148,9 +148,6 @@ class Blueprint(_Model):
             raise ValueError(f"each step needs a name of its own; {', '.join(twice)} is used twice")
         return self
 
-    def has(self, kind: str) -> bool:
-        return any(s.kind == kind for s in self.steps)
-
     def again(self) -> int:
         """Where a request for changes goes back to: the last agentic step."""
         return max(i for i, s in enumerate(self.steps) if isinstance(s, AgentStep))

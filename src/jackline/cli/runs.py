@@ -29,7 +29,11 @@ def run(
         str | None, typer.Option("--agent", help="Agent name from [agents.NAME].")
     ] = None,
     blueprint: Annotated[
-        str | None, typer.Option("--blueprint", help="Blueprint name (standard, local).")
+        str | None,
+        typer.Option(
+            "--blueprint",
+            help="Blueprint name: standard, local, autofix, or .jackline/blueprints/NAME.toml.",
+        ),
     ] = None,
     follow_up: Annotated[
         str | None,
