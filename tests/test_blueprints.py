@@ -7,6 +7,7 @@ blueprint of the run it works in; a run resumed after `kill -9` walks the bluepr
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -345,3 +346,23 @@ def test_a_blueprint_name_is_never_a_path(tmp_path: Path) -> None:
     (tmp_path / "evil.toml").write_text("")
     with pytest.raises(NotFound, match="is not a blueprint name"):
         blueprints.load(tmp_path / "repo", "../../evil")
+
+
+def test_the_scan_sees_what_a_command_step_wrote(project: Project) -> None:
+    # A generator that writes a key into the tree (and prints it): the run is blocked, as for
+    # the agent's own, and the value is in no stored byte. The blueprint holds no such value:
+    # the step makes it.
+    key = "ghp_" + "Zq7x" * 9
+    blueprint = (
+        '[[steps]]\nkind = "agent"\n\n[[steps]]\nkind = "command"\nname = "config-gen"\n'
+        "command = '''python3 -c \"print('TOKEN = ' + repr('ghp_' + 'Zq7x' * 9))\" "
+        "> settings_gen.py; cat settings_gen.py'''\n" + TAIL
+    )
+    _with_blueprint(project, ScriptedAgent([FIXED]), "gen", blueprint)
+    done = project.jl("run", "Fix add", "--blueprint", "gen", "--json", ok=False)
+    assert done.returncode == 3, done.stderr  # blocked: nothing committed
+    events = project.events_by_kind(json.loads(done.stdout)["id"])
+    assert "commit" not in events
+    assert any(f["file"] == "settings_gen.py" for f in events["scan"][-1]["findings"])
+    assert key.encode() not in (project.home / "jackline.db").read_bytes()
+    assert not [p for p in (project.home / "runs").rglob("*.log") if key in p.read_text()]
