@@ -76,8 +76,8 @@ def command(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, An
         **({"dropped_bytes": done.dropped} if done.dropped else {}),
     )
     reason = "" if passed else _reason(step, done.exit_code, done.timed_out, tail)
-    if reason:
-        ctx.update(reason=reason)
+    if reason:  # the run fails here; a round it ends (no checks judged it) still counts
+        ctx.update(reason=reason, rounds=max(ctx.run.rounds, after_round))
     return {"passed": passed, "changed": changed, "created": created, "reason": reason}
 
 
