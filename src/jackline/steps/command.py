@@ -14,6 +14,7 @@ from typing import Any
 
 from jackline import blueprints, proc
 from jackline import git as g
+from jackline.events import Kind
 from jackline.guard.scope import revert_forbidden
 from jackline.models import last_line
 from jackline.scans import Change
@@ -28,7 +29,7 @@ def recorded_blueprint(run_id: str, name: str) -> str:
     were: the built-in one of its name), as `blueprints.recorded` wrote it."""
     store = Store()
     try:
-        data = json.loads(store.events(run_id, kind="submitted")[0]["data"])
+        data = json.loads(store.events(run_id, kind=Kind.SUBMITTED)[0]["data"])
     finally:
         store.close()
     if data.get("blueprint_spec"):
@@ -47,11 +48,11 @@ def command(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, An
     if checkpoint.exists():
         proc.kill_recorded(keep / "step.pid")
         g.restore_tree(ctx.ws, checkpoint.read_text().strip())
-        ctx.record("step", step=label, after_round=after_round, retry=True)
+        ctx.record(Kind.STEP, step=label, after_round=after_round, retry=True)
     else:
         keep.mkdir(parents=True, exist_ok=True)
         checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
-        ctx.record("step", step=label, after_round=after_round)
+        ctx.record(Kind.STEP, step=label, after_round=after_round)
     before = checkpoint.read_text().strip()
     log = keep / "output.log"
     with ctx.sandboxed(label) as jail:
@@ -88,7 +89,7 @@ def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[li
     flattened = remove_nested_gitdirs(ctx.ws)
     if flattened:
         ctx.record(
-            "warning",
+            Kind.WARNING,
             message=f"the step `{name}` left a git repository of its own at "
             f"{', '.join(flattened)}: its .git was removed (the files are kept, as files)",
             removed_repositories=flattened,
@@ -98,10 +99,10 @@ def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[li
     printed = secret_scan.scan_text_file(ctx.dir / "steps" / f"{after_round}-{name}" / "output.log")
     ctx.remember_secrets(found.values | printed)
     if printed:
-        ctx.record("redacted", count=len(printed), where=f"the output of the step `{name}`")
+        ctx.record(Kind.REDACTED, count=len(printed), where=f"the output of the step `{name}`")
     reverted = revert_forbidden(ctx.ws, base, ctx.config.scope.forbidden)
     if reverted:
-        ctx.record("scope", round=after_round, step=f"step:{name}", reverted=reverted)
+        ctx.record(Kind.SCOPE, round=after_round, step=f"step:{name}", reverted=reverted)
     ctx.update(paths=sorted({*ctx.run.paths, *g.changed_paths(ctx.ws, base)}))
     return tree_changes(ctx.ws, before, g.worktree_tree(ctx.ws))
 
