@@ -14,7 +14,7 @@ from pathlib import Path
 from conftest import Project, git
 from test_web import running_site
 
-from jackline import __version__
+from jackline import __version__, handoff
 from jackline import config as cfg
 from jackline.surfaces import slack
 from jackline.testing import Replace, Round, ScriptedAgent
@@ -81,11 +81,16 @@ def test_slack_messages_show_mentions_and_links_in_a_task_as_text() -> None:
         "rounds": 1,
         "merge_sha": "0123456789abcdef",
     }
-    handoff = (
-        f"# Handoff: {task}\n\n## Summary\n\nDid {task}\n\n## Where to look twice\n\n- {task}\n"
+    record = handoff.Handoff(
+        run="run-01abc",
+        task=task,
+        outcome="awaiting_review",
+        summary=f"Did {handoff.text(task)}",
+        look_twice=(handoff.text(task),),
     )
+    data = {"run": run, "record": handoff.as_json(record)}
     built = [
-        slack.review_message(config, {"run": run, "handoff": handoff}, "http://jl.example"),
+        slack.review_message(config, data, "http://jl.example"),
         slack.merged_message(config, {"run": run}, "http://jl.example"),
     ]
     for text, blocks in built:

@@ -18,6 +18,7 @@ from conftest import Project
 from jackline import config as cfg
 from jackline import git as g
 from jackline.guard.scope import revert_forbidden
+from jackline.models import Finding
 from jackline.scans import Change, run_scans
 from jackline.scans import secrets as secret_scan
 
@@ -285,18 +286,27 @@ def test_a_file_name_cannot_write_lines_of_the_handoff() -> None:
     from jackline import handoff
 
     name = "x\n## Where to look twice\n\n- Nothing stood out; approve.\n`|`"
-    finding = {"rule": "scope.gate", "level": "block", "file": name, "line": None}
-    finding |= {"message": f"the change edits gate configuration `{name}`"}
-    finding |= {"quote": "ok\n```\n## Findings\n\nNone.", "why": ""}
-    files = [{"path": name, "added": 1, "removed": 0}]
-    h = {
-        "task": "t", "run": "run-1", "outcome": "awaiting_review", "branch": "agent/t",
-        "base": "0" * 40, "head": "1" * 40, "rounds": [], "summary": "s", "files": files,
-        "commands": [], "notes": "", "findings": [finding], "dependencies": [],
-        "look_twice": handoff.look_twice(files, ["calc.py"], [name], [], "", [finding]),
-        "undo": [],
-    }  # fmt: skip
-    lines = handoff.render(h).splitlines()
+    finding = Finding(
+        "scope.gate",
+        "block",
+        f"the change edits gate configuration `{name}`",
+        file=name,
+        quote="ok\n```\n## Findings\n\nNone.",
+    )
+    files = (handoff.ChangedFile(name, 1, 0),)
+    h = handoff.Handoff(
+        run="run-1",
+        task="t",
+        outcome="awaiting_review",
+        branch="agent/t",
+        base="0" * 40,
+        head="1" * 40,
+        summary="s",
+        files=files,
+        findings=(finding,),
+        look_twice=tuple(handoff.look_twice(files, ["calc.py"], [name], [], "", [finding])),
+    )
+    lines = handoff.markdown(h).splitlines()
     assert lines.count("## Where to look twice") == 1
     assert lines.count("## Findings") == 1
     assert not any(line.startswith("- Nothing stood out") for line in lines)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ulid import ULID
 
-from jackline import auth, blueprints, executors
+from jackline import auth, blueprints, executors, handoff
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, Interrupted, NotFound, Refused
@@ -258,6 +258,11 @@ def findings(run_id: str) -> list[dict[str, Any]]:
 
 
 def handoff_text(run: Run) -> str | None:
+    """The run's handoff in markdown, rendered from its record (`handoff.json`); a run that
+    failed before its handoff could be written has a short note in markdown alone."""
+    record = handoff.load(run.handoff)
+    if record is not None:
+        return handoff.markdown(record)
     if run.handoff and Path(run.handoff).exists():
         return Path(run.handoff).read_text()
     return None

@@ -43,6 +43,8 @@ def fail(run_id: str, reason: str) -> None:
     except Exception as e:  # the bug may be in the handoff itself: a short one says it
         path = paths.run_dir(run_id) / "handoff.md"
         path.parent.mkdir(parents=True, exist_ok=True)
+        # An earlier round's record would be shown in place of this note (`api.handoff_text`).
+        path.with_name("handoff.json").unlink(missing_ok=True)
         path.write_text(
             f"# {run_id}: failed\n\nThe run failed: {reason}\n\nThe full handoff could not "
             f"be written ({type(e).__name__}); `jackline logs {run_id}` has what the run did.\n"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
-from pathlib import Path
-from typing import Any
 
 from jackline import context, handoff, safeio
 from jackline import git as g
 from jackline.checks import junit, report_file
 from jackline.events import Kind
 from jackline.guard.audit import Event
-from jackline.models import FINAL, AgentRound, Status
-from jackline.steps.context import RunContext, agent_round
+from jackline.models import (
+    FINAL,
+    AgentRound,
+)
+from jackline.steps.context import RunContext
 from jackline.workspaces import services
 
 NOTES = ".jackline/notes.md"
@@ -30,58 +31,19 @@ def write_handoff(run_id: str, outcome: Status) -> str:
         if stopped:
             ctx.record(Kind.CLEANUP, services=stopped)
     events = ctx.audit.read(run_id)
-    rounds = [e.data for e in events if e.kind == Kind.ROUND]
-    if outcome == Status.FAILED and rounds and rounds[-1].get("problem"):
-        ctx.update(reason=agent_reason(agent_round(rounds[-1]["agent"])))
-    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
-    commands = [e.data for e in events if e.kind == Kind.COMMAND]
-    files = _files_changed(ctx)
-    # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
-    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
-    failing = [
-        f"`{c['name']}`: "
-        + "; ".join(
-            (f"{f.get('test') or f.get('file') or ''} {f['message']}").strip()
-            for f in c["failures"][:3]
-        )
-        for c in (rounds[-1]["checks"] if rounds and not rounds[-1]["passed"] else [])
-        if not c["passed"]
-    ]
-    scans = [e.data for e in events if e.kind == Kind.SCAN]
-    findings = scans[-1]["findings"] if scans else []
-    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
-    h = {
-        "run": run_id,
-        "task": ctx.run.task,
-        "outcome": outcome,
-        "branch": ctx.run.branch,
-        "base": ctx.run.base_sha,
-        "head": ctx.run.head_sha,
-        "merge": ctx.run.merge_sha,
-        "workspace": ctx.run.workspace,
-        "summary": _summary(ctx, outcome, rounds, files, failing),
-        "files": files,
-        "rounds": rounds,
-        "commands": commands,
-        "notes": notes,
-        "findings": findings,
-        "dependencies": [f for f in findings if f["rule"].startswith("dependency.")],
-        "owners": ctx.config.review.owners,
-        "people": _people(events),
-        "look_twice": handoff.look_twice(files, named, reverted, failing, notes, findings),
-        "timeline": _timeline(events),
-        "spend": {"usd": round(ctx.run.spend, 4), "tokens": ctx.run.tokens},
-        "undo": _undo(ctx, outcome),
-        "fixed_tests": _fixed_tests(ctx, rounds),
-        "diff": _see_diff(ctx, outcome, events),
-    }
-    path = handoff.write(h, ctx.dir, ctx.redact)
-    if outcome in (Status.AWAITING_REVIEW, Status.MERGED):
+    rounds = [handoff.round_from_json(e.data) for e in events if e.kind == "round"]
+    last = rounds[-1] if rounds else None
+    measured = last.agent.measured() if last and last.agent else None
+    if outcome == "failed" and last and last.problem and measured:
+        ctx.update(reason=agent_reason(measured))
+    h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact)
+    path = handoff.write(h, ctx.dir)
+    if outcome in ("awaiting_review", "merged"):
         # The surfaces are told before the status moves: a CLI waiting for the run to rest
         # exits once it does, and would end an announcement still under way with it.
         ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
-        _announce(ctx, f"run.{outcome}", path)
-    if outcome == Status.MERGED:
+        _announce(ctx, f"run.{outcome}", h)
+    if outcome == "merged":
         # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
         # rest (an `approve`) then finds nothing of it still being removed.
         ctx.update(handoff=str(path))
@@ -91,28 +53,78 @@ def write_handoff(run_id: str, outcome: Status) -> str:
     return str(path)
 
 
-def _fixed_tests(ctx: RunContext, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _handoff(
+    ctx: RunContext, outcome: str, events: list[Event], rounds: list[handoff.Round]
+) -> handoff.Handoff:
+    """The record of the run, from its audit log, its workspace and its record (not redacted)."""
+    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
+    files = _files_changed(ctx)
+    # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
+    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
+    failing = _still_failing(rounds[-1]) if rounds else []
+    scans = [e.data for e in events if e.kind == "scan"]
+    findings = [handoff.finding_from_json(f) for f in (scans[-1]["findings"] if scans else [])]
+    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
+    return handoff.Handoff(
+        run=ctx.run.id,
+        task=ctx.run.task,
+        outcome=outcome,
+        branch=ctx.run.branch,
+        base=ctx.run.base_sha,
+        head=ctx.run.head_sha,
+        merge=ctx.run.merge_sha,
+        workspace=ctx.run.workspace,
+        summary=_summary(ctx, outcome, rounds, files),
+        files=tuple(files),
+        rounds=tuple(rounds),
+        commands=tuple(handoff.command_from_json(e.data) for e in events if e.kind == "command"),
+        notes=notes,
+        findings=tuple(findings),
+        owners=tuple(ctx.config.review.owners),
+        people=_people(events),
+        look_twice=tuple(handoff.look_twice(files, named, reverted, failing, notes, findings)),
+        timeline=_timeline(events),
+        spend=handoff.Spend(round(ctx.run.spend, 4), ctx.run.tokens),
+        undo=tuple(_undo(ctx, outcome)),
+        fixed_tests=_fixed_tests(ctx, rounds),
+        diff=_see_diff(ctx, outcome, events),
+    )
+
+
+def _still_failing(last: handoff.Round) -> list[str]:
+    """Each check still failing in the last round, with its first failures."""
+    if last.passed:
+        return []
+    return [
+        f"`{c.name}`: "
+        + "; ".join((f"{f.test or f.file or ''} {f.message}").strip() for f in c.failures[:3])
+        for c in last.checks
+        if not c.passed
+    ]
+
+
+def _fixed_tests(ctx: RunContext, rounds: list[handoff.Round]) -> tuple[handoff.FixedTest, ...]:
     """Tests that failed in an earlier round and that the last round's report shows passing:
     read from the report, never inferred from an exit code (a deleted test does not pass)."""
     failed: dict[tuple[str, str], set[int]] = {}
     for r in rounds[:-1]:
-        for c in r["checks"]:
-            for f in c["failures"]:
-                if f.get("test"):
-                    failed.setdefault((c["name"], f["test"]), set()).add(r["round"])
+        for c in r.checks:
+            for f in c.failures:
+                if f.test:
+                    failed.setdefault((c.name, f.test), set()).add(r.round)
     if not failed:
-        return []
-    last = rounds[-1]["round"]
+        return ()
+    last = rounds[-1].round
     passed = {
         name: junit.passed_tests(report_file(ctx.dir / f"round-{last}", name))
         for name in {name for name, _ in failed}
         if name in ctx.config.checks and ctx.config.checks[name].parser == "junit"
     }
-    return [
-        {"check": name, "test": test, "failed_in": sorted(where)}
+    return tuple(
+        handoff.FixedTest(name, test, tuple(sorted(where)))
         for (name, test), where in sorted(failed.items())
         if test in passed.get(name, set())
-    ]
+    )
 
 
 def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
@@ -143,48 +155,48 @@ def agent_reason(agent: AgentRound) -> str:
     return f"{agent.problem()}: {said[:200]}" if said else str(agent.problem())
 
 
-def _people(events: list[Event]) -> list[dict[str, str]]:
+def _people(events: list[Event]) -> tuple[handoff.Person, ...]:
     """Who submitted and who decided, each with the OS user who claimed the name, if claimed."""
-    return [
-        {
-            "action": "submit" if e.kind == Kind.SUBMITTED else str(e.data["decision"]),
-            "by": str(e.data["by"]),
-            "claimed_by_os_user": str(e.data.get("claimed_by_os_user") or ""),
-        }
+    return tuple(
+        handoff.Person(
+            action="submit" if e.kind == "submitted" else str(e.data["decision"]),
+            by=str(e.data["by"]),
+            claimed_by_os_user=str(e.data.get("claimed_by_os_user") or ""),
+        )
         for e in events
-        if e.kind in (Kind.SUBMITTED, Kind.DECISION)
-    ]
+        if e.kind in ("submitted", "decision")
+    )
 
 
-def _announce(ctx: RunContext, event: str, handoff_path: Path) -> None:
-    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal."""
+def _announce(ctx: RunContext, event: str, h: handoff.Handoff) -> None:
+    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal.
+    Each renders the record its own way: the pull request's body is the markdown, Slack reads
+    the record (its JSON)."""
     from jackline import notify
 
-    data = {
-        "run": asdict(ctx.run),
-        "handoff": handoff_path.read_text() if handoff_path.exists() else "",
-    }
+    data = {"run": asdict(ctx.run), "handoff": handoff.markdown(h), "record": handoff.as_json(h)}
     problems = notify.announce(event, ctx.config, data)
     if problems:
         ctx.record(Kind.ANNOUNCE_FAILED, event=event, problems=problems)
 
 
-def _timeline(events: list[Any], per_round: int = 12) -> list[dict[str, Any]]:
+def _timeline(events: list[Event], per_round: int = 12) -> tuple[handoff.TimelineEntry, ...]:
     """What the agent did, from its transcript: a few lines per round for the handoff."""
-    out: list[dict[str, Any]] = []
-    for e in events:
-        if e.kind in (Kind.AGENT_COMMAND, Kind.AGENT_TOOL, Kind.AGENT_EDIT, Kind.AGENT_MESSAGE):
-            out.append({"round": e.data.get("round"), "kind": e.kind[6:], **e.data})
-    kept: list[dict[str, Any]] = []
-    for r in sorted({x["round"] for x in out}, key=lambda x: x or 0):
-        steps = [x for x in out if x["round"] == r]
+    out = [
+        handoff.timeline_from_json({**e.data, "kind": e.kind[6:]})
+        for e in events
+        if e.kind in ("agent.command", "agent.tool", "agent.edit", "agent.message")
+    ]
+    kept: list[handoff.TimelineEntry] = []
+    for r in sorted({x.round for x in out}, key=lambda x: x or 0):
+        steps = [x for x in out if x.round == r]
         kept += steps[:per_round]
         if len(steps) > per_round:
-            kept.append({"round": r, "kind": "more", "summary": f"{len(steps) - per_round} more"})
-    return kept
+            kept.append(handoff.TimelineEntry(r, "more", f"{len(steps) - per_round} more"))
+    return tuple(kept)
 
 
-def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
+def _files_changed(ctx: RunContext) -> list[handoff.ChangedFile]:
     if not ctx.run.workspace or not ctx.ws.exists() or not ctx.run.base_sha:
         return []
     tree = g.worktree_tree(ctx.ws)
@@ -199,11 +211,11 @@ def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
             next(fields, None)
             path = next(fields, "")
         files.append(
-            {
-                "path": path,
-                "added": int(added) if added.isdigit() else 0,
-                "removed": int(removed) if removed.isdigit() else 0,
-            }
+            handoff.ChangedFile(
+                path,
+                added=int(added) if added.isdigit() else 0,
+                removed=int(removed) if removed.isdigit() else 0,
+            )
         )
     return files
 
@@ -211,13 +223,12 @@ def _files_changed(ctx: RunContext) -> list[dict[str, Any]]:
 def _summary(
     ctx: RunContext,
     outcome: str,
-    rounds: list[dict[str, Any]],
-    files: list[dict[str, Any]],
-    failing: list[str],
+    rounds: list[handoff.Round],
+    files: list[handoff.ChangedFile],
 ) -> str:
     n = len(rounds)
-    added = sum(f["added"] for f in files)
-    removed = sum(f["removed"] for f in files)
+    added = sum(f.added for f in files)
+    removed = sum(f.removed for f in files)
     change = f"{len(files)} file{'s' if len(files) != 1 else ''} changed (+{added} / -{removed})."
     names = ", ".join(f"`{c}`" for c in ctx.config.checks) or "none configured"
     # A reason may quote the agent (its last line) or a person: text, not markdown.

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
-from jackline import api, auth
+from jackline import api, auth, handoff
 from jackline import config as cfg
 from jackline.config import JacklineConfig, SlackConfig
 from jackline.errors import JacklineError, NotFound, Refused
@@ -433,15 +433,16 @@ def announce(event: str, config: JacklineConfig, data: dict[str, Any]) -> None:
 def review_message(
     config: JacklineConfig, data: dict[str, Any], base: str | None
 ) -> tuple[str, list[dict[str, Any]]]:
-    """A run at review: the handoff's summary, the facts, and the three decisions."""
+    """A run at review: the handoff's summary, the facts, and the three decisions. The words
+    are the handoff's record (`data["record"]`, redacted), never its markdown read back."""
     run = data["run"]
+    h = handoff.Handoff.from_json(data["record"]) if data.get("record") else None
     link = _link(base, "runs", run["id"])
-    task = str(run["task"]).splitlines()[0]
+    task = (h.task if h else str(run["task"])).splitlines()[0]
     findings = f"{run.get('blocking', 0)} block, {run.get('warnings', 0)} warn"
-    handoff = str(data.get("handoff") or "")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": _plain(f"Ready for review: {task}", 150)},
-        {"type": "section", "text": _mrkdwn(summary(handoff) or _escape(task))},
+        {"type": "section", "text": _mrkdwn(_from_markdown(h.summary) if h else _escape(task))},
         {
             "type": "section",
             "fields": [
@@ -452,7 +453,7 @@ def review_message(
             ],
         },
     ]
-    files, twice = _files(handoff), handoff_section(handoff, "Where to look twice")
+    files, twice = (_files(h.files), _look_twice(h.look_twice)) if h else ("", "")
     if files:
         blocks.append({"type": "section", "text": _mrkdwn(f"*Files*  {files}")})
     if twice:
@@ -551,28 +552,31 @@ MESSAGES: dict[str, Message] = {
 }
 
 
-def summary(handoff: str) -> str:
-    """The handoff's `## Summary` section, in Slack's markup."""
-    return handoff_section(handoff, "Summary")
+def _from_markdown(line: str) -> str:
+    """A line of the handoff the harness wrote in markdown (its summary, a place to look twice)
+    in Slack's markup. Markdown's characters in the words it quotes are escaped there
+    (`handoff.text`); Slack has no such escapes, so they are shown plain, and only Slack's own
+    three are escaped. Bold is Slack's; code spans are alike in both."""
+    plain = re.sub(r"\\([\\`*_\[\]<>|~&])", r"\1", line.strip())
+    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", _escape(plain))
 
 
-def handoff_section(handoff: str, title: str) -> str:
-    """One `## TITLE` section of the handoff, in Slack's markup (bold, bullets)."""
-    match = re.search(rf"^## {re.escape(title)}\s*\n(.*?)(?=^## |\Z)", handoff, re.S | re.M)
-    # The handoff escapes markdown's characters in words it quotes (`handoff.text`); Slack has
-    # no such escapes, so they are shown plain, and only Slack's own three are escaped.
-    plain = re.sub(r"\\([\\`*_\[\]<>|~&])", r"\1", (match.group(1) if match else "").strip())
-    text = _escape(plain)
-    text = re.sub(r"^- ", "• ", text, flags=re.M)
-    return re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
+def _look_twice(places: Sequence[str]) -> str:
+    return "\n".join(f"• {_from_markdown(x)}" for x in places or [handoff.NOTHING_STOOD_OUT])
 
 
-def _files(handoff: str) -> str:
-    """`path (+a/-r)` for each file in the handoff's table of files changed."""
-    rows = re.findall(r"^\| `([^`]+)` \| (\d+) \| (\d+) \|$", handoff, re.M)
-    shown = [f"`{_escape(path)}` (+{a}/-{r})" for path, a, r in rows[:10]]
-    more = f" and {len(rows) - 10} more" if len(rows) > 10 else ""
+def _files(files: Sequence[handoff.ChangedFile]) -> str:
+    """`path (+a/-r)` for each file changed, the first ten."""
+    shown = [f"{_code(f.path)} (+{f.added}/-{f.removed})" for f in files[:10]]
+    more = f" and {len(files) - 10} more" if len(files) > 10 else ""
     return ", ".join(shown) + more
+
+
+def _code(name: str) -> str:
+    """A name of the agent's choosing as a code span: one line, Slack's characters escaped,
+    and no backtick to end the span early (Slack has no way to escape one)."""
+    shown = handoff.one_line(name).replace("`", "'")
+    return f"`{_escape(shown)}`"
 
 
 def settled(
