@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from jackline.guard.redact import Redactor
 from jackline.models import AgentRound, CheckResult, Failure, Finding
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
@@ -325,7 +326,7 @@ def _timeline_json(t: TimelineEntry) -> dict[str, Any]:
 # stored -----------------------------------------------------------------------------------
 
 
-def redacted(h: Handoff, redact: Any) -> Handoff:
+def redacted(h: Handoff, redact: Redactor) -> Handoff:
     """The record with every string in it redacted (`Redactor.deep` over its JSON): what is
     written, rendered and announced."""
     return Handoff.from_json(redact.deep(as_json(h)))
@@ -350,8 +351,8 @@ def load(markdown_path: str | Path | None) -> Handoff | None:
         return None
     try:
         return Handoff.from_json(json.loads(stored.read_text()))
-    except (ValueError, KeyError, TypeError):  # not a record this version reads: its markdown
-        return None
+    except (ValueError, KeyError, TypeError):  # a record this version cannot read: the
+        return None  # markdown beside it is shown instead
 
 
 # markdown ---------------------------------------------------------------------------------

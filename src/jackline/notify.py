@@ -11,8 +11,9 @@ fails a step: a Slack outage must not stop a rollback. What went wrong is return
 caller records it in the audit log.
 
 Events and their data:
-    run.awaiting_review   run (as `api.as_json` gives it), handoff (markdown), findings
-    run.merged            run
+    run.awaiting_review   run (asdict), handoff (markdown), record (the handoff's JSON:
+                          `handoff.Handoff.from_json` reads it)
+    run.merged            run, handoff, record
     release.awaiting_go   release (asdict), env
     release.paused        release, env, why
     release.rolled_back   release, reason (production failed its probes; the previous is back)
