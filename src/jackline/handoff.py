@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from jackline.guard.redact import Redactor
-from jackline.models import AgentRound, CheckResult, Failure, Finding
+from jackline.models import AgentRound, CheckResult, Failure, Finding, from_json
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
 NOTHING_STOOD_OUT = "Nothing stood out; read the diff."
@@ -174,7 +174,7 @@ class Handoff:
         return tuple(f for f in self.findings if f.rule.startswith("dependency."))
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Handoff:
+    def from_json(cls, data: dict[str, Any]) -> Handoff:
         """The record back from its JSON (`handoff.json`, an audit event's payloads), including
         one an older version wrote: a field it did not have takes its default, a key this
         version does not know is left out."""
@@ -189,13 +189,13 @@ class Handoff:
             merge=data.get("merge"),
             workspace=data.get("workspace"),
             summary=str(data.get("summary") or ""),
-            files=tuple(ChangedFile(**_known(ChangedFile, f)) for f in data.get("files") or ()),
+            files=tuple(from_json(ChangedFile, f) for f in data.get("files") or ()),
             rounds=tuple(round_from_json(r) for r in data.get("rounds") or ()),
             commands=tuple(command_from_json(c) for c in data.get("commands") or ()),
             notes=str(data.get("notes") or ""),
             findings=tuple(finding_from_json(f) for f in data.get("findings") or ()),
             owners=tuple(map(str, data.get("owners") or ())),
-            people=tuple(Person(**_known(Person, p)) for p in data.get("people") or ()),
+            people=tuple(from_json(Person, p) for p in data.get("people") or ()),
             look_twice=tuple(map(str, data.get("look_twice") or ())),
             timeline=tuple(timeline_from_json(t) for t in data.get("timeline") or ()),
             spend=Spend(float(spend.get("usd") or 0), int(spend.get("tokens") or 0)),
@@ -208,29 +208,22 @@ class Handoff:
         )
 
 
-def _known(cls: Any, data: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of `data` that are fields of the record `cls`."""
-    names = {f.name for f in fields(cls)}
-    return {k: v for k, v in data.items() if k in names}
+def finding_from_json(data: dict[str, Any]) -> Finding:
+    return from_json(Finding, data)
 
 
-def finding_from_json(data: Mapping[str, Any]) -> Finding:
-    return Finding(**_known(Finding, data))
+def check_from_json(data: dict[str, Any]) -> CheckResult:
+    failures = tuple(from_json(Failure, f) for f in data.get("failures") or ())
+    return from_json(CheckResult, {**data, "failures": failures})
 
 
-def check_from_json(data: Mapping[str, Any]) -> CheckResult:
-    failures = tuple(Failure(**_known(Failure, f)) for f in data.get("failures") or ())
-    return CheckResult(**{**_known(CheckResult, data), "failures": failures})
-
-
-def command_from_json(data: Mapping[str, Any]) -> Command:
+def command_from_json(data: dict[str, Any]) -> Command:
     """A command as the audit log recorded it (`RunContext.command`); the agent's carries how
     its round went."""
-    kept = _known(Command, data)
-    return Command(**{**kept, "dropped_bytes": int(data.get("dropped_bytes") or 0)})
+    return from_json(Command, data)
 
 
-def round_from_json(data: Mapping[str, Any]) -> Round:
+def round_from_json(data: dict[str, Any]) -> Round:
     """A round as the `check` step recorded it."""
     agent = data.get("agent")
     return Round(
@@ -243,8 +236,8 @@ def round_from_json(data: Mapping[str, Any]) -> Round:
     )
 
 
-def timeline_from_json(data: Mapping[str, Any]) -> TimelineEntry:
-    return TimelineEntry(**{"round": None, **_known(TimelineEntry, data)})
+def timeline_from_json(data: dict[str, Any]) -> TimelineEntry:
+    return from_json(TimelineEntry, {"round": None, **data})
 
 
 # JSON -------------------------------------------------------------------------------------
