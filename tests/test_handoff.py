@@ -219,7 +219,7 @@ def test_redacting_a_record_reaches_every_text_field() -> None:
             "people": (handoff.Person("submit", secret),),
         }
     )
-    clean = handoff.redacted(dirty, Redactor({"TOKEN": secret}))
+    clean = handoff.redacted(dirty, Redactor({"TOKEN": secret}).deep)
     assert secret not in json.dumps(handoff.as_json(clean)) + handoff.markdown(clean)
     assert (
         clean.findings[0].quote == "[redacted:TOKEN]" and clean.people[0].by == "[redacted:TOKEN]"

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jackline.guard.redact import Redactor
 from jackline.models import AgentRound, CheckResult, Failure, Finding, from_json
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
@@ -319,10 +318,10 @@ def _timeline_json(t: TimelineEntry) -> dict[str, Any]:
 # stored -----------------------------------------------------------------------------------
 
 
-def redacted(h: Handoff, redact: Redactor) -> Handoff:
-    """The record with every string in it redacted (`Redactor.deep` over its JSON): what is
-    written, rendered and announced."""
-    return Handoff.from_json(redact.deep(as_json(h)))
+def redacted(h: Handoff, deep: Callable[[Any], Any]) -> Handoff:
+    """The record with every string in it redacted (`deep`: a `Redactor.deep`, over its JSON):
+    what is written, rendered and announced."""
+    return Handoff.from_json(deep(as_json(h)))
 
 
 def write(h: Handoff, directory: Path) -> Path:

@@ -36,7 +36,7 @@ def write_handoff(run_id: str, outcome: Status) -> str:
     measured = last.agent.measured() if last and last.agent else None
     if outcome == "failed" and last and last.problem and measured:
         ctx.update(reason=agent_reason(measured))
-    h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact)
+    h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact.deep)
     path = handoff.write(h, ctx.dir)
     if outcome in ("awaiting_review", "merged"):
         # The surfaces are told before the status moves: a CLI waiting for the run to rest
