@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jackline.models import AgentRound, CheckResult, Failure, Finding, from_json
+from jackline.models import AgentRound, CheckResult, Failure, Finding, Status, from_json
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
 NOTHING_STOOD_OUT = "Nothing stood out; read the diff."
@@ -606,9 +606,9 @@ def _people(people: Sequence[Person]) -> list[str]:
 
 def _blocking_banner(h: Handoff) -> list[str]:
     block = [f for f in h.findings if f.level == "block"]
-    if not block or h.outcome not in ("awaiting_review", "blocked"):
+    if not block or h.outcome not in (Status.AWAITING_REVIEW, Status.BLOCKED):
         return []
-    if h.outcome == "blocked":
+    if h.outcome == Status.BLOCKED:
         return ["- **Blocked:** a secret was found in the change; nothing was committed or pushed."]
     owners = text(", ".join(h.owners)) or "none named in \\[review] owners"
     return [f"- **Needs an owner:** {len(block)} block-level finding(s); owners: {owners}"]

@@ -9,10 +9,7 @@ from jackline import git as g
 from jackline.checks import junit, report_file
 from jackline.events import Kind
 from jackline.guard.audit import Event
-from jackline.models import (
-    FINAL,
-    AgentRound,
-)
+from jackline.models import FINAL, AgentRound, Status
 from jackline.steps.context import RunContext
 from jackline.workspaces import services
 
@@ -31,19 +28,19 @@ def write_handoff(run_id: str, outcome: Status) -> str:
         if stopped:
             ctx.record(Kind.CLEANUP, services=stopped)
     events = ctx.audit.read(run_id)
-    rounds = [handoff.round_from_json(e.data) for e in events if e.kind == "round"]
+    rounds = [handoff.round_from_json(e.data) for e in events if e.kind == Kind.ROUND]
     last = rounds[-1] if rounds else None
     measured = last.agent.measured() if last and last.agent else None
-    if outcome == "failed" and last and last.problem and measured:
+    if outcome == Status.FAILED and last and last.problem and measured:
         ctx.update(reason=agent_reason(measured))
     h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact.deep)
     path = handoff.write(h, ctx.dir)
-    if outcome in ("awaiting_review", "merged"):
+    if outcome in (Status.AWAITING_REVIEW, Status.MERGED):
         # The surfaces are told before the status moves: a CLI waiting for the run to rest
         # exits once it does, and would end an announcement still under way with it.
         ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
         _announce(ctx, f"run.{outcome}", h)
-    if outcome == "merged":
+    if outcome == Status.MERGED:
         # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
         # rest (an `approve`) then finds nothing of it still being removed.
         ctx.update(handoff=str(path))
@@ -57,12 +54,12 @@ def _handoff(
     ctx: RunContext, outcome: str, events: list[Event], rounds: list[handoff.Round]
 ) -> handoff.Handoff:
     """The record of the run, from its audit log, its workspace and its record (not redacted)."""
-    reverted = sorted({p for e in events if e.kind == "scope" for p in e.data["reverted"]})
+    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
     files = _files_changed(ctx)
     # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
     notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
     failing = _still_failing(rounds[-1]) if rounds else []
-    scans = [e.data for e in events if e.kind == "scan"]
+    scans = [e.data for e in events if e.kind == Kind.SCAN]
     findings = [handoff.finding_from_json(f) for f in (scans[-1]["findings"] if scans else [])]
     named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
     return handoff.Handoff(
@@ -77,7 +74,7 @@ def _handoff(
         summary=_summary(ctx, outcome, rounds, files),
         files=tuple(files),
         rounds=tuple(rounds),
-        commands=tuple(handoff.command_from_json(e.data) for e in events if e.kind == "command"),
+        commands=tuple(handoff.command_from_json(e.data) for e in events if e.kind == Kind.COMMAND),
         notes=notes,
         findings=tuple(findings),
         owners=tuple(ctx.config.review.owners),
@@ -159,12 +156,12 @@ def _people(events: list[Event]) -> tuple[handoff.Person, ...]:
     """Who submitted and who decided, each with the OS user who claimed the name, if claimed."""
     return tuple(
         handoff.Person(
-            action="submit" if e.kind == "submitted" else str(e.data["decision"]),
+            action="submit" if e.kind == Kind.SUBMITTED else str(e.data["decision"]),
             by=str(e.data["by"]),
             claimed_by_os_user=str(e.data.get("claimed_by_os_user") or ""),
         )
         for e in events
-        if e.kind in ("submitted", "decision")
+        if e.kind in (Kind.SUBMITTED, Kind.DECISION)
     )
 
 
@@ -185,7 +182,7 @@ def _timeline(events: list[Event], per_round: int = 12) -> tuple[handoff.Timelin
     out = [
         handoff.timeline_from_json({**e.data, "kind": e.kind[6:]})
         for e in events
-        if e.kind in ("agent.command", "agent.tool", "agent.edit", "agent.message")
+        if e.kind in (Kind.AGENT_COMMAND, Kind.AGENT_TOOL, Kind.AGENT_EDIT, Kind.AGENT_MESSAGE)
     ]
     kept: list[handoff.TimelineEntry] = []
     for r in sorted({x.round for x in out}, key=lambda x: x or 0):
