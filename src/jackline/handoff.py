@@ -59,9 +59,15 @@ class Command:
     """The set-up command's place among the set-up commands (set-up's only)."""
     timed_out: bool | None = None
     timeout: int | None = None
-    changed: bool | None = None
+    changed: bool | tuple[str, ...] | None = None
     left_change: bool | None = None
-    """How the agent's round went (the agent's command only): see `measured`."""
+    """How the agent's round went (the agent's command only): see `measured`. A blueprint's
+    command step has `changed` as the paths it changed instead."""
+    after_round: int | None = None
+    passed: bool | None = None
+    created: tuple[str, ...] | None = None
+    """A blueprint's command step: the round it followed, whether it passed, what it created
+    (None for any other command)."""
 
     def measured(self) -> AgentRound | None:
         """The agent's round as the harness measured it; None for a command not the agent's."""
@@ -218,8 +224,16 @@ def check_from_json(data: dict[str, Any]) -> CheckResult:
 
 def command_from_json(data: dict[str, Any]) -> Command:
     """A command as the audit log recorded it (`RunContext.command`); the agent's carries how
-    its round went."""
-    return from_json(Command, data)
+    its round went, a blueprint's command step the paths it changed and created."""
+    changed, created = data.get("changed"), data.get("created")
+    return from_json(
+        Command,
+        {
+            **data,
+            "changed": tuple(changed) if isinstance(changed, list) else changed,
+            "created": tuple(created) if isinstance(created, list) else None,
+        },
+    )
 
 
 def round_from_json(data: dict[str, Any]) -> Round:
@@ -293,6 +307,10 @@ def _command_json(c: Command) -> dict[str, Any]:
             "left_change": m.left_change,
             "problem": m.problem(),
         }
+    if c.created is not None:  # a blueprint's command step
+        changed = list(c.changed) if isinstance(c.changed, tuple) else c.changed
+        out |= {"after_round": c.after_round, "passed": c.passed, "changed": changed}
+        out |= {"created": list(c.created), "timed_out": c.timed_out}
     if c.dropped_bytes:
         out["dropped_bytes"] = c.dropped_bytes
     return out
@@ -529,6 +547,17 @@ def _commands(commands: Sequence[Command]) -> list[str]:
                 f"\n`{c.step}` printed more than its log keeps: {c.dropped_bytes:,} bytes "
                 "between the first and the last MiB were dropped."
             )
+    made = [
+        (c.step, kind, paths)
+        for c in commands
+        for kind, paths in (("changed", c.changed), ("created", c.created))
+        if isinstance(paths, tuple) and paths  # an agent's `changed` is a yes or no
+    ]
+    if made:  # a blueprint's deterministic steps: their changes are kept with the work
+        lines += ["", "Changed by the blueprint's steps, and kept with the work:", ""]
+        lines += [
+            f"- {code(step)} {kind} {text(', '.join(paths), 300)}" for step, kind, paths in made
+        ]
     return lines
 
 
