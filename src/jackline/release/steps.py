@@ -15,38 +15,39 @@ id); until other surfaces subscribe, those events are how a release "tells every
 from __future__ import annotations
 
 import json
-import os
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from jackline import config as cfg
 from jackline import git as g
-from jackline import paths, proc, sandbox
-from jackline.errors import ConfigError, JacklineError, NotFound
+from jackline import paths, proc
+from jackline.errors import JacklineError, NotFound
 from jackline.events import Kind
-from jackline.guard.audit import AuditLog
-from jackline.guard.redact import Redactor, resolve
 from jackline.models import Probe, Release, ReleaseStatus
 from jackline.release import gate as release_gate
 from jackline.release import probes
 from jackline.release import tree as release_tree
+from jackline.stepcontext import SecretRef, StepContext
 from jackline.store import Store
 
 
-class ReleaseContext:
+class ReleaseContext(StepContext[Release]):
     """Everything one step needs about its release, loaded fresh in whichever process runs it."""
 
-    def __init__(self, release_id: str, store: Store | None = None) -> None:
-        self.store = store or Store()
-        self.release: Release = self.store.get_release(release_id)
-        started = json.loads(
-            self.store.events(self.release.id, kind=Kind.RELEASE_STARTED)[0]["data"]
-        )
-        self.config = cfg.from_record(started["config"])
-        self.redact = Redactor.from_environment(self._secrets(strict=False))
-        self.audit = AuditLog(self.store, self.redact)
+    started = Kind.RELEASE_STARTED
+
+    def _load(self, record_id: str) -> Release:
+        return self.store.get_release(record_id)
+
+    def _save(self, **changes: Any) -> Release:
+        return self.store.update_release(self.current.id, **changes)
+
+    @property
+    def release(self) -> Release:
+        return self.current
 
     @property
     def root(self) -> Path:
@@ -73,30 +74,21 @@ class ReleaseContext:
     def env(self, name: str) -> cfg.EnvironmentConfig:
         return self.config.release.environments[name]
 
-    def update(self, **changes: Any) -> None:
-        self.release = self.store.update_release(self.release.id, **changes)
-
-    def record(self, kind: Kind, /, **data: Any) -> None:
-        self.audit.record(self.release.id, kind, **data)
-
-    def _secrets(self, strict: bool, only: str | None = None) -> dict[str, str]:
-        out = {}
+    def _secret_refs(self, only: str | None = None) -> Iterator[SecretRef]:
+        """The environments' secrets (with `only`, that environment's)."""
         for env_name, env in self.config.release.environments.items():
-            if only is not None and env_name != only:
-                continue
-            for name, ref in env.secrets.items():
-                where = f"jackline.toml: release.environments.{env_name}.secrets.{name}"
-                try:
-                    out[name] = resolve(ref, where)
-                except ConfigError:
-                    if strict:
-                        raise
-        return out
+            if only is None or env_name == only:
+                for name, ref in env.secrets.items():
+                    yield (
+                        name,
+                        ref,
+                        f"jackline.toml: release.environments.{env_name}.secrets.{name}",
+                    )
 
     def command_env(self, env_name: str) -> dict[str, str]:
         """The harness's environment cut down to the allowlist, plus the environment's secrets."""
-        env = sandbox.scrub(os.environ, self.config.sandbox.env)
-        env.update(self._secrets(strict=True, only=env_name))
+        env = self.scrubbed_env()
+        env.update(self._secrets(strict=True, refs=self._secret_refs(env_name)))
         env["JACKLINE_RELEASE"] = self.release.id
         env["JACKLINE_ENV"] = env_name
         return env

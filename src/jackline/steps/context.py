@@ -16,34 +16,56 @@ from typing import Any
 from jackline import config as cfg
 from jackline import git as g
 from jackline import paths, proc, safeio, sandbox
-from jackline.errors import ConfigError
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
-from jackline.guard.redact import Redactor, resolve
+from jackline.guard.redact import Redactor
 from jackline.models import (
     AgentRound,
     Run,
 )
 from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
+from jackline.stepcontext import SecretRef, StepContext
 from jackline.store import Store
 from jackline.workspaces import AGENT_DIR, revive, services
 
 
-class RunContext:
+class RunContext(StepContext[Run]):
     """Everything one step needs about its run, loaded fresh in whichever process runs it."""
 
+    started = Kind.SUBMITTED
+
     def __init__(self, run_id: str, store: Store | None = None, agent: str | None = None) -> None:
-        self.store = store or Store()
-        self.run: Run = self.store.get_run(run_id)
-        submitted = self.store.events(self.run.id, kind=Kind.SUBMITTED)
-        self.config = cfg.from_record(json.loads(submitted[0]["data"])["config"])
-        self.agent_name = agent or self.run.agent  # a blueprint's step may name its own
-        self.agent_config = self.config.agents[self.agent_name]
-        self.redact = self._redactor()
-        self.audit = AuditLog(self.store, self.redact)
+        self._agent = agent  # a blueprint's step may name its own
+        super().__init__(run_id, store)
         if self.run.workspace and revive(Path(self.run.workspace)):
             self.record(Kind.WORKSPACE, revived=self.run.workspace)
+
+    def _load(self, record_id: str) -> Run:
+        return self.store.get_run(record_id)
+
+    def _save(self, **changes: Any) -> Run:
+        return self.store.update_run(self.current.id, **changes)
+
+    @property
+    def run(self) -> Run:
+        return self.current
+
+    @run.setter
+    def run(self, run: Run) -> None:
+        self.current = run
+
+    @property
+    def agent_name(self) -> str:
+        return self._agent or self.run.agent
+
+    @property
+    def agent_config(self) -> cfg.AgentConfig:
+        return self.config.agents[self.agent_name]
+
+    def _secret_refs(self) -> Iterator[SecretRef]:
+        for name, ref in self.agent_config.secrets.items():
+            yield name, ref, f"jackline.toml: agents.{self.agent_name}.secrets.{name}"
 
     def _redactor(self) -> Redactor:
         found = {f"found-secret-{i}": v for i, v in enumerate(sorted(self.found_secrets()), 1)}
@@ -88,26 +110,10 @@ class RunContext:
     def dir(self) -> Path:
         return paths.run_dir(self.run.id)
 
-    def update(self, **changes: Any) -> None:
-        self.run = self.store.update_run(self.run.id, **changes)
-
-    def record(self, kind: Kind, /, **data: Any) -> None:
-        self.audit.record(self.run.id, kind, **data)
-
-    def _secrets(self, strict: bool) -> dict[str, str]:
-        out = {}
-        for name, ref in self.agent_config.secrets.items():
-            try:
-                out[name] = resolve(ref, f"jackline.toml: agents.{self.agent_name}.secrets.{name}")
-            except ConfigError:
-                if strict:
-                    raise
-        return out
-
     def env(self, with_secrets: bool = False) -> dict[str, str]:
         """The harness's environment cut down to an allowlist (`[sandbox] env` adds names);
         the agent gets back only the secrets its config declares."""
-        env = sandbox.scrub(os.environ, self.config.sandbox.env)
+        env = self.scrubbed_env()
         env.update(services.environment(services.running(self.ws) if self.run.workspace else []))
         if with_secrets:
             env.update(self._secrets(strict=True))
