@@ -255,6 +255,10 @@ class Sent:
         return {"sent": self}
 
 
+HARNESS = Sent(None).meta()
+"""A field kept on the harness's side: not sent as JSON."""
+
+
 def _sent(f: Any) -> Sent:
     found: Sent = f.metadata.get("sent", Sent(f.name))
     return found
@@ -325,6 +329,23 @@ class Run:
     executor: str | None = field(default=None, metadata=Sent(None).meta())
     """The process driving the run's workflow (`executors`), written down when it starts to:
     a name on the harness's machine, not sent."""
+    # What steps need of the run's history, kept where its event is recorded (the audit log
+    # stays the history; nothing replays it by kind to know where the run stands). Kept on
+    # the harness's side, not sent.
+    worked_seconds: float = field(default=0.0, metadata=HARNESS)
+    """Seconds its commands (set-up, agent, checks) have taken so far (`command` events)."""
+    redacted: int = field(default=0, metadata=HARNESS)
+    """Secret-like values redacted from the agent's output so far (`redacted` events)."""
+    reverted: tuple[str, ...] = field(default_factory=tuple, metadata=HARNESS)
+    """Paths the agent wrote outside `[scope]`, its writes reverted (`scope` events)."""
+    published: str = field(default="", metadata=HARNESS)
+    """Where its branch was published: the forge's kind ("local", "github"); "" before."""
+    pull_request: str = field(default="", metadata=HARNESS)
+    """The pull request's address, where publishing opened one."""
+    secrets_found: tuple[str, ...] = field(default_factory=tuple, metadata=HARNESS)
+    """Where the latest scan found secrets in the change (file:line, never the values)."""
+    last_agent: str = field(default="", metadata=HARNESS)
+    """The agent's latest round as its `command` event recorded it (JSON, redacted)."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->

@@ -57,8 +57,9 @@ class StepContext(Generic[R]):
     def update(self, **changes: Any) -> None:
         self.current = self._save(**changes)
 
-    def record(self, kind: Kind, /, **data: Any) -> None:
-        self.audit.record(self.current.id, kind, **data)
+    def record(self, kind: Kind, /, **data: Any) -> dict[str, Any]:
+        """Append an event to the audit stream; its data as written (redacted)."""
+        return self.audit.record(self.current.id, kind, **data)
 
     def _redactor(self) -> Redactor:
         return Redactor.from_environment(self._secrets(strict=False))

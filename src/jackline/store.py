@@ -48,7 +48,14 @@ CREATE TABLE IF NOT EXISTS runs (
     warnings INTEGER NOT NULL DEFAULT 0,
     spend REAL NOT NULL DEFAULT 0,
     tokens INTEGER NOT NULL DEFAULT 0,
-    executor TEXT
+    executor TEXT,
+    worked_seconds REAL NOT NULL DEFAULT 0,
+    redacted INTEGER NOT NULL DEFAULT 0,
+    reverted TEXT NOT NULL DEFAULT '[]',
+    published TEXT NOT NULL DEFAULT '',
+    pull_request TEXT NOT NULL DEFAULT '',
+    secrets_found TEXT NOT NULL DEFAULT '[]',
+    last_agent TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -132,6 +139,38 @@ ADDED_COLUMNS = {
     "spend": "REAL NOT NULL DEFAULT 0",
     "tokens": "INTEGER NOT NULL DEFAULT 0",
     "executor": "TEXT",
+    "worked_seconds": "REAL NOT NULL DEFAULT 0",
+    "redacted": "INTEGER NOT NULL DEFAULT 0",
+    "reverted": "TEXT NOT NULL DEFAULT '[]'",
+    "published": "TEXT NOT NULL DEFAULT ''",
+    "pull_request": "TEXT NOT NULL DEFAULT ''",
+    "secrets_found": "TEXT NOT NULL DEFAULT '[]'",
+    "last_agent": "TEXT NOT NULL DEFAULT ''",
+}
+
+# What a run's added column holds for a run recorded before it existed, read once from its audit
+# log when the column is added (the events that, from then on, update the column as they are
+# written). A run in flight across the upgrade goes on where it was.
+BACKFILL = {
+    "worked_seconds": "SELECT COALESCE(SUM(json_extract(data, '$.duration')), 0) FROM events"
+    " WHERE run_id = runs.id AND kind = 'command'",
+    "redacted": "SELECT COALESCE(SUM(json_extract(data, '$.count')), 0) FROM events"
+    " WHERE run_id = runs.id AND kind = 'redacted'",
+    "reverted": "SELECT json_group_array(value) FROM (SELECT DISTINCT p.value FROM events,"
+    " json_each(json_extract(data, '$.reverted')) AS p WHERE run_id = runs.id"
+    " AND kind = 'scope' ORDER BY p.value)",
+    "published": "SELECT COALESCE((SELECT json_extract(data, '$.forge') FROM events"
+    " WHERE run_id = runs.id AND kind = 'publish' ORDER BY seq DESC LIMIT 1), '')",
+    "pull_request": "SELECT COALESCE((SELECT json_extract(data, '$.pull_request') FROM events"
+    " WHERE run_id = runs.id AND kind = 'publish' ORDER BY seq DESC LIMIT 1), '')",
+    "secrets_found": "SELECT COALESCE((SELECT json_group_array(json_extract(f.value, '$.file')"
+    " || COALESCE(':' || json_extract(f.value, '$.line'), '')) FROM json_each((SELECT json_extract(data,"
+    " '$.findings') FROM events WHERE run_id = runs.id AND kind = 'scan' ORDER BY seq DESC"
+    " LIMIT 1)) AS f WHERE json_extract(f.value, '$.rule') LIKE 'secret.%'"
+    " AND json_extract(f.value, '$.level') = 'block'), '[]')",
+    "last_agent": "SELECT COALESCE((SELECT data FROM events WHERE run_id = runs.id"
+    " AND kind = 'command' AND json_extract(data, '$.step') = 'agent'"
+    " ORDER BY seq DESC LIMIT 1), '')",
 }
 
 
@@ -152,6 +191,8 @@ class Store:
         for name, ddl in ADDED_COLUMNS.items():
             if name not in have:
                 self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {ddl}")
+                if name in BACKFILL:
+                    self._db.execute(f"UPDATE runs SET {name} = ({BACKFILL[name]})")
 
     def close(self) -> None:
         self._db.close()
@@ -194,6 +235,14 @@ class Store:
             cur = db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*changes.values(), run_id])
             if cur.rowcount == 0:
                 raise NotFound(f"no run {run_id!r}")
+        return self.get_run(run_id)
+
+    def add_to_run(self, run_id: str, **amounts: float) -> Run:
+        """Add to a run's counters (`worked_seconds`, `redacted`) in one statement: what two
+        writers add, both count."""
+        sets = ", ".join(f"{k} = {k} + ?" for k in amounts)
+        with self.transaction() as db:
+            db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*amounts.values(), run_id])
         return self.get_run(run_id)
 
     def set_executor(self, run_id: str, executor: str) -> None:

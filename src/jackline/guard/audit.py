@@ -79,7 +79,8 @@ class AuditLog:
         self.key_path = store.path.parent / KEY_FILE
         self._key: bytes | None = None
 
-    def record(self, run_id: str, kind: Kind, /, **data: Any) -> None:
+    def record(self, run_id: str, kind: Kind, /, **data: Any) -> dict[str, Any]:
+        """Append an event; returns its data as written (redacted)."""
         kind = known(kind)  # a kind made up at run time (`Kind(...)` of a string) may be none
         payload = json.dumps(self.redact.deep(data), sort_keys=True, default=str)
         key = self._signing_key()
@@ -91,6 +92,8 @@ class AuditLog:
             return _seal(key, run_id, seq, digest, since)
 
         self.store.append_event(run_id, kind, payload, chain, seal)
+        written: dict[str, Any] = json.loads(payload)
+        return written
 
     def read(self, run_id: str, after: int = 0) -> list[Event]:
         """Events in order, each marked whether the chain still holds up to it."""

@@ -66,12 +66,12 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> dict[str, Any]
     ctx.remember_secrets(found.values | printed)
     redact_file(ctx, log)
     if printed:
-        ctx.record(Kind.REDACTED, round=round_no, count=len(printed), where="agent output")
+        ctx.redacted(round_no, len(printed), where="agent output")
     if result.transcript is not None:
         _record_transcript(ctx, round_no, result.transcript)
     reverted = revert_forbidden(ctx.ws, ctx.run.base_sha or "HEAD", ctx.config.scope.forbidden)
     if reverted:
-        ctx.record(Kind.SCOPE, round=round_no, reverted=reverted)
+        ctx.reverted(round_no, reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
     measured = AgentRound(

@@ -13,18 +13,19 @@ from jackline.events import Kind
 from jackline.models import (
     CheckResult,
 )
-from jackline.steps.context import RunContext, agent_round, redact_file, remove_nested_gitdirs
+from jackline.steps.context import (
+    RunContext,
+    agent_round,
+    last_agent,
+    redact_file,
+    remove_nested_gitdirs,
+)
 
 
 def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
-    agent_events = [
-        e.data
-        for e in ctx.audit.read(run_id)
-        if e.kind == Kind.COMMAND and e.data.get("round") == round_no
-    ]
-    agent = agent_events[-1] if agent_events and label == Kind.ROUND else None
+    agent = last_agent(ctx, round_no) if label == "round" else None
     # An agent that did not run (it failed without touching a file) left nothing to check: its
     # round fails without making a person wait for the checks of the untouched base.
     checks = ctx.config.checks if agent is None or agent_round(agent).ran() else {}

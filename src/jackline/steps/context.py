@@ -222,8 +222,9 @@ class RunContext(StepContext[Run]):
         tail: str,
         **extra: Any,
     ) -> None:
-        """Record one command (set-up, agent or check) in the audit log, in one shape."""
-        self.record(
+        """Record one command (set-up, agent or check) in the audit log, in one shape, and
+        what the run keeps of it: the time it took, and the agent's latest round."""
+        kept = self.record(
             Kind.COMMAND,
             step=step,
             command=command if isinstance(command, str) else " ".join(command),
@@ -232,6 +233,19 @@ class RunContext(StepContext[Run]):
             tail=tail,
             **extra,
         )
+        self.run = self.store.add_to_run(self.run.id, worked_seconds=kept["duration"])
+        if step == "agent":
+            self.update(last_agent=json.dumps(kept, sort_keys=True))
+
+    def redacted(self, round_no: int, count: int, where: str) -> None:
+        """Record values redacted from what the agent printed, and count them on the run."""
+        self.record(Kind.REDACTED, round=round_no, count=count, where=where)
+        self.run = self.store.add_to_run(self.run.id, redacted=count)
+
+    def reverted(self, round_no: int, paths: list[str]) -> None:
+        """Record the agent's writes outside `[scope]` reverted, and keep their paths on the run."""
+        self.record(Kind.SCOPE, round=round_no, reverted=paths)
+        self.update(reverted=sorted({*self.run.reverted, *paths}))
 
 
 INBOX_FILES = ("brief.md", "feedback.md", "policy.json", "context.json", "bin")
@@ -247,14 +261,19 @@ def redact_file(ctx: RunContext, path: Path) -> None:
 
 def worked(ctx: RunContext) -> float:
     """Seconds the run's commands (set-up, agent, checks) have taken so far."""
-    events = ctx.audit.read(ctx.run.id)
-    return sum(float(e.data.get("duration") or 0) for e in events if e.kind == Kind.COMMAND)
+    return ctx.run.worked_seconds
 
 
 def remove_nested_gitdirs(ws: Path) -> list[str]:
     """The `.git` of each repository nested in the workspace, removed (never through a link);
     the folders where one was."""
     return [rel for rel in g.embedded_repositories(ws) if safeio.remove(ws, f"{rel}/.git")]
+
+
+def last_agent(ctx: RunContext, round_no: int) -> dict[str, Any] | None:
+    """The agent's command of round `round_no` as recorded (the latest, if it ran again)."""
+    agent: dict[str, Any] = json.loads(ctx.run.last_agent or "null") or {}
+    return agent if agent.get("round") == round_no else None
 
 
 def agent_round(event: dict[str, Any]) -> AgentRound:

@@ -94,8 +94,7 @@ def finish(run_id: str, outcome: Status) -> None:
 def reject(run_id: str, decision: Decision) -> None:
     ctx = RunContext(run_id)
     reason = decision.message
-    scans = [e.data for e in ctx.audit.read(run_id) if e.kind == Kind.SCAN]
-    if scans and scans[-1].get("secrets"):  # rejected while blocked: the workspace goes now
+    if ctx.run.secrets_found:  # rejected while blocked: the workspace goes now
         rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
         reason = f"{reason}; {rotate}" if reason else rotate
     ctx.update(reason=reason)

@@ -54,7 +54,7 @@ def _handoff(
     ctx: RunContext, outcome: str, events: list[Event], rounds: list[handoff.Round]
 ) -> handoff.Handoff:
     """The record of the run, from its audit log, its workspace and its record (not redacted)."""
-    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
+    reverted = list(ctx.run.reverted)
     files = _files_changed(ctx)
     # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
     notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
@@ -84,7 +84,7 @@ def _handoff(
         spend=handoff.Spend(round(ctx.run.spend, 4), ctx.run.tokens),
         undo=tuple(_undo(ctx, outcome)),
         fixed_tests=_fixed_tests(ctx, rounds),
-        diff=_see_diff(ctx, outcome, events),
+        diff=_see_diff(ctx, outcome),
     )
 
 
@@ -124,17 +124,16 @@ def _fixed_tests(ctx: RunContext, rounds: list[handoff.Round]) -> tuple[handoff.
     )
 
 
-def _see_diff(ctx: RunContext, outcome: str, events: list[Event]) -> str:
+def _see_diff(ctx: RunContext, outcome: str) -> str:
     """A command that shows the run's change, where it is: on the branch published in the user's
     repository, in the merge, or in the workspace (through the harness's git directory: the
     workspace's own `.git` is the agent's)."""
     repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
-    published = [e.data for e in events if e.kind == Kind.PUBLISH]
     if outcome == Status.MERGED and run.merge_sha:
         return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
-    if published and published[-1].get("pull_request"):
-        return f"the pull request's changes: {published[-1]['pull_request']}"
-    if published and run.head_sha:
+    if run.pull_request:
+        return f"the pull request's changes: {run.pull_request}"
+    if run.published and run.head_sha:
         return f"git -C {repo} diff {main}...{run.branch}"
     if not run.workspace:
         return ""

@@ -17,7 +17,13 @@ def publish(run_id: str) -> None:
         from jackline.forge import github
 
         pr = github.publish(ctx.ws, ctx.config, ctx.run.branch, run_id, ctx.run.task)
-        ctx.record(Kind.PUBLISH, forge="github", branch=ctx.run.branch, pull_request=pr.url)
+        _published(ctx, "github", pull_request=pr.url)
         return
     forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
-    ctx.record(Kind.PUBLISH, forge="local", branch=ctx.run.branch, repo=ctx.run.repo)
+    _published(ctx, "local", repo=ctx.run.repo)
+
+
+def _published(ctx: RunContext, kind: str, **where: str) -> None:
+    """Say where the branch went: in the audit log, and on the run for the handoff."""
+    ctx.update(published=kind, pull_request=where.get("pull_request", ""))
+    ctx.record(Kind.PUBLISH, forge=kind, branch=ctx.run.branch, **where)

@@ -30,10 +30,9 @@ def scan(run_id: str) -> dict[str, Any]:
         found.values | committed.values,
     )
     ctx.remember_secrets(found.values)
-    events = ctx.audit.read(run_id)
-    printed = sum(e.data["count"] for e in events if e.kind == Kind.REDACTED)
+    printed = ctx.run.redacted
     report = run_scans(change, ctx.config)
-    reverted = sorted({p for e in events if e.kind == Kind.SCOPE for p in e.data["reverted"]})
+    reverted = ctx.run.reverted
     findings = [
         *found.findings,
         *report.findings,
@@ -47,7 +46,7 @@ def scan(run_id: str) -> dict[str, Any]:
             )
             for p in reverted
         ),
-        *_check_changes(events),
+        *_check_changes(ctx.audit.read(run_id)),
     ]
     if printed:
         findings.append(
@@ -63,7 +62,8 @@ def scan(run_id: str) -> dict[str, Any]:
     findings = sort(findings)
     blocking = sum(f.level == "block" for f in findings)
     warnings = sum(f.level == "warn" for f in findings)
-    ctx.update(blocking=blocking, warnings=warnings)
+    where = [f"{f.file}:{f.line}" if f.line else str(f.file) for f in found.findings]
+    ctx.update(blocking=blocking, warnings=warnings, secrets_found=where)
     ctx.record(
         Kind.SCAN,
         findings=[asdict(f) for f in findings],
@@ -73,13 +73,13 @@ def scan(run_id: str) -> dict[str, Any]:
         timings=report.timings,
     )
     if found.findings:
-        where = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
-        ctx.update(reason=f"a secret in the change ({where}); nothing was committed")
+        shown = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
+        ctx.update(reason=f"a secret in the change ({shown}); nothing was committed")
     return {
         "blocked": bool(found.findings),
         "blocking": blocking,
         "warnings": warnings,
-        "secrets": [f"{f.file}:{f.line}" if f.line else str(f.file) for f in found.findings],
+        "secrets": where,
     }
 
 
