@@ -7,10 +7,15 @@ import json
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
+import pytest
+
+from jackline import paths
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
+from jackline.models import Run
 from jackline.store import Store
 
 
@@ -153,3 +158,42 @@ def test_secrets_are_redacted_before_they_are_stored(tmp_path: Path) -> None:
     assert b"hunter2-hunter2" not in (tmp_path / "j.db").read_bytes()
     (event,) = log.read("run-1")
     assert event.data["tail"] == "connecting with [redacted:DB_PASSWORD]"
+
+
+def test_following_a_long_log_reads_only_what_is_new_and_verify_still_finds_an_old_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JACKLINE_HOME", str(tmp_path))
+    from jackline import api
+
+    store = Store(paths.database())
+    now = time.time()
+    store.insert_run(Run("run-1", "t", "/r", "a", "standard", "running", "b", "me", now, now))
+    store._db.execute("PRAGMA synchronous = OFF")  # writing the long log: no fsync each time
+    log = AuditLog(store, Redactor({}))
+    for i in range(5000):
+        log.record("run-1", "step", n=i)
+    new_events = api.follow("run-1")
+    assert len(new_events()) == 5000 and all(e.intact for e in log.read("run-1")[-1:])
+    started = time.perf_counter()
+    log.read("run-1")
+    whole = time.perf_counter() - started
+
+    # An old event changed: a poll does not read it again (the new event still follows the
+    # one the last poll ended on), but the whole chain's verification names it.
+    db = sqlite3.connect(paths.database())
+    db.execute("UPDATE events SET data = '{\"n\": 99}' WHERE run_id = 'run-1' AND seq = 10")
+    db.commit()
+    db.close()
+    log.record("run-1", "step", n=5000)
+    assert [(e.seq, e.intact) for e in new_events()] == [(5001, True)]
+    verdict = api.verify("run-1")
+    assert verdict.broken and "event 10 (step)" in verdict.detail
+    assert not log.read("run-1")[-1].intact
+
+    polls = []
+    for _ in range(5):
+        started = time.perf_counter()
+        assert new_events() == []
+        polls.append(time.perf_counter() - started)
+    assert min(polls) < whole / 20, (polls, whole)

@@ -240,6 +240,13 @@ def events(run_id: str, after: int = 0) -> list[Event]:
     return AuditLog(store, Redactor({})).read(run.id, after)
 
 
+def follow(run_id: str) -> Callable[[], list[Event]]:
+    """What reads the run's events written since it last read (every one, the first time):
+    for a reader that polls a growing log, each poll reads and checks only what is new."""
+    store = Store()
+    return AuditLog(store, Redactor({})).cursor(store.get_run(run_id).id).read
+
+
 def verify(run_id: str) -> Verdict:
     """Check the run's whole audit chain: every event, the links, and the recorded head."""
     store = Store()

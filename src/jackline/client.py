@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -123,6 +123,18 @@ class RemoteAPI:
     def events(self, run_id: str, after: int = 0) -> list[Event]:
         found = self._call("GET", f"/api/runs/{run_id}/events", params={"after": after})
         return [event_from_json(e) for e in found]
+
+    def follow(self, run_id: str) -> Callable[[], list[Event]]:
+        """`api.follow` over HTTP: each call asks for the events after the last one it got."""
+        seen = 0
+
+        def read() -> list[Event]:
+            nonlocal seen
+            found = self.events(run_id, after=seen)
+            seen = found[-1].seq if found else seen
+            return found
+
+        return read
 
     def rounds(self, run_id: str) -> list[dict[str, Any]]:
         return list(self._detail(run_id)["round_results"])

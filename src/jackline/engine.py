@@ -529,7 +529,9 @@ def drive(
 
     store = Store()
     audit = AuditLog(store, Redactor({}))
-    seen = {r: max((e.seq for e in audit.read(r)), default=0) for r in run_ids}
+    cursors = {r: audit.cursor(r) for r in run_ids}
+    for cursor in cursors.values():
+        cursor.read()  # what was written before is not this call's to show
     after = {r: _last_taken(r) if after_decision is None else after_decision for r in run_ids}
     statuses: dict[str, str] = {}
     waiting = set(run_ids)
@@ -538,8 +540,7 @@ def drive(
         for run_id in sorted(waiting):
             wf = DBOS.get_workflow_status(run_id)
             rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed
-            for event in audit.read(run_id, after=seen[run_id]):
-                seen[run_id] = event.seq
+            for event in cursors[run_id].read():
                 if on_event:
                     on_event(run_id, event)
             statuses[run_id] = status = store.get_run(run_id).status
@@ -763,12 +764,12 @@ def drive_release(
 
     store = Store()
     audit = AuditLog(store, Redactor({}))
-    seen = max((e.seq for e in audit.read(release_id)), default=0)
+    cursor = audit.cursor(release_id)
+    cursor.read()  # what was written before is not this call's to show
     ready = not after_message
     taken = (Kind.RELEASE_GO, Kind.RELEASE_ABORT, Kind.RELEASE_GO_REFUSED)
     while True:
-        for event in audit.read(release_id, after=seen):
-            seen = event.seq
+        for event in cursor.read():
             ready = ready or event.kind in taken
             if on_event:
                 on_event(release_id, event)

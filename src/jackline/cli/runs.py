@@ -131,11 +131,10 @@ def logs(
     if verify:
         _verify(verbs, r.id, full)
         return
-    last = 0
+    new_events = verbs.follow(r.id)
     while True:
-        for event in verbs.events(r.id, after=last):
+        for event in new_events():
             render.event(event, full)
-            last = event.seq
         status = verbs.get(r.id).status
         if not follow or status in FINAL:
             return

@@ -97,16 +97,11 @@ class AuditLog:
 
     def read(self, run_id: str, after: int = 0) -> list[Event]:
         """Events in order, each marked whether the chain still holds up to it."""
-        rows = self.store.events(run_id)
-        head = self.store.audit_head(run_id)
-        out: list[Event] = []
-        intact = True
-        for row, problem in _walk(rows, self._verifying_key(), head, run_id):
-            intact = intact and problem is None
-            if row["seq"] > after:
-                data = json.loads(row["data"])
-                out.append(Event(run_id, row["seq"], row["ts"], row["kind"], data, intact))
-        return out
+        return [e for e in self.cursor(run_id).read() if e.seq > after]
+
+    def cursor(self, run_id: str) -> Cursor:
+        """A reader of the stream that reads each event once (see `Cursor`)."""
+        return Cursor(self, run_id)
 
     def verify(self, run_id: str) -> Verdict:
         """Check the whole stream: every event, the links, and the recorded head."""
@@ -132,6 +127,42 @@ class AuditLog:
         if self._key is None and self.key_path.exists():
             self._key = _load_key(self.key_path, create=False)
         return self._key
+
+
+class Cursor:
+    """A reader's place in one stream, for whoever follows it as it grows (`engine.drive`,
+    `logs --follow`): each `read` takes only the events written since the last, and checks each
+    against the mac the one before it ended on, so a poll costs what is new, not the whole chain.
+    Events read before are not checked again: a change to one of them afterwards is for `verify`
+    to find, which walks the whole chain."""
+
+    def __init__(self, log: AuditLog, run_id: str) -> None:
+        self.log, self.run_id = log, run_id
+        self.seq = 0
+        """The last event read."""
+        self._prev = ""
+        self._intact = True
+        self._keyed_from: int | None = None
+        self._started = False
+
+    def read(self) -> list[Event]:
+        """The events written since the last read, in order, each marked whether the chain
+        still holds up to it."""
+        if not self._started:  # the head's `since` is fixed once the stream is keyed
+            head = self.log.store.audit_head(self.run_id)
+            self._keyed_from = head["since"] if head is not None else None
+            self._started = True
+        key = self.log._verifying_key()
+        out: list[Event] = []
+        for row in self.log.store.events(self.run_id, after=self.seq):
+            problem = _problem(row, self.seq + 1, self._prev, key, self._keyed_from, self.run_id)
+            self._intact = self._intact and problem is None
+            if self._keyed_from is None and row["hash"].startswith(KEYED):
+                self._keyed_from = row["seq"]
+            self.seq, self._prev = row["seq"], row["hash"]
+            data = json.loads(row["data"])
+            out.append(Event(self.run_id, row["seq"], row["ts"], row["kind"], data, self._intact))
+        return out
 
 
 def _walk(
