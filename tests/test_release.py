@@ -555,6 +555,63 @@ def test_drop_column_blocked_while_the_live_release_reads_it_then_allowed(shop: 
     assert shop.get("production", "/healthz") == (200, "ok")
 
 
+def test_a_rollback_killed_midway_resumes_and_completes_once(shop: Shop) -> None:
+    shop.create(staging=False, go=False)
+    first = shop.head
+    before = shop.release()
+    held = shop.p.root / "let-the-rollback-finish"
+    held.touch()  # the release's own deploy goes through; its rollback will wait
+    shop.commit("pears", {"items.txt": "pears", "hold-production.txt": str(held)})
+    current = shop.release()
+    assert (before["status"], current["status"]) == ("live", "live")
+    held.unlink()
+    rollback = subprocess.Popen(
+        [sys.executable, "-m", "jackline", "rollback", "--json"],
+        cwd=shop.repo,
+        env={**shop.p.env, "JACKLINE_USER": "bob"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deploying = _deploys(shop.ports["production"])
+    rollback.kill()  # kill -9 in the middle of putting production back
+    rollback.communicate(timeout=30)
+    for pid in deploying:  # the machine went down with it: so did its deploy
+        os.kill(pid, signal.SIGKILL)
+    assert shop.status(current["id"]) == "rolling_back"
+
+    held.touch()
+    shop.p.jl("resume")
+
+    shown = shop.show(current["id"])
+    assert shown["status"] == "rolled_back" and shown["promotable"] is False
+    assert "rolled back by bob" in shown["reason"]
+    kinds = [e["kind"] for e in shown["events"]]
+    assert kinds.count("release.rollback") == 1 and kinds.count("release.rolled_back") == 1
+    assert shop.live("production") == before["id"]
+    assert git(shop.repo, "rev-parse", "production") == first
+    assert shop.get("production", "/api/items") == (200, "apples")
+
+
+def _deploys(port: int, timeout: float = 60) -> list[int]:
+    """The processes of a deploy to `port` under way (once there is one)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
+            try:
+                argv = (proc / "cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"deploy.sh production" in argv and f" {port}".encode() in argv:
+                found.append(int(proc.name))
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError(f"no deploy to {port} started")
+
+
 # The gate and the probes on their own: no engine, no CLI.
 
 

@@ -625,6 +625,9 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         for rel in (r for r in interrupted if r.startswith("rel-")):
             if store.get_release(rel).status not in RELEASE_WAITS and engine.take_over([rel]):
                 engine.drive_release(rel, on_event)
+        for rollback in (r for r in interrupted if engine.rolled_back_release(r)):
+            if engine.take_over([rollback]):
+                engine.drive_rollback(rollback, on_event)
     try:
         engine.drive(ids, on_event)
     except KeyboardInterrupt:
@@ -962,7 +965,7 @@ def rollback(
 ) -> Release:
     """Put production back to the release live before the current one (or to release `to`).
     The release rolled back is marked not promotable. Returns it."""
-    from jackline.release import steps
+    from jackline import engine
 
     root = g.toplevel(repo)
     config = _committed_config(root)
@@ -983,10 +986,8 @@ def rollback(
     target = _rollback_target(store, str(root), production, now_live["sha"], to)
     seen = max((e.seq for e in release_events(current.id)), default=0)
     _claim(current.id, "rollback", person)
-    steps.manual_rollback(current.id, target.sha, person.name)
-    for event in release_events(current.id, after=seen):
-        if on_event:
-            on_event(current.id, event)
+    workflow_id = engine.start_rollback(current.id, target.sha, person.name)
+    engine.drive_rollback(workflow_id, on_event, after=seen)
     return store.get_release(current.id)
 
 

@@ -651,6 +651,23 @@ def release_finish_step(release_id: str, outcome: ReleaseStatus, reason: str) ->
     release_steps.finish(release_id, outcome, reason)
 
 
+@DBOS.step()
+def release_put_back_step(release_id: str, to_sha: str) -> bool:
+    return release_steps.manual_put_back(release_id, to_sha)
+
+
+@DBOS.step()
+def release_rolled_back_step(release_id: str, to_sha: str, by: str, ok: bool) -> str:
+    return release_steps.manual_rolled_back(release_id, to_sha, by, ok)
+
+
+@DBOS.workflow()
+def rollback_workflow(release_id: str, to_sha: str, by: str) -> str:
+    """A person's rollback of a live release: put production back, then say so."""
+    ok = release_put_back_step(release_id, to_sha)
+    return release_rolled_back_step(release_id, to_sha, by, ok)
+
+
 @DBOS.workflow()
 def release_workflow(release_id: str) -> str:
     plan = release_gate_step(release_id)
@@ -746,6 +763,61 @@ def send_release(release_id: str, message: dict[str, Any]) -> None:
     launch()
     DBOS.send(release_id, message, topic=GO_TOPIC)
     take_over([release_id])
+
+
+ROLLBACK_PREFIX = "rollback-"
+
+
+def start_rollback(release_id: str, to_sha: str, by: str) -> str:
+    """Start a person's rollback of `release_id` to `to_sha` as a workflow of its own (one per
+    rollback asked for), so a rollback whose process dies is driven on by `resume`, its
+    finished steps not repeated. Returns the workflow's id."""
+    launch()
+    workflow_id = f"{ROLLBACK_PREFIX}{ULID()}-{release_id}"
+    with SetWorkflowID(workflow_id):
+        DBOS.start_workflow(rollback_workflow, release_id, to_sha, by)
+    _state["started"] = True
+    return workflow_id
+
+
+def rolled_back_release(workflow_id: str) -> str | None:
+    """The release a rollback workflow rolls back (None for any other workflow)."""
+    if not workflow_id.startswith(ROLLBACK_PREFIX):
+        return None
+    return workflow_id.removeprefix(ROLLBACK_PREFIX).split("-", 1)[1]
+
+
+def drive_rollback(
+    workflow_id: str,
+    on_event: Callable[[str, Any], None] | None = None,
+    after: int = 0,
+    poll: float = 0.1,
+) -> str:
+    """Wait in the foreground until a rollback's workflow ends, showing its release's events
+    after `after`; the release's status then. One that errors, a bug, fails the release with
+    the reason rather than leaving it rolling back for ever."""
+    from jackline.guard.audit import AuditLog
+    from jackline.guard.redact import Redactor
+    from jackline.models import RELEASE_FINAL
+
+    release_id = rolled_back_release(workflow_id)
+    assert release_id is not None, workflow_id
+    store = Store()
+    cursor = AuditLog(store, Redactor({})).cursor(release_id)
+    while True:
+        wf = DBOS.get_workflow_status(workflow_id)  # before reading: no event is missed
+        for event in cursor.read():
+            if on_event and event.seq > after:
+                on_event(release_id, event)
+        if wf is None or wf.status not in ("PENDING", "ENQUEUED"):
+            break
+        time.sleep(poll)
+    status = store.get_release(release_id).status
+    if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RELEASE_FINAL:
+        reason = f"the rollback's workflow stopped with an internal error: {error_text(wf.error)}"
+        status = store.update_release(release_id, status="failed", reason=reason).status
+    store.close()
+    return status
 
 
 def drive_release(

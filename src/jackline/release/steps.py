@@ -481,18 +481,27 @@ def feedback_for(run_id: str) -> str | None:
     return str(json.loads(rows[-1]["data"])["feedback"]) if rows else None
 
 
-def manual_rollback(release_id: str, to_sha: str, by: str) -> str:
-    """A person rolls production back from this live release to `to_sha`; the release is marked
-    not promotable and its run, if an agent's, hears of it. Returns the final status."""
+def manual_put_back(release_id: str, to_sha: str) -> bool:
+    """A person rolls production back from this live release to `to_sha` (`put_back`); whether
+    it came back healthy. Safe to run again: it deploys the same commit again."""
     ctx = ReleaseContext(release_id)
     ctx.update(status=ReleaseStatus.ROLLING_BACK)
-    ok = put_back(ctx, to_sha, ctx.release.sha)
+    return put_back(ctx, to_sha, ctx.release.sha)
+
+
+def manual_rolled_back(release_id: str, to_sha: str, by: str, ok: bool) -> str:
+    """After `manual_put_back`: the release is marked not promotable and its run, if an
+    agent's, hears of it (once, should this step run again). Returns the final status."""
+    ctx = ReleaseContext(release_id)
     reason = f"rolled back by {by} to {to_sha[:10]}"
     if not ok:
         reason += "; the rollback did not come back healthy: a person must look now"
     ctx.update(status=ReleaseStatus.ROLLED_BACK, promotable=False, reason=reason)
-    ctx.record(Kind.RELEASE_ROLLED_BACK, env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by)
-    tell_run(ctx, reason, [p for p in ctx.store.probes(release_id) if p.outcome != "pass"])
+    if not ctx.store.events(release_id, kind=Kind.RELEASE_ROLLED_BACK):
+        ctx.record(
+            Kind.RELEASE_ROLLED_BACK, env=ctx.production, to=to_sha, ok=ok, reason=reason, by=by
+        )
+        tell_run(ctx, reason, [p for p in ctx.store.probes(release_id) if p.outcome != "pass"])
     return ReleaseStatus.ROLLED_BACK
 
 
