@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import types
-from dataclasses import fields, replace
+from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
@@ -43,7 +43,18 @@ RUN = Run(
     spend=0.123456789,
     tokens=4200,
     executor="host:123:abc",
+    worked_seconds=12.5,
+    redacted=1,
+    reverted=(".env",),
+    published="local",
+    secrets_found=("config.py:3",),
+    last_agent='{"round": 2}',
 )
+HARNESS_SIDE = {
+    "paths", "executor", "worked_seconds", "redacted", "reverted", "published", "pull_request",
+    "secrets_found", "last_agent",
+}  # fmt: skip
+"""The run's fields kept on the harness's side: never sent."""
 RELEASE = Release(
     "rel-01J0000000000000000000WXYZ",
     "/srv/repo",
@@ -144,11 +155,13 @@ def test_the_five_spellings_of_a_run_agree() -> None:
         "handoff_markdown",
     }
     assert sent["spend_usd"] == 0.1235
-    # The client reads back every field that is sent; the two kept on the harness's side take
+    # The client reads back every field that is sent; those kept on the harness's side take
     # their defaults, and the spend arrives rounded.
     read = run_from_json({**sent, "round_results": [], "handoff_markdown": None})
-    assert read == replace(RUN, paths=(), executor=None, spend=0.1235)
-    assert set(json_keys(Run)) == {f.name for f in fields(Run)} - {"paths", "executor"}
+    kept = {f.name: f.default for f in fields(Run) if f.name in HARNESS_SIDE}
+    defaults = {k: () if v is MISSING else v for k, v in kept.items()}
+    assert read == replace(RUN, **defaults, spend=0.1235)
+    assert set(json_keys(Run)) == {f.name for f in fields(Run)} - HARNESS_SIDE
 
 
 def test_the_spellings_of_a_release_agree() -> None:
