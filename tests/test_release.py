@@ -22,6 +22,7 @@ import pytest
 from conftest import Project, git
 
 from jackline import config as cfg
+from jackline.api import submit as api_submit
 from jackline.errors import Refused
 from jackline.release import gate, probes
 
@@ -504,12 +505,11 @@ def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
     feedback = feedback_for(run_id)
     assert feedback and "smoke GET /api/items 200" in feedback and rel["id"] in feedback
     # A follow-up run (`jackline run --follow-up RUN`) carries that failure in its task.
-    from jackline import api
 
-    task = api._follow_up_task("Fix the items list", run_id)
+    task = api_submit._follow_up_task("Fix the items list", run_id)
     assert task.startswith("Fix the items list") and feedback in task
     with pytest.raises(Refused, match="has no rolled-back release"):
-        api._follow_up_task("Fix", _agent_run(shop, monkeypatch, "run-01other"))
+        api_submit._follow_up_task("Fix", _agent_run(shop, monkeypatch, "run-01other"))
     # The same commit is refused until someone forces it with a reason.
     again = shop.p.jl("release", "--sha", bad_sha, ok=False)
     assert again.returncode == 1 and "not promotable" in again.stderr and "--force" in again.stderr

@@ -1,0 +1,105 @@
+"""The verbs. Every surface (the CLI, the web, Slack, MCP) parses its input, calls one function
+here, and renders the answer. Policy lives here and below, never in a surface.
+
+One module a group of verbs: `submit` (who asks, the config, a run's record and workflow),
+`reading` (runs, events, handoffs), `review` (decisions on a run, cancel), `machine` (clean,
+the worker, the warm pool, resume), `flags` (and health), `releases`, `tokens`. This package is
+the `Verbs` protocol's local implementation (`jackline.verbs`); the remote client is the other.
+
+The engine (and with it DBOS) is imported only by the verbs that drive a workflow, so reading
+runs stays fast and works without the engine.
+"""
+
+from __future__ import annotations
+
+from jackline.api.flags import flags_list, health, set_flag
+from jackline.api.machine import (
+    clean,
+    pool_clear,
+    pool_refresh,
+    pool_status,
+    pool_warm,
+    resume,
+    waits_for_decision,
+    work_until_stopped,
+    worker,
+)
+from jackline.api.reading import (
+    as_json,
+    events,
+    findings,
+    follow,
+    get,
+    handoff_text,
+    rounds,
+    runs,
+    short_ids,
+    shown,
+    verify,
+)
+from jackline.api.releases import (
+    abort,
+    go,
+    live,
+    release,
+    release_as_json,
+    release_events,
+    release_figures,
+    release_get,
+    release_probes,
+    releases,
+    rollback,
+)
+from jackline.api.review import CANCELLABLE, approve, cancel, reject, request_changes
+from jackline.api.submit import record_claim, recorded_config, submit, validate, who
+from jackline.api.tokens import token_create, token_revoke, tokens
+
+__all__ = [
+    "CANCELLABLE",
+    "abort",
+    "approve",
+    "as_json",
+    "cancel",
+    "clean",
+    "events",
+    "findings",
+    "flags_list",
+    "follow",
+    "get",
+    "go",
+    "handoff_text",
+    "health",
+    "live",
+    "pool_clear",
+    "pool_refresh",
+    "pool_status",
+    "pool_warm",
+    "record_claim",
+    "recorded_config",
+    "reject",
+    "release",
+    "release_as_json",
+    "release_events",
+    "release_figures",
+    "release_get",
+    "release_probes",
+    "releases",
+    "request_changes",
+    "resume",
+    "rollback",
+    "rounds",
+    "runs",
+    "set_flag",
+    "short_ids",
+    "shown",
+    "submit",
+    "token_create",
+    "token_revoke",
+    "tokens",
+    "validate",
+    "verify",
+    "waits_for_decision",
+    "who",
+    "work_until_stopped",
+    "worker",
+]

@@ -1,0 +1,97 @@
+"""Reading runs: the records, their events (followed as they come), rounds, findings, handoffs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from jackline import executors, handoff
+from jackline.events import Kind
+from jackline.guard.audit import AuditLog, Event, Verdict
+from jackline.guard.redact import Redactor
+from jackline.models import (
+    DRIVEN,
+    Run,
+    Status,
+    to_json,
+)
+from jackline.store import Store
+
+if TYPE_CHECKING:
+    pass
+
+
+def runs(status: str | None = None, limit: int = 100) -> list[Run]:
+    """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included)."""
+    if status == Status.INTERRUPTED:
+        found = [shown(r) for r in Store().list_runs(None, 100_000) if r.status in DRIVEN]
+        return [r for r in found if r.status == status][:limit]
+    found = [shown(r) for r in Store().list_runs(status, limit)]
+    return [r for r in found if r.status == status] if status else found
+
+
+def get(run_id: str) -> Run:
+    return shown(Store().get_run(run_id))
+
+
+def short_ids(run_ids: list[str]) -> dict[str, str]:
+    """The short id of each run, which every verb takes for the whole (`Store.get_run`)."""
+    return Store().short_ids(run_ids)
+
+
+def shown(run: Run) -> Run:
+    """The run as a person should see it: one that needs a live process to drive it (queued,
+    running, merging) whose process is gone is `interrupted` (`resume` or `cancel` it). One
+    flock on one lock file (`executors`): reading runs never starts the engine."""
+    if run.status in DRIVEN and run.executor and not executors.alive(run.executor):
+        return replace(run, status=Status.INTERRUPTED)
+    return run
+
+
+def events(run_id: str, after: int = 0) -> list[Event]:
+    store = Store()
+    run = store.get_run(run_id)
+    return AuditLog(store, Redactor({})).read(run.id, after)
+
+
+def follow(run_id: str) -> Callable[[], list[Event]]:
+    """What reads the run's events written since it last read (every one, the first time):
+    for a reader that polls a growing log, each poll reads and checks only what is new."""
+    store = Store()
+    return AuditLog(store, Redactor({})).cursor(store.get_run(run_id).id).read
+
+
+def verify(run_id: str) -> Verdict:
+    """Check the run's whole audit chain: every event, the links, and the recorded head."""
+    store = Store()
+    run = store.get_run(run_id)
+    return AuditLog(store, Redactor({})).verify(run.id)
+
+
+def rounds(run_id: str) -> list[dict[str, Any]]:
+    return [e.data for e in events(run_id) if e.kind == Kind.ROUND]
+
+
+def findings(run_id: str) -> list[dict[str, Any]]:
+    """The latest scan's findings, block first (empty before the scan has run)."""
+    scans = [e.data for e in events(run_id) if e.kind == Kind.SCAN]
+    return list(scans[-1]["findings"]) if scans else []
+
+
+def handoff_text(run: Run) -> str | None:
+    """The run's handoff in markdown, rendered from its record (`handoff.json`); a run that
+    failed before its handoff could be written has a short note in markdown alone."""
+    record = handoff.load(run.handoff)
+    if record is not None:
+        return handoff.markdown(record)
+    if run.handoff and Path(run.handoff).exists():
+        return Path(run.handoff).read_text()
+    return None
+
+
+def as_json(run: Run) -> dict[str, Any]:
+    """The run as `--json` prints it and `/api/runs` answers: its fields, as `Run` says each
+    is sent (`models.to_json`)."""
+    return to_json(run)

@@ -1,0 +1,189 @@
+"""Submitting a run: who asks, the config it is judged by, its record and its workflow."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ulid import ULID
+
+from jackline import auth, blueprints, executors
+from jackline import config as cfg
+from jackline import git as g
+from jackline.errors import ConfigError, Interrupted, NotFound, Refused
+from jackline.events import Kind
+from jackline.guard.audit import AuditLog
+from jackline.guard.redact import Redactor, resolve
+from jackline.models import (
+    Run,
+    Status,
+)
+from jackline.store import Store
+from jackline.verbs import OnEvent
+
+if TYPE_CHECKING:
+    pass
+
+
+def who(config: cfg.JacklineConfig, by: str | None, claimed: str | None = None) -> auth.Identity:
+    """`by` is a name a surface authenticated (a token, a signed Slack or GitHub request).
+    Without one it is the person at this machine: the OS user, or the name `--as` (`claimed`) or
+    JACKLINE_USER gives, only where the project's `[review] allow_as` lets the command line
+    claim to be someone else (recorded as a claim)."""
+    return auth.Identity(by) if by is not None else auth.local(config.review.allow_as, claimed)
+
+
+def record_claim(stream: str, action: str, person: auth.Identity) -> None:
+    """A claimed identity is written down, with who claimed it, before the action it names."""
+    if person.claimed_by:
+        AuditLog(Store(), Redactor({})).record(stream, Kind.CLAIM, action=action, **person.record())
+
+
+def validate(repo: Path) -> tuple[cfg.JacklineConfig, list[str]]:
+    """The config, checked as a run will need it (`preflight`): refused with every problem
+    when one would fail a run; else the warnings (what only set-up can still make true)."""
+    from jackline import preflight
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    problems = preflight.check(root, config)
+    if any(p.error for p in problems):
+        shown = [p.render() if p.error else f"(warning) {p.render()}" for p in problems]
+        raise ConfigError(str(root / cfg.FILENAME), shown)
+    return config, [p.render() for p in problems]
+
+
+def submit(
+    task: str,
+    repo: Path,
+    agent: str | None = None,
+    blueprint: str | None = None,
+    by: str | None = None,
+    wait: bool = True,
+    on_event: OnEvent | None = None,
+    follow_up: str | None = None,
+) -> Run:
+    """Record a run and start its workflow; with `wait`, drive it until it rests. A
+    `follow_up` run's release failure (rolled back in production) is added to the task."""
+    if not task.strip():
+        raise Refused("the task is empty; say what the agent should do")
+    if follow_up is not None:
+        task = _follow_up_task(task, follow_up)
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    submitter = who(config, by)
+    agent_name = agent or "default"
+    # Read once, here, and recorded with the run: the blueprint a run walks is never changed
+    # under it (by a person, or by an agent editing the repository's blueprint files).
+    bp = blueprints.load(root, blueprint or config.blueprint.name)
+    for name in (agent_name, *bp.agents()):
+        _usable_agent(root, config, name)
+    from jackline import budgets
+
+    daily = config.budget.daily_spend
+    if daily is not None:
+        spent = Store().spend_since(str(root), budgets.day_start())
+        if spent >= daily:
+            raise Refused(budgets.daily_refusal(daily, spent))
+    if config.sandbox.mode == "bubblewrap":
+        from jackline.sandbox import bubblewrap
+
+        bubblewrap.check()  # refuses, saying how to install it, where it cannot start
+    try:
+        g.rev(root, config.project.main)
+    except Exception:
+        raise ConfigError(
+            str(root / cfg.FILENAME),
+            [f"project.main: branch {config.project.main!r} has no commit in {root}"],
+        ) from None
+    ulid = str(ULID()).lower()
+    run_id = f"run-{ulid}"
+    now = time.time()
+    run = Run(
+        id=run_id,
+        task=task.strip(),
+        repo=str(root),
+        agent=agent_name,
+        blueprint=bp.name,
+        status=Status.QUEUED,
+        branch=f"agent/{_slug(task)}-{ulid[-6:]}",
+        submitted_by=submitter.name,
+        created_at=now,
+        updated_at=now,
+        # The process that will start its workflow: if it dies before it does, `resume`
+        # sees by this executor's lock that nobody will, and starts it (`_stranded`).
+        executor=executors.claim(),
+    )
+    store = Store()
+    # The submission (with the config the run follows) is written before the record, so any
+    # run that exists can be started from what it recorded.
+    AuditLog(store, Redactor.from_environment()).record(
+        run_id,
+        Kind.SUBMITTED,
+        task=run.task,
+        agent=agent_name,
+        blueprint=bp.name,
+        **submitter.record(),
+        config=cfg.recorded(config),
+        blueprint_spec=blueprints.recorded(bp),
+    )
+    store.insert_run(run)
+    from jackline import engine
+
+    try:
+        engine.start(run_id, bp.name, config.blueprint.max_rounds)
+        if wait:
+            engine.drive([run_id], on_event)
+    except KeyboardInterrupt:  # the run goes on from where it is once resumed
+        raise Interrupted([run_id]) from None
+    return store.get_run(run_id)
+
+
+def _usable_agent(root: Path, config: cfg.JacklineConfig, name: str) -> None:
+    """Refuse an agent the run would use (its own, or one a blueprint's step names) that is
+    not configured, whose secrets do not resolve, or whose program is missing."""
+    from jackline import agents
+
+    if name not in config.agents:
+        if not config.agents:
+            raise ConfigError(
+                str(root / cfg.FILENAME),
+                ["agents: no agent configured; add [agents.default] with a command"],
+            )
+        known = ", ".join(sorted(config.agents))
+        raise NotFound(f"no agent {name!r} in {root / cfg.FILENAME}; configured: {known}")
+    for key, ref in config.agents[name].secrets.items():
+        resolve(ref, f"{root / cfg.FILENAME}: agents.{name}.secrets.{key}")
+    agents.check_available(config.agents[name])  # a missing program: refused, with how
+
+
+def _follow_up_task(task: str, run_id: str) -> str:
+    from jackline.release.steps import feedback_for
+
+    earlier = Store().get_run(run_id)
+    feedback = feedback_for(earlier.id)
+    if feedback is None:
+        raise Refused(f"{earlier.id} has no rolled-back release to follow up")
+    return (
+        f"{task.strip()}\n\nThis follows up {earlier.id} ({earlier.task.splitlines()[0]}), "
+        f"whose change reached production and was rolled back:\n\n{feedback}"
+    )
+
+
+def _slug(task: str) -> str:
+    words = re.findall(r"[a-z0-9]+", task.lower())
+    slug = ""
+    for w in words:
+        if len(slug) + len(w) + 1 > 40:
+            break
+        slug = f"{slug}-{w}" if slug else w
+    return slug or "task"
+
+
+def recorded_config(store: Store, run_id: str) -> cfg.JacklineConfig:
+    """The config the run recorded when it was submitted: the one its rules come from."""
+    submitted = store.events(run_id, kind=Kind.SUBMITTED)
+    return cfg.from_record(json.loads(submitted[0]["data"])["config"])
