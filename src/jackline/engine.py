@@ -854,6 +854,9 @@ def drive_release(
             store.update_release(release_id, status=ReleaseStatus.FAILED, reason=reason)
             status = ReleaseStatus.FAILED
         if status in RELEASE_FINAL or (ready and status in RELEASE_RESTING):
+            for event in cursor.read():  # recorded between the last read and the status
+                if on_event:
+                    on_event(release_id, event)
             store.close()
             return status
         time.sleep(poll)

@@ -163,13 +163,14 @@ def wait(release_id: str, status: ReleaseStatus, env: str) -> None:
     """Rest the release at a wait: `awaiting_go` before `env`, or `paused` on an inconclusive
     probe of `env`. A person's go or abort comes as a message."""
     ctx = ReleaseContext(release_id)
-    ctx.update(status=status, env=env)
     why = (
         f"go for {env}"
         if status == ReleaseStatus.AWAITING_GO
         else f"an inconclusive probe of {env}"
     )
+    # The event before the status: whoever follows the release until it rests has read it.
     ctx.record(Kind.RELEASE_WAITING, status=status, env=env, why=why)
+    ctx.update(status=status, env=env)
     _announce(ctx, f"release.{status}", env=env, why=why)
 
 
@@ -513,7 +514,8 @@ def finish(release_id: str, outcome: ReleaseStatus, reason: str = "") -> None:
     if not reason and outcome != ReleaseStatus.LIVE:
         bad = [p for p in ctx.store.probes(release_id) if p.outcome != "pass"]
         reason = "; ".join(f"{p.env} {p.name}: {p.detail.splitlines()[0]}" for p in bad[-3:])
-    ctx.update(status=outcome, reason=reason)
+    # The event before the status: whoever follows the release until it ends has read it.
     ctx.record(Kind.RELEASE_FINISHED, outcome=outcome, reason=reason, env=ctx.release.env)
+    ctx.update(status=outcome, reason=reason)
     if outcome in (ReleaseStatus.LIVE, ReleaseStatus.FAILED):
         _announce(ctx, f"release.{outcome}", reason=reason)
