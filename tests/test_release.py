@@ -22,7 +22,7 @@ import pytest
 from conftest import Project, git
 
 from jackline import config as cfg
-from jackline.api import submit as api_submit
+from jackline.api import submission as api_submit
 from jackline.errors import Refused
 from jackline.release import gate, probes
 

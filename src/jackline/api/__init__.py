@@ -1,10 +1,11 @@
 """The verbs. Every surface (the CLI, the web, Slack, MCP) parses its input, calls one function
 here, and renders the answer. Policy lives here and below, never in a surface.
 
-One module a group of verbs: `submit` (who asks, the config, a run's record and workflow),
+One module a group of verbs: `submission` (who asks, the config, a run's record and workflow),
 `reading` (runs, events, handoffs), `review` (decisions on a run, cancel), `machine` (clean,
-the worker, the warm pool, resume), `flags` (and health), `releases`, `tokens`. This package is
-the `Verbs` protocol's local implementation (`jackline.verbs`); the remote client is the other.
+the worker, the warm pool, resume), `flags` (and health), `releasing`, `access` (tokens). No
+module is named as a verb is: `jackline.api.submit` is the verb. This package is the `Verbs`
+protocol's local implementation (`jackline.verbs`); the remote client is the other.
 
 The engine (and with it DBOS) is imported only by the verbs that drive a workflow, so reading
 runs stays fast and works without the engine.
@@ -12,6 +13,7 @@ runs stays fast and works without the engine.
 
 from __future__ import annotations
 
+from jackline.api.access import token_create, token_revoke, tokens
 from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
     clean,
@@ -37,7 +39,7 @@ from jackline.api.reading import (
     shown,
     verify,
 )
-from jackline.api.releases import (
+from jackline.api.releasing import (
     abort,
     go,
     live,
@@ -51,8 +53,7 @@ from jackline.api.releases import (
     rollback,
 )
 from jackline.api.review import CANCELLABLE, approve, cancel, reject, request_changes
-from jackline.api.submit import record_claim, recorded_config, submit, validate, who
-from jackline.api.tokens import token_create, token_revoke, tokens
+from jackline.api.submission import record_claim, recorded_config, submit, validate, who
 
 __all__ = [
     "CANCELLABLE",

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from jackline.health import Item, Report
 
 
-from jackline.api.submit import record_claim, who
+from jackline.api.submission import record_claim, who
 
 
 def flags_list(repo: Path, env: str | None = None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     pass
 
 
-from jackline.api.submit import recorded_config
+from jackline.api.submission import recorded_config
 
 
 def clean(run_ids: list[str] | None = None, dry_run: bool = False) -> list[dict[str, Any]]:

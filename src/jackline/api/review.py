@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 from jackline.api.machine import waits_for_decision
 from jackline.api.reading import findings, get, shown
-from jackline.api.submit import recorded_config, who
+from jackline.api.submission import recorded_config, who
 
 
 def approve(

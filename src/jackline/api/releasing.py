@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     pass
 
 
-from jackline.api.submit import record_claim, who
+from jackline.api.submission import record_claim, who
 
 
 def release(
