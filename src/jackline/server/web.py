@@ -387,10 +387,12 @@ async def run_live(request: Request, run_id: str, who: Reader, after: int = 0) -
 async def watch(request: Request, run_id: str, after: int) -> AsyncIterator[str]:
     last, status = after, ""
     while not await request.is_disconnected():
+        # The status first, then the events: what a step records before it moves the status
+        # (the handoff, say) is sent before the status that follows it.
+        run = await run_in_threadpool(api.get, run_id)
         for event in await run_in_threadpool(api.events, run_id, last):
             last = event.seq
             yield sse("audit", json.dumps(event_json(event)), event.seq)
-        run = await run_in_threadpool(api.get, run_id)
         if run.status != status:
             status = run.status
             yield sse("status", json.dumps({"status": status, "reason": run.reason}))

@@ -40,13 +40,14 @@ def write_handoff(run_id: str, outcome: Status) -> str:
         # exits once it does, and would end an announcement still under way with it.
         ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
         _announce(ctx, f"run.{outcome}", h)
+    # The event before the status: whoever sees the run rest finds its handoff in the log.
+    ctx.record(Kind.HANDOFF, outcome=outcome, path=str(path))
     if outcome == Status.MERGED:
         # Merged is said by `finish`, once the workspace is gone: whoever waits for the run to
         # rest (an `approve`) then finds nothing of it still being removed.
         ctx.update(handoff=str(path))
     else:
         ctx.update(status=outcome, handoff=str(path))
-    ctx.record(Kind.HANDOFF, outcome=outcome, path=str(path))
     return str(path)
 
 
