@@ -28,20 +28,13 @@ from fastapi.responses import PlainTextResponse
 from jackline import api
 from jackline.errors import JacklineError
 from jackline.events import Kind
-from jackline.models import RUN_STATUSES, ReleaseStatus
+from jackline.models import RELEASE_RESTING, RUN_STATUSES, ReleaseStatus
 from jackline.server.deps import allowed
 from jackline.store import Store
 
 router = APIRouter()
 # Every status is reported (as 0 when none), so a graph of one status does not vanish.
-RELEASE_STATUSES = (
-    ReleaseStatus.AWAITING_GO,
-    ReleaseStatus.PAUSED,
-    ReleaseStatus.LIVE,
-    ReleaseStatus.FAILED,
-    ReleaseStatus.ROLLED_BACK,
-    ReleaseStatus.ABORTED,
-)
+RELEASE_STATUSES = tuple(s for s in ReleaseStatus if s in RELEASE_RESTING)
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, math.inf)
 """Check durations in seconds: a lint takes a second, a test suite minutes."""
 RUNS_LOOKED_AT = 10_000
