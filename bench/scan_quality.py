@@ -8,8 +8,12 @@ Two sets, both on public Python projects nobody here wrote (`bench/scan_quality/
   one of its families is at its level or stricter.
 - the benign set, `bench/scan_quality/benign.tsv`: real non-merge commits of the projects'
   default branches, scanned parent to commit, each classified `benign` or, where the commit
-  really is risky (it drops a column, removes a test), with the level it deserves. A block on a
-  commit that does not deserve one is a false alarm; each is listed.
+  really is risky, with the level and rule families it deserves and why: a migration dropping
+  columns or rewriting rows, a vulnerable pin, an edit of a gate (CI workflow, pre-commit
+  config: block by the house rule), more than twice init's size limits once lock files, test
+  data and vendored files are left out. A block a commit does not deserve (any block of a benign
+  one, a block of another family on a risky one) is a false alarm; each is listed. Only the
+  commits that got a block, or that touch a migration, were read to classify them.
 
 Each change is scanned as a run scans it (`jackline.steps.scan`): the secret scan, then every
 scan of the registry, with the config `jackline init` writes for that checkout (`init.detect`
@@ -355,7 +359,10 @@ def summary(results: Results) -> dict[str, Any]:
             )
     benign = [(c, s) for c, s in results.commits]
     alarmed = {(a["repo"], a["commit"]) for a in alarms}
-    secret_blocked = [c for c, s in benign if s.secrets and c.deserves != "block"]
+    # Every secret finding stops a run as `blocked`; count the commits that deserved no secret.
+    secret_blocked = [
+        c for c, s in benign if s.secrets and not (c.deserves == "block" and "secret" in c.families)
+    ]
     deserved = [(c, s) for c, s in benign if c.deserves != "benign"]
     times = [s.seconds for _, s in benign]
     n_cases = len(results.cases)

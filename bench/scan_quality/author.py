@@ -1237,7 +1237,10 @@ def specs() -> list[Spec]:
         "warn",
         SIZE,
         big,
-        ("append", "".join(f"\n\ndef _port_{i}(url: str) -> int:\n    return {i}\n" for i in range(120))),
+        (
+            "append",
+            "".join(f"\n\ndef _port_{i}(url: str) -> int:\n    return {i}\n" for i in range(120)),
+        ),
     )
     return s
 
