@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from dbos import DBOS, DBOSConfig, SetWorkflowID
+from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSException
 from ulid import ULID
 
@@ -34,6 +34,8 @@ from jackline.models import RESTING, Decision, ReleaseStatus, Status
 from jackline.release import steps as release_steps
 from jackline.store import Store
 
+APP = "jackline"
+"""The application's name in the engine's tables: its queues are listed by it."""
 REVIEW_TOPIC = "review"
 _state: dict[str, Any] = {}
 
@@ -369,22 +371,48 @@ def launch() -> None:
     executor = executors.claim()  # a submitter claims it before its run record is written
     url = os.environ.get("JACKLINE_DATABASE_URL") or f"sqlite:///{paths.engine_database()}"
     config: DBOSConfig = {
-        "name": "jackline",
+        "name": APP,
         "system_database_url": url,
         "application_version": __version__,
         "executor_id": executor,
         "log_level": "CRITICAL",  # a workflow error becomes the run's reason, not a screenful
+        # On SQLite a workflow waiting for a decision learns of it by polling, and shutting
+        # down waits for that poller's sleep: DBOS's default of 1 s was up to a second's delay
+        # on every decision and on the exit of every command that launched the engine. The
+        # poll is one indexed query per waiting workflow (none when nothing waits).
+        "notification_listener_polling_interval_sec": 0.1,
     }
     DBOS(config=config)
     # This process reads its own queue and no other's: a run taken over here (`take_over`) is
     # driven here, and no other process's run is ever adopted by this one.
     DBOS.listen_queues([_queue(executor)])
+    _register_early(url, _queue(executor))
     DBOS.launch()
-    DBOS.register_queue(_queue(executor), polling_interval_sec=0.2)
+    DBOS.register_queue(_queue(executor), polling_interval_sec=QUEUE_POLL)
     _state.update(launched=True, executor=executor)
 
 
 QUEUE_PREFIX = "jackline-"
+QUEUE_POLL = 0.2
+"""Seconds between two looks of this process at its queue."""
+
+
+def _register_early(url: str, name: str) -> None:
+    """Write this process's queue down before the engine launches. DBOS looks for the queues
+    it should read when it launches and then once a second: a queue registered after launch
+    was read a second late, and every decision on a run whose driver had gone (a `jackline
+    approve` after `jackline run` returned) waited that second. A database that has no
+    tables yet (this machine's first launch) is registered after the launch only."""
+    try:
+        client = DBOSClient(system_database_url=url)
+    except Exception:
+        return
+    try:
+        client.register_queue(name, polling_interval_sec=QUEUE_POLL, application_name=APP)
+    except Exception:
+        return  # the launch's own registration writes it down
+    finally:
+        client.destroy()
 
 
 def _queue(executor: str) -> str:
