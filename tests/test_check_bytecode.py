@@ -3,7 +3,9 @@ changed is, and nothing an agent plants where the cache lives reaches the host."
 
 from __future__ import annotations
 
+import colorsys
 import json
+import marshal
 import os
 import sqlite3
 import sys
@@ -101,3 +103,45 @@ def test_a_link_a_check_plants_in_the_cache_reaches_nothing_on_the_host(
     assert os.listdir(victim) == ["workspace"]
     cache = project.home / "runs" / run["id"] / bytecode.CACHE
     assert (cache / "tmp").is_symlink()  # it was there all along
+
+
+def test_a_runs_first_check_starts_from_the_seed_the_harness_compiled(project: Project) -> None:
+    seed = project.root / "seed"
+    project.env["JACKLINE_BYTECODE_SEED"] = str(seed)
+    project.create(ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})]))
+    first = project.jl_json("run", "Fix add")
+    assert first["status"] == "awaiting_review", first
+    source = Path(_pytest.python.__file__)
+    seeded = seed / TAG / str(source.parent).lstrip("/") / f"{source.stem}.{TAG}.pyc"
+    # The harness compiled pytest's module itself, from its source, into the seed.
+    assert marshal.loads(seeded.read_bytes()[16:]).co_filename == str(source)
+    project.jl("reject", first["id"], "--as", "bob", "-m", "again")
+    second = project.jl_json("run", "Fix add again")
+    # The next run's checks were given that bytecode, copied: they did not compile pytest.
+    copy = _cached(project.home / "runs" / second["id"], source)
+    assert copy.read_bytes() == seeded.read_bytes()
+    assert copy.stat().st_ino != seeded.stat().st_ino
+
+
+def test_bytecode_a_check_writes_never_reaches_the_seed(project: Project) -> None:
+    seed = project.root / "seed"
+    project.env["JACKLINE_BYTECODE_SEED"] = str(seed)
+    source = Path(colorsys.__file__)
+    # The agent's code, run by a check, writes its own bytecode for a module of the standard
+    # library into the run's cache, and links the cache to the host's root.
+    where = f'"$PYTHONPYCACHEPREFIX{source.parent}"'
+    plant = (
+        f"mkdir -p {where} && echo poison > {where}/colorsys.{TAG}.pyc"
+        ' && ln -s / "$PYTHONPYCACHEPREFIX/host"'
+    )
+    extra = f"\n[checks.plant]\ncommand = {json.dumps(plant)}\n"
+    project.create(
+        ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})]), extra=extra
+    )
+    run = project.jl_json("run", "Fix add")
+    assert run["status"] == "awaiting_review", run
+    seeded = seed / TAG / str(source.parent).lstrip("/") / f"colorsys.{TAG}.pyc"
+    # The seed took the name, and compiled the module from its own source.
+    assert marshal.loads(seeded.read_bytes()[16:]).co_filename == str(source)
+    assert not (seed / TAG / "host").exists()
+    assert not [p for p in seed.rglob("*") if p.is_symlink()]

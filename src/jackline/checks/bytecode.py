@@ -18,13 +18,27 @@ there is removed or passed over, never followed), and never reads or runs what i
 the cache holds was written by the run's sandboxed checks, and only they read it. (Code a check
 runs may write there as it may write the workspace: the agent's code, which that round's diff
 shows; it has no power in a later check that it did not have in its own.)
+
+A run's cache starts as a copy of the seed (`seed`): bytecode the harness compiled itself, on
+the host, of the standard library and installed packages of its own Python, never of a
+workspace. Without it every run's first check compiled pytest and the standard library again
+(about 500 modules, 1.5 to 2 s). The seed learns which modules checks import from the names a
+check's bytecode has in the run's cache (names only: the harness compiles the source itself,
+from its own Python's folders, and reads nothing the check wrote). It is copied, never linked:
+a check may rewrite what its cache holds, and no other run may see that.
 """
 
 from __future__ import annotations
 
+import os
+import py_compile
+import shutil
+import sys
+import sysconfig
+from functools import cache
 from pathlib import Path, PurePosixPath
 
-from jackline import git, safeio
+from jackline import git, paths, safeio
 from jackline.errors import CommandFailed
 
 CACHE = "pycache"
@@ -32,6 +46,98 @@ CACHE = "pycache"
 SEEN = "bytecode.trees"
 """In the run's own folder (the harness's, never the workspace): the trees whose files the
 cache may hold bytecode of, one a line."""
+
+
+TAG = sys.implementation.cache_tag
+LEARN_LIMIT = 20_000
+"""Names of a run's cache looked at after a check, at most (a check could write millions)."""
+
+
+def seed() -> Path:
+    """The seed: `$JACKLINE_BYTECODE_SEED`, else `bytecode/` in Jackline's home; one folder
+    per Python (its cache tag), laid out as `PYTHONPYCACHEPREFIX` lays bytecode out."""
+    base = os.environ.get("JACKLINE_BYTECODE_SEED") or paths.home() / "bytecode"
+    return Path(base) / TAG
+
+
+def start(cache: Path) -> None:
+    """Before a run's first check: its cache, a copy of the seed (an empty folder if there is
+    no seed yet). A cache that exists is the run's own and stays as it is."""
+    if cache.exists():
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if seed().is_dir():
+        shutil.copytree(seed(), cache, symlinks=True)
+    else:
+        cache.mkdir()
+
+
+def learn(cache: Path, inside: Path) -> int:
+    """After a check: compile into the seed the modules of this Python's own libraries whose
+    bytecode the run's cache holds and the seed lacks (or holds for an older source). Returns
+    how many were compiled. Reads the cache's names only, without following a link; what lies
+    under `inside` (the workspace as the check saw it) is never looked at."""
+    compiled = 0
+    for source in _named_sources(cache, inside):
+        target = seed() / str(source.parent).lstrip("/") / f"{source.stem}.{TAG}.pyc"
+        if _fresh(target, source):
+            continue
+        try:
+            py_compile.compile(str(source), cfile=str(target), doraise=True)
+        except (OSError, py_compile.PyCompileError, ValueError):
+            continue  # a source that does not compile: the checks compile it each run
+        compiled += 1
+    return compiled
+
+
+def _named_sources(cache: Path, inside: Path) -> list[Path]:
+    """The sources of this Python's libraries that the cache's names point at."""
+    skip = cache / str(inside).lstrip("/")
+    out: list[Path] = []
+    seen = 0
+    for folder, dirs, files in os.walk(cache):  # os.walk descends into no link
+        if Path(folder) == skip:
+            dirs.clear()
+            continue
+        for name in files:
+            seen += 1
+            if seen > LEARN_LIMIT:
+                return out
+            stem, dot, rest = name.partition(".")
+            if rest == f"{TAG}.pyc" and dot:
+                source = Path("/", Path(folder).relative_to(cache), f"{stem}.py")
+                if _trusted(source):
+                    out.append(source)
+    return out
+
+
+def _trusted(source: Path) -> bool:
+    """A regular file of this Python's standard library or installed packages."""
+    try:
+        real = source.resolve(strict=True)
+    except (OSError, RuntimeError):
+        return False
+    return real.is_file() and any(real.is_relative_to(root) for root in _roots())
+
+
+@cache
+def _roots() -> tuple[Path, ...]:
+    found = sysconfig.get_paths()
+    keys = ("stdlib", "platstdlib", "purelib", "platlib")
+    return tuple({Path(found[k]).resolve() for k in keys if k in found})
+
+
+def _fresh(target: Path, source: Path) -> bool:
+    """The seed holds bytecode of `source` as it is now (the mtime and size in its header)."""
+    try:
+        with target.open("rb") as f:
+            header = f.read(16)
+        st = source.stat()
+    except OSError:
+        return False
+    stamp = (int(st.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+    size = (st.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+    return len(header) == 16 and header[8:12] == stamp and header[12:16] == size
 
 
 def forget_changed(ws: Path, run_dir: Path, inside: Path, tree: str) -> None:
