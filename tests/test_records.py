@@ -49,10 +49,12 @@ RUN = Run(
     published="local",
     secrets_found=("config.py:3",),
     last_agent='{"round": 2}',
+    block_ids=("0123456789",),
+    accepted=("0123456789",),
 )
 HARNESS_SIDE = {
     "paths", "executor", "worked_seconds", "redacted", "reverted", "published", "pull_request",
-    "secrets_found", "last_agent",
+    "secrets_found", "last_agent", "block_ids", "accepted",
 }  # fmt: skip
 """The run's fields kept on the harness's side: never sent."""
 RELEASE = Release(

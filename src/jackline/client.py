@@ -25,7 +25,7 @@ import httpx
 
 from jackline.errors import Interrupted, JacklineError, NotFound, Refused
 from jackline.guard.audit import Event, Verdict
-from jackline.models import Probe, Release, Run, from_json, to_json
+from jackline.models import Acceptance, Probe, Release, Run, from_json, to_json
 from jackline.store import shortest_unique
 from jackline.verbs import OnEvent
 
@@ -190,6 +190,18 @@ class RemoteAPI:
         return run_from_json(
             self._call("POST", f"/api/runs/{run_id}/cancel", json={"message": message})
         )
+
+    def accept(
+        self,
+        run_id: str,
+        finding: str,
+        reason: str,
+        by: str | None = None,
+        claimed: str | None = None,
+    ) -> Acceptance:
+        _no_as(by or claimed)
+        path = f"/api/runs/{run_id}/findings/{finding}/accept"
+        return from_json(Acceptance, self._call("POST", path, json={"message": reason}))
 
     def _decide(
         self, run_id: str, verb: str, message: str, by: str | None, on_event: OnEvent | None

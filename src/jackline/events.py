@@ -54,6 +54,7 @@ class Kind(StrEnum):
     ANNOUNCE_FAILED = "announce_failed"
     DECISION = "decision"
     DECISION_REFUSED = "decision_refused"
+    ACCEPTED = "accepted"
     ONTO_MAIN = "onto_main"
     MERGE = "merge"
     CANCELLED = "cancelled"
@@ -230,6 +231,15 @@ def _publish(d: Data) -> str:
 def _decision(d: Data) -> str:
     said = f": {short(d['message'], 120)}" if d.get("message") else ""
     return f"review: {d['decision'].replace('_', ' ')} by {_who(d)}{said}"
+
+
+def _accepted(d: Data) -> str:
+    where = f" {d['file']}" + (f":{d['line']}" if d.get("line") else "") if d.get("file") else ""
+    left = f"; {d['left']} block-level finding(s) still need an owner" if d.get("left") else ""
+    return (
+        f"review: {d['level']} finding {d['finding']} ({d['rule']}{where}) accepted by {_who(d)} "
+        f"on {(d['head'] or 'no commit')[:10]}: {short(d['reason'], 120)}{left}"
+    )
 
 
 def _onto_main(d: Data) -> str:
@@ -427,6 +437,11 @@ SPECS: dict[Kind, Spec] = {
         lambda d: f"review: {d['decision'].replace('_', ' ')} by {d['by']} refused: {d['reason']}",
         tone=_always("warn"),
         told=_NEVER,
+    ),
+    Kind.ACCEPTED: Spec(
+        "A person accepted a finding of the run, with a reason, for the head it was made on (a "
+        "block-level one by an owner: then another reviewer may approve).",
+        _accepted,
     ),
     Kind.ONTO_MAIN: Spec("Main moved: the next round starts on it.", _onto_main),
     Kind.MERGE: Spec(

@@ -21,7 +21,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from jackline.models import AgentRound, CheckResult, Failure, Finding, Status, from_json
+from jackline.models import (
+    Acceptance,
+    AgentRound,
+    CheckResult,
+    Failure,
+    Finding,
+    Status,
+    from_json,
+)
 
 TEST_HINTS = ("test_", "_test.", "tests/", "spec/", ".spec.", ".test.")
 NOTHING_STOOD_OUT = "Nothing stood out; read the diff."
@@ -172,6 +180,9 @@ class Handoff:
     fixed_tests: tuple[FixedTest, ...] = ()
     diff: str = ""
     """A command that shows the change, where it is."""
+    accepted: tuple[Acceptance, ...] = ()
+    """The findings a person accepted on this head, with why (`jackline accept`): each holds
+    for the head it was made on, and a new round's needs its own."""
 
     @property
     def dependencies(self) -> tuple[Finding, ...]:
@@ -210,6 +221,9 @@ class Handoff:
                 for t in data.get("fixed_tests") or ()
             ),
             diff=str(data.get("diff") or ""),
+            accepted=tuple(
+                from_json(Acceptance, {"run": data["run"], **a}) for a in data.get("accepted") or ()
+            ),
         )
 
 
@@ -282,6 +296,7 @@ def as_json(h: Handoff) -> dict[str, Any]:
         "undo": list(h.undo),
         "fixed_tests": [{**asdict(t), "failed_in": list(t.failed_in)} for t in h.fixed_tests],
         "diff": h.diff,
+        "accepted": [asdict(a) for a in h.accepted],
     }
 
 
@@ -486,7 +501,7 @@ def markdown(h: Handoff) -> str:
     lines += ["## Commands run", "", *_commands(h.commands)]
     notes = quoted(h.notes) or ["The agent left no notes."]
     lines += ["", "## The agent's notes", "", *notes, ""]
-    lines += ["## Findings", "", *_findings(h.findings)]
+    lines += ["## Findings", "", *_findings(h.findings, h.accepted)]
     lines += ["", "## Dependencies", ""]
     if h.dependencies:
         for f in h.dependencies:
@@ -561,23 +576,39 @@ def _commands(commands: Sequence[Command]) -> list[str]:
     return lines
 
 
-def _findings(findings: Sequence[Finding]) -> list[str]:
-    """The findings, blocking ones first, each with the code in question and why it matters
-    (dependencies have a section of their own)."""
+def _findings(findings: Sequence[Finding], accepted: Sequence[Acceptance] = ()) -> list[str]:
+    """The findings, blocking ones first, each with its id (what `jackline accept` takes), the
+    code in question, why it matters and who accepted it, why (dependencies have a section of
+    their own)."""
     shown = [f for f in findings if not f.rule.startswith("dependency.")]
     if not shown:
         return ["None."]
     order = {"block": 0, "warn": 1, "info": 2}
+    taken = {a.finding: a for a in accepted}
     lines = []
     for f in sorted(shown, key=lambda f: order.get(f.level, 3)):
         line = f":{f.line}" if f.line else ""
         where = f" {code(f.file + line)}" if f.file else ""
-        lines.append(f"- **{f.level}** {f.rule}{where}: {text(f.message)}")
+        lines.append(f"- **{f.level}** {f.rule}{where}: {text(f.message)} (id `{f.id}`)")
         if f.quote:
             lines += fenced(f.quote)
         if f.why:
             lines.append(f"  - Why it matters: {f.why}")
+        if f.id in taken:
+            lines.append(f"  - {_accepted(taken[f.id])}")
+    if accepted:
+        lines.append(
+            "\nAn acceptance holds for the head it was made on: a new round that still has the "
+            "finding needs it accepted again."
+        )
     return lines
+
+
+def _accepted(a: Acceptance) -> str:
+    claim = a.claimed_by_os_user
+    said = f" (claimed by OS user {code(claim)}, not verified)" if claim else ""
+    head = code(a.head[:10]) if a.head else "no commit"
+    return f"**Accepted** by {text(a.by)}{said} on head {head}: {text(a.reason, 500)}"
 
 
 def _fixed_tests(fixed: Sequence[FixedTest]) -> list[str]:
@@ -639,5 +670,16 @@ def _blocking_banner(h: Handoff) -> list[str]:
         return []
     if h.outcome == Status.BLOCKED:
         return ["- **Blocked:** a secret was found in the change; nothing was committed or pushed."]
+    taken = {a.finding for a in h.accepted}
+    left = [f for f in block if f.id not in taken]
+    if not left:
+        return [
+            f"- **Accepted by an owner:** the {len(block)} block-level finding(s), on this head; "
+            "another reviewer may approve"
+        ]
     owners = text(", ".join(h.owners)) or "none named in \\[review] owners"
-    return [f"- **Needs an owner:** {len(block)} block-level finding(s); owners: {owners}"]
+    accepted = f" ({len(block) - len(left)} accepted)" if len(left) < len(block) else ""
+    return [
+        f"- **Needs an owner:** {len(left)} block-level finding(s){accepted}; owners: {owners}"
+        " (approves, or accepts each: `jackline accept RUN ID -m REASON`)"
+    ]

@@ -7,6 +7,8 @@ derived from its fields (`to_json`, `from_json`, `Sent`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -210,6 +212,44 @@ class Finding:
     line: int | None = None
     why: str = ""
     quote: str = ""
+    id: str = field(init=False, default="", compare=False)
+    """What a person names it by (`jackline accept RUN ID`): derived from its rule, place and
+    words, never given, so a finding read back from an older scan event has one too, and the
+    same finding found again in a later round has the same id."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", finding_id(self.rule, self.file, self.line, self.message))
+
+
+def finding_id(rule: str, file: str | None, line: int | None, message: str) -> str:
+    """A finding's id: ten hex digits of a hash of its rule, file, line and message. Only
+    hex: it goes in a URL's path and on a command line whatever the file is called."""
+    said = json.dumps([rule, file, line, message], ensure_ascii=False)
+    return hashlib.sha256(said.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class Acceptance:
+    """An owner's (for a warn, any reviewer's) acceptance of one finding of a run, with why.
+    It holds for the head it was made on: the scan of a new round clears it, and a finding
+    still there needs accepting again."""
+
+    run: str
+    finding: str
+    """The finding's id (`Finding.id`)."""
+    rule: str
+    level: str
+    file: str | None
+    line: int | None
+    by: str
+    reason: str
+    head: str
+    """The commit it was made on ("" where the run had none)."""
+    claimed_by_os_user: str = ""
+    """The OS user who named `by` (`--as`) when that was a claim."""
+    left: int = 0
+    """Block-level findings of the run not accepted on its head once this one was (0: any
+    reviewer other than the submitter may approve)."""
 
 
 @dataclass(frozen=True)
@@ -285,6 +325,8 @@ def from_json(cls: type[R], data: dict[str, Any]) -> R:
     know (a detail view's extras) is left; a field not sent takes its default."""
     known: dict[str, Any] = {}
     for f in fields(cls):
+        if not f.init:  # derived as the record is made (`Finding.id`)
+            continue
         sent = _sent(f)
         if sent.key is not None and sent.key in data:
             value = data[sent.key]
@@ -346,6 +388,11 @@ class Run:
     """Where the latest scan found secrets in the change (file:line, never the values)."""
     last_agent: str = field(default="", metadata=HARNESS)
     """The agent's latest round as its `command` event recorded it (JSON, redacted)."""
+    block_ids: tuple[str, ...] = field(default_factory=tuple, metadata=HARNESS)
+    """The ids of the latest scan's block-level findings (`scan` events)."""
+    accepted: tuple[str, ...] = field(default_factory=tuple, metadata=HARNESS)
+    """The ids of findings accepted on the run's head (`accepted` events); the scan of a new
+    round empties it."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->

@@ -14,6 +14,8 @@ Events and their data:
     run.awaiting_review   run (asdict), handoff (markdown), record (the handoff's JSON:
                           `handoff.Handoff.from_json` reads it)
     run.merged            run, handoff, record
+    run.accepted          run, acceptance (a `models.Acceptance`'s JSON), handoff and record
+                          (the handoff written again with it; None where the run has none)
     release.awaiting_go   release (asdict), env
     release.paused        release, env, why
     release.rolled_back   release, reason (production failed its probes; the previous is back)

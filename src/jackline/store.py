@@ -55,7 +55,9 @@ CREATE TABLE IF NOT EXISTS runs (
     published TEXT NOT NULL DEFAULT '',
     pull_request TEXT NOT NULL DEFAULT '',
     secrets_found TEXT NOT NULL DEFAULT '[]',
-    last_agent TEXT NOT NULL DEFAULT ''
+    last_agent TEXT NOT NULL DEFAULT '',
+    block_ids TEXT NOT NULL DEFAULT '[]',
+    accepted TEXT NOT NULL DEFAULT '[]'
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -146,6 +148,10 @@ ADDED_COLUMNS = {
     "pull_request": "TEXT NOT NULL DEFAULT ''",
     "secrets_found": "TEXT NOT NULL DEFAULT '[]'",
     "last_agent": "TEXT NOT NULL DEFAULT ''",
+    # A run scanned before findings had ids keeps none: its block-level findings count as
+    # not accepted (`review.open_blocking`), and none of them was.
+    "block_ids": "TEXT NOT NULL DEFAULT '[]'",
+    "accepted": "TEXT NOT NULL DEFAULT '[]'",
 }
 
 # What a run's added column holds for a run recorded before it existed, read once from its audit
@@ -244,6 +250,19 @@ class Store:
         with self.transaction() as db:
             db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*amounts.values(), run_id])
         return self.get_run(run_id)
+
+    def accept_finding(self, run_id: str, finding: str, head: str | None) -> bool:
+        """Add `finding` to the run's accepted ids in one statement, only while the run awaits
+        review at `head`: an acceptance never lands on a round it was not made on, and two
+        made at once both count. False when the run had moved."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "UPDATE runs SET accepted = json_insert(accepted, '$[#]', ?), updated_at = ?"
+                " WHERE id = ? AND status = 'awaiting_review' AND COALESCE(head_sha, '') = ?"
+                " AND NOT EXISTS (SELECT 1 FROM json_each(accepted) WHERE value = ?)",
+                (finding, time.time(), run_id, head or "", finding),
+            )
+            return cur.rowcount == 1
 
     def set_executor(self, run_id: str, executor: str) -> None:
         """Write down the process that drives the run now (nothing for an unknown run)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jackline.guard.audit import Event, Verdict
-from jackline.models import Probe, Release, Run
+from jackline.models import Acceptance, Probe, Release, Run
 
 if TYPE_CHECKING:
     from jackline.health import Report
@@ -77,6 +77,14 @@ class Verbs(Protocol):
     def cancel(
         self, run_id: str, by: str | None = None, message: str = "", claimed: str | None = None
     ) -> Run: ...
+    def accept(
+        self,
+        run_id: str,
+        finding: str,
+        reason: str,
+        by: str | None = None,
+        claimed: str | None = None,
+    ) -> Acceptance: ...
 
     # releases -----------------------------------------------------------------------------
     def release(

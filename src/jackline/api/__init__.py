@@ -2,7 +2,7 @@
 here, and renders the answer. Policy lives here and below, never in a surface.
 
 One module a group of verbs: `submission` (who asks, the config, a run's record and workflow),
-`reading` (runs, events, handoffs), `review` (decisions on a run, cancel), `machine` (clean,
+`reading` (runs, events, handoffs), `review` (decisions on a run, accepting a finding, cancel), `machine` (clean,
 the worker, the warm pool, resume), `flags` (and health), `releasing`, `access` (tokens). No
 module is named as a verb is: `jackline.api.submit` is the verb. This package is the `Verbs`
 protocol's local implementation (`jackline.verbs`); the remote client is the other.
@@ -52,12 +52,13 @@ from jackline.api.releasing import (
     releases,
     rollback,
 )
-from jackline.api.review import CANCELLABLE, approve, cancel, reject, request_changes
+from jackline.api.review import CANCELLABLE, accept, approve, cancel, reject, request_changes
 from jackline.api.submission import record_claim, recorded_config, submit, validate, who
 
 __all__ = [
     "CANCELLABLE",
     "abort",
+    "accept",
     "approve",
     "as_json",
     "cancel",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,10 +13,13 @@ from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor
 from jackline.models import (
     DRIVEN,
+    Finding,
     Run,
     Status,
+    from_json,
     to_json,
 )
+from jackline.review import in_force
 from jackline.store import Store
 
 if TYPE_CHECKING:
@@ -75,9 +78,19 @@ def rounds(run_id: str) -> list[dict[str, Any]]:
 
 
 def findings(run_id: str) -> list[dict[str, Any]]:
-    """The latest scan's findings, block first (empty before the scan has run)."""
-    scans = [e.data for e in events(run_id) if e.kind == Kind.SCAN]
-    return list(scans[-1]["findings"]) if scans else []
+    """The latest scan's findings, block first (empty before the scan has run), each with its
+    `id` and `accepted`: the acceptance that holds for it on the run's head, or None."""
+    found = events(run_id)
+    scans = [e for e in found if e.kind == Kind.SCAN]
+    if not scans:
+        return []
+    taken = {a.finding: asdict(a) for a in in_force(found)}
+    shown = []
+    for data in scans[-1].data["findings"]:
+        # The id is derived (`Finding.id`): a scan recorded before ids existed gets it here.
+        made = from_json(Finding, data).id
+        shown.append({**data, "id": made, "accepted": taken.get(made)})
+    return shown
 
 
 def handoff_text(run: Run) -> str | None:

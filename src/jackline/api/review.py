@@ -1,13 +1,14 @@
-"""A person's decisions on a run: approve, request changes, reject, cancel."""
+"""A person's decisions on a run: approve, request changes, reject, cancel; accept a finding."""
 
 from __future__ import annotations
 
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from jackline import auth
+from jackline import auth, handoff, notify
 from jackline import config as cfg
-from jackline.errors import Interrupted, Refused
+from jackline.errors import Interrupted, NotFound, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
@@ -15,11 +16,20 @@ from jackline.guard.redact import Redactor
 from jackline.models import (
     DECIDING,
     FINAL,
+    Acceptance,
     Decision,
+    Finding,
     Run,
     Status,
+    from_json,
 )
-from jackline.review import owner_refusal
+from jackline.review import (
+    acceptance_refusal,
+    accepted_before,
+    in_force,
+    open_blocking,
+    owner_refusal,
+)
 from jackline.store import Store
 from jackline.verbs import OnEvent
 
@@ -28,7 +38,7 @@ if TYPE_CHECKING:
 
 
 from jackline.api.machine import waits_for_decision
-from jackline.api.reading import findings, get, shown
+from jackline.api.reading import events, findings, get, shown
 from jackline.api.submission import recorded_config, who
 
 
@@ -52,11 +62,7 @@ def approve(
         )
     refusal = owner_refusal(run, config, by)
     if refusal:
-        blocking = [f for f in findings(run.id) if f["level"] == "block"]
-        listed = "; ".join(
-            f"{f['rule']} {f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}".strip()
-            for f in blocking[:5]
-        )
+        listed = _not_accepted(run)
         raise Refused(f"{refusal} (findings: {listed})" if listed else refusal)
     with forge.landing(Path(run.repo)):  # a landing under way is no uncommitted change
         refusal = forge.landing_refusal(Path(run.repo), config.project.main)
@@ -95,6 +101,152 @@ def reject(
     return _decide(run, _decision("reject", person, message), on_event)
 
 
+def _not_accepted(run: Run) -> str:
+    """The block-level findings no owner has accepted on the run's head, each with its id, and
+    where one was accepted on an earlier round's head, that it needs accepting again."""
+    before = {a.finding: a for a in accepted_before(events(run.id))}
+    listed = []
+    for f in findings(run.id):
+        if f["level"] != "block" or f["accepted"]:
+            continue
+        item = f"{f['rule']} {_where(f.get('file'), f.get('line'))}".strip() + f" [{f['id']}]"
+        if f["id"] in before:
+            was = before[f["id"]]
+            item += (
+                f", accepted by {was.by} on {was.head[:10] or 'no commit'}, an earlier round's "
+                f"head: an acceptance holds for the head it was made on, accept it again"
+            )
+        listed.append(item)
+    return "; ".join(listed[:5])
+
+
+def _where(file: str | None, line: int | None) -> str:
+    return f"{file or ''}{':' + str(line) if line else ''}"
+
+
+def accept(
+    run_id: str,
+    finding: str,
+    reason: str,
+    by: str | None = None,
+    claimed: str | None = None,
+    head: str | None = None,
+) -> Acceptance:
+    """Accept one finding of a run awaiting review, saying why, for the head the run shows: a
+    block-level finding by an owner (the owner has decided on it: another reviewer may then
+    approve, still not the submitter), any other by whoever may review. Recorded in the run's
+    audit log and written into its handoff. A new round's scan leaves it behind: a finding
+    still there needs accepting again. `head` as for `approve`."""
+    if not reason.strip():
+        raise Refused(
+            f"say why finding {finding} of {run_id} is accepted: -m REASON is recorded with it"
+        )
+    store = Store()
+    run = store.get_run(run_id)
+    if run.status == Status.BLOCKED:
+        held = ", ".join(run.secrets_found[:3]) or "see `jackline show`"
+        raise Refused(
+            f"{run.id} is blocked: its change holds a secret ({held}), and a secret in the "
+            f"change is never accepted nor approved. Send it back (`jackline request-changes "
+            f"{run.id} -m TEXT`: the agent is told where the secret is) or close it "
+            f"(`jackline reject {run.id}`)"
+        )
+    if run.status != Status.AWAITING_REVIEW:
+        raise Refused(
+            f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
+        )
+    config = _rules_of(store, run)
+    person = who(config, by, claimed)
+    _on_head(run, head, "accept", person.name)
+    found = _finding(run, finding)
+    refusal = acceptance_refusal(run, config, person.name, found)
+    if refusal:
+        AuditLog(store, Redactor({})).record(
+            run.id, Kind.DECISION_REFUSED, decision="accept", by=person.name,
+            head=run.head_sha or "", reason=refusal,
+        )  # fmt: skip
+        raise Refused(refusal)
+    if not store.accept_finding(run.id, found.id, run.head_sha):
+        now = store.get_run(run.id)
+        if now.head_sha == run.head_sha and found.id in now.accepted:
+            raise Refused(f"finding {found.id} of {run.id} is accepted already on this head")
+        raise Refused(
+            f"{run.id} moved on while finding {found.id} was being accepted (it is "
+            f"{shown(now).status} at {(now.head_sha or 'no commit')[:10]}); look again"
+        )
+    return _recorded(store, store.get_run(run.id), found, person, reason.strip(), config)
+
+
+def _rules_of(store: Store, run: Run) -> cfg.JacklineConfig:
+    """The config the run recorded, which its decisions follow, where its log vouches for it."""
+    verdict = AuditLog(store, Redactor({})).verify(run.id)
+    if verdict.state == "broken":
+        raise Refused(f"{run.id}: no decision on a run whose audit log is {verdict.render()}")
+    return recorded_config(store, run.id)
+
+
+def _finding(run: Run, name: str) -> Finding:
+    """The finding of the run's latest scan that `name` names: its id, or a piece of it at
+    the start that no other finding's id starts with."""
+    found = [from_json(Finding, f) for f in findings(run.id)]
+    exact = [f for f in found if f.id == name.strip()]
+    starts = [f for f in found if len(name.strip()) >= 4 and f.id.startswith(name.strip())]
+    if exact or len(starts) == 1:
+        return (exact or starts)[0]
+    listed = "; ".join(f"{f.id} {f.level} {f.rule} {_where(f.file, f.line)}".strip() for f in found)
+    said = "names more than one" if starts else "is none"
+    raise NotFound(
+        f"{name!r} {said} of {run.id}'s findings: "
+        + (listed or "its latest scan found nothing")
+        + f" (`jackline show {run.id}` lists them with their ids)"
+    )
+
+
+def _recorded(
+    store: Store,
+    run: Run,
+    found: Finding,
+    person: auth.Identity,
+    reason: str,
+    config: cfg.JacklineConfig,
+) -> Acceptance:
+    """The acceptance written down (the run's field first, then the event: whoever reads it
+    in the log finds the run already counting it), the handoff written again with it, and the
+    surfaces told."""
+    made = Acceptance(
+        run.id, found.id, found.rule, found.level, found.file, found.line, person.name, reason,
+        run.head_sha or "", person.claimed_by or "", open_blocking(run),
+    )  # fmt: skip
+    data = {k: v for k, v in asdict(made).items() if k != "run"}
+    if not made.claimed_by_os_user:
+        data.pop("claimed_by_os_user")
+    audit = AuditLog(store, Redactor.from_environment())
+    written = audit.record(run.id, Kind.ACCEPTED, **data)
+    accepted = from_json(Acceptance, {**written, "run": run.id})
+    note = _rewrite_handoff(run)
+    news: dict[str, Any] = {
+        "run": asdict(run),
+        "acceptance": asdict(accepted),
+        "handoff": handoff.markdown(note) if note else None,
+        "record": handoff.as_json(note) if note else None,
+    }
+    problems = notify.announce("run.accepted", config, news)
+    if problems:
+        audit.record(run.id, Kind.ANNOUNCE_FAILED, event="run.accepted", problems=problems)
+    return accepted
+
+
+def _rewrite_handoff(run: Run) -> handoff.Handoff | None:
+    """The handoff with the acceptances that hold on the run's head (read from the log,
+    redacted as it is): the note a reviewer reads says what the owner decided."""
+    record = handoff.load(run.handoff)
+    if record is None or not run.handoff:
+        return None
+    record = replace(record, accepted=tuple(in_force(events(run.id))))
+    handoff.write(record, Path(run.handoff).parent)
+    return record
+
+
 def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     store = Store()
     run = store.get_run(run_id)
@@ -113,10 +265,7 @@ def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
         )
     # The rules of this decision (owners, self-approval, allow_as) are the config the run
     # recorded: one the chain no longer vouches for is not believed.
-    verdict = AuditLog(store, Redactor({})).verify(run.id)
-    if verdict.state == "broken":
-        raise Refused(f"{run.id}: no decision on a run whose audit log is {verdict.render()}")
-    return run, recorded_config(store, run.id)
+    return run, _rules_of(store, run)
 
 
 def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:

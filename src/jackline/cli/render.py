@@ -19,7 +19,7 @@ from rich.table import Table
 from jackline import api, events
 from jackline.errors import EXIT_CODES
 from jackline.guard.audit import Event
-from jackline.models import Probe, Release, ReleaseStatus, Run, Status
+from jackline.models import Acceptance, Probe, Release, ReleaseStatus, Run, Status
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -117,11 +117,32 @@ def run_detail(
             where = f"{f.get('file') or ''}{':' + str(f['line']) if f.get('line') else ''}"
             style = {"block": "bold red", "warn": "yellow"}.get(f["level"], "dim")
             said = escape(f"{f['rule']}  {where}  {f['message']}")
-            out.print(f"  [{style}]{f['level']:5}[/] {said}")
+            out.print(f"  [{style}]{f['level']:5}[/] {f.get('id', '')}  {said}")
+            if f.get("accepted"):
+                a = f["accepted"]
+                took = f"accepted by {a['by']} on {a['head'][:10] or 'no commit'}: {a['reason']}"
+                out.print(f"        [green]{escape(took)}[/]")
     if handoff:
         out.rule("handoff")
         markdown(handoff)
         out.print(f"[dim]{escape(r.handoff or '')}[/]")
+
+
+def accepted(a: Acceptance) -> None:
+    """`jackline accept`: what was accepted, on which head, and what approving needs now."""
+    where = f" {a.file}{':' + str(a.line) if a.line else ''}" if a.file else ""
+    out.print(
+        escape(f"Accepted {a.level} finding {a.finding} ({a.rule}{where}) of {a.run} ")
+        + escape(f"on {a.head[:10] or 'no commit'} as {a.by}: {a.reason}"),
+        highlight=False,
+    )
+    if a.left:
+        out.print(f"{a.left} block-level finding(s) still need an owner.")
+    else:
+        out.print(
+            f"No block-level finding is left unaccepted: another reviewer may approve "
+            f"(jackline approve {a.run}). A new round would need its findings accepted again."
+        )
 
 
 def releases_table(found: list[Release]) -> None:

@@ -1,4 +1,5 @@
-"""Decisions on a run: approve, request changes, reject, cancel; resume an interrupted one."""
+"""Decisions on a run: approve, request changes, reject, cancel, accept a finding; resume an
+interrupted one."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from jackline import api
 from jackline.cli import render
 from jackline.cli.options import AsOpt, JsonOpt, verbs_of
 from jackline.cli.render import out
-from jackline.models import Status
+from jackline.models import Status, to_json
 
 app = typer.Typer()
 
@@ -68,6 +69,32 @@ def reject(
     code = render.finish(decided, as_json)
     # The verb did what was asked: `jackline reject X && ...` goes on. Any other rest is its own.
     raise typer.Exit(0 if decided.status == Status.REJECTED else code)
+
+
+@app.command()
+def accept(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    finding: Annotated[
+        str, typer.Argument(metavar="FINDING", help="Its id, as `jackline show RUN` lists it.")
+    ],
+    message: Annotated[
+        str,
+        typer.Option(
+            "-m", "--message", help="Why it is accepted (required): recorded, and in the handoff."
+        ),
+    ] = "",
+    by: AsOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Accept one finding of a run in review, saying why. A block-level finding is an owner's
+    to accept ([review] owners); once each is, another reviewer may approve. It holds for the
+    head it was made on: a new round that still has the finding needs it accepted again."""
+    made = verbs_of(ctx).accept(run_id, finding, message, claimed=by)
+    if as_json:
+        render.emit(to_json(made))
+    else:
+        render.accepted(made)
 
 
 @app.command()

@@ -199,7 +199,7 @@ def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> No
     if config.forge.kind != "github":
         return
     run = data["run"]
-    if event == "run.awaiting_review":
+    if event == "run.awaiting_review" or (event == "run.accepted" and data.get("handoff")):
         update_body(config.forge, run["branch"], data.get("handoff") or "")
     elif event == "run.merged":
         pr = find_pull(config.forge, run["branch"])

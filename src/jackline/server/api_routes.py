@@ -36,7 +36,7 @@ from jackline import api, auth
 from jackline import git as g
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING, Release, Run, json_keys, to_json
+from jackline.models import FINAL, RESTING, Acceptance, Release, Run, json_keys, to_json
 from jackline.server.deps import allowed
 
 if TYPE_CHECKING:
@@ -115,6 +115,18 @@ class DecisionIn(BaseModel):
         description="The commit decided on (the run's `head_sha` as you saw it): refused, and "
         "the refusal recorded, if the run has moved on to another round since.",
     )
+
+
+class AcceptIn(BaseModel):
+    message: str = Field("", description="Why the finding is accepted: required, recorded.")
+    head: str | None = Field(
+        None,
+        description="The commit the finding was seen on (the run's `head_sha`): refused if the "
+        "run has moved on to another round since.",
+    )
+
+
+AcceptanceOut = out_model(Acceptance)
 
 
 class ReleaseIn(BaseModel):
@@ -262,6 +274,16 @@ def request_changes(run_id: str, body: DecisionIn, who: Decider) -> dict[str, An
 def reject(run_id: str, body: DecisionIn, who: Decider) -> dict[str, Any]:
     """Reject: nothing is merged."""
     return api.as_json(api.reject(run_id, who.name, body.message, head=body.head))
+
+
+@router.post(
+    "/api/runs/{run_id}/findings/{finding}/accept", tags=["review"], response_model=AcceptanceOut
+)
+def accept(run_id: str, finding: str, body: AcceptIn, who: Decider) -> dict[str, Any]:
+    """Accept one finding (its id, as the run's `findings` give it) as the token's person,
+    saying why: a block-level one needs a person named in `[review] owners`; once each is
+    accepted, another reviewer may approve. It holds for the run's current head only."""
+    return to_json(api.accept(run_id, finding, body.message, who.name, head=body.head))
 
 
 @router.post("/api/runs/{run_id}/cancel", tags=["review"], response_model=RunOut)

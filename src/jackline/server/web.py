@@ -43,6 +43,7 @@ from jackline.events import Kind
 from jackline.events import describe as describe_event
 from jackline.guard.audit import Event
 from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, RUN_STATUSES, Run
+from jackline.review import open_blocking
 from jackline.server import deps
 from jackline.store import Store
 
@@ -309,6 +310,7 @@ def render_run(
         final=run.status in FINAL,
         resting=run.status in RESTING,
         can_decide=who.may("decide"),
+        open_blocking=open_blocking(run),
     )
 
 
@@ -340,6 +342,25 @@ DECISIONS: dict[str, Callable[[str, str, str, str | None], Run]] = {
     # Not bound to a head: a cancel ends the run whatever round it is in.
     "cancel": lambda run_id, by, text, head: api.cancel(run_id, by=by, message=text),
 }
+
+
+@router.post("/runs/{run_id}/findings/{finding}/accept")
+def accept(
+    request: Request,
+    run_id: str,
+    finding: str,
+    who: Decider,
+    message: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
+    head: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Accept one finding, saying why, on the head the page showed (`api.accept`)."""
+    deps.check_csrf(request, csrf)
+    try:
+        api.accept(run_id, finding, message, by=who.name, head=head)
+    except (Refused, NotFound) as e:
+        return render_run(request, api.get(run_id), who, str(e), 403)
+    return back(f"/runs/{run_id}")
 
 
 @router.post("/runs/{run_id}/{decision}")

@@ -10,6 +10,7 @@ from jackline.checks import junit, report_file
 from jackline.events import Kind
 from jackline.guard.audit import Event
 from jackline.models import FINAL, AgentRound, Status
+from jackline.review import in_force
 from jackline.steps.context import RunContext
 from jackline.workspaces import services
 
@@ -86,6 +87,7 @@ def _handoff(
         undo=tuple(_undo(ctx, outcome)),
         fixed_tests=_fixed_tests(ctx, rounds),
         diff=_see_diff(ctx, outcome),
+        accepted=tuple(in_force(events)),
     )
 
 

@@ -63,7 +63,11 @@ def scan(run_id: str) -> dict[str, Any]:
     blocking = sum(f.level == "block" for f in findings)
     warnings = sum(f.level == "warn" for f in findings)
     where = [f"{f.file}:{f.line}" if f.line else str(f.file) for f in found.findings]
-    ctx.update(blocking=blocking, warnings=warnings, secrets_found=where)
+    # A new round's change is judged afresh: what a person accepted was the head before.
+    blocks = tuple(f.id for f in findings if f.level == "block")
+    ctx.update(
+        blocking=blocking, warnings=warnings, secrets_found=where, block_ids=blocks, accepted=()
+    )
     ctx.record(
         Kind.SCAN,
         findings=[asdict(f) for f in findings],

@@ -36,7 +36,15 @@ from jackline import config as cfg
 from jackline.config import JacklineConfig, SlackConfig
 from jackline.errors import JacklineError, NotFound, Refused
 from jackline.guard.redact import resolve
-from jackline.models import RELEASE_WAITS, Release, ReleaseStatus, Run, Status
+from jackline.models import (
+    RELEASE_WAITS,
+    Acceptance,
+    Release,
+    ReleaseStatus,
+    Run,
+    Status,
+    from_json,
+)
 
 if TYPE_CHECKING:  # bolt is needed by the server alone, not by every process that announces
     from slack_bolt import Ack, App, Respond
@@ -465,6 +473,8 @@ def review_message(
         owners = ", ".join(config.review.owners) or "nobody: set [review] owners"
         note = f":warning: block-level findings: approval needs an owner ({owners})"
         blocks.append({"type": "context", "elements": [_mrkdwn(note)]})
+    for a in h.accepted if h else ():
+        blocks.append({"type": "context", "elements": [_mrkdwn(_accepted_line(a))]})
     blocks.append(
         {
             "type": "actions",
@@ -477,6 +487,28 @@ def review_message(
         }
     )
     return f"{run['id']} is ready for review: {_escape(task)}", blocks
+
+
+def accepted_message(
+    config: JacklineConfig, data: dict[str, Any], base: str | None
+) -> tuple[str, list[dict[str, Any]]]:
+    """A person accepted a finding of a run in review: who, which, why, and what is left."""
+    run, a = data["run"], from_json(Acceptance, data["acceptance"])
+    left = (
+        "every block-level finding is accepted on this head: another reviewer may approve"
+        if a.left == 0
+        else f"{a.left} block-level finding(s) still need an owner"
+    )
+    text = f"{_link(base, 'runs', run['id'])}: {_accepted_line(a)}. {left}."
+    return _plain_text(text), _sections(text)
+
+
+def _accepted_line(a: Acceptance) -> str:
+    where = f" `{_escape(a.file)}{':' + str(a.line) if a.line else ''}`" if a.file else ""
+    return (
+        f":ballot_box_with_check: {a.level} finding `{a.finding}` ({_escape(a.rule)}{where}) "
+        f"accepted by {_escape(a.by)} on `{a.head[:10] or 'no commit'}`: {_escape(a.reason)}"
+    )
 
 
 def merged_message(
@@ -543,6 +575,7 @@ Message = Callable[[JacklineConfig, dict[str, Any], str | None], tuple[str, list
 MESSAGES: dict[str, Message] = {
     "run.awaiting_review": review_message,
     "run.merged": merged_message,
+    "run.accepted": accepted_message,
     "release.awaiting_go": go_message,
     "release.paused": go_message,
     "release.rolled_back": release_end_message,
