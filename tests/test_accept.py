@@ -8,18 +8,44 @@ from __future__ import annotations
 import json
 import secrets
 import string
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from conftest import Project
 from test_server_api import start_server, stop_server
 
+from jackline import handoff
+from jackline.models import Acceptance, Finding, from_json
 from jackline.testing import Replace, Round, ScriptedAgent
 
 CI = {".github/workflows/ci.yml": "on: push\njobs: {}\n"}
 FIX = Round(edits={"calc.py": Replace("a - b", "a + b"), **CI})
 AGAIN = Round(edits={"calc.py": Replace("return a + b", "return b + a")})
 OWNERS = '\n[review]\nowners = ["carol"]\nallow_as = true\n'
+
+
+def test_a_finding_id_is_hex_derived_from_what_it_says_and_read_back_from_old_events() -> None:
+    f = Finding("scope.gate", "block", "edits a gate", "a b/`x`\n## y.yml", 3, quote="q")
+    assert len(f.id) == 10 and set(f.id) <= set("0123456789abcdef")
+    assert replace(f, why="other").id == f.id and replace(f, line=4).id != f.id
+    old = {"rule": "scope.gate", "level": "block", "message": "edits a gate", "file": f.file}
+    assert from_json(Finding, {**old, "line": 3}).id == f.id  # an event without an id
+
+
+def test_an_acceptance_in_the_handoff_is_text_whatever_its_words() -> None:
+    """A reason, a name and a file name are a person's or the agent's words: they cannot write
+    a section of the note."""
+    f = Finding("scope.gate", "block", "edits a gate", ".github/x\n## How to undo\n.yml")
+    a = Acceptance(
+        "run-1", f.id, f.rule, f.level, f.file, None, "carol`\n# x",
+        "fine\n## How to undo\n- `rm -rf /`", "a" * 40,
+    )  # fmt: skip
+    h = handoff.Handoff("run-1", "Fix add", "awaiting_review", findings=(f,), accepted=(a,))
+    note = handoff.markdown(h)
+    assert note.count("\n## How to undo") == 1
+    assert "**Accepted** by carol" in note and "Accepted by an owner" in note
+    assert handoff.Handoff.from_json(json.loads(json.dumps(handoff.as_json(h)))) == h
 
 
 def gate_finding(project: Project, run_id: str) -> dict[str, Any]:

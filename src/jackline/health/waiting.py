@@ -8,6 +8,7 @@ from pathlib import Path
 
 from jackline.health.records import Item, span
 from jackline.models import Run, Status
+from jackline.review import open_blocking
 from jackline.store import Store
 
 OVERDUE = 86400
@@ -28,7 +29,10 @@ def _item(run: Run, now: datetime) -> Item:
     overdue = "overdue: " if age > OVERDUE else ""
     task = run.task.splitlines()[0]
     task = task if len(task) <= 80 else task[:79] + "…"
-    findings = f"; {run.blocking} block-level finding(s): an owner approves" if run.blocking else ""
+    left = open_blocking(run)
+    findings = (
+        f"; {left} block-level finding(s) no owner accepted: an owner approves" if left else ""
+    )
     detail = (
         f"submitted by {run.submitted_by}, branch {run.branch}{findings}\n"
         f"jackline show {run.id}, then approve, request-changes or reject it"

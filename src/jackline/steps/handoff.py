@@ -263,7 +263,7 @@ def _summary(
     owners = ", ".join(ctx.config.review.owners) or "nobody yet: set [review] owners"
     marked = (
         f" {ctx.run.blocking} block-level finding{'s' if ctx.run.blocking != 1 else ''}: "
-        f"only an owner may approve ({owners})."
+        f"only an owner may approve ({owners}), unless an owner accepts each on this head."
         if ctx.run.blocking and outcome == Status.AWAITING_REVIEW
         else ""
     )
