@@ -142,19 +142,7 @@ def accept(
             f"say why finding {finding} of {run_id} is accepted: -m REASON is recorded with it"
         )
     store = Store()
-    run = store.get_run(run_id)
-    if run.status == Status.BLOCKED:
-        held = ", ".join(run.secrets_found[:3]) or "see `jackline show`"
-        raise Refused(
-            f"{run.id} is blocked: its change holds a secret ({held}), and a secret in the "
-            f"change is never accepted nor approved. Send it back (`jackline request-changes "
-            f"{run.id} -m TEXT`: the agent is told where the secret is) or close it "
-            f"(`jackline reject {run.id}`)"
-        )
-    if run.status != Status.AWAITING_REVIEW:
-        raise Refused(
-            f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
-        )
+    run = _awaiting_review(store.get_run(run_id))
     config = _rules_of(store, run)
     person = who(config, by, claimed)
     _on_head(run, head, "accept", person.name)
@@ -175,6 +163,24 @@ def accept(
             f"{shown(now).status} at {(now.head_sha or 'no commit')[:10]}); look again"
         )
     return _recorded(store, store.get_run(run.id), found, person, reason.strip(), config)
+
+
+def _awaiting_review(run: Run) -> Run:
+    """The run, where a finding of it may be accepted: one awaiting review. A blocked run's
+    change holds a secret, which is never accepted: it goes back to the agent or is closed."""
+    if run.status == Status.BLOCKED:
+        held = ", ".join(run.secrets_found[:3]) or "see `jackline show`"
+        raise Refused(
+            f"{run.id} is blocked: its change holds a secret ({held}), and a secret in the "
+            f"change is never accepted nor approved. Send it back (`jackline request-changes "
+            f"{run.id} -m TEXT`: the agent is told where the secret is) or close it "
+            f"(`jackline reject {run.id}`)"
+        )
+    if run.status != Status.AWAITING_REVIEW:
+        raise Refused(
+            f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
+        )
+    return run
 
 
 def _rules_of(store: Store, run: Run) -> cfg.JacklineConfig:
