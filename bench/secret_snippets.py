@@ -140,13 +140,54 @@ def fixtures(root: Path, data: Path) -> None:
     )
 
 
+def commits(clone: Path, count: int, verbose: bool) -> None:
+    """The secret scan over a clone's last merged commits, each from its parent: real work that
+    a person merged, so every block is a false alarm unless it is listed and checked."""
+    shas = subprocess.run(
+        ["git", "-C", str(clone), "rev-list", "--no-merges", "-n", str(count), "HEAD"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    blocked: list[str] = []
+    warned = 0
+    ms = []
+    for sha in shas:
+        started = time.perf_counter()
+        found = secret_scan.scan(Change.between(clone, f"{sha}^", sha), whole_files=False)
+        ms.append((time.perf_counter() - started) * 1000)
+        levels = {f.level for f in found.findings}
+        warned += "warn" in levels and "block" not in levels
+        shown = ("block", "warn") if verbose else ("block",)
+        blocked += [
+            f"{sha[:10]} {f.file}:{f.line} {f.level}: {f.message}"
+            for f in found.findings
+            if f.level in shown
+        ]
+    ms.sort()
+    stopped = len({b.split()[0] for b in blocked if " block: " in b})
+    print(
+        f"{clone}: {len(shas)} commits, {stopped} with a block, {warned} more with a warning; "
+        f"time median {statistics.median(ms):.0f} ms, p95 {ms[int(0.95 * (len(ms) - 1))]:.0f} ms, "
+        f"max {ms[-1]:.0f} ms"
+    )
+    for b in blocked:
+        print(f"  {b}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--fixtures", type=Path, default=Path("/work/shared/fixtures/detect-secrets/test_data")
     )
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("--clone", type=Path, action="append", default=[], help="a git clone")
+    parser.add_argument("--commits", type=int, default=100, help="commits of each clone")
     args = parser.parse_args()
+    for clone in args.clone:
+        commits(clone, args.commits, args.verbose)
+    if args.clone:
+        return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         repo = _repo(root)

@@ -324,3 +324,41 @@ def test_a_baseline_entry_audited_as_a_secret_or_unreadable_excuses_nothing(repo
         ("secret.baseline-unreadable", "warn"),
         ("secret.hugging-face-token", "block"),
     ]
+
+
+def test_every_provider_pattern_finds_its_format() -> None:
+    """One made-up key per provider pattern, on a line of code that detect-secrets' filters
+    would drop (`x = f(...)`); each found by its own pattern at block."""
+    r = snippets._rand
+    hexd = "0123456789abcdef"
+    samples = {
+        "GitHub token": snippets.GHP,
+        "GitHub fine-grained token": snippets.GITHUB_PAT,
+        "GitLab token": snippets.GITLAB,
+        "Google API key": snippets.GOOGLE,
+        "Anthropic API key": snippets.ANTHROPIC,
+        "OpenAI API key": snippets.OPENAI_PROJECT,
+        "AWS Access Key": snippets.AWS_ID,
+        "Slack token": snippets.SLACK,
+        "Slack webhook": f"https://hooks.slack.com/services/T{r(8).upper()}/B{r(8).upper()}/{r(24)}",
+        "Discord webhook": f"https://discord.com/api/webhooks/{r(18, '0123456789')}/{r(68)}",
+        "Stripe live key": snippets.STRIPE,
+        "Hugging Face token": snippets.HF,
+        "npm token": snippets.NPM,
+        "PyPI token": snippets.PYPI,
+        "SendGrid API key": snippets.SENDGRID,
+        "Shopify token": snippets.SHOPIFY,
+        "DigitalOcean token": snippets.DIGITALOCEAN,
+        "Databricks token": "dapi" + r(32, hexd),
+        "Groq API key": "gsk_" + r(52),
+        "xAI API key": "xai-" + r(80),
+        "Replicate token": "r8_" + r(37),
+        "Linear API key": "lin_api_" + r(40),
+        "HashiCorp Vault token": "hvs." + r(92),
+        "Postman API key": f"PMAK-{r(24, hexd)}-{r(34, hexd)}",
+        "Twilio API key": "SK" + r(32, hexd),
+    }
+    assert set(samples) == set(secret_scan.PROVIDERS)
+    for name, key in samples.items():
+        hits = list(secret_scan.own_hits("app/client.py", f'client = Client(key="{key}")'))
+        assert hits == [(key, secret_scan.Hit(name, "block", "provider format"))], name

@@ -280,13 +280,32 @@ _DEFAULTED = re.compile(
 _CODE = (".py", ".js", ".ts", ".jsx", ".tsx", ".go", ".rb", ".java", ".kt", ".rs", ".php", ".cs")
 
 
+# Literal pieces every match of `_PROVIDER` holds: a line without any is not searched (the
+# alternation of two dozen patterns costs two seconds a megabyte; `in` costs nothing).
+_PROVIDER_NEEDLES = (
+    *("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    *("glpat-", "gldt-", "glptt-", "glrt-", "glcbt-", "gloas-"),
+    *("AIza", "sk-", "AKIA", "ASIA", "ABIA", "ACCA", "xox", "xapp-", "hooks.slack.com"),
+    *("/api/webhooks/", "k_live_", "hf_", "npm_", "pypi-", "SG.", "shp", "_v1_", "dapi"),
+    *("gsk_", "xai-", "r8_", "lin_api_", "hvs.", "PMAK-", "SK"),
+)
+_NAME_NEEDLES = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "API_KEY", "APIKEY", "PRIVATE_KEY")
+
+
 def own_hits(path: str, text: str) -> Iterator[tuple[str, Hit]]:
     """The harness's own detectors on one added line: provider formats, then credential shapes."""
-    for m in _PROVIDER.finditer(text):
-        name = _PROVIDER_NAMES[int(str(m.lastgroup)[1:])]
-        yield m.group(0), _provider(name, m.group(0))
-    for m in _URL_PASSWORD.finditer(text):
-        yield from _password(m.group(1), path, "password in a URL")
+    if any(n in text for n in _PROVIDER_NEEDLES):
+        for m in _PROVIDER.finditer(text):
+            name = _PROVIDER_NAMES[int(str(m.lastgroup)[1:])]
+            yield m.group(0), _provider(name, m.group(0))
+    if "://" in text and "@" in text:
+        for m in _URL_PASSWORD.finditer(text):
+            yield from _password(m.group(1), path, "password in a URL")
+    if any(n in text for n in _NAME_NEEDLES):
+        yield from _assigned(path, text)
+
+
+def _assigned(path: str, text: str) -> Iterator[tuple[str, Hit]]:
     for m in _ASSIGNED.finditer(text):
         bare = m.group("bare")
         if bare is not None and path.lower().endswith(_CODE):
@@ -339,10 +358,7 @@ def _password_level(value: str, path: str) -> tuple[Level, str] | None:
     (`${DB_PASSWORD}`, `{{ secrets.X }}`, `<password>`), or a placeholder in docs."""
     if not value or _TEMPLATE.search(value) or _looks_like_code(value):
         return None
-    lowered = value.lower().strip("_-.")
-    placeholder = lowered in PLACEHOLDERS or any(
-        w in lowered for w in ("example", "changeme", "placeholder", "your", "xxxx", "dummy")
-    )
+    placeholder = _placeholder(value)
     if placeholder and _is_docs(path):
         return None
     if _is_test(path):
@@ -352,6 +368,13 @@ def _password_level(value: str, path: str) -> tuple[Level, str] | None:
     if _real_looking(value):
         return "block", "a real-looking credential"
     return "warn", "a short, weak or word-like value"
+
+
+def _placeholder(value: str) -> bool:
+    lowered = value.lower().strip("_-.")
+    return lowered in PLACEHOLDERS or any(
+        w in lowered for w in ("example", "changeme", "placeholder", "your", "xxxx", "dummy")
+    )
 
 
 def _real_looking(value: str) -> bool:
@@ -421,6 +444,9 @@ def classify(kind: str, value: str, path: str, line: str) -> Hit | None:
     """What a detect-secrets hit is worth; None for what is no secret at all."""
     if kind == "Basic Auth Credentials":
         return None  # `own_hits` reads the URL itself, and keeps the password alone
+    if kind == "Private Key" and _is_test(path):
+        # Test certificates carry their keys (an HTTP library's TLS tests): made for the tests.
+        return Hit(kind, "warn", "test file")
     if kind not in GENERIC:
         return _provider(kind, value)
     if kind == "Public IP (ipv4)":
@@ -428,9 +454,7 @@ def classify(kind: str, value: str, path: str, line: str) -> Hit | None:
     if kind == "JSON Web Token":
         return Hit(kind, "warn", "a token format any service may use")
     if kind == "Secret Keyword":
-        if _looks_like_code(value) or _TEMPLATE.search(value):
-            return None
-        return Hit("secret keyword", "warn", "test file" if _is_test(path) else "keyword only")
+        return _keyword(value, path)
     if _REVISION.search(line) or is_lock_file(path):
         return None
     if re.fullmatch(r"[0-9a-fA-F]+", value) and (
@@ -442,6 +466,18 @@ def classify(kind: str, value: str, path: str, line: str) -> Hit | None:
     if _is_test(path) or _DIGEST_WORDS.search(line):
         return Hit("high-entropy string", "info", "test file" if _is_test(path) else "a digest")
     return Hit("high-entropy string", "warn", "entropy only")
+
+
+def _keyword(value: str, path: str) -> Hit | None:
+    """A literal beside a secret-sounding name (`password = "..."`): prose (an email's text
+    about passwords), a reference or a template is none; a test file's is a fixture."""
+    if re.search(r"\s", value) or _looks_like_code(value) or _TEMPLATE.search(value):
+        return None
+    if _placeholder(value) and _is_docs(path):
+        return None
+    if _is_test(path):
+        return Hit("secret keyword", "info", "test file")
+    return Hit("secret keyword", "warn", "keyword only")
 
 
 # ---- The reviewed baseline -------------------------------------------------------------------
@@ -499,12 +535,16 @@ def _sha1(value: str) -> str:
 
 def _detected(change: Change, whole_files: bool) -> list[tuple[str, Any]]:
     """detect-secrets' hits on the change, each with the path of the file it is in."""
-    files = [f for f in change.files if f.added and not f.binary and f.status != "deleted"]
+    files = [
+        f
+        for f in change.files
+        if f.added and not f.binary and f.status != "deleted" and not _ds_skips(f.path)
+    ]
     whole = [f for f in files if whole_files and _whole_file(f.path)]
     hits: list[tuple[str, Any]] = []
     with _settings():
         names = {f"{i}/{_safe_name(f.path)}": f for i, f in enumerate(files) if f not in whole}
-        patch = "".join(f"--- a/{n}\n+++ b/{n}\n{f.patch}" for n, f in names.items())
+        patch = "".join(f"--- a/{n}\n+++ b/{n}\n{_ds_patch(f)}" for n, f in names.items())
         if patch:
             hits += [(names[h.filename].path, h) for h in ds_scan.scan_diff(patch)]
         if whole:
@@ -512,6 +552,32 @@ def _detected(change: Change, whole_files: bool) -> list[tuple[str, Any]]:
     # A file detect-secrets would skip by its name alone was shown under a plain one: its
     # provider-pattern hits count (an AWS key in `poetry.lock` is a key), not its entropy ones.
     return [(p, h) for p, h in hits if not _skipped_by_name(p) or h.type not in GENERIC]
+
+
+DS_LINE_LIMIT = 1000
+"""Characters of one added line detect-secrets reads. A longer line (minified JavaScript, a
+data file) costs it about a second a megabyte and can only yield generic hits, which warn; the
+harness's own provider patterns read every line whole."""
+
+
+# Drawings, documents and built bundles: text detect-secrets spends seconds on for generic hits
+# alone (a 1 MB Illustrator file took it 6 s). The provider patterns still read them.
+_DS_SKIPS = (".svg", ".ai", ".eps", ".pdf", ".ps", ".map", ".min.js", ".min.css")
+
+
+def _ds_skips(path: str) -> bool:
+    return path.lower().endswith(_DS_SKIPS)
+
+
+def _ds_patch(f: FileChange) -> str:
+    """The file's hunks with each added line longer than `DS_LINE_LIMIT` left empty (still a
+    line, so the numbers after it hold)."""
+    if all(len(ln.text) <= DS_LINE_LIMIT for ln in f.added):
+        return f.patch
+    return "".join(
+        "+\n" if line.startswith("+") and len(line) > DS_LINE_LIMIT + 2 else line
+        for line in f.patch.splitlines(keepends=True)
+    )
 
 
 def _skipped_by_name(path: str) -> bool:
@@ -542,7 +608,7 @@ def _scan_whole(change: Change, whole: list[FileChange]) -> list[tuple[str, Any]
             data = safeio.read_bytes(change.root, f.path, READ_LIMIT + 1)
             if data is None or len(data) > READ_LIMIT:
                 name = f"{i}/{_safe_name(f.path)}"
-                patch = f"--- a/{name}\n+++ b/{name}\n{f.patch}"
+                patch = f"--- a/{name}\n+++ b/{name}\n{_ds_patch(f)}"
                 hits += [(f.path, h) for h in ds_scan.scan_diff(patch)]
                 continue
             copy = Path(tmp) / str(i) / _safe_name(f.path)
