@@ -362,3 +362,16 @@ def test_every_provider_pattern_finds_its_format() -> None:
     for name, key in samples.items():
         hits = list(secret_scan.own_hits("app/client.py", f'client = Client(key="{key}")'))
         assert hits == [(key, secret_scan.Hit(name, "block", "provider format"))], name
+
+
+def test_a_key_printed_in_any_code_shape_is_found_in_a_log(tmp_path: Path) -> None:
+    """What the agent printed is redacted by what this finds: the same shapes count there."""
+    log = tmp_path / "output.log"
+    log.write_text(
+        f'API_KEY = os.getenv("API_KEY", "{snippets.GHP}")\n'
+        f"curl -H 'Authorization: Bearer {snippets.ANTHROPIC}' https://api.example.com\n"
+        "connecting to postgres://app:hX9rT2qLm4@db:5432/app\n"
+        "all 12 checks passed\n"
+    )
+    found = secret_scan.scan_text_file(log)
+    assert {snippets.GHP, snippets.ANTHROPIC, "hX9rT2qLm4"} <= found

@@ -638,10 +638,11 @@ def scan_commits(repo: Path, base: str, known: Iterable[str] = ()) -> Found:
 
 
 def scan_text_file(path: Path) -> frozenset[str]:
-    """Secret values detect-secrets finds in a log file (an agent's output, say): for redaction.
-    Only what the log keeps is read (`proc` bounds it), never through a link, and detect-secrets
-    scans a private copy of that, not the path, each distinct line once: it spends about a
-    millisecond a line, and output repeats itself (progress bars, a loop's messages)."""
+    """Secret values found in a log file (an agent's output, say): for redaction. Only what the
+    log keeps is read (`proc` bounds it), never through a link, and detect-secrets scans a
+    private copy of that, not the path, each distinct line once: it spends about a millisecond a
+    line, and output repeats itself (progress bars, a loop's messages). The provider patterns
+    read every line too (a key printed as `client = Client("<key>")` is a key)."""
     text = safeio.read_text(path.parent, path.name, proc.LOG_LIMIT)
     if not text:
         return frozenset()
@@ -649,15 +650,17 @@ def scan_text_file(path: Path) -> frozenset[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".log", encoding="utf-8") as copy:
         copy.write("\n".join(lines) + "\n")
         copy.flush()
-        with default_settings():
+        with _settings():
             hits = list(ds_scan.scan_file(copy.name))
-    return frozenset(
+    found = {
         _whole(
             h.type, h.secret_value, lines[h.line_number - 1] if h.line_number <= len(lines) else ""
         )
         for h in hits
         if h.secret_value
-    )
+    }
+    found |= {value for line in lines for value, _ in own_hits(path.name, line)}
+    return frozenset(found)
 
 
 def _whole(kind: str, value: str, line: str) -> str:
