@@ -375,3 +375,22 @@ def test_a_key_printed_in_any_code_shape_is_found_in_a_log(tmp_path: Path) -> No
     )
     found = secret_scan.scan_text_file(log)
     assert {snippets.GHP, snippets.ANTHROPIC, "hX9rT2qLm4"} <= found
+
+
+def test_credential_shapes_in_configuration_and_code() -> None:
+    password = "hX9rT2qLm4-aa8Zq"
+    shapes = {
+        "mysite/settings.py": f'SECRET_KEY: str = "{password}"',
+        "docker-compose.yml": f"      - POSTGRES_PASSWORD={password}",
+        "k8s/deploy.yaml": f"  POSTGRES_PASSWORD: {password}",
+        "config.json": f'{{"API_TOKEN": "{password}"}}',
+        "Dockerfile": f"ENV DB_PASSWORD={password}",
+        "app/cache.py": f'CACHE = redis.from_url("redis://:{password}@cache:6379/0")',
+        "app/db.py": f'DB_PASSWORD = os.getenv("DB_PASSWORD", "{password}")',
+    }
+    for path, text in shapes.items():
+        assert [(v, h.level) for v, h in secret_scan.own_hits(path, text)] == [
+            (password, "block")
+        ], path
+    # In code an unquoted value is a reference, whatever its annotation.
+    assert not list(secret_scan.own_hits("s.py", 'SECRET_KEY: Final[str] = os.environ["X"]'))

@@ -10,15 +10,19 @@ whatever the plugin: a key as an `os.getenv` default, a dict value, an argument 
 `requests.get`. Here it drops only generic hits (entropy, keywords); a provider's format is a
 key wherever it stands.
 
-Each hit's level says where it comes from (`LEVEL_FROM` in the message):
+Each finding's message ends with where its level comes from (`provider format -> block`,
+`entropy only -> warn`, `test file -> info`):
 - block: a provider's format (a GitHub, Google, OpenAI, Anthropic, AWS... key, a private key), a
-  real-looking password in a URL or in a `*_PASSWORD=` / `SECRET_KEY` assignment, a value of the
-  run's own secrets. A found block-level secret stops the run before commit (status `blocked`).
-- warn: generic evidence (a high-entropy string, a secret-sounding keyword, a JSON web token, a
-  weak or placeholder-like password, anything of the kind in a test file), and a provider format
-  whose body is a documented example or a placeholder.
-- info: digest-shaped hex strings (sha256 in docs, lock-file hashes), public IP addresses.
-Alembic revision ids and lock-file entropy are not reported at all.
+  real-looking password in a URL or in a `*_PASSWORD=` / `*_TOKEN=` / `SECRET_KEY` assignment or
+  default, a value of the run's own secrets. A block-level secret stops the run before commit
+  (status `blocked`). A provider's key in a test file blocks too: a key is a key.
+- warn: generic evidence (a high-entropy string, a secret-sounding keyword, a JSON web token), a
+  weak, placeholder or test-file password, a private key in a test folder (test certificates),
+  and a provider format whose body is a documented example or a placeholder.
+- info: digest-shaped hex strings (sha256 in docs, nonces), entropy and keywords in test files,
+  public IP addresses.
+Not reported at all: Alembic revision ids, entropy in lock files, prose beside a keyword, a
+template or a reference (`${DB_PASSWORD}`, `settings.SECRET_KEY`), a placeholder in docs.
 
 A repository keeps reviewed non-secrets in detect-secrets' own baseline (`.secrets.baseline`:
 file and SHA-1 of the value, never the value). It is read from the run's base commit, what a
@@ -271,7 +275,7 @@ _SECRET_NAME = (
     r"[A-Z0-9_]*(?:PASSWORD|PASSWD|SECRET|SECRET_KEY|TOKEN|API_KEY|APIKEY|PRIVATE_KEY)\d*\b"
 )
 _ASSIGNED = re.compile(
-    rf"(?:^|[\s'\"-])({_SECRET_NAME})['\"]?\s*(?:=|:(?!:))\s*"
+    rf"(?:^|[\s'\"-])({_SECRET_NAME})['\"]?\s*(?::\s*[A-Za-z_][\w\[\], .|]*?\s*)?(?:=|:(?!:))\s*"
     r"(?:(?P<q>['\"])(?P<quoted>[^'\"\s]+)(?P=q)|(?P<bare>[^\s'\"#,;}]+))"
 )
 _DEFAULTED = re.compile(
