@@ -157,7 +157,7 @@ def scan(
     `baseline`: the reviewed non-secrets; by default read from the change's base commit."""
     lines = {(f.path, ln.number): ln.text for f in change.files for ln in f.added}
     hits = _hits(change, lines, known, whole_files)
-    reviewed = baseline if baseline is not None else Baseline.at(change)
+    reviewed = baseline if baseline is not None else Baseline.at(change.root, change.base)
     hits = {w: reviewed.judge(w[0], w[2], h) for w, h in hits.items()}
     values = frozenset(v for (_, _, v), h in hits.items() if h.level != "info")
     shown = frozenset(v for _, _, v in hits)
@@ -498,11 +498,12 @@ class Baseline:
     """Why the baseline could not be read, if it could not (then it excuses nothing)."""
 
     @classmethod
-    def at(cls, change: Change) -> Baseline:
-        """The baseline in the change's base commit, read from git's objects, never from the
+    def at(cls, repo: Path, base: str) -> Baseline:
+        """The baseline in the run's base commit, read from git's objects, never from the
         workspace (where the agent may have written one)."""
         try:
-            text = change.old_text(BASELINE)
+            # A change without files: a real one's `old_text` first reads every file's base.
+            text = Change(repo, base, ()).old_text(BASELINE)
         except Exception as e:  # noqa: BLE001 - an unreadable baseline excuses nothing
             return cls(problem=f"{type(e).__name__}: {e}")
         return cls() if text is None else cls.parse(text)
@@ -627,7 +628,7 @@ def scan_commits(repo: Path, base: str, known: Iterable[str] = ()) -> Found:
     in one commit and deleted in the next is absent from the final diff, yet would be pushed."""
     shas = g.git(repo, "rev-list", "--reverse", "--no-merges", f"{base}..HEAD").split()
     # The run's base holds the reviewed baseline, not a commit's parent: the agent wrote those.
-    reviewed = Baseline.at(Change(repo, base, ()))
+    reviewed = Baseline.at(repo, base)
     findings: list[Finding] = []
     values: set[str] = set()
     for sha in shas:
