@@ -300,6 +300,13 @@ def test_a_baseline_the_agent_writes_excuses_nothing(repo: Path) -> None:
     found = secret_scan.scan(_change(repo))
     assert [f.level for f in found.findings if f.file == "app.py"] == ["block"]
     assert key in found.values
+    # Nor does a link to a baseline outside the workspace: nothing follows it.
+    outside = repo.parent / "elsewhere.baseline"
+    outside.write_text(_baseline(_listed("app.py", key)))
+    (repo / ".secrets.baseline").unlink()
+    (repo / ".secrets.baseline").symlink_to(outside)
+    found = secret_scan.scan(_change(repo))
+    assert [f.level for f in found.findings if f.file == "app.py"] == ["block"]
     base = _git(repo, "rev-parse", "HEAD")
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "agent: a baseline of its own, then the key")
