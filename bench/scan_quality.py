@@ -107,7 +107,8 @@ class Scanned:
     findings: tuple[Finding, ...]
     seconds: float
     secrets: int
-    """Findings of the secret scan (each of them stops a run as `blocked`)."""
+    """Block-level findings of the secret scan (each stops a run as `blocked`; the generic
+    ones warn)."""
     error: str = ""
     """Why the change could not be scanned (a patch that no longer applies)."""
 
@@ -259,7 +260,7 @@ def scan(change_of: Any, config: cfg.JacklineConfig) -> Scanned:
     found = secret_scan.scan(change)
     report = run_scans(change, config)
     seconds = time.perf_counter() - started
-    return Scanned(tuple(sort([*found.findings, *report.findings])), seconds, len(found.findings))
+    return Scanned(tuple(sort([*found.findings, *report.findings])), seconds, len(found.blocking))
 
 
 def scan_case(work: Path, case: Case, config_for: Any, data: Path = DATA) -> Scanned:
@@ -359,7 +360,7 @@ def summary(results: Results) -> dict[str, Any]:
             )
     benign = [(c, s) for c, s in results.commits]
     alarmed = {(a["repo"], a["commit"]) for a in alarms}
-    # Every secret finding stops a run as `blocked`; count the commits that deserved no secret.
+    # A block-level secret stops a run as `blocked`; count the commits that deserved no secret.
     secret_blocked = [
         c for c, s in benign if s.secrets and not (c.deserves == "block" and "secret" in c.families)
     ]

@@ -1,4 +1,4 @@
-"""scan: the change scanned before anything is committed; a found secret blocks the run."""
+"""scan: the change scanned before anything is committed; a block-level secret blocks the run."""
 
 from __future__ import annotations
 
@@ -62,7 +62,9 @@ def scan(run_id: str) -> dict[str, Any]:
     findings = sort(findings)
     blocking = sum(f.level == "block" for f in findings)
     warnings = sum(f.level == "warn" for f in findings)
-    where = [f"{f.file}:{f.line}" if f.line else str(f.file) for f in found.findings]
+    # Only a block-level secret stops the run: generic evidence (entropy, a keyword) warns.
+    stopping = found.blocking
+    where = [f"{f.file}:{f.line}" if f.line else str(f.file) for f in stopping]
     # A new round's change is judged afresh: what a person accepted was the head before.
     blocks = tuple(f.id for f in findings if f.level == "block")
     ctx.update(
@@ -71,16 +73,16 @@ def scan(run_id: str) -> dict[str, Any]:
     ctx.record(
         Kind.SCAN,
         findings=[asdict(f) for f in findings],
-        secrets=len(found.findings),
+        secrets=len(stopping),
         blocking=blocking,
         warnings=warnings,
         timings=report.timings,
     )
-    if found.findings:
-        shown = ", ".join(f"{f.file}:{f.line}" for f in found.findings[:3])
+    if stopping:
+        shown = ", ".join(f"{f.file}:{f.line}" for f in stopping[:3])
         ctx.update(reason=f"a secret in the change ({shown}); nothing was committed")
     return {
-        "blocked": bool(found.findings),
+        "blocked": bool(stopping),
         "blocking": blocking,
         "warnings": warnings,
         "secrets": where,
