@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -9,7 +10,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from subprocess import CompletedProcess
+from typing import Any, NoReturn
 
 import pytest
 
@@ -149,18 +151,26 @@ class Project:
         self.env[key[0]] = key[1]
         return self.init({**(files or {}), "jackline.toml": config})
 
+    in_process = True
+    """Whether `jl` forks this process to run the command line (see `cli_in_process`); a test
+    marked `real_cli` starts `python -m jackline` as a person's shell does."""
+
     def jl(
         self, *args: str, ok: bool = True, user: str = "alice"
     ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "jackline", *args],
-            cwd=self.repo,
-            capture_output=True,
-            text=True,
-            env={**self.env, "JACKLINE_USER": user},
-            timeout=300,
-            stdin=subprocess.DEVNULL,
-        )
+        env = {**self.env, "JACKLINE_USER": user}
+        if self.in_process:
+            proc = cli_in_process(list(args), self.repo, env)
+        else:
+            proc = subprocess.run(
+                [sys.executable, "-m", "jackline", *args],
+                cwd=self.repo,
+                capture_output=True,
+                text=True,
+                env=env,
+                timeout=300,
+                stdin=subprocess.DEVNULL,
+            )
         if ok and proc.returncode != 0:
             raise AssertionError(
                 f"jackline {args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
@@ -202,9 +212,113 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Iterator[Project]:
-    yield Project(tmp_path, tmp_path / "home")
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Project]:
+    made = Project(tmp_path, tmp_path / "home")
+    made.in_process = request.node.get_closest_marker("real_cli") is None
+    yield made
     unmount_under(tmp_path)
+
+
+def cli_in_process(
+    args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300
+) -> CompletedProcess[str]:
+    """`jackline ARGS` as a process of its own, forked from this one: `jackline.cli.main` runs in
+    the child with the command's environment, folder and arguments and an empty standard
+    input, and what it prints and the code it exits with come back as `subprocess.run`'s would.
+    The child is a real process (it ends as `jackline` ends, leaving a workflow that waits for
+    review to be taken over by the next decision, as a person's commands do); it only skips
+    Python's start and the imports this process has done once (about a second of CPU a call:
+    Typer, pydantic, the workflow engine). Tests of the command line as a process, and those
+    that kill or interrupt `jackline`, start `python -m jackline` themselves (`real_cli`)."""
+    from jackline import cli, engine
+
+    if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
+        # An engine running in this process would be a copy without its threads in the child.
+        return subprocess.run(
+            [sys.executable, "-m", "jackline", *args], cwd=cwd, capture_output=True,
+            text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(out_r)
+        os.close(err_r)
+        _run_cli_child(cli.main, args, cwd, env, out_w, err_w)
+    os.close(out_w)
+    os.close(err_w)
+    out, err = _read_both(pid, out_r, err_r, timeout, args)
+    _, status = os.waitpid(pid, 0)
+    code = os.waitstatus_to_exitcode(status)
+    return CompletedProcess(["jackline", *args], code, out, err)
+
+
+def _dbos_launched() -> bool:
+    from dbos import _dbos
+
+    instance = getattr(_dbos, "_dbos_global_instance", None)
+    return instance is not None and bool(getattr(instance, "_launched", False))
+
+
+def _run_cli_child(
+    main: Any, args: list[str], cwd: Path, env: dict[str, str], out_w: int, err_w: int
+) -> NoReturn:
+    code = 70
+    try:
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(out_w, 1)
+        os.dup2(err_w, 2)
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        os.environ.clear()
+        os.environ.update(env)
+        os.chdir(cwd)
+        sys.argv = ["jackline", *args]
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _read_both(
+    pid: int, out_r: int, err_r: int, timeout: float, args: list[str]
+) -> tuple[str, str]:
+    """The child's standard output and error, read together until both end (a child that
+    fills one pipe while the other is read would never end)."""
+    import selectors
+    import signal
+    import time
+
+    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
+    deadline = time.monotonic() + timeout
+    with selectors.DefaultSelector() as sel:
+        for fd in chunks:
+            sel.register(fd, selectors.EVENT_READ)
+        while sel.get_map():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(["jackline", *args], timeout)
+            for key, _ in sel.select(timeout=left):
+                data = os.read(key.fd, 65536)
+                if data:
+                    chunks[key.fd].append(data)
+                else:
+                    sel.unregister(key.fd)
+                    os.close(key.fd)
+    return tuple(b"".join(chunks[fd]).decode(errors="replace") for fd in (out_r, err_r))  # type: ignore[return-value]
 
 
 def unmount_under(root: Path) -> None:
@@ -225,6 +339,8 @@ def two_rounds() -> ScriptedAgent:
 # slowest first, as measured with `--durations`: handed out first under pytest-xdist (`-n`),
 # so the suite does not end waiting on one worker still in a two-minute test.
 SLOW_FIRST = (
+    "test_shop_deploy",
+    "test_preset_aider",
     "test_run",
     "test_release",
     "test_services",
@@ -234,7 +350,6 @@ SLOW_FIRST = (
     "test_cli_truth",
     "test_guardrails",
     "test_pool",
-    "test_preset_aider",
     "test_mcp",
 )
 
