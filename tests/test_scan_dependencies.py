@@ -226,6 +226,61 @@ def test_a_bump_names_both_versions_and_the_line(tmp_path: Path) -> None:
     ]
 
 
+POETRY_LOCK = """\
+[[package]]
+name = "cachecontrol"
+version = "0.14.0"
+description = "httplib2 caching for requests"
+
+[package.dependencies]
+msgpack = ">=0.5.2,<2.0.0"
+requests = ">=2.16.0"
+
+[[package]]
+name = "requests"
+version = "{version}"
+description = "Python HTTP for Humans."
+files = [
+    {{file = "requests-{version}-py3-none-any.whl", hash = "sha256:{digest}"}},
+]
+"""
+
+
+def test_a_lock_file_bump_is_at_the_package_entry_not_a_dependents_line(tmp_path: Path) -> None:
+    # The name is first written on line 4 (a description) and 8 (cachecontrol's dependencies);
+    # its own entry starts on line 11.
+    old = POETRY_LOCK.format(version="2.31.0", digest="a" * 64)
+    new = POETRY_LOCK.format(version="2.32.3", digest="b" * 64)
+    found = findings(tmp_path, {"poetry.lock": old}, {"poetry.lock": new})
+    assert [(f.message, f.line) for f in found] == [("requests 2.31.0 -> 2.32.3", 11)]
+    removed = findings(
+        tmp_path / "r",
+        {"poetry.lock": old},
+        {"poetry.lock": old.split('[[package]]\nname = "requests"')[0]},
+    )
+    assert [(f.message, f.line) for f in removed] == [("removed requests 2.31.0", 11)]
+
+
+def test_an_npm_lock_bump_is_at_the_package_entry(tmp_path: Path) -> None:
+    def lock(version: str) -> str:
+        packages = {
+            "": {"name": "app", "dependencies": {"ms": "^2.1.0"}},
+            "node_modules/debug": {"version": "4.3.4", "dependencies": {"ms": "2.1.2"}},
+            "node_modules/ms": {
+                "version": version,
+                "resolved": f"https://r.example/ms/-/ms-{version}.tgz",
+            },
+        }
+        return json.dumps({"lockfileVersion": 3, "packages": packages}, indent=2) + "\n"
+
+    found = findings(
+        tmp_path, {"package-lock.json": lock("2.1.2")}, {"package-lock.json": lock("2.1.3")}
+    )
+    text = lock("2.1.3").splitlines()
+    (bump,) = found
+    assert text[bump.line - 1].strip().startswith('"node_modules/ms"'), (bump.line, text)
+
+
 def test_unchanged_dependencies_are_not_reported(tmp_path: Path) -> None:
     before = {"requirements.txt": "requests==2.19.1\n"}
     found = findings(tmp_path, before, {"requirements.txt": "requests==2.19.1\nsix==1.16.0\n"})

@@ -82,6 +82,45 @@ def test_files_nobody_reads_line_by_line_do_not_count(repo: Path, path: str, why
     assert size(repo, base, files_limit=1) == []
 
 
+TOM_SELECT = """/**
+ * Tom Select Bootstrap 4
+ */
+/**
+ * tom-select.css (v2.6.1)
+ * Copyright (c) contributors
+ *
+ * Licensed under the Apache License, Version 2.0 (the "License"); you may not use this
+ */
+"""
+
+
+def test_web_assets_are_judged_by_their_text(repo: Path) -> None:
+    own = "/* Copyright (c) 2024 Acme Inc. All rights reserved. */\n"
+    base = commit(repo, {"static/app.css": own + lines(5, ".a {}")})
+    write(
+        repo,
+        {
+            "static/vendor-lib.css": TOM_SELECT + lines(300, ".ts-control { padding: 6px; }"),
+            "static/bundle.js": ("x" * 200 + "\n") * 40,  # minified, whatever its name
+            "static/app.css": own + lines(60, ".b {}"),  # the project's own header: counted
+        },
+    )
+    (finding,) = size(repo, base)
+    assert "65 lines changed" in finding.message
+    assert "static/bundle.js (minified asset)" in finding.message
+    assert "static/vendor-lib.css (vendored)" in finding.message
+
+
+def test_data_in_a_test_folder_does_not_count(repo: Path) -> None:
+    base = commit(repo)
+    write(repo, {"tests/models/whatwg.json": lines(9000), "tests/models/test_url.py": lines(60)})
+    (finding,) = size(repo, base)
+    assert (
+        "60 lines changed" in finding.message
+        and "tests/models/whatwg.json (test data)" in finding.message
+    )
+
+
 def test_over_the_limit_the_finding_says_what_was_counted_and_left_out(repo: Path) -> None:
     base = commit(repo)
     write(repo, {"src/app.py": lines(80), "poetry.lock": lines(900), "a/b.po": lines(40)})

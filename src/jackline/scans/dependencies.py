@@ -230,19 +230,35 @@ def _shown(spec: Spec) -> str:
 
 
 def _line(key: Key, changed: tuple[Line, ...], text: str) -> int | None:
-    """The changed line that names the dependency, else the first line of the file that does."""
+    """In a lock file the line of the package's own entry (`name = "requests"`,
+    `"node_modules/ms": {`, `"requests": {`), where a bump changes the lines below it and other
+    packages name it as their dependency above; else the changed line that names the dependency,
+    else the first line of the file that does."""
     ecosystem, name = key
     parts = re.split(r"[-_.]+", name) if ecosystem == "PyPI" else [name]
-    pattern = re.compile(
-        r"(?<![\w.-])" + r"[-_.]+".join(map(re.escape, parts)) + r"(?![\w.-])", re.I
+    spelled = r"[-_.]+".join(map(re.escape, parts))
+    entry = re.compile(
+        rf"""^\s*(?:name\s*=\s*["']{spelled}["']\s*$|"(?:[^"]*node_modules/)?{spelled}"\s*:\s*\{{)""",
+        re.I,
     )
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if entry.match(line) and (ecosystem == "npm" or not _is_project_name(lines, number)):
+            return number
+    pattern = re.compile(r"(?<![\w.-])" + spelled + r"(?![\w.-])", re.I)
     for ln in changed:
         if pattern.search(ln.text):
             return ln.number
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if pattern.search(line):
             return number
     return None
+
+
+def _is_project_name(lines: list[str], number: int) -> bool:
+    """Whether `name = ...` on that line is pyproject's `[project]` or `[tool.poetry]` name."""
+    tables = [ln.strip() for ln in lines[: number - 1] if ln.strip().startswith("[")]
+    return bool(tables) and tables[-1] in ("[project]", "[tool.poetry]")
 
 
 # Parsers: each yields (key, spec) for every dependency a file names --------------------------

@@ -17,6 +17,7 @@ Forbidden paths are not here: the agent step reverts those after each round, and
 from __future__ import annotations
 
 import posixpath
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
@@ -82,6 +83,7 @@ def _protected(paths: list[str], globs: list[str]) -> list[Finding]:
     ]
 
 
+_DATA = ("json", "jsonl", "csv", "tsv", "txt", "xml", "html", "dat", "bin", "golden", "eml")
 UNCOUNTED: dict[str, list[str]] = {
     "lock file": [
         *("poetry.lock", "uv.lock", "pdm.lock", "Pipfile.lock", "conda-lock.yml", "pixi.lock"),
@@ -98,6 +100,8 @@ UNCOUNTED: dict[str, list[str]] = {
         *("**/tests/**/fixtures/", "**/test/**/fixtures/", "testdata/", "test_data/"),
         "cassettes/",
         *("__snapshots__/", "*.snap", "*.ambr"),
+        # Data, not code, in a test folder: recorded answers, test vectors, golden files.
+        *(f"**/{d}/**/*.{ext}" for d in ("tests", "test") for ext in _DATA),
     ],
 }
 """Files that do not count toward the size limits, by why: nobody reviews them line by line."""
@@ -173,9 +177,34 @@ def _uncounted(change: Change) -> dict[str, str]:
         why = _attributed(f.path, attributes)
         if why is None:
             why = next((w for w, spec in _UNCOUNTED.items() if spec.match_file(f.path)), "")
+            why = why or _by_content(change, f)
         if why:
             out[f.path] = why
     return out
+
+
+_ASSET = (".js", ".mjs", ".cjs", ".css", ".scss", ".less")
+_BANNER = re.compile(r"@license|\blicen[cs]ed under\b|\bcopyright\b", re.I)
+_VERSION = re.compile(r"\bv?\d+\.\d+\.\d+\b")
+
+
+def _by_content(change: Change, f: FileChange) -> str:
+    """A web asset nobody here wrote, as its text shows: minified (lines 110 characters long on
+    average, Linguist's measure), or added whole with a library's banner, a licence or copyright
+    and a version (`tom-select.css (v2.6.1) ... Licensed under the Apache License`); a project's
+    own copyright header carries no version. Read as the scans read the workspace."""
+    if not f.path.endswith(_ASSET):
+        return ""
+    text = change.old_text(f.path) if f.status == "deleted" else change.new_text(f.path)
+    lines = (text or "").splitlines()
+    if not lines:
+        return ""
+    if sum(map(len, lines)) / len(lines) > 110:
+        return "minified asset"
+    head = "\n".join(lines[:12])
+    banner = head.lstrip().startswith(("/*", "//")) and _BANNER.search(head) is not None
+    library = f.status == "added" and banner and _VERSION.search(head) is not None
+    return "vendored" if library else ""
 
 
 def _attributed(path: str, attributes: list[_Attribute]) -> str | None:
