@@ -17,7 +17,7 @@ import pytest
 
 from jackline import config as jconfig
 from jackline.models import Finding
-from jackline.scans import Change, dependencies
+from jackline.scans import Change, osvdb
 from jackline.scans.dependencies import changed_dependencies, pip_audit_argv, scan
 
 
@@ -226,6 +226,61 @@ def test_a_bump_names_both_versions_and_the_line(tmp_path: Path) -> None:
     ]
 
 
+POETRY_LOCK = """\
+[[package]]
+name = "cachecontrol"
+version = "0.14.0"
+description = "httplib2 caching for requests"
+
+[package.dependencies]
+msgpack = ">=0.5.2,<2.0.0"
+requests = ">=2.16.0"
+
+[[package]]
+name = "requests"
+version = "{version}"
+description = "Python HTTP for Humans."
+files = [
+    {{file = "requests-{version}-py3-none-any.whl", hash = "sha256:{digest}"}},
+]
+"""
+
+
+def test_a_lock_file_bump_is_at_the_package_entry_not_a_dependents_line(tmp_path: Path) -> None:
+    # The name is first written on line 4 (a description) and 8 (cachecontrol's dependencies);
+    # its own entry starts on line 11.
+    old = POETRY_LOCK.format(version="2.31.0", digest="a" * 64)
+    new = POETRY_LOCK.format(version="2.32.3", digest="b" * 64)
+    found = findings(tmp_path, {"poetry.lock": old}, {"poetry.lock": new})
+    assert [(f.message, f.line) for f in found] == [("requests 2.31.0 -> 2.32.3", 11)]
+    removed = findings(
+        tmp_path / "r",
+        {"poetry.lock": old},
+        {"poetry.lock": old.split('[[package]]\nname = "requests"')[0]},
+    )
+    assert [(f.message, f.line) for f in removed] == [("removed requests 2.31.0", 11)]
+
+
+def test_an_npm_lock_bump_is_at_the_package_entry(tmp_path: Path) -> None:
+    def lock(version: str) -> str:
+        packages = {
+            "": {"name": "app", "dependencies": {"ms": "^2.1.0"}},
+            "node_modules/debug": {"version": "4.3.4", "dependencies": {"ms": "2.1.2"}},
+            "node_modules/ms": {
+                "version": version,
+                "resolved": f"https://r.example/ms/-/ms-{version}.tgz",
+            },
+        }
+        return json.dumps({"lockfileVersion": 3, "packages": packages}, indent=2) + "\n"
+
+    found = findings(
+        tmp_path, {"package-lock.json": lock("2.1.2")}, {"package-lock.json": lock("2.1.3")}
+    )
+    text = lock("2.1.3").splitlines()
+    (bump,) = found
+    assert text[bump.line - 1].strip().startswith('"node_modules/ms"'), (bump.line, text)
+
+
 def test_unchanged_dependencies_are_not_reported(tmp_path: Path) -> None:
     before = {"requirements.txt": "requests==2.19.1\n"}
     found = findings(tmp_path, before, {"requirements.txt": "requests==2.19.1\nsix==1.16.0\n"})
@@ -419,7 +474,7 @@ def test_the_zipped_copy_gives_the_same_answer_and_its_index_is_kept(
     config = jconfig.parse({"scan": {"osv_db": str(db)}})
     assert len(blocks(scan(c, config))) == 2
     assert len(list((jackline_home / "cache").glob("osv-index-*.json"))) == 1
-    dependencies._index.cache_clear()  # as a new process would: the saved index is read
+    osvdb._index.cache_clear()  # as a new process would: the saved index is read
     assert len(blocks(scan(c, config))) == 2
     # A new download changes the copy's stamp, and the index is built again.
     ADVISORIES["PyPI"].append(
@@ -436,21 +491,43 @@ def test_the_zipped_copy_gives_the_same_answer_and_its_index_is_kept(
 # When nothing can check -----------------------------------------------------------------------
 
 
-def test_a_missing_osv_copy_blocks_as_a_tool_failure(tmp_path: Path) -> None:
-    found = findings(
-        tmp_path, {}, {"requirements.txt": "six==1.16.0\n"}, {"osv_db": str(tmp_path / "nope")}
-    )
-    (failed,) = blocks(found)
+def test_a_missing_osv_copy_warns_unless_the_database_is_required(tmp_path: Path) -> None:
+    after = {"requirements.txt": "six==1.16.0\n"}
+    nope = str(tmp_path / "nope")
+    (warned,) = [
+        f for f in findings(tmp_path / "a", {}, after, {"osv_db": nope}) if f.level != "info"
+    ]
+    assert (warned.rule, warned.level) == ("dependency.unverified", "warn")
+    assert "could not verify six 1.16.0" in warned.message and "not a directory" in warned.message
+    assert (warned.file, warned.line) == ("requirements.txt", 1)
+    assert "require_vuln_db" in warned.why and "jackline osv update" in warned.why
+    required = {"osv_db": nope, "require_vuln_db": True}
+    (failed,) = blocks(findings(tmp_path / "b", {}, after, required))
     assert failed.rule == "scan.tool-failed.osv-db" and "not a directory" in failed.message
+    assert (failed.file, failed.line) == ("requirements.txt", 1)
 
 
-def test_a_corrupt_zip_blocks_as_a_tool_failure(tmp_path: Path) -> None:
+def test_a_relative_osv_copy_is_not_read_from_the_workspace(tmp_path: Path) -> None:
+    # The workspace is the agent's: a relative `osv_db` would let it plant an empty database.
+    found = findings(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"}, {"osv_db": "osv"})
+    (warned,) = [f for f in found if f.level != "info"]
+    assert warned.rule == "dependency.unverified" and "not an absolute path" in warned.message
+
+
+def test_a_corrupt_zip_warns_unless_the_database_is_required(tmp_path: Path) -> None:
     (tmp_path / "osv" / "PyPI").mkdir(parents=True)
     (tmp_path / "osv" / "PyPI" / "all.zip").write_text("not a zip")
-    found = findings(
-        tmp_path, {}, {"requirements.txt": "six==1.16.0\n"}, {"osv_db": str(tmp_path / "osv")}
-    )
+    after = {"requirements.txt": "six==1.16.0\n"}
+    db = str(tmp_path / "osv")
+    found = findings(tmp_path / "a", {}, after, {"osv_db": db})
+    assert rules(found) == [("dependency.added", "info"), ("dependency.unverified", "warn")]
+    found = findings(tmp_path / "b", {}, after, {"osv_db": db, "require_vuln_db": True})
     assert [f.rule for f in blocks(found)] == ["scan.tool-failed.osv-db"]
+
+
+def test_a_change_with_no_dependency_asks_no_database(tmp_path: Path) -> None:
+    config = {"osv_db": str(tmp_path / "nope"), "require_vuln_db": True}
+    assert findings(tmp_path, {}, {"app.py": "x = 1\n"}, config) == []
 
 
 def test_an_ecosystem_missing_from_the_copy_is_a_warning(tmp_path: Path) -> None:
@@ -514,15 +591,21 @@ def path_with(tmp_path: Path, scripts: dict[str, str]) -> str:
     return str(bin_dir)
 
 
-def test_pip_audit_missing_blocks_and_names_the_offline_way(
+REQUIRED = {"scan": {"require_vuln_db": True}}
+
+
+def test_pip_audit_missing_warns_and_names_the_offline_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = change(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"})
     monkeypatch.setenv("PATH", path_with(tmp_path, {}))
     monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))  # nor beside Python
-    (failed,) = blocks(scan(c, jconfig.parse({})))
-    assert failed.rule == "scan.tool-failed.pip-audit"
-    assert "not on PATH" in failed.message and "[scan] osv_db" in failed.message
+    (warned,) = [f for f in scan(c, jconfig.parse({})) if f.level != "info"]
+    assert (warned.rule, warned.level, warned.line) == ("dependency.unverified", "warn", 1)
+    assert "not on PATH" in warned.message and "[scan] osv_db" in warned.message
+    assert "pip install pip-audit" in warned.why
+    (failed,) = blocks(scan(c, jconfig.parse(REQUIRED)))
+    assert failed.rule == "scan.tool-failed.pip-audit" and "not on PATH" in failed.message
     assert "pip install pip-audit" in failed.why
 
 
@@ -585,25 +668,33 @@ def test_pip_audit_skipping_a_package_is_no_audit(
     # found" and exits 0 saying "No known vulnerabilities found".
     c = change(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"})
     monkeypatch.setenv("PATH", path_with(tmp_path, {"pip-audit": fake_pip_audit(SKIPPED, 0)}))
-    (failed,) = blocks(scan(c, jconfig.parse({})))
+    (warned,) = [f for f in scan(c, jconfig.parse({})) if f.level != "info"]
+    assert warned.rule == "dependency.unverified" and "not found on PyPI" in warned.message
+    (failed,) = blocks(scan(c, jconfig.parse(REQUIRED)))
     assert failed.rule == "scan.tool-failed.pip-audit"
     assert "not found on PyPI" in failed.message and "[scan] osv_db" in failed.message
 
 
-def test_pip_audit_crashing_shows_its_output(
+def test_pip_audit_unreachable_warns_and_shows_its_output(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     c = change(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"})
     script = "import sys\nprint('ConnectionError: no route', file=sys.stderr)\nsys.exit(1)\n"
     monkeypatch.setenv("PATH", path_with(tmp_path, {"pip-audit": script}))
-    (failed,) = blocks(scan(c, jconfig.parse({})))
+    # Unreachable: the bump is not stopped, and the warning says what happened.
+    (warned,) = [f for f in scan(c, jconfig.parse({})) if f.level != "info"]
+    assert warned.level == "warn" and "ConnectionError: no route" in warned.message
+    (failed,) = blocks(scan(c, jconfig.parse(REQUIRED)))
     assert "exit 1" in failed.message and "ConnectionError: no route" in failed.message
 
 
-def test_pip_audit_past_the_timeout_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pip_audit_past_the_timeout_blocks_when_required(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     c = change(tmp_path, {}, {"requirements.txt": "requests==2.19.1\n"})
     monkeypatch.setenv("PATH", path_with(tmp_path, {"pip-audit": "import time\ntime.sleep(30)\n"}))
-    (failed,) = blocks(scan(c, jconfig.parse({"scan": {"timeout": 1}})))
+    config = {"timeout": 1, "require_vuln_db": True}
+    (failed,) = blocks(scan(c, jconfig.parse({"scan": config})))
     assert "no answer within 1s" in failed.message
 
 

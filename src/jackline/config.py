@@ -157,10 +157,16 @@ class ScanConfig(_Section):
     """Globs for migration files: SQL files go through squawk, Python files are read as Alembic
     or Django migrations."""
     osv_db: str | None = None
-    """A directory of OSV's published advisories per ecosystem (`PyPI/`, `npm/`: the JSON files
-    or `all.zip`), for checking dependencies offline. Use an absolute path."""
+    """A directory of OSV's published advisories, for checking dependencies offline: per
+    ecosystem (`PyPI/`, `npm/`: the JSON files or `all.zip`, as `jackline osv update` writes
+    them), or a copy of the PyPA advisory database (`vulns/<package>/PYSEC-*.yaml`). An absolute
+    path (`~` allowed): a relative one would be read from the workspace, which the agent writes."""
     pip_audit: bool = True
     """Check new Python dependencies with pip-audit (needs the network) if no `osv_db` is set."""
+    require_vuln_db: bool = False
+    """Block a change whose new dependency versions could not be checked against a vulnerability
+    database (pip-audit unreachable or missing, `osv_db` unreadable). Off by default: that is a
+    warning, since without the network every dependency bump would block."""
     timeout: int = Field(default=120, gt=0)
     """Seconds one external scan tool (squawk, pip-audit) may take."""
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from jackline.errors import CommandFailed, NotFound
@@ -129,6 +132,28 @@ def git_bytes(repo: Path, *args: str, input: bytes | None = None) -> bytes:
             argv, proc.returncode, os.fsdecode(proc.stdout), proc.stderr.decode(errors="replace")
         )
     return proc.stdout
+
+
+@contextmanager
+def objects_only(repo: Path) -> Iterator[Callable[..., bytes]]:
+    """`git_bytes` on the repository's objects alone: git runs from an empty folder named as the
+    work tree, and reads no file of the working tree. A diff of two trees still reads the work
+    tree's `.gitattributes`, so an agent's `* -diff` there would turn every file of its change
+    into "Binary files differ", with no line left for a scan to read."""
+    _, env = _call(repo, None)
+    where = gitdir(repo) or Path(git(repo, "rev-parse", "--absolute-git-dir"))
+    with tempfile.TemporaryDirectory(prefix="jackline-git-") as empty:
+        env.update(GIT_DIR=str(where), GIT_WORK_TREE=empty)
+
+        def run(*args: str) -> bytes:
+            argv = ["git", "-C", empty, *SAFE, *args]
+            proc = subprocess.run(argv, capture_output=True, env=env)
+            if proc.returncode != 0:
+                stderr = proc.stderr.decode(errors="replace")
+                raise CommandFailed(argv, proc.returncode, os.fsdecode(proc.stdout), stderr)
+            return proc.stdout
+
+        yield run
 
 
 def z_paths(out: bytes) -> list[str]:

@@ -132,7 +132,9 @@ def render(found: dict[str, Any], main: str) -> str:
         "",
         "[scan]",
         "# Offline OSV advisories (PyPI/, npm/) for checking new dependencies; else pip-audit.",
-        '# osv_db = "/srv/osv"',
+        '# osv_db = "/srv/osv"  # `jackline osv update --dest /srv/osv` fills and refreshes it',
+        "# Block (not warn) when new dependencies could not be checked for known vulnerabilities.",
+        "# require_vuln_db = true",
         "",
     ]
     return "\n".join(lines)

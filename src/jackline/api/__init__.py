@@ -17,6 +17,7 @@ from jackline.api.access import token_create, token_revoke, tokens
 from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
     clean,
+    osv_update,
     pool_clear,
     pool_refresh,
     pool_status,
@@ -72,6 +73,7 @@ __all__ = [
     "handoff_text",
     "health",
     "live",
+    "osv_update",
     "pool_clear",
     "pool_refresh",
     "pool_status",

@@ -1,4 +1,5 @@
-"""This machine's side: cleaning up, the worker, the warm pool, resuming interrupted runs."""
+"""This machine's side: cleaning up, the worker, the warm pool, resuming interrupted runs, the
+offline copy of the vulnerability database."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from jackline.models import (
     Run,
     Status,
 )
+from jackline.scans import osvdb
+from jackline.scans.osvdb import Progress, Updated
 from jackline.store import Store
 from jackline.verbs import OnEvent
 from jackline.workspaces import remove as remove_workspace
@@ -232,3 +235,20 @@ def _start_stranded(runs: list[Run]) -> list[str]:
         if engine.start_stranded(run.id, run.blueprint, rounds):
             started.append(run.id)
     return started
+
+
+def osv_update(
+    repo: Path, dest: Path | None = None, url: str | None = None, progress: Progress | None = None
+) -> Updated:
+    """Download OSV's PyPI advisories into `dest`, else into the repository's `[scan] osv_db`
+    (a relative one taken from the repository's root), replacing the old copy atomically."""
+    if dest is None:
+        root = g.toplevel(repo)
+        configured = cfg.load(root).scan.osv_db
+        if not configured:
+            raise Refused(
+                f"{root / cfg.FILENAME} sets no `[scan] osv_db`: pass --dest DIR, and set "
+                "`[scan] osv_db` to that absolute path so the scan reads it"
+            )
+        dest = root / Path(configured).expanduser()
+    return osvdb.update(dest, url, progress)

@@ -40,7 +40,7 @@ for _commands in (project, runs, review, release, flags, admin):
     app.add_typer(_commands.app)
 
 LOCAL_ONLY = frozenset(
-    {"init", "validate", "demo", "pool", "worker", "resume", "clean", "serve", "token"}
+    {"init", "validate", "demo", "pool", "worker", "resume", "clean", "serve", "token", "osv"}
 )
 """Commands that work on this machine's files, engine or token table: refused with --server."""
 

@@ -1,4 +1,5 @@
-"""The project on this machine: init, validate, the health report, the demo."""
+"""The project on this machine: init, validate, the health report, the demo, the offline
+vulnerability database (`osv update`)."""
 
 from __future__ import annotations
 
@@ -180,3 +181,51 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     for f in api.release_figures(repo):
         say(escape(f["summary"]))
     return [first, again], second
+
+
+osv_app = typer.Typer(
+    help="The offline copy of OSV's advisories that the dependency scan reads ([scan] osv_db).",
+    no_args_is_help=True,
+)
+app.add_typer(osv_app, name="osv")
+
+
+@osv_app.command("update")
+def osv_update(
+    repo: RepoOpt = Path("."),
+    dest: Annotated[
+        Path | None,
+        typer.Option(
+            "--dest",
+            metavar="DIR",
+            help="Where to keep the copy (default: this repository's [scan] osv_db).",
+        ),
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            envvar="JACKLINE_OSV_URL",
+            help="Download from here instead of OSV's PyPI all.zip (a mirror).",
+        ),
+    ] = None,
+) -> None:
+    """Download or refresh OSV's PyPI advisories (needs the network). The new copy replaces the
+    old one only once it is whole; a failed download leaves the old one in place."""
+    shown = [-1]
+
+    def progress(got: int, total: int | None) -> None:
+        mib = got >> 20
+        if mib != shown[0]:  # a line per MiB, not per chunk
+            shown[0] = mib
+            of = f" of {total / 2**20:.1f}" if total else ""
+            err.print(f"\r  {got / 2**20:.1f}{of} MiB", end="", markup=False)
+
+    err.print("Downloading OSV's PyPI advisories ...", markup=False)
+    done = api.osv_update(repo, dest, url, progress)
+    err.print("", markup=False)
+    out.print(
+        f"{done.records} advisories ({done.size / 2**20:.1f} MiB) in {done.path}. The scan reads "
+        f'them where jackline.toml says `[scan] osv_db = "{done.path.parent.parent}"`.',
+        markup=False,
+    )

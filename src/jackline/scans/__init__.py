@@ -11,9 +11,10 @@ name with ` b/` in it makes its `diff --git` line ambiguous. A quoted name match
 `.github/workflows/ciX.yml` was no gate edit, a migration no migration). So the patch is cut into
 its files at each `diff --git` line (a line of content always starts with `+`, `-` or a space),
 the pieces are given the listed names in git's order (one list, one order), and the patch parser
-sees only names the harness wrote. Files are read from the workspace without following a link
-and within a size bound (`jackline.safeio`); a file too large to read whole makes the scans that
-read it fail, which blocks.
+sees only names the harness wrote. git diffs from an empty folder (`git.objects_only`), so no
+`.gitattributes` the agent wrote can mark its files binary and hide their lines. Files are read
+from the workspace without following a link and within a size bound (`jackline.safeio`); a file
+too large to read whole makes the scans that read it fail, which blocks.
 """
 
 from __future__ import annotations
@@ -87,20 +88,27 @@ class Change:
     def between(cls, repo: Path, base: str, target: str) -> Change:
         """The change from `base` to `target` (a commit or tree); file texts are read from
         `repo`'s working tree, which must hold `target`."""
-        listed = _listed(repo, base, target)
-        diff = _decode(g.git_bytes(repo, "diff", *DIFF, base, target))
-        files = _files(listed, _pieces(diff))
-        if files is None:  # git's patch and git's list disagree: read each file on its own
-            files = [f for e in listed for f in _one(repo, base, target, e)]
+        with g.objects_only(repo) as git_objects:
+            listed = _listed(git_objects, base, target)
+            diff = _decode(git_objects("diff", *DIFF, base, target))
+            files = _files(listed, _pieces(diff))
+            if files is None:  # git's patch and git's list disagree: read each file on its own
+                files = [f for e in listed for f in _one(git_objects, base, target, e)]
         return cls(repo, base, tuple(files), diff)
 
     def old_text(self, path: str) -> str | None:
         """The file's text at the base commit (None if it did not exist or is not text)."""
-        if not self._old:
-            self._old.update(self._read_base([f.old_path for f in self.files if f.old_path]))
-        if path not in self._old:
-            self._old.update(self._read_base([path]))
-        return self._old[path]
+        return self.old_texts([path])[path]
+
+    def old_texts(self, paths: list[str]) -> dict[str, str | None]:
+        """`old_text` of many files, the ones not read yet read together (one `ls-tree`, one
+        `cat-file`), for a scan that asks about files the change did not touch."""
+        # The first question reads every changed file's old text too, all in one go.
+        first = [f.old_path for f in self.files if f.old_path] if not self._old else []
+        missing = [p for p in dict.fromkeys(first + paths) if p not in self._old]
+        if missing:
+            self._old.update(self._read_base(missing))
+        return {p: self._old[p] for p in paths}
 
     def _read_base(self, paths: list[str]) -> dict[str, str | None]:
         """Read many files of the base commit: their blobs named by `ls-tree -z` (paths taken
@@ -191,8 +199,8 @@ class _Listed:
 _STATUS: dict[str, Status] = {"A": "added", "D": "deleted", "R": "renamed", "C": "added"}
 
 
-def _listed(repo: Path, base: str, target: str) -> list[_Listed]:
-    fields = iter(g.z_paths(g.git_bytes(repo, "diff", "-z", "--name-status", "-M", base, target)))
+def _listed(git_objects: Callable[..., bytes], base: str, target: str) -> list[_Listed]:
+    fields = iter(g.z_paths(git_objects("diff", "-z", "--name-status", "-M", base, target)))
     out = []
     for letter in fields:
         status = _STATUS.get(letter[0], "modified")
@@ -206,10 +214,10 @@ def _listed(repo: Path, base: str, target: str) -> list[_Listed]:
     return out
 
 
-def _one(repo: Path, base: str, target: str, e: _Listed) -> list[FileChange]:
+def _one(git_objects: Callable[..., bytes], base: str, target: str, e: _Listed) -> list[FileChange]:
     """One listed file's diff on its own (both names of a rename, so git still pairs them)."""
     specs = [f":(literal){p}" for p in dict.fromkeys([e.old_path or e.path, e.path])]
-    diff = _decode(g.git_bytes(repo, "diff", *DIFF, base, target, "--", *specs))
+    diff = _decode(git_objects("diff", *DIFF, base, target, "--", *specs))
     files = _files([e], _pieces(diff))
     if files is None:
         raise ValueError(f"git's diff of {e.path!r} is not one file's patch")

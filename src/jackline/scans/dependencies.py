@@ -7,9 +7,12 @@ dependency groups, Poetry), `requirements*.txt` / `requirements/*.txt` (also `.i
 
 Each new version is then checked for published advisories: its pin, else the version a lock file
 in the same change resolves it to, else the lower bound of its range (and the message says so).
-With `[scan] osv_db` the check is offline, against a copy of OSV's advisories; otherwise Python
-dependencies go to pip-audit, which needs the network. A check that cannot happen is a
-block-level `scan.tool-failed.*` finding; a dependency nothing can check is a warning.
+With `[scan] osv_db` the check is offline, against a copy of OSV's advisories (`osvdb`: OSV's
+export or the PyPA advisory database); otherwise Python dependencies go to pip-audit, which needs
+the network. A database that was asked and could not answer (pip-audit unreachable or missing, the
+copy unreadable) is a `dependency.unverified` warning naming what went unchecked, or with
+`[scan] require_vuln_db` a block-level `scan.tool-failed.*` finding; a dependency nothing was
+asked about (npm without a copy, pip-audit off) is a `dependency.unchecked` warning.
 
 It does not resolve dependency trees (only what the files name is checked), read `-r` includes,
 Yarn or pnpm lock files, or npm lock files older than v2.
@@ -17,10 +20,7 @@ Yarn or pnpm lock files, or npm lock files older than v2.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import json
-import os
 import re
 import subprocess
 import tempfile
@@ -38,11 +38,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from jackline import paths
 from jackline.config import JacklineConfig
 from jackline.errors import render_failure
 from jackline.models import Finding
-from jackline.scans import Change, FileChange, Line, find_tool, tool_failed
+from jackline.scans import Change, FileChange, Line, find_tool, osvdb, tool_failed
 
 Key = tuple[str, str]
 """(ecosystem, name): `PyPI` names are normalised per PEP 503, `npm` names kept as written."""
@@ -122,7 +121,7 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
     ]
     targets, unknown = _targets(deps)
     findings += _unchecked(unknown, "no pinned version or lower bound to check")
-    return findings + _check(targets, change.root, config)
+    return findings + _check(targets, config)
 
 
 def changed_dependencies(change: Change) -> list[Dep]:
@@ -231,19 +230,35 @@ def _shown(spec: Spec) -> str:
 
 
 def _line(key: Key, changed: tuple[Line, ...], text: str) -> int | None:
-    """The changed line that names the dependency, else the first line of the file that does."""
+    """In a lock file the line of the package's own entry (`name = "requests"`,
+    `"node_modules/ms": {`, `"requests": {`), where a bump changes the lines below it and other
+    packages name it as their dependency above; else the changed line that names the dependency,
+    else the first line of the file that does."""
     ecosystem, name = key
     parts = re.split(r"[-_.]+", name) if ecosystem == "PyPI" else [name]
-    pattern = re.compile(
-        r"(?<![\w.-])" + r"[-_.]+".join(map(re.escape, parts)) + r"(?![\w.-])", re.I
+    spelled = r"[-_.]+".join(map(re.escape, parts))
+    entry = re.compile(
+        rf"""^\s*(?:name\s*=\s*["']{spelled}["']\s*$|"(?:[^"]*node_modules/)?{spelled}"\s*:\s*\{{)""",
+        re.I,
     )
+    lines = text.splitlines()
+    for number, line in enumerate(lines, 1):
+        if entry.match(line) and (ecosystem == "npm" or not _is_project_name(lines, number)):
+            return number
+    pattern = re.compile(r"(?<![\w.-])" + spelled + r"(?![\w.-])", re.I)
     for ln in changed:
         if pattern.search(ln.text):
             return ln.number
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(lines, 1):
         if pattern.search(line):
             return number
     return None
+
+
+def _is_project_name(lines: list[str], number: int) -> bool:
+    """Whether `name = ...` on that line is pyproject's `[project]` or `[tool.poetry]` name."""
+    tables = [ln.strip() for ln in lines[: number - 1] if ln.strip().startswith("[")]
+    return bool(tables) and tables[-1] in ("[project]", "[tool.poetry]")
 
 
 # Parsers: each yields (key, spec) for every dependency a file names --------------------------
@@ -478,9 +493,11 @@ def _unchecked(deps: Iterable[Dep], reason: str) -> list[Finding]:
     return out
 
 
-def _check(targets: list[Target], root: Path, config: JacklineConfig) -> list[Finding]:
+def _check(targets: list[Target], config: JacklineConfig) -> list[Finding]:
+    if not targets:
+        return []
     if config.scan.osv_db:
-        return _osv(targets, (root / Path(config.scan.osv_db).expanduser()).resolve())
+        return _osv(targets, config)
     python = [t for t in targets if t.dep.ecosystem == "PyPI"]
     out = _unchecked(
         [t.dep for t in targets if t.dep.ecosystem != "PyPI"], "no `[scan] osv_db` is set"
@@ -489,7 +506,42 @@ def _check(targets: list[Target], root: Path, config: JacklineConfig) -> list[Fi
         return out + _unchecked(
             [t.dep for t in python], "`[scan] pip_audit` is off and no `osv_db` is set"
         )
-    return out + (_pip_audit(python, config.scan.timeout) if python else [])
+    return out + (_pip_audit(python, config) if python else [])
+
+
+def _unverified(
+    targets: list[Target], tool: str, detail: str, config: JacklineConfig, install: str = ""
+) -> list[Finding]:
+    """The database was meant to answer and did not (unreachable, missing, unreadable): a
+    block with `[scan] require_vuln_db`, else one warning per file naming what went unchecked.
+    Blocking by default would stop every dependency bump made where the network is down."""
+    first = targets[0].dep if targets else None
+    if config.scan.require_vuln_db:
+        failed = tool_failed(tool, detail, file=first.file if first else None, install=install)
+        return [replace(failed, line=first.line if first else None)]
+    by_file: dict[str, list[Dep]] = defaultdict(list)
+    for d in dict.fromkeys(t.dep for t in targets):
+        by_file[d.file].append(d)
+    hint = f" Install it with `{install}`." if install else ""
+    return [
+        Finding(
+            "dependency.unverified",
+            "warn",
+            f"could not verify {_names(group)} against a vulnerability database ({tool}: {detail})",
+            path,
+            group[0].line,
+            why="Nothing vouches that these versions are free of published advisories. "
+            "`jackline osv update` keeps an offline copy for `[scan] osv_db`; "
+            f"`[scan] require_vuln_db = true` makes this a block.{hint}",
+        )
+        for path, group in by_file.items()
+    ]
+
+
+def _names(deps: list[Dep]) -> str:
+    names = [f"{d.name} {d.new}" for d in deps]
+    more = f" and {len(names) - 10} more" if len(names) > 10 else ""
+    return ", ".join(names[:10]) + more
 
 
 def _vulnerable(
@@ -515,16 +567,22 @@ def _vulnerable(
 # Offline: a copy of OSV's advisories -------------------------------------------------------
 
 
-def _osv(targets: list[Target], db: Path) -> list[Finding]:
+def _osv(targets: list[Target], config: JacklineConfig) -> list[Finding]:
+    db = Path(config.scan.osv_db or "").expanduser()
+    if not db.is_absolute():
+        detail = (
+            f"`[scan] osv_db` = {db} is not an absolute path (it would be read from the workspace)"
+        )
+        return _unverified(targets, "osv-db", detail, config)
     if not db.is_dir():
-        return [tool_failed("osv-db", f"`[scan] osv_db` = {db} is not a directory")]
+        return _unverified(targets, "osv-db", f"`[scan] osv_db` = {db} is not a directory", config)
     out: list[Finding] = []
     for ecosystem in sorted({t.dep.ecosystem for t in targets}):
         group = [t for t in targets if t.dep.ecosystem == ecosystem]
         try:
-            advisories = _advisories(db / ecosystem, ecosystem, {t.dep.name for t in group})
+            advisories = osvdb.advisories(db, ecosystem, {t.dep.name for t in group})
         except (OSError, zipfile.BadZipFile, ValueError) as e:
-            out.append(tool_failed("osv-db", f"{db / ecosystem}: {e}"))
+            out += _unverified(group, "osv-db", f"could not read {db}: {e}", config)
             continue
         if advisories is None:
             out += _unchecked(
@@ -576,7 +634,7 @@ def _affects(
         package = affected.get("package", {})
         if (
             package.get("ecosystem") != ecosystem
-            or _normal(ecosystem, package.get("name", "")) != name
+            or osvdb.normal(ecosystem, package.get("name", "")) != name
         ):
             continue
         ranges = [r for r in affected.get("ranges", []) if r.get("type") in ("ECOSYSTEM", "SEMVER")]
@@ -613,93 +671,6 @@ def _in_range(version: Any, events: list[dict[str, str]], key: Callable[[str], A
         elif kind == "last_affected" and version > bound:
             affected = False
     return affected
-
-
-def _advisories(
-    folder: Path, ecosystem: str, names: set[str]
-) -> dict[str, list[dict[str, Any]]] | None:
-    """The advisories naming each package, from `folder/all.zip` or `folder/*.json`; None if
-    the folder holds neither."""
-    archive = folder / "all.zip"
-    if archive.is_file():
-        index = _index(str(archive), ecosystem, _stamp(archive))
-        with zipfile.ZipFile(archive) as z:
-            return _load(index, names, z.read)
-    if not folder.is_dir() or next(folder.glob("*.json"), None) is None:
-        return None
-    index = _index(str(folder), ecosystem, _stamp(folder))
-    return _load(index, names, lambda entry: (folder / entry).read_bytes())
-
-
-def _stamp(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size
-
-
-@functools.lru_cache(maxsize=4)
-def _index(source: str, ecosystem: str, stamp: tuple[int, int]) -> dict[str, list[str]]:
-    """Package name -> the entries that name it, so a scan parses only the advisories it needs.
-
-    A full PyPI copy holds a few hundred MB of JSON and takes seconds to read through, so the
-    index is kept in memory and in Jackline's home, and rebuilt when the copy's stamp changes."""
-    digest = hashlib.sha256(f"{source}\0{ecosystem}".encode()).hexdigest()[:16]
-    saved = paths.home() / "cache" / f"osv-index-{digest}.json"
-    try:
-        data = json.loads(saved.read_text(encoding="utf-8"))
-        if data["source"] == source and data["stamp"] == list(stamp):
-            return dict(data["index"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    index = _build_index(Path(source), ecosystem)
-    try:
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        partial = saved.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_text(json.dumps({"source": source, "stamp": stamp, "index": index}))
-        partial.replace(saved)
-    except OSError:
-        pass  # the saved index only saves time
-    return index
-
-
-_NAME = re.compile(rb'"name"\s*:\s*"([^"\\]+)"')
-
-
-def _build_index(source: Path, ecosystem: str) -> dict[str, list[str]]:
-    """A regular expression finds the names without parsing the JSON; it also catches names
-    that are not packages (credits, CWEs), which costs only an unused key."""
-    index: dict[str, list[str]] = defaultdict(list)
-    for entry, data in _entries(source):
-        for raw in set(_NAME.findall(data)):
-            index[_normal(ecosystem, raw.decode("utf-8", "replace"))].append(entry)
-    return dict(index)
-
-
-def _entries(source: Path) -> Iterator[tuple[str, bytes]]:
-    if source.is_file():
-        with zipfile.ZipFile(source) as z:
-            for info in z.infolist():
-                if info.filename.endswith(".json"):
-                    yield info.filename, z.read(info)
-    else:
-        for path in source.glob("*.json"):
-            yield path.name, path.read_bytes()
-
-
-def _load(
-    index: dict[str, list[str]], names: set[str], read: Callable[[str], bytes]
-) -> dict[str, list[dict[str, Any]]]:
-    parsed: dict[str, dict[str, Any]] = {}
-    found: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        for entry in index.get(name, ()):
-            if entry not in parsed:
-                parsed[entry] = json.loads(read(entry))
-            found.setdefault(name, []).append(parsed[entry])
-    return found
-
-
-def _normal(ecosystem: str, name: str) -> str:
-    return str(canonicalize_name(name)) if ecosystem == "PyPI" else name
 
 
 def _safe(key: Callable[[str], Any], text: str) -> Any:
@@ -750,20 +721,16 @@ def pip_audit_argv(exe: str, requirements: Path, timeout: int) -> list[str]:
     ]
 
 
-def _pip_audit(targets: list[Target], timeout: int) -> list[Finding]:
+def _pip_audit(targets: list[Target], config: JacklineConfig) -> list[Finding]:
     exe = find_tool("pip-audit")
     if exe is None:
-        return [
-            tool_failed(
-                "pip-audit",
-                "it is not on PATH or beside Python" + OFFLINE_HINT,
-                install="pip install pip-audit",
-            )
-        ]
+        detail = "it is not on PATH or beside Python" + OFFLINE_HINT
+        return _unverified(targets, "pip-audit", detail, config, "pip install pip-audit")
     checkable = [t for t in targets if _safe(Version, t.version) is not None]
     out = _unchecked([t.dep for t in targets if t not in checkable], "not a PEP 440 version")
     if not checkable:
         return out
+    timeout = config.scan.timeout
     with tempfile.TemporaryDirectory(prefix="jackline-pip-audit-") as tmp:
         requirements = Path(tmp) / "requirements.txt"
         requirements.write_text("".join(f"{t.dep.name}=={t.version}\n" for t in checkable))
@@ -773,16 +740,27 @@ def _pip_audit(targets: list[Target], timeout: int) -> list[Finding]:
                 argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
             )
         except subprocess.TimeoutExpired:
-            return out + [tool_failed("pip-audit", f"no answer within {timeout}s" + OFFLINE_HINT)]
+            detail = f"no answer within {timeout}s" + OFFLINE_HINT
+            return out + _unverified(checkable, "pip-audit", detail, config)
     try:
         report = json.loads(proc.stdout)
     except ValueError:
         detail = render_failure(argv, proc.returncode, proc.stdout, proc.stderr, tail=15)
-        return out + [tool_failed("pip-audit", detail + "\n" + OFFLINE_HINT.lstrip("; "))]
-    return out + _pip_audit_findings(checkable, report.get("dependencies", []))
+        detail += "\n" + OFFLINE_HINT.lstrip("; ")
+        return out + _unverified(checkable, "pip-audit", detail, config)
+    found, skipped = _pip_audit_findings(checkable, report.get("dependencies", []))
+    if skipped:
+        detail = (
+            f"it skipped {len(skipped)} of {len(checkable)} packages ({'; '.join(skipped[:5])})"
+        )
+        found += _unverified(checkable, "pip-audit", detail + OFFLINE_HINT, config)
+    return out + found
 
 
-def _pip_audit_findings(targets: list[Target], results: list[dict[str, Any]]) -> list[Finding]:
+def _pip_audit_findings(
+    targets: list[Target], results: list[dict[str, Any]]
+) -> tuple[list[Finding], list[str]]:
+    """The advisories pip-audit reported, and why it skipped the packages it did not audit."""
     by_pin = {(t.dep.name, Version(t.version)): t for t in targets}
     out, skipped = [], []
     for result in results:
@@ -798,7 +776,4 @@ def _pip_audit_findings(targets: list[Target], results: list[dict[str, Any]]) ->
             fixed = (vuln.get("fix_versions") or [None])[0]
             summary = _first_line(vuln.get("description") or "")
             out.append(_vulnerable(t, vuln["id"], vuln.get("aliases", []), summary, fixed))
-    if skipped:
-        detail = f"it skipped {len(skipped)} of {len(targets)} packages ({'; '.join(skipped[:5])})"
-        out.append(tool_failed("pip-audit", detail + OFFLINE_HINT))
-    return out
+    return out, skipped

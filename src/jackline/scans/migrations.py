@@ -30,12 +30,13 @@ import posixpath
 import re
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
 import pathspec
 
+from jackline import git as g
 from jackline.config import JacklineConfig
 from jackline.errors import render_failure
 from jackline.models import Finding
@@ -87,6 +88,16 @@ _ADVICE = {
         "stop the code using what it removes and release; then drop or delete in a later "
         "migration, with a backup at hand."
     ),
+    "migration.deletes-rows": (
+        "Deleted rows do not come back when the code is rolled back, and the running release may "
+        "still read them. Ask for the rows to stop being used first and released; then delete "
+        "them in a later migration, with a backup at hand."
+    ),
+    "migration.rewrites-rows": (
+        "Rewritten rows keep their new values when the code is rolled back, and the running "
+        "release reads them meanwhile. Ask whether the old release copes with both values, for "
+        "a backup of what changes, and for the rewrite to run in its own later migration."
+    ),
 }
 
 _SQUAWK_DESTRUCTIVE = {
@@ -111,6 +122,11 @@ EXPAND_CONTRACT: dict[str, str] = {
 
 _INSTALL = "pip install squawk-cli"
 _CONTRACT = re.compile(r"^\s*(?:#|--)\s*jackline:\s*contract-of\s+(\S+)", re.MULTILINE)
+_ROWS = {
+    "migration.deletes-rows": r"\bdelete\s+from\b|\btruncate\b",
+    "migration.rewrites-rows": r"\bupdate\s+(?:only\s+)?[\w.\"`]+(?:\s+(?:as\s+)?\w+)?\s+set\b",
+}
+"""SQL in Python migrations that squawk does not judge: statements that delete or rewrite rows."""
 _RAW_SQL = {
     "migration.drop-column": r"\bdrop\s+column\b",
     "migration.drop-table": r"\bdrop\s+table\b",
@@ -119,11 +135,30 @@ _RAW_SQL = {
     "migration.alter-type": r"\balter\s+column\s+\S+\s+(?:set\s+data\s+)?type\b",
     "migration.make-not-null": r"\bset\s+not\s+null\b",
     "migration.destructive-sql": (
-        r"\b(?:truncate|delete\s+from|drop\s+(?:schema|database|view|type|function|sequence))\b"
+        r"\bdrop\s+(?:schema|database|view|materialized\s+view|type|function|sequence)\b"
     ),
+    **_ROWS,
 }
-"""Raw SQL in Python migrations (RunSQL, op.execute): the statements each rule stands for.
-Only `destructive-sql` is warn-level: a data migration may delete rows on purpose."""
+"""What each rule stands for in raw SQL: the schema statements are read this way only where
+squawk could not parse the SQL (another dialect), and to name what SQL built at run time does."""
+_SAYS = {
+    "migration.drop-column": "it drops a column",
+    "migration.drop-table": "it drops a table",
+    "migration.rename-column": "it renames a column",
+    "migration.rename-table": "it renames a table",
+    "migration.alter-type": "it changes a column's type",
+    "migration.make-not-null": "it makes a column NOT NULL",
+    "migration.destructive-sql": "it drops a schema object",
+    "migration.deletes-rows": "it deletes rows",
+    "migration.rewrites-rows": "it rewrites rows",
+}
+_SESSION_RULES = {"require-lock-timeout", "require-statement-timeout", "prefer-robust-stmts"}
+"""squawk rules about the SQL file as a session of its own. SQL in a Python migration runs in
+the framework's connection and transaction, so for it they say nothing."""
+_EXECUTE = {"execute", "exec_driver_sql", "executemany", "executescript"}
+"""Methods that send SQL: `op.execute`, a connection's, a cursor's, a schema editor's."""
+_PARAMETER = re.compile(r"%(?:\([^)]*\))?s")
+"""A DB-API parameter (`%s`, `%(name)s`), shown to squawk as `$1` so that it can parse."""
 _NO_VALUE_NEEDED = {"ManyToManyField", "GeneratedField", "NullBooleanField"}
 """Django fields whose AddField needs no value for existing rows."""
 _ALEMBIC_PARAMS = {
@@ -132,7 +167,6 @@ _ALEMBIC_PARAMS = {
     "rename_table": ("old_table_name", "new_table_name"),
     "alter_column": ("table_name", "column_name"),
     "add_column": ("table_name", "column"),
-    "execute": ("sqltext",),
 }
 """Alembic `op` methods the scan reads, with their positional parameters."""
 
@@ -146,8 +180,32 @@ class _Hit:
     message: str
     line: int | None = None
     span: tuple[int, int] | None = None
-    """The lines the operation covers; None for a finding about the whole file."""
+    """The lines quoted, those of the operation; None for a finding about the whole file."""
     why: str = ""
+    touch: tuple[tuple[int, int], ...] = ()
+    """More lines whose edit makes the hit count in a merged migration: a RunPython hit is at
+    the call in the function, and counts when the operation that runs it changed too."""
+
+
+@dataclass(frozen=True)
+class _Sql:
+    """SQL written out in a Python migration, for squawk to read with the SQL files."""
+
+    what: str
+    """How it runs: `RunSQL`, `op.execute`, `RunPython forwards: cursor.execute`."""
+    text: str
+    lines: tuple[int, ...] | None
+    """The migration's line for each line of `text`; None where they cannot be told apart (an
+    escaped newline), and the operation's first line stands for all."""
+    span: tuple[int, int]
+    """The operation's lines."""
+    touch: tuple[tuple[int, int], ...] = ()
+    """As `_Hit.touch`: the RunPython operation that runs the function holding this SQL."""
+
+    def line(self, index: int) -> int:
+        if self.lines is None or not 0 <= index < len(self.lines):
+            return self.span[0]
+        return self.lines[index]
 
 
 def scan(change: Change, config: JacklineConfig) -> list[Finding]:
@@ -157,19 +215,21 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
         for f in change.files
         if f.status != "deleted" and not f.binary and spec.match_file(f.path)
     ]
-    sql = [f.path for f in files if f.path.endswith(".sql")]
     hits: dict[str, list[_Hit]] = {f.path: [] for f in files}
-    findings: list[Finding] = []
-    if sql:
-        found = _squawk(change, sql, config.scan.timeout)
-        if isinstance(found, Finding):
-            findings.append(found)
-        else:
-            for path in sql:
-                hits[path] += found.get(path, [])
+    literals: dict[str, list[_Sql]] = {}
+    history = _Histories(change)
     for f in files:
         if f.path.endswith(".py"):
-            hits[f.path] += _python(change, f.path)
+            hits[f.path], literals[f.path] = _python(change, f.path, history)
+    findings: list[Finding] = []
+    sql = [f.path for f in files if f.path.endswith(".sql")]
+    if sql or any(literals.values()):
+        found = _squawk(change, sql, literals, config.scan.timeout)
+        if isinstance(found, Finding):
+            findings.append(replace(found, file=(sql or list(literals))[0]))
+        else:
+            for path, more in found.items():
+                hits[path] += more
     for f in files:
         findings += _findings(change, f, hits[f.path])
     return findings
@@ -185,7 +245,7 @@ def _findings(change: Change, f: FileChange, hits: list[_Hit]) -> list[Finding]:
     out = []
     if f.status != "added":
         added = {ln.number for ln in f.added}
-        hits = [h for h in hits if h.span is None or added & set(range(h.span[0], h.span[1] + 1))]
+        hits = [h for h in hits if h.span is None or added & _lines(h.span, *h.touch)]
         if f.added or f.removed or f.status == "renamed":
             out.append(_edited(f))
     name = _contract_of(text)
@@ -201,6 +261,10 @@ def _findings(change: Change, f: FileChange, hits: list[_Hit]) -> list[Finding]:
     return out
 
 
+def _lines(*spans: tuple[int, int]) -> set[int]:
+    return {n for start, end in spans for n in range(start, end + 1)}
+
+
 def _contract_level(message: str, name: str, merged: bool) -> tuple[Level, str]:
     if merged:
         return "warn", (
@@ -214,11 +278,14 @@ def _contract_level(message: str, name: str, merged: bool) -> tuple[Level, str]:
 
 
 def _edited(f: FileChange) -> Finding:
+    """At the first line the change touched: in the new file, or the old one if it only removed."""
+    first = f.added[0].number if f.added else f.removed[0].number if f.removed else None
     return Finding(
         "migration.edited",
         "warn",
         f"the change edits `{f.path}`, a migration that is already merged",
         f.path,
+        first,
         why="A database that already ran this migration will not run the edit, and a renamed "
         "migration may run twice. Ask for a new migration instead of editing a merged one.",
     )
@@ -235,38 +302,63 @@ def _at_base(change: Change, path: str, name: str) -> bool:
     folder = posixpath.dirname(path)
     candidates = {name, posixpath.join(folder, name)}
     candidates |= {posixpath.join(folder, name + ext) for ext in (".py", ".sql")}
-    here = change.root / folder
-    if here.is_dir():
-        candidates |= {posixpath.join(folder, p.name) for p in here.iterdir() if p.stem == name}
+    candidates |= {
+        p for p in _listing(change, folder) if posixpath.splitext(p)[0].endswith("/" + name)
+    }
     return any(c != path and change.old_text(c) is not None for c in sorted(candidates))
 
 
 # --- SQL: squawk ---------------------------------------------------------------------------------
 
 
-def _squawk(change: Change, paths: list[str], timeout: int) -> dict[str, list[_Hit]] | Finding:
-    """squawk's violations by file, or the finding that says it could not run.
+def _squawk(
+    change: Change, paths: list[str], literals: dict[str, list[_Sql]], timeout: int
+) -> dict[str, list[_Hit]] | Finding:
+    """squawk's violations by file (the SQL files', and those of the SQL written out in Python
+    migrations), or the finding that says it could not run.
 
     squawk reads copies the harness made (`0.sql`, `1.sql`, ...), never the workspace: it would
     follow a link the agent left, and a name with a newline or a quote reaches it as a plain one.
     """
     exe = find_tool("squawk")
     if exe is None:
-        return tool_failed(
-            "squawk", "not found on PATH or beside Python", file=paths[0], install=_INSTALL
-        )
+        return tool_failed("squawk", "not found on PATH or beside Python", install=_INSTALL)
     data = {p: change.new_bytes(p) for p in paths}
-    linked = {p: [_unreadable("it is a link or is missing")] for p in paths if data[p] is None}
-    names = {f"{i}.sql": p for i, p in enumerate(p for p in paths if p not in linked)}
+    out = {p: [_unreadable("it is a link or is missing")] for p in paths if data[p] is None}
+    files = [p for p in paths if p not in out]
+    pieces = [(path, sql) for path, found in literals.items() for sql in found]
+    names = [f"{i}.sql" for i in range(len(files) + len(pieces))]
     if not names:
-        return linked
+        return out
     with tempfile.TemporaryDirectory(prefix="jackline-squawk-") as tmp:
-        for name, path in names.items():
+        for name, path in zip(names, files, strict=False):
             (Path(tmp) / name).write_bytes(data[path] or b"")
-        found = _run_squawk(exe, list(names), Path(tmp), timeout)
+        for name, (_, sql) in zip(names[len(files) :], pieces, strict=True):
+            (Path(tmp) / name).write_text(_PARAMETER.sub("$1", sql.text), encoding="utf-8")
+        found = _run_squawk(exe, names, Path(tmp), timeout)
     if isinstance(found, Finding):
-        return replace(found, file=paths[0])
-    return {**linked, **{names[n]: hits for n, hits in found.items()}}
+        return found
+    for name, path in zip(names, files, strict=False):
+        out.setdefault(path, []).extend(found.get(name, []))
+    for name, (path, sql) in zip(names[len(files) :], pieces, strict=True):
+        out.setdefault(path, []).extend(_in_python(sql, found.get(name, [])))
+    return out
+
+
+def _in_python(sql: _Sql, hits: list[_Hit]) -> list[_Hit]:
+    """squawk's hits on SQL written in a Python migration, at the migration's lines. SQL squawk
+    could not parse (another database's dialect, `%s` parameters) is read by `_RAW_SQL` too."""
+    out = []
+    for h in hits:
+        line = sql.line((h.line or 1) - 1)
+        shown = _shorten(" ".join(sql.text.split()))
+        if h.rule == "squawk.syntax-error":
+            out += _raw_ddl(sql)
+            message = f"{sql.what} runs `{shown}`, which squawk could not parse: {h.message}"
+        else:
+            message = f"{sql.what} runs `{shown}`: {h.message}"
+        out.append(replace(h, message=message, line=line, span=sql.span, touch=sql.touch))
+    return [h for h in out if h.rule.removeprefix("squawk.") not in _SESSION_RULES]
 
 
 def _run_squawk(
@@ -353,25 +445,30 @@ def _squawk_why(rule: str) -> str:
 # --- Python: Django and Alembic ------------------------------------------------------------------
 
 
-def _python(change: Change, path: str) -> list[_Hit]:
+def _python(change: Change, path: str, history: _Histories) -> tuple[list[_Hit], list[_Sql]]:
+    """The file's hits, and the SQL it writes out for squawk."""
     text = change.new_text(path)
     if text is None:
-        return [_unreadable("the file is not UTF-8 text")]
+        return [_unreadable("the file is not UTF-8 text")], []
     try:
         tree = ast.parse(text, filename=path)
     except (SyntaxError, ValueError) as e:
-        return [_unreadable(f"line {getattr(e, 'lineno', '?')}: {e}")]
+        line = getattr(e, "lineno", None)
+        return [_unreadable(f"line {line or '?'}: {e}", line)], []
+    module = _Module(tree, text)
     operations = _django_operations(tree)
     if operations is not None:
-        return _django(change, path, operations)
-    return [hit for fn in _upgrade_functions(tree) for hit in _alembic(fn)]
+        return _django(path, operations, module, history)
+    found = [_alembic(fn, module) for fn in _upgrade_functions(tree)]
+    return [h for hits, _ in found for h in hits], [q for _, sql in found for q in sql]
 
 
-def _unreadable(problem: str) -> _Hit:
+def _unreadable(problem: str, line: int | None = None) -> _Hit:
     return _Hit(
         "migration.unreadable",
         "warn",
         f"the migration could not be parsed ({problem})",
+        line,
         why="The scan could not read this migration, so nothing vouches for what it does to the "
         "schema; read it yourself.",
     )
@@ -430,26 +527,58 @@ def _database_side(elts: list[ast.expr]) -> list[ast.Call]:
     return out
 
 
-def _django(change: Change, path: str, ops: list[ast.Call]) -> list[_Hit]:
-    needs_history = any(_name(op.func) == "AlterField" for op in ops)
-    fields = _history(change.root, path) if needs_history else {}
-    hits = []
+def _django(
+    path: str, ops: list[ast.Call], module: _Module, histories: _Histories
+) -> tuple[list[_Hit], list[_Sql]]:
+    """Each operation judged against the app's state as the migrations before it left it: an
+    operation on a model Django does not manage (`managed = False`) runs no SQL at all."""
+    state = histories.before(path)
+    hits: list[_Hit] = []
+    literals: list[_Sql] = []
     for i, op in enumerate(ops):
-        hits += _django_op(op, ops[i + 1 :], fields)
-        _replay(fields, op)
-    return hits
+        model = _model_of(op)
+        if model is None or not state.unmanaged(model):
+            more, sql = _django_op(op, ops[i + 1 :], state.fields, module)
+            hits += more
+            literals += sql
+        state.replay(op)
+    return hits, literals
 
 
-def _django_op(op: ast.Call, following: list[ast.Call], fields: Fields) -> list[_Hit]:
+def _django_op(
+    op: ast.Call, following: list[ast.Call], fields: Fields, module: _Module
+) -> tuple[list[_Hit], list[_Sql]]:
     kind = _name(op.func)
     if kind == "AddField":
-        return _add_field(op, following)
+        return _add_field(op, following), []
     if kind == "AlterField":
-        return _alter_field(op, fields)
+        return _alter_field(op, fields), []
     if kind == "RunSQL":
-        return _sql_hits("RunSQL", _arg(op, 0, "sql"), op)
+        return _sql("RunSQL", _arg(op, 0, "sql"), op, module.names)
+    if kind == "RunPython":
+        return _run_python(op, module)
     found = _drop_or_rename(kind, op)
-    return [found] if found else []
+    return ([found] if found else []), []
+
+
+_FIELD_OPERATIONS = {
+    *("AddField", "RemoveField", "AlterField", "RenameField", "AddIndex", "RemoveIndex"),
+    *("RenameIndex", "AddConstraint", "RemoveConstraint", "AlterOrderWithRespectTo"),
+}
+_MODEL_OPERATIONS = {
+    *("CreateModel", "DeleteModel", "RenameModel", "AlterModelTable", "AlterModelOptions"),
+    *("AlterUniqueTogether", "AlterIndexTogether", "AlterModelTableComment"),
+}
+
+
+def _model_of(op: ast.Call) -> str | None:
+    """The model a schema operation works on (its first argument), None for RunSQL/RunPython."""
+    kind = _name(op.func)
+    if kind in _FIELD_OPERATIONS:
+        return _str(op, 0, "model_name").lower()
+    if kind in _MODEL_OPERATIONS:
+        return _str(op, 0, "old_name" if kind == "RenameModel" else "name").lower()
+    return None
 
 
 def _drop_or_rename(kind: str, op: ast.Call) -> _Hit | None:
@@ -542,20 +671,151 @@ def _nullable(field: ast.Call) -> bool:
     return _literal(_kw(field, "null")) is True
 
 
-def _history(root: Path, path: str) -> Fields:
-    """The app's fields as the migrations before `path` in its folder (by name) left them."""
-    fields: Fields = {}
-    here = root / path
-    for earlier in sorted(here.parent.glob("*.py")):
-        if earlier.name >= here.name:
-            continue
+@dataclass
+class _State:
+    """A Django app as its migrations leave it: the fields, and whether Django manages each
+    model (only `CreateModel` and `AlterModelOptions` say; AlterModelOptions without `managed`
+    puts back the default, managed). Models the migrations never create (another app's, a
+    history squashed away) are judged by `Meta.managed` in the app's models at the base commit,
+    or at the head for a model the base does not have."""
+
+    fields: Fields = field(default_factory=dict)
+    managed: dict[str, bool] = field(default_factory=dict)
+    meta: dict[str, bool] = field(default_factory=dict)
+
+    def unmanaged(self, model: str) -> bool:
+        return not self.managed.get(model, self.meta.get(model, True))
+
+    def replay(self, op: ast.Call) -> None:
+        kind = _name(op.func)
+        if kind == "CreateModel":
+            self.managed[_str(op, 0, "name").lower()] = _manages(_arg(op, 2, "options"))
+        elif kind == "AlterModelOptions":
+            self.managed[_str(op, 0, "name").lower()] = _manages(_arg(op, 1, "options"))
+        elif kind in ("DeleteModel", "RenameModel"):
+            old = self.managed.pop(
+                _str(op, 0, "old_name" if kind == "RenameModel" else "name").lower(), True
+            )
+            if kind == "RenameModel":
+                self.managed[_str(op, 1, "new_name").lower()] = old
+        _replay(self.fields, op)
+
+
+def _manages(options: ast.expr | None) -> bool:
+    if not isinstance(options, ast.Dict):
+        return True
+    for key, value in zip(options.keys, options.values, strict=True):
+        if _literal(key) == "managed":
+            return _literal(value) is not False
+    return True
+
+
+class _Histories:
+    """The migrations before a changed one in its folder, read once per folder: from the base
+    commit where they are there (what databases ran), else as the change adds them. Never by
+    listing or reading the workspace's folder, where the agent may have left a link."""
+
+    def __init__(self, change: Change) -> None:
+        self.change = change
+        self.folders: dict[str, list[tuple[str, list[ast.Call]]]] = {}
+        self.metas: dict[str, dict[str, bool]] = {}
+
+    def before(self, path: str) -> _State:
+        folder, name = posixpath.split(path)
+        state = _State(meta=self._meta(posixpath.dirname(folder)))
+        for earlier, ops in self._folder(folder):
+            if earlier < name:
+                for op in ops:
+                    state.replay(op)
+        return state
+
+    def _folder(self, folder: str) -> list[tuple[str, list[ast.Call]]]:
+        if folder not in self.folders:
+            texts = self._texts(folder, ".py")
+            self.folders[folder] = [(posixpath.basename(p), _operations(t)) for p, t in texts]
+        return self.folders[folder]
+
+    def _meta(self, app: str) -> dict[str, bool]:
+        if app not in self.metas:
+            base = [self.change.old_text(posixpath.join(app, "models.py"))]
+            base += [t for _, t in self._texts(posixpath.join(app, "models"), ".py", head=False)]
+            head = [self.change.new_text(posixpath.join(app, "models.py"))]
+            head += [
+                self.change.new_text(f.path)
+                for f in self.change.files
+                if _inside(f.path, posixpath.join(app, "models"))
+            ]
+            self.metas[app] = {**_managed_meta(head), **_managed_meta(base)}
+        return self.metas[app]
+
+    def _texts(self, folder: str, suffix: str, head: bool = True) -> list[tuple[str, str]]:
+        """The folder's files at the base commit, and with `head` those the change adds, by name."""
+        at_base = _listing(self.change, folder)
+        added = [
+            f.path
+            for f in self.change.files
+            if head
+            and f.status != "deleted"
+            and posixpath.dirname(f.path) == folder
+            and f.path not in at_base
+        ]
+        old = self.change.old_texts([p for p in at_base if p.endswith(suffix)])
+        texts = {p: t for p, t in old.items() if t is not None}
+        texts |= {
+            p: t for p in added if p.endswith(suffix) and (t := self.change.new_text(p)) is not None
+        }
+        return sorted(texts.items())
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path.startswith(folder + "/") and path.endswith(".py")
+
+
+def _listing(change: Change, folder: str) -> set[str]:
+    """The files directly in `folder` at the base commit."""
+    if not folder:
+        return set()
+    out = g.git_bytes(
+        change.root,
+        "--literal-pathspecs",
+        "ls-tree",
+        "-z",
+        "--name-only",
+        change.base,
+        "--",
+        folder + "/",
+    )
+    return set(g.z_paths(out))
+
+
+def _operations(text: str) -> list[ast.Call]:
+    try:
+        return _django_operations(ast.parse(text)) or []
+    except (SyntaxError, ValueError):
+        return []
+
+
+def _managed_meta(texts: list[str | None]) -> dict[str, bool]:
+    """Model name (lower case) -> whether its `class Meta` leaves `managed` on."""
+    out: dict[str, bool] = {}
+    for text in texts:
         try:
-            ops = _django_operations(ast.parse(earlier.read_text(encoding="utf-8")))
-        except (OSError, UnicodeDecodeError, SyntaxError, ValueError):
+            tree = ast.parse(text or "")
+        except (SyntaxError, ValueError):
             continue
-        for op in ops or []:
-            _replay(fields, op)
-    return fields
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                out[node.name.lower()] = _meta_manages(node)
+    return out
+
+
+def _meta_manages(model: ast.ClassDef) -> bool:
+    for inner in model.body:
+        if isinstance(inner, ast.ClassDef) and inner.name == "Meta":
+            for stmt in inner.body:
+                if _literal(_assigned(stmt, "managed")) is False:
+                    return False
+    return True
 
 
 def _replay(fields: Fields, op: ast.Call) -> None:
@@ -565,9 +825,9 @@ def _replay(fields: Fields, op: ast.Call) -> None:
         model, spec = _str(op, 0, "name").lower(), _arg(op, 1, "fields")
         for item in spec.elts if isinstance(spec, ast.List | ast.Tuple) else []:
             if isinstance(item, ast.Tuple) and len(item.elts) == 2:
-                name, field = _literal(item.elts[0]), item.elts[1]
-                if isinstance(name, str) and isinstance(field, ast.Call):
-                    fields[(model, name)] = field
+                name, column = _literal(item.elts[0]), item.elts[1]
+                if isinstance(name, str) and isinstance(column, ast.Call):
+                    fields[(model, name)] = column
     elif kind == "DeleteModel":
         _move_model(fields, _str(op, 0, "name").lower(), None)
     elif kind == "RenameModel":
@@ -599,13 +859,21 @@ def _replay_field(fields: Fields, kind: str, op: ast.Call) -> None:
 # --- Alembic -------------------------------------------------------------------------------------
 
 
-def _alembic(fn: ast.FunctionDef) -> list[_Hit]:
+def _alembic(fn: ast.FunctionDef, module: _Module) -> tuple[list[_Hit], list[_Sql]]:
     batches = _batch_tables(fn)
-    hits = []
+    names = {**module.names, **_names_in(fn)}
+    hits: list[_Hit] = []
+    literals: list[_Sql] = []
     for node in ast.walk(fn):
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
             continue
         receiver, method = _name(node.func.value), node.func.attr
+        if method in _EXECUTE:
+            # op.execute, op.get_bind().execute, connection.execute(text(...)), ...: SQL all
+            more, sql = _sql(_called(node), _arg(node, 0, "sqltext"), node, names)
+            hits += more
+            literals += sql
+            continue
         if method not in _ALEMBIC_PARAMS or not (receiver == "op" or receiver in batches):
             continue
         params = _ALEMBIC_PARAMS[method]
@@ -614,7 +882,12 @@ def _alembic(fn: ast.FunctionDef) -> list[_Hit]:
         args = {**dict(zip(params, node.args, strict=False)), **_kws(node)}
         table = batches.get(receiver) or _text(args.get("table_name"))
         hits += _alembic_op(method, args, table, node)
-    return hits
+    return hits, literals
+
+
+def _called(node: ast.Call) -> str:
+    """`op.execute`, `op.get_bind().execute`, `conn.execute`: how the call names itself."""
+    return _shorten(ast.unparse(node.func))
 
 
 def _batch_tables(fn: ast.FunctionDef) -> dict[str, str]:
@@ -643,9 +916,7 @@ def _alembic_op(method: str, args: dict[str, ast.expr], table: str, node: ast.Ca
         ]
     if method == "alter_column":
         return _alter_column(args, f"column `{column}` of table `{table}`", node)
-    if method == "add_column":
-        return _add_column(args.get("column"), table, node)
-    return _sql_hits("op.execute", args.get("sqltext"), node)
+    return _add_column(args.get("column"), table, node)
 
 
 def _alter_column(args: dict[str, ast.expr], where: str, node: ast.Call) -> list[_Hit]:
@@ -677,45 +948,217 @@ def _add_column(column: ast.expr | None, table: str, node: ast.Call) -> list[_Hi
     return [_block("migration.not-null-without-default", msg, node)]
 
 
-# --- raw SQL in Python migrations ----------------------------------------------------------------
+# --- SQL and data in Python migrations ----------------------------------------------------------
 
 
-def _sql_hits(what: str, sql: ast.expr | None, node: ast.Call) -> list[_Hit]:
-    if sql is None:
-        return []
-    texts = _strings(sql)
-    if texts is None:
-        return [
-            _Hit(
-                "migration.raw-sql",
-                "info",
-                f"{what} runs SQL built at run time, which the scan cannot read",
-                node.lineno,
-                _span(node),
-                why="Read the SQL it builds: the scan checks only SQL written out as strings.",
-            )
-        ]
+class _Module:
+    """A migration module: its functions by name, its simple assignments (`SQL = "..."`), and
+    its text, to tell which line of a string each line of SQL is on."""
+
+    def __init__(self, tree: ast.Module, text: str) -> None:
+        self.functions = {
+            n.name: n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
+        self.names = _names_in(tree)
+        self.text = text
+
+
+def _names_in(scope: ast.AST) -> dict[str, ast.expr]:
+    """Names assigned once in the scope (`sql = "DROP ..."`), to read through `execute(sql)`."""
+    seen: dict[str, list[ast.expr]] = {}
+    for node in ast.walk(scope):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target = node.targets[0]
+            if isinstance(target, ast.Name):
+                seen.setdefault(target.id, []).append(node.value)
+    return {name: values[0] for name, values in seen.items() if len(values) == 1}
+
+
+def _sql(
+    what: str, node: ast.expr | None, call: ast.Call, names: dict[str, ast.expr]
+) -> tuple[list[_Hit], list[_Sql]]:
+    """SQL a migration sends: written out, it goes to squawk and is read for rows it deletes or
+    rewrites; built at run time, it blocks, since nothing here can read it, unless it is
+    SQLAlchemy's builder (`table.insert()`, `sa.select`; `update`/`delete` rewrite rows)."""
+    node = _resolved(node, names)
+    if node is None or _name(node) == "noop":
+        return [], []
+    strings = _strings(node, names)
+    if strings is None:
+        return _built(what, node, call), []
+    hits: list[_Hit] = []
+    literals: list[_Sql] = []
+    for constant in strings:
+        # SQL named elsewhere (`SQL = "..."`) is reported where the operation sends it.
+        inside = call.lineno <= constant.lineno <= (call.end_lineno or call.lineno)
+        sql = _Sql(what, str(constant.value), _line_map(constant) if inside else None, _span(call))
+        hits += _rows(sql)
+        literals.append(sql)
+    return hits, literals
+
+
+def _resolved(node: ast.expr | None, names: dict[str, ast.expr]) -> ast.expr | None:
+    for _ in range(3):  # a name for a name for a string, and no further
+        if not (isinstance(node, ast.Name) and node.id in names):
+            break
+        node = names[node.id]
+    return node
+
+
+def _strings(node: ast.expr, names: dict[str, ast.expr]) -> list[ast.Constant] | None:
+    """The SQL strings in a RunSQL/execute argument (a string, `sa.text(...)`, or a list of
+    strings or `(sql, params)` pairs); None if any part is not written out."""
+    node = _resolved(node, names) or node
+    if isinstance(node, ast.Call) and _name(node.func) in ("text", "TextClause") and node.args:
+        return _strings(node.args[0], names)
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node]
+    if isinstance(node, ast.List | ast.Tuple):
+        parts = [_strings(e, names) for e in node.elts if not isinstance(e, ast.Dict | ast.List)]
+        return None if any(p is None for p in parts) else [c for p in parts for c in p or []]
+    return None
+
+
+def _line_map(constant: ast.Constant) -> tuple[int, ...] | None:
+    """The line of each line of the string: one after the other from its first, unless the
+    source spells a newline as `\\n` (then the lines cannot be told apart)."""
+    text = str(constant.value)
+    lines = text.count("\n") + 1
+    end = constant.end_lineno or constant.lineno
+    if end - constant.lineno + 1 != lines:
+        return None
+    return tuple(range(constant.lineno, constant.lineno + lines))
+
+
+def _built(what: str, node: ast.expr, call: ast.Call) -> list[_Hit]:
+    calls = {_name(c.func) for c in ast.walk(node) if isinstance(c, ast.Call)}
+    shown = _unparse(node)
+    if "text" not in calls and calls & {"delete", "update", "insert", "select", "values"}:
+        if "delete" in calls:
+            return [_block("migration.deletes-rows", f"{what} deletes rows: `{shown}`", call)]
+        if "update" in calls:
+            return [_block("migration.rewrites-rows", f"{what} rewrites rows: `{shown}`", call)]
+        return []  # an insert or a select built with SQLAlchemy
+    rule = next((r for r, p in _RAW_SQL.items() if re.search(p, _skeleton(node), re.I)), "")
+    said = f" (its fixed parts say {_SAYS[rule]})" if rule else ""
+    return [
+        _Hit(
+            "migration.raw-sql",
+            "block",
+            f"{what} runs SQL built at run time, which the scan cannot read{said}: `{shown}`",
+            call.lineno,
+            _span(call),
+            why="Nothing vouches for SQL the scan cannot read: it may drop, rewrite or lock "
+            "what the running release uses. Read the SQL it builds, or ask for it written out.",
+        )
+    ]
+
+
+def _skeleton(node: ast.expr) -> str:
+    """The written-out parts of SQL built at run time (`f"DROP TABLE {name}"` -> `DROP TABLE  `)."""
+    return " ".join(
+        str(n.value)
+        for n in ast.walk(node)
+        if isinstance(n, ast.Constant) and isinstance(n.value, str)
+    )
+
+
+def _rows(sql: _Sql) -> list[_Hit]:
+    """What squawk does not judge: statements that delete or rewrite rows, and drops of objects
+    other than tables and columns."""
+    return _matches(sql, _ROWS)
+
+
+def _raw_ddl(sql: _Sql) -> list[_Hit]:
+    """The schema statements squawk would have judged, for SQL it could not parse."""
+    return _matches(sql, {r: p for r, p in _RAW_SQL.items() if r not in _ROWS})
+
+
+def _matches(sql: _Sql, patterns: dict[str, str]) -> list[_Hit]:
     hits = []
-    for statement in (part for text in texts for part in text.split(";")):
-        for rule, pattern in _RAW_SQL.items():
+    at = 0
+    for statement in sql.text.split(";"):
+        for rule, pattern in patterns.items():
             if re.search(pattern, statement, re.IGNORECASE):
-                level: Level = "warn" if rule == "migration.destructive-sql" else "block"
-                message = f"{what} runs `{_shorten(' '.join(statement.split()))}`"
-                hits.append(_Hit(rule, level, message, node.lineno, _span(node)))
+                shown = _shorten(" ".join(statement.split()))
+                offset = len(statement) - len(statement.lstrip())
+                line = sql.line(sql.text.count("\n", 0, at + offset))
+                message = f"{sql.what} runs `{shown}`"
+                hits.append(_Hit(rule, "block", message, line, sql.span, touch=sql.touch))
+        at += len(statement) + 1
     return hits
 
 
-def _strings(node: ast.expr) -> list[str] | None:
-    """The SQL strings in a RunSQL/op.execute argument (a string, `sa.text(...)`, or a list of
-    strings or `(sql, params)` pairs); None if any part is not written out."""
-    if isinstance(node, ast.Call) and _name(node.func) == "text" and node.args:
-        return _strings(node.args[0])
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return [node.value]
-    if isinstance(node, ast.List | ast.Tuple):
-        parts = [_strings(e) for e in node.elts if not isinstance(e, ast.Dict | ast.List)]
-        return None if any(p is None for p in parts) else [s for p in parts for s in p or []]
-    return None
+# --- RunPython -----------------------------------------------------------------------------------
+
+
+def _run_python(op: ast.Call, module: _Module) -> tuple[list[_Hit], list[_Sql]]:
+    """What the forward function (never `reverse_code`) does to rows: `.delete()`, a queryset's
+    `.update(...)`, `bulk_update`, and SQL it executes. A function the module does not define
+    (imported) cannot be read, and says so."""
+    code = _arg(op, 0, "code")
+    if code is None or _name(code) == "noop":
+        return [], []
+    if isinstance(code, ast.Lambda):
+        bodies: list[ast.AST] = [code]
+        label = "RunPython's lambda"
+    elif isinstance(code, ast.Name) and code.id in module.functions:
+        bodies = list(_reached(module, code.id))
+        label = f"RunPython `{code.id}`"
+    else:
+        return [
+            _Hit(
+                "migration.run-python",
+                "warn",
+                f"RunPython runs `{_unparse(code)}`, which this file does not define",
+                op.lineno,
+                _span(op),
+                why="The scan reads only functions the migration defines; read what this one "
+                "does to rows (a delete or a rewrite cannot be rolled back with the code).",
+            )
+        ], []
+    hits: list[_Hit] = []
+    literals: list[_Sql] = []
+    for body in bodies:
+        names = {**module.names, **_names_in(body)}
+        for node in ast.walk(body):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                more, sql = _data_call(label, node, names)
+                hits += [replace(h, touch=(_span(op),)) for h in more]
+                literals += [replace(q, touch=(_span(op),)) for q in sql]
+    return _once(hits), literals
+
+
+def _reached(module: _Module, name: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The function and the module's functions it calls, and theirs."""
+    todo, seen = [name], []
+    while todo:
+        fn = module.functions[todo.pop()]
+        if fn not in seen:
+            seen.append(fn)
+            called = (c.func for c in ast.walk(fn) if isinstance(c, ast.Call))
+            todo += [f.id for f in called if isinstance(f, ast.Name) and f.id in module.functions]
+    return seen
+
+
+def _data_call(
+    label: str, node: ast.Call, names: dict[str, ast.expr]
+) -> tuple[list[_Hit], list[_Sql]]:
+    assert isinstance(node.func, ast.Attribute)
+    method, shown = node.func.attr, _unparse(node)
+    # `.delete()` with no argument is a queryset's or a model instance's (a cache's or a
+    # client's takes a key); `.update(x=...)` with keywords only is a queryset's, not a dict's.
+    if method == "delete" and not node.args and not node.keywords:
+        return [_block("migration.deletes-rows", f"{label} deletes rows: `{shown}`", node)], []
+    if (method == "update" and node.keywords and not node.args) or method == "bulk_update":
+        return [_block("migration.rewrites-rows", f"{label} rewrites rows: `{shown}`", node)], []
+    if method in _EXECUTE:
+        return _sql(f"{label}: {_called(node)}", _arg(node, 0, "sql"), node, names)
+    return [], []
+
+
+def _once(hits: list[_Hit]) -> list[_Hit]:
+    return list({(h.rule, h.line): h for h in hits}.values())
 
 
 # --- reading the syntax tree ---------------------------------------------------------------------
