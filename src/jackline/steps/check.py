@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from jackline import context
 from jackline import git as g
 from jackline.checks import bytecode, changed_the_work, listed, run_check
 from jackline.events import Kind
-from jackline.models import (
-    CheckResult,
-)
+from jackline.models import CheckResult, StepOutcome
 from jackline.steps.context import (
     RunContext,
     agent_round,
@@ -22,7 +19,16 @@ from jackline.steps.context import (
 )
 
 
-def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckOutcome(StepOutcome):
+    """A round judged: by its checks and by what the agent did."""
+
+    passed: bool
+    feedback: str | None = None
+    """For the next round, when it failed: redacted."""
+
+
+def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> CheckOutcome:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
     agent = last_agent(ctx, round_no) if label == "round" else None
@@ -68,7 +74,7 @@ def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any
         ctx.update(rounds=round_no)
     measured = agent_round(agent) if agent and problem else None
     feedback = None if passed else context.render_feedback(results, agent=measured)
-    return {"passed": passed, "feedback": ctx.redact(feedback) if feedback else None}
+    return CheckOutcome(passed, ctx.redact(feedback) if feedback else None)
 
 
 def _judged_tree(ctx: RunContext, out_dir: Path, label: str) -> str:
