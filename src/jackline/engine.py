@@ -30,7 +30,7 @@ from ulid import ULID
 from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
 from jackline import config as cfg
 from jackline.events import Kind
-from jackline.models import RESTING, Decision, ReleaseStatus, Status
+from jackline.models import RESTING, Decision, ReleaseDecision, ReleaseStatus, Status
 from jackline.release import steps as release_steps
 from jackline.store import Store
 
@@ -41,6 +41,9 @@ _state: dict[str, Any] = {}
 
 
 # steps ------------------------------------------------------------------------------------
+# A step's outcome is recorded as a plain dict (`StepOutcome.recorded`), never a class: DBOS hands
+# a recorded output back when a workflow resumes, perhaps to a later version of Jackline, and the
+# workflow reads it as a record where it takes it (`from_recorded`).
 
 
 @DBOS.step()
@@ -49,8 +52,8 @@ def blueprint_step(run_id: str, name: str) -> str:
 
 
 @DBOS.step()
-def prepare_step(run_id: str) -> dict[str, Any]:
-    return steps.prepare(run_id)
+def prepare_step(run_id: str) -> dict[str, object]:
+    return steps.prepare(run_id).recorded()
 
 
 @DBOS.step()
@@ -65,28 +68,28 @@ def hydrate_step(
 
 
 @DBOS.step()
-def agent_step(run_id: str, round_no: int, agent: str | None = None) -> dict[str, Any]:
-    return steps.agent(run_id, round_no, agent)
+def agent_step(run_id: str, round_no: int, agent: str | None = None) -> dict[str, object]:
+    return steps.agent(run_id, round_no, agent).recorded()
 
 
 @DBOS.step()
-def command_step(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, Any]:
-    return steps.command(run_id, spec, after_round)
+def command_step(run_id: str, spec: dict[str, object], after_round: int) -> dict[str, object]:
+    return steps.command(run_id, spec, after_round).recorded()
 
 
 @DBOS.step()
-def budget_step(run_id: str) -> dict[str, Any]:
-    return steps.budget(run_id)
+def budget_step(run_id: str) -> dict[str, object]:
+    return steps.budget(run_id).recorded()
 
 
 @DBOS.step()
-def check_step(run_id: str, round_no: int) -> dict[str, Any]:
-    return steps.check(run_id, round_no)
+def check_step(run_id: str, round_no: int) -> dict[str, object]:
+    return steps.check(run_id, round_no).recorded()
 
 
 @DBOS.step()
-def scan_step(run_id: str) -> dict[str, Any]:
-    return steps.scan(run_id)
+def scan_step(run_id: str) -> dict[str, object]:
+    return steps.scan(run_id).recorded()
 
 
 @DBOS.step()
@@ -110,8 +113,8 @@ def decision_step(run_id: str, decision: Decision) -> None:
 
 
 @DBOS.step()
-def merge_step(run_id: str, decision: Decision) -> dict[str, Any]:
-    return steps.merge(run_id, decision)
+def merge_step(run_id: str, decision: Decision) -> dict[str, object]:
+    return steps.merge(run_id, decision).recorded()
 
 
 @DBOS.step()
@@ -163,7 +166,7 @@ def _run_blueprint(run_id: str, blueprint: str, max_rounds: int) -> str:
     """Walk the blueprint the run recorded when it was submitted (read through a step, so a
     replay walks the same one), one step after another, from its workspace to its end."""
     bp = blueprints.from_record(blueprint_step(run_id, blueprint))
-    if not prepare_step(run_id)["ok"]:
+    if not steps.PrepareOutcome.from_recorded(prepare_step(run_id)).ok:
         handoff_step(run_id, Status.FAILED)
         return Status.FAILED
     walk = Walk()
@@ -220,19 +223,19 @@ def _agentic(run_id: str, step: blueprints.AgentStep, walk: Walk, max_rounds: in
 
 def _command(run_id: str, step: blueprints.Command, after_round: int) -> bool:
     spec = step.model_dump(by_alias=True, exclude={"kind"})
-    return bool(command_step(run_id, spec, after_round)["passed"])
+    return steps.CommandOutcome.from_recorded(command_step(run_id, spec, after_round)).passed
 
 
 def _scan(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
-    scanned = scan_step(run_id)
-    if scanned["blocked"]:  # a secret: never committed, never pushed; a person decides
+    scanned = steps.ScanOutcome.from_recorded(scan_step(run_id))
+    if scanned.blocked:  # a secret: never committed, never pushed; a person decides
         handoff_step(run_id, Status.BLOCKED)
         decision = _wait_for_decision(("request_changes", "reject"))
         decision_step(run_id, decision)
         if decision.kind == "reject":
             reject_step(run_id, decision)
             return replace(walk, outcome=Status.REJECTED)
-        feedback = steps.secret_feedback(scanned.get("secrets", []), decision)
+        feedback = steps.secret_feedback(scanned.secrets, decision)
         return replace(walk, at=bp.again(), feedback=feedback, ok=True)
     if not walk.ok:
         handoff_step(run_id, Status.FAILED)
@@ -252,7 +255,7 @@ def _review(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
         if decision.kind == "request_changes":
             feedback = changes_step(run_id, decision)  # on the newest main, if it moved
             return replace(walk, at=bp.again(), feedback=feedback, ok=True)
-        if merge_step(run_id, decision)["outcome"] == "merged":
+        if steps.MergeOutcome.from_recorded(merge_step(run_id, decision)).outcome == "merged":
             handoff_step(run_id, Status.MERGED)
             finish_step(run_id, Status.MERGED)
             return replace(walk, outcome=Status.MERGED)
@@ -273,16 +276,16 @@ def _rounds(
     the step, with its reason."""
     round_no = done
     for round_no in range(done + 1, done + max_rounds + 1):
-        if budget_step(run_id)["over"]:
+        if steps.BudgetOutcome.from_recorded(budget_step(run_id)).over:
             return round_no - 1, None
         hydrate_step(run_id, round_no, feedback, step.prompt, step.rounds)
-        ran = agent_step(run_id, round_no, step.agent).get("ran", True)
+        ran = steps.AgentOutcome.from_recorded(agent_step(run_id, round_no, step.agent)).ran
         if ran and not all(_command(run_id, c, round_no) for c in step.before_checks):
             return round_no, False
-        result = check_step(run_id, round_no)
-        if result["passed"]:
+        result = steps.CheckOutcome.from_recorded(check_step(run_id, round_no))
+        if result.passed:
             return round_no, True
-        feedback = result["feedback"]
+        feedback = result.feedback
         if not ran:
             break
     return round_no, False
@@ -625,8 +628,8 @@ GO_TOPIC = "go"
 
 
 @DBOS.step()
-def release_gate_step(release_id: str) -> dict[str, Any]:
-    return release_steps.gate(release_id)
+def release_gate_step(release_id: str) -> dict[str, object]:
+    return release_steps.gate(release_id).recorded()
 
 
 @DBOS.step()
@@ -635,23 +638,23 @@ def release_wait_step(release_id: str, status: ReleaseStatus, env: str) -> None:
 
 
 @DBOS.step()
-def release_take_step(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
-    return release_steps.take(release_id, message)
+def release_take_step(release_id: str, decision: ReleaseDecision) -> dict[str, object]:
+    return release_steps.take(release_id, decision).recorded()
 
 
 @DBOS.step()
-def release_promote_step(release_id: str) -> dict[str, Any]:
-    return release_steps.promote(release_id)
+def release_promote_step(release_id: str) -> dict[str, object]:
+    return release_steps.promote(release_id).recorded()
 
 
 @DBOS.step()
-def release_deploy_step(release_id: str, env: str) -> dict[str, Any]:
-    return release_steps.deploy(release_id, env)
+def release_deploy_step(release_id: str, env: str) -> dict[str, object]:
+    return release_steps.deploy(release_id, env).recorded()
 
 
 @DBOS.step()
-def release_probe_step(release_id: str, env: str, offset: int) -> dict[str, Any]:
-    return release_steps.probe(release_id, env, offset)
+def release_probe_step(release_id: str, env: str, offset: int) -> dict[str, object]:
+    return release_steps.probe(release_id, env, offset).recorded()
 
 
 @DBOS.step()
@@ -660,8 +663,8 @@ def release_start_soak_step(release_id: str, env: str, seconds: int) -> None:
 
 
 @DBOS.step()
-def release_soak_step(release_id: str, env: str, offset: int) -> dict[str, Any]:
-    return release_steps.soak(release_id, env, offset)
+def release_soak_step(release_id: str, env: str, offset: int) -> dict[str, object]:
+    return release_steps.soak(release_id, env, offset).recorded()
 
 
 @DBOS.step()
@@ -698,10 +701,10 @@ def rollback_workflow(release_id: str, to_sha: str, by: str) -> str:
 
 @DBOS.workflow()
 def release_workflow(release_id: str) -> str:
-    plan = release_gate_step(release_id)
-    if not plan["ok"]:
+    plan = release_steps.GateOutcome.from_recorded(release_gate_step(release_id))
+    if not plan.ok:
         return ReleaseStatus.FAILED
-    envs = plan["envs"]
+    envs = plan.envs
     for i, env in enumerate(envs):
         outcome = _release_env(release_id, env, production=i == len(envs) - 1)
         if outcome != "pass":
@@ -710,11 +713,11 @@ def release_workflow(release_id: str) -> str:
     return ReleaseStatus.LIVE
 
 
-def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
+def _release_env(release_id: str, env: release_steps.EnvPlan, production: bool) -> str:
     """One environment: go (if it needs one), deploy, probe, soak. "pass", or how it ended."""
-    name = env["name"]
+    name = env.name
     if _abort_waiting(release_id) or (
-        env["requires_go"] and _wait_for_go(release_id, ReleaseStatus.AWAITING_GO, name) == "abort"
+        env.requires_go and _wait_for_go(release_id, ReleaseStatus.AWAITING_GO, name) == "abort"
     ):
         release_finish_step(
             release_id, ReleaseStatus.ABORTED, f"aborted before deploying to {name}"
@@ -722,8 +725,8 @@ def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
         return ReleaseStatus.ABORTED
     if production:
         release_promote_step(release_id)
-    deployed = release_deploy_step(release_id, name)
-    verdict = _watch(release_id, env, deployed["offset"]) if deployed["ok"] else "fail"
+    deployed = release_steps.DeployOutcome.from_recorded(release_deploy_step(release_id, name))
+    verdict = _watch(release_id, env, deployed.offset) if deployed.ok else "fail"
     if verdict == "pass" and _abort_waiting(release_id):
         verdict = "abort"  # it came during the deploy or the probes: undone like one in a soak
     if verdict == "pass":
@@ -741,20 +744,21 @@ def _release_env(release_id: str, env: dict[str, Any], production: bool) -> str:
     return ReleaseStatus.ABORTED if aborted else ReleaseStatus.FAILED
 
 
-def _watch(release_id: str, env: dict[str, Any], offset: int) -> str:
+def _watch(release_id: str, env: release_steps.EnvPlan, offset: int) -> str:
     """Probe, then soak: "pass", "fail", or "abort". Inconclusive pauses for a person."""
-    name = env["name"]
-    outcome = release_probe_step(release_id, name, offset)["outcome"]
-    if outcome == "pass" and env["soak"]:
-        release_start_soak_step(release_id, name, env["soak"])
-        message = DBOS.recv(GO_TOPIC, timeout_seconds=env["soak"])
-        if isinstance(message, dict) and message.get("kind") == "abort":
-            release_take_step(release_id, message)
+    name = env.name
+    probed = release_steps.ProbeOutcome.from_recorded(release_probe_step(release_id, name, offset))
+    if probed.outcome == "pass" and env.soak:
+        release_start_soak_step(release_id, name, env.soak)
+        decision = ReleaseDecision.from_message(DBOS.recv(GO_TOPIC, timeout_seconds=env.soak))
+        if decision is not None and decision.kind == "abort":
+            release_take_step(release_id, decision)
             return "abort"
-        outcome = release_soak_step(release_id, name, offset)["outcome"]
-    if outcome == "inconclusive":
+        soaked = release_soak_step(release_id, name, offset)
+        probed = release_steps.ProbeOutcome.from_recorded(soaked)
+    if probed.outcome == "inconclusive":
         return "pass" if _wait_for_go(release_id, ReleaseStatus.PAUSED, name) == "go" else "abort"
-    return str(outcome)
+    return probed.outcome
 
 
 def _abort_waiting(release_id: str) -> bool:
@@ -762,8 +766,9 @@ def _abort_waiting(release_id: str) -> bool:
     taken here so it stops the release before its next deploy. A go nobody waited for (a second
     one for a wait already passed) is stale: dropped, never kept for the next wait."""
     while (message := DBOS.recv(GO_TOPIC, timeout_seconds=0)) is not None:
-        if isinstance(message, dict) and message.get("kind") == "abort":
-            release_take_step(release_id, message)
+        decision = ReleaseDecision.from_message(message)
+        if decision is not None and decision.kind == "abort":
+            release_take_step(release_id, decision)
             return True
     return False
 
@@ -771,11 +776,12 @@ def _abort_waiting(release_id: str) -> bool:
 def _wait_for_go(release_id: str, status: ReleaseStatus, env: str) -> str:
     release_wait_step(release_id, status, env)
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
-        message = DBOS.recv(GO_TOPIC, timeout_seconds=86_400)
-        if not (isinstance(message, dict) and message.get("kind") in ("go", "abort")):
+        decision = ReleaseDecision.from_message(DBOS.recv(GO_TOPIC, timeout_seconds=86_400))
+        if decision is None:
             continue
-        if release_take_step(release_id, message)["accepted"]:
-            return str(message["kind"])
+        taken = release_steps.TakeOutcome.from_recorded(release_take_step(release_id, decision))
+        if taken.accepted:
+            return decision.kind
         release_wait_step(release_id, status, env)  # a refused go: still waiting
 
 
@@ -786,10 +792,10 @@ def start_release(release_id: str) -> None:
     _state["started"] = True
 
 
-def send_release(release_id: str, message: dict[str, Any]) -> None:
+def send_release(release_id: str, decision: ReleaseDecision) -> None:
     """Send a person's go or abort to the release's workflow, then drive it on from here."""
     launch()
-    DBOS.send(release_id, message, topic=GO_TOPIC)
+    DBOS.send(release_id, decision.as_message(), topic=GO_TOPIC)
     take_over([release_id])
 
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, cast
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
+    from pydantic import TypeAdapter
 
 R = TypeVar("R", bound="DataclassInstance")
 
@@ -278,6 +280,60 @@ class Decision:
     @classmethod
     def from_message(cls, data: dict[str, Any]) -> Decision:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class ReleaseDecision:
+    """A person's go or abort for a release, as its workflow takes it: a plain dict on the way,
+    as a run's `Decision` is (DBOS records each message it delivers)."""
+
+    kind: Literal["go", "abort"]
+    by: str = ""
+    """The name it is recorded under (and checked against `allow_self_go`)."""
+
+    def as_message(self) -> dict[str, str]:
+        return {"kind": self.kind, "by": self.by}
+
+    @classmethod
+    def from_message(cls, data: object) -> ReleaseDecision | None:
+        """The go or abort a message holds; None for any other message (the workflow drops it)."""
+        if isinstance(data, dict) and data.get("kind") in ("go", "abort"):
+            return cls(data["kind"], str(data.get("by", "")))
+        return None
+
+
+class StepOutcome:
+    """What a durable step returns: each subclass is a frozen dataclass. DBOS records a step's
+    output (pickled) and hands it back when a workflow resumes, to whichever version of
+    Jackline resumes it, so a record never crosses that line: a step's wrapper records
+    `recorded()`, a plain dict of the fields by name (lists, no classes), and the workflow
+    reads it with `from_recorded`, which takes what an earlier version recorded as well (the
+    same keys; a key it did not record takes the field's default)."""
+
+    omit_none: ClassVar[bool] = False
+    """Leave a field at None out of the record: a step whose outcomes have had different keys
+    (a failure its reason, a success its result) records each with the keys it always had."""
+
+    def recorded(self) -> dict[str, object]:
+        data: dict[str, object] = _adapter(type(self)).dump_python(self, mode="json")
+        return {k: v for k, v in data.items() if v is not None} if self.omit_none else data
+
+    @classmethod
+    def from_recorded(cls, data: Mapping[str, object]) -> Self:
+        return _adapter(cls).validate_python(data)
+
+
+S = TypeVar("S", bound=StepOutcome)
+_ADAPTERS: dict[type, object] = {}
+
+
+def _adapter(cls: type[S]) -> TypeAdapter[S]:
+    """The record's reader and writer, made once a process (a few milliseconds each)."""
+    from pydantic import TypeAdapter
+
+    if cls not in _ADAPTERS:
+        _ADAPTERS[cls] = TypeAdapter(cls)
+    return cast("TypeAdapter[S]", _ADAPTERS[cls])
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from jackline.models import (
     RELEASE_WAITS,
     Probe,
     Release,
+    ReleaseDecision,
     ReleaseStatus,
     to_json,
 )
@@ -227,7 +228,7 @@ def go(
     if refusal:
         raise Refused(refusal)
     record_claim(rel.id, "go", person)
-    return _send_release(rel, {"kind": "go", "by": person.name}, on_event)
+    return _send_release(rel, ReleaseDecision("go", person.name), on_event)
 
 
 def abort(
@@ -248,13 +249,13 @@ def abort(
         raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
     person = who(steps.ReleaseContext(rel.id, store).config, by, claimed)
     record_claim(rel.id, "abort", person)
-    return _send_release(rel, {"kind": "abort", "by": person.name}, on_event)
+    return _send_release(rel, ReleaseDecision("abort", person.name), on_event)
 
 
-def _send_release(rel: Release, message: dict[str, str], on_event: OnEvent | None) -> Release:
+def _send_release(rel: Release, decision: ReleaseDecision, on_event: OnEvent | None) -> Release:
     from jackline import engine
 
-    engine.send_release(rel.id, message)
+    engine.send_release(rel.id, decision)
     engine.drive_release(rel.id, on_event, after_message=True)
     return Store().get_release(rel.id)
 

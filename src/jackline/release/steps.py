@@ -17,16 +17,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from jackline import config as cfg
 from jackline import git as g
 from jackline import paths, proc
 from jackline.errors import JacklineError, NotFound
 from jackline.events import Kind
-from jackline.models import Probe, Release, ReleaseStatus
+from jackline.models import Probe, Release, ReleaseDecision, ReleaseStatus, StepOutcome
 from jackline.release import gate as release_gate
 from jackline.release import probes
 from jackline.release import tree as release_tree
@@ -123,10 +123,59 @@ def fill(command: str | list[str], sha: str, previous_sha: str | None, env: str)
     return one(command) if isinstance(command, str) else [one(part) for part in command]
 
 
+# what the steps return (see `StepOutcome`) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    """One environment as the release goes through it."""
+
+    name: str
+    requires_go: bool
+    soak: int
+    """Seconds to watch it after its probes pass (0: no soak)."""
+
+
+@dataclass(frozen=True)
+class GateOutcome(StepOutcome):
+    """The plan the workflow follows, if the gate let the release through."""
+
+    ok: bool
+    envs: tuple[EnvPlan, ...] = ()
+    """In order: production is the last."""
+
+
+@dataclass(frozen=True)
+class TakeOutcome(StepOutcome):
+    accepted: bool
+    """False for a go refused (`go_refusal`): the release waits on."""
+    kind: Literal["go", "abort"]
+
+
+@dataclass(frozen=True)
+class PromoteOutcome(StepOutcome):
+    before: str | None
+    """What the production branch pointed at before the release (None: it did not exist)."""
+
+
+@dataclass(frozen=True)
+class DeployOutcome(StepOutcome):
+    ok: bool
+    offset: int
+    """Where the environment's log stood before the deploy: the probes read what follows."""
+
+
+@dataclass(frozen=True)
+class ProbeOutcome(StepOutcome):
+    outcome: probes.Outcome
+    problems: tuple[str, ...] = ()
+    """Each probe that did not pass: its name and detail."""
+
+
 # gate -------------------------------------------------------------------------------------
 
 
-def gate(release_id: str) -> dict[str, Any]:
+def gate(release_id: str) -> GateOutcome:
     """Expand/contract against production's live release, and the flags file. Returns the plan
     the workflow follows: the environments in order, with what each waits for."""
     ctx = ReleaseContext(release_id)
@@ -137,23 +186,19 @@ def gate(release_id: str) -> dict[str, Any]:
         tree = ctx.checkout()
     except JacklineError as e:
         finish(release_id, ReleaseStatus.FAILED, f"could not check out {ctx.release.sha[:10]}: {e}")
-        return {"ok": False, "envs": []}
+        return GateOutcome(False)
     problems = release_gate.check(ctx.root, tree, ctx.config, live_sha, ctx.release.sha)
     ctx.record(Kind.RELEASE_GATE, ok=not problems, live_sha=live_sha, problems=problems)
     if problems:
         finish(
             release_id, ReleaseStatus.FAILED, "the release gate blocked it:\n" + "\n".join(problems)
         )
-        return {"ok": False, "envs": []}
-    envs = [
-        {
-            "name": name,
-            "requires_go": env.requires_go,
-            "soak": cfg.seconds(env.soak) if env.soak else 0,
-        }
+        return GateOutcome(False)
+    envs = tuple(
+        EnvPlan(name, env.requires_go, cfg.seconds(env.soak) if env.soak else 0)
         for name, env in ctx.config.release.environments.items()
-    ]
-    return {"ok": True, "envs": envs}
+    )
+    return GateOutcome(True, envs)
 
 
 # waiting for a person ---------------------------------------------------------------------
@@ -183,21 +228,21 @@ def _announce(ctx: ReleaseContext, event: str, **data: Any) -> None:
         ctx.record(Kind.RELEASE_ANNOUNCE_FAILED, event=event, problems=problems)
 
 
-def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
+def take(release_id: str, decision: ReleaseDecision) -> TakeOutcome:
     """A person's go or abort, checked again here whatever surface sent it."""
     ctx = ReleaseContext(release_id)
-    by, kind = str(message.get("by", "")), message.get("kind")
+    by, kind = decision.by, decision.kind
     was, env = ctx.release.status, ctx.release.env
     # The status moves before the event is written: whoever sees the event also sees that the
     # release no longer rests at the wait.
     if kind == "abort":
         ctx.update(status=ReleaseStatus.ABORTING)
         ctx.record(Kind.RELEASE_ABORT, by=by, env=env, at=was)
-        return {"accepted": True, "kind": "abort"}
+        return TakeOutcome(True, "abort")
     refusal = go_refusal(ctx.release, ctx.config, by)
     if refusal:
         ctx.record(Kind.RELEASE_GO_REFUSED, by=by, reason=refusal)
-        return {"accepted": False, "kind": "go"}
+        return TakeOutcome(False, "go")
     if was == ReleaseStatus.AWAITING_GO:
         ctx.update(
             status=ReleaseStatus.DEPLOYING.at(env),
@@ -206,7 +251,7 @@ def take(release_id: str, message: dict[str, Any]) -> dict[str, Any]:
     else:
         ctx.update(status=ReleaseStatus.PROBING.at(env))
     ctx.record(Kind.RELEASE_GO, by=by, env=env, at=was)
-    return {"accepted": True, "kind": "go"}
+    return TakeOutcome(True, "go")
 
 
 def go_refusal(release: Release, config: cfg.JacklineConfig, by: str) -> str | None:
@@ -222,7 +267,7 @@ def go_refusal(release: Release, config: cfg.JacklineConfig, by: str) -> str | N
 # deploy, probe, soak ----------------------------------------------------------------------
 
 
-def promote(release_id: str) -> dict[str, Any]:
+def promote(release_id: str) -> PromoteOutcome:
     """Move `production_branch` to the release's commit, just before production's deploy."""
     ctx = ReleaseContext(release_id)
     branch = ctx.config.release.production_branch
@@ -236,10 +281,10 @@ def promote(release_id: str) -> dict[str, Any]:
     g.git(ctx.root, "update-ref", "-m", f"jackline: release {release_id}", ref, ctx.release.sha)
     if not done:
         ctx.record(Kind.RELEASE_PROMOTED, branch=branch, before=before, sha=ctx.release.sha)
-    return {"before": before}
+    return PromoteOutcome(before)
 
 
-def deploy(release_id: str, env: str) -> dict[str, Any]:
+def deploy(release_id: str, env: str) -> DeployOutcome:
     """Run the environment's deploy command for the release's commit, from its checkout."""
     ctx = ReleaseContext(release_id)
     ctx.update(status=ReleaseStatus.DEPLOYING.at(env), env=env)
@@ -247,7 +292,7 @@ def deploy(release_id: str, env: str) -> dict[str, Any]:
     offset = probes.log_offset(ctx.tree / conf.logs) if conf.logs else 0
     command = fill(conf.deploy, ctx.release.sha, ctx.release.previous_sha, env)
     ok = _run(ctx, "deploy", env, command)
-    return {"ok": ok, "offset": offset}
+    return DeployOutcome(ok, offset)
 
 
 def _run(
@@ -285,7 +330,7 @@ def _run(
     return done.exit_code == 0
 
 
-def probe(release_id: str, env: str, offset: int) -> dict[str, Any]:
+def probe(release_id: str, env: str, offset: int) -> ProbeOutcome:
     """Wait until healthy, then the smoke checks, then the log since the deploy."""
     ctx = ReleaseContext(release_id)
     ctx.update(status=ReleaseStatus.PROBING.at(env), env=env)
@@ -298,7 +343,7 @@ def start_soak(release_id: str, env: str, seconds: int) -> None:
     ctx.record(Kind.RELEASE_SOAK, env=env, seconds=seconds)
 
 
-def soak(release_id: str, env: str, offset: int) -> dict[str, Any]:
+def soak(release_id: str, env: str, offset: int) -> ProbeOutcome:
     """After the soak time: health and the log (everything since the deploy) once more."""
     ctx = ReleaseContext(release_id)
     return _verdict(ctx, env, _checks(ctx, env, offset, smoke=False, label="soak "))
@@ -322,10 +367,9 @@ def _checks(
     return [ctx.probe(p, env) for p in found]
 
 
-def _verdict(ctx: ReleaseContext, env: str, found: list[Probe]) -> dict[str, Any]:
-    outcome = probes.verdict(found)
-    bad = [f"{p.name}: {p.detail}" for p in found if p.outcome != "pass"]
-    return {"outcome": outcome, "problems": bad}
+def _verdict(ctx: ReleaseContext, env: str, found: list[Probe]) -> ProbeOutcome:
+    bad = tuple(f"{p.name}: {p.detail}" for p in found if p.outcome != "pass")
+    return ProbeOutcome(probes.verdict(found), bad)
 
 
 def mark_live(release_id: str, env: str) -> None:

@@ -8,13 +8,14 @@ same world it left.
 
 from __future__ import annotations
 
-from jackline.steps.agent import agent
-from jackline.steps.budget import budget
-from jackline.steps.check import check
-from jackline.steps.command import command, recorded_blueprint
+from jackline.steps.agent import AgentOutcome, agent
+from jackline.steps.budget import BudgetOutcome, budget
+from jackline.steps.check import CheckOutcome, check
+from jackline.steps.command import CommandOutcome, command, recorded_blueprint
 from jackline.steps.commit import commit
 from jackline.steps.context import RunContext
 from jackline.steps.decide import (
+    MergeOutcome,
     changes_requested,
     finish,
     merge,
@@ -26,12 +27,19 @@ from jackline.steps.decide import (
 from jackline.steps.ends import cancel, fail
 from jackline.steps.handoff import write_handoff
 from jackline.steps.hydrate import hydrate
-from jackline.steps.prepare import prepare
+from jackline.steps.prepare import PrepareOutcome, prepare
 from jackline.steps.publish import publish
-from jackline.steps.scan import scan
+from jackline.steps.scan import ScanOutcome, scan
 
 __all__ = [
+    "AgentOutcome",
+    "BudgetOutcome",
+    "CheckOutcome",
+    "CommandOutcome",
+    "MergeOutcome",
+    "PrepareOutcome",
     "RunContext",
+    "ScanOutcome",
     "agent",
     "budget",
     "cancel",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from jackline import budgets, context, proc, safeio
@@ -14,16 +14,30 @@ from jackline.agents import Brief, build
 from jackline.agents.preset import Preset
 from jackline.events import Kind
 from jackline.guard.scope import revert_forbidden
-from jackline.models import (
-    AgentRound,
-    Transcript,
-)
+from jackline.models import AgentRound, StepOutcome, Transcript
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
 
 
-def agent(run_id: str, round_no: int, name: str | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class AgentOutcome(StepOutcome):
+    """One round of the agent, as the harness measured it."""
+
+    exit_code: int
+    duration: float
+    reverted: tuple[str, ...] = ()
+    """Its writes to `[scope] forbidden`, reverted."""
+    touched: tuple[str, ...] = ()
+    """Every path that differs from the run's base after the round."""
+    problem: str | None = None
+    """What was wrong with the round (`AgentRound.problem`)."""
+    ran: bool = True
+    """Whether another round could build on it (`AgentRound.ran`; a round recorded before
+    this was measured ran)."""
+
+
+def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
     """One round of the run's agent, or of the agent `name` a blueprint's step names."""
     ctx = RunContext(run_id, agent=name)
     keep = ctx.dir / f"round-{round_no}"
@@ -97,14 +111,14 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> dict[str, Any]
         **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
-    return {
-        "exit_code": result.exit_code,
-        "duration": result.duration,
-        "reverted": reverted,
-        "touched": touched,
-        "problem": measured.problem(),
-        "ran": measured.ran(),
-    }
+    return AgentOutcome(
+        result.exit_code,
+        result.duration,
+        tuple(reverted),
+        tuple(touched),
+        measured.problem(),
+        measured.ran(),
+    )
 
 
 def _flatten_repositories(ctx: RunContext, by: str) -> None:

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
 from jackline import budgets
 from jackline.events import Kind
+from jackline.models import StepOutcome
 from jackline.steps.context import RunContext, worked
 
 
-def budget(run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class BudgetOutcome(StepOutcome):
+    over: str | None = None
+    """Why the run may not start another round (None: it may)."""
+
+
+def budget(run_id: str) -> BudgetOutcome:
     """Before a round: is any of `[budget]` used up? If so the run stops, with the reason."""
     ctx = RunContext(run_id)
     since = budgets.day_start()
@@ -20,4 +27,4 @@ def budget(run_id: str) -> dict[str, Any]:
     if reason:
         ctx.update(reason=reason)
         ctx.record(Kind.BUDGET, over=reason)
-    return {"over": reason}
+    return BudgetOutcome(reason)

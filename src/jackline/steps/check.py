@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from jackline import context
 from jackline import git as g
 from jackline.checks import bytecode, changed_the_work, listed, run_check
 from jackline.events import Kind
-from jackline.models import (
-    CheckResult,
-)
-from jackline.steps.context import (
-    RunContext,
-    agent_round,
-    last_agent,
-    redact_file,
-    remove_nested_gitdirs,
-)
+from jackline.models import CheckResult, StepOutcome
+from jackline.steps.context import RunContext, last_agent, redact_file, remove_nested_gitdirs
 
 
-def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CheckOutcome(StepOutcome):
+    """A round judged: by its checks and by what the agent did."""
+
+    passed: bool
+    feedback: str | None = None
+    """For the next round, when it failed: redacted."""
+
+
+def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> CheckOutcome:
     ctx = RunContext(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
     agent = last_agent(ctx, round_no) if label == "round" else None
     # An agent that did not run (it failed without touching a file) left nothing to check: its
     # round fails without making a person wait for the checks of the untouched base.
-    checks = ctx.config.checks if agent is None or agent_round(agent).ran() else {}
+    checks = ctx.config.checks if agent is None or agent.measured.ran() else {}
     judged = _judged_tree(ctx, out_dir, label) if checks else ""
     results: list[CheckResult] = []
     for name, check_config in checks.items():
@@ -53,22 +53,22 @@ def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> dict[str, Any
         results.append(_keep_the_agents_work(ctx, result, judged, round_no, label))
     # A round is judged on the agent as well: passing checks on work it did not do (it
     # crashed, or changed nothing) are no reason to offer the work for review.
-    problem = agent.get("problem") if agent else None
+    problem = agent.problem if agent else None
     passed = all(r.passed for r in results) and not problem
     ctx.record(
         label,
         round=round_no,
         passed=passed,
         checks=[asdict(r) for r in results],
-        agent=agent,
+        agent=agent.event if agent else None,
         problem=problem,
         checks_skipped=bool(ctx.config.checks) and not checks,
     )
     if label == Kind.ROUND:
         ctx.update(rounds=round_no)
-    measured = agent_round(agent) if agent and problem else None
+    measured = agent.measured if agent and problem else None
     feedback = None if passed else context.render_feedback(results, agent=measured)
-    return {"passed": passed, "feedback": ctx.redact(feedback) if feedback else None}
+    return CheckOutcome(passed, ctx.redact(feedback) if feedback else None)
 
 
 def _judged_tree(ctx: RunContext, out_dir: Path, label: str) -> str:

@@ -10,13 +10,14 @@ agent's is: never followed, run or read by the harness but as files of a tree (s
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from jackline import blueprints, proc
 from jackline import git as g
 from jackline.events import Kind
 from jackline.guard.scope import revert_forbidden
-from jackline.models import last_line
+from jackline.models import StepOutcome, last_line
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.check import tree_changes
@@ -37,7 +38,19 @@ def recorded_blueprint(run_id: str, name: str) -> str:
     return blueprints.recorded(blueprints.built_in(name))
 
 
-def command(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, Any]:
+@dataclass(frozen=True)
+class CommandOutcome(StepOutcome):
+    """A deterministic step run: whether it passed its rule, and what it changed (kept)."""
+
+    passed: bool
+    changed: tuple[str, ...] = ()
+    """The paths it modified or deleted."""
+    created: tuple[str, ...] = ()
+    reason: str = ""
+    """Why it failed, the run's reason then ("" when it passed)."""
+
+
+def command(run_id: str, spec: Mapping[str, object], after_round: int) -> CommandOutcome:
     """Run one deterministic step after round `after_round` (0: before any). Replayed after a
     crash, it starts again from the tree it started from, its last attempt's process ended."""
     ctx = RunContext(run_id)
@@ -79,7 +92,7 @@ def command(run_id: str, spec: dict[str, Any], after_round: int) -> dict[str, An
     reason = "" if passed else _reason(step, done.exit_code, done.timed_out, tail)
     if reason:  # the run fails here; a round it ends (no checks judged it) still counts
         ctx.update(reason=reason, rounds=max(ctx.run.rounds, after_round))
-    return {"passed": passed, "changed": changed, "created": created, "reason": reason}
+    return CommandOutcome(passed, tuple(changed), tuple(created), reason)
 
 
 def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[list[str], list[str]]:

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -270,10 +270,23 @@ def remove_nested_gitdirs(ws: Path) -> list[str]:
     return [rel for rel in g.embedded_repositories(ws) if safeio.remove(ws, f"{rel}/.git")]
 
 
-def last_agent(ctx: RunContext, round_no: int) -> dict[str, Any] | None:
+@dataclass(frozen=True)
+class AgentCommand:
+    """The agent's command of one round, as its `command` event recorded it."""
+
+    measured: AgentRound
+    problem: str | None
+    """What was wrong with the round, as recorded then (`AgentRound.problem`)."""
+    event: dict[str, object]
+    """The event's data: a round's event repeats it (`agent`), the handoff and `show` read it."""
+
+
+def last_agent(ctx: RunContext, round_no: int) -> AgentCommand | None:
     """The agent's command of round `round_no` as recorded (the latest, if it ran again)."""
-    agent: dict[str, Any] = json.loads(ctx.run.last_agent or "null") or {}
-    return agent if agent.get("round") == round_no else None
+    event = json.loads(ctx.run.last_agent or "null") or {}
+    if event.get("round") != round_no:
+        return None
+    return AgentCommand(agent_round(event), event.get("problem"), event)
 
 
 def agent_round(event: dict[str, Any]) -> AgentRound:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from jackline import context
 from jackline import git as g
 from jackline.errors import CommandFailed, Conflict, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
-from jackline.models import Decision, Status
+from jackline.models import Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
 from jackline.steps.context import RunContext
@@ -35,14 +37,26 @@ def record_decision(run_id: str, decision: Decision) -> None:
     )
 
 
-def merge(run_id: str, decision: Decision) -> dict[str, Any]:
+@dataclass(frozen=True)
+class MergeOutcome(StepOutcome):
+    """The work merged (onto main at `sha`), or refused (why: the run waits for a decision)."""
+
+    # A refusal has always been recorded without a sha, a merge without a reason.
+    omit_none = True
+
+    outcome: Literal["merged", "refused"]
+    reason: str | None = None
+    sha: str | None = None
+
+
+def merge(run_id: str, decision: Decision) -> MergeOutcome:
     """Merge onto the newest main: the checks run again on the merge result when main moved."""
     ctx = RunContext(run_id)
     refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
         ctx.update(status=Status.AWAITING_REVIEW, reason=refusal)
         ctx.record(Kind.MERGE, outcome="refused", reason=refusal)
-        return {"outcome": "refused", "reason": refusal}
+        return MergeOutcome("refused", reason=refusal)
     ctx.update(status=Status.MERGING)
     main = ctx.config.project.main
     subject = f"Merge {ctx.run.branch}: {ctx.run.task.splitlines()[0][:60]}"
@@ -61,7 +75,7 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
                 why = f"{main} moved since the run started"
                 ctx.record(Kind.STEP, step="merge-checks", reason=why)
                 result = check(run_id, ctx.run.rounds, label=Kind.MERGE_CHECK)
-                if not result["passed"]:
+                if not result.passed:
                     raise Refused(f"the checks fail on the merge with the current {main}")
             forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
     except (Refused, CommandFailed) as e:
@@ -76,10 +90,10 @@ def merge(run_id: str, decision: Decision) -> dict[str, Any]:
             )
         ctx.update(status=Status.AWAITING_REVIEW, reason=reason)
         ctx.record(Kind.MERGE, outcome="refused", reason=str(e))
-        return {"outcome": "refused", "reason": reason}
+        return MergeOutcome("refused", reason=reason)
     ctx.update(merge_sha=sha, reason="")
     ctx.record(Kind.MERGE, outcome="merged", sha=sha, by=decision.by)
-    return {"outcome": "merged", "sha": sha}
+    return MergeOutcome("merged", sha=sha)
 
 
 def finish(run_id: str, outcome: Status) -> None:
@@ -122,7 +136,7 @@ def changes_requested(run_id: str, decision: Decision) -> str:
     return text + "\n" + context.render_main_moved(main, tip, conflicts)
 
 
-def secret_feedback(where: list[str], decision: Decision) -> str:
+def secret_feedback(where: Sequence[str], decision: Decision) -> str:
     """Feedback for the round after a blocked one: the reviewer's words, and the file and line
     of each secret the scan found. Never the value: the agent need not see it again to remove
     it, and a feedback file is one more place it would be."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from jackline.agents.preset import Preset
 from jackline.events import Kind
 from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
-from jackline.models import Status
+from jackline.models import Status, StepOutcome
 from jackline.steps.context import RunContext, redact_file
 from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
 from jackline.workspaces import snapshot as snap
@@ -24,7 +24,20 @@ from jackline.workspaces.providers import provider_for
 from jackline.workspaces.snapshot import SetupFailed
 
 
-def prepare(run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PrepareOutcome(StepOutcome):
+    """The run has its workspace (its path and base commit), or why not."""
+
+    # A failure has always been recorded without a workspace, a success without a reason.
+    omit_none = True
+
+    ok: bool
+    reason: str | None = None
+    workspace: str | None = None
+    base: str | None = None
+
+
+def prepare(run_id: str) -> PrepareOutcome:
     ctx = RunContext(run_id)
     ctx.update(status=Status.RUNNING)
     ctx.record(Kind.STEP, step="prepare")
@@ -37,12 +50,12 @@ def prepare(run_id: str) -> dict[str, Any]:
     except SetupFailed as e:
         reason = f"set-up failed: `{e.argv}` exited {e.code}"
         ctx.update(reason=reason)
-        return {"ok": False, "reason": reason}
+        return PrepareOutcome(False, reason=reason)
     except services.ServiceFailed as e:
         reason = str(e).splitlines()[0]
         ctx.record(Kind.SERVICES, error=ctx.redact(str(e)))
         ctx.update(reason=reason)
-        return {"ok": False, "reason": reason}
+        return PrepareOutcome(False, reason=reason)
     if started:
         extra["services"] = services.describe(started)
     ctx.record(
@@ -55,7 +68,7 @@ def prepare(run_id: str) -> dict[str, Any]:
         **extra,
     )
     _arm_guard(ctx, ws.path)
-    return {"ok": True, "workspace": str(ws.path), "base": ws.base_sha}
+    return PrepareOutcome(True, workspace=str(ws.path), base=ws.base_sha)
 
 
 def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Any
+from dataclasses import asdict, dataclass
 
 from jackline.checks import listed
 from jackline.events import Kind
 from jackline.guard.audit import Event
-from jackline.models import (
-    Finding,
-)
+from jackline.models import Finding, StepOutcome
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext
 
 
-def scan(run_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ScanOutcome(StepOutcome):
+    blocked: bool
+    """A secret is in the change: nothing is committed, a person decides."""
+    blocking: int = 0
+    warnings: int = 0
+    secrets: tuple[str, ...] = ()
+    """Where each secret found is (`file:line`), never its value."""
+
+
+def scan(run_id: str) -> ScanOutcome:
     """Scan the change before anything is committed. A found secret blocks the run here."""
     ctx = RunContext(run_id)
     ctx.record(Kind.STEP, step="scan")
@@ -81,12 +88,7 @@ def scan(run_id: str) -> dict[str, Any]:
     if stopping:
         shown = ", ".join(f"{f.file}:{f.line}" for f in stopping[:3])
         ctx.update(reason=f"a secret in the change ({shown}); nothing was committed")
-    return {
-        "blocked": bool(stopping),
-        "blocking": blocking,
-        "warnings": warnings,
-        "secrets": where,
-    }
+    return ScanOutcome(bool(stopping), blocking, warnings, tuple(where))
 
 
 def _check_changes(events: list[Event]) -> list[Finding]:
