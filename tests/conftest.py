@@ -335,22 +335,26 @@ def two_rounds() -> ScriptedAgent:
     return ScriptedAgent([WRONG, RIGHT])
 
 
-# The modules whose tests take longest (each runs whole agent rounds, servers or releases),
-# slowest first, as measured with `--durations`: handed out first under pytest-xdist (`-n`),
-# so the suite does not end waiting on one worker still in a two-minute test.
+# The modules that hold the longest single tests (the demo, a shop deployed to two
+# environments, real agents, eight concurrent decisions) and then the most agent rounds, as
+# measured with `--durations`: handed out first under pytest-xdist (`-n`), so the suite does
+# not end waiting on one worker still in a minute-long test.
 SLOW_FIRST = (
     "test_shop_deploy",
-    "test_preset_aider",
-    "test_run",
-    "test_release",
-    "test_services",
-    "test_interrupt_cancel",
-    "test_github",
+    "test_cli",  # the demo
+    "test_pool",
     "test_decisions",
+    "test_preset_mini_swe_agent",
+    "test_preset_aider",
+    "test_blocked_and_init",
+    "test_github",
+    "test_services",
+    "test_mcp",
+    "test_release",
+    "test_run",
+    "test_interrupt_cancel",
     "test_cli_truth",
     "test_guardrails",
-    "test_pool",
-    "test_mcp",
 )
 
 
