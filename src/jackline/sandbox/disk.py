@@ -70,7 +70,10 @@ class Watch:
             if self.free - free < self.allowed:
                 continue
             added = changed_since(self.folders, self.since)
-            if added >= self.limit:
+            # Past the bound, not at it: one file `RLIMIT_FSIZE` stopped at exactly `disk_mb`
+            # was refused already (the command is told "File too large" and may go on), and
+            # ending the command as well raced that refusal under load.
+            if added > self.limit:
                 self._end()
                 return
             self.free, self.allowed = free, self.limit - added
