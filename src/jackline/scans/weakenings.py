@@ -483,9 +483,9 @@ def _permission_lists(tree: ast.Module) -> dict[str, _Listed]:
             for d in node.decorator_list:
                 if isinstance(d, ast.Call) and _name(d) in _PERMISSION_LISTS and d.args:
                     out[f"{unit_name}@{_name(d)}"] = _listed(d.args[0], d.lineno)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values, strict=True):
+    for found in ast.walk(tree):
+        if isinstance(found, ast.Dict):
+            for k, v in zip(found.keys, found.values, strict=True):
                 if isinstance(k, ast.Constant) and k.value in (
                     "DEFAULT_PERMISSION_CLASSES",
                     "DEFAULT_AUTHENTICATION_CLASSES",
