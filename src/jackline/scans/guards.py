@@ -44,7 +44,7 @@ from jackline import git as g
 from jackline.config import JacklineConfig
 from jackline.errors import CommandFailed
 from jackline.models import Finding
-from jackline.scans import Change, FileChange, Line
+from jackline.scans import Change, FileChange, Line, gates
 from jackline.scans.suppressions import without_strings
 
 QUOTE_LINES = 3
@@ -65,6 +65,10 @@ WHY = {
     "without it that failure now propagates.",
     "coverage-lowered": "A lower coverage threshold lets untested code through "
     "without anyone having decided so.",
+    "assert-weakened": "The assertion still runs but no longer checks the value; "
+    "a wrong result now passes.",
+    "except-swallowed": "A handler that catches everything and does nothing hides the failure "
+    "it was written for, and every other one.",
 }
 
 _JS = {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs"}
@@ -112,7 +116,8 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
     findings = _removed_tests(files) + _skipped(files) + _coverage(files)
     findings += _keep_regions(change, files)
     for f in files:
-        findings += _commented(f) + _asserts(f) + _keywords(f) + _excepts(f)
+        findings += _commented(f) + _asserts(f) + _keywords(f) + _excepts(f) + _weakened(f)
+    findings += gates.scan(change, [f.fc for f in files])
     return findings
 
 
@@ -720,3 +725,163 @@ def _pair(
                 pairs[i] = new
                 left.remove(new)
     return [(old, pairs.get(i)) for i, old in enumerate(removed)]
+
+
+# --- weakened in place: assert, timeout, retry, except ------------------------------------------
+#
+# The guard is still there but checks less: each rule pairs a removed line with the added line
+# that replaced it (same subject, same key) and reports the added one, at its new line.
+
+_STRONG_CALLS = re.compile(
+    r"^assert(?:Equal|Equals|NotEqual|In|NotIn|Is|IsNot|Greater|GreaterEqual|Less|LessEqual"
+    r"|DictEqual|ListEqual|SetEqual|TupleEqual|CountEqual|MultiLineEqual|AlmostEqual|Regex"
+    r"|IsInstance|Raises|RaisesRegex)$|^assert_called(?:_once)?_with$|^assert_any_call$"
+)
+_WEAK_CALLS = re.compile(r"^assert(?:True|IsNotNone|_called|_called_once)$")
+_SETTING = re.compile(
+    r"(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|max_attempts|attempts)[\w-]*)"
+    r"[\"']?\s*[=:]\s*(?P<value>[\w.\"'()-]+)",
+    re.IGNORECASE,
+)
+_OFF = {"timeout": {"none", "0", "0.0", "inf", "math.inf", 'float("inf")', "float('inf')", "-1"},
+        "retry": {"0", "none", "false", "1"}}  # fmt: skip
+_BROAD = {"", "Exception", "BaseException"}
+
+
+def _weakened(f: _File) -> list[Finding]:
+    findings = _settings_off(f)
+    if f.lang == "py" and f.fc.status != "deleted":
+        findings += _weaker_asserts(f) + _swallowed(f)
+    return findings
+
+
+def _subject(text: str, strong: bool) -> str | None:
+    """What a one-line assertion checks, if it checks it as strongly (`assert x == y`,
+    `assertEqual(x, y)`) or as weakly (`assert x`, `assert x is not None`, `assertTrue(x)`) as asked."""
+    try:
+        node = ast.parse(text.strip()).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return None
+    if isinstance(node, ast.Assert):
+        test = node.test
+        if isinstance(test, ast.Compare):
+            weak = isinstance(test.ops[0], ast.IsNot) and _is_none(test.comparators[0])
+            return ast.unparse(test.left) if weak != strong else None
+        if isinstance(test, ast.Constant):
+            return None if strong else "<anything>"
+        return None if strong else ast.unparse(test)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        call = node.value
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        pattern = _STRONG_CALLS if strong else _WEAK_CALLS
+        if not pattern.match(name):
+            return None
+        if name.startswith("assert_") and isinstance(call.func, ast.Attribute):
+            return ast.unparse(call.func.value)  # mock.assert_called_with(...) -> mock
+        if call.args and (not strong or len(call.args) >= 2 or name.startswith("assertRaises")):
+            return ast.unparse(call.args[0])
+    return None
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _weaker_asserts(f: _File) -> list[Finding]:
+    strong: dict[str, Line] = {}
+    for ln in f.fc.removed:
+        if (s := _subject(ln.text, strong=True)) is not None and ln.text.strip() not in f.moved:
+            strong.setdefault(s, ln)
+    if not strong:
+        return []
+    findings = []
+    for ln in f.fc.added:
+        s = _subject(ln.text, strong=False)
+        if s is None or not f.new_code(ln):
+            continue
+        old = strong.pop(s, None) if s != "<anything>" else next(iter(strong.values()), None)
+        if old is None:
+            continue
+        message = f"weakened `{old.text.strip()}` to `{ln.text.strip()}`"
+        quote = f"- {old.text.strip()}\n+ {ln.text.strip()}"
+        findings.append(f.finding("assert-weakened", message, ln.number, quote))
+    return findings
+
+
+def _settings_off(f: _File) -> list[Finding]:
+    """A timeout set to none or zero, a retry count set to zero, where a value stood."""
+    if PurePosixPath(f.path).suffix in _PROSE:
+        return []
+    before: dict[tuple[str, str], str] = {}
+    for ln in f.fc.removed:
+        if not _COMMENT.match(ln.text):
+            for m in _SETTING.finditer(ln.text):
+                before.setdefault((_kind(m), m["key"].lower()), m["value"])
+    findings = []
+    for ln in f.fc.added:
+        if _COMMENT.match(ln.text):
+            continue
+        for m in _SETTING.finditer(ln.text):
+            kind, old = _kind(m), before.get((_kind(m), m["key"].lower()))
+            value = m["value"].strip("\"'").lower()
+            if old is None or value not in _OFF[kind] or old.strip("\"'").lower() in _OFF[kind]:
+                continue
+            message = f"switched a {kind} off: `{m['key']}` from {old} to {m['value']}"
+            findings.append(
+                f.finding(
+                    f"{kind}-weakened", message, ln.number, ln.text.strip(), WHY[f"{kind}-removed"]
+                )
+            )
+    return findings
+
+
+def _kind(m: re.Match[str]) -> str:
+    return "timeout" if m["kind"].lower() in ("timeout", "deadline") else "retry"
+
+
+def _swallowed(f: _File) -> list[Finding]:
+    """More handlers that catch everything and do nothing than the file had."""
+    if not any(_HANDLER.match(ln.text) or "suppress(" in ln.text for ln in f.fc.added):
+        return []
+    old, new = _swallowers(f.old), _swallowers(f.new)
+    if old is None or new is None or len(new) <= len(old):
+        return []
+    fresh = [n for n in new if n in {ln.number for ln in f.fc.added}][: len(new) - len(old)]
+    return [
+        f.finding(
+            "except-swallowed",
+            f"added a handler that swallows every error: `{f.new_lines[n - 1].strip()}`",
+            n,
+            _quote(f.new_lines[n - 1 : n + 1]),
+        )
+        for n in fresh
+    ]
+
+
+def _swallowers(text: str | None) -> list[int] | None:
+    """Lines of `except:` / `except Exception:` handlers whose body does nothing, and of
+    `suppress(Exception)`; None if the text does not parse."""
+    if text is None:
+        return []
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler):
+            caught = "" if node.type is None else ast.unparse(node.type).rsplit(".", 1)[-1]
+            if caught in _BROAD and all(_idle(s) for s in node.body):
+                out.append(node.lineno)
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("suppress"):
+            if any(ast.unparse(a).rsplit(".", 1)[-1] in _BROAD for a in node.args):
+                out.append(node.lineno)
+    return sorted(out)
+
+
+def _idle(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.Pass | ast.Continue | ast.Break):
+        return True
+    if isinstance(stmt, ast.Return):
+        return stmt.value is None or _is_none(stmt.value)
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
