@@ -56,7 +56,7 @@ OFF = re.compile(
     r"^(?:strict|strict_optional|check_untyped_defs|disallow_\w+|warn_\w+|xfail_strict)$"
 )
 DESELECTING = re.compile(
-    r"^(?:-k|-m|--deselect|--ignore|--ignore-glob|--continue-on-collection-errors|-p)(?:=|$)"
+    r"^(?:-k|-m|--deselect|--ignore|--ignore-glob|--continue-on-collection-errors|-p)(?:[=\s]|$)"
 )
 RUNNERS = {"tox": "tox.ini", "nox": "noxfile.py", "just": "justfile"}
 MAX_WORKFLOW = 1_000_000
@@ -85,7 +85,7 @@ def _loosened(change: Change, fc: FileChange, name: str) -> list[Finding]:
     findings = []
     for path, value in after.items():
         for what, item in _looser(path, before.get(path), value):
-            line = _line_of(fc, item, path[-1])
+            line = _line_of(fc, path[-1] if what.startswith("turned") else item, path[-1])
             key = ".".join(path)
             if path[-1] == "addopts":
                 message = f"pytest `addopts` now deselects tests: `{item}`"
@@ -215,13 +215,18 @@ def _deselects(option: str) -> bool:
 
 
 def _line_of(fc: FileChange, item: str, key: str) -> int:
-    """The added line that holds the item (or the key); the first added line else."""
-    words = [w for w in re.split(r"[:=\s]+", item) if len(w) > 1] or [item]
-    for probe in (words[-1], key.replace("_", "-"), key):
-        for ln in fc.added:
-            if probe and probe in ln.text:
-                return ln.number
-    return fc.added[0].number if fc.added else 0
+    """The added line that sets the key (for a switch) or holds the item (for a list entry);
+    the first added line else."""
+    spelled = "[-_]".join(map(re.escape, key.split("_")))
+    setting = re.compile(rf"^\s*[\"']?{spelled}[\"']?\s*[=:]", re.IGNORECASE)
+    if item == key:
+        found = [ln.number for ln in fc.added if setting.match(ln.text)]
+    else:
+        words = [w for w in re.split(r"[:=\s]+", item) if w] or [item]
+        holding = [ln for ln in fc.added if all(w in ln.text for w in words)]
+        found = [ln.number for ln in holding if setting.match(ln.text)]
+        found += [ln.number for ln in holding]
+    return found[0] if found else fc.added[0].number if fc.added else 0
 
 
 # --- files CI runs ----------------------------------------------------------------------------

@@ -740,7 +740,7 @@ _STRONG_CALLS = re.compile(
 _WEAK_CALLS = re.compile(r"^assert(?:True|IsNotNone|_called|_called_once)$")
 _SETTING = re.compile(
     r"(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|max_attempts|attempts)[\w-]*)"
-    r"[\"']?\s*[=:]\s*(?P<value>[\w.\"'()-]+)",
+    r"[\"']?\s*[=:]\s*(?P<value>float\([\"']inf[\"']\)|[\w.\"'-]+)",
     re.IGNORECASE,
 )
 _OFF = {"timeout": {"none", "0", "0.0", "inf", "math.inf", 'float("inf")', "float('inf')", "-1"},

@@ -41,8 +41,10 @@ from __future__ import annotations
 
 import ast
 import io
+import logging
 import re
 import tempfile
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -126,7 +128,7 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
         return []
     findings: list[Finding] = []
     for fc in change.files:
-        if fc.path.endswith(".py") and fc.status != "deleted" and fc.added and not fc.binary:
+        if fc.path.endswith(".py") and fc.status != "deleted" and (fc.added or fc.removed):
             findings += _File(change, fc).findings()
     return findings
 
@@ -201,14 +203,14 @@ class _File:
                     continue  # the decorator moved (into urls.py, onto the class...)
                 else:
                     message = f"removed {g.what} from `{name}`"
-                    findings.append(self.finding("auth-removed", "block", message, g.line, g.quote))
+                    quote = _text(self.old, g.line) or g.quote
+                    findings.append(self.finding("auth-removed", "block", message, g.line, quote))
             if unit.name in _PERMISSION_METHOD and _allows_all(after.node, True):
                 if not _allows_all(unit.node, True):
                     message = f"`{name}` now always returns True"
-                    quote = _text(self.new, after.node.lineno)
-                    findings.append(
-                        self.finding("auth-removed", "block", message, after.node.lineno, quote)
-                    )
+                    line = _first_return(after.node)
+                    quote = _text(self.new, line)
+                    findings.append(self.finding("auth-removed", "block", message, line, quote))
         return findings
 
     def _opened(self) -> list[Finding]:
@@ -260,20 +262,19 @@ class _File:
             if "strip_auth" in unit.name and _allows_all(unit.node, False):
                 if name in old and not _allows_all(old[name].node, False):
                     message = f"`{name}` now always returns False: credentials follow redirects"
-                    quote = _text(self.new, unit.node.lineno)
-                    findings.append(
-                        self.finding("auth-header-kept", "warn", message, unit.node.lineno, quote)
-                    )
+                    line = _first_return(unit.node)
+                    quote = _text(self.new, line)
+                    findings.append(self.finding("auth-header-kept", "warn", message, line, quote))
         return findings
 
     # --- bandit ---------------------------------------------------------------------------
 
     def _bandit(self) -> list[Finding]:
         assert self.new is not None
-        head = _bandit_hits(self.new)
+        head = bandit_hits(self.new)
         if not any(h.touches(self.added_lines) for h in head):
             return []  # nothing on the lines the change wrote: no need to read the base
-        before = Counter(h.key for h in _bandit_hits(self.old))
+        before = Counter(h.key for h in bandit_hits(self.old))
         level: Level = "info" if self.is_test else "warn"
         return [
             self.finding(h.rule, level, h.message, h.line, h.quote)
@@ -440,21 +441,22 @@ def _added_words(change: Change) -> set[str]:
 
 
 def _allows_all(node: ast.AST, value: bool) -> bool:
-    """A function whose body (docstring aside) is `return <value>`."""
+    """A function that can only answer `value`: every return gives that constant, none raises
+    (`has_permission` made `return True`, `should_strip_auth` made `return False`)."""
     if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
         return False
-    body = [
-        s
-        for s in node.body
-        if not (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
-        and not isinstance(s, ast.Pass)
-    ]
+    own = list(_walk_own(node))
+    returns = [s for s in own if isinstance(s, ast.Return)]
     return (
-        len(body) == 1
-        and isinstance(body[0], ast.Return)
-        and isinstance(body[0].value, ast.Constant)
-        and body[0].value.value is value
+        bool(returns)
+        and not any(isinstance(s, ast.Raise) for s in own)
+        and all(isinstance(r.value, ast.Constant) and r.value.value is value for r in returns)
     )
+
+
+def _first_return(node: ast.AST) -> int:
+    lines = [s.lineno for s in _walk_own(node) if isinstance(s, ast.Return)]
+    return min(lines, default=getattr(node, "lineno", 0))
 
 
 # --- permission lists -------------------------------------------------------------------------
@@ -652,17 +654,28 @@ def _strip_lines(tree: ast.Module) -> Iterable[tuple[str, int]]:
 
 @cache
 def _tests() -> BanditTestSet:
-    """bandit's plugins, loaded once a process (a tenth of a second)."""
-    from bandit.core import config as b_config
-    from bandit.core import test_set
+    """bandit's plugins, loaded once a process (a tenth of a second). Loading them also loads
+    its report formatters, one of which needs a package we do not install: its complaint, and
+    stevedore's deprecation warning, say nothing about the scan."""
+    quiet = logging.getLogger("stevedore")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from bandit.core import config as b_config
+            from bandit.core import meta_ast, metrics, node_visitor, test_set  # noqa: F401
 
-    return test_set.BanditTestSet(b_config.BanditConfig(), {})
+            return test_set.BanditTestSet(b_config.BanditConfig(), {})
+    finally:
+        quiet.setLevel(level)
 
 
-def _bandit_hits(text: str) -> list[Hit]:
+def bandit_hits(text: str) -> list[Hit]:
     """bandit's issues in `text`, from a copy in a private temporary folder."""
     if not text.strip():
         return []
+    tests = _tests()
     from bandit.core import meta_ast, metrics, node_visitor
 
     data = text.encode()
@@ -671,7 +684,7 @@ def _bandit_hits(text: str) -> list[Hit]:
         copy = Path(tmp) / "copy.py"
         copy.write_bytes(data)
         visitor = node_visitor.BanditNodeVisitor(
-            str(copy), io.BytesIO(data), meta_ast.BanditMetaAst(), _tests(), False, {},
+            str(copy), io.BytesIO(data), meta_ast.BanditMetaAst(), tests, False, {},
             metrics.Metrics(),
         )  # fmt: skip
         try:
