@@ -189,7 +189,7 @@ def test_removed_login_required_blocks_at_the_old_decorator_line(tmp_path: Path)
     after = VIEWS.replace("@login_required\ndef invoice_list", "def invoice_list")
     (f,) = scan(tmp_path, "billing/views.py", VIEWS, after)
     assert (f.rule, f.level, f.file, f.line) == (
-        "weakening.auth-removed",
+        "security.auth-removed",
         "block",
         "billing/views.py",
         11,
@@ -208,8 +208,8 @@ def test_removed_permission_required_and_ownership_check_block(tmp_path: Path) -
     )
     findings = scan(tmp_path, "billing/views.py", VIEWS, after)
     assert found(findings) == [
-        ("weakening.auth-removed", "block", 18),
-        ("weakening.auth-removed", "block", 21),
+        ("security.auth-removed", "block", 18),
+        ("security.auth-removed", "block", 21),
     ]
     assert "permission_required" in findings[0].message
     assert findings[1].quote == "if invoice.owner != request.user and not request.user.is_staff:"
@@ -226,9 +226,9 @@ def test_removed_is_authenticated_check_and_mixins_block(tmp_path: Path) -> None
     )
     findings = scan(tmp_path, "billing/views.py", VIEWS, after)
     assert found(findings) == [
-        ("weakening.auth-removed", "block", 28),
-        ("weakening.auth-removed", "block", 34),
-        ("weakening.auth-removed", "block", 38),
+        ("security.auth-removed", "block", 28),
+        ("security.auth-removed", "block", 34),
+        ("security.auth-removed", "block", 38),
     ]
 
 
@@ -271,7 +271,7 @@ def test_permission_classes_opened_or_narrowed_block(tmp_path: Path) -> None:
         "[permissions.IsAuthenticated, IsProjectMember]", "[permissions.AllowAny]"
     )
     (f,) = scan(tmp_path, "projects/api.py", VIEWSETS, opened)
-    assert (f.rule, f.level, f.line) == ("weakening.permission-opened", "block", 17)
+    assert (f.rule, f.level, f.line) == ("security.permission-opened", "block", 17)
     assert "AllowAny" in f.message
 
 
@@ -290,7 +290,7 @@ def test_permission_classes_weakened_each_way(
     tmp_path: Path, old: str, new: str, says: str
 ) -> None:
     (f,) = scan(tmp_path, "projects/api.py", VIEWSETS, VIEWSETS.replace(old, new))
-    assert (f.rule, f.level) == ("weakening.permission-opened", "block")
+    assert (f.rule, f.level) == ("security.permission-opened", "block")
     assert says in f.message
 
 
@@ -299,7 +299,7 @@ def test_has_object_permission_made_to_return_true_blocks(tmp_path: Path) -> Non
         "return obj.members.filter(pk=request.user.pk).exists()", "return True"
     )
     (f,) = scan(tmp_path, "projects/api.py", VIEWSETS, after)
-    assert (f.rule, f.level, f.line) == ("weakening.auth-removed", "block", 11)
+    assert (f.rule, f.level, f.line) == ("security.auth-removed", "block", 11)
     assert "always returns True" in f.message
 
 
@@ -319,7 +319,7 @@ def test_default_permission_classes_opened_in_settings_blocks(tmp_path: Path) ->
         '"rest_framework.permissions.IsAuthenticated"', '"rest_framework.permissions.AllowAny"'
     )
     (f,) = scan(tmp_path, "shop/settings.py", SETTINGS, after)
-    assert (f.rule, f.level, f.line) == ("weakening.permission-opened", "block", 8)
+    assert (f.rule, f.level, f.line) == ("security.permission-opened", "block", 8)
 
 
 # --- warn: weakenings introduced ------------------------------------------------------------------
@@ -331,14 +331,14 @@ def test_debug_allowed_hosts_and_csrf_exempt_warn(tmp_path: Path) -> None:
     ).replace('["shop.example.com"]', '["*"]')
     findings = scan(tmp_path, "shop/settings.py", SETTINGS, after)
     assert found(findings) == [
-        ("weakening.debug", "warn", 4),
-        ("weakening.allowed-hosts", "warn", 5),
+        ("security.debug", "warn", 4),
+        ("security.allowed-hosts", "warn", 5),
     ]
     views = VIEWS.replace(
         "def invoice_pdf(request, pk):", "@csrf_exempt\ndef invoice_pdf(request, pk):"
     )
     (f,) = scan(tmp_path / "2", "billing/views.py", VIEWS, views)
-    assert (f.rule, f.level, f.line) == ("weakening.csrf-exempt", "warn", 27)
+    assert (f.rule, f.level, f.line) == ("security.csrf-exempt", "warn", 27)
 
 
 def test_client_weakenings_warn_at_their_lines(tmp_path: Path) -> None:
@@ -356,10 +356,10 @@ def test_client_weakenings_warn_at_their_lines(tmp_path: Path) -> None:
     )
     findings = scan(tmp_path, "shop/client.py", CLIENT, after)
     assert found(findings) == [
-        ("weakening.yaml-load", "warn", 9),
-        ("weakening.tls-verify", "warn", 13),
-        ("weakening.shell", "warn", 17),
-        ("weakening.sql-format", "warn", 21),
+        ("security.yaml-load", "warn", 9),
+        ("security.tls-verify", "warn", 13),
+        ("security.shell", "warn", 17),
+        ("security.sql-format", "warn", 21),
     ]
 
 
@@ -397,12 +397,12 @@ def test_existing_weakening_moved_is_not_new(tmp_path: Path) -> None:
 def test_redirect_that_keeps_authorization_warns(tmp_path: Path) -> None:
     dropped = SESSIONS.replace('            del headers["Authorization"]\n', "            pass\n")
     (f,) = scan(tmp_path, "src/requests/sessions.py", SESSIONS, dropped)
-    assert (f.rule, f.level, f.line) == ("weakening.auth-header-kept", "warn", 17)
+    assert (f.rule, f.level, f.line) == ("security.auth-header-kept", "warn", 17)
     never = SESSIONS.replace(
         "        return old_parsed.hostname != new_parsed.hostname", "        return False"
     )
     (f,) = scan(tmp_path / "2", "src/requests/sessions.py", SESSIONS, never)
-    assert (f.rule, f.line) == ("weakening.auth-header-kept", 6)
+    assert (f.rule, f.line) == ("security.auth-header-kept", 6)
     assert "always returns False" in f.message
 
 
@@ -418,7 +418,7 @@ def test_httpx_redirect_headers_pop_removed_warns(tmp_path: Path) -> None:
     )
     after = before.replace('            headers.pop("Authorization", None)\n', "            pass\n")
     assert found(scan(tmp_path, "httpx/_client.py", before, after)) == [
-        ("weakening.auth-header-kept", "warn", 5)
+        ("security.auth-header-kept", "warn", 5)
     ]
 
 
@@ -428,7 +428,7 @@ def test_bandit_issue_the_change_introduced_names_its_test_id(tmp_path: Path) ->
         + "\n\ndef digest(data):\n    import hashlib\n    return hashlib.md5(data).hexdigest()\n"
     )
     (f,) = scan(tmp_path, "shop/client.py", CLIENT, after)
-    assert (f.rule, f.level, f.line) == ("weakening.bandit.B324", "warn", 27)
+    assert (f.rule, f.level, f.line) == ("security.bandit.B324", "warn", 27)
     assert f.message.startswith("bandit B324 (hashlib,")
 
 
@@ -444,14 +444,14 @@ def test_bandit_issues_in_tests_are_info_and_nosec_does_not_hide_them(tmp_path: 
     test = "def test_digest():\n    assert digest(b'x')\n"
     after = test + "\n\ndef test_md5():\n    import hashlib\n    hashlib.md5(b'x')  # nosec\n"
     (f,) = scan(tmp_path, "tests/test_digest.py", test, after)
-    assert (f.rule, f.level) == ("weakening.bandit.B324", "info")
+    assert (f.rule, f.level) == ("security.bandit.B324", "info")
 
 
 def test_scan_is_on_in_the_default_config_and_can_be_turned_off(tmp_path: Path) -> None:
     after = VIEWS.replace("@login_required\ndef invoice_list", "def invoice_list")
     ch = change(tmp_path, {"billing/views.py": VIEWS}, {"billing/views.py": after})
     report = run_scans(ch, jackline.config.parse({}))
-    assert [f.rule for f in report.blocking] == ["weakening.auth-removed"]
+    assert [f.rule for f in report.blocking] == ["security.auth-removed"]
     assert "weakenings" in report.timings
     off = jackline.config.parse({"scan": {"weakenings": False}})
     assert weakenings.scan(ch, off) == []
@@ -489,7 +489,7 @@ def test_bandit_sees_only_a_private_copy_never_the_workspace(tmp_path: Path) -> 
         {name: CLIENT + "import pickle\npickle.loads(b'')\n"},
     )
     findings = weakenings.scan(ch, jackline.config.parse({}))
-    assert [f.rule for f in findings] == ["weakening.bandit.B301"]
+    assert [f.rule for f in findings] == ["security.bandit.B301"]
     assert findings[0].file == name
     assert not (ch.root / "pwned").exists() and not Path("pwned").exists()
     (hit,) = weakenings.bandit_hits("import pickle\npickle.loads(b'')\n")

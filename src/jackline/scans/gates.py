@@ -60,6 +60,10 @@ DESELECTING = re.compile(
 )
 RUNNERS = {"tox": "tox.ini", "nox": "noxfile.py", "just": "justfile"}
 MAX_WORKFLOW = 1_000_000
+_LAUNCHERS = {
+    *("&&", "||", ";", "|", "sudo", "env", "exec", "time", "source", "."),
+    *("bash", "sh", "zsh", "python", "python3", "pwsh", "node", "ruby", "perl", "-c", "run"),
+}
 
 
 def scan(change: Change, files: list[FileChange]) -> list[Finding]:
@@ -310,7 +314,9 @@ def _calls(run: str, wf: str, changed: set[str]) -> Iterable[_Invoked]:
     how = f"`{wf}`: `{run[:80]}`"
     for i, word in enumerate(words):
         path = word.removeprefix("./")
-        if path in changed:
+        # a file run as a command, or handed to an interpreter; not every argument (a compose
+        # file, a requirements list) is a step of the gate
+        if path in changed and (i == 0 or words[i - 1] in _LAUNCHERS):
             yield _Invoked(path, how)
         runner = PurePosixPath(word).name
         if runner == "make":

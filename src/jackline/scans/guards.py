@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import dataclasses
 import re
 import textwrap
 from collections import Counter
@@ -95,6 +96,7 @@ _JS_SKIP = re.compile(
 _ASSERT = re.compile(
     r"^\s*assert\b|\bassert\w*\s*\(|\bassert\.\w+\s*\(|\bexpect\s*\(|\b(?:raises|warns)\s*\("
 )
+_ASSERT_STATEMENT = re.compile(r"^\s*assert\b")
 _HANDLER = re.compile(r"^\s*(?:except\b|finally\s*:)")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*(?:\s|$)|<!--|;|--(?:\s|$))")
 _KEYWORDS = {
@@ -446,14 +448,32 @@ def _skipped_test(f: _File, ln: Line, lines: list[str]) -> str | None:
 
 
 def _asserts(f: _File) -> list[Finding]:
-    if not f.is_test or f.fc.status == "deleted":
+    if f.fc.status == "deleted" or not (f.is_test or f.lang == "py"):
         return []
+    if not f.is_test:
+        return _source_asserts(f)
     lines = [ln for ln in f.fc.removed if _ASSERT.search(ln.text)]
     if not any(_fresh_removal(f, ln, f.added_shapes) for ln in lines):
         return []  # every one moved or was rewritten in place: no need to parse
     if f.lang == "py" and f.old_units is not None and f.new_units is not None:
         return _asserts_by_function(f, lines, f.old_units, f.new_units)
     return _asserts_by_file(f, lines)
+
+
+def _source_asserts(f: _File) -> list[Finding]:
+    """Outside tests, an `assert` statement is a precondition the code checks as it runs: one
+    removed from a function that still stands (and holds fewer) is reported like a test's."""
+    lines = [ln for ln in f.fc.removed if _ASSERT_STATEMENT.match(ln.text)]
+    if not any(_fresh_removal(f, ln, f.added_shapes) for ln in lines):
+        return []
+    if f.old_units is None or f.new_units is None:
+        return []
+    findings = _asserts_by_function(f, lines, f.old_units, f.new_units)
+    why = (
+        "The assertion stopped the code on a state it was not written for; without it that "
+        "state goes on silently."
+    )
+    return [dataclasses.replace(x, why=why) for x in findings]
 
 
 def _asserts_by_function(
@@ -739,20 +759,55 @@ _STRONG_CALLS = re.compile(
 )
 _WEAK_CALLS = re.compile(r"^assert(?:True|IsNotNone|_called|_called_once)$")
 _SETTING = re.compile(
-    r"(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|max_attempts|attempts)[\w-]*)"
+    r"(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|tries|attempts)[\w-]*)"
     r"[\"']?\s*[=:]\s*(?P<value>float\([\"']inf[\"']\)|[\w.\"'-]+)",
     re.IGNORECASE,
 )
-_OFF = {"timeout": {"none", "0", "0.0", "inf", "math.inf", 'float("inf")', "float('inf')", "-1"},
-        "retry": {"0", "none", "false", "1"}}  # fmt: skip
+_OFF = {
+    "timeout": {"none", "0", "0.0", "inf", "math.inf", 'float("inf")', "float('inf')", "-1"},
+    "retry": {"0", "none", "false"},
+    "tries": {"0", "1", "none", "false"},  # one try is no retry
+}
 _BROAD = {"", "Exception", "BaseException"}
+_RERAISE = re.compile(r"^\s*raise\b")
 
 
 def _weakened(f: _File) -> list[Finding]:
     findings = _settings_off(f)
     if f.lang == "py" and f.fc.status != "deleted":
-        findings += _weaker_asserts(f) + _swallowed(f)
+        swallowed = _swallowed(f)  # a handler made to swallow also stopped re-raising: once
+        findings += _weaker_asserts(f) + (swallowed or _reraise_removed(f))
     return findings
+
+
+def _reraise_removed(f: _File) -> list[Finding]:
+    """A handler that re-raised (`except X: ...; raise`) and no longer does, in a function that
+    kept its try statements (a removed try is guard.except-removed's finding)."""
+    raises = [ln for ln in f.fc.removed if _RERAISE.match(ln.text)]
+    if not raises or f.old_units is None or f.new_units is None:
+        return []
+    old, new, findings = f.old_units, f.new_units, []
+    for name, group in _by_unit(old, raises).items():
+        after = new.get(name)
+        if after is None or after.tries < old[name].tries or name == MODULE:
+            continue
+        if _reraises(after.node) >= _reraises(old[name].node):
+            continue
+        ln = group[0]
+        message = f"`{name}` no longer re-raises the error it caught (`raise` removed)"
+        quote = _quote(f.old_lines[max(ln.number - 3, 0) : ln.number])
+        findings.append(f.finding("except-swallowed", message, ln.number, quote))
+    return findings
+
+
+def _reraises(node: ast.AST) -> int:
+    return sum(
+        1
+        for handler in ast.walk(node)
+        if isinstance(handler, ast.ExceptHandler)
+        for n in ast.walk(handler)
+        if isinstance(n, ast.Raise)
+    )
 
 
 def _subject(text: str, strong: bool) -> str | None:
@@ -826,17 +881,16 @@ def _settings_off(f: _File) -> list[Finding]:
             value = m["value"].strip("\"'").lower()
             if old is None or value not in _OFF[kind] or old.strip("\"'").lower() in _OFF[kind]:
                 continue
-            message = f"switched a {kind} off: `{m['key']}` from {old} to {m['value']}"
-            findings.append(
-                f.finding(
-                    f"{kind}-weakened", message, ln.number, ln.text.strip(), WHY[f"{kind}-removed"]
-                )
-            )
+            rule = "timeout" if kind == "timeout" else "retry"
+            message = f"switched a {rule} off: `{m['key']}` from {old} to {m['value']}"
+            why = WHY[f"{rule}-removed"]
+            findings.append(f.finding(f"{rule}-weakened", message, ln.number, ln.text.strip(), why))
     return findings
 
 
 def _kind(m: re.Match[str]) -> str:
-    return "timeout" if m["kind"].lower() in ("timeout", "deadline") else "retry"
+    kind = m["kind"].lower()
+    return "timeout" if kind in ("timeout", "deadline") else "retry" if "retr" in kind else "tries"
 
 
 def _swallowed(f: _File) -> list[Finding]:

@@ -4,23 +4,23 @@ Two sources, on the changed Python files (base text from git, head text read as 
 reads it: a link is not followed, a huge file fails the scan, which blocks):
 
 - **Our rules**, by AST, for what bandit does not see:
-  - `weakening.auth-removed` (**block**): an authentication or authorization guard a function or
+  - `security.auth-removed` (**block**): an authentication or authorization guard a function or
     class had and has no more: a decorator (`@login_required`, `@permission_required`,
     `@user_passes_test`, `@staff_member_required`, `*_required` of login/auth/permission/role,
     `method_decorator(...)` of one), a mixin base (`LoginRequiredMixin`, `PermissionRequiredMixin`,
     `UserPassesTestMixin`), an `if <user/permission test>: raise/return` check or a
     `check_permissions(...)`-style call, or a permission method (`has_permission`,
     `has_object_permission`, `test_func`, ...) made to `return True`.
-  - `weakening.permission-opened` (**block**): DRF `permission_classes` / `authentication_classes`
+  - `security.permission-opened` (**block**): DRF `permission_classes` / `authentication_classes`
     (class attribute, decorator, or `DEFAULT_*` in settings) emptied, removed, narrowed to a
     subset, or given `AllowAny` / `...OrReadOnly`.
-  - warn: `weakening.csrf-exempt`, `weakening.debug` (`DEBUG = True`), `weakening.allowed-hosts`
-    (`"*"`), `weakening.cors-all`, `weakening.tls-verify` (`verify=False`, `CERT_NONE`, ...),
-    `weakening.shell` (`shell=True` with a command that is not a literal), `weakening.yaml-load`
-    (no safe loader), `weakening.sql-format` (`execute`/`raw`/`text` given an f-string, `%`,
-    `+` or `.format` SQL), `weakening.auth-header-kept` (a redirect no longer strips
+  - warn: `security.csrf-exempt`, `security.debug` (`DEBUG = True`), `security.allowed-hosts`
+    (`"*"`), `security.cors-all`, `security.tls-verify` (`verify=False`, `CERT_NONE`, ...),
+    `security.shell` (`shell=True` with a command that is not a literal), `security.yaml-load`
+    (no safe loader), `security.sql-format` (`execute`/`raw`/`text` given an f-string, `%`,
+    `+` or `.format` SQL), `security.auth-header-kept` (a redirect no longer strips
     `Authorization`: the `del`/`pop` gone, or `should_strip_auth` made `return False`).
-- **bandit** (`weakening.bandit.<test id>`, warn; info in test files, which do not ship), run in
+- **bandit** (`security.bandit.<test id>`, warn; info in test files, which do not ship), run in
   this process on the base and head texts, each written to a private temporary folder first: the
   only path bandit is given is that copy's (it looks for `__init__.py` beside the path it is
   given, so it is never a workspace path). `# nosec` is not honoured (a new one is the
@@ -82,11 +82,15 @@ WHY = {
     "it; confirm it is safe here.",
 }
 
-_GUARD_NAME = re.compile(
-    r"^(?:(?:login|auth|authentication|permission|permissions|perm|staff_member|staff|superuser"
-    r"|admin|roles?|role|jwt|token|fresh_login|scopes?|verified|otp)_required"
-    r"|user_passes_test|requires?_(?:auth|login|permission|role|user|scope)\w*)$"
+_GUARD_WORD = (
+    r"(?:auth|login|logged_in|signin|admin|perm|staff|superuser|owner|member|role|user"
+    r"|team|verified|token|jwt|otp|scope)"
 )
+_GUARD_ALT = (
+    rf"authori[sz]e\w*|authenticated|\w*{_GUARD_WORD}\w*_(?:required|only)"
+    rf"|user_passes_test|(?:requires?|ensure|must_be)_\w*{_GUARD_WORD}\w*"
+)
+_GUARD_NAME = re.compile(rf"^(?:{_GUARD_ALT})$", re.IGNORECASE)
 _MIXIN = re.compile(r"^(LoginRequired|PermissionRequired|UserPassesTest|StaffRequired"
                     r"|SuperuserRequired|AccessMixin$)")  # fmt: skip
 _AUTH_TEST = re.compile(
@@ -102,6 +106,20 @@ _CHECK_CALL = re.compile(
     r"|ensure_\w*(?:auth|login|perm|owner|access)\w*|verify_\w*(?:token|signature|auth)\w*"
     r"|authorize\w*|assert_\w*(?:perm|owner|auth|access)\w*|check_access|handle_no_permission)$"
 )
+_GUARD_LINE = re.compile(
+    rf"^@(?:[\w.]+\.)?(?:{_GUARD_ALT})\b|^(?:if|elif)\b.*\b(?:is_authenticated"
+    r"|is_anonymous|has_perms?|is_staff|is_superuser|is_admin|current_user)\b",
+    re.IGNORECASE,
+)
+_STRIP_LINE = re.compile(r"^del\b.*authorization|\.pop\(\s*[\"']authorization[\"']", re.I)
+_TEXT_RULES = {
+    "tls-verify": re.compile(r"\b(?:verify|verify_ssl|ssl_verify)\s*(?::\s*[\w.]+\s*)?=\s*False\b"),
+    "shell": re.compile(r"\bshell\s*=\s*True\b"),
+    "yaml-load": re.compile(r"\byaml\.(?:load|unsafe_load|full_load)\((?!.*Safe)"),
+    "csrf-exempt": re.compile(r"\bcsrf_exempt\b"),
+    "debug": re.compile(r"^DEBUG\s*=\s*True\b"),
+    "allowed-hosts": re.compile(r"^ALLOWED_HOSTS\s*=.*[\"']\*[\"']"),
+}
 _PERMISSION_METHOD = {
     "has_permission",
     "has_object_permission",
@@ -114,8 +132,11 @@ _PERMISSION_METHOD = {
     "is_authorized",
     "authorize",
 }
+_USER = re.compile(r"(?:request|self\.request|g)\.user\b|current_user|\buser\b")
+_LOOKUPS = {"get_object_or_404", "get_list_or_404", "get_or_404", "first_or_404", "get"}
 _PERMISSION_LISTS = {"permission_classes", "authentication_classes"}
 _OPEN = re.compile(r"^AllowAny$|OrReadOnly$")
+_VERIFY = ("verify", "verify_ssl", "ssl_verify", "check_hostname", "validate_certs")
 _SQL_CALLS = {"execute", "executemany", "executescript", "raw", "extra", "RawSQL", "text"}
 _SAFE_LOADERS = re.compile(r"Safe|BaseLoader")
 _BANDIT_SKIPPED = {"B101", "B105", "B106", "B107"}
@@ -174,15 +195,41 @@ class _File:
         return _parse(self.old) or ast.Module(body=[], type_ignores=[])
 
     def findings(self) -> list[Finding]:
-        if self.new_tree is None or self.old_tree is None or self.new is None:
+        if self.new is None:
             return []
+        if self.new_tree is None or self.old_tree is None:
+            return self._removed_lines()
         own = self._removed_guards() + self._opened() + self._introduced()
         seen = {f.line for f in own}
         return own + [f for f in self._bandit() if f.line not in seen]
 
     def finding(self, rule: str, level: Level, message: str, line: int, quote: str) -> Finding:
         why = WHY[rule.split(".")[0]]
-        return Finding(f"weakening.{rule}", level, message, self.path, line, why, quote)
+        return Finding(f"security.{rule}", level, message, self.path, line, why, quote)
+
+    def _removed_lines(self) -> list[Finding]:
+        """A head that does not parse (the agent's edit broke it, or a newer syntax): removed
+        guard lines, read as text, so a broken file does not hide what it lost."""
+        added = {ln.text.strip() for ln in self.fc.added} | self.change.moved
+        findings = []
+        for ln in self.fc.removed:
+            text = ln.text.strip()
+            if text in added:
+                continue
+            if _GUARD_LINE.match(text):
+                message = f"removed `{text}` (the file no longer parses; read as text)"
+                findings.append(self.finding("auth-removed", "block", message, ln.number, text))
+            elif _STRIP_LINE.search(text):
+                message = f"no longer strips the Authorization header: `{text}` removed"
+                findings.append(self.finding("auth-header-kept", "warn", message, ln.number, text))
+        removed = {ln.text.strip() for ln in self.fc.removed} | self.change.moved
+        for ln in self.fc.added:
+            text = ln.text.strip()
+            for rule, pattern in _TEXT_RULES.items():
+                if text not in removed and pattern.search(text):
+                    message = f"added `{text[:120]}` (the file no longer parses; read as text)"
+                    findings.append(self.finding(rule, "warn", message, ln.number, text))
+        return findings
 
     # --- block: guards removed ------------------------------------------------------------
 
@@ -375,6 +422,10 @@ def _guards(node: ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef) -> Iter
         if isinstance(stmt, ast.If) and _is_check(stmt):
             test = _key(stmt.test)
             yield Guard("check", f"the check `if {test}:`", stmt.lineno, f"if {test}:")
+        elif isinstance(stmt, ast.Assert) and _AUTH_TEST.search(_key(stmt.test)):
+            yield Guard("check", f"the check `{_key(stmt)}`", stmt.lineno, _key(stmt))
+        elif isinstance(stmt, ast.Assign | ast.Expr) and _scoped_lookup(stmt.value):
+            yield Guard("check", f"the lookup `{_key(stmt)}`", stmt.lineno, _key(stmt))
         elif (
             isinstance(stmt, ast.Expr)
             and isinstance(stmt.value, ast.Call)
@@ -395,17 +446,29 @@ def _walk_own(fn: ast.AST) -> Iterator[ast.AST]:
 
 
 def _is_check(node: ast.If) -> bool:
-    """`if <a user/permission test>:` whose body refuses: raises, returns or aborts."""
-    if not _AUTH_TEST.search(_key(node.test)):
-        return False
-    body = node.body
-    refuses = any(isinstance(s, ast.Raise) for s in body)
-    refuses |= any(isinstance(s, ast.Return) and _DENY.search(_key(s)) for s in body)
-    refuses |= any(
-        isinstance(s, ast.Expr) and isinstance(s.value, ast.Call) and _DENY.search(_key(s))
-        for s in body
+    """`if <a user/permission test>:` where one branch refuses: raises, returns or aborts."""
+    return bool(_AUTH_TEST.search(_key(node.test))) and (
+        _refuses(node.body) or _refuses(node.orelse)
     )
-    return refuses
+
+
+def _refuses(body: list[ast.stmt]) -> bool:
+    for s in body:
+        if isinstance(s, ast.Raise):
+            return True
+        if isinstance(s, ast.Return | ast.Expr) and s.value and _DENY.search(_key(s.value)):
+            return True
+        if isinstance(s, ast.If) and (_refuses(s.body) or _refuses(s.orelse)):
+            return True
+    return False
+
+
+def _scoped_lookup(value: ast.expr | None) -> bool:
+    """A lookup that fails for someone else's object: `get_object_or_404(..., user=request.user)`,
+    `Model.objects.get(owner=request.user)`."""
+    if not isinstance(value, ast.Call) or _name(value) not in _LOOKUPS:
+        return False
+    return any(k.arg and _USER.search(_key(k.value)) for k in value.keywords)
 
 
 def _snake(mixin: str) -> str:
@@ -531,10 +594,24 @@ def _patterns(tree: ast.Module, text: str) -> Iterator[Hit]:
             yield from _call(node)
         elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
             yield from _assign(node)
-        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        elif isinstance(node, ast.arguments):
+            yield from _defaults(node)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             for d in node.decorator_list:
                 if _name(d) == "csrf_exempt" or "csrf_exempt" in _key(d):
                     yield _hit("csrf-exempt", d, f"added `@{_key(d)}` to `{node.name}`")
+
+
+def _defaults(node: ast.arguments) -> Iterator[Hit]:
+    """A parameter `verify` (or alike) whose default turns verification off."""
+    positional = [*node.posonlyargs, *node.args]
+    pairs = list(
+        zip(positional[len(positional) - len(node.defaults) :], node.defaults, strict=True)
+    )
+    pairs += [(a, d) for a, d in zip(node.kwonlyargs, node.kw_defaults, strict=True) if d]
+    for arg, default in pairs:
+        if arg.arg in _VERIFY and isinstance(default, ast.Constant) and default.value is False:
+            yield _hit("tls-verify", arg, f"defaults `{arg.arg}` to False")
 
 
 def _hit(rule: str, node: ast.AST, message: str) -> Hit:
@@ -545,7 +622,7 @@ def _hit(rule: str, node: ast.AST, message: str) -> Hit:
 def _call(node: ast.Call) -> Iterator[Hit]:
     name = _name(node)
     kw = {k.arg: k.value for k in node.keywords if k.arg}
-    for arg in ("verify", "verify_ssl", "ssl_verify", "check_hostname", "validate_certs"):
+    for arg in _VERIFY:
         if isinstance(kw.get(arg), ast.Constant) and kw[arg].value is False:  # type: ignore[attr-defined]
             yield _hit("tls-verify", node, f"turns certificate verification off: `{arg}=False`")
     if name == "_create_unverified_context":
