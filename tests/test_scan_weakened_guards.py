@@ -326,3 +326,80 @@ def test_workflow_written_by_the_change_does_not_decide_the_gates(tmp_path: Path
         "scripts/check": CHECK.replace("mypy src\n", ""),
     }
     assert [f.file for f in run(tmp_path, base, after)] == ["scripts/check"]
+
+
+EMAILS = """\
+class EmailThread(Thread):
+    MAX_TRIES = 3
+
+    def run(self) -> None:
+        for attempt in range(self.MAX_TRIES):
+            try:
+                self.message.send()
+                return
+            except (SMTPServerDisconnected, SMTPDataError):
+                if attempt + 1 == self.MAX_TRIES:
+                    # This was the last attempt and it failed: re-raise the exception
+                    raise
+
+                time.sleep(1)
+"""
+
+
+def test_tries_set_to_one_and_reraise_removed_are_reported(tmp_path: Path) -> None:
+    after = EMAILS.replace("MAX_TRIES = 3", "MAX_TRIES = 1").replace(
+        "                    raise\n", "                    return\n"
+    )
+    findings = run(tmp_path, {"hc/lib/emails.py": EMAILS}, {"hc/lib/emails.py": after})
+    assert found(findings) == [
+        ("guard.retry-weakened", "warn", 2),
+        ("guard.except-swallowed", "warn", 12),
+    ]
+    assert (
+        findings[1].message
+        == "`EmailThread.run` no longer re-raises the error it caught (`raise` removed)"
+    )
+
+
+def test_more_tries_and_a_reworded_reraise_are_not_reported(tmp_path: Path) -> None:
+    after = EMAILS.replace("MAX_TRIES = 3", "MAX_TRIES = 5").replace(
+        "                    raise\n", "                    raise EmailError(attempt) from None\n"
+    )
+    assert run(tmp_path, {"hc/lib/emails.py": EMAILS}, {"hc/lib/emails.py": after}) == []
+
+
+S3 = """\
+def put_object(code, n, data):
+    assert settings.S3_BUCKET
+    key = "%s/%s" % (code, enc(n))
+    client().put_object(settings.S3_BUCKET, key, io.BytesIO(data), length=len(data))
+"""
+
+
+def test_assert_removed_from_source_is_reported_and_moved_one_is_not(tmp_path: Path) -> None:
+    after = S3.replace("    assert settings.S3_BUCKET\n", "")
+    (f,) = run(tmp_path, {"hc/lib/s3.py": S3}, {"hc/lib/s3.py": after})
+    assert (f.rule, f.level, f.line) == ("guard.assert-removed", "warn", 2)
+    assert "state" in f.why
+    moved = S3.replace("    assert settings.S3_BUCKET\n", "").replace(
+        '    key = "%s/%s" % (code, enc(n))\n',
+        '    key = "%s/%s" % (code, enc(n))\n    assert settings.S3_BUCKET\n',
+    )
+    assert run(tmp_path / "2", {"hc/lib/s3.py": S3}, {"hc/lib/s3.py": moved}) == []
+
+
+def test_file_ci_only_passes_as_an_argument_is_not_a_gate(tmp_path: Path) -> None:
+    workflow = WORKFLOW.replace(
+        "make test\n", "make test\n          docker compose -f docker/compose.yml up -d\n"
+    )
+    compose = "services:\n  db:\n    image: postgres:16\n"
+    base = {".github/workflows/ci.yml": workflow, "docker/compose.yml": compose}
+    after = {"docker/compose.yml": compose.replace("postgres:16", "postgres:17")}
+    assert run(tmp_path, base, after) == []
+    python_run = WORKFLOW.replace("./scripts/check\n", "python scripts/check.py\n")
+    base = {
+        ".github/workflows/ci.yml": python_run,
+        "scripts/check.py": "run('mypy')\nrun('ruff')\n",
+    }
+    (f,) = run(tmp_path / "2", base, {"scripts/check.py": "run('ruff')\n"})
+    assert (f.rule, f.level, f.line) == ("guard.ci-gate", "block", 1)

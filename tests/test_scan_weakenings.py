@@ -494,3 +494,81 @@ def test_bandit_sees_only_a_private_copy_never_the_workspace(tmp_path: Path) -> 
     assert not (ch.root / "pwned").exists() and not Path("pwned").exists()
     (hit,) = weakenings.bandit_hits("import pickle\npickle.loads(b'')\n")
     assert (hit.rule, hit.line) == ("bandit.B301", 2)
+
+
+FLASK_ADMIN = """\
+@admin.route("/admin/import", methods=["GET", "POST"])
+@admins_only
+def import_ctf():
+    return render_template("admin/import.html")
+
+
+@admin.route("/admin/export", methods=["GET", "POST"])
+@admins_only
+def export_ctf():
+    return send_file(export_ctf_util())
+
+
+class UserPrivate(Resource):
+    @authed_only
+    @users_namespace.doc(description="Endpoint to get the User object for the current user")
+    def get(self):
+        return {"success": True, "data": get_current_user().to_dict()}
+"""
+
+
+def test_project_guard_decorators_removed_block(tmp_path: Path) -> None:
+    after = FLASK_ADMIN.replace(
+        'methods=["GET", "POST"])\n@admins_only\ndef export', 'methods=["GET", "POST"])\ndef export'
+    ).replace("    @authed_only\n", "")
+    findings = scan(tmp_path, "CTFd/admin/__init__.py", FLASK_ADMIN, after)
+    assert found(findings) == [
+        ("security.auth-removed", "block", 8),
+        ("security.auth-removed", "block", 14),
+    ]
+
+
+def test_route_or_doc_decorator_removed_is_not_a_guard(tmp_path: Path) -> None:
+    after = FLASK_ADMIN.replace(
+        '    @users_namespace.doc(description="Endpoint to get the User object for the current user")\n',
+        "",
+    )
+    assert scan(tmp_path, "CTFd/admin/__init__.py", FLASK_ADMIN, after) == []
+
+
+def test_user_scoped_lookup_and_auth_assert_removed_block(tmp_path: Path) -> None:
+    before = (
+        "def _get_check_for_user(request, code):\n"
+        "    assert request.user.is_authenticated\n"
+        "    check = get_object_or_404(Check, code=code)\n"
+        "    membership = get_object_or_404(Member, project=check.project, user=request.user)\n"
+        "    return check, membership.is_rw\n"
+    )
+    after = before.replace("    assert request.user.is_authenticated\n", "").replace(
+        "    membership = get_object_or_404(Member, project=check.project, user=request.user)\n"
+        "    return check, membership.is_rw\n",
+        "    return check, True\n",
+    )
+    assert found(scan(tmp_path, "hc/front/views.py", before, after)) == [
+        ("security.auth-removed", "block", 2),
+        ("security.auth-removed", "block", 4),
+    ]
+
+
+def test_head_that_does_not_parse_is_read_as_text(tmp_path: Path) -> None:
+    before = (
+        "def admins_only(f):\n"
+        "    def wrapper(*args, **kwargs):\n"
+        "        if is_admin():\n"
+        "            return f(*args, **kwargs)\n"
+        "        else:\n"
+        "            abort(403)\n"
+        "    return wrapper\n"
+    )
+    after = before.replace(
+        "        if is_admin():\n            return f(*args, **kwargs)\n",
+        "        return f(*args, **kwargs)\n",
+    )
+    (f,) = scan(tmp_path, "CTFd/utils/decorators.py", before, after)
+    assert (f.rule, f.level, f.line) == ("security.auth-removed", "block", 3)
+    assert "no longer parses" in f.message

@@ -201,7 +201,8 @@ class _File:
             return self._removed_lines()
         own = self._removed_guards() + self._opened() + self._introduced()
         seen = {f.line for f in own}
-        return own + [f for f in self._bandit() if f.line not in seen]
+        found = own + [f for f in self._bandit() if f.line not in seen]
+        return sorted(found, key=lambda f: f.line or 0)
 
     def finding(self, rule: str, level: Level, message: str, line: int, quote: str) -> Finding:
         why = WHY[rule.split(".")[0]]
