@@ -316,9 +316,11 @@ def _calls(run: str, wf: str, changed: set[str]) -> Iterable[_Invoked]:
         path = word.removeprefix("./")
         # a file run as a command, or handed to an interpreter; not every argument (a compose
         # file, a requirements list) is a step of the gate
-        if path in changed and (i == 0 or words[i - 1] in _LAUNCHERS):
+        if path in changed and (i == 0 or words[i - 1] in _LAUNCHERS) and _script_like(path):
             yield _Invoked(path, how)
         runner = PurePosixPath(word).name
+        if i > 0 and words[i - 1] in ("install", "add", "-U", "--upgrade"):
+            continue  # `pip install tox` installs the runner, it does not run it
         if runner == "make":
             targets = [w for w in words[i + 1 :] if re.match(r"^[\w.-]+$", w)]
             for makefile in ("Makefile", "makefile", "GNUmakefile"):
@@ -326,6 +328,19 @@ def _calls(run: str, wf: str, changed: set[str]) -> Iterable[_Invoked]:
                     yield _Invoked(makefile, how, frozenset(targets or ["<default>"]))
         elif runner in RUNNERS and RUNNERS[runner] in changed:
             yield _Invoked(RUNNERS[runner], how)
+
+
+def _script_like(path: str) -> bool:
+    """A file of steps: a shell script (any file not Python), or a Python one kept with the
+    project's scripts or named for a check. An application run by CI (`python manage.py test`)
+    is what the gate checks, not a step of it."""
+    p = PurePosixPath(path)
+    if p.suffix != ".py":
+        return True
+    folders = {"scripts", "script", "ci", ".ci", "tools", "bin", "dev"}
+    return bool(folders & set(p.parts[:-1])) or bool(
+        re.match(r"^(?:check|lint|tests?|run_tests|ci|verify)(?:[_-]|$)", p.stem)
+    )
 
 
 def _gate_line(change: Change, fc: FileChange, inv: _Invoked) -> int | None:
@@ -374,11 +389,17 @@ def _make_rows(text: str, targets: frozenset[str]) -> set[int]:
 
 
 def _tox_rows(text: str) -> set[int]:
-    """Line numbers inside `[tox]` and `[testenv...]` sections (not a tool's own section)."""
-    rows, inside = set(), False
+    """Line numbers of the `commands` (and `commands_pre`/`_post`) of tox.ini's `[testenv...]`
+    sections: the steps; the env list, dependencies and a tool's own section are not."""
+    rows: set[int] = set()
+    section, inside = "", False
     for n, line in enumerate(text.splitlines(), 1):
         if m := re.match(r"^\[([^\]]+)\]", line):
-            inside = m[1] == "tox" or m[1].startswith("testenv")
+            section, inside = m[1], False
+        elif m := re.match(r"^([\w-]+)\s*=", line):
+            inside = section.startswith("testenv") and m[1].startswith("commands")
+        elif line.strip() and not line[:1].isspace():
+            inside = False
         if inside:
             rows.add(n)
     return rows

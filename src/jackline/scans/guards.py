@@ -49,6 +49,9 @@ from jackline.scans import Change, FileChange, Line, gates
 from jackline.scans.suppressions import without_strings
 
 QUOTE_LINES = 3
+MAX_LINE = 2000
+"""Characters a line may have for the weakened-in-place rules to read it: code is shorter, and
+a pattern run over a hostile megabyte-long line must not take minutes."""
 MODULE = "<module>"
 WHY = {
     "test-removed": "A deleted test stops guarding the behaviour it checked; "
@@ -759,7 +762,7 @@ _STRONG_CALLS = re.compile(
 )
 _WEAK_CALLS = re.compile(r"^assert(?:True|IsNotNone|_called|_called_once)$")
 _SETTING = re.compile(
-    r"(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|tries|attempts)[\w-]*)"
+    r"(?<![\w.-])(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|tries|attempts)[\w-]*)"
     r"[\"']?\s*[=:]\s*(?P<value>float\([\"']inf[\"']\)|[\w.\"'-]+)",
     re.IGNORECASE,
 )
@@ -813,6 +816,8 @@ def _reraises(node: ast.AST) -> int:
 def _subject(text: str, strong: bool) -> str | None:
     """What a one-line assertion checks, if it checks it as strongly (`assert x == y`,
     `assertEqual(x, y)`) or as weakly (`assert x`, `assert x is not None`, `assertTrue(x)`) as asked."""
+    if "assert" not in text or len(text) > MAX_LINE:
+        return None
     try:
         node = ast.parse(text.strip()).body[0]
     except (SyntaxError, ValueError, IndexError):
@@ -869,12 +874,12 @@ def _settings_off(f: _File) -> list[Finding]:
         return []
     before: dict[tuple[str, str], str] = {}
     for ln in f.fc.removed:
-        if not _COMMENT.match(ln.text):
+        if not _COMMENT.match(ln.text) and len(ln.text) <= MAX_LINE:
             for m in _SETTING.finditer(ln.text):
                 before.setdefault((_kind(m), m["key"].lower()), m["value"])
     findings = []
     for ln in f.fc.added:
-        if _COMMENT.match(ln.text):
+        if _COMMENT.match(ln.text) or len(ln.text) > MAX_LINE:
             continue
         for m in _SETTING.finditer(ln.text):
             kind, old = _kind(m), before.get((_kind(m), m["key"].lower()))
