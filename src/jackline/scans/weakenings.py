@@ -333,16 +333,36 @@ class _File:
     # --- bandit ---------------------------------------------------------------------------
 
     def _bandit(self) -> list[Finding]:
-        assert self.new is not None
-        head = bandit_hits(self.new)
+        assert self.new is not None and self.new_tree is not None and self.old_tree is not None
+        head = bandit_hits(_reduced(self.new, self.new_tree, self.added_lines))
         if not any(h.touches(self.added_lines) for h in head):
             return []  # nothing on the lines the change wrote: no need to read the base
-        before = Counter(h.key for h in bandit_hits(self.old))
+        removed = {ln.number for ln in self.fc.removed}
+        before = Counter(h.key for h in bandit_hits(_reduced(self.old, self.old_tree, removed)))
         level: Level = "info" if self.is_test else "warn"
         return [
             self.finding(h.rule, level, h.message, h.line, h.quote)
             for h in _beyond(head, before, self.added_lines)
         ]
+
+
+def _reduced(text: str, tree: ast.Module, lines: set[int]) -> str:
+    """The text with only its imports and the top-level statements holding `lines` left, the
+    rest blanked (line numbers kept): bandit's time grows with the file, and what the change
+    did not touch is in the base and the head alike, so it cannot be new."""
+    rows = text.splitlines()
+    keep = [False] * (len(rows) + 1)
+    for stmt in tree.body:
+        first = min([stmt.lineno, *(d.lineno for d in getattr(stmt, "decorator_list", []))])
+        last = stmt.end_lineno or stmt.lineno
+        imports = isinstance(stmt, ast.Import | ast.ImportFrom) or (
+            isinstance(stmt, ast.Try | ast.If)
+            and any(isinstance(n, ast.Import | ast.ImportFrom) for n in ast.walk(stmt))
+        )
+        if imports or any(n in lines for n in range(first, last + 1)):
+            for n in range(first, min(last, len(rows)) + 1):
+                keep[n] = True
+    return "\n".join(row if keep[n] else "" for n, row in enumerate(rows, 1)) + "\n"
 
 
 def _parse(text: str | None) -> ast.Module | None:
