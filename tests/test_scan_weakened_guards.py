@@ -403,3 +403,29 @@ def test_file_ci_only_passes_as_an_argument_is_not_a_gate(tmp_path: Path) -> Non
     }
     (f,) = run(tmp_path / "2", base, {"scripts/check.py": "run('ruff')\n"})
     assert (f.rule, f.level, f.line) == ("guard.ci-gate", "block", 1)
+
+
+TOX = """\
+[tox]
+envlist = py3{12,11}, typing
+
+[testenv]
+deps = -r requirements/tests.txt
+commands = pytest -v --tb=short --basetemp={envtmpdir} {posargs}
+
+[testenv:typing]
+commands =
+    mypy
+    pyright tests/typing
+"""
+
+
+def test_tox_step_lost_blocks_and_new_env_or_deps_do_not(tmp_path: Path) -> None:
+    workflow = WORKFLOW.replace("make test\n", "uv run --group dev tox run -e typing\n")
+    base = {".github/workflows/ci.yml": workflow, "tox.ini": TOX}
+    (f,) = run(tmp_path, base, {"tox.ini": TOX.replace("    pyright tests/typing\n", "")})
+    assert (f.rule, f.level, f.line) == ("guard.ci-gate", "block", 12)
+    grown = TOX.replace("py3{12,11}", "py3{13,12,11}") + (
+        "\n[testenv:update-requirements]\ncommands = pip-compile -U requirements/tests.in\n"
+    )
+    assert run(tmp_path / "2", base, {"tox.ini": grown}) == []

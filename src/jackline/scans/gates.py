@@ -14,10 +14,11 @@ Part of the guards scan (`guards.scan` calls `scan`):
 - `guard.ci-gate` (block, the level of `scope.gate`): an edit to a file CI runs. The files are
   read from the base commit's `.github/workflows/*.yml` `run:` lines (never the workspace's,
   which the agent wrote): a path named there (`scripts/check`, `./ci/test.sh`), the Makefile
-  targets named by `make` (and the targets they depend on: only their lines count), tox.ini's
-  `[testenv]` sections for `tox`, `noxfile.py` for `nox`, `justfile` for `just`. The finding
-  stands at the first line the change removed there (the old file's number: a lost step) or,
-  if it only added lines, the first added one.
+  targets named by `make` (and the targets they depend on), the `commands` of tox.ini's
+  `[testenv]` sections for `tox`, `noxfile.py` for `nox`, `justfile` for `just`. In a Makefile
+  or tox.ini only a step changed or lost counts (a new target or env is not one CI ran); in a
+  script any edit does. The finding stands at the first line the change removed there (the old
+  file's number: a lost step) or, if it only added lines, the first added one.
 """
 
 from __future__ import annotations
@@ -346,15 +347,15 @@ def _script_like(path: str) -> bool:
 def _gate_line(change: Change, fc: FileChange, inv: _Invoked) -> int | None:
     """The first removed line (old numbering), else the first added one, that counts."""
     name = PurePosixPath(inv.path).name
-    old_rows = new_rows = None
+    old_rows = None
     if inv.targets:
         old_rows = _make_rows(change.old_text(fc.old_path or fc.path) or "", inv.targets)
-        new_rows = _make_rows(change.new_text(fc.path) or "", inv.targets)
     elif name == "tox.ini":
         old_rows = _tox_rows(change.old_text(fc.old_path or fc.path) or "")
-        new_rows = _tox_rows(change.new_text(fc.path) or "")
     removed = [ln.number for ln in fc.removed if old_rows is None or ln.number in old_rows]
-    added = [ln.number for ln in fc.added if new_rows is None or ln.number in new_rows]
+    if old_rows is not None:  # a Makefile's or tox.ini's steps: only a step changed or lost
+        return removed[0] if removed else None  # (a new env or target is not one CI ran)
+    added = [ln.number for ln in fc.added]
     return removed[0] if removed else added[0] if added else None
 
 
