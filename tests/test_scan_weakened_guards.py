@@ -424,7 +424,7 @@ def test_tox_step_lost_blocks_and_new_env_or_deps_do_not(tmp_path: Path) -> None
     workflow = WORKFLOW.replace("make test\n", "uv run --group dev tox run -e typing\n")
     base = {".github/workflows/ci.yml": workflow, "tox.ini": TOX}
     (f,) = run(tmp_path, base, {"tox.ini": TOX.replace("    pyright tests/typing\n", "")})
-    assert (f.rule, f.level, f.line) == ("guard.ci-gate", "block", 12)
+    assert (f.rule, f.level, f.line) == ("guard.ci-gate", "block", 11)
     grown = TOX.replace("py3{12,11}", "py3{13,12,11}") + (
         "\n[testenv:update-requirements]\ncommands = pip-compile -U requirements/tests.in\n"
     )
