@@ -169,6 +169,10 @@ class ScanConfig(_Section):
     warning, since without the network every dependency bump would block."""
     timeout: int = Field(default=120, gt=0)
     """Seconds one external scan tool (squawk, pip-audit) may take."""
+    weakenings: bool = True
+    """Look for security weakenings in changed Python files: removed login and permission
+    guards (block), and new `verify=False`, `shell=True`, `csrf_exempt`, unsafe YAML, formatted
+    SQL and bandit's issues (warn)."""
 
 
 class BlueprintConfig(_Section):

@@ -135,6 +135,8 @@ def render(found: dict[str, Any], main: str) -> str:
         '# osv_db = "/srv/osv"  # `jackline osv update --dest /srv/osv` fills and refreshes it',
         "# Block (not warn) when new dependencies could not be checked for known vulnerabilities.",
         "# require_vuln_db = true",
+        "# Removed login/permission guards (block), verify=False, shell=True, bandit (warn).",
+        "weakenings = true",
         "",
     ]
     return "\n".join(lines)

@@ -300,13 +300,21 @@ Scan = Callable[[Change, JacklineConfig], list[Finding]]
 
 def registry() -> dict[str, Scan]:
     """Every scan, by name, in the order they run."""
-    from jackline.scans import dependencies, guards, migrations, scope, suppressions
+    from jackline.scans import (
+        dependencies,
+        guards,
+        migrations,
+        scope,
+        suppressions,
+        weakenings,
+    )
 
     return {
         "scope": scope.scan,
         "migrations": migrations.scan,
         "guards": guards.scan,
         "suppressions": suppressions.scan,
+        "weakenings": weakenings.scan,
         "dependencies": dependencies.scan,
     }
 

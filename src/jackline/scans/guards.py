@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import dataclasses
 import re
 import textwrap
 from collections import Counter
@@ -44,10 +45,13 @@ from jackline import git as g
 from jackline.config import JacklineConfig
 from jackline.errors import CommandFailed
 from jackline.models import Finding
-from jackline.scans import Change, FileChange, Line
+from jackline.scans import Change, FileChange, Line, gates
 from jackline.scans.suppressions import without_strings
 
 QUOTE_LINES = 3
+MAX_LINE = 2000
+"""Characters a line may have for the weakened-in-place rules to read it: code is shorter, and
+a pattern run over a hostile megabyte-long line must not take minutes."""
 MODULE = "<module>"
 WHY = {
     "test-removed": "A deleted test stops guarding the behaviour it checked; "
@@ -65,6 +69,10 @@ WHY = {
     "without it that failure now propagates.",
     "coverage-lowered": "A lower coverage threshold lets untested code through "
     "without anyone having decided so.",
+    "assert-weakened": "The assertion still runs but no longer checks the value; "
+    "a wrong result now passes.",
+    "except-swallowed": "A handler that catches everything and does nothing hides the failure "
+    "it was written for, and every other one.",
 }
 
 _JS = {".js", ".jsx", ".ts", ".tsx", ".mjs", ".cjs"}
@@ -91,6 +99,7 @@ _JS_SKIP = re.compile(
 _ASSERT = re.compile(
     r"^\s*assert\b|\bassert\w*\s*\(|\bassert\.\w+\s*\(|\bexpect\s*\(|\b(?:raises|warns)\s*\("
 )
+_ASSERT_STATEMENT = re.compile(r"^\s*assert\b")
 _HANDLER = re.compile(r"^\s*(?:except\b|finally\s*:)")
 _COMMENT = re.compile(r"^\s*(?:#|//|/\*|\*(?:\s|$)|<!--|;|--(?:\s|$))")
 _KEYWORDS = {
@@ -112,7 +121,8 @@ def scan(change: Change, config: JacklineConfig) -> list[Finding]:
     findings = _removed_tests(files) + _skipped(files) + _coverage(files)
     findings += _keep_regions(change, files)
     for f in files:
-        findings += _commented(f) + _asserts(f) + _keywords(f) + _excepts(f)
+        findings += _commented(f) + _asserts(f) + _keywords(f) + _excepts(f) + _weakened(f)
+    findings += gates.scan(change, [f.fc for f in files])
     return findings
 
 
@@ -441,14 +451,32 @@ def _skipped_test(f: _File, ln: Line, lines: list[str]) -> str | None:
 
 
 def _asserts(f: _File) -> list[Finding]:
-    if not f.is_test or f.fc.status == "deleted":
+    if f.fc.status == "deleted" or not (f.is_test or f.lang == "py"):
         return []
+    if not f.is_test:
+        return _source_asserts(f)
     lines = [ln for ln in f.fc.removed if _ASSERT.search(ln.text)]
     if not any(_fresh_removal(f, ln, f.added_shapes) for ln in lines):
         return []  # every one moved or was rewritten in place: no need to parse
     if f.lang == "py" and f.old_units is not None and f.new_units is not None:
         return _asserts_by_function(f, lines, f.old_units, f.new_units)
     return _asserts_by_file(f, lines)
+
+
+def _source_asserts(f: _File) -> list[Finding]:
+    """Outside tests, an `assert` statement is a precondition the code checks as it runs: one
+    removed from a function that still stands (and holds fewer) is reported like a test's."""
+    lines = [ln for ln in f.fc.removed if _ASSERT_STATEMENT.match(ln.text)]
+    if not any(_fresh_removal(f, ln, f.added_shapes) for ln in lines):
+        return []
+    if f.old_units is None or f.new_units is None:
+        return []
+    findings = _asserts_by_function(f, lines, f.old_units, f.new_units)
+    why = (
+        "The assertion stopped the code on a state it was not written for; without it that "
+        "state goes on silently."
+    )
+    return [dataclasses.replace(x, why=why) for x in findings]
 
 
 def _asserts_by_function(
@@ -720,3 +748,199 @@ def _pair(
                 pairs[i] = new
                 left.remove(new)
     return [(old, pairs.get(i)) for i, old in enumerate(removed)]
+
+
+# --- weakened in place: assert, timeout, retry, except ------------------------------------------
+#
+# The guard is still there but checks less: each rule pairs a removed line with the added line
+# that replaced it (same subject, same key) and reports the added one, at its new line.
+
+_STRONG_CALLS = re.compile(
+    r"^assert(?:Equal|Equals|NotEqual|In|NotIn|Is|IsNot|Greater|GreaterEqual|Less|LessEqual"
+    r"|DictEqual|ListEqual|SetEqual|TupleEqual|CountEqual|MultiLineEqual|AlmostEqual|Regex"
+    r"|IsInstance|Raises|RaisesRegex)$|^assert_called(?:_once)?_with$|^assert_any_call$"
+)
+_WEAK_CALLS = re.compile(r"^assert(?:True|IsNotNone|_called|_called_once)$")
+_SETTING = re.compile(
+    r"(?<![\w.-])(?P<key>[\w.-]*?(?P<kind>timeout|deadline|retries|retry|tries|attempts)[\w-]*)"
+    r"[\"']?\s*[=:]\s*(?P<value>float\([\"']inf[\"']\)|[\w.\"'-]+)",
+    re.IGNORECASE,
+)
+_OFF = {
+    "timeout": {"none", "0", "0.0", "inf", "math.inf", 'float("inf")', "float('inf')", "-1"},
+    "retry": {"0", "none", "false"},
+    "tries": {"0", "1", "none", "false"},  # one try is no retry
+}
+_BROAD = {"", "Exception", "BaseException"}
+_RERAISE = re.compile(r"^\s*raise\b")
+
+
+def _weakened(f: _File) -> list[Finding]:
+    findings = _settings_off(f)
+    if f.lang == "py" and f.fc.status != "deleted":
+        swallowed = _swallowed(f)  # a handler made to swallow also stopped re-raising: once
+        findings += _weaker_asserts(f) + (swallowed or _reraise_removed(f))
+    return findings
+
+
+def _reraise_removed(f: _File) -> list[Finding]:
+    """A handler that re-raised (`except X: ...; raise`) and no longer does, in a function that
+    kept its try statements (a removed try is guard.except-removed's finding)."""
+    raises = [ln for ln in f.fc.removed if _RERAISE.match(ln.text)]
+    if not raises or f.old_units is None or f.new_units is None:
+        return []
+    old, new, findings = f.old_units, f.new_units, []
+    for name, group in _by_unit(old, raises).items():
+        after = new.get(name)
+        if after is None or after.tries < old[name].tries or name == MODULE:
+            continue
+        if _reraises(after.node) >= _reraises(old[name].node):
+            continue
+        ln = group[0]
+        message = f"`{name}` no longer re-raises the error it caught (`raise` removed)"
+        quote = _quote(f.old_lines[max(ln.number - 3, 0) : ln.number])
+        findings.append(f.finding("except-swallowed", message, ln.number, quote))
+    return findings
+
+
+def _reraises(node: ast.AST) -> int:
+    return sum(
+        1
+        for handler in ast.walk(node)
+        if isinstance(handler, ast.ExceptHandler)
+        for n in ast.walk(handler)
+        if isinstance(n, ast.Raise)
+    )
+
+
+def _subject(text: str, strong: bool) -> str | None:
+    """What a one-line assertion checks, if it checks it as strongly (`assert x == y`,
+    `assertEqual(x, y)`) or as weakly (`assert x`, `assert x is not None`, `assertTrue(x)`) as asked."""
+    if "assert" not in text or len(text) > MAX_LINE:
+        return None
+    try:
+        node = ast.parse(text.strip()).body[0]
+    except (SyntaxError, ValueError, IndexError):
+        return None
+    if isinstance(node, ast.Assert):
+        test = node.test
+        if isinstance(test, ast.Compare):
+            weak = isinstance(test.ops[0], ast.IsNot) and _is_none(test.comparators[0])
+            return ast.unparse(test.left) if weak != strong else None
+        if isinstance(test, ast.Constant):
+            return None if strong else "<anything>"
+        return None if strong else ast.unparse(test)
+    if isinstance(node, ast.Expr) and isinstance(node.value, ast.Call):
+        call = node.value
+        name = call.func.attr if isinstance(call.func, ast.Attribute) else ""
+        pattern = _STRONG_CALLS if strong else _WEAK_CALLS
+        if not pattern.match(name):
+            return None
+        if name.startswith("assert_") and isinstance(call.func, ast.Attribute):
+            return ast.unparse(call.func.value)  # mock.assert_called_with(...) -> mock
+        if call.args and (not strong or len(call.args) >= 2 or name.startswith("assertRaises")):
+            return ast.unparse(call.args[0])
+    return None
+
+
+def _is_none(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _weaker_asserts(f: _File) -> list[Finding]:
+    strong: dict[str, Line] = {}
+    for ln in f.fc.removed:
+        if (s := _subject(ln.text, strong=True)) is not None and ln.text.strip() not in f.moved:
+            strong.setdefault(s, ln)
+    if not strong:
+        return []
+    findings = []
+    for ln in f.fc.added:
+        s = _subject(ln.text, strong=False)
+        if s is None or not f.new_code(ln):
+            continue
+        old = strong.pop(s, None) if s != "<anything>" else next(iter(strong.values()), None)
+        if old is None:
+            continue
+        message = f"weakened `{old.text.strip()}` to `{ln.text.strip()}`"
+        quote = f"- {old.text.strip()}\n+ {ln.text.strip()}"
+        findings.append(f.finding("assert-weakened", message, ln.number, quote))
+    return findings
+
+
+def _settings_off(f: _File) -> list[Finding]:
+    """A timeout set to none or zero, a retry count set to zero, where a value stood."""
+    if PurePosixPath(f.path).suffix in _PROSE:
+        return []
+    before: dict[tuple[str, str], str] = {}
+    for ln in f.fc.removed:
+        if not _COMMENT.match(ln.text) and len(ln.text) <= MAX_LINE:
+            for m in _SETTING.finditer(ln.text):
+                before.setdefault((_kind(m), m["key"].lower()), m["value"])
+    findings = []
+    for ln in f.fc.added:
+        if _COMMENT.match(ln.text) or len(ln.text) > MAX_LINE:
+            continue
+        for m in _SETTING.finditer(ln.text):
+            kind, old = _kind(m), before.get((_kind(m), m["key"].lower()))
+            value = m["value"].strip("\"'").lower()
+            if old is None or value not in _OFF[kind] or old.strip("\"'").lower() in _OFF[kind]:
+                continue
+            rule = "timeout" if kind == "timeout" else "retry"
+            message = f"switched a {rule} off: `{m['key']}` from {old} to {m['value']}"
+            why = WHY[f"{rule}-removed"]
+            findings.append(f.finding(f"{rule}-weakened", message, ln.number, ln.text.strip(), why))
+    return findings
+
+
+def _kind(m: re.Match[str]) -> str:
+    kind = m["kind"].lower()
+    return "timeout" if kind in ("timeout", "deadline") else "retry" if "retr" in kind else "tries"
+
+
+def _swallowed(f: _File) -> list[Finding]:
+    """More handlers that catch everything and do nothing than the file had."""
+    if not any(_HANDLER.match(ln.text) or "suppress(" in ln.text for ln in f.fc.added):
+        return []
+    old, new = _swallowers(f.old), _swallowers(f.new)
+    if old is None or new is None or len(new) <= len(old):
+        return []
+    fresh = [n for n in new if n in {ln.number for ln in f.fc.added}][: len(new) - len(old)]
+    return [
+        f.finding(
+            "except-swallowed",
+            f"added a handler that swallows every error: `{f.new_lines[n - 1].strip()}`",
+            n,
+            _quote(f.new_lines[n - 1 : n + 1]),
+        )
+        for n in fresh
+    ]
+
+
+def _swallowers(text: str | None) -> list[int] | None:
+    """Lines of `except:` / `except Exception:` handlers whose body does nothing, and of
+    `suppress(Exception)`; None if the text does not parse."""
+    if text is None:
+        return []
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError):
+        return None
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ExceptHandler):
+            caught = "" if node.type is None else ast.unparse(node.type).rsplit(".", 1)[-1]
+            if caught in _BROAD and all(_idle(s) for s in node.body):
+                out.append(node.lineno)
+        elif isinstance(node, ast.Call) and ast.unparse(node.func).endswith("suppress"):
+            if any(ast.unparse(a).rsplit(".", 1)[-1] in _BROAD for a in node.args):
+                out.append(node.lineno)
+    return sorted(out)
+
+
+def _idle(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.Pass | ast.Continue | ast.Break):
+        return True
+    if isinstance(stmt, ast.Return):
+        return stmt.value is None or _is_none(stmt.value)
+    return isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant)
