@@ -13,12 +13,19 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import changes
 import pytest
 
 from jackline import config as jconfig
 from jackline.models import Finding
 from jackline.scans import Change, osvdb
 from jackline.scans.dependencies import changed_dependencies, pip_audit_argv, scan
+
+
+def change(tmp_path: Path, before: dict[str, str], after: dict[str, str | None]) -> Change:
+    """A repository committed with `before` (and a README, so the base is never empty), then
+    `after` written over it (None deletes)."""
+    return changes.change(tmp_path, {"README.md": "x\n", **before}, after)
 
 
 @pytest.fixture(autouse=True)
@@ -147,30 +154,6 @@ def osv_db(root: Path, zipped: bool = False, ecosystems: tuple[str, ...] = ("PyP
             for adv in ADVISORIES[ecosystem]:
                 (folder / f"{adv['id']}.json").write_text(json.dumps(adv, indent=2))
     return root
-
-
-def git(repo: Path, *args: str) -> str:
-    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def change(tmp_path: Path, before: dict[str, str], after: dict[str, str | None]) -> Change:
-    """A repository committed with `before`, then `after` written over it (None deletes)."""
-    repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q", "-b", "main")
-    for rel, text in {"README.md": "x\n", **before}.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    for rel, text in after.items():
-        if text is None:
-            (repo / rel).unlink()
-        else:
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            (repo / rel).write_text(text)
-    return Change.of_workspace(repo, git(repo, "rev-parse", "HEAD"))
 
 
 def findings(

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from changes import change
 
 import jackline.config
 from jackline.models import Finding
-from jackline.scans import Change, guards, suppressions
+from jackline.scans import guards, suppressions
 
 CART_TESTS = """\
 import pytest
@@ -34,39 +34,6 @@ class TestCheckout:
     def test_refund(self):
         assert Cart().refund() == 0
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-def write(repo: Path, files: Mapping[str, str | None]) -> None:
-    for rel, text in files.items():
-        path = repo / rel
-        if text is None:
-            path.unlink()
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-
-
-def change(
-    tmp_path: Path, before: Mapping[str, str | None], after: Mapping[str, str | None]
-) -> Change:
-    """Commit `before`, write `after` (None deletes) into the working tree, and read the change."""
-    repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q")
-    write(repo, before)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    write(repo, after)
-    return Change.of_workspace(repo, git(repo, "rev-parse", "HEAD"))
 
 
 def run(

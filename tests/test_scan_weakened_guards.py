@@ -4,37 +4,18 @@ pyproject/setup.cfg/tox.ini files and GitHub workflows)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
+from changes import change
+
 import jackline.config
 from jackline.models import Finding
-from jackline.scans import Change, guards
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
+from jackline.scans import guards
 
 
 def run(tmp_path: Path, before: Mapping[str, str], after: Mapping[str, str]) -> list[Finding]:
-    repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q")
-    for files in (before, after):
-        for rel, text in files.items():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            (repo / rel).write_text(text)
-        if files is before:
-            git(repo, "add", "-A")
-            git(repo, "commit", "-q", "-m", "base")
-    ch = Change.of_workspace(repo, git(repo, "rev-parse", "HEAD"))
-    return guards.scan(ch, jackline.config.parse({}))
+    return guards.scan(change(tmp_path, before, after), jackline.config.parse({}))
 
 
 def found(findings: list[Finding]) -> list[tuple[str, str, int | None]]:

@@ -4,11 +4,10 @@ viewsets and settings, requests/httpx redirect handling, in the shapes those pro
 from __future__ import annotations
 
 import os
-import subprocess
-from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
+from changes import change
 
 import jackline.config
 from jackline.models import Finding
@@ -143,33 +142,6 @@ def count_orders(cursor, customer_id):
     cursor.execute("SELECT count(*) FROM orders WHERE customer_id = %s", [customer_id])
     return cursor.fetchone()[0]
 """
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
-def change(tmp_path: Path, before: Mapping[str, str], after: Mapping[str, str | None]) -> Change:
-    repo = tmp_path / "repo"
-    repo.mkdir(parents=True)
-    git(repo, "init", "-q")
-    for rel, text in before.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    for rel, new in after.items():
-        if new is None:
-            (repo / rel).unlink()
-        else:
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            (repo / rel).write_text(new)
-    return Change.of_workspace(repo, git(repo, "rev-parse", "HEAD"))
 
 
 def scan(tmp_path: Path, path: str, before: str, after: str) -> list[Finding]:
