@@ -8,7 +8,10 @@ started, the command cannot have added that much, and nothing more is done. Once
 walks the folders the command may write and adds up the files changed since it started (their
 change time, which a command cannot set back); past `disk_mb`, it ends the command's process
 group and says why. If not (another process wrote the rest), it waits for the free space to drop
-by what is still allowed before walking again.
+by what is still allowed before walking again. Free space is a net figure: what other processes
+free at the same time (a finished run's workspace removed) hides as much of what the command
+writes. So it also walks on a clock, every `POLL` while a walk is cheap and never more than a
+tenth of the time (a large workspace is walked less often).
 
 The walk only looks (`lstat`, never opening a file or following a link), so a hostile workspace
 cannot turn it into anything else. One file is also capped at `disk_mb` by `RLIMIT_FSIZE`
@@ -29,6 +32,8 @@ from jackline.sandbox import Spec
 
 POLL = 0.25
 """Seconds between two looks at the free space."""
+WALK_SHARE = 10
+"""A walk on the clock comes at most once per this many times the last walk's duration."""
 MB = 1024 * 1024
 
 
@@ -53,6 +58,7 @@ class Watch:
         self.since = time.time() - 1.0
         self.free = _free(self.folders)
         self.allowed = self.limit  # what the free space may drop by before the next walk
+        self.next_walk = time.monotonic() + POLL  # the next walk on the clock
         self.ended = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="jackline-disk", daemon=True)
@@ -67,9 +73,12 @@ class Watch:
     def _watch(self) -> None:
         while not self._done.wait(POLL):
             free = _free(self.folders)
-            if self.free - free < self.allowed:
+            if self.free - free < self.allowed and time.monotonic() < self.next_walk:
                 continue
+            started = time.monotonic()
             added = changed_since(self.folders, self.since)
+            spent = time.monotonic() - started
+            self.next_walk = time.monotonic() + max(POLL, WALK_SHARE * spent)
             # Past the bound, not at it: one file `RLIMIT_FSIZE` stopped at exactly `disk_mb`
             # was refused already (the command is told "File too large" and may go on), and
             # ending the command as well raced that refusal under load.
