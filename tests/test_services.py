@@ -356,7 +356,13 @@ def test_the_services_forwarder_says_when_it_reached_the_service(tmp_path: Path)
                 accepted.sendall(b"pong")
                 assert conn.recv(16) == b"pong"
         # The command (the forwarder's child) does not get the socket.
-        (command,) = Path(f"/proc/{child.pid}/task/{child.pid}/children").read_text().split()
+        # The forwarder serves from its threads before its main thread starts the command:
+        # under load the command may not be there yet when the service has answered.
+        children = Path(f"/proc/{child.pid}/task/{child.pid}/children")
+        deadline = time.monotonic() + 10
+        while not children.read_text().split() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (command,) = children.read_text().split()
         held = [os.readlink(f"/proc/{command}/fd/{n}") for n in os.listdir(f"/proc/{command}/fd")]
         assert not [h for h in held if h.startswith("socket:")], held
     finally:
