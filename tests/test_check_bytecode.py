@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import _pytest.python
+import pytest
 from conftest import Project
 
 from jackline.checks import bytecode
@@ -145,3 +146,23 @@ def test_bytecode_a_check_writes_never_reaches_the_seed(project: Project) -> Non
     assert marshal.loads(seeded.read_bytes()[16:]).co_filename == str(source)
     assert not (seed / TAG / "host").exists()
     assert not [p for p in seed.rglob("*") if p.is_symlink()]
+
+
+def test_learning_stops_after_a_bounded_number_of_names_folders_included(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A check may fill its cache with empty folders: they count toward the bound as files do,
+    # so the harness stops looking before it reaches a name it would have compiled.
+    monkeypatch.setenv("JACKLINE_BYTECODE_SEED", str(tmp_path / "seed"))
+    cache = tmp_path / "cache"
+    source = Path(colorsys.__file__)
+    named = cache / str(source.parent).lstrip("/") / f"colorsys.{TAG}.pyc"
+    named.parent.mkdir(parents=True)
+    named.write_bytes(b"poison")
+    for i in range(10):
+        (cache / f"empty-{i}").mkdir()
+    monkeypatch.setattr(bytecode, "LEARN_LIMIT", 5)
+    assert bytecode.learn(cache, INSIDE) == 0
+    # Under the bound the same name is learnt: the source compiled, not the check's bytes.
+    monkeypatch.setattr(bytecode, "LEARN_LIMIT", 20_000)
+    assert bytecode.learn(cache, INSIDE) == 1

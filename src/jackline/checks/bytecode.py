@@ -50,7 +50,8 @@ cache may hold bytecode of, one a line."""
 
 TAG = sys.implementation.cache_tag
 LEARN_LIMIT = 20_000
-"""Names of a run's cache looked at after a check, at most (a check could write millions)."""
+"""Names (files and folders) of a run's cache looked at after a check, at most (a check could
+write millions, or nest folders as deep as the file system lets it)."""
 
 
 def seed() -> Path:
@@ -99,6 +100,9 @@ def _named_sources(cache: Path, inside: Path) -> list[Path]:
         if Path(folder) == skip:
             dirs.clear()
             continue
+        seen += len(dirs)
+        if seen > LEARN_LIMIT:
+            return out
         for name in files:
             seen += 1
             if seen > LEARN_LIMIT:
