@@ -15,11 +15,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from changes import change, git
 
 from jackline import config as jconfig
 from jackline.errors import JacklineError
 from jackline.models import Finding
-from jackline.scans import Change, osvdb
+from jackline.scans import osvdb
 from jackline.scans.dependencies import scan
 
 # Shaped as github.com/pypa/advisory-database writes them (PYSEC-2018-28 trimmed; the others
@@ -107,21 +108,9 @@ def pypa_db(root: Path) -> Path:
     return root
 
 
-def git(repo: Path, *args: str) -> str:
-    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
-
-
 def scan_requirements(tmp_path: Path, text: str, db: Path) -> list[Finding]:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    (repo / "README.md").write_text("x\n")
-    git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "base")
-    (repo / "requirements.txt").write_text(text)
-    change = Change.of_workspace(repo, git(repo, "rev-parse", "HEAD"))
-    return scan(change, jconfig.parse({"scan": {"osv_db": str(db)}}))
+    made = change(tmp_path, {"README.md": "x\n"}, {"requirements.txt": text})
+    return scan(made, jconfig.parse({"scan": {"osv_db": str(db)}}))
 
 
 def test_pypa_yaml_records_block_a_vulnerable_pin(tmp_path: Path) -> None:

@@ -3,21 +3,16 @@ test data are left out, as the base commit's `.gitattributes` says too, never th
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
+from changes import git
 
 from jackline import config as cfg
 from jackline.models import Finding
 from jackline.scans import Change
 from jackline.scans import scope as scope_scan
 from jackline.scans import secrets as secret_scan
-
-
-def git(repo: Path, *args: str) -> str:
-    argv = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(repo), *args]
-    return subprocess.run(argv, check=True, capture_output=True, text=True).stdout.strip()
 
 
 @pytest.fixture

@@ -286,8 +286,7 @@ class _File:
                 line = after.line if after else before.line
                 quote = _text(self.new if after else self.old, line)
                 message = f"`{where}` {problem}"
-                level: Level = "block"
-                findings.append(self.finding("permission-opened", level, message, line, quote))
+                findings.append(self.finding("permission-opened", "block", message, line, quote))
         for where, after in new.items():
             if where not in old and any(_OPEN.search(i) for i in after.items):
                 message = f"`{where}` lets anyone in: {', '.join(after.items)}"
