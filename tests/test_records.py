@@ -16,7 +16,7 @@ from jackline import api
 from jackline.auth import Token
 from jackline.client import event_from_json, release_from_json, run_from_json
 from jackline.guard.audit import Event
-from jackline.models import Decision, Probe, Release, Run, json_keys, to_json
+from jackline.models import Decision, Probe, Release, Run, WorkerBeat, json_keys, to_json
 from jackline.server import api_routes
 from jackline.store import Store
 
@@ -115,6 +115,7 @@ def test_each_record_table_has_a_column_per_field_of_its_type_and_nullability(
     assert columns(store, "runs") == expected_columns(Run)
     assert columns(store, "releases") == expected_columns(Release)
     assert columns(store, "probes") == expected_columns(Probe)
+    assert columns(store, "workers") == expected_columns(WorkerBeat)
     # A token's digest is the one column its record leaves in the table: it never leaves it.
     assert columns(store, "tokens") == {**expected_columns(Token), "digest": ("TEXT", False)}
 

@@ -546,3 +546,21 @@ class Token:
     created_at: float
     last_used: float | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """A worker process as it last said it lived (team mode): one row per worker, its
+    `beat_at` renewed every few seconds. A worker whose beat is old is dead, wherever it ran:
+    a live one takes its runs over."""
+
+    id: str
+    """Its executor id: the one DBOS records on the workflows it runs."""
+    host: str
+    pid: int
+    started_at: float
+    beat_at: float
+    concurrency: int
+    """How many runs it takes from the queue at once."""
+    workspaces: str
+    """The folder its workspaces are made in, on its own machine."""

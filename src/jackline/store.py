@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
 from jackline import paths
 from jackline.errors import NotFound
 from jackline.events import Kind
-from jackline.models import Probe, Release, Run, Token
+from jackline.models import Probe, Release, Run, Token, WorkerBeat
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -121,6 +121,22 @@ CREATE TABLE IF NOT EXISTS live (
     since REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS live_by_env ON live (repo, env, since);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    beat_at REAL NOT NULL,
+    concurrency INTEGER NOT NULL,
+    workspaces TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS artifacts (
+    run_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    data BLOB NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (run_id, name)
+);
 CREATE TABLE IF NOT EXISTS deliveries (
     source TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -483,6 +499,50 @@ class Store:
             (repo, env, limit),
         ).fetchall()
         return [dict(r) for r in rows]
+
+    # workers (team mode) ------------------------------------------------------------------
+
+    def beat(self, worker: WorkerBeat) -> None:
+        """Record that `worker` lives, as of `worker.beat_at` (its first beat adds its row)."""
+        row = _row(worker)
+        cols = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        with self.transaction() as db:
+            db.execute(f"INSERT OR REPLACE INTO workers ({cols}) VALUES ({marks})", [*row.values()])
+
+    def workers(self) -> list[WorkerBeat]:
+        """Every worker that has beaten and not been forgotten, the most recent beat first."""
+        rows = self._db.execute("SELECT * FROM workers ORDER BY beat_at DESC").fetchall()
+        return [_record(WorkerBeat, r) for r in rows]
+
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker's row: it left (or was found dead and its runs were taken over)."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    # artifacts ------------------------------------------------------------------------------
+    # What a run leaves besides its record and events (its handoff, logs, transcripts, the work
+    # of its last finished step), kept where every worker and server reads it.
+
+    def put_artifact(self, run_id: str, name: str, data: bytes) -> None:
+        """Keep `data` as the run's artifact `name`, in place of any earlier one."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO artifacts (run_id, name, data, at) VALUES (?, ?, ?, ?)",
+                (run_id, name, data, time.time()),
+            )
+
+    def get_artifact(self, run_id: str, name: str) -> bytes | None:
+        row = self._db.execute(
+            "SELECT data FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
+        ).fetchone()
+        return bytes(row["data"]) if row else None
+
+    def artifact_names(self, run_id: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
+        ).fetchall()
+        return [r["name"] for r in rows]
 
     # deliveries ---------------------------------------------------------------------------
 
