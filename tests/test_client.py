@@ -70,6 +70,12 @@ def test_cli_with_server_runs_lists_shows_and_approves(server: Server) -> None:
     shown = remote(server, "vera", "show", run_id).stdout
     assert "awaiting_review" in shown and "round 1: test pass" in shown
     assert "Assumed add means +." in shown  # the handoff, rendered
+    kept = remote(server, "vera", "logs", run_id, "--files").stdout.split()
+    assert "round-1/test.log" in kept and "change.diff" in kept
+    change = remote(server, "vera", "logs", run_id, "--file", "change.diff").stdout
+    assert "+    return a + b" in change
+    missing = remote(server, "vera", "logs", run_id, "--file", "round-7/agent.log", ok=False)
+    assert missing.returncode == 1 and "round-1/test.log" in missing.stderr
     approved = remote(server, "bob", "approve", run_id, "-m", "looks right")
     assert "merged" in approved.stdout and "review: approve by bob" in approved.stderr
     assert "a + b" in git(server.project.repo, "show", "main:calc.py")

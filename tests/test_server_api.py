@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 from conftest import Project, git
 
 from jackline import auth
+from jackline.client import RemoteAPI
 from jackline.health import prometheus
 from jackline.store import Store
 from jackline.testing import Round, ScriptedAgent
@@ -266,6 +268,21 @@ def test_run_submitted_through_the_api_streams_to_review_and_merges_on_another_p
     assert decisions[-1]["by"] == "bob"
     listed = server.call("vera", "GET", "/api/runs", params={"status": "merged"}).json()
     assert run["id"] in [r["id"] for r in listed]
+
+    # What a reviewer reads comes from the database, not from the files of the machine the run
+    # ran on: with the run's folder gone, the server still shows its handoff, change and logs.
+    shutil.rmtree(server.project.home / "runs" / run["id"])
+    detail = server.call("vera", "GET", f"/api/runs/{run['id']}").json()
+    assert detail["status"] == "merged" and "Assumed add means +." in detail["handoff_markdown"]
+    remote = RemoteAPI(server.url, server.tokens["vera"])
+    kept = remote.artifact_names(run["id"])
+    assert {"handoff.json", "change.diff", "round-1/agent.log", "round-1/test.log"} <= set(kept)
+    change = remote.artifact_text(run["id"], "change.diff") or ""
+    assert change.startswith(" calc.py") and "+    return a + b" in change
+    assert "passed" in (remote.artifact_text(run["id"], "round-1/test.log") or "")
+    assert remote.artifact_text(run["id"], "round-9/test.log") is None
+    page = server.call("vera", "GET", f"/runs/{run['id']}").text
+    assert "return a + b" in page
 
 
 def test_metrics_page_parses_with_runs_rounds_and_check_durations(

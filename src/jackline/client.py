@@ -146,6 +146,20 @@ class RemoteAPI:
         text = self._detail(run.id)["handoff_markdown"]
         return str(text) if text is not None else None
 
+    def artifact_names(self, record_id: str) -> list[str]:
+        return list(self._call("GET", f"/api/runs/{record_id}/artifacts")["names"])
+
+    def artifact_text(self, record_id: str, name: str) -> str | None:
+        try:
+            response = self._http.get(f"/api/runs/{record_id}/artifacts/{name}")
+        except httpx.TransportError as e:
+            self._unreachable(e)
+        if response.status_code == 404 and "kept no artifact" in response.text:
+            return None  # the run exists and kept nothing by that name
+        if response.status_code >= 400:
+            _raise(response)
+        return response.text
+
     def _detail(self, run_id: str) -> dict[str, Any]:
         if run_id not in self._details:
             self.get(run_id)

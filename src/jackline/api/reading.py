@@ -7,7 +7,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jackline import executors, handoff
+from jackline import artifacts, executors, handoff
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor
@@ -96,12 +96,52 @@ def findings(run_id: str) -> list[dict[str, Any]]:
 def handoff_text(run: Run) -> str | None:
     """The run's handoff in markdown, rendered from its record (`handoff.json`); a run that
     failed before its handoff could be written has a short note in markdown alone."""
-    record = handoff.load(run.handoff)
+    store = Store()
+    try:
+        # The note is kept only when a run's last handoff could not be made: an earlier
+        # round's record, still kept, is not the run's last word.
+        note = store.get_artifact(run.id, artifacts.NOTE)
+        record = None if note is not None else artifacts.handoff_of(store, run.id, run.handoff)
+    finally:
+        store.close()
+    if note is not None:
+        return note.decode(errors="replace")
     if record is not None:
         return handoff.markdown(record)
-    if run.handoff and Path(run.handoff).exists():
+    if run.handoff and Path(run.handoff).exists():  # a run made before handoffs were stored
         return Path(run.handoff).read_text()
     return None
+
+
+def change_text(run: Run) -> str | None:
+    """The change the run committed (base to head, `--stat --patch`) as the commit step kept
+    it, redacted; None before a commit (or for a run committed before changes were kept)."""
+    data = artifact(run.id, artifacts.CHANGE)
+    return data.decode(errors="replace") if data is not None else None
+
+
+def artifact(record_id: str, name: str) -> bytes | None:
+    """A kept artifact of a run or release (`jackline.artifacts`), or None."""
+    store = Store()
+    try:
+        return store.get_artifact(record_id, name)
+    finally:
+        store.close()
+
+
+def artifact_text(record_id: str, name: str) -> str | None:
+    """A kept artifact as text (a log: `round-1/test.log`, `deploy-staging.log`), or None."""
+    data = artifact(record_id, name)
+    return data.decode(errors="replace") if data is not None else None
+
+
+def artifact_names(record_id: str) -> list[str]:
+    """The names of what a run or release kept, in order."""
+    store = Store()
+    try:
+        return store.artifact_names(record_id)
+    finally:
+        store.close()
 
 
 def as_json(run: Run) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jackline import auth, handoff, notify
+from jackline import artifacts, auth, handoff, notify
 from jackline import config as cfg
 from jackline.errors import Interrupted, NotFound, Refused
 from jackline.events import Kind
@@ -245,11 +245,12 @@ def _recorded(
 def _rewrite_handoff(run: Run) -> handoff.Handoff | None:
     """The handoff with the acceptances that hold on the run's head (read from the log,
     redacted as it is): the note a reviewer reads says what the owner decided."""
-    record = handoff.load(run.handoff)
+    store = Store()
+    record = artifacts.handoff_of(store, run.id, run.handoff)
     if record is None or not run.handoff:
         return None
     record = replace(record, accepted=tuple(in_force(events(run.id))))
-    handoff.write(record, Path(run.handoff).parent)
+    artifacts.keep_handoff(record, Path(run.handoff).parent, store, run.id)
     return record
 
 

@@ -12,6 +12,7 @@ from rich.markup import escape
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
 from jackline.cli.render import err, out
+from jackline.errors import NotFound
 from jackline.models import FINAL, Status
 from jackline.verbs import Verbs
 
@@ -100,6 +101,20 @@ def show(
     render.run_detail(r, verbs.rounds(r.id), verbs.findings(r.id), verbs.handoff_text(r))
 
 
+def _kept(verbs: Verbs, run_id: str, name: str | None) -> None:
+    """What the run kept: the names, or the one named (exit 1 when it kept no such thing)."""
+    names = verbs.artifact_names(run_id)
+    if name is None:
+        for kept in names:
+            out.print(kept, markup=False, highlight=False)
+        return
+    text = verbs.artifact_text(run_id, name)
+    if text is None:
+        shown = ", ".join(names) or "nothing yet"
+        raise NotFound(f"{run_id} kept no {name!r}; it kept: {shown}")
+    typer.echo(text, nl=not text.endswith("\n"))  # as kept: no wrapping, no markup
+
+
 @app.command()
 def logs(
     ctx: typer.Context,
@@ -114,6 +129,18 @@ def logs(
             help="Check the whole chain (keyed macs, links, the recorded head) and exit 1 "
             "unless it is verified.",
         ),
+    ] = False,
+    file: Annotated[
+        str | None,
+        typer.Option(
+            "--file",
+            metavar="NAME",
+            help="Print one log or record the run kept (`round-1/test.log`, `change.diff`; "
+            "`--files` lists them) instead of its audit log.",
+        ),
+    ] = None,
+    files: Annotated[
+        bool, typer.Option("--files", help="List what the run kept: its handoff, change and logs.")
     ] = False,
     full: Annotated[
         bool,
@@ -130,6 +157,9 @@ def logs(
     r = verbs.get(run_id)
     if verify:
         _verify(verbs, r.id, full)
+        return
+    if files or file is not None:
+        _kept(verbs, r.id, file)
         return
     new_events = verbs.follow(r.id)
     while True:

@@ -310,7 +310,9 @@ def _run(
         return False
     done = proc.run(command, tree, run_env, log, timeout)
     if log.exists():
-        log.write_text(ctx.redact(log.read_text(errors="replace")))
+        text = ctx.redact(log.read_text(errors="replace"))
+        log.write_text(text)
+        ctx.store.put_artifact(ctx.release.id, log.name, text.encode())
     shown = command if isinstance(command, str) else " ".join(command)
     ctx.record(
         Kind(f"release.{what}"),

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from jackline import api, auth
@@ -200,6 +200,32 @@ def show_run(run_id: str, who: Reader) -> dict[str, Any]:
         "findings": api.findings(run.id),
         "handoff_markdown": api.handoff_text(run),
     }
+
+
+class ArtifactsOut(BaseModel):
+    """What a run kept besides its record and audit log: its handoff, change and logs."""
+
+    names: list[str]
+
+
+@router.get("/api/runs/{run_id}/artifacts", tags=["runs"], response_model=ArtifactsOut)
+def run_artifacts(run_id: str, who: Reader) -> dict[str, Any]:
+    """The names of what the run kept (`round-1/test.log`, `change.diff`, ...)."""
+    return {"names": api.artifact_names(api.get(run_id).id)}
+
+
+@router.get(
+    "/api/runs/{run_id}/artifacts/{name:path}",
+    tags=["runs"],
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+def run_artifact(run_id: str, name: str, who: Reader) -> PlainTextResponse:
+    """One thing the run kept, as text (redacted, as everything kept is)."""
+    text = api.artifact_text(api.get(run_id).id, name)
+    if text is None:
+        raise NotFound(f"run {run_id} kept no artifact {name!r} (`/artifacts` lists them)")
+    return PlainTextResponse(text)
 
 
 @router.get("/api/runs/{run_id}/events", tags=["runs"], response_model=EventsOut)

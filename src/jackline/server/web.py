@@ -320,11 +320,13 @@ def run_diff(run: Run) -> dict[str, Any] | None:
     if not run.base_sha or not run.head_sha:
         return None
     command = f"git diff {run.base_sha[:10]} {run.head_sha[:10]}"
-    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
-    try:
-        text = g.git(Path(run.repo), *args, run.base_sha, run.head_sha, strip=False)
-    except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
-        return {"command": command, "html": None, "error": f"cannot show the diff: {e}"}
+    text = api.change_text(run)
+    if text is None:  # a run committed before changes were kept
+        args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
+        try:
+            text = g.git(Path(run.repo), *args, run.base_sha, run.head_sha, strip=False)
+        except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
+            return {"command": command, "html": None, "error": f"cannot show the diff: {e}"}
     cut = len(text) > MAX_DIFF
     return {
         "command": command,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from jackline import artifacts
 from jackline import git as g
 from jackline.events import Kind
 from jackline.steps.context import RunContext
@@ -19,5 +20,17 @@ def commit(run_id: str) -> str:
         g.git(ctx.ws, "commit", "--quiet", "-m", subject, "-m", f"Jackline-Run: {run_id}")
         head = g.rev(ctx.ws, "HEAD")
     ctx.update(head_sha=head)
+    _keep_change(ctx, head)
     ctx.record(Kind.COMMIT, sha=head)
     return head
+
+
+def _keep_change(ctx: RunContext, head: str) -> None:
+    """The change between two commits of the harness's own git directory: no file of the
+    workspace is read, and its text is redacted as every kept byte is."""
+    base = ctx.run.base_sha or head
+    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head)
+    text = g.git(ctx.ws, *args, strip=False)
+    if len(text) > artifacts.CHANGE_LIMIT:
+        text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
+    ctx.store.put_artifact(ctx.run.id, artifacts.CHANGE, ctx.redact(text).encode())

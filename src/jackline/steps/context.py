@@ -252,11 +252,16 @@ INBOX_FILES = ("brief.md", "feedback.md", "policy.json", "context.json", "bin")
 
 
 def redact_file(ctx: RunContext, path: Path) -> None:
-    """Redact a log the harness kept, read and written without following a link: a log that a
-    command could have swapped for one must not become a way to read or rewrite a host file."""
+    """Redact a log the harness kept (in the run's folder), read and written without following
+    a link: a log that a command could have swapped for one must not become a way to read or
+    rewrite a host file. The redacted log is kept in the store too, under its path in the
+    run's folder (`round-1/test.log`)."""
     text = safeio.read_text(path.parent, path.name, proc.LOG_LIMIT)
     if text is not None:
-        safeio.write_text(path.parent, path.name, ctx.redact(text))
+        text = ctx.redact(text)
+        safeio.write_text(path.parent, path.name, text)
+        # Kept in the store as well, where a server on another machine reads it.
+        ctx.store.put_artifact(ctx.run.id, path.relative_to(ctx.dir).as_posix(), text.encode())
 
 
 def worked(ctx: RunContext) -> float:

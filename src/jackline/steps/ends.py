@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jackline import paths, proc
+from jackline import artifacts, paths, proc
 from jackline.events import Kind
 from jackline.guard.redact import Redactor
 from jackline.models import FINAL, Status
@@ -45,8 +45,10 @@ def fail(run_id: str, reason: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         # An earlier round's record would be shown in place of this note (`api.handoff_text`).
         path.with_name("handoff.json").unlink(missing_ok=True)
-        path.write_text(
+        note = (
             f"# {run_id}: failed\n\nThe run failed: {reason}\n\nThe full handoff could not "
             f"be written ({type(e).__name__}); `jackline logs {run_id}` has what the run did.\n"
         )
+        path.write_text(note)
+        store.put_artifact(run_id, artifacts.NOTE, note.encode())
         store.update_run(run_id, status=Status.FAILED, handoff=str(path))

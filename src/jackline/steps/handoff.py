@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from jackline import context, handoff, safeio
+from jackline import artifacts, context, handoff, safeio
 from jackline import git as g
 from jackline.checks import junit, report_file
 from jackline.events import Kind
@@ -35,7 +35,7 @@ def write_handoff(run_id: str, outcome: Status) -> str:
     if outcome == Status.FAILED and last and last.problem and measured:
         ctx.update(reason=agent_reason(measured))
     h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact.deep)
-    path = handoff.write(h, ctx.dir)
+    path = artifacts.keep_handoff(h, ctx.dir, ctx.store, run_id)
     if outcome in (Status.AWAITING_REVIEW, Status.MERGED):
         # The surfaces are told before the status moves: a CLI waiting for the run to rest
         # exits once it does, and would end an announcement still under way with it.

@@ -1,0 +1,30 @@
+"""What a run keeps in the store besides its record and audit log (`jackline.artifacts`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from jackline import api, steps
+from jackline.models import Run, Status
+from jackline.store import Store
+
+
+def test_a_run_whose_handoff_cannot_be_made_keeps_a_note_that_is_shown_in_its_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("JACKLINE_HOME", str(tmp_path / "home"))
+    now = time.time()
+    store = Store()
+    # A run with no submission recorded: neither its context nor its handoff can be loaded.
+    store.insert_run(Run("run-1", "t", "/r", "a", "standard", Status.RUNNING, "b", "me", now, now))
+    store.put_artifact("run-1", "handoff.json", b"{}")  # an earlier round's, say
+    steps.fail("run-1", "KeyError: 'boom'")
+    run = store.get_run("run-1")
+    assert run.status == Status.FAILED and run.handoff
+    Path(run.handoff).unlink()  # read from the store, not from this machine's files
+    shown = api.handoff_text(run) or ""
+    assert shown.startswith("# run-1: failed") and "KeyError: 'boom'" in shown
+    assert api.artifact_names("run-1") == ["handoff.json", "handoff.md"]
