@@ -37,6 +37,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from jackline import paths
 from jackline.config import ROLES
 from jackline.errors import NotFound, Refused
 from jackline.models import Token
@@ -92,9 +93,12 @@ def os_user() -> str:
         return f"uid-{uid}"
 
 
-def local(allow_as: bool, claimed: str | None = None) -> Identity:
+def local(allow_as: bool, claimed: str | None = None, action: str = "decide") -> Identity:
     """Who acts from this machine: the OS user, or the name `--as` (`claimed`) or
-    `JACKLINE_USER` gives, where the project allows such claims; refused otherwise."""
+    `JACKLINE_USER` gives, where the project allows such claims; refused otherwise. In team
+    mode, the person `JACKLINE_TOKEN` stands for (`team_member`)."""
+    if paths.team_mode():
+        return team_member(claimed, action)
     me = os_user()
     env = os.environ.get("JACKLINE_USER", "").strip()
     name = (claimed or "").strip() or env or me
@@ -110,6 +114,33 @@ def local(allow_as: bool, claimed: str | None = None) -> Identity:
             "(--server, JACKLINE_TOKEN)"
         )
     return Identity(name, claimed_by=me)
+
+
+def team_member(claimed: str | None, action: str) -> Identity:
+    """In team mode the OS user of one of many machines names nobody the team knows, and a
+    name given on the command line is a claim nothing checks: the command line acts as the
+    person its `JACKLINE_TOKEN` stands for, checked against the team's database like a
+    server's, with that token's role."""
+    if (claimed or "").strip() or os.environ.get("JACKLINE_USER", "").strip():
+        how = "--as" if (claimed or "").strip() else "JACKLINE_USER"
+        raise Refused(
+            f"{how} does not apply in team mode (JACKLINE_DATABASE_URL is set): you act as the "
+            "person your JACKLINE_TOKEN stands for"
+        )
+    presented = os.environ.get("JACKLINE_TOKEN", "").strip()
+    if not presented:
+        raise Unauthenticated(
+            "in team mode (JACKLINE_DATABASE_URL is set) the command line acts with a token: "
+            "set JACKLINE_TOKEN to yours (`jackline token create NAME --role reviewer` makes one)"
+        )
+    store = Store()
+    try:
+        person = verify(store, presented)
+    finally:
+        store.close()
+    if person is None:
+        raise Unauthenticated("JACKLINE_TOKEN is not a token of this team's database, or revoked")
+    return Identity(require(person, action).name)
 
 
 def allows(role: str, action: str) -> bool:

@@ -10,6 +10,17 @@ def home() -> Path:
     return Path(os.environ.get("JACKLINE_HOME") or Path.home() / ".jackline").expanduser()
 
 
+def database_url() -> str | None:
+    """`JACKLINE_DATABASE_URL`: the one database a team's workers and servers share (team
+    mode). Unset, Jackline keeps its state on this machine, in SQLite files under `home()`."""
+    return os.environ.get("JACKLINE_DATABASE_URL", "").strip() or None
+
+
+def team_mode() -> bool:
+    """Whether this process is one of a team's (see `database_url`)."""
+    return database_url() is not None
+
+
 def database() -> Path:
     return home() / "jackline.db"
 

@@ -61,7 +61,7 @@ def set_flag(
 
     root = g.toplevel(repo)
     config = cfg.load(root)
-    person = who(config, by, claimed)
+    person = who(config, by, claimed, action="flags")
     change = flags.set_flag(root, config, name, value, env, person.name, config.review.owners)
     record_claim(flags.stream_id(root), f"flags set {name} {env}", person)
     return {**asdict(change), "path": str(change.path)}

@@ -52,7 +52,7 @@ def release(
     root = g.toplevel(repo)
     sha = _main_commit(root, tree.main_branch(root), sha)
     config = tree.config_at(root, sha)
-    starter = who(config, by, claimed)
+    starter = who(config, by, claimed, action="release")
     production = _production(root, config)
     store = Store()
     busy = [r for r in store.list_releases(str(root)) if r.status not in RELEASE_FINAL]
@@ -223,7 +223,7 @@ def go(
             "inconclusive probe"
         )
     config = steps.ReleaseContext(rel.id, store).config
-    person = who(config, by, claimed)
+    person = who(config, by, claimed, action="go")
     refusal = steps.go_refusal(rel, config, person.name)
     if refusal:
         raise Refused(refusal)
@@ -247,7 +247,7 @@ def abort(
     rel = store.get_release(release_id)
     if rel.status in RELEASE_FINAL:
         raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
-    person = who(steps.ReleaseContext(rel.id, store).config, by, claimed)
+    person = who(steps.ReleaseContext(rel.id, store).config, by, claimed, action="go")
     record_claim(rel.id, "abort", person)
     return _send_release(rel, ReleaseDecision("abort", person.name), on_event)
 
@@ -273,7 +273,7 @@ def rollback(
 
     root = g.toplevel(repo)
     config = _committed_config(root)
-    person = who(config, by, claimed)
+    person = who(config, by, claimed, action="release")
     production = _production(root, config)
     store = Store()
     now_live = store.live(str(root), production)

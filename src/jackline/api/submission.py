@@ -28,12 +28,20 @@ if TYPE_CHECKING:
     pass
 
 
-def who(config: cfg.JacklineConfig, by: str | None, claimed: str | None = None) -> auth.Identity:
+def who(
+    config: cfg.JacklineConfig,
+    by: str | None,
+    claimed: str | None = None,
+    action: str = "decide",
+) -> auth.Identity:
     """`by` is a name a surface authenticated (a token, a signed Slack or GitHub request).
     Without one it is the person at this machine: the OS user, or the name `--as` (`claimed`) or
     JACKLINE_USER gives, only where the project's `[review] allow_as` lets the command line
-    claim to be someone else (recorded as a claim)."""
-    return auth.Identity(by) if by is not None else auth.local(config.review.allow_as, claimed)
+    claim to be someone else (recorded as a claim). In team mode it is the person the
+    command line's JACKLINE_TOKEN stands for, if their role allows `action`."""
+    if by is not None:
+        return auth.Identity(by)
+    return auth.local(config.review.allow_as, claimed, action)
 
 
 def record_claim(stream: str, action: str, person: auth.Identity) -> None:
@@ -74,7 +82,7 @@ def submit(
         task = _follow_up_task(task, follow_up)
     root = g.toplevel(repo)
     config = cfg.load(root)
-    submitter = who(config, by)
+    submitter = who(config, by, action="submit")
     agent_name = agent or "default"
     # Read once, here, and recorded with the run: the blueprint a run walks is never changed
     # under it (by a person, or by an agent editing the repository's blueprint files).
