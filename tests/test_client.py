@@ -98,6 +98,14 @@ def test_cli_with_server_releases_and_says_go_as_another_person(server: Server) 
     assert all(f["rolled_back"] == 0 for f in figures)
 
 
+def test_cli_with_server_runs_parallel_attempts_and_follows_both(server: Server) -> None:
+    tried = remote_json(server, "alice", "run", "Fix add in calc.py", "--attempts", "2")
+    assert [r["status"] for r in tried] == ["awaiting_review", "awaiting_review"]
+    assert tried[0]["attempts"] == tried[1]["attempts"] != ""
+    for run in tried:  # out of the way of the module's other runs
+        remote(server, "bob", "reject", run["id"], "-m", "only trying attempts")
+
+
 def test_cli_with_server_lists_and_sets_flags(server: Server) -> None:
     listing = remote_json(server, "vera", "flags", "list")
     assert {f["name"] for f in listing["flags"]} == {"new-checkout", "kill-switch"}

@@ -77,8 +77,10 @@ RUN_JSON_KEYS = {
     "id", "task", "status", "branch", "rounds", "handoff", "repo", "agent", "blueprint",
     "submitted_by", "base_sha", "head_sha", "merge_sha", "workspace", "reason", "blocking",
     "warnings", "spend_usd", "tokens", "created_at", "updated_at",
+    "attempts",  # added with parallel attempts (issue 16)
 }  # fmt: skip
-"""What `--json` and `/api/runs` have always sent for a run: the contract the derivation keeps."""
+"""What `--json` and `/api/runs` send for a run: the contract the derivation keeps (a key may
+be added, never removed or renamed)."""
 SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", tuple: "TEXT"}
 
 

@@ -479,3 +479,23 @@ def test_serve_origin_is_a_scheme_and_host_or_a_clear_error() -> None:
     for bad in ("ftp://x", "jackline.example.com", "https://x/path"):
         with pytest.raises(Refused, match="--origin"):
             check_origin(bad)
+
+
+def test_parallel_attempts_are_queued_together_and_each_handoff_compares_them(
+    server: Server,
+) -> None:
+    refused = server.call("vera", "POST", "/api/attempts", json={"task": "Fix add", "attempts": 2})
+    assert refused.status_code == 403  # a viewer submits nothing
+    too_many = server.call("alice", "POST", "/api/attempts", json={"task": "x", "attempts": 0})
+    assert too_many.status_code == 422
+    response = server.call(
+        "alice", "POST", "/api/attempts", json={"task": "Fix add in calc.py", "attempts": 2}
+    )
+    assert response.status_code == 201, response.text
+    first, second = response.json()
+    assert first["attempts"] == second["attempts"] != "" and first["id"] != second["id"]
+    for run in (first, second):
+        assert stream(server, "vera", run["id"])[-1][1]["status"] == "awaiting_review"
+    shown = server.call("vera", "GET", f"/api/runs/{second['id']}").json()["handoff_markdown"]
+    assert "## Attempts" in shown and f"**`{second['id']}`** (this)" in shown
+    assert f"| `{first['id']}` | default | awaiting_review |" in shown

@@ -89,6 +89,37 @@ class RemoteAPI:
             raise Interrupted([run.id], detached=True) from None
         return self.get(run.id)
 
+    def submit_attempts(
+        self,
+        task: str,
+        repo: Path,
+        agents: list[str],
+        attempts: int = 1,
+        blueprint: str | None = None,
+        by: str | None = None,
+        wait: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> list[Run]:
+        _no_as(by)
+        body = {
+            "task": task,
+            "repo": _repo(repo),
+            "agents": agents,
+            "attempts": attempts,
+            "blueprint": blueprint,
+        }
+        runs = [run_from_json(r) for r in self._call("POST", "/api/attempts", json=body)]
+        if not wait:
+            return runs
+        try:
+            for run in runs:  # the server drives them at once: each is followed to its rest
+                for event in self.stream(run.id):
+                    if on_event:
+                        on_event(run.id, event)
+        except KeyboardInterrupt:
+            raise Interrupted([r.id for r in runs], detached=True) from None
+        return [self.get(r.id) for r in runs]
+
     def stream(self, run_id: str, after: int = 0) -> Iterator[Event]:
         """The run's events as the server streams them, until the run rests."""
         path = f"/api/runs/{run_id}/events/stream"

@@ -24,6 +24,7 @@ from typing import Any
 from jackline.models import (
     Acceptance,
     AgentRound,
+    Attempt,
     CheckResult,
     Failure,
     Finding,
@@ -462,6 +463,26 @@ def look_twice(
     if notes:
         out.append("The agent left notes on its assumptions (below): check they hold.")
     return out
+
+
+def attempts_markdown(this: str, attempts: Sequence[Attempt]) -> str:
+    """Parallel attempts at one task side by side, as a section of each one's handoff: the
+    reviewer approves the one to keep, and the others are closed."""
+    lines = [
+        "## Attempts",
+        "",
+        "| run | agent | status | rounds | checks | files | lines | findings | spend | time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in attempts:
+        run = f"**`{a.run}`** (this)" if a.run == this else f"`{a.run}`"
+        found = f"{a.blocking} block, {a.warnings} warn" if a.blocking or a.warnings else "-"
+        lines.append(
+            f"| {run} | {text(a.agent)} | {a.status} | {a.rounds} | {a.checks} | {a.files} "
+            f"| +{a.added} -{a.removed} | {found} | ${a.spend:.2f} | {a.seconds:.0f} s |"
+        )
+    lines += ["", "Approving one attempt closes the others (they are cancelled, said why).", ""]
+    return "\n".join(lines)
 
 
 def markdown(h: Handoff) -> str:

@@ -449,6 +449,9 @@ class Run:
     accepted: tuple[str, ...] = field(default_factory=tuple, metadata=HARNESS)
     """The ids of findings accepted on the run's head (`accepted` events); the scan of a new
     round empties it."""
+    attempts: str = ""
+    """The group of parallel attempts at one task this run is one of (`attempts-<ulid>`, the
+    same for each; `jackline run --attempts N`), "" for a run on its own."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->
@@ -546,6 +549,28 @@ class Token:
     created_at: float
     last_used: float | None
     revoked: bool
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One of a group of parallel attempts at a task, as the reviewer compares them."""
+
+    run: str
+    agent: str
+    status: str
+    rounds: int
+    checks: str
+    """How the last round's checks went: "pass", "fail", or "-" before any round ended."""
+    files: int
+    added: int
+    removed: int
+    """Lines of its committed change (0 before it has one)."""
+    blocking: int
+    warnings: int
+    spend: float
+    """US dollars of model use."""
+    seconds: float
+    """Seconds its commands (set-up, agent, checks) took."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,8 @@ CREATE TABLE IF NOT EXISTS runs (
     secrets_found TEXT NOT NULL DEFAULT '[]',
     last_agent TEXT NOT NULL DEFAULT '',
     block_ids TEXT NOT NULL DEFAULT '[]',
-    accepted TEXT NOT NULL DEFAULT '[]'
+    accepted TEXT NOT NULL DEFAULT '[]',
+    attempts TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS tokens (
     id TEXT PRIMARY KEY,
@@ -168,6 +169,7 @@ ADDED_COLUMNS = {
     # not accepted (`review.open_blocking`), and none of them was.
     "block_ids": "TEXT NOT NULL DEFAULT '[]'",
     "accepted": "TEXT NOT NULL DEFAULT '[]'",
+    "attempts": "TEXT NOT NULL DEFAULT ''",
 }
 
 # What a run's added column holds for a run recorded before it existed, read once from its audit
@@ -334,6 +336,13 @@ class Store:
             args.append(status)
         query += " ORDER BY created_at DESC LIMIT ?"
         rows = self._db.execute(query, [*args, limit]).fetchall()
+        return [_record(Run, r) for r in rows]
+
+    def attempts(self, group: str) -> list[Run]:
+        """The runs of one group of parallel attempts, in the order they were submitted."""
+        rows = self._db.execute(
+            "SELECT * FROM runs WHERE attempts = ? ORDER BY created_at, id", (group,)
+        ).fetchall()
         return [_record(Run, r) for r in rows]
 
     def spend_since(self, repo: str, since: float) -> float:

@@ -39,6 +39,17 @@ class Verbs(Protocol):
         on_event: OnEvent | None = None,
         follow_up: str | None = None,
     ) -> Run: ...
+    def submit_attempts(
+        self,
+        task: str,
+        repo: Path,
+        agents: list[str],
+        attempts: int = 1,
+        blueprint: str | None = None,
+        by: str | None = None,
+        wait: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> list[Run]: ...
     def runs(self, status: str | None = None, limit: int = 100) -> list[Run]: ...
     def short_ids(self, run_ids: list[str]) -> dict[str, str]: ...
     def get(self, run_id: str) -> Run: ...

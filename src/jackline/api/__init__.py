@@ -14,6 +14,7 @@ runs stays fast and works without the engine.
 from __future__ import annotations
 
 from jackline.api.access import token_create, token_revoke, tokens
+from jackline.api.attempts import compare, submit_attempts
 from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
     clean,
@@ -72,6 +73,7 @@ __all__ = [
     "cancel",
     "change_text",
     "clean",
+    "compare",
     "events",
     "findings",
     "flags_list",
@@ -105,6 +107,7 @@ __all__ = [
     "short_ids",
     "shown",
     "submit",
+    "submit_attempts",
     "token_create",
     "token_revoke",
     "tokens",

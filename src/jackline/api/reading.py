@@ -107,7 +107,10 @@ def handoff_text(run: Run) -> str | None:
     if note is not None:
         return note.decode(errors="replace")
     if record is not None:
-        return handoff.markdown(record)
+        from jackline.api.attempts import comparison_markdown
+
+        compared = comparison_markdown(run)  # read now: the others move on
+        return handoff.markdown(record) + ("\n" + compared if compared else "")
     if run.handoff and Path(run.handoff).exists():  # a run made before handoffs were stored
         return Path(run.handoff).read_text()
     return None

@@ -68,7 +68,12 @@ def approve(
         refusal = forge.landing_refusal(Path(run.repo), config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
-    return _decide(run, _decision("approve", person, message), on_event)
+    done = _decide(run, _decision("approve", person, message), on_event)
+    if done.attempts and done.status == Status.MERGED:
+        from jackline.api.attempts import close_others
+
+        close_others(done, by)
+    return done
 
 
 def request_changes(

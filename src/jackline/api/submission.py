@@ -73,9 +73,11 @@ def submit(
     wait: bool = True,
     on_event: OnEvent | None = None,
     follow_up: str | None = None,
+    attempts: str = "",
 ) -> Run:
     """Record a run and start its workflow; with `wait`, drive it until it rests. A
-    `follow_up` run's release failure (rolled back in production) is added to the task."""
+    `follow_up` run's release failure (rolled back in production) is added to the task.
+    `attempts` names the group of parallel attempts the run is one of (`submit_attempts`)."""
     if not task.strip():
         raise Refused("the task is empty; say what the agent should do")
     if follow_up is not None:
@@ -124,6 +126,7 @@ def submit(
         # The process that will start its workflow: if it dies before it does, `resume`
         # sees by this executor's lock that nobody will, and starts it (`_stranded`).
         executor=executors.claim(),
+        attempts=attempts,
     )
     store = Store()
     # The submission (with the config the run follows) is written before the record, so any

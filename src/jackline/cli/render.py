@@ -338,6 +338,28 @@ def finish(r: Run, as_json: bool) -> int:
     return outcome(r)
 
 
+def finish_attempts(tried: list[Run], as_json: bool) -> int:
+    """Tell how each attempt rests, side by side; 0 when one of them waits for review (the
+    reviewer picks it), else the exit code of the first."""
+    if as_json:
+        emit([run_json(r) for r in tried])
+    else:
+        table = Table(title=f"{len(tried)} attempts", title_justify="left", box=None)
+        for column in ("run", "agent", "status", "rounds", "reason"):
+            table.add_column(column)
+        for r in tried:
+            table.add_row(r.id, r.agent, status(r.status), str(r.rounds), escape(r.reason))
+        out.print(table)
+        ready = [r for r in tried if r.status == Status.AWAITING_REVIEW]
+        if ready:
+            out.print(
+                f"Next: jackline show {ready[0].id} (its handoff compares the attempts), then "
+                "jackline approve RUN for the one to keep: the others are closed."
+            )
+    waiting = [r for r in tried if r.status == Status.AWAITING_REVIEW]
+    return outcome(waiting[0] if waiting else tried[0])
+
+
 def counts(r: Run) -> str:
     parts = []
     if r.blocking:

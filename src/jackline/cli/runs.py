@@ -27,8 +27,22 @@ def run(
     ],
     repo: RepoOpt = Path("."),
     agent: Annotated[
-        str | None, typer.Option("--agent", help="Agent name from [agents.NAME].")
+        list[str] | None,
+        typer.Option(
+            "--agent",
+            help="Agent name from [agents.NAME]; repeat it to give the task to several agents "
+            "at once (parallel attempts).",
+        ),
     ] = None,
+    attempts: Annotated[
+        int,
+        typer.Option(
+            "--attempts",
+            min=1,
+            help="Run the task this many times at once, each on its own workspace (at least "
+            "once per --agent); the handoff compares them and approving one closes the others.",
+        ),
+    ] = 1,
     blueprint: Annotated[
         str | None,
         typer.Option(
@@ -48,10 +62,25 @@ def run(
 ) -> None:
     """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
     verbs = verbs_of(ctx)
+    agents = agent or []
+    if attempts > 1 or len(agents) > 1:
+        if follow_up is not None:
+            raise typer.BadParameter(
+                "--follow-up takes one run, not --attempts", param_hint="--follow-up"
+            )
+        tried = verbs.submit_attempts(
+            task,
+            repo,
+            agents,
+            attempts,
+            blueprint,
+            on_event=None if as_json else render.progress,
+        )
+        raise typer.Exit(render.finish_attempts(tried, as_json))
     result = verbs.submit(
         task,
         repo,
-        agent,
+        agents[0] if agents else None,
         blueprint,
         on_event=None if as_json else render.progress,
         follow_up=follow_up,

@@ -108,6 +108,16 @@ class SubmitIn(BaseModel):
     )
 
 
+class AttemptsIn(BaseModel):
+    task: str = Field(description="What the agents should do.")
+    repo: str | None = Field(None, description="A repository the server serves.")
+    agents: list[str] = Field(
+        default_factory=list, description="Agents of [agents.NAME], taken in turn."
+    )
+    attempts: int = Field(1, ge=1, description="Runs at least (one per agent named at least).")
+    blueprint: str | None = None
+
+
 class DecisionIn(BaseModel):
     message: str = Field("", description="A note; for request-changes, the agent's feedback.")
     head: str | None = Field(
@@ -188,6 +198,17 @@ def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
         follow_up=body.follow_up,
     )
     return api.as_json(run)
+
+
+@router.post("/api/attempts", tags=["runs"], status_code=201, response_model=RunsOut)
+def submit_attempts(body: AttemptsIn, request: Request, who: Submitter) -> list[dict[str, Any]]:
+    """Queue parallel attempts at one task, each a run on its own workspace, and answer at
+    once (201) with them; approving one closes the others."""
+    repo = served_repo(request, body.repo)
+    runs = api.submit_attempts(
+        body.task, repo, body.agents, body.attempts, body.blueprint, by=who.name, wait=False
+    )
+    return [api.as_json(r) for r in runs]
 
 
 @router.get("/api/runs/{run_id}", tags=["runs"], response_model=RunDetail)
