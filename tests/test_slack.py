@@ -240,6 +240,26 @@ def test_slash_run_starts_a_run_whose_review_message_has_the_three_buttons(world
     assert run_id in waiting
 
 
+def test_slash_run_with_attempts_starts_a_group_each_run_reaching_review(world: World) -> None:
+    answer, url = world.slash("run --attempts 2 Stamp the time", BOB)
+    assert answer.status_code == 200, answer.text
+    started = world.slack.wait_for("respond", lambda c: url.endswith(c.path) and _public(c))
+    assert "bob started 2 attempts" in started.body["text"]
+    run_ids = re.findall(r"run-[0-9a-z]+", started.body["text"])[::2]  # each linked, then named
+    assert len(set(run_ids)) == 2, started.body["text"]
+    for run_id in run_ids:
+        world.wait_status(run_id, "awaiting_review")
+    groups = {world.query("SELECT attempts, task FROM runs WHERE id = ?", r)[0] for r in run_ids}
+    assert len(groups) == 1 and next(iter(groups))[1] == "Stamp the time"
+    for run_id in run_ids:  # out of the way of the module's other runs
+        posted = world.slack.wait_for(
+            "chat.postMessage", lambda c, run_id=run_id: run_id in c.body["text"]
+        )
+        message = posted.answer["message"]
+        world.click(surface.REJECT, _button_ids(message)[surface.REJECT], CAROL, message)
+        world.wait_status(run_id, "rejected")
+
+
 def test_slash_run_by_a_viewer_or_a_stranger_is_refused_without_a_run(world: World) -> None:
     runs_before = world.query("SELECT id FROM runs")
     answer, _ = world.slash("run Stamp the time", VIV)

@@ -350,6 +350,24 @@ def test_reject_from_the_page_records_who_and_redirects_back(site: Site) -> None
     assert "review: reject by bob: not now" in page
 
 
+def test_a_run_started_from_the_page_with_attempts_is_compared_on_each_page(site: Site) -> None:
+    with site.client("alice") as c:
+        data = {"task": "Fix add, twice", "repo": "0", "attempts": "2", "csrf": csrf(c, "/runs")}
+        r = c.post("/runs", data=data)
+        assert r.status_code == 303, r.text
+    first = Store().get_run(str(r.headers["location"]).rsplit("/", 1)[-1])
+    both = Store().attempts(first.attempts)
+    assert len(both) == 2 and both[0].id == first.id
+    for run in both:
+        site.wait(run.id, "awaiting_review")
+    with site.client("bob") as c:
+        page = c.get(f"/runs/{both[1].id}").text
+        assert "Attempts" in page and both[0].id in page and "(this)" in page
+        for run in both:  # out of the way of the module's other runs
+            token = csrf(c, f"/runs/{run.id}")
+            c.post(f"/runs/{run.id}/reject", data={"csrf": token, "message": "tried"})
+
+
 def test_live_stream_follows_a_working_run_and_ends_when_it_is_final(site: Site) -> None:
     run_id = site.submit("Fix add, to be watched")
     with site.client("bob") as c:

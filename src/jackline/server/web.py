@@ -246,6 +246,7 @@ def submit(
     who: Submitter,
     task: Annotated[str, Form()],
     repo: Annotated[int, Form()] = 0,
+    attempts: Annotated[int, Form(ge=1)] = 1,
     csrf: Csrf = "",
 ) -> Response:
     deps.check_csrf(request, csrf)
@@ -253,7 +254,10 @@ def submit(
     if not 0 <= repo < len(roots):
         raise HTTPException(422, f"repo={repo} is not one of this server's {len(roots)} repos")
     try:
-        run = api.submit(task, roots[repo], by=who.name, wait=False)
+        if attempts > 1:
+            run = api.submit_attempts(task, roots[repo], [], attempts, by=who.name, wait=False)[0]
+        else:
+            run = api.submit(task, roots[repo], by=who.name, wait=False)
     except JacklineError as e:
         return runs_refused(request, who, e)
     return back(f"/runs/{run.id}")

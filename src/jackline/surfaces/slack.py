@@ -58,7 +58,7 @@ FEEDBACK = "feedback"
 """The block id of the modal's text box (request changes)."""
 
 HELP = (
-    "`/jackline run TASK`  start a run on the task\n"
+    "`/jackline run TASK`  start a run on the task (`run --attempts 3 TASK`: three at once)\n"
     "`/jackline status`  runs waiting for review, recent runs, releases\n"
     "`/jackline cancel RUN [why]`  end a run for good (its agent stopped, its workspace kept)\n"
     "`/jackline release [SHA]`  release main (or a commit of main) through the environments"
@@ -215,6 +215,14 @@ class Surface:
         if not task:
             answer("Say what to do: `/jackline run Fix the login redirect`")
             return
+        count, task = _attempts(task)
+        if count > 1:
+            answer(f"Starting {count} attempts: {_escape(task)}")
+            tried = api.submit_attempts(task, self.repo, [], count, by=who.name, wait=False)
+            links = ", ".join(self.link("runs", r.id) for r in tried)
+            started = f"{_escape(who.name)} started {count} attempts ({links})"
+            answer(f"{started}: {_escape(tried[0].task)}", public=True)
+            return
         answer(f"Starting a run: {_escape(task)}")
         run = api.submit(task, self.repo, by=who.name, wait=False)
         started = f"{_escape(who.name)} started {self.link('runs', run.id)}"
@@ -336,6 +344,14 @@ class Surface:
 
 # Each verb's outcome, and whether it took: a merge refused on the merged result leaves the run
 # at review, and an inconclusive probe pauses a release again, so their buttons stay.
+
+
+def _attempts(typed: str) -> tuple[int, str]:
+    """`--attempts N TASK` (or `-n N TASK`): N parallel attempts at TASK; else 1 and the text."""
+    words = typed.split(maxsplit=2)
+    if len(words) == 3 and words[0] in ("--attempts", "-n") and words[1].isdigit():
+        return int(words[1]), words[2]
+    return 1, typed
 
 
 def _approve(value: str, by: str) -> tuple[str, bool]:
