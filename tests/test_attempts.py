@@ -35,12 +35,10 @@ def test_two_agents_attempt_one_task_and_approving_one_closes_the_other(
     assert slow["branch"] != fast["branch"] and slow["workspace"] != fast["workspace"]
 
     # Either handoff compares both, each with its own numbers.
-    project.env["COLUMNS"] = "200"  # the table's rows one line each
-    shown = project.jl("show", fast["id"]).stdout
-    assert "Attempts" in shown and slow["id"] in shown and fast["id"] in shown
-    rows = [line for line in shown.splitlines() if "run-" in line and "pass" in line]
-    assert len(rows) == 2, shown
-    assert any("quick" in r and "+2" in r for r in rows), rows  # two lines of calc.py, QUICK.md
+    shown = project.jl_json("show", fast["id"])["handoff_markdown"]
+    assert "## Attempts" in shown and f"**`{fast['id']}`** (this)" in shown
+    assert f"| `{slow['id']}` | default | awaiting_review | 2 | pass | 1 | +1 -1 |" in shown
+    assert "| quick | awaiting_review | 1 | pass | 2 | +2 -1 |" in shown  # calc.py, QUICK.md
 
     project.jl("approve", fast["id"], user="bob")
     assert git(project.repo, "show", "main:QUICK.md") == "quick"

@@ -124,6 +124,7 @@ def show(
                 **render.run_json(r),
                 "round_results": verbs.rounds(r.id),
                 "findings": verbs.findings(r.id),
+                "handoff_markdown": verbs.handoff_text(r),  # as the API's run detail
             },
         )
         return
