@@ -16,6 +16,8 @@ from __future__ import annotations
 from jackline.api.access import token_create, token_revoke, tokens
 from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
+    WorkerState,
+    Working,
     clean,
     osv_update,
     pool_clear,
@@ -23,9 +25,12 @@ from jackline.api.machine import (
     pool_status,
     pool_warm,
     resume,
+    start_worker,
+    team_mode,
     waits_for_decision,
     work_until_stopped,
     worker,
+    workers,
 )
 from jackline.api.reading import (
     as_json,
@@ -58,6 +63,8 @@ from jackline.api.submission import record_claim, recorded_config, submit, valid
 
 __all__ = [
     "CANCELLABLE",
+    "WorkerState",
+    "Working",
     "abort",
     "accept",
     "approve",
@@ -96,7 +103,9 @@ __all__ = [
     "set_flag",
     "short_ids",
     "shown",
+    "start_worker",
     "submit",
+    "team_mode",
     "token_create",
     "token_revoke",
     "tokens",
@@ -106,4 +115,5 @@ __all__ = [
     "who",
     "work_until_stopped",
     "worker",
+    "workers",
 ]
