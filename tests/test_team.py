@@ -452,3 +452,16 @@ def test_a_worker_paused_past_the_bound_finds_its_work_taken_and_exits(
     assert [e["kind"] for e in events].count("commit") == 1
     run = project.jl_json("show", run_id)
     assert commits(project, run["branch"]) == ["Fix add"]
+
+
+def test_on_one_machine_detach_and_the_team_options_are_refused_with_the_way(
+    project: Project,
+) -> None:
+    project.create(ScriptedAgent([FIX]))  # no JACKLINE_DATABASE_URL: one machine
+    detached = project.jl("run", "Fix add", "--detach", ok=False)
+    assert detached.returncode == 1 and "set JACKLINE_DATABASE_URL" in detached.stderr
+    assert _runs(project) == []  # refused before anything was recorded
+    worker = project.jl("worker", "--concurrency", "2", ok=False)
+    assert worker.returncode == 1 and "--concurrency and --workspaces are for team mode" in (
+        worker.stderr
+    )
