@@ -157,7 +157,7 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
     """The blueprint, run; an exception that is no outcome (a bug) fails the run here, with
     its type and message, in whichever process drives it (a server has no CLI to notice)."""
     if executors.team():  # a worker claimed it, or took it over: this one drives it now
-        if Store().get_run(run_id).status == Status.CANCELLED:
+        if _status(run_id) == Status.CANCELLED:
             return Status.CANCELLED  # cancelled as it was claimed: nothing of it starts again
         _drive_here([run_id])
     try:
@@ -168,6 +168,14 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
         if not _state.get("stopping"):  # a process going down is no bug: the run resumes
             fail_step(run_id, error_text(e))
         raise
+
+
+def _status(run_id: str) -> str:
+    store = Store()
+    try:
+        return store.get_run(run_id).status
+    finally:
+        store.close()
 
 
 def error_text(error: object) -> str:
@@ -668,29 +676,41 @@ def sweep(schedules: bool = True) -> list[str]:
     process's own queue) is resumed onto `runs`, where a live worker continues it from its last
     finished step: a run waiting for review too (it replays to its wait). A schedule's loop is
     resumed onto this worker's own queue instead (`schedules`; it sleeps for ever, it would hold
-    a place on `runs`). All under the database's exclusion, re-reading each workflow inside it:
-    two workers sweeping at once never resume one workflow twice. Returns the ids resumed."""
+    a place on `runs`). Looked for first; then, if any, under the database's exclusion, each
+    workflow read again inside it: two workers sweeping at once never resume one twice.
+    Returns the ids resumed."""
     launch()
     mine = _state["executor"]
     under = DBOS.list_workflows(status=["PENDING", "ENQUEUED"], load_input=False, load_output=False)
-    with _exclusive() as store:
-        assert store is not None
-        for worker in store.workers():
-            if worker.id != mine and not executors.lives(worker):
-                store.forget_worker(worker.id)  # with the check: a late beat finds it gone
-        moved = []
-        for listed in under:
-            wf = DBOS.get_workflow_status(listed.workflow_id)  # as it is now, inside
+    store = Store()
+    try:
+        dead = [w.id for w in store.workers() if w.id != mine and not executors.lives(w)]
+        kinds = ("run-", "rel-", ROLLBACK_PREFIX) + ((schedule.PREFIX,) if schedules else ())
+        suspects = [
+            wf.workflow_id
+            for wf in under
+            if wf.workflow_id.startswith(kinds)
+            and (driver := _driver(wf)) is not None
+            and not _alive(driver, store)
+        ]
+    finally:
+        store.close()
+    if not dead and not suspects:  # the common case: no exclusion taken, nobody held up
+        return []
+    moved = []
+    with _exclusive() as held:
+        assert held is not None
+        for worker in held.workers():
+            if worker.id in dead and not executors.lives(worker):
+                held.forget_worker(worker.id)  # with the check: a late beat finds it gone
+        for workflow_id in suspects:
+            wf = DBOS.get_workflow_status(workflow_id)  # as it is now, inside
             driver = _driver(wf) if wf is not None else None
-            if driver is None or _alive(driver, store):
+            if driver is None or _alive(driver, held):
                 continue
-            scheduled = listed.workflow_id.startswith(schedule.PREFIX)
-            if scheduled and not schedules:
-                continue
-            DBOS.resume_workflow(
-                listed.workflow_id, queue_name=_queue(mine) if scheduled else RUNS_QUEUE
-            )
-            moved.append(listed.workflow_id)
+            scheduled = workflow_id.startswith(schedule.PREFIX)
+            DBOS.resume_workflow(workflow_id, queue_name=_queue(mine) if scheduled else RUNS_QUEUE)
+            moved.append(workflow_id)
     return moved
 
 
@@ -724,7 +744,7 @@ def drive(
     here. A workflow that errors, a bug and not an outcome, fails its run with the reason.
 
     In team mode the runs are only followed: workers drive them, and take over one whose
-    worker died. While no worker lives, each run's log says so once (`_say_nobody_works`).
+    worker died. While no worker lives, each run's log says so once (`_NobodyWorks`).
     """
     from jackline.guard.audit import AuditLog
     from jackline.guard.redact import Redactor

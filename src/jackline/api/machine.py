@@ -280,8 +280,10 @@ def _leave(heart: executors.Heart, say: Callable[[str], None]) -> None:
     proc.halt()
     heart.stop()
     store = Store()
-    left = [r.id for r in store.list_runs(limit=100_000) if r.executor == heart.record.id]
-    left = [r for r in left if store.get_run(r).status not in FINAL]
+    me = heart.record.id
+    left = [
+        r.id for r in store.list_runs(limit=100_000) if r.executor == me and r.status not in FINAL
+    ]
     engine.shutdown()
     store.forget_worker(heart.record.id)
     store.close()
