@@ -94,6 +94,7 @@ class Project:
         self.home = home
         self.env = {**os.environ, "JACKLINE_HOME": str(home), "JACKLINE_USER": "alice"}
         self.env.pop("JACKLINE_DATABASE_URL", None)
+        self.tokens: dict[str, str] = {}
 
     def create(
         self,
@@ -155,10 +156,29 @@ class Project:
     """Whether `jl` forks this process to run the command line (see `cli_in_process`); a test
     marked `real_cli` starts `python -m jackline` as a person's shell does."""
 
+    def env_as(self, user: str) -> dict[str, str]:
+        """The environment of `user`'s commands: named with JACKLINE_USER (the project allows
+        such claims), or in team mode, where only a token says who acts, with a reviewer's
+        token of theirs (made in the team's database on first use)."""
+        if "JACKLINE_DATABASE_URL" not in self.env:
+            return {**self.env, "JACKLINE_USER": user}
+        env = {k: v for k, v in self.env.items() if k != "JACKLINE_USER"}
+        return {**env, "JACKLINE_TOKEN": self.token(user)}
+
+    def token(self, user: str, role: str = "reviewer") -> str:
+        if user not in self.tokens:
+            from jackline import auth
+            from jackline.store import Store
+
+            store = Store(self.home / "jackline.db")
+            self.tokens[user] = auth.create_token(store, user, role)[1]
+            store.close()
+        return self.tokens[user]
+
     def jl(
         self, *args: str, ok: bool = True, user: str = "alice"
     ) -> subprocess.CompletedProcess[str]:
-        env = {**self.env, "JACKLINE_USER": user}
+        env = self.env_as(user)
         if self.in_process:
             proc = cli_in_process(list(args), self.repo, env)
         else:

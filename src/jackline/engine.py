@@ -12,16 +12,25 @@ process while nobody drives it; the decision is a message, and the process that 
 the workflow over and drives it on: that workflow only, onto a queue of its own that no other
 process reads (`take_over`). A decision returns once the workflow has done its work for it: the
 workflow says so before it waits again (`rests_key`), or it has ended (`drive`).
+
+Team mode (`executors.team()`: `JACKLINE_DATABASE_URL` names the database every machine shares).
+Submitting is enqueueing: a run, a release or a rollback is enqueued on the shared queue `runs`
+(its id the workflow's, so enqueueing twice is one workflow), and only workers take work from it
+(`claim`); every other process sends and follows (`drive`), never driving a workflow itself. A
+worker's liveness is its heartbeat (`executors.Heart`); each live worker sweeps (`sweep`) for
+workflows whose executor is dead and puts them back on `runs`, where a live worker claims each
+and resumes it from its last finished step.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSException
@@ -33,6 +42,9 @@ from jackline.events import Kind
 from jackline.models import RESTING, Decision, ReleaseDecision, ReleaseStatus, Status
 from jackline.release import steps as release_steps
 from jackline.store import Store
+
+if TYPE_CHECKING:
+    from jackline.guard.audit import AuditLog
 
 APP = "jackline"
 """The application's name in the engine's tables: its queues are listed by it."""
@@ -144,6 +156,10 @@ def fail_step(run_id: str, reason: str) -> None:
 def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
     """The blueprint, run; an exception that is no outcome (a bug) fails the run here, with
     its type and message, in whichever process drives it (a server has no CLI to notice)."""
+    if executors.team():  # a worker claimed it, or took it over: this one drives it now
+        if _status(run_id) == Status.CANCELLED:
+            return Status.CANCELLED  # cancelled as it was claimed: nothing of it starts again
+        _drive_here([run_id])
     try:
         return _run_blueprint(run_id, blueprint, max_rounds)
     except DBOSException:
@@ -152,6 +168,14 @@ def run_workflow(run_id: str, blueprint: str, max_rounds: int) -> str:
         if not _state.get("stopping"):  # a process going down is no bug: the run resumes
             fail_step(run_id, error_text(e))
         raise
+
+
+def _status(run_id: str) -> str:
+    store = Store()
+    try:
+        return store.get_run(run_id).status
+    finally:
+        store.close()
 
 
 def error_text(error: object) -> str:
@@ -387,7 +411,8 @@ def launch() -> None:
     }
     DBOS(config=config)
     # This process reads its own queue and no other's: a run taken over here (`take_over`) is
-    # driven here, and no other process's run is ever adopted by this one.
+    # driven here, and no other process's run is ever adopted by this one. A worker (team
+    # mode) claims work from the shared queue onto its own (`claim`).
     DBOS.listen_queues([_queue(executor)])
     _register_early(url, _queue(executor))
     DBOS.launch()
@@ -398,6 +423,91 @@ def launch() -> None:
 QUEUE_PREFIX = "jackline-"
 QUEUE_POLL = 0.2
 """Seconds between two looks of this process at its queue."""
+RUNS_QUEUE = "runs"
+"""Team mode's shared queue: runs, releases and rollbacks, enqueued by whoever submits them and
+claimed by workers (`claim`)."""
+
+
+# team mode: workers -------------------------------------------------------------------------
+# Workers claim from `runs` themselves rather than let the engine dequeue it: the engine's
+# per-worker bound counts every workflow a worker holds, and a run waiting for review holds its
+# worker's thread for days (a worker of 4 would stop taking runs after 4 handoffs); and DBOS
+# keeps a queue's bound in the database, one for every worker, where machines differ. A claim
+# moves the oldest workflow of `runs` onto the worker's own queue, which only it reads, under
+# the database's exclusion: one claim, one worker.
+
+
+def work() -> str:
+    """Launch the engine in this process as a worker (team mode). Its heartbeat beats already:
+    a workflow it claims is never driven by an executor that looks dead. Returns its executor."""
+    launch()
+    # The queue is written down for whoever lists queues; no engine reads it (`claim`).
+    DBOS.register_queue(RUNS_QUEUE, on_conflict="never_update")
+    _state["started"] = True  # workflows run in its threads: it never waits for them at exit
+    return str(_state["executor"])
+
+
+def working() -> list[str]:
+    """The workflows this worker works on now: those it claimed or took over that neither
+    ended nor wait for a person (a run awaiting review, a release awaiting its go) and are
+    no scheduled loop (a sleep, for ever)."""
+    launch()
+    held = DBOS.list_workflows(
+        status=["PENDING", "ENQUEUED"],
+        queue_name=_queue(_state["executor"]),
+        load_input=False,
+        load_output=False,
+    )
+    store = Store()
+    try:
+        return [
+            wf.workflow_id
+            for wf in held
+            if not wf.workflow_id.startswith(schedule.PREFIX)
+            and not _waits_for_person(store, wf.workflow_id)
+        ]
+    finally:
+        store.close()
+
+
+def _waits_for_person(store: Store, workflow_id: str) -> bool:
+    from jackline.models import DECIDING, RELEASE_WAITS
+
+    if workflow_id.startswith("run-"):
+        return store.get_run(workflow_id).status in DECIDING
+    if workflow_id.startswith("rel-"):
+        return store.get_release(workflow_id).status in RELEASE_WAITS
+    return False
+
+
+def claim(room: int) -> list[str]:
+    """Claim up to `room` workflows from `runs` for this worker, first by priority, then the
+    oldest: each is moved onto this worker's own queue, where its engine starts it at once.
+    Only workflows of this version of Jackline (a workflow replays on the code that made it)."""
+    if room < 1:
+        return []
+    launch()
+    waiting = [
+        wf
+        for wf in DBOS.list_workflows(
+            status="ENQUEUED", queue_name=RUNS_QUEUE, load_input=False, load_output=False
+        )
+        if wf.app_version in (None, __version__)
+    ]
+    if not waiting:  # the common case: no exclusion taken, nobody held up
+        return []
+    waiting.sort(key=lambda wf: (wf.priority or 0, wf.created_at or 0))
+    claimed: list[str] = []
+    with _exclusive():
+        for listed in waiting:
+            if len(claimed) == room:
+                break
+            wf = DBOS.get_workflow_status(listed.workflow_id)  # as it is now, inside
+            if wf is None or wf.status != "ENQUEUED" or wf.queue_name != RUNS_QUEUE:
+                continue  # another worker claimed it, or it was cancelled
+            DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(_state["executor"]))
+            claimed.append(wf.workflow_id)
+    return claimed
 
 
 def _register_early(url: str, name: str) -> None:
@@ -440,11 +550,22 @@ def has_live_threads() -> bool:
 
 
 def start(run_id: str, blueprint: str, max_rounds: int) -> None:
+    """Start the run's workflow in this process; in team mode, enqueue it for a worker."""
     launch()
+    if executors.team():
+        _enqueue(run_id, run_workflow, run_id, blueprint, max_rounds)
+        return
     _drive_here([run_id])
     with SetWorkflowID(run_id):
         DBOS.start_workflow(run_workflow, run_id, blueprint, max_rounds)
     _state["started"] = True
+
+
+def _enqueue(workflow_id: str, workflow: Callable[..., str], *args: Any) -> None:
+    """Put a workflow on the shared queue under its own id: enqueueing it again (a submitter
+    and a sweep both, say) finds the one there and leaves it as it is."""
+    with SetWorkflowID(workflow_id):
+        DBOS.enqueue_workflow(RUNS_QUEUE, workflow, *args)
 
 
 def start_stranded(run_id: str, blueprint: str, max_rounds: int) -> bool:
@@ -484,11 +605,13 @@ def _drive_here(run_ids: Iterable[str]) -> None:
 
 def decide(run_id: str, decision: Decision) -> str:
     """Send a person's decision to the run's workflow, and drive the workflow on from here if
-    the process that drove it is gone. Returns the decision's id, the one `drive` waits on."""
+    the process that drove it is gone (in team mode a worker drives it, here or not). Returns
+    the decision's id, the one `drive` waits on."""
     launch()
     sent = replace(decision, id=str(ULID()))
     DBOS.send(run_id, sent.as_message(), topic=REVIEW_TOPIC)
-    take_over([run_id])
+    if not executors.team():
+        take_over([run_id])
     return sent.id
 
 
@@ -505,12 +628,12 @@ def take_over(run_ids: Iterable[str]) -> list[str]:
     taken = []
     # Two processes deciding on one run: the first resumes it, the second then finds it
     # enqueued on a live process's queue, and leaves it there.
-    with locks.held("take-over"):
+    with _exclusive() as store:
         for wf in DBOS.list_workflows(workflow_ids=run_ids, load_input=False, load_output=False):
             driver = _driver(wf)
             if driver is None:
                 continue
-            if driver != mine and not _alive(driver):
+            if driver != mine and not _alive(driver, store):
                 DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(mine))
                 driver = mine
             if driver == mine:
@@ -531,6 +654,66 @@ def _driver(wf: Any) -> str | None:
     return None
 
 
+@contextmanager
+def _exclusive() -> Iterator[Store | None]:
+    """Who takes a workflow over does it alone: on this machine, a lock file; in team mode,
+    the shared database's exclusion (`Store.exclusive`), whose store the block reads through."""
+    if not executors.team():
+        with locks.held("take-over"):
+            yield None
+        return
+    store = Store()
+    try:
+        with store.exclusive("take-over"):
+            yield store
+    finally:
+        store.close()
+
+
+def sweep(schedules: bool = True) -> list[str]:
+    """Team mode: put the workflows of dead executors back to work, each exactly once. Dead
+    workers' rows go, then each workflow whose executor is dead (PENDING, or ENQUEUED on a dead
+    process's own queue) is resumed onto `runs`, where a live worker continues it from its last
+    finished step: a run waiting for review too (it replays to its wait). A schedule's loop is
+    resumed onto this worker's own queue instead (`schedules`; it sleeps for ever, it would hold
+    a place on `runs`). Looked for first; then, if any, under the database's exclusion, each
+    workflow read again inside it: two workers sweeping at once never resume one twice.
+    Returns the ids resumed."""
+    launch()
+    mine = _state["executor"]
+    under = DBOS.list_workflows(status=["PENDING", "ENQUEUED"], load_input=False, load_output=False)
+    store = Store()
+    try:
+        dead = [w.id for w in store.workers() if w.id != mine and not executors.lives(w)]
+        kinds = ("run-", "rel-", ROLLBACK_PREFIX) + ((schedule.PREFIX,) if schedules else ())
+        suspects = [
+            wf.workflow_id
+            for wf in under
+            if wf.workflow_id.startswith(kinds)
+            and (driver := _driver(wf)) is not None
+            and not _alive(driver, store)
+        ]
+    finally:
+        store.close()
+    if not dead and not suspects:  # the common case: no exclusion taken, nobody held up
+        return []
+    moved = []
+    with _exclusive() as held:
+        assert held is not None
+        for worker in held.workers():
+            if worker.id in dead and not executors.lives(worker):
+                held.forget_worker(worker.id)  # with the check: a late beat finds it gone
+        for workflow_id in suspects:
+            wf = DBOS.get_workflow_status(workflow_id)  # as it is now, inside
+            driver = _driver(wf) if wf is not None else None
+            if driver is None or _alive(driver, held):
+                continue
+            scheduled = workflow_id.startswith(schedule.PREFIX)
+            DBOS.resume_workflow(workflow_id, queue_name=_queue(mine) if scheduled else RUNS_QUEUE)
+            moved.append(workflow_id)
+    return moved
+
+
 def interrupted() -> list[str]:
     """Workflows that have not ended and whose driving process no longer lives."""
     launch()
@@ -538,8 +721,13 @@ def interrupted() -> list[str]:
     return [wf.workflow_id for wf in live if (d := _driver(wf)) is not None and not _alive(d)]
 
 
-def _alive(executor: str) -> bool:
-    return executor == _state.get("executor") or executors.alive(executor, reap=True)
+def _alive(executor: str, store: Store | None = None) -> bool:
+    """Whether `executor` lives (in team mode read through `store`, where one is held)."""
+    if executor == _state.get("executor"):
+        return True
+    if executors.team():
+        return executors.beating(executor, store)
+    return executors.alive(executor, reap=True)
 
 
 def drive(
@@ -554,6 +742,9 @@ def drive(
     run's status, which a step sets before it ends: a process that returned on the status
     would exit under the step. A run whose driving process dies meanwhile is driven on from
     here. A workflow that errors, a bug and not an outcome, fails its run with the reason.
+
+    In team mode the runs are only followed: workers drive them, and take over one whose
+    worker died. While no worker lives, each run's log says so once (`_NobodyWorks`).
     """
     from jackline.guard.audit import AuditLog
     from jackline.guard.redact import Redactor
@@ -566,6 +757,7 @@ def drive(
     after = {r: _last_taken(r) if after_decision is None else after_decision for r in run_ids}
     statuses: dict[str, str] = {}
     waiting = set(run_ids)
+    told = _NobodyWorks(audit)
     while waiting:
         orphans = []
         for run_id in sorted(waiting):
@@ -591,13 +783,41 @@ def drive(
                 waiting.discard(run_id)
             elif rests:
                 waiting.discard(run_id)
+            elif executors.team():
+                continue  # a live worker takes over a run whose worker died (`sweep`)
             elif wf is not None and (driver := _driver(wf)) is not None and not _alive(driver):
                 orphans.append(run_id)
+        told.check(waiting)
         take_over(orphans)  # whoever drove one of these died: it goes on here
         if waiting:
             time.sleep(poll)
     store.close()
     return statuses
+
+
+NOBODY_WORKS = "queued: no worker is running; start one with `jackline worker`"
+
+
+class _NobodyWorks:
+    """Team mode: while no worker lives, a followed run or release would wait in silence. Its
+    log says so, once a follow (where every surface shows it: the web page, `jackline logs`),
+    looked at every few seconds."""
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+        self._next = 0.0
+        self._told: set[str] = set()
+
+    def check(self, streams: Iterable[str]) -> None:
+        if not executors.team() or time.monotonic() < self._next:
+            return
+        self._next = time.monotonic() + executors.beat_every()
+        untold = [s for s in streams if s not in self._told]
+        if not untold or any(executors.lives(w) for w in self._audit.store.workers()):
+            return
+        for stream in untold:
+            self._audit.record(stream, Kind.WARNING, message=NOBODY_WORKS)
+            self._told.add(stream)
 
 
 def _rests(wf: Any, run_id: str, after: str) -> bool:
@@ -786,17 +1006,33 @@ def _wait_for_go(release_id: str, status: ReleaseStatus, env: str) -> str:
 
 
 def start_release(release_id: str) -> None:
+    """Start the release's workflow here; in team mode, enqueue it for a worker."""
     launch()
+    if executors.team():
+        _enqueue(release_id, release_workflow, release_id)
+        return
     with SetWorkflowID(release_id):
         DBOS.start_workflow(release_workflow, release_id)
     _state["started"] = True
 
 
+def start_stranded_release(release_id: str) -> bool:
+    """Enqueue the workflow of a release recorded by a process that died before it enqueued
+    it (team mode); False if it has one."""
+    launch()
+    if DBOS.get_workflow_status(release_id) is not None:
+        return False
+    start_release(release_id)
+    return True
+
+
 def send_release(release_id: str, decision: ReleaseDecision) -> None:
-    """Send a person's go or abort to the release's workflow, then drive it on from here."""
+    """Send a person's go or abort to the release's workflow, then drive it on from here
+    (in team mode a worker drives it)."""
     launch()
     DBOS.send(release_id, decision.as_message(), topic=GO_TOPIC)
-    take_over([release_id])
+    if not executors.team():
+        take_over([release_id])
 
 
 ROLLBACK_PREFIX = "rollback-"
@@ -808,6 +1044,9 @@ def start_rollback(release_id: str, to_sha: str, by: str) -> str:
     finished steps not repeated. Returns the workflow's id."""
     launch()
     workflow_id = f"{ROLLBACK_PREFIX}{ULID()}-{release_id}"
+    if executors.team():
+        _enqueue(workflow_id, rollback_workflow, release_id, to_sha, by)
+        return workflow_id
     with SetWorkflowID(workflow_id):
         DBOS.start_workflow(rollback_workflow, release_id, to_sha, by)
     _state["started"] = True
@@ -837,7 +1076,9 @@ def drive_rollback(
     release_id = rolled_back_release(workflow_id)
     assert release_id is not None, workflow_id
     store = Store()
-    cursor = AuditLog(store, Redactor({})).cursor(release_id)
+    audit = AuditLog(store, Redactor({}))
+    cursor = audit.cursor(release_id)
+    told = _NobodyWorks(audit)
     while True:
         wf = DBOS.get_workflow_status(workflow_id)  # before reading: no event is missed
         for event in cursor.read():
@@ -845,6 +1086,7 @@ def drive_rollback(
                 on_event(release_id, event)
         if wf is None or wf.status not in ("PENDING", "ENQUEUED"):
             break
+        told.check([release_id])
         time.sleep(poll)
     status = store.get_release(release_id).status
     if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RELEASE_FINAL:
@@ -874,6 +1116,7 @@ def drive_release(
     cursor.read()  # what was written before is not this call's to show
     ready = not after_message
     taken = (Kind.RELEASE_GO, Kind.RELEASE_ABORT, Kind.RELEASE_GO_REFUSED)
+    told = _NobodyWorks(audit)
     while True:
         for event in cursor.read():
             ready = ready or event.kind in taken
@@ -893,4 +1136,5 @@ def drive_release(
                     on_event(release_id, event)
             store.close()
             return status
+        told.check([release_id])
         time.sleep(poll)

@@ -101,13 +101,17 @@ how the run rests. A status not named here (a run still queued or running elsewh
 
 class Interrupted(JacklineError):
     """Ctrl-C while this process drove runs (`run_ids`): the CLI names them and what to do next
-    (resume or cancel). `detached`: the runs go on elsewhere (a server), only following stopped.
-    An error of ours, not a KeyboardInterrupt: the CLI's framework turns those into a bare exit."""
+    (resume or cancel). `detached`: the runs go on elsewhere (`where`: a server, or team mode's
+    workers), only following stopped. An error of ours, not a KeyboardInterrupt: the CLI's
+    framework turns those into a bare exit."""
 
     exit_code = 130
     kind = Status.INTERRUPTED
 
-    def __init__(self, run_ids: list[str], detached: bool = False) -> None:
+    def __init__(
+        self, run_ids: list[str], detached: bool = False, where: str = "on the server"
+    ) -> None:
         self.run_ids = run_ids
         self.detached = detached
+        self.where = where
         super().__init__(", ".join(run_ids))

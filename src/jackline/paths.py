@@ -31,7 +31,10 @@ def engine_database() -> Path:
 
 
 def workspaces() -> Path:
-    return home() / "workspaces"
+    """Where runs' workspaces are made: `JACKLINE_WORKSPACES` (a worker's own folder, set by
+    `jackline worker --workspaces`), else under the home."""
+    chosen = os.environ.get("JACKLINE_WORKSPACES")
+    return Path(chosen).expanduser() if chosen else home() / "workspaces"
 
 
 def run_dir(run_id: str) -> Path:

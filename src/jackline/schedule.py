@@ -32,9 +32,13 @@ def period(kind: str, config: cfg.JacklineConfig) -> int:
     return cfg.seconds(text) if text else 0
 
 
+PREFIX = "every-"
+"""What the id of every scheduled loop's workflow starts with."""
+
+
 def workflow_id(kind: str, repo: Path) -> str:
     digest = hashlib.sha1(str(repo.resolve()).encode()).hexdigest()[:12]
-    return f"every-{kind}-{repo.resolve().name}-{digest}"
+    return f"{PREFIX}{kind}-{repo.resolve().name}-{digest}"
 
 
 def tick(kind: str, repo: str) -> int:

@@ -223,7 +223,11 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front, so two writers never deadlock."""
+        """A write transaction that takes the lock up front, so two writers never deadlock.
+        Inside `exclusive` it is part of that one, committed with it."""
+        if self._db.in_transaction:
+            yield self._db
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield self._db
@@ -231,6 +235,19 @@ class Store:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Run the block as the only holder of `name` among every process sharing this
+        database, on any machine (team mode's take-over of a dead worker's runs). On SQLite it
+        is the database's one write lock, held for the block (`BEGIN IMMEDIATE`), whatever the
+        name; on PostgreSQL, `SELECT pg_advisory_xact_lock(hashtext(name))` in a transaction
+        held for the block. What the block reads and writes through this store is one
+        transaction with the check it makes; nothing in it may write to this database through
+        another connection (on SQLite that waits for this one)."""
+        del name  # SQLite: one lock for the whole database
+        with self.transaction():
+            yield
 
     # runs ---------------------------------------------------------------------------------
 
@@ -518,6 +535,13 @@ class Store:
         marks = ", ".join("?" for _ in row)
         with self.transaction() as db:
             db.execute(f"INSERT OR REPLACE INTO workers ({cols}) VALUES ({marks})", [*row.values()])
+
+    def renew_beat(self, worker_id: str, at: float) -> bool:
+        """Renew a worker's beat; False where its row is gone: another found it dead (and took
+        its runs over) or it left. One statement, so a beat never brings a forgotten row back."""
+        with self.transaction() as db:
+            renewed = db.execute("UPDATE workers SET beat_at = ? WHERE id = ?", (at, worker_id))
+            return renewed.rowcount == 1
 
     def workers(self) -> list[WorkerBeat]:
         """Every worker that has beaten and not been forgotten, the most recent beat first."""

@@ -17,6 +17,8 @@ from jackline.api.access import token_create, token_revoke, tokens
 from jackline.api.attempts import compare, submit_attempts
 from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
+    WorkerState,
+    Working,
     clean,
     osv_update,
     pool_clear,
@@ -24,9 +26,12 @@ from jackline.api.machine import (
     pool_status,
     pool_warm,
     resume,
+    start_worker,
+    team_mode,
     waits_for_decision,
     work_until_stopped,
     worker,
+    workers,
 )
 from jackline.api.reading import (
     artifact,
@@ -63,6 +68,8 @@ from jackline.api.submission import record_claim, recorded_config, submit, valid
 
 __all__ = [
     "CANCELLABLE",
+    "WorkerState",
+    "Working",
     "abort",
     "accept",
     "approve",
@@ -106,8 +113,10 @@ __all__ = [
     "set_flag",
     "short_ids",
     "shown",
+    "start_worker",
     "submit",
     "submit_attempts",
+    "team_mode",
     "token_create",
     "token_revoke",
     "tokens",
@@ -117,4 +126,5 @@ __all__ = [
     "who",
     "work_until_stopped",
     "worker",
+    "workers",
 ]

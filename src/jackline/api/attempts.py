@@ -14,7 +14,7 @@ from pathlib import Path
 from ulid import ULID
 
 from jackline import artifacts, handoff
-from jackline.errors import Interrupted, Refused
+from jackline.errors import Refused
 from jackline.models import FINAL, Attempt, Run
 from jackline.store import Store
 from jackline.verbs import OnEvent
@@ -48,11 +48,12 @@ def submit_attempts(
     runs = [submit(task, repo, name, blueprint, by, wait=False, attempts=group) for name in names]
     if wait:
         from jackline import engine
+        from jackline.api.submission import following_stopped
 
         try:
             engine.drive([r.id for r in runs], on_event)
-        except KeyboardInterrupt:  # each goes on from where it is once resumed
-            raise Interrupted([r.id for r in runs]) from None
+        except KeyboardInterrupt:  # each goes on from where it is (resumed, or on the workers)
+            raise following_stopped([r.id for r in runs]) from None
     store = Store()
     try:
         return store.attempts(group)

@@ -3,14 +3,15 @@ offline copy of the vulnerability database."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jackline import config as cfg
-from jackline import executors
+from jackline import executors, paths
 from jackline import git as g
 from jackline.errors import Interrupted, Refused
 from jackline.events import Kind
@@ -20,8 +21,10 @@ from jackline.models import (
     DECIDING,
     FINAL,
     RELEASE_WAITS,
+    ReleaseStatus,
     Run,
     Status,
+    WorkerBeat,
 )
 from jackline.scans import osvdb
 from jackline.scans.osvdb import Progress, Updated
@@ -99,19 +102,225 @@ def worker(repos: list[Path]) -> list[dict[str, str]]:
     return engine.keep_schedules(roots)
 
 
-def work_until_stopped() -> None:
-    """Block while the workflows run in this process's threads; SIGTERM stops it like Ctrl-C."""
+def team_mode() -> bool:
+    """Whether workers share one database (`JACKLINE_DATABASE_URL`): runs are enqueued for
+    them, and no other process drives one."""
+    return executors.team()
+
+
+@dataclass(frozen=True)
+class Working:
+    """A worker as it started."""
+
+    schedules: list[dict[str, str]]
+    """The scheduled loops it keeps (kind, repo, workflow, state)."""
+    me: WorkerBeat | None = None
+    """Team mode: the worker as its heartbeat says it (None: a worker of one machine, which
+    keeps the schedules only)."""
+    heart: executors.Heart | None = field(default=None, repr=False, compare=False)
+
+
+def start_worker(
+    repos: list[Path] | None,
+    concurrency: int | None = None,
+    workspaces: Path | None = None,
+    say: Callable[[str], None] = lambda _: None,
+) -> Working:
+    """Start this process's worker: the repositories' schedules (default: this one's) and, in
+    team mode, runs and releases from the shared queue, up to `concurrency` at once
+    (`executors.default_concurrency` unless given), in workspaces under `workspaces`."""
+    if not executors.team():
+        if concurrency is not None or workspaces is not None:
+            raise Refused(
+                "--concurrency and --workspaces are for team mode, where workers take runs "
+                "from a shared queue: set JACKLINE_DATABASE_URL; on one machine the process "
+                "that submits a run drives it, and `jackline worker` keeps the schedules"
+            )
+        return Working(worker(repos or [Path(".")]))
+    if concurrency is not None and concurrency < 1:
+        raise Refused(f"--concurrency {concurrency}: a worker takes at least 1 run at once")
+    if workspaces is not None:  # `paths.workspaces()` reads it, here and in what we start
+        os.environ["JACKLINE_WORKSPACES"] = str(workspaces.expanduser().resolve())
+    roots = _schedule_roots(repos)
+    me = _heartbeat(concurrency or executors.default_concurrency(), say)
+    from jackline import engine
+
+    engine.work()
+    loops = engine.keep_schedules(roots) if roots else []
+    return Working(loops, me.record, me)
+
+
+def _schedule_roots(repos: list[Path] | None) -> list[Path]:
+    """The repositories whose schedules a team worker keeps: those named, else the one it was
+    started in, if it was started in one (a worker needs none to take runs)."""
+    if repos:
+        roots = [g.toplevel(r) for r in repos]
+    else:
+        try:
+            roots = [g.toplevel(Path("."))]
+        except Exception:  # noqa: BLE001 - not in a repository: no schedules of its own
+            return []
+    for root in roots:
+        cfg.load(root)  # a broken config is an error now, not a failed tick later
+    return roots
+
+
+def _heartbeat(concurrency: int, say: Callable[[str], None]) -> executors.Heart:
+    """This worker's heartbeat, beating before the engine takes a run from the queue."""
+    import socket
+
+    executor = executors.claim()
+    now = time.time()
+    record = WorkerBeat(
+        executor, socket.gethostname(), os.getpid(), now, now, concurrency, str(paths.workspaces())
+    )
+
+    def declared_dead() -> None:
+        # Another worker found this one silent too long and took its runs over: going on with
+        # them here would do their steps twice. The commands go with it, as on a crash.
+        from jackline import proc
+
+        say(f"{executor} was found dead by another worker, which took its runs over; exiting")
+        proc.halt()
+        os._exit(75)
+
+    heart = executors.Heart(record, declared_dead)
+    heart.start()
+    return heart
+
+
+def work_until_stopped(
+    working: Working | None = None, say: Callable[[str], None] = lambda _: None
+) -> None:
+    """Block while the workflows run in this process's threads; SIGTERM stops it like Ctrl-C.
+    A team worker meanwhile claims work from the shared queue while it has room (`_claim`),
+    sweeps every heartbeat for the work of dead workers (`_sweep`), and when stopped leaves at
+    once (`_leave`)."""
     import signal
 
     def stop(signo: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
+    heart = working.heart if working is not None else None
     try:
+        if heart is None:
+            while True:
+                time.sleep(3600)
+        swept = 0.0
         while True:
-            time.sleep(3600)
+            if time.monotonic() - swept >= executors.beat_every():
+                _sweep(say)
+                swept = time.monotonic()
+            _claim(heart.record.concurrency, say)
+            time.sleep(CLAIM_POLL)
     except KeyboardInterrupt:
-        return
+        if heart is not None:
+            _leave(heart, say)
+
+
+CLAIM_POLL = 0.5
+"""Seconds between two looks of a worker with room at the shared queue."""
+
+
+def _claim(concurrency: int, say: Callable[[str], None]) -> None:
+    """Take work from the shared queue while fewer than `concurrency` of this worker's
+    workflows work (one waiting for a person does not: it costs a thread, not a machine)."""
+    from jackline import engine
+
+    try:
+        for workflow in engine.claim(concurrency - len(engine.working())):
+            say(f"took {workflow} from the queue")
+    except Exception as e:  # noqa: BLE001 - the worker goes on; it looks again
+        say(f"taking work from the queue failed: {type(e).__name__}: {e}")
+
+
+def _sweep(say: Callable[[str], None]) -> None:
+    """One look for work left by the dead: their workflows back on the queue, and runs and
+    releases recorded but never enqueued. A failed look is said and tried again next beat."""
+    from jackline import engine
+
+    try:
+        for workflow in engine.sweep():
+            say(f"took over {workflow}: its worker is dead; it goes on from its last step")
+        for stranded in _enqueue_stranded():
+            say(f"enqueued {stranded}: recorded, but its submitter died before enqueueing it")
+    except Exception as e:  # noqa: BLE001 - the worker goes on; the next beat looks again
+        say(f"looking for work left by dead workers failed: {type(e).__name__}: {e}")
+
+
+def _enqueue_stranded() -> list[str]:
+    """Team mode: enqueue the runs and releases whose submitter wrote their record and died
+    before it enqueued them (older than a beat: a live submitter enqueues at once, and
+    enqueueing twice is one workflow anyway)."""
+    from jackline import engine
+
+    store = Store()
+    before = time.time() - executors.beat_every()
+    done = []
+    for run in store.list_runs(Status.QUEUED, 100_000):
+        if run.created_at < before:
+            rounds = recorded_config(store, run.id).blueprint.max_rounds
+            if engine.start_stranded(run.id, run.blueprint, rounds):
+                done.append(run.id)
+    for rel in store.list_releases(limit=100_000):
+        if rel.status == ReleaseStatus.QUEUED and rel.created_at < before:
+            if engine.start_stranded_release(rel.id):
+                done.append(rel.id)
+    store.close()
+    return done
+
+
+def _leave(heart: executors.Heart, say: Callable[[str], None]) -> None:
+    """Stop at once and let others go on: the commands end (their steps record nothing, as on
+    a crash), the engine stops taking work, and the heartbeat's row goes, so a live worker
+    takes this one's runs over at its next sweep instead of after `dead_after` seconds."""
+    from jackline import engine, proc
+
+    proc.halt()
+    heart.stop()
+    store = Store()
+    me = heart.record.id
+    left = [
+        r.id for r in store.list_runs(limit=100_000) if r.executor == me and r.status not in FINAL
+    ]
+    engine.shutdown()
+    store.forget_worker(heart.record.id)
+    store.close()
+    if left:
+        say(f"Left {len(left)} run(s) for another worker to take over: {', '.join(left)}")
+    say(f"Worker {heart.record.id} stopped.")
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """A worker as `jackline workers` shows it."""
+
+    beat: WorkerBeat
+    alive: bool
+    age: float
+    """Seconds since its last beat."""
+    runs: tuple[str, ...]
+    """The runs it drives (not ended, its name on them)."""
+
+
+def workers() -> list[WorkerState]:
+    """Every worker that beats or has not been found dead yet, with the runs it drives. Read
+    from the store: listing workers starts no engine."""
+    store = Store()
+    now = time.time()
+    driving: dict[str, list[str]] = {}
+    for run in store.list_runs(limit=100_000):
+        if run.executor and run.status not in FINAL:
+            driving.setdefault(run.executor, []).append(run.id)
+    found = [
+        WorkerState(
+            w, executors.lives(w, now), max(0.0, now - w.beat_at), tuple(driving.get(w.id, []))
+        )
+        for w in store.workers()
+    ]
+    store.close()
+    return found
 
 
 def pool_warm(
@@ -179,10 +388,14 @@ def _snapshot_json(x: Any) -> dict[str, Any]:
 
 
 def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[Run]:
-    """Drive on the runs whose process died. A run waiting for review waits for a person."""
+    """Drive on the runs whose process died. A run waiting for review waits for a person. In
+    team mode the work of dead workers goes back on the queue for the live ones (as their own
+    sweep does), and the runs put back are followed."""
     from jackline import engine
 
     store = Store()
+    if executors.team():
+        return _resume_team(store, run_id, on_event)
     if run_id:
         run = store.get_run(run_id)
         if run.status in FINAL:
@@ -216,6 +429,27 @@ def resume(run_id: str | None = None, on_event: OnEvent | None = None) -> list[R
         engine.drive(ids, on_event)
     except KeyboardInterrupt:
         raise Interrupted(ids) from None
+    return [store.get_run(i) for i in ids]
+
+
+def _resume_team(store: Store, run_id: str | None, on_event: OnEvent | None) -> list[Run]:
+    from jackline import engine
+
+    if run_id:
+        run = store.get_run(run_id)
+        if run.status in FINAL:
+            raise Refused(f"{run.id} is {run.status}; there is nothing to resume")
+    moved = engine.sweep(schedules=False) + _enqueue_stranded()
+    ids = [r for r in moved if r.startswith("run-") and (run_id is None or r == run.id)]
+    if run_id and not ids:
+        raise Refused(
+            f"{run.id} is not left by a dead worker: its worker lives, or it waits on the "
+            "queue for one (`jackline workers` lists them)"
+        )
+    try:
+        engine.drive(ids, on_event)
+    except KeyboardInterrupt:
+        raise Interrupted(ids, detached=True, where="on the workers") from None
     return [store.get_run(i) for i in ids]
 
 

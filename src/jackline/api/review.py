@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from jackline import artifacts, auth, handoff, notify
 from jackline import config as cfg
-from jackline.errors import Interrupted, NotFound, Refused
+from jackline.errors import NotFound, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 from jackline.api.machine import waits_for_decision
 from jackline.api.reading import events, findings, get, shown
-from jackline.api.submission import recorded_config, who
+from jackline.api.submission import following_stopped, recorded_config, who
 
 
 def approve(
@@ -311,7 +311,7 @@ def _decide(run: Run, decision: Decision, on_event: OnEvent | None) -> Run:
     try:
         engine.drive([run.id], on_event, after_decision=taken)
     except KeyboardInterrupt:
-        raise Interrupted([run.id]) from None
+        raise following_stopped([run.id]) from None
     return get(run.id)
 
 

@@ -75,9 +75,10 @@ def submit(
     follow_up: str | None = None,
     attempts: str = "",
 ) -> Run:
-    """Record a run and start its workflow; with `wait`, drive it until it rests. A
-    `follow_up` run's release failure (rolled back in production) is added to the task.
-    `attempts` names the group of parallel attempts the run is one of (`submit_attempts`)."""
+    """Record a run and start its workflow; with `wait`, drive it until it rests. In team
+    mode the workflow is enqueued for a worker, and `wait` follows it. A `follow_up` run's
+    release failure (rolled back in production) is added to the task. `attempts` names the
+    group of parallel attempts the run is one of (`submit_attempts`)."""
     if not task.strip():
         raise Refused("the task is empty; say what the agent should do")
     if follow_up is not None:
@@ -124,8 +125,10 @@ def submit(
         created_at=now,
         updated_at=now,
         # The process that will start its workflow: if it dies before it does, `resume`
-        # sees by this executor's lock that nobody will, and starts it (`_stranded`).
-        executor=executors.claim(),
+        # sees by this executor's lock that nobody will, and starts it (`_stranded`). In team
+        # mode a worker writes itself down when it takes the run; until then nobody drives it,
+        # and a worker's sweep enqueues a run recorded but never enqueued.
+        executor=None if executors.team() else executors.claim(),
         attempts=attempts,
     )
     store = Store()
@@ -149,8 +152,15 @@ def submit(
         if wait:
             engine.drive([run_id], on_event)
     except KeyboardInterrupt:  # the run goes on from where it is once resumed
-        raise Interrupted([run_id]) from None
+        raise following_stopped([run_id]) from None
     return store.get_run(run_id)
+
+
+def following_stopped(run_ids: list[str]) -> Interrupted:
+    """Ctrl-C while following runs: in team mode the workers go on with them."""
+    if executors.team():
+        return Interrupted(run_ids, detached=True, where="on the workers")
+    return Interrupted(run_ids)
 
 
 def _usable_agent(root: Path, config: cfg.JacklineConfig, name: str) -> None:

@@ -40,7 +40,19 @@ for _commands in (project, runs, review, release, flags, admin):
     app.add_typer(_commands.app)
 
 LOCAL_ONLY = frozenset(
-    {"init", "validate", "demo", "pool", "worker", "resume", "clean", "serve", "token", "osv"}
+    {
+        "init",
+        "validate",
+        "demo",
+        "pool",
+        "worker",
+        "workers",
+        "resume",
+        "clean",
+        "serve",
+        "token",
+        "osv",
+    }
 )
 """Commands that work on this machine's files, engine or token table: refused with --server."""
 
@@ -133,7 +145,7 @@ def _interrupted(e: Interrupted) -> str:
         return "Interrupted. `jackline resume` drives interrupted runs on."
     if e.detached:
         return "\n".join(
-            f"Stopped following {r}; it goes on on the server. `jackline show {r}` shows it, "
+            f"Stopped following {r}; it goes on {e.where}. `jackline show {r}` shows it, "
             f"`jackline cancel {r}` ends it."
             for r in e.run_ids
         )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -10,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api, paths
+from jackline import api, executors, paths
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt
 from jackline.cli.render import err, out
@@ -23,23 +25,98 @@ def worker(
     repos: Annotated[
         list[Path] | None,
         typer.Option(
-            "--repo", help="A repository whose schedules to keep (repeatable; default: this one)."
+            "--repo",
+            help="A repository whose schedules to keep (repeatable; default: this one; in "
+            "team mode none when not started in one).",
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option(
+            "--concurrency",
+            min=1,
+            help="Team mode: how many runs and releases it works on at once (one waiting "
+            "for a person does not count). Default: min(cores, memory in GiB // 2), at least 1.",
+        ),
+    ] = None,
+    workspaces: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspaces",
+            envvar="JACKLINE_WORKSPACES",
+            metavar="DIR",
+            help="Team mode: the folder its runs' workspaces are made in "
+            "(default: JACKLINE_HOME/workspaces).",
         ),
     ] = None,
 ) -> None:
     """Keep the scheduled work going until stopped: the pool's snapshot refresh
-    (`[pool] refresh_every`) and the morning report (`[health] every`)."""
-    loops = api.worker(repos or [Path(".")])
-    if not loops:
+    (`[pool] refresh_every`) and the morning report (`[health] every`). In team mode
+    (JACKLINE_DATABASE_URL set) it also runs the runs and releases of the shared queue, beats
+    a heartbeat into the database, and takes over the work of workers that died."""
+    working = api.start_worker(repos, concurrency, workspaces, say=_say)
+    if working.me is None and not working.schedules:
         out.print("Nothing is scheduled: set `[pool] refresh_every` or `[health] every`.")
         return
-    for loop in loops:
+    if working.me is not None:
+        _say_worker(working)
+    for loop in working.schedules:
         line = f"{loop['kind']:<7} {loop['repo']}  {loop['state']}  ({loop['workflow']})"
         out.print(line, markup=False)
-    out.print(
-        f"Working; Ctrl-C or SIGTERM stops. The log: {paths.logs() / 'schedule.log'}", markup=False
-    )
-    api.work_until_stopped()
+    log = f" The log: {paths.logs() / 'schedule.log'}" if working.schedules else ""
+    out.print(f"Working; Ctrl-C or SIGTERM stops.{log}", markup=False)
+    api.work_until_stopped(working, say=_say)
+
+
+def _say(message: str) -> None:
+    out.print(f"{time.strftime('%H:%M:%S')} {message}", markup=False)
+
+
+def _say_worker(working: api.Working) -> None:
+    me = working.me
+    assert me is not None
+    for line in (
+        f"Worker {me.id} (host {me.host}, pid {me.pid})",
+        f"  works on up to {me.concurrency} run(s) or release(s) at once from the queue `runs` "
+        "(one waiting for a person does not count)",
+        f"  workspaces in {me.workspaces}",
+        f"  beats every {executors.beat_every():g}s; a worker silent for "
+        f"{executors.dead_after():g}s is dead, and its runs are taken over",
+    ):
+        out.print(line, markup=False)
+
+
+@app.command("workers")
+def workers_cmd(as_json: JsonOpt = False) -> None:
+    """List the workers (team mode): id, host, pid, concurrency, last beat, alive or dead,
+    and the runs each drives."""
+    found = api.workers()
+    if as_json:
+        render.emit(
+            [
+                {
+                    **asdict(w.beat),
+                    "alive": w.alive,
+                    "beat_age": round(w.age, 1),
+                    "runs": list(w.runs),
+                }
+                for w in found
+            ]
+        )
+        return
+    if not found:
+        out.print("No worker is running: start one with `jackline worker` (team mode).")
+        return
+    table = Table(box=None, header_style="bold")
+    for col in ("worker", "host", "pid", "concurrency", "last beat", "", "runs"):
+        table.add_column(col)
+    for w in found:
+        state = "[green]alive[/]" if w.alive else "[red]dead[/]"
+        table.add_row(
+            escape(w.beat.id), escape(w.beat.host), str(w.beat.pid), str(w.beat.concurrency),
+            f"{w.age:.0f}s ago", state, escape(", ".join(w.runs)) or "-",
+        )  # fmt: skip
+    out.print(table)
 
 
 pool_app = typer.Typer(

@@ -9,10 +9,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from jackline import api
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
 from jackline.cli.render import err, out
-from jackline.errors import NotFound
+from jackline.errors import NotFound, Refused
 from jackline.models import FINAL, Status
 from jackline.verbs import Verbs
 
@@ -58,10 +59,26 @@ def run(
             help="A run whose release was rolled back: its failure goes into this run's task.",
         ),
     ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Print the run's id and return at once: a worker (team mode) or the server "
+            "(--server) runs it. `jackline logs RUN -f` follows it.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a task: the agent works in its own workspace until the checks pass, then waits for review."""
+    """Run a task: the agent works in its own workspace until the checks pass, then waits for
+    review. In team mode (JACKLINE_DATABASE_URL set) the run is enqueued for the workers and
+    followed here until it rests."""
     verbs = verbs_of(ctx)
+    if detach and verbs is api and not api.team_mode():
+        raise Refused(
+            "--detach leaves the run to a worker, and on one machine the process that "
+            "submits a run drives it: set JACKLINE_DATABASE_URL (team mode) and start "
+            "`jackline worker`, or submit to a server with --server"
+        )
     agents = agent or []
     if attempts > 1 or len(agents) > 1:
         if follow_up is not None:
@@ -74,6 +91,7 @@ def run(
             agents,
             attempts,
             blueprint,
+            wait=not detach,
             on_event=None if as_json else render.progress,
         )
         raise typer.Exit(render.finish_attempts(tried, as_json))
@@ -82,10 +100,16 @@ def run(
         repo,
         agents[0] if agents else None,
         blueprint,
+        wait=not detach,
         on_event=None if as_json else render.progress,
         follow_up=follow_up,
     )
-    raise typer.Exit(render.finish(result, as_json))
+    if not detach:
+        raise typer.Exit(render.finish(result, as_json))
+    if as_json:
+        render.emit(render.run_json(result))
+    else:
+        out.print(result.id, markup=False)
 
 
 @app.command("runs")

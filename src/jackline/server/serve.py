@@ -4,7 +4,8 @@ admin token yet, an admin token, once), starts this process's workers, and serve
 The server is also a worker. Runs submitted through it run in its own threads (DBOS workflows of
 this process); it keeps the repositories' schedules (`[pool] refresh_every`, `[health] every`);
 and it takes over runs and releases a dead process left half done, in a background thread, so
-a long interrupted run does not hold up the port.
+a long interrupted run does not hold up the port. In team mode it is none of that: it enqueues
+runs for the workers (`jackline worker`), which keep the schedules and take over the dead's work.
 
 It binds 127.0.0.1 unless told otherwise: tokens and session cookies travel in plain HTTP, so a
 public address needs `--public`, said on purpose, and HTTPS in front (a reverse proxy).
@@ -92,8 +93,10 @@ def prepare(repos: list[Path], sock: socket.socket, base_url: str | None = None)
         token = auth.first_admin(store)
     finally:
         store.close()
-    schedules = tuple(api.worker(list(roots)))  # launches the engine in this process
-    threading.Thread(target=_take_over, name="jackline-resume", daemon=True).start()
+    schedules: tuple[dict[str, str], ...] = ()
+    if not api.team_mode():  # in team mode the workers keep them, and take the dead's over
+        schedules = tuple(api.worker(list(roots)))  # launches the engine in this process
+        threading.Thread(target=_take_over, name="jackline-resume", daemon=True).start()
     url = base_url or url_of(sock)
     return Listening(url, roots, token, schedules)
 
