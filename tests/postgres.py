@@ -195,14 +195,14 @@ class Backend:
     def store(self) -> Store:
         return Store(self.path, url=self.url)
 
-    def sql(self, statement: str, **params: Any) -> list[Any]:
+    def sql(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
         """Run `statement` on the database as someone with access to it would, beside the
         store (its rows, for a SELECT)."""
         with self.store().transaction() as db:
             if self.url:
                 db.exec_driver_sql(f"SET LOCAL search_path TO {migrations.SCHEMA}")
             done = db.execute(text(statement), params)
-            return list(done.all()) if done.returns_rows else []
+            return [tuple(r) for r in done.all()] if done.returns_rows else []
 
 
 BACKENDS = ["sqlite", "postgresql"]

@@ -99,8 +99,8 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reading. On PostgreSQL each statement is its own transaction (no
-        BEGIN and ROLLBACK around a lone SELECT); on SQLite the reads share a snapshot."""
+        """A connection for reading, where each statement is a transaction of its own (no
+        BEGIN and ROLLBACK around a lone SELECT)."""
         with self._reading().connect() as conn:
             yield conn
 
@@ -196,5 +196,7 @@ def _set_wal(dbapi_conn: Any) -> None:
 
 
 def _sqlite_begin(conn: Connection) -> None:
-    immediate = conn.get_execution_options().get("jackline_write")
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # A read opens no transaction: each of its statements reads a snapshot of its own (WAL),
+    # and a read that took a transaction's read lock would only hold a writer's checkpoint up.
+    if conn.get_execution_options().get("jackline_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -18,7 +18,7 @@ import json
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_h
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection
 
 from jackline import database, paths
 from jackline.errors import NotFound
@@ -171,11 +171,10 @@ class Store:
         with self._db.read() as conn:
             yield conn
 
-    def _upsert(self, table: sa.Table, row: Mapping[str, Any], keys: list[str]) -> sa.Insert:
-        """Insert `row`, or replace the columns of the row with the same `keys`."""
-        insert = (postgresql.insert if self._db.postgres else sqlite.insert)(table).values(row)
-        changed = {k: v for k, v in row.items() if k not in keys}
-        return insert.on_conflict_do_update(index_elements=keys, set_=changed)
+    def _upsert(self, table: sa.Table, row: Mapping[str, Any], *keys: str) -> None:
+        """Insert `row`, or replace the other columns of the row with the same `keys`."""
+        with self.transaction() as db:
+            db.execute(_upsert(self._db.postgres, table, keys), row)
 
     # runs ---------------------------------------------------------------------------------
 
@@ -184,7 +183,7 @@ class Store:
 
     def _insert(self, table: sa.Table, record: DataclassInstance) -> None:
         with self.transaction() as db:
-            db.execute(sa.insert(table).values(_row(record)))
+            db.execute(sa.insert(table), _row(record))
 
     def update_run(self, run_id: str, **changes: Any) -> Run:
         values: dict[str, Any] = {k: _column(Run, k, v) for k, v in changes.items()}
@@ -242,10 +241,10 @@ class Store:
         least `SHORT` characters, such as the short id `jackline runs` shows). Every surface
         finds runs here, so each takes what the others show."""
         with self._reading() as db:
-            row = db.execute(_select(RUNS, Run).where(RUNS.c.id == run_id)).mappings().first()
+            row = db.execute(_select(RUNS, Run).where(RUNS.c.id == run_id)).first()
             if row is None:
                 named = self._named(db, run_id)
-                row = db.execute(_select(RUNS, Run).where(RUNS.c.id == named)).mappings().one()
+                row = db.execute(_select(RUNS, Run).where(RUNS.c.id == named)).one()
         return _record(Run, row)
 
     def _named(self, db: Connection, piece: str) -> str:
@@ -291,7 +290,7 @@ class Store:
         if status:
             query = query.where(RUNS.c.status == str(status))
         with self._reading() as db:
-            rows = db.execute(query.order_by(RUNS.c.created_at.desc()).limit(limit)).mappings()
+            rows = db.execute(query.order_by(RUNS.c.created_at.desc()).limit(limit))
             return [_record(Run, r) for r in rows]
 
     def spend_since(self, repo: str, since: float) -> float:
@@ -308,13 +307,13 @@ class Store:
     def insert_token(self, token_id: str, name: str, role: str, digest: str, at: float) -> None:
         row = {"id": token_id, "name": name, "role": role, "digest": digest, "created_at": at}
         with self.transaction() as db:
-            db.execute(sa.insert(TOKENS).values(row))
+            db.execute(sa.insert(TOKENS), row)
 
     def token_row(self, token_id: str) -> StoredToken | None:
         with self._reading() as db:
             query = _select(TOKENS, Token).add_columns(TOKENS.c.digest)
-            row = db.execute(query.where(TOKENS.c.id == token_id)).mappings().first()
-        return StoredToken(_record(Token, row), row["digest"]) if row else None
+            row = db.execute(query.where(TOKENS.c.id == token_id)).first()
+        return StoredToken(_record(Token, row), row.digest) if row else None
 
     def get_token(self, token_id: str) -> Token:
         stored = self.token_row(token_id)
@@ -324,7 +323,7 @@ class Store:
 
     def list_tokens(self) -> list[Token]:
         with self._reading() as db:
-            rows = db.execute(_select(TOKENS, Token).order_by(TOKENS.c.created_at)).mappings()
+            rows = db.execute(_select(TOKENS, Token).order_by(TOKENS.c.created_at))
             return [_record(Token, r) for r in rows]
 
     def touch_token(self, token_id: str, at: float) -> None:
@@ -369,20 +368,20 @@ class Store:
             ts = time.time()
             digest = chain(prev, seq, ts, kind, data)
             event = StoredEvent(run_id, seq, ts, str(kind), data, prev, digest)
-            db.execute(sa.insert(EVENTS).values(_row(event)))
+            db.execute(sa.insert(EVENTS), _row(event))
             since = db.execute(
                 sa.select(AUDIT_HEADS.c.since).where(AUDIT_HEADS.c.run_id == run_id)
             ).scalar()
             since = seq if since is None else since
             head = AuditHead(run_id, seq, digest, since, seal(seq, digest, since))
-            db.execute(self._upsert(AUDIT_HEADS, _row(head), ["run_id"]))
+            db.execute(_upsert(self._db.postgres, AUDIT_HEADS, ("run_id",)), _row(head))
         return seq
 
     def audit_head(self, run_id: str) -> AuditHead | None:
         """The stream's recorded head, if it has a keyed one."""
         query = _select(AUDIT_HEADS, AuditHead).where(AUDIT_HEADS.c.run_id == run_id)
         with self._reading() as db:
-            row = db.execute(query).mappings().first()
+            row = db.execute(query).first()
         return _record(AuditHead, row) if row else None
 
     def events(self, run_id: str, after: int = 0, kind: Kind | None = None) -> list[StoredEvent]:
@@ -390,7 +389,7 @@ class Store:
         if kind:
             query = query.where(EVENTS.c.kind == str(kind))
         with self._reading() as db:
-            rows = db.execute(query.order_by(EVENTS.c.seq)).mappings()
+            rows = db.execute(query.order_by(EVENTS.c.seq))
             return [_record(StoredEvent, r) for r in rows]
 
     # releases -----------------------------------------------------------------------------
@@ -410,11 +409,11 @@ class Store:
     def get_release(self, release_id: str) -> Release:
         query = _select(RELEASES, Release)
         with self._reading() as db:
-            row = db.execute(query.where(RELEASES.c.id == release_id)).mappings().first()
+            row = db.execute(query.where(RELEASES.c.id == release_id)).first()
             if row is None:
                 like = RELEASES.c.id.contains(release_id, autoescape=True)
                 newest = query.where(like).order_by(RELEASES.c.created_at.desc()).limit(2)
-                matches = db.execute(newest).mappings().all()
+                matches = db.execute(newest).all()
                 if len(matches) != 1:
                     hint = "several releases match" if matches else "`jackline releases` lists them"
                     raise NotFound(f"no release {release_id!r} ({hint})")
@@ -427,7 +426,7 @@ class Store:
             query = query.where(RELEASES.c.repo == repo)
         with self._reading() as db:
             newest = query.order_by(RELEASES.c.created_at.desc()).limit(limit)
-            return [_record(Release, r) for r in db.execute(newest).mappings()]
+            return [_record(Release, r) for r in db.execute(newest)]
 
     def unpromotable(self, repo: str, sha: str) -> Release | None:
         """The latest release of `sha` that was marked not promotable, if any."""
@@ -438,7 +437,7 @@ class Store:
             .limit(1)
         )
         with self._reading() as db:
-            row = db.execute(query).mappings().first()
+            row = db.execute(query).first()
         return _record(Release, row) if row else None
 
     def add_probe(self, probe: Probe) -> None:
@@ -447,14 +446,14 @@ class Store:
     def probes(self, release_id: str) -> list[Probe]:
         query = _select(PROBES, Probe).where(PROBES.c.release_id == release_id)
         with self._reading() as db:
-            rows = db.execute(query.order_by(PROBES.c.at, PROBES.c.rowid)).mappings()
+            rows = db.execute(query.order_by(PROBES.c.at, PROBES.c.rowid))
             return [_record(Probe, r) for r in rows]
 
     def set_live(self, repo: str, env: str, release_id: str, sha: str) -> None:
         """Record that `release_id` serves `env` from now on (a row per change: the history)."""
         row = {"repo": repo, "env": env, "release_id": release_id, "sha": sha, "since": time.time()}
         with self.transaction() as db:
-            db.execute(sa.insert(LIVE).values(row))
+            db.execute(sa.insert(LIVE), row)
 
     def live(self, repo: str, env: str) -> dict[str, Any] | None:
         """What serves `env` now: release_id, sha and since; None before the first release."""
@@ -476,14 +475,13 @@ class Store:
 
     def beat(self, worker: WorkerBeat) -> None:
         """Record that `worker` lives, as of `worker.beat_at` (its first beat adds its row)."""
-        with self.transaction() as db:
-            db.execute(self._upsert(WORKERS, _row(worker), ["id"]))
+        self._upsert(WORKERS, _row(worker), "id")
 
     def workers(self) -> list[WorkerBeat]:
         """Every worker that has beaten and not been forgotten, the most recent beat first."""
         query = _select(WORKERS, WorkerBeat).order_by(WORKERS.c.beat_at.desc())
         with self._reading() as db:
-            return [_record(WorkerBeat, r) for r in db.execute(query).mappings()]
+            return [_record(WorkerBeat, r) for r in db.execute(query)]
 
     def forget_worker(self, worker_id: str) -> None:
         """Remove a worker's row: it left (or was found dead and its runs were taken over)."""
@@ -497,8 +495,7 @@ class Store:
     def put_artifact(self, run_id: str, name: str, data: bytes) -> None:
         """Keep `data` as the run's artifact `name`, in place of any earlier one."""
         row = {"run_id": run_id, "name": name, "data": data, "at": time.time()}
-        with self.transaction() as db:
-            db.execute(self._upsert(ARTIFACTS, row, ["run_id", "name"]))
+        self._upsert(ARTIFACTS, row, "run_id", "name")
 
     def get_artifact(self, run_id: str, name: str) -> bytes | None:
         where = (ARTIFACTS.c.run_id == run_id, ARTIFACTS.c.name == name)
@@ -529,6 +526,15 @@ class Store:
         where = (DELIVERIES.c.source == source, DELIVERIES.c.id == delivery_id)
         with self.transaction() as db:
             db.execute(sa.delete(DELIVERIES).where(*where))
+
+
+@cache
+def _upsert(postgres: bool, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    """An insert of a whole row of `table` that, where a row with the same `keys` is there,
+    replaces its other columns instead (made once: the values come with each execution)."""
+    insert = (postgresql.insert if postgres else sqlite.insert)(table)
+    others = {c.name: insert.excluded[c.name] for c in table.c if c.name not in keys}
+    return insert.on_conflict_do_update(index_elements=list(keys), set_=others)
 
 
 def _stream_key(stream: str) -> int:
@@ -567,6 +573,7 @@ def _types(cls: type[DataclassInstance]) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+@cache  # a Select is immutable (`where` makes a new one); building it was most of a read
 def _select(table: sa.Table, cls: type[DataclassInstance]) -> sa.Select[Any]:
     """The columns of `cls`'s fields, by name: never `*`, so a column a newer Jackline added
     is not read."""
@@ -589,16 +596,28 @@ def _column(cls: type[DataclassInstance], name: str, value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
-def _record(cls: type[R], row: RowMapping) -> R:
-    """The record a row holds, each field read back by its type (JSON text to a tuple, 0 or 1
-    to a bool). A column the record has no field for (a token's digest) stays in the table."""
+def _record(cls: type[R], row: Sequence[Any]) -> R:
+    """The record a row of `_select(table, cls)` holds (its columns in the order of the fields;
+    one after them, such as a token's digest, is not the record's), each field read back by its
+    type: JSON text to a tuple, 0 or 1 to a bool, a string to its status."""
+    return cls(
+        *[v if read is None else read(v) for read, v in zip(_readers(cls), row, strict=False)]
+    )
+
+
+@cache
+def _readers(cls: type[DataclassInstance]) -> tuple[Callable[[Any], Any] | None, ...]:
     types = _types(cls)
-    return cls(**{f.name: _value(types[f.name], row[f.name]) for f in fields(cls)})
+    return tuple(_reader(types[f.name]) for f in fields(cls))
 
 
-def _value(kind: Any, value: Any) -> Any:
+def _reader(kind: Any) -> Callable[[Any], Any] | None:
     if kind is bool:
-        return bool(value)
+        return bool
     if isinstance(kind, type) and issubclass(kind, StrEnum):  # a status: its value is stored,
-        return kind(value)  # so a database written before the enum reads the same
-    return tuple(json.loads(value)) if get_origin(kind) is tuple else value
+        return kind  # so a database written before the enum reads the same
+    return _tuple if get_origin(kind) is tuple else None
+
+
+def _tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))
