@@ -213,6 +213,13 @@ class Project:
     def events(self, run_id: str) -> list[dict[str, Any]]:
         return [{"kind": e.kind, **json.loads(e.data)} for e in self.store().events(run_id)]
 
+    def use_database(self, url: str | None) -> Project:
+        """Keep the project's runs in the PostgreSQL database at `url` (the store's tables and
+        the workflow engine's), or, given None, in SQLite in its home as by default."""
+        if url:
+            self.env["JACKLINE_DATABASE_URL"] = url
+        return self
+
     def store(self) -> Store:
         """The store the project's commands write to: `jackline.db` in its home, or the
         PostgreSQL database its `JACKLINE_DATABASE_URL` names."""

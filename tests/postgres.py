@@ -166,6 +166,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def dump(url: str) -> str:
+    """Everything the database at `url` holds, as `pg_dump` writes it (to look for a byte that
+    must not be stored anywhere)."""
+    done = subprocess.run(
+        [str(bin_dir() / "pg_dump"), "--data-only", url], capture_output=True, text=True, check=True
+    )
+    return done.stdout
+
+
 @pytest.fixture(scope="session")
 def postgres() -> Cluster:
     return cluster()
