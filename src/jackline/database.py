@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import ArgumentError
 
-from jackline import migrations
+from jackline import migrations, paths
 from jackline.errors import ConfigError
 from jackline.migrations import SCHEMA
 
@@ -53,6 +53,16 @@ BUSY_SECONDS = 30
 def configured_url() -> str | None:
     """`JACKLINE_DATABASE_URL`, if set: DBOS's database, and the store's when PostgreSQL."""
     return os.environ.get(ENV) or None
+
+
+def present() -> bool:
+    """Whether this process can reach a store: PostgreSQL named in its environment, or the
+    SQLite file in Jackline's home. A sandboxed command has neither (its environment is
+    scrubbed and the home is hidden)."""
+    url = configured_url()
+    if url is not None and store_url(paths.database(), url).get_backend_name() == "postgresql":
+        return True
+    return paths.database().is_file()
 
 
 def store_url(path: Path, url: str | None) -> URL:
