@@ -105,19 +105,16 @@ class Database:
     """One database as this process reaches it: its engine, and how to read and write."""
 
     engine: Engine
+    reader: Engine
+    """The engine for reads: on PostgreSQL the same pool, each statement its own transaction."""
     postgres: bool
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reading, where each statement is a transaction of its own (no
         BEGIN and ROLLBACK around a lone SELECT)."""
-        with self._reading().connect() as conn:
+        with self.reader.connect() as conn:
             yield conn
-
-    def _reading(self) -> Engine:
-        if self.postgres:
-            return self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        return self.engine
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
@@ -176,9 +173,11 @@ def connect(url: URL) -> Database:
         engine = sa.create_engine(url, connect_args={"timeout": BUSY_SECONDS}, **POOL)
         sa.event.listen(engine, "connect", _sqlite_connect)
         sa.event.listen(engine, "begin", _sqlite_begin)
-        return Database(engine, postgres=False)
-    engine = sa.create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10}, **POOL)
-    return Database(engine.execution_options(schema_translate_map={None: SCHEMA}), postgres=True)
+        return Database(engine, engine, postgres=False)
+    engine = sa.create_engine(
+        url, pool_pre_ping=True, connect_args={"connect_timeout": 10}, **POOL
+    ).execution_options(schema_translate_map={None: SCHEMA})
+    return Database(engine, engine.execution_options(isolation_level="AUTOCOMMIT"), postgres=True)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
