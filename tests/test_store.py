@@ -160,6 +160,43 @@ def test_processes_appending_to_one_stream_at_once_leave_one_unbroken_chain(
     assert by_writer == [(i, k) for i in range(4) for k in range(25)]
 
 
+def _count_exclusively(barrier: Any, _i: int, backend: Backend) -> int:
+    store = backend.store()
+    barrier.wait()
+    for _ in range(5):
+        with store.exclusive("take-over"):
+            seen = int(store.get_artifact("counter", "n") or b"0")
+            time.sleep(0.01)  # another holder would read the same number meanwhile
+            store.put_artifact("counter", "n", str(seen + 1).encode())
+    return 0
+
+
+def test_an_exclusive_block_has_one_holder_among_processes_and_reads_its_own_writes(
+    backend: Backend,
+) -> None:
+    _race(3, _count_exclusively, backend)
+    assert backend.store().get_artifact("counter", "n") == b"15"
+
+
+def test_an_exclusive_block_writes_nothing_when_it_fails(backend: Backend) -> None:
+    store = backend.store()
+    with pytest.raises(RuntimeError), store.exclusive("take-over"):
+        store.put_artifact("run-1", "handoff.md", b"half")
+        assert store.get_artifact("run-1", "handoff.md") == b"half"
+        raise RuntimeError("the block failed")
+    assert store.get_artifact("run-1", "handoff.md") is None
+
+
+def test_a_worker_found_dead_is_not_brought_back_by_its_next_beat(backend: Backend) -> None:
+    store = backend.store()
+    store.beat(WorkerBeat("w1", "host-a", 10, 1.0, 2.0, 2, "/w/a"))
+    assert store.renew_beat("w1", 3.0)
+    assert [w.beat_at for w in store.workers()] == [3.0]
+    store.forget_worker("w1")
+    assert not store.renew_beat("w1", 4.0)
+    assert store.workers() == []
+
+
 def _migrate(barrier: Any, _i: int, backend: Backend) -> list[int]:
     fresh = database.connect(database.store_url(backend.path, backend.url))  # not this process's
     barrier.wait()

@@ -15,6 +15,7 @@ never read here (`migrations`: expand/contract).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import zlib
 from collections import Counter
@@ -133,6 +134,9 @@ DELIVERIES = sa.Table(
     sa.Column("at", sa.Float),
 )  # fmt: skip
 
+EXCLUSIVE_LOCK = 0x4A45
+"""The first key of the advisory lock `Store.exclusive` holds on PostgreSQL (the second: the
+name, hashed)."""
 STREAM_LOCK = 0x4A4A
 """The first key of the advisory lock a writer of an audit stream holds on PostgreSQL (the
 second: the stream's id, hashed): two writers of one stream take turns, so no two events get
@@ -151,6 +155,7 @@ class Store:
             url = database.configured_url()
         self.path = path or paths.database()
         self._db = database.database(database.store_url(self.path, url))
+        self._held = threading.local()  # the connection of an `exclusive` block, per thread
 
     @property
     def postgres(self) -> bool:
@@ -162,14 +167,42 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
-        """A write transaction (on SQLite, holding the write lock from its start)."""
+        """A write transaction (on SQLite, holding the write lock from its start). Inside
+        `exclusive` it is part of that one, committed with it."""
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
+            return
         with self._db.write() as conn:
             yield conn
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:  # inside `exclusive`: what the block wrote is read back
+            yield held
+            return
         with self._db.read() as conn:
             yield conn
+
+    @contextmanager
+    def exclusive(self, name: str) -> Iterator[None]:
+        """Run the block as the only holder of `name` among every process sharing this
+        database, on any machine (team mode's take-over of a dead worker's runs). On SQLite it
+        is the database's one write lock, held for the block (`BEGIN IMMEDIATE`), whatever the
+        name; on PostgreSQL, an advisory lock on the name in a transaction held for the block.
+        What the block reads and writes through this store (in this thread) is one transaction
+        with the check it makes; nothing in it may write to this database through another
+        connection (on SQLite that waits for this one)."""
+        with self.transaction() as conn:
+            if self._db.postgres:
+                _advisory_lock(conn, EXCLUSIVE_LOCK, name)
+            before = getattr(self._held, "conn", None)
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = before
 
     def _upsert(self, table: sa.Table, row: Mapping[str, Any], *keys: str) -> None:
         """Insert `row`, or replace the other columns of the row with the same `keys`."""
@@ -351,12 +384,7 @@ class Store:
         on the stream), so each event follows the one before it."""
         with self.transaction() as db:
             if self._db.postgres:
-                db.execute(
-                    sa.text(
-                        "SELECT pg_advisory_xact_lock(CAST(:a AS integer), CAST(:b AS integer))"
-                    ),
-                    {"a": STREAM_LOCK, "b": _stream_key(run_id)},
-                )
+                _advisory_lock(db, STREAM_LOCK, run_id)
             last = db.execute(
                 sa.select(EVENTS.c.seq, EVENTS.c.hash)
                 .where(EVENTS.c.run_id == run_id)
@@ -477,6 +505,15 @@ class Store:
         """Record that `worker` lives, as of `worker.beat_at` (its first beat adds its row)."""
         self._upsert(WORKERS, _row(worker), "id")
 
+    def renew_beat(self, worker_id: str, at: float) -> bool:
+        """Renew a worker's beat; False where its row is gone: another found it dead (and took
+        its runs over) or it left. One statement, so a beat never brings a forgotten row back."""
+        with self.transaction() as db:
+            renewed = db.execute(
+                sa.update(WORKERS).where(WORKERS.c.id == worker_id).values(beat_at=at)
+            )
+            return renewed.rowcount == 1
+
     def workers(self) -> list[WorkerBeat]:
         """Every worker that has beaten and not been forgotten, the most recent beat first."""
         query = _select(WORKERS, WorkerBeat).order_by(WORKERS.c.beat_at.desc())
@@ -537,10 +574,14 @@ def _upsert(postgres: bool, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert
     return insert.on_conflict_do_update(index_elements=list(keys), set_=others)
 
 
-def _stream_key(stream: str) -> int:
-    """The second key of a stream's advisory lock: its id hashed into PostgreSQL's integer (two
-    streams that share one only take turns)."""
-    return zlib.crc32(stream.encode()) & 0x7FFFFFFF
+def _advisory_lock(db: Connection, kind: int, name: str) -> None:
+    """Hold PostgreSQL's advisory lock (`kind`, `name` hashed) until the transaction ends: the
+    two-key form, whose keys never meet DBOS's or anyone's one-key locks; two names that share
+    a hash only take turns."""
+    db.execute(
+        sa.text("SELECT pg_advisory_xact_lock(CAST(:kind AS integer), CAST(:key AS integer))"),
+        {"kind": kind, "key": zlib.crc32(name.encode()) & 0x7FFFFFFF},
+    )
 
 
 SHORT = 6
