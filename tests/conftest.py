@@ -14,7 +14,17 @@ from subprocess import CompletedProcess
 from typing import Any, NoReturn
 
 import pytest
+from postgres import (  # noqa: F401 (fixtures)
+    Backend,
+    backend,
+    database_url,
+    name_folder,
+    pg_url,
+    postgres,
+    stop_cluster,
+)
 
+from jackline.store import Store
 from jackline.testing import Replace, Round, ScriptedAgent
 
 
@@ -221,14 +231,19 @@ class Project:
         return by_kind
 
     def events(self, run_id: str) -> list[dict[str, Any]]:
-        import sqlite3
+        return [{"kind": e.kind, **json.loads(e.data)} for e in self.store().events(run_id)]
 
-        db = sqlite3.connect(self.home / "jackline.db")
-        rows = db.execute(
-            "SELECT kind, data FROM events WHERE run_id = ? ORDER BY seq", (run_id,)
-        ).fetchall()
-        db.close()
-        return [{"kind": k, **json.loads(d)} for k, d in rows]
+    def use_database(self, url: str | None) -> Project:
+        """Keep the project's runs in the PostgreSQL database at `url` (the store's tables and
+        the workflow engine's), or, given None, in SQLite in its home as by default."""
+        if url:
+            self.env["JACKLINE_DATABASE_URL"] = url
+        return self
+
+    def store(self) -> Store:
+        """The store the project's commands write to: `jackline.db` in its home, or the
+        PostgreSQL database its `JACKLINE_DATABASE_URL` names."""
+        return Store(self.home / "jackline.db", url=self.env.get("JACKLINE_DATABASE_URL"))
 
 
 @pytest.fixture
@@ -376,6 +391,16 @@ SLOW_FIRST = (
     "test_cli_truth",
     "test_guardrails",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):  # the session's first process
+        name_folder()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput"):
+        stop_cluster()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -46,7 +46,7 @@ def test_a_kind_not_registered_is_refused_where_it_is_recorded(tmp_path: Path) -
         audit.record("run-x", "agent.dance", round=1)  # type: ignore[arg-type]
     assert store.events("run-x") == []
     audit.record("run-x", Kind("agent.edit"), round=1, summary="calc.py")  # a kind made of text
-    assert [r["kind"] for r in store.events("run-x")] == ["agent.edit"]
+    assert [r.kind for r in store.events("run-x")] == ["agent.edit"]
 
 
 def test_an_event_without_a_field_its_line_names_is_told_by_its_data() -> None:

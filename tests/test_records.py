@@ -10,9 +10,11 @@ from dataclasses import MISSING, fields, replace
 from pathlib import Path
 from typing import Any, get_args, get_origin, get_type_hints
 
+import sqlalchemy as sa
 from fastapi import FastAPI
+from postgres import Backend
 
-from jackline import api
+from jackline import api, migrations
 from jackline.auth import Token
 from jackline.client import event_from_json, release_from_json, run_from_json
 from jackline.guard.audit import Event
@@ -85,10 +87,25 @@ SQL_TYPES = {str: "TEXT", int: "INTEGER", float: "REAL", bool: "INTEGER", tuple:
 
 
 def columns(store: Store, table: str) -> dict[str, tuple[str, bool]]:
-    """Each column of `table`: its type and whether it may hold NULL (a primary key is taken
-    as never NULL: no insert leaves it out, though SQLite would let it be)."""
-    rows = store._db.execute(f"PRAGMA table_info({table})").fetchall()
-    return {r["name"]: (r["type"], not (r["notnull"] or r["pk"])) for r in rows}
+    """Each column of `table`, as the database describes it: its type (named as SQLite names
+    it: PostgreSQL's BIGINT is an INTEGER, its DOUBLE PRECISION a REAL) and whether it may hold
+    NULL (a primary key is taken as never NULL: no insert leaves it out, though SQLite would
+    let it be)."""
+    schema = migrations.SCHEMA if store.postgres else None
+    with store.transaction() as db:
+        found = sa.inspect(db)
+        keys = set(found.get_pk_constraint(table, schema=schema)["constrained_columns"])
+        described = found.get_columns(table, schema=schema)
+    return {
+        c["name"]: (_sql(c["type"]), c["nullable"] and c["name"] not in keys) for c in described
+    }
+
+
+def _sql(kind: sa.types.TypeEngine[Any]) -> str:
+    for sql, base in (("INTEGER", sa.Integer), ("REAL", sa.Float), ("BLOB", sa.LargeBinary)):
+        if isinstance(kind, base):
+            return sql
+    return "TEXT" if isinstance(kind, sa.String) else str(kind)
 
 
 def expected_columns(record: type[Any]) -> dict[str, tuple[str, bool]]:
@@ -111,12 +128,14 @@ def openapi_properties(schema: str) -> set[str]:
 
 
 def test_each_record_table_has_a_column_per_field_of_its_type_and_nullability(
-    tmp_path: Path,
+    backend: Backend,
 ) -> None:
-    store = Store(tmp_path / "jackline.db")
+    store = backend.store()
     assert columns(store, "runs") == expected_columns(Run)
     assert columns(store, "releases") == expected_columns(Release)
-    assert columns(store, "probes") == expected_columns(Probe)
+    # PostgreSQL has no implicit rowid: the probes' insertion order is a column of that name.
+    rowid = {"rowid": ("INTEGER", False)} if store.postgres else {}
+    assert columns(store, "probes") == {**expected_columns(Probe), **rowid}
     assert columns(store, "workers") == expected_columns(WorkerBeat)
     # A token's digest is the one column its record leaves in the table: it never leaves it.
     assert columns(store, "tokens") == {**expected_columns(Token), "digest": ("TEXT", False)}
@@ -134,10 +153,15 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
     assert list(columns(store, "runs")) == [f.name for f in fields(Run)]
     store.insert_run(RUN)
     assert store.get_run(RUN.id) == RUN
+    # It was recognised as a database of an earlier Jackline: it has every table now, and the
+    # first step is recorded as applied.
+    assert columns(store, "workers") == expected_columns(WorkerBeat)
+    with sqlite3.connect(tmp_path / "jackline.db") as db:
+        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,)]
 
 
-def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(tmp_path: Path) -> None:
-    store = Store(tmp_path / "jackline.db")
+def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(backend: Backend) -> None:
+    store = backend.store()
     store.insert_run(RUN)
     store.insert_release(RELEASE)
     assert store.get_run(RUN.id) == RUN

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from conftest import Project, git
+from postgres import dump
 
 from jackline import config as cfg
 from jackline.api import submission as api_submit
@@ -287,8 +288,9 @@ def shop(project: Project) -> Iterator[Shop]:
 
 
 def test_good_release_goes_live_after_another_persons_go_and_abort_keeps_production(
-    shop: Shop,
+    shop: Shop, database_url: str | None
 ) -> None:
+    shop.p.use_database(database_url)
     shop.create()
     first = shop.head
     rel = shop.release()
@@ -313,6 +315,9 @@ def test_good_release_goes_live_after_another_persons_go_and_abort_keeps_product
     assert "[redacted:DEPLOY_TOKEN]" in log and TOKEN not in json.dumps(shown)
     for stored in shop.p.home.rglob("*"):
         assert not stored.is_file() or TOKEN.encode() not in stored.read_bytes(), stored
+    if database_url:  # the ledger, the audit log and the engine's records are all in it
+        everything = dump(database_url)
+        assert rel["id"] in everything and TOKEN not in everything
 
     # A second release waits for go; abort leaves production as it was.
     shop.commit("pears", {"items.txt": "pears"})

@@ -1,4 +1,5 @@
-"""The core run end to end, through the real CLI, real git, real DBOS on SQLite."""
+"""The core run end to end, through the real CLI, real git, real DBOS on SQLite (and, for the
+tests that take `database_url`, on PostgreSQL too)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 from conftest import RIGHT, WRONG, Project, git
 
 from jackline.auth import os_user
@@ -118,9 +120,9 @@ def test_secrets_never_reach_a_stored_byte(project: Project) -> None:
 
 
 def test_approve_merges_into_main_and_records_who(
-    project: Project, two_rounds: ScriptedAgent
+    project: Project, two_rounds: ScriptedAgent, database_url: str | None
 ) -> None:
-    project.create(two_rounds)
+    project.use_database(database_url).create(two_rounds)
     run = project.jl_json("run", "Fix add")
     done = project.jl_json("approve", run["id"], "--as", "bob", "-m", "good")
     assert done["status"] == "merged"
@@ -132,6 +134,19 @@ def test_approve_merges_into_main_and_records_who(
     ]
     assert not Path(run["workspace"]).exists()
     assert "revert -m 1" in Path(done["handoff"]).read_text()
+    assert "VERIFIED:" in project.jl("logs", run["id"], "--verify").stdout
+    if database_url:  # one database for everything: none of it in files of the home
+        assert not any(project.home.glob("*.db"))
+        assert workflow_status(database_url, run["id"]) == "SUCCESS"
+
+
+def workflow_status(url: str, workflow_id: str) -> str:
+    """The workflow's status in DBOS's own table, in the PostgreSQL database at `url`."""
+    with psycopg.connect(url) as db:
+        found = db.execute(
+            "SELECT status FROM dbos.workflow_status WHERE workflow_uuid = %s", (workflow_id,)
+        ).fetchone()
+    return str(found[0]) if found else "none"
 
 
 def test_a_name_given_with_as_is_recorded_as_the_os_users_claim(
@@ -259,8 +274,10 @@ def test_request_changes_runs_another_round_with_the_reviewers_words(project: Pr
     assert "Please add a docstring" in seen.read_text()
 
 
-def test_reject_closes_the_run_without_merging(project: Project, two_rounds: ScriptedAgent) -> None:
-    project.create(two_rounds)
+def test_reject_closes_the_run_without_merging(
+    project: Project, two_rounds: ScriptedAgent, database_url: str | None
+) -> None:
+    project.use_database(database_url).create(two_rounds)
     run = project.jl_json("run", "Fix add")
     done = project.jl_json("reject", run["id"], "--as", "bob", "-m", "not needed")
     assert done["status"] == "rejected"

@@ -8,10 +8,14 @@ import sqlite3
 import time
 from pathlib import Path
 
+from postgres import Backend
+
+from jackline import database
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
+from jackline.migrations import BACKFILL
 from jackline.models import Run
-from jackline.store import BACKFILL, Store
+from jackline.store import Store
 
 
 def _run(store: Store) -> None:
@@ -34,11 +38,14 @@ def test_an_older_database_gains_the_derived_columns_from_its_audit_log(tmp_path
     log.record("run-1", "scan", findings=[secret, printed], secrets=1)
     log.record("run-1", "publish", forge="github", branch="b", pull_request="https://pr/1")
     store.close()
+    # As an earlier Jackline left it: without the columns, and without the record of steps.
     db = sqlite3.connect(tmp_path / "j.db")
     for name in BACKFILL:
         db.execute(f"ALTER TABLE runs DROP COLUMN {name}")
+    db.execute("DROP TABLE schema_versions")
     db.commit()
     db.close()
+    database.dispose_all()  # opened afresh, as by the upgraded Jackline's first process
 
     run = Store(tmp_path / "j.db").get_run("run-1")
 
@@ -50,10 +57,10 @@ def test_an_older_database_gains_the_derived_columns_from_its_audit_log(tmp_path
     assert json.loads(run.last_agent)["exit_code"] == 3
 
 
-def test_counters_add_up_in_one_statement(tmp_path: Path) -> None:
-    store = Store(tmp_path / "j.db")
+def test_counters_add_up_in_one_statement(backend: Backend) -> None:
+    store = backend.store()
     _run(store)
-    other = Store(tmp_path / "j.db")
+    other = backend.store()
     store.add_to_run("run-1", worked_seconds=1.25, redacted=1)
     other.add_to_run("run-1", worked_seconds=2.0)
     run = store.get_run("run-1")

@@ -178,13 +178,14 @@ def verify(store: Store, presented: str) -> Principal | None:
     parts = presented.strip().split("_")
     if len(parts) < 3 or parts[0] != "jl":
         return None
-    row = store.token_row(parts[1])
-    if row is None or row["revoked"]:
+    stored = store.token_row(parts[1])
+    if stored is None or stored.token.revoked:
         return None
-    if not hmac.compare_digest(row["digest"], _digest(presented.strip())):
+    if not hmac.compare_digest(stored.digest, _digest(presented.strip())):
         return None
-    store.touch_token(row["id"], time.time())
-    return Principal(row["name"], row["role"])
+    token = stored.token
+    store.touch_token(token.id, time.time())
+    return Principal(token.name, token.role)
 
 
 def revoke(store: Store, token_id: str) -> Token:

@@ -36,7 +36,7 @@ class StepContext(Generic[R]):
         self.store = store or Store()
         self.current: R = self._load(record_id)
         recorded = self.store.events(self.current.id, kind=self.started)
-        self.config = cfg.from_record(json.loads(recorded[0]["data"])["config"])
+        self.config = cfg.from_record(json.loads(recorded[0].data)["config"])
         self.redact = self._redactor()
         self.audit = AuditLog(self.store, self.redact)
 

@@ -1,24 +1,38 @@
-"""The run records and the audit log, in `jackline.db` (SQLite, stdlib only).
+"""The run records and the audit log: in `jackline.db` (SQLite) by default, or in PostgreSQL
+beside the workflow engine's tables (`JACKLINE_DATABASE_URL`), through the same code.
 
 `jackline runs` and `jackline show` read from here without importing the workflow engine. Every
-write is a short transaction; WAL mode lets readers go on while a run writes.
+write is a short transaction. How the database is found and reached is `database`'s; its schema
+and how it changes, `migrations`'.
+
+The tables of records (runs, releases, probes, tokens, workers) have a column per field of the
+record, under its name (`tests/test_records.py` holds them to it); rows are read and written from
+the fields (`_row`, `_record`), so a field added to a record needs only its column, added by a
+step in `migrations`. Every statement names its columns, so a column a newer Jackline added is
+never read here (`migrations`: expand/contract).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
+import threading
 import time
+import zlib
 from collections import Counter
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
-from enum import StrEnum
+from dataclasses import dataclass, fields
+from enum import Enum, StrEnum
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, get_origin, get_type_hints
+from types import UnionType
+from typing import TYPE_CHECKING, Any, TypeVar, get_args, get_origin, get_type_hints
 
-from jackline import paths
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from jackline import database, paths
 from jackline.errors import NotFound
 from jackline.events import Kind
 from jackline.models import Probe, Release, Run, Token, WorkerBeat
@@ -28,489 +42,453 @@ if TYPE_CHECKING:
 
 R = TypeVar("R", bound="DataclassInstance")
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    id TEXT PRIMARY KEY,
-    task TEXT NOT NULL,
-    repo TEXT NOT NULL,
-    agent TEXT NOT NULL,
-    blueprint TEXT NOT NULL,
-    status TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    submitted_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    rounds INTEGER NOT NULL DEFAULT 0,
-    base_sha TEXT, head_sha TEXT, merge_sha TEXT, workspace TEXT, handoff TEXT,
-    reason TEXT NOT NULL DEFAULT '',
-    paths TEXT NOT NULL DEFAULT '[]',
-    blocking INTEGER NOT NULL DEFAULT 0,
-    warnings INTEGER NOT NULL DEFAULT 0,
-    spend REAL NOT NULL DEFAULT 0,
-    tokens INTEGER NOT NULL DEFAULT 0,
-    executor TEXT,
-    worked_seconds REAL NOT NULL DEFAULT 0,
-    redacted INTEGER NOT NULL DEFAULT 0,
-    reverted TEXT NOT NULL DEFAULT '[]',
-    published TEXT NOT NULL DEFAULT '',
-    pull_request TEXT NOT NULL DEFAULT '',
-    secrets_found TEXT NOT NULL DEFAULT '[]',
-    last_agent TEXT NOT NULL DEFAULT '',
-    block_ids TEXT NOT NULL DEFAULT '[]',
-    accepted TEXT NOT NULL DEFAULT '[]',
-    attempts TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS tokens (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    last_used REAL,
-    revoked INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE IF NOT EXISTS events (
-    run_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    ts REAL NOT NULL,
-    kind TEXT NOT NULL,
-    data TEXT NOT NULL,
-    prev TEXT NOT NULL,
-    hash TEXT NOT NULL,
-    PRIMARY KEY (run_id, seq)
-);
-CREATE TABLE IF NOT EXISTS audit_heads (
-    run_id TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL,
-    hash TEXT NOT NULL,
-    since INTEGER NOT NULL,
-    mac TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS releases (
-    id TEXT PRIMARY KEY,
-    repo TEXT NOT NULL,
-    sha TEXT NOT NULL,
-    status TEXT NOT NULL,
-    started_by TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL,
-    previous_sha TEXT,
-    go_by TEXT,
-    author_kind TEXT NOT NULL DEFAULT 'person',
-    run_id TEXT,
-    reason TEXT NOT NULL DEFAULT '',
-    promotable INTEGER NOT NULL DEFAULT 1,
-    forced_reason TEXT NOT NULL DEFAULT '',
-    env TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS releases_by_sha ON releases (repo, sha);
-CREATE TABLE IF NOT EXISTS probes (
-    release_id TEXT NOT NULL,
-    env TEXT NOT NULL,
-    name TEXT NOT NULL,
-    outcome TEXT NOT NULL,
-    detail TEXT NOT NULL,
-    duration REAL NOT NULL,
-    at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS probes_by_release ON probes (release_id);
-CREATE TABLE IF NOT EXISTS live (
-    repo TEXT NOT NULL,
-    env TEXT NOT NULL,
-    release_id TEXT NOT NULL,
-    sha TEXT NOT NULL,
-    since REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS live_by_env ON live (repo, env, since);
-CREATE TABLE IF NOT EXISTS workers (
-    id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    beat_at REAL NOT NULL,
-    concurrency INTEGER NOT NULL,
-    workspaces TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS artifacts (
-    run_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    data BLOB NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (run_id, name)
-);
-CREATE TABLE IF NOT EXISTS deliveries (
-    source TEXT NOT NULL,
-    id TEXT NOT NULL,
-    at REAL NOT NULL,
-    PRIMARY KEY (source, id)
-);
-"""
 
-# The tables of records (runs, releases, probes, tokens) have a column per field of the record,
-# under its name (`tests/test_records.py` holds them to it); rows are read and written from the
-# fields (`_row`, `_record`), so a field added to a record needs only its column here, and in
-# ADDED_COLUMNS for databases made before it.
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event of an audit stream as it is stored: its data still the JSON text that its hash
+    covers (`guard.audit` checks and reads it)."""
 
-# Columns added after the first release, with their definitions, for `_add_missing_columns`.
-ADDED_COLUMNS = {
-    "blocking": "INTEGER NOT NULL DEFAULT 0",
-    "warnings": "INTEGER NOT NULL DEFAULT 0",
-    "spend": "REAL NOT NULL DEFAULT 0",
-    "tokens": "INTEGER NOT NULL DEFAULT 0",
-    "executor": "TEXT",
-    "worked_seconds": "REAL NOT NULL DEFAULT 0",
-    "redacted": "INTEGER NOT NULL DEFAULT 0",
-    "reverted": "TEXT NOT NULL DEFAULT '[]'",
-    "published": "TEXT NOT NULL DEFAULT ''",
-    "pull_request": "TEXT NOT NULL DEFAULT ''",
-    "secrets_found": "TEXT NOT NULL DEFAULT '[]'",
-    "last_agent": "TEXT NOT NULL DEFAULT ''",
-    # A run scanned before findings had ids keeps none: its block-level findings count as
-    # not accepted (`review.open_blocking`), and none of them was.
-    "block_ids": "TEXT NOT NULL DEFAULT '[]'",
-    "accepted": "TEXT NOT NULL DEFAULT '[]'",
-    "attempts": "TEXT NOT NULL DEFAULT ''",
-}
+    run_id: str
+    seq: int
+    ts: float
+    kind: str
+    data: str
+    prev: str
+    hash: str
 
-# What a run's added column holds for a run recorded before it existed, read once from its audit
-# log when the column is added (the events that, from then on, update the column as they are
-# written). A run in flight across the upgrade goes on where it was.
-BACKFILL = {
-    "worked_seconds": "SELECT COALESCE(SUM(json_extract(data, '$.duration')), 0) FROM events"
-    " WHERE run_id = runs.id AND kind = 'command'",
-    "redacted": "SELECT COALESCE(SUM(json_extract(data, '$.count')), 0) FROM events"
-    " WHERE run_id = runs.id AND kind = 'redacted'",
-    "reverted": "SELECT json_group_array(value) FROM (SELECT DISTINCT p.value FROM events,"
-    " json_each(json_extract(data, '$.reverted')) AS p WHERE run_id = runs.id"
-    " AND kind = 'scope' ORDER BY p.value)",
-    "published": "SELECT COALESCE((SELECT json_extract(data, '$.forge') FROM events"
-    " WHERE run_id = runs.id AND kind = 'publish' ORDER BY seq DESC LIMIT 1), '')",
-    "pull_request": "SELECT COALESCE((SELECT json_extract(data, '$.pull_request') FROM events"
-    " WHERE run_id = runs.id AND kind = 'publish' ORDER BY seq DESC LIMIT 1), '')",
-    "secrets_found": "SELECT COALESCE((SELECT json_group_array(json_extract(f.value, '$.file')"
-    " || COALESCE(':' || json_extract(f.value, '$.line'), '')) FROM json_each((SELECT json_extract(data,"
-    " '$.findings') FROM events WHERE run_id = runs.id AND kind = 'scan' ORDER BY seq DESC"
-    " LIMIT 1)) AS f WHERE json_extract(f.value, '$.rule') LIKE 'secret.%'"
-    " AND json_extract(f.value, '$.level') = 'block'), '[]')",
-    "last_agent": "SELECT COALESCE((SELECT data FROM events WHERE run_id = runs.id"
-    " AND kind = 'command' AND json_extract(data, '$.step') = 'agent'"
-    " ORDER BY seq DESC LIMIT 1), '')",
-}
+
+@dataclass(frozen=True)
+class AuditHead:
+    """The recorded head of a keyed stream: its last event and the mac that seals it."""
+
+    run_id: str
+    seq: int
+    hash: str
+    since: int
+    """The stream's first keyed event."""
+    mac: str
+
+
+@dataclass(frozen=True)
+class StoredToken:
+    """A server token as the store keeps it: the record, and the digest of its secret that
+    `auth.verify` compares (it never leaves the store otherwise)."""
+
+    token: Token
+    digest: str
+
+
+META = sa.MetaData()
+
+
+def _sql_type(hint: Any) -> sa.types.TypeEngine[Any]:
+    options = get_args(hint) if isinstance(hint, UnionType) else (hint,)
+    base = next(o for o in options if o is not type(None))
+    base = get_origin(base) or base
+    if base in (int, bool):  # a bool is kept as 0 or 1, as SQLite always kept it
+        return sa.BigInteger()
+    if base is float:
+        return sa.Float()
+    return sa.LargeBinary() if base is bytes else sa.Text()  # a tuple is kept as JSON text
+
+
+def _table(
+    name: str, record: type[DataclassInstance], *keys: str, extra: tuple[sa.Column[Any], ...] = ()
+) -> sa.Table:
+    """The table of `record`: a column per field, under its name, and the `extra` columns that
+    stay in the table."""
+    hints = get_type_hints(record)
+    columns = [
+        sa.Column(f.name, _sql_type(hints[f.name]), primary_key=f.name in keys)
+        for f in fields(record)
+    ]
+    return sa.Table(name, META, *columns, *extra)
+
+
+def _rowid() -> sa.Column[Any]:
+    """The order rows were inserted in: SQLite's implicit `rowid`; on PostgreSQL, which has
+    none, a column of that name (`migrations`)."""
+    return sa.Column("rowid", sa.BigInteger)
+
+
+RUNS = _table("runs", Run, "id")
+RELEASES = _table("releases", Release, "id")
+PROBES = _table("probes", Probe, extra=(_rowid(),))
+WORKERS = _table("workers", WorkerBeat, "id")
+TOKENS = _table("tokens", Token, "id", extra=(sa.Column("digest", sa.Text),))
+EVENTS = _table("events", StoredEvent, "run_id", "seq")
+AUDIT_HEADS = _table("audit_heads", AuditHead, "run_id")
+LIVE = sa.Table(
+    "live", META,
+    *[sa.Column(n, sa.Text) for n in ("repo", "env", "release_id", "sha")],
+    sa.Column("since", sa.Float), _rowid(),
+)  # fmt: skip
+ARTIFACTS = sa.Table(
+    "artifacts", META,
+    sa.Column("run_id", sa.Text, primary_key=True), sa.Column("name", sa.Text, primary_key=True),
+    sa.Column("data", sa.LargeBinary), sa.Column("at", sa.Float),
+)  # fmt: skip
+DELIVERIES = sa.Table(
+    "deliveries", META,
+    sa.Column("source", sa.Text, primary_key=True), sa.Column("id", sa.Text, primary_key=True),
+    sa.Column("at", sa.Float),
+)  # fmt: skip
+
+EXCLUSIVE_LOCK = 0x4A45
+"""The first key of the advisory lock `Store.exclusive` holds on PostgreSQL (the second: the
+name, hashed)."""
+STREAM_LOCK = 0x4A4A
+"""The first key of the advisory lock a writer of an audit stream holds on PostgreSQL (the
+second: the stream's id, hashed): two writers of one stream take turns, so no two events get
+one seq and the head always names the last (`Store.append_event`)."""
 
 
 class Store:
-    def __init__(self, path: Path | None = None) -> None:
-        self.path = path or paths.database()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.executescript(SCHEMA)
-        self._add_missing_columns()
+    def __init__(self, path: Path | None = None, *, url: str | None = None) -> None:
+        """The store in PostgreSQL when `url` names it (or, with neither argument,
+        `JACKLINE_DATABASE_URL` does), else in the SQLite file `path` (by default `jackline.db`
+        in Jackline's home). `path`'s folder also holds the audit key (`guard.audit`).
 
-    def _add_missing_columns(self) -> None:
-        """A database made by an older Jackline gains the run columns added since."""
-        have = {r["name"] for r in self._db.execute("PRAGMA table_info(runs)")}
-        for name, ddl in ADDED_COLUMNS.items():
-            if name not in have:
-                self._db.execute(f"ALTER TABLE runs ADD COLUMN {name} {ddl}")
-                if name in BACKFILL:
-                    self._db.execute(f"UPDATE runs SET {name} = ({BACKFILL[name]})")
+        Cheap: the process's engine for that database is made, and its migrations checked, by
+        the first `Store` only (`database.database`)."""
+        if path is None and url is None:
+            url = database.configured_url()
+        self.path = path or paths.database()
+        self._db = database.database(database.store_url(self.path, url))
+        self._held = threading.local()  # the connection of an `exclusive` block, per thread
+
+    @property
+    def postgres(self) -> bool:
+        return self._db.postgres
 
     def close(self) -> None:
-        self._db.close()
+        """Nothing to give back: each call borrows a connection from the process's pool and
+        returns it before it returns (a `Store` holds none between calls)."""
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that takes the lock up front, so two writers never deadlock.
-        Inside `exclusive` it is part of that one, committed with it."""
-        if self._db.in_transaction:
-            yield self._db
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite, holding the write lock from its start). Inside
+        `exclusive` it is part of that one, committed with it."""
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:
+            yield held
             return
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._db.write() as conn:
+            yield conn
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        held: Connection | None = getattr(self._held, "conn", None)
+        if held is not None:  # inside `exclusive`: what the block wrote is read back
+            yield held
+            return
+        with self._db.read() as conn:
+            yield conn
 
     @contextmanager
     def exclusive(self, name: str) -> Iterator[None]:
         """Run the block as the only holder of `name` among every process sharing this
         database, on any machine (team mode's take-over of a dead worker's runs). On SQLite it
         is the database's one write lock, held for the block (`BEGIN IMMEDIATE`), whatever the
-        name; on PostgreSQL, `SELECT pg_advisory_xact_lock(hashtext(name))` in a transaction
-        held for the block. What the block reads and writes through this store is one
-        transaction with the check it makes; nothing in it may write to this database through
-        another connection (on SQLite that waits for this one)."""
-        del name  # SQLite: one lock for the whole database
-        with self.transaction():
-            yield
+        name; on PostgreSQL, an advisory lock on the name in a transaction held for the block.
+        What the block reads and writes through this store (in this thread) is one transaction
+        with the check it makes; nothing in it may write to this database through another
+        connection (on SQLite that waits for this one)."""
+        with self.transaction() as conn:
+            if self._db.postgres:
+                _advisory_lock(conn, EXCLUSIVE_LOCK, name)
+            before = getattr(self._held, "conn", None)
+            self._held.conn = conn
+            try:
+                yield
+            finally:
+                self._held.conn = before
+
+    def _upsert(self, table: sa.Table, row: Mapping[str, Any], *keys: str) -> None:
+        """Insert `row`, or replace the other columns of the row with the same `keys`."""
+        with self.transaction() as db:
+            db.execute(_upsert(self._db.postgres, table, keys), row)
 
     # runs ---------------------------------------------------------------------------------
 
     def insert_run(self, run: Run) -> None:
-        self._insert("runs", run)
+        self._insert(RUNS, run)
 
-    def _insert(self, table: str, record: DataclassInstance) -> None:
-        row = _row(record)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
+    def _insert(self, table: sa.Table, record: DataclassInstance) -> None:
         with self.transaction() as db:
-            db.execute(f"INSERT INTO {table} ({cols}) VALUES ({marks})", list(row.values()))
+            db.execute(sa.insert(table), _row(record))
 
     def update_run(self, run_id: str, **changes: Any) -> Run:
-        changes = {k: _column(Run, k, v) for k, v in changes.items()}
-        changes["updated_at"] = time.time()
-        # A cancelled run never moves again: a step of its workflow still finishing in another
-        # process (the cancel stops the next one) cannot give it another status.
-        sets = ", ".join(
-            "status = CASE status WHEN 'cancelled' THEN status ELSE ? END"
-            if k == "status"
-            else f"{k} = ?"
-            for k in changes
-        )
+        values: dict[str, Any] = {k: _column(Run, k, v) for k, v in changes.items()}
+        values["updated_at"] = time.time()
+        if "status" in values:
+            # A cancelled run never moves again: a step of its workflow still finishing in
+            # another process (the cancel stops the next one) cannot give it another status.
+            status = RUNS.c.status
+            values["status"] = sa.case((status == "cancelled", status), else_=values["status"])
         with self.transaction() as db:
-            cur = db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*changes.values(), run_id])
-            if cur.rowcount == 0:
+            done = db.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(values))
+            if done.rowcount == 0:
                 raise NotFound(f"no run {run_id!r}")
         return self.get_run(run_id)
 
     def add_to_run(self, run_id: str, **amounts: float) -> Run:
         """Add to a run's counters (`worked_seconds`, `redacted`) in one statement: what two
         writers add, both count."""
-        sets = ", ".join(f"{k} = {k} + ?" for k in amounts)
+        added = {k: RUNS.c[k] + v for k, v in amounts.items()}
         with self.transaction() as db:
-            db.execute(f"UPDATE runs SET {sets} WHERE id = ?", [*amounts.values(), run_id])
+            db.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(added))
         return self.get_run(run_id)
 
     def accept_finding(self, run_id: str, finding: str, head: str | None) -> bool:
-        """Add `finding` to the run's accepted ids in one statement, only while the run awaits
-        review at `head`: an acceptance never lands on a round it was not made on, and two
-        made at once both count. False when the run had moved."""
+        """Add `finding` to the run's accepted ids, only while the run awaits review at `head`:
+        an acceptance never lands on a round it was not made on, and two made at once both
+        count (the run's row is locked from the read to the write: on PostgreSQL by
+        `FOR UPDATE`, on SQLite by the transaction's write lock). False when the run had moved
+        or the finding was accepted already."""
         with self.transaction() as db:
-            cur = db.execute(
-                "UPDATE runs SET accepted = json_insert(accepted, '$[#]', ?), updated_at = ?"
-                " WHERE id = ? AND status = 'awaiting_review' AND COALESCE(head_sha, '') = ?"
-                " AND NOT EXISTS (SELECT 1 FROM json_each(accepted) WHERE value = ?)",
-                (finding, time.time(), run_id, head or "", finding),
+            found = db.execute(
+                sa.select(RUNS.c.status, RUNS.c.head_sha, RUNS.c.accepted)
+                .where(RUNS.c.id == run_id)
+                .with_for_update()
+            ).first()
+            if found is None or found.status != "awaiting_review":
+                return False
+            accepted = json.loads(found.accepted)
+            if (found.head_sha or "") != (head or "") or finding in accepted:
+                return False
+            db.execute(
+                sa.update(RUNS)
+                .where(RUNS.c.id == run_id)
+                .values(accepted=json.dumps([*accepted, finding]), updated_at=time.time())
             )
-            return cur.rowcount == 1
+            return True
 
     def set_executor(self, run_id: str, executor: str) -> None:
         """Write down the process that drives the run now (nothing for an unknown run)."""
         with self.transaction() as db:
-            db.execute("UPDATE runs SET executor = ? WHERE id = ?", (executor, run_id))
+            db.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(executor=executor))
 
     def get_run(self, run_id: str) -> Run:
         """The run `run_id` names: its id, or a piece of it that no other run's id holds (at
         least `SHORT` characters, such as the short id `jackline runs` shows). Every surface
         finds runs here, so each takes what the others show."""
-        row = self._db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            found = self._db.execute("SELECT * FROM runs WHERE id = ?", (self._named(run_id),))
-            row = found.fetchone()
+        with self._reading() as db:
+            row = db.execute(_select(RUNS, Run).where(RUNS.c.id == run_id)).first()
+            if row is None:
+                named = self._named(db, run_id)
+                row = db.execute(_select(RUNS, Run).where(RUNS.c.id == named)).one()
         return _record(Run, row)
 
-    def _named(self, piece: str) -> str:
+    def _named(self, db: Connection, piece: str) -> str:
         wanted = piece.strip().lower().removeprefix("run-")
         if len(wanted) < SHORT:
             raise NotFound(
                 f"no run {piece!r}: a short run id has at least {SHORT} characters "
                 "(`jackline runs` lists them)"
             )
-        rows = self._db.execute(
-            "SELECT id FROM runs WHERE instr(lower(id), ?) > 0 ORDER BY created_at DESC LIMIT 11",
-            (wanted,),
-        ).fetchall()
-        if not rows:
+        found = db.execute(
+            sa.select(RUNS.c.id)
+            .where(sa.func.lower(RUNS.c.id).contains(wanted, autoescape=True))
+            .order_by(RUNS.c.created_at.desc())
+            .limit(11)
+        )
+        ids = [str(i) for i in found.scalars()]
+        if not ids:
             raise NotFound(f"no run {piece!r} (`jackline runs` lists them)")
-        if len(rows) > 1:
-            named = ", ".join(r["id"] for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        if len(ids) > 1:
+            named = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
             raise NotFound(f"{piece!r} is part of more than one run's id ({named}): give more")
-        return str(rows[0]["id"])
+        return ids[0]
 
     def short_ids(self, run_ids: Collection[str]) -> dict[str, str]:
         """Each run's short id, unique among every run here (see `shortest_unique`)."""
-        every = [r["id"] for r in self._db.execute("SELECT id FROM runs")]
+        with self._reading() as db:
+            every = list(db.execute(sa.select(RUNS.c.id)).scalars())
         return shortest_unique(run_ids, every)
 
     def run_in(self, workspace: str) -> Run | None:
         """The run whose workspace is at `workspace`, if any (the newest)."""
-        row = self._db.execute(
-            "SELECT id FROM runs WHERE workspace = ? ORDER BY created_at DESC LIMIT 1",
-            (workspace,),
-        ).fetchone()
-        return self.get_run(row["id"]) if row else None
+        with self._reading() as db:
+            found = db.execute(
+                sa.select(RUNS.c.id)
+                .where(RUNS.c.workspace == workspace)
+                .order_by(RUNS.c.created_at.desc())
+                .limit(1)
+            ).scalar()
+        return self.get_run(found) if found else None
 
     def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        query = "SELECT * FROM runs"
-        args: list[Any] = []
+        query = _select(RUNS, Run)
         if status:
-            query += " WHERE status = ?"
-            args.append(status)
-        query += " ORDER BY created_at DESC LIMIT ?"
-        rows = self._db.execute(query, [*args, limit]).fetchall()
-        return [_record(Run, r) for r in rows]
+            query = query.where(RUNS.c.status == str(status))
+        with self._reading() as db:
+            rows = db.execute(query.order_by(RUNS.c.created_at.desc()).limit(limit))
+            return [_record(Run, r) for r in rows]
 
     def attempts(self, group: str) -> list[Run]:
         """The runs of one group of parallel attempts, in the order they were submitted."""
-        rows = self._db.execute(
-            "SELECT * FROM runs WHERE attempts = ? ORDER BY created_at, id", (group,)
-        ).fetchall()
-        return [_record(Run, r) for r in rows]
+        query = _select(RUNS, Run).where(RUNS.c.attempts == group)
+        with self._reading() as db:
+            rows = db.execute(query.order_by(RUNS.c.created_at, RUNS.c.id))
+            return [_record(Run, r) for r in rows]
 
     def spend_since(self, repo: str, since: float) -> float:
         """US dollars the repository's runs created since `since` (a timestamp) have spent."""
-        row = self._db.execute(
-            "SELECT COALESCE(SUM(spend), 0) AS total FROM runs WHERE repo = ? AND created_at >= ?",
-            (repo, since),
-        ).fetchone()
-        return float(row["total"])
+        total = sa.func.coalesce(sa.func.sum(RUNS.c.spend), 0)
+        with self._reading() as db:
+            spent = db.execute(
+                sa.select(total).where(RUNS.c.repo == repo, RUNS.c.created_at >= since)
+            ).scalar()
+        return float(spent or 0)
 
     # tokens -------------------------------------------------------------------------------
 
     def insert_token(self, token_id: str, name: str, role: str, digest: str, at: float) -> None:
+        row = {"id": token_id, "name": name, "role": role, "digest": digest, "created_at": at}
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO tokens (id, name, role, digest, created_at) VALUES (?, ?, ?, ?, ?)",
-                (token_id, name, role, digest, at),
-            )
+            db.execute(sa.insert(TOKENS), row)
 
-    def token_row(self, token_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self._db.execute(
-            "SELECT * FROM tokens WHERE id = ?", (token_id,)
-        ).fetchone()
-        return row
+    def token_row(self, token_id: str) -> StoredToken | None:
+        with self._reading() as db:
+            query = _select(TOKENS, Token).add_columns(TOKENS.c.digest)
+            row = db.execute(query.where(TOKENS.c.id == token_id)).first()
+        return StoredToken(_record(Token, row), row.digest) if row else None
 
     def get_token(self, token_id: str) -> Token:
-        row = self.token_row(token_id)
-        if row is None:
+        stored = self.token_row(token_id)
+        if stored is None:
             raise NotFound(f"no token {token_id!r}")
-        return _record(Token, row)
+        return stored.token
 
     def list_tokens(self) -> list[Token]:
-        rows = self._db.execute("SELECT id FROM tokens ORDER BY created_at").fetchall()
-        return [self.get_token(r["id"]) for r in rows]
+        with self._reading() as db:
+            rows = db.execute(_select(TOKENS, Token).order_by(TOKENS.c.created_at))
+            return [_record(Token, r) for r in rows]
 
     def touch_token(self, token_id: str, at: float) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE tokens SET last_used = ? WHERE id = ?", (at, token_id))
+            db.execute(sa.update(TOKENS).where(TOKENS.c.id == token_id).values(last_used=at))
 
     def revoke_token(self, token_id: str) -> None:
         with self.transaction() as db:
-            db.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,))
+            db.execute(sa.update(TOKENS).where(TOKENS.c.id == token_id).values(revoked=1))
 
     # events -------------------------------------------------------------------------------
 
-    def append_event(self, run_id: str, kind: str, data: str, chain: Any, seal: Any) -> int:
+    def append_event(
+        self,
+        run_id: str,
+        kind: str,
+        data: str,
+        chain: Callable[[str, int, float, str, str], str],
+        seal: Callable[[int, str, int], str],
+    ) -> int:
         """Append one event; `chain(prev_hash, seq, ts, kind, data)` gives its hash, and
         `seal(seq, hash, since)` the mac of the stream's head, recorded in the same transaction
-        (`since`: the first keyed event), so the tail cannot go without the head saying so."""
+        (`since`: the first keyed event), so the tail cannot go without the head saying so.
+        Writers of one stream take turns (SQLite's write lock; on PostgreSQL an advisory lock
+        on the stream), so each event follows the one before it."""
         with self.transaction() as db:
+            if self._db.postgres:
+                _advisory_lock(db, STREAM_LOCK, run_id)
             last = db.execute(
-                "SELECT seq, hash FROM events WHERE run_id = ? ORDER BY seq DESC LIMIT 1",
-                (run_id,),
-            ).fetchone()
-            seq = last["seq"] + 1 if last else 1
-            prev = last["hash"] if last else ""
+                sa.select(EVENTS.c.seq, EVENTS.c.hash)
+                .where(EVENTS.c.run_id == run_id)
+                .order_by(EVENTS.c.seq.desc())
+                .limit(1)
+            ).first()
+            seq = last.seq + 1 if last else 1
+            prev = last.hash if last else ""
             ts = time.time()
             digest = chain(prev, seq, ts, kind, data)
-            db.execute(
-                "INSERT INTO events (run_id, seq, ts, kind, data, prev, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (run_id, seq, ts, kind, data, prev, digest),
-            )
-            head = db.execute("SELECT since FROM audit_heads WHERE run_id = ?", (run_id,))
-            row = head.fetchone()
-            since = row["since"] if row else seq
-            db.execute(
-                "INSERT OR REPLACE INTO audit_heads (run_id, seq, hash, since, mac)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (run_id, seq, digest, since, seal(seq, digest, since)),
-            )
+            event = StoredEvent(run_id, seq, ts, str(kind), data, prev, digest)
+            db.execute(sa.insert(EVENTS), _row(event))
+            since = db.execute(
+                sa.select(AUDIT_HEADS.c.since).where(AUDIT_HEADS.c.run_id == run_id)
+            ).scalar()
+            since = seq if since is None else since
+            head = AuditHead(run_id, seq, digest, since, seal(seq, digest, since))
+            db.execute(_upsert(self._db.postgres, AUDIT_HEADS, ("run_id",)), _row(head))
         return seq
 
-    def audit_head(self, run_id: str) -> sqlite3.Row | None:
-        """The stream's recorded head (seq, hash, since, mac), if it has a keyed one."""
-        row: sqlite3.Row | None = self._db.execute(
-            "SELECT * FROM audit_heads WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        return row
+    def audit_head(self, run_id: str) -> AuditHead | None:
+        """The stream's recorded head, if it has a keyed one."""
+        query = _select(AUDIT_HEADS, AuditHead).where(AUDIT_HEADS.c.run_id == run_id)
+        with self._reading() as db:
+            row = db.execute(query).first()
+        return _record(AuditHead, row) if row else None
 
-    def events(self, run_id: str, after: int = 0, kind: Kind | None = None) -> list[sqlite3.Row]:
-        query = "SELECT * FROM events WHERE run_id = ? AND seq > ?"
-        args: list[Any] = [run_id, after]
+    def events(self, run_id: str, after: int = 0, kind: Kind | None = None) -> list[StoredEvent]:
+        query = _select(EVENTS, StoredEvent).where(EVENTS.c.run_id == run_id, EVENTS.c.seq > after)
         if kind:
-            query += " AND kind = ?"
-            args.append(kind)
-        return self._db.execute(query + " ORDER BY seq", args).fetchall()
+            query = query.where(EVENTS.c.kind == str(kind))
+        with self._reading() as db:
+            rows = db.execute(query.order_by(EVENTS.c.seq))
+            return [_record(StoredEvent, r) for r in rows]
 
     # releases -----------------------------------------------------------------------------
 
     def insert_release(self, release: Release) -> None:
-        self._insert("releases", release)
+        self._insert(RELEASES, release)
 
     def update_release(self, release_id: str, **changes: Any) -> Release:
-        changes = {k: _column(Release, k, v) for k, v in changes.items()}
-        changes["updated_at"] = time.time()
-        sets = ", ".join(f"{k} = ?" for k in changes)
+        values = {k: _column(Release, k, v) for k, v in changes.items()}
+        values["updated_at"] = time.time()
         with self.transaction() as db:
-            cur = db.execute(
-                f"UPDATE releases SET {sets} WHERE id = ?", [*changes.values(), release_id]
-            )
-            if cur.rowcount == 0:
+            done = db.execute(sa.update(RELEASES).where(RELEASES.c.id == release_id).values(values))
+            if done.rowcount == 0:
                 raise NotFound(f"no release {release_id!r}")
         return self.get_release(release_id)
 
     def get_release(self, release_id: str) -> Release:
-        row = self._db.execute("SELECT * FROM releases WHERE id = ?", (release_id,)).fetchone()
-        if row is None:
-            matches = self._db.execute(
-                "SELECT * FROM releases WHERE id LIKE ? ORDER BY created_at DESC LIMIT 2",
-                (f"%{release_id}%",),
-            ).fetchall()
-            if len(matches) != 1:
-                hint = "several releases match" if matches else "`jackline releases` lists them"
-                raise NotFound(f"no release {release_id!r} ({hint})")
-            row = matches[0]
+        query = _select(RELEASES, Release)
+        with self._reading() as db:
+            row = db.execute(query.where(RELEASES.c.id == release_id)).first()
+            if row is None:
+                like = RELEASES.c.id.contains(release_id, autoescape=True)
+                newest = query.where(like).order_by(RELEASES.c.created_at.desc()).limit(2)
+                matches = db.execute(newest).all()
+                if len(matches) != 1:
+                    hint = "several releases match" if matches else "`jackline releases` lists them"
+                    raise NotFound(f"no release {release_id!r} ({hint})")
+                row = matches[0]
         return _record(Release, row)
 
     def list_releases(self, repo: str | None = None, limit: int = 100) -> list[Release]:
-        query, args = "SELECT * FROM releases", []
+        query = _select(RELEASES, Release)
         if repo:
-            query += " WHERE repo = ?"
-            args.append(repo)
-        rows = self._db.execute(query + " ORDER BY created_at DESC LIMIT ?", [*args, limit])
-        return [_record(Release, r) for r in rows.fetchall()]
+            query = query.where(RELEASES.c.repo == repo)
+        with self._reading() as db:
+            newest = query.order_by(RELEASES.c.created_at.desc()).limit(limit)
+            return [_record(Release, r) for r in db.execute(newest)]
 
     def unpromotable(self, repo: str, sha: str) -> Release | None:
         """The latest release of `sha` that was marked not promotable, if any."""
-        row = self._db.execute(
-            "SELECT * FROM releases WHERE repo = ? AND sha = ? AND promotable = 0"
-            " ORDER BY created_at DESC LIMIT 1",
-            (repo, sha),
-        ).fetchone()
+        query = (
+            _select(RELEASES, Release)
+            .where(RELEASES.c.repo == repo, RELEASES.c.sha == sha, RELEASES.c.promotable == 0)
+            .order_by(RELEASES.c.created_at.desc())
+            .limit(1)
+        )
+        with self._reading() as db:
+            row = db.execute(query).first()
         return _record(Release, row) if row else None
 
     def add_probe(self, probe: Probe) -> None:
-        self._insert("probes", probe)
+        self._insert(PROBES, probe)
 
     def probes(self, release_id: str) -> list[Probe]:
-        rows = self._db.execute(
-            "SELECT * FROM probes WHERE release_id = ? ORDER BY at, rowid", (release_id,)
-        ).fetchall()
-        return [_record(Probe, r) for r in rows]
+        query = _select(PROBES, Probe).where(PROBES.c.release_id == release_id)
+        with self._reading() as db:
+            rows = db.execute(query.order_by(PROBES.c.at, PROBES.c.rowid))
+            return [_record(Probe, r) for r in rows]
 
     def set_live(self, repo: str, env: str, release_id: str, sha: str) -> None:
         """Record that `release_id` serves `env` from now on (a row per change: the history)."""
+        row = {"repo": repo, "env": env, "release_id": release_id, "sha": sha, "since": time.time()}
         with self.transaction() as db:
-            db.execute(
-                "INSERT INTO live (repo, env, release_id, sha, since) VALUES (?, ?, ?, ?, ?)",
-                (repo, env, release_id, sha, time.time()),
-            )
+            db.execute(sa.insert(LIVE), row)
 
     def live(self, repo: str, env: str) -> dict[str, Any] | None:
         """What serves `env` now: release_id, sha and since; None before the first release."""
@@ -519,39 +497,40 @@ class Store:
 
     def live_history(self, repo: str, env: str, limit: int = 100) -> list[dict[str, Any]]:
         """What served `env`, newest first."""
-        rows = self._db.execute(
-            "SELECT release_id, sha, since FROM live WHERE repo = ? AND env = ?"
-            " ORDER BY since DESC, rowid DESC LIMIT ?",
-            (repo, env, limit),
-        ).fetchall()
-        return [dict(r) for r in rows]
+        query = (
+            sa.select(LIVE.c.release_id, LIVE.c.sha, LIVE.c.since)
+            .where(LIVE.c.repo == repo, LIVE.c.env == env)
+            .order_by(LIVE.c.since.desc(), LIVE.c.rowid.desc())
+            .limit(limit)
+        )
+        with self._reading() as db:
+            return [dict(r) for r in db.execute(query).mappings()]
 
     # workers (team mode) ------------------------------------------------------------------
 
     def beat(self, worker: WorkerBeat) -> None:
         """Record that `worker` lives, as of `worker.beat_at` (its first beat adds its row)."""
-        row = _row(worker)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        with self.transaction() as db:
-            db.execute(f"INSERT OR REPLACE INTO workers ({cols}) VALUES ({marks})", [*row.values()])
+        self._upsert(WORKERS, _row(worker), "id")
 
     def renew_beat(self, worker_id: str, at: float) -> bool:
         """Renew a worker's beat; False where its row is gone: another found it dead (and took
         its runs over) or it left. One statement, so a beat never brings a forgotten row back."""
         with self.transaction() as db:
-            renewed = db.execute("UPDATE workers SET beat_at = ? WHERE id = ?", (at, worker_id))
+            renewed = db.execute(
+                sa.update(WORKERS).where(WORKERS.c.id == worker_id).values(beat_at=at)
+            )
             return renewed.rowcount == 1
 
     def workers(self) -> list[WorkerBeat]:
         """Every worker that has beaten and not been forgotten, the most recent beat first."""
-        rows = self._db.execute("SELECT * FROM workers ORDER BY beat_at DESC").fetchall()
-        return [_record(WorkerBeat, r) for r in rows]
+        query = _select(WORKERS, WorkerBeat).order_by(WORKERS.c.beat_at.desc())
+        with self._reading() as db:
+            return [_record(WorkerBeat, r) for r in db.execute(query)]
 
     def forget_worker(self, worker_id: str) -> None:
         """Remove a worker's row: it left (or was found dead and its runs were taken over)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+            db.execute(sa.delete(WORKERS).where(WORKERS.c.id == worker_id))
 
     # artifacts ------------------------------------------------------------------------------
     # What a run leaves besides its record and events (its handoff, logs, transcripts, the work
@@ -559,41 +538,57 @@ class Store:
 
     def put_artifact(self, run_id: str, name: str, data: bytes) -> None:
         """Keep `data` as the run's artifact `name`, in place of any earlier one."""
-        with self.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO artifacts (run_id, name, data, at) VALUES (?, ?, ?, ?)",
-                (run_id, name, data, time.time()),
-            )
+        row = {"run_id": run_id, "name": name, "data": data, "at": time.time()}
+        self._upsert(ARTIFACTS, row, "run_id", "name")
 
     def get_artifact(self, run_id: str, name: str) -> bytes | None:
-        row = self._db.execute(
-            "SELECT data FROM artifacts WHERE run_id = ? AND name = ?", (run_id, name)
-        ).fetchone()
-        return bytes(row["data"]) if row else None
+        where = (ARTIFACTS.c.run_id == run_id, ARTIFACTS.c.name == name)
+        with self._reading() as db:
+            data = db.execute(sa.select(ARTIFACTS.c.data).where(*where)).scalar()
+        return bytes(data) if data is not None else None
 
     def artifact_names(self, run_id: str) -> list[str]:
-        rows = self._db.execute(
-            "SELECT name FROM artifacts WHERE run_id = ? ORDER BY name", (run_id,)
-        ).fetchall()
-        return [r["name"] for r in rows]
+        query = sa.select(ARTIFACTS.c.name).where(ARTIFACTS.c.run_id == run_id)
+        with self._reading() as db:
+            return [str(n) for n in db.execute(query.order_by(ARTIFACTS.c.name)).scalars()]
 
     # deliveries ---------------------------------------------------------------------------
 
     def take_delivery(self, source: str, delivery_id: str) -> bool:
         """Mark a webhook delivery taken; False if it was taken before (by this process or an
-        earlier one: the table outlives a restart). One insert, so two copies sent at once
-        cannot both be taken."""
+        earlier one: the table outlives a restart). One insert that yields to a row already
+        there, so of two copies sent at once only one is taken."""
+        row = {"source": source, "id": delivery_id, "at": time.time()}
+        insert = (postgresql.insert if self._db.postgres else sqlite.insert)(DELIVERIES)
         with self.transaction() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO deliveries (source, id, at) VALUES (?, ?, ?)",
-                (source, delivery_id, time.time()),
-            )
-        return cur.rowcount == 1
+            taken = insert.values(row).on_conflict_do_nothing()
+            done = db.execute(taken.execution_options(preserve_rowcount=True))
+        return done.rowcount == 1
 
     def forget_delivery(self, source: str, delivery_id: str) -> None:
         """Un-take a delivery that failed before it acted, so the sender's retry is taken."""
+        where = (DELIVERIES.c.source == source, DELIVERIES.c.id == delivery_id)
         with self.transaction() as db:
-            db.execute("DELETE FROM deliveries WHERE source = ? AND id = ?", (source, delivery_id))
+            db.execute(sa.delete(DELIVERIES).where(*where))
+
+
+@cache
+def _upsert(postgres: bool, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    """An insert of a whole row of `table` that, where a row with the same `keys` is there,
+    replaces its other columns instead (made once: the values come with each execution)."""
+    insert = (postgresql.insert if postgres else sqlite.insert)(table)
+    others = {c.name: insert.excluded[c.name] for c in table.c if c.name not in keys}
+    return insert.on_conflict_do_update(index_elements=list(keys), set_=others)
+
+
+def _advisory_lock(db: Connection, kind: int, name: str) -> None:
+    """Hold PostgreSQL's advisory lock (`kind`, `name` hashed) until the transaction ends: the
+    two-key form, whose keys never meet DBOS's or anyone's one-key locks; two names that share
+    a hash only take turns."""
+    db.execute(
+        sa.text("SELECT pg_advisory_xact_lock(CAST(:kind AS integer), CAST(:key AS integer))"),
+        {"kind": kind, "key": zlib.crc32(name.encode()) & 0x7FFFFFFF},
+    )
 
 
 SHORT = 6
@@ -626,26 +621,51 @@ def _types(cls: type[DataclassInstance]) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+@cache  # a Select is immutable (`where` makes a new one); building it was most of a read
+def _select(table: sa.Table, cls: type[DataclassInstance]) -> sa.Select[Any]:
+    """The columns of `cls`'s fields, by name: never `*`, so a column a newer Jackline added
+    is not read."""
+    return sa.select(*(table.c[f.name] for f in fields(cls)))
+
+
 def _row(record: DataclassInstance) -> dict[str, Any]:
     """The record as its table's row: a column per field, under the field's name."""
     return {f.name: _column(type(record), f.name, getattr(record, f.name)) for f in fields(record)}
 
 
 def _column(cls: type[DataclassInstance], name: str, value: Any) -> Any:
-    """A field's value as SQLite keeps it: a tuple as JSON text (SQLite has no lists)."""
-    return json.dumps(list(value)) if get_origin(_types(cls)[name]) is tuple else value
+    """A field's value as the table keeps it: a tuple as JSON text (neither database has
+    lists), a bool as 0 or 1 (PostgreSQL takes no bool for an integer), a status as its
+    string."""
+    if get_origin(_types(cls)[name]) is tuple:
+        return json.dumps(list(value))
+    if isinstance(value, bool):
+        return int(value)
+    return value.value if isinstance(value, Enum) else value
 
 
-def _record(cls: type[R], row: sqlite3.Row) -> R:
-    """The record a row holds, each field read back by its type (JSON text to a tuple, 0 or 1
-    to a bool). A column the record has no field for (a token's digest) stays in the table."""
+def _record(cls: type[R], row: Sequence[Any]) -> R:
+    """The record a row of `_select(table, cls)` holds (its columns in the order of the fields;
+    one after them, such as a token's digest, is not the record's), each field read back by its
+    type: JSON text to a tuple, 0 or 1 to a bool, a string to its status."""
+    return cls(
+        *[v if read is None else read(v) for read, v in zip(_readers(cls), row, strict=False)]
+    )
+
+
+@cache
+def _readers(cls: type[DataclassInstance]) -> tuple[Callable[[Any], Any] | None, ...]:
     types = _types(cls)
-    return cls(**{f.name: _value(types[f.name], row[f.name]) for f in fields(cls)})
+    return tuple(_reader(types[f.name]) for f in fields(cls))
 
 
-def _value(kind: Any, value: Any) -> Any:
+def _reader(kind: Any) -> Callable[[Any], Any] | None:
     if kind is bool:
-        return bool(value)
+        return bool
     if isinstance(kind, type) and issubclass(kind, StrEnum):  # a status: its value is stored,
-        return kind(value)  # so a database written before the enum reads the same
-    return tuple(json.loads(value)) if get_origin(kind) is tuple else value
+        return kind  # so a database written before the enum reads the same
+    return _tuple if get_origin(kind) is tuple else None
+
+
+def _tuple(text: str) -> tuple[Any, ...]:
+    return tuple(json.loads(text))

@@ -207,4 +207,4 @@ def _slug(task: str) -> str:
 def recorded_config(store: Store, run_id: str) -> cfg.JacklineConfig:
     """The config the run recorded when it was submitted: the one its rules come from."""
     submitted = store.events(run_id, kind=Kind.SUBMITTED)
-    return cfg.from_record(json.loads(submitted[0]["data"])["config"])
+    return cfg.from_record(json.loads(submitted[0].data)["config"])

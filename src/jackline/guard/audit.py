@@ -24,13 +24,12 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from sqlite3 import Row
 from typing import Any, Literal
 
 from jackline.errors import JacklineError
 from jackline.events import Kind, known
 from jackline.guard.redact import Redactor
-from jackline.store import Store
+from jackline.store import AuditHead, Store, StoredEvent
 
 KEY_FILE = "audit.key"
 KEYED = "k1:"
@@ -108,7 +107,7 @@ class AuditLog:
         rows = self.store.events(run_id)
         head = self.store.audit_head(run_id)
         key = self._verifying_key()
-        if key is None and (head is not None or any(r["hash"].startswith(KEYED) for r in rows)):
+        if key is None and (head is not None or any(r.hash.startswith(KEYED) for r in rows)):
             return Verdict(
                 "broken", len(rows), f"the audit key {self.key_path} is missing: cannot verify"
             )
@@ -150,68 +149,73 @@ class Cursor:
         still holds up to it."""
         if not self._started:  # the head's `since` is fixed once the stream is keyed
             head = self.log.store.audit_head(self.run_id)
-            self._keyed_from = head["since"] if head is not None else None
+            self._keyed_from = head.since if head is not None else None
             self._started = True
         key = self.log._verifying_key()
         out: list[Event] = []
         for row in self.log.store.events(self.run_id, after=self.seq):
             problem = _problem(row, self.seq + 1, self._prev, key, self._keyed_from, self.run_id)
             self._intact = self._intact and problem is None
-            if self._keyed_from is None and row["hash"].startswith(KEYED):
-                self._keyed_from = row["seq"]
-            self.seq, self._prev = row["seq"], row["hash"]
-            data = json.loads(row["data"])
-            out.append(Event(self.run_id, row["seq"], row["ts"], row["kind"], data, self._intact))
+            if self._keyed_from is None and row.hash.startswith(KEYED):
+                self._keyed_from = row.seq
+            self.seq, self._prev = row.seq, row.hash
+            data = json.loads(row.data)
+            out.append(Event(self.run_id, row.seq, row.ts, row.kind, data, self._intact))
         return out
 
 
 def _walk(
-    rows: list[Row], key: bytes | None, head: Row | None, stream: str
-) -> Iterator[tuple[Row, str | None]]:
+    rows: list[StoredEvent], key: bytes | None, head: AuditHead | None, stream: str
+) -> Iterator[tuple[StoredEvent, str | None]]:
     """Each row with what is wrong with it (None: it holds, given the rows before it)."""
     prev = ""
-    keyed_from = head["since"] if head is not None else None
+    keyed_from = head.since if head is not None else None
     for expected_seq, row in enumerate(rows, 1):
         yield row, _problem(row, expected_seq, prev, key, keyed_from, stream)
-        if keyed_from is None and row["hash"].startswith(KEYED):
-            keyed_from = row["seq"]
-        prev = row["hash"]
+        if keyed_from is None and row.hash.startswith(KEYED):
+            keyed_from = row.seq
+        prev = row.hash
 
 
 def _problem(
-    row: Row, expected_seq: int, prev: str, key: bytes | None, keyed_from: int | None, stream: str
+    row: StoredEvent,
+    expected_seq: int,
+    prev: str,
+    key: bytes | None,
+    keyed_from: int | None,
+    stream: str,
 ) -> str | None:
-    where = f"event {row['seq']} ({row['kind']})"
-    if row["seq"] != expected_seq:
-        return f"event {expected_seq} is missing (the next one is {row['seq']})"
-    if row["prev"] != prev:
-        return f"{where} does not follow event {row['seq'] - 1}: one of them was changed"
-    digest: str = row["hash"]
+    where = f"event {row.seq} ({row.kind})"
+    if row.seq != expected_seq:
+        return f"event {expected_seq} is missing (the next one is {row.seq})"
+    if row.prev != prev:
+        return f"{where} does not follow event {row.seq - 1}: one of them was changed"
+    digest: str = row.hash
     if not digest.startswith(KEYED):
-        if keyed_from is not None and row["seq"] >= keyed_from:
+        if keyed_from is not None and row.seq >= keyed_from:
             return (
                 f"{where} has a plain hash though the chain is keyed from event {keyed_from}: "
                 "it was re-hashed without the key"
             )
-        plain = _plain(prev, row["seq"], row["ts"], row["kind"], row["data"])
+        plain = _plain(prev, row.seq, row.ts, row.kind, row.data)
         return None if digest == plain else f"{where} was changed"
     if key is None:
         return f"{where} is keyed and the audit key is missing, so it cannot be verified"
-    mac = _mac(key, stream, prev, row["seq"], row["ts"], row["kind"], row["data"])
+    mac = _mac(key, stream, prev, row.seq, row.ts, row.kind, row.data)
     if not hmac.compare_digest(digest, mac):
         return f"{where} was changed (its mac does not hold under the audit key)"
     return None
 
 
 def _check_head(
-    rows: list[Row], head: Row | None, key: bytes | None, stream: str, key_path: Path
+    rows: list[StoredEvent], head: AuditHead | None, key: bytes | None, stream: str, key_path: Path
 ) -> Verdict:
     """The stream's events all hold: do they end where the recorded head says?"""
     n = len(rows)
     if head is None:
         if not rows:
             return Verdict("broken", 0, "no events are recorded (and no head): deleted")
-        if any(r["hash"].startswith(KEYED) for r in rows):
+        if any(r.hash.startswith(KEYED) for r in rows):
             return Verdict("broken", n, "the recorded head of this keyed chain was deleted")
         return Verdict(
             "unkeyed",
@@ -221,18 +225,16 @@ def _check_head(
         )
     if key is None:
         return Verdict("broken", n, f"the audit key {key_path} is missing: cannot verify")
-    sealed = _seal(key, stream, head["seq"], head["hash"], head["since"])
-    if not hmac.compare_digest(head["mac"], sealed):
+    sealed = _seal(key, stream, head.seq, head.hash, head.since)
+    if not hmac.compare_digest(head.mac, sealed):
         return Verdict("broken", n, "the recorded head was changed (its seal does not hold)")
-    last = rows[-1]["seq"] if rows else 0
-    if head["seq"] > last:
-        gone = f"{last + 1}-{head['seq']}" if head["seq"] > last + 1 else str(head["seq"])
-        return Verdict(
-            "broken", n, f"events {gone} are missing: the head records event {head['seq']}"
-        )
-    if head["seq"] < last or head["hash"] != rows[-1]["hash"]:
-        return Verdict("broken", n, f"event {last} is not the head recorded (event {head['seq']})")
-    return Verdict("verified", n, f"{n} events, keyed from event {head['since']}, end at the head")
+    last = rows[-1].seq if rows else 0
+    if head.seq > last:
+        gone = f"{last + 1}-{head.seq}" if head.seq > last + 1 else str(head.seq)
+        return Verdict("broken", n, f"events {gone} are missing: the head records event {head.seq}")
+    if head.seq < last or head.hash != rows[-1].hash:
+        return Verdict("broken", n, f"event {last} is not the head recorded (event {head.seq})")
+    return Verdict("verified", n, f"{n} events, keyed from event {head.since}, end at the head")
 
 
 def _mac(key: bytes, stream: str, prev: str, seq: int, ts: float, kind: str, data: str) -> str:

@@ -48,8 +48,8 @@ def figures(store: Store, repo: str | None = None) -> list[Figures]:
         back = store.events(rel.id, kind=Kind.RELEASE_ROLLED_BACK)
         if rel.status == ReleaseStatus.ROLLED_BACK and back:
             counts[kind][1] += 1
-            if json.loads(back[-1]["data"]).get("ok", True):
-                restores[kind].append(back[-1]["ts"] - promoted[0]["ts"])
+            if json.loads(back[-1].data).get("ok", True):
+                restores[kind].append(back[-1].ts - promoted[0].ts)
     return [Figures(k, c[0], c[1], tuple(restores[k])) for k, c in counts.items()]
 
 

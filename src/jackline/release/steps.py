@@ -275,7 +275,7 @@ def promote(release_id: str) -> PromoteOutcome:
     before = g.git(ctx.root, "rev-parse", "--verify", "--quiet", ref, check=False) or None
     done = ctx.store.events(ctx.release.id, kind=Kind.RELEASE_PROMOTED)
     if done:  # a retried step: keep what the branch pointed at before the first attempt
-        before = json.loads(done[0]["data"])["before"]
+        before = json.loads(done[0].data)["before"]
     live = ctx.store.live(ctx.release.repo, ctx.production)
     ctx.update(previous_sha=live["sha"] if live else None)
     g.git(ctx.root, "update-ref", "-m", f"jackline: release {release_id}", ref, ctx.release.sha)
@@ -473,7 +473,7 @@ def _restore_branch(ctx: ReleaseContext, sha: str | None) -> None:
     ref = f"refs/heads/{ctx.config.release.production_branch}"
     if sha is None:
         promoted = ctx.store.events(ctx.release.id, kind=Kind.RELEASE_PROMOTED)
-        sha = json.loads(promoted[0]["data"])["before"] if promoted else None
+        sha = json.loads(promoted[0].data)["before"] if promoted else None
     if sha is None:
         g.git(ctx.root, "update-ref", "-d", ref, check=False)
     else:
@@ -525,7 +525,7 @@ def feedback_for(run_id: str) -> str | None:
     """The latest rollback feedback for a run, for a follow-up run's brief (None if none)."""
     store = Store()
     rows = store.events(run_id, kind=Kind.RELEASE_ROLLED_BACK)
-    return str(json.loads(rows[-1]["data"])["feedback"]) if rows else None
+    return str(json.loads(rows[-1].data)["feedback"]) if rows else None
 
 
 def manual_put_back(release_id: str, to_sha: str) -> bool:

@@ -92,7 +92,7 @@ def _check_durations(run_ids: list[str]) -> dict[str, list[float]]:
     try:
         for run_id in run_ids:
             for row in store.events(run_id, kind=Kind.ROUND):
-                for check in json.loads(row["data"]).get("checks", []):
+                for check in json.loads(row.data).get("checks", []):
                     found.setdefault(str(check["name"]), []).append(float(check["duration"]))
     finally:
         store.close()

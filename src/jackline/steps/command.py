@@ -30,7 +30,7 @@ def recorded_blueprint(run_id: str, name: str) -> str:
     were: the built-in one of its name), as `blueprints.recorded` wrote it."""
     store = Store()
     try:
-        data = json.loads(store.events(run_id, kind=Kind.SUBMITTED)[0]["data"])
+        data = json.loads(store.events(run_id, kind=Kind.SUBMITTED)[0].data)
     finally:
         store.close()
     if data.get("blueprint_spec"):

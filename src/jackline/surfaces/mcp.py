@@ -30,7 +30,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 
 from jackline import config as cfg
-from jackline import context, paths, safeio, sandbox
+from jackline import context, database, paths, safeio, sandbox
 from jackline.checks import run_check as run_one_check
 from jackline.errors import ConfigError, JacklineError, NotFound, Refused
 from jackline.sandbox import Jail
@@ -115,7 +115,7 @@ def open_workspace(workspace: Path, run_id: str | None = None) -> Served:
 def _harness_inbox(root: Path) -> Path | None:
     """On the host, the run's own inbox: what the workspace holds at `AGENT_DIR` is the agent's
     to write there, and is not believed. Inside the sandbox the store is hidden: None."""
-    if not paths.database().exists():
+    if not database.present():
         return None
     from jackline.store import Store
 
@@ -261,7 +261,7 @@ def _fresh_bytecode(served: Served, seen: Path) -> Path:
 def live_release(served: Served) -> dict[str, Any]:
     """What each environment serves now, from the store when this process can see it; else
     what the harness recorded when it wrote the brief."""
-    if paths.database().is_file():
+    if database.present():
         from jackline import api
 
         repo = served.context.get("repo") or (
