@@ -180,7 +180,10 @@ class Project:
             from jackline import auth
             from jackline.store import Store
 
-            store = Store(self.home / "jackline.db")
+            url = self.env.get("JACKLINE_DATABASE_URL", "")
+            store = Store(
+                self.home / "jackline.db", url=url if url.startswith("postgres") else None
+            )
             self.tokens[user] = auth.create_token(store, user, role)[1]
             store.close()
         return self.tokens[user]

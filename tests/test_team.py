@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -185,7 +186,9 @@ def _told(project: Project, run_id: str) -> bool:
 def test_two_workers_share_many_runs_and_each_run_is_done_once(
     project: Project, tmp_path: Path
 ) -> None:
-    team(project).create(ScriptedAgent([FIX]))
+    # Each agent round takes a second: a worker at its bound of one cannot take the next run
+    # while it works, so the other must (without it, one quick worker may take all six).
+    team(project).create(ScriptedAgent([replace(FIX, sleep=1.0)]))
     with workers(project, tmp_path, 2, "--concurrency", "1") as pair:
         listed = project.jl_json("workers")
         assert sorted(w["id"] for w in listed) == sorted(w.id for w in pair)
