@@ -24,7 +24,7 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from jackline import git as g
 from jackline import locks, paths, remotes
@@ -33,6 +33,8 @@ from jackline.errors import CommandFailed, NotFound, Refused
 PROTOCOLS = ("file", "ssh", "https", "http")
 """The schemes a repository URL may have (besides git's `user@host:path` for ssh)."""
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# git's `transport::address` (`ext::sh -c ...` runs a command): only ever refused.
+_HELPER = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)::")
 # git's scp-like ssh address: a user, a host, a colon, a path (no slash before the colon).
 _SCP_LIKE = re.compile(r"^[^/:@]+@[^/:]+:")
 _SCP = re.compile(
@@ -60,21 +62,25 @@ def is_url(repo: str | Path) -> bool:
     """Whether a repository as given (or as a run recorded it) is a URL rather than a path."""
     if isinstance(repo, Path):
         return False
-    return bool(_SCHEME.match(repo) or _SCP_LIKE.match(repo))
+    return bool(_SCHEME.match(repo) or _HELPER.match(repo) or _SCP_LIKE.match(repo))
 
 
 def parse(url: str) -> Remote:
     """The URL checked (`Refused`, naming it without user information and what would be right)."""
+    helper = _HELPER.match(url)
+    if helper is not None:
+        name = helper.group(1)
+        raise Refused(f"{name}::...: unknown scheme {name!r}; a repository URL is {_RIGHT}")
     if any(c.isspace() or ord(c) < 32 for c in url):
-        raise Refused(
-            f"{_strip(url)!r} is not a repository URL: it holds white space or a control character"
-        )
+        raise Refused(f"{_strip(url)!r} is not a repository URL: it holds white space")
     scheme = _SCHEME.match(url)
     if scheme is None:
         return _scp(url)
-    parts = urlsplit(url)
+    return _checked(url, scheme.group(1).lower(), urlsplit(url))
+
+
+def _checked(url: str, protocol: str, parts: SplitResult) -> Remote:
     shown = _strip(url)
-    protocol = scheme.group(1).lower()
     if protocol not in PROTOCOLS:
         raise Refused(f"{shown}: unknown scheme {protocol!r}; a repository URL is {_RIGHT}")
     if parts.password is not None or (protocol in ("https", "http") and parts.username):

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from jackline import api, paths
 from jackline.cli import render
-from jackline.cli.options import JsonOpt, RepoOpt
+from jackline.cli.options import JsonOpt, RepoOrUrlOpt
 from jackline.cli.render import err, out
 
 app = typer.Typer()
@@ -49,7 +49,7 @@ app.add_typer(pool_app, name="pool")
 
 
 @pool_app.command("status")
-def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_status(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Show the repository's snapshots and warm workspaces, with their age."""
     status = api.pool_status(repo)
     if as_json:
@@ -77,7 +77,7 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 @pool_app.command("warm")
 def pool_warm(
-    repo: RepoOpt = Path("."),
+    repo: RepoOrUrlOpt = ".",
     size: Annotated[
         int | None, typer.Option("--size", help="How many to keep ready (default: [pool] size).")
     ] = None,
@@ -92,7 +92,7 @@ def pool_warm(
 
 
 @pool_app.command("refresh")
-def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_refresh(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Build the snapshot for the tip of main (set-up runs once), then refill the pool for it."""
     result = api.pool_refresh(repo, say=lambda m: err.print(f"  {escape(m)}"))
     if as_json:
@@ -102,7 +102,7 @@ def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 
 @pool_app.command("clear")
-def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_clear(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Remove the warm workspaces and the snapshots no workspace uses."""
     result = api.pool_clear(repo)
     if as_json:
