@@ -64,6 +64,9 @@ def test_run_by_url_publishes_and_lands_on_the_remote_only(
     assert git(bare, "rev-parse", f"{merged}^1") == before  # a fast-forward of the remote's main
     assert "a + b" in git(bare, "show", "main:calc.py")
     assert git(clones[0], "rev-parse", "main") == merged  # the clone followed
+    handoff = Path(done["handoff"]).read_text()  # its commands work in any clone of the URL
+    assert f"git fetch {url} main && git diff {merged}^1 {merged}" in handoff
+    assert f"git push {url} --delete {run['branch']}" in handoff
     assert _refs(project.repo) == mine  # the person's own repository: not a ref moved
     assert git(project.repo, "status", "--porcelain") == ""
 
