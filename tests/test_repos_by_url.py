@@ -443,3 +443,28 @@ def test_each_worker_keeps_its_own_clone_snapshots_and_pool_for_one_url(
     assert Path(on_b["workspace"]).is_relative_to(worker_b.home)
     branches = git(bare, "branch", "--list", "agent/*", "--format=%(refname:short)").split()
     assert sorted(branches) == sorted(r["branch"] for r in (first, second, on_b))
+
+
+def test_a_server_serving_a_url_takes_runs_for_it_through_the_api(project: Project) -> None:
+    from test_server_api import start_server, stop_server
+
+    project.create(ScriptedAgent([FIX]))
+    bare, url = _remote(project)
+    server = start_server(project, "--repo", url)
+    try:
+        other = f"file://{project.root}/other.git"
+        refused = server.call("alice", "POST", "/api/runs", json={"task": "Fix", "repo": other})
+        assert refused.status_code == 403 and "not a repository this server serves" in refused.text
+        made = server.call("alice", "POST", "/api/runs", json={"task": "Fix add", "repo": url})
+        assert made.status_code == 201, made.text
+        assert made.json()["repo"] == url
+        deadline = time.time() + 120
+        while (run := server.call("alice", "GET", f"/api/runs/{made.json()['id']}").json())[
+            "status"
+        ] not in ("awaiting_review", "failed"):
+            assert time.time() < deadline, run
+            time.sleep(0.5)
+        assert run["status"] == "awaiting_review", run
+        assert "a + b" in git(bare, "show", f"{run['branch']}:calc.py")
+    finally:
+        stop_server(server)

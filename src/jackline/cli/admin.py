@@ -183,8 +183,12 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The port (0: any free one).")] = 8700,
     repos: Annotated[
-        list[Path] | None,
-        typer.Option("--repo", help="A repository to serve (repeatable; default: this one)."),
+        list[str] | None,
+        typer.Option(
+            "--repo",
+            help="A repository to serve (repeatable; default: this one): a path, or a URL "
+            "whose runs any worker takes (file://, ssh://, user@host:path, https://).",
+        ),
     ] = None,
     public: Annotated[
         bool,
@@ -207,7 +211,7 @@ def serve(
     server.run(
         host,
         port,
-        repos or [Path(".")],
+        repos or ["."],
         public,
         say=lambda m: out.print(m, markup=False),
         origins=tuple(server.check_origin(o) for o in origins or ()),
