@@ -72,7 +72,8 @@ def parse(url: str) -> Remote:
         name = helper.group(1)
         raise Refused(f"{name}::...: unknown scheme {name!r}; a repository URL is {_RIGHT}")
     if any(c.isspace() or ord(c) < 32 for c in url):
-        raise Refused(f"{_strip(url)!r} is not a repository URL: it holds white space")
+        shown = _strip(url)
+        raise Refused(f"{shown!r} is not a repository URL: it holds a space or a control character")
     scheme = _SCHEME.match(url)
     if scheme is None:
         return _scp(url)
@@ -100,7 +101,7 @@ def _scp(url: str) -> Remote:
     found = _SCP.match(url)
     if found is None or found.group(3).startswith("-"):
         raise Refused(f"{_strip(url)!r} is not a repository URL; one is {_RIGHT}")
-    return Remote(url, "ssh", url)
+    return Remote(url, "ssh", _strip(url))
 
 
 def _strip(url: str) -> str:
