@@ -62,7 +62,7 @@ class RemoteAPI:
     def submit(
         self,
         task: str,
-        repo: Path | None = None,
+        repo: Path | str | None = None,
         agent: str | None = None,
         blueprint: str | None = None,
         by: str | None = None,
@@ -92,7 +92,7 @@ class RemoteAPI:
     def submit_attempts(
         self,
         task: str,
-        repo: Path,
+        repo: Path | str,
         agents: list[str],
         attempts: int = 1,
         blueprint: str | None = None,
@@ -428,9 +428,9 @@ def _no_as(by: str | None) -> None:
         )
 
 
-def _repo(repo: Path | None) -> str | None:
-    """A repository named on the command line is a path on the server; the default `.` (this
-    directory) means the server's own repository."""
+def _repo(repo: Path | str | None) -> str | None:
+    """A repository named on the command line is a path on the server (or a URL it serves);
+    the default `.` (this directory) means the server's own repository."""
     if repo is None or str(repo) == ".":
         return None
     return str(repo)

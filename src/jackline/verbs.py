@@ -31,7 +31,7 @@ class Verbs(Protocol):
     def submit(
         self,
         task: str,
-        repo: Path,
+        repo: Path | str,
         agent: str | None = None,
         blueprint: str | None = None,
         by: str | None = None,
@@ -42,7 +42,7 @@ class Verbs(Protocol):
     def submit_attempts(
         self,
         task: str,
-        repo: Path,
+        repo: Path | str,
         agents: list[str],
         attempts: int = 1,
         blueprint: str | None = None,

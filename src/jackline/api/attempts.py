@@ -25,7 +25,7 @@ MAX_ATTEMPTS = 8
 
 def submit_attempts(
     task: str,
-    repo: Path,
+    repo: Path | str,
     agents: list[str],
     attempts: int = 1,
     blueprint: str | None = None,

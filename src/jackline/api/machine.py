@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jackline import config as cfg
-from jackline import executors, paths
+from jackline import executors, paths, repos
 from jackline import git as g
 from jackline.errors import Interrupted, Refused
 from jackline.events import Kind
@@ -323,28 +323,34 @@ def workers() -> list[WorkerState]:
     return found
 
 
+def _here(repo: Path | str) -> Path:
+    """A repository named on this machine's command line as a working tree here: a path as
+    given; a URL's clone, brought to the remote's main (the pool of a URL is this machine's)."""
+    return repos.synced(repo) if isinstance(repo, str) and repos.is_url(repo) else Path(repo)
+
+
 def pool_warm(
-    repo: Path, size: int | None = None, say: Callable[[str], None] = lambda _: None
+    repo: Path | str, size: int | None = None, say: Callable[[str], None] = lambda _: None
 ) -> list[dict[str, Any]]:
     """Fill the pool (`[pool] size`, or `size`) from main's current snapshot."""
     from jackline.workspaces import pool
 
-    root, config, run_setup = pool.setup_for(repo)
+    root, config, run_setup = pool.setup_for(_here(repo))
     return [asdict(s) for s in pool.warm(root, config, run_setup, size=size, say=say)]
 
 
-def pool_refresh(repo: Path, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+def pool_refresh(repo: Path | str, say: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Build (or find) the snapshot for main's tip, then refill the pool for it."""
     from jackline.workspaces import pool
 
-    built, warmed = pool.refresh(*pool.setup_for(repo), say=say)
+    built, warmed = pool.refresh(*pool.setup_for(_here(repo)), say=say)
     return {"snapshot": _snapshot_json(built), "warmed": [asdict(s) for s in warmed]}
 
 
-def pool_status(repo: Path) -> dict[str, Any]:
+def pool_status(repo: Path | str) -> dict[str, Any]:
     from jackline.workspaces import pool, services, snapshot
 
-    root = g.toplevel(repo)
+    root = g.toplevel(_here(repo))
     config = cfg.load(root)
     origin = str(root.resolve())
     return {
@@ -362,11 +368,11 @@ def pool_status(repo: Path) -> dict[str, Any]:
     }
 
 
-def pool_clear(repo: Path) -> dict[str, Any]:
+def pool_clear(repo: Path | str) -> dict[str, Any]:
     """Remove the warm workspaces and every snapshot of this repository no workspace uses."""
     from jackline.workspaces import pool, snapshot
 
-    root = g.toplevel(repo)
+    root = g.toplevel(_here(repo))
     gone = pool.drain(root)
     origin = str(root.resolve())
     removed = []

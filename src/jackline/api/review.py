@@ -6,11 +6,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jackline import artifacts, auth, handoff, notify
+from jackline import artifacts, auth, forge, handoff, notify
 from jackline import config as cfg
 from jackline.errors import NotFound, Refused
 from jackline.events import Kind
-from jackline.forge import local as forge
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
 from jackline.models import (
@@ -64,8 +63,7 @@ def approve(
     if refusal:
         listed = _not_accepted(run)
         raise Refused(f"{refusal} (findings: {listed})" if listed else refusal)
-    with forge.landing(Path(run.repo)):  # a landing under way is no uncommitted change
-        refusal = forge.landing_refusal(Path(run.repo), config.project.main)
+    refusal = forge.repository(run.repo).refusal(config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
     done = _decide(run, _decision("approve", person, message), on_event)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ulid import ULID
 
-from jackline import auth, blueprints, executors
+from jackline import auth, blueprints, executors, repos
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, Interrupted, NotFound, Refused
@@ -66,7 +66,7 @@ def validate(repo: Path) -> tuple[cfg.JacklineConfig, list[str]]:
 
 def submit(
     task: str,
-    repo: Path,
+    repo: Path | str,
     agent: str | None = None,
     blueprint: str | None = None,
     by: str | None = None,
@@ -78,13 +78,13 @@ def submit(
     """Record a run and start its workflow; with `wait`, drive it until it rests. In team
     mode the workflow is enqueued for a worker, and `wait` follows it. A `follow_up` run's
     release failure (rolled back in production) is added to the task. `attempts` names the
-    group of parallel attempts the run is one of (`submit_attempts`)."""
+    group of parallel attempts the run is one of (`submit_attempts`). `repo` is a path, or a
+    URL (`repos`) that any worker resolves to a clone of its own."""
     if not task.strip():
         raise Refused("the task is empty; say what the agent should do")
     if follow_up is not None:
         task = _follow_up_task(task, follow_up)
-    root = g.toplevel(repo)
-    config = cfg.load(root)
+    recorded, root, config = _repository(repo)
     submitter = who(config, by, action="submit")
     agent_name = agent or "default"
     # Read once, here, and recorded with the run: the blueprint a run walks is never changed
@@ -96,7 +96,7 @@ def submit(
 
     daily = config.budget.daily_spend
     if daily is not None:
-        spent = Store().spend_since(str(root), budgets.day_start())
+        spent = Store().spend_since(recorded, budgets.day_start())
         if spent >= daily:
             raise Refused(budgets.daily_refusal(daily, spent))
     if config.sandbox.mode == "bubblewrap":
@@ -116,7 +116,7 @@ def submit(
     run = Run(
         id=run_id,
         task=task.strip(),
-        repo=str(root),
+        repo=recorded,
         agent=agent_name,
         blueprint=bp.name,
         status=Status.QUEUED,
@@ -161,6 +161,23 @@ def following_stopped(run_ids: list[str]) -> Interrupted:
     if executors.team():
         return Interrupted(run_ids, detached=True, where="on the workers")
     return Interrupted(run_ids)
+
+
+def _repository(repo: Path | str) -> tuple[str, Path, cfg.JacklineConfig]:
+    """What the run records as its repository, its working tree here, and the config read from
+    it. A path: the repository's top folder, read as it is (today's working tree). A URL: this
+    machine's clone at the remote's main, the branch `[project] main` names in the
+    `jackline.toml` found on the remote's default branch."""
+    if not repos.is_url(repo):
+        root = g.toplevel(Path(repo))
+        return str(root), root, cfg.load(root)
+    url = str(repo)
+    root = repos.synced(url)
+    config = cfg.load(root)
+    if g.current_branch(root) != config.project.main:
+        root = repos.synced(url, config.project.main)
+        config = cfg.load(root)
+    return url, root, config
 
 
 def _usable_agent(root: Path, config: cfg.JacklineConfig, name: str) -> None:

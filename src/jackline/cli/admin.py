@@ -14,7 +14,7 @@ from rich.table import Table
 
 from jackline import api, executors, paths
 from jackline.cli import render
-from jackline.cli.options import JsonOpt, RepoOpt
+from jackline.cli.options import JsonOpt, RepoOrUrlOpt
 from jackline.cli.render import err, out
 
 app = typer.Typer()
@@ -126,7 +126,7 @@ app.add_typer(pool_app, name="pool")
 
 
 @pool_app.command("status")
-def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_status(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Show the repository's snapshots and warm workspaces, with their age."""
     status = api.pool_status(repo)
     if as_json:
@@ -154,7 +154,7 @@ def pool_status(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 @pool_app.command("warm")
 def pool_warm(
-    repo: RepoOpt = Path("."),
+    repo: RepoOrUrlOpt = ".",
     size: Annotated[
         int | None, typer.Option("--size", help="How many to keep ready (default: [pool] size).")
     ] = None,
@@ -169,7 +169,7 @@ def pool_warm(
 
 
 @pool_app.command("refresh")
-def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_refresh(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Build the snapshot for the tip of main (set-up runs once), then refill the pool for it."""
     result = api.pool_refresh(repo, say=lambda m: err.print(f"  {escape(m)}"))
     if as_json:
@@ -179,7 +179,7 @@ def pool_refresh(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
 
 
 @pool_app.command("clear")
-def pool_clear(repo: RepoOpt = Path("."), as_json: JsonOpt = False) -> None:
+def pool_clear(repo: RepoOrUrlOpt = ".", as_json: JsonOpt = False) -> None:
     """Remove the warm workspaces and the snapshots no workspace uses."""
     result = api.pool_clear(repo)
     if as_json:
@@ -260,8 +260,12 @@ def serve(
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="The port (0: any free one).")] = 8700,
     repos: Annotated[
-        list[Path] | None,
-        typer.Option("--repo", help="A repository to serve (repeatable; default: this one)."),
+        list[str] | None,
+        typer.Option(
+            "--repo",
+            help="A repository to serve (repeatable; default: this one): a path, or a URL "
+            "whose runs any worker takes (file://, ssh://, user@host:path, https://).",
+        ),
     ] = None,
     public: Annotated[
         bool,
@@ -284,7 +288,7 @@ def serve(
     server.run(
         host,
         port,
-        repos or [Path(".")],
+        repos or ["."],
         public,
         say=lambda m: out.print(m, markup=False),
         origins=tuple(server.check_origin(o) for o in origins or ()),

@@ -10,6 +10,16 @@ import typer
 from jackline.verbs import Verbs
 
 RepoOpt = Annotated[Path, typer.Option("--repo", help="The repository (default: the current one).")]
+RepoOrUrlOpt = Annotated[
+    str,
+    typer.Option(
+        "--repo",
+        help="The repository: a path (default: the current one) or a URL every worker can "
+        "reach (file:///srv/git/app.git, ssh://git@host/app.git, git@host:app.git, "
+        "https://host/app.git).",
+    ),
+]
+"""Kept as text: a path type would fold a URL's `//` into one slash."""
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 AsOpt = Annotated[
     str | None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -11,7 +10,7 @@ from rich.markup import escape
 
 from jackline import api
 from jackline.cli import render
-from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
+from jackline.cli.options import JsonOpt, RepoOrUrlOpt, verbs_of
 from jackline.cli.render import err, out
 from jackline.errors import NotFound, Refused
 from jackline.models import FINAL, Status
@@ -26,7 +25,7 @@ def run(
     task: Annotated[
         str, typer.Argument(help="What the agent should do, e.g. 'Fix the login bug'.")
     ],
-    repo: RepoOpt = Path("."),
+    repo: RepoOrUrlOpt = ".",
     agent: Annotated[
         list[str] | None,
         typer.Option(

@@ -9,13 +9,34 @@ checks again where main moved, and moves main, before the next one looks at main
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from jackline import git as g
 from jackline import locks
 from jackline.errors import CommandFailed, Conflict, Refused
 from jackline.forge import check_branch
+
+
+@dataclass(frozen=True)
+class LocalRepository:
+    """A run's repository as a path on this machine (see `forge.repository`)."""
+
+    path: Path
+
+    def publish(self, workspace: Path, branch: str) -> None:
+        publish(workspace, self.path, branch)
+
+    def refusal(self, main: str) -> str | None:
+        with landing(self.path):  # a landing under way is no uncommitted change
+            return landing_refusal(self.path, main)
+
+    def landing(self, main: str) -> AbstractContextManager[None]:
+        return landing(self.path)
+
+    def land(self, workspace: Path, main: str, sha: str, run_id: str) -> None:
+        land(workspace, self.path, main, sha, run_id)
 
 
 def publish(workspace: Path, repo: Path, branch: str) -> None:

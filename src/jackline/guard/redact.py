@@ -1,8 +1,9 @@
 """Secrets never reach a stored byte: every string written to the audit log, the handoff or a log
 file passes through a `Redactor` first.
 
-The values come from two places: the secret references a run declares (resolved here), and any
-variable in the harness's own environment whose name says it holds a secret.
+The values come from three places: the secret references a run declares (resolved here), any
+variable in the harness's own environment whose name says it holds a secret, and the tokens this
+machine reaches repositories with (`remotes`).
 """
 
 from __future__ import annotations
@@ -46,8 +47,12 @@ class Redactor:
     def from_environment(
         cls, extra: Mapping[str, str] | None = None, env: Mapping[str, str] | None = None
     ) -> Redactor:
+        from jackline import remotes
+
         env = os.environ if env is None else env
         found = {n: v for n, v in env.items() if SECRET_NAME.search(n)}
+        # The tokens this worker pushes and fetches with, whatever their variables are named.
+        found.update(remotes.secret_values())
         found.update(extra or {})
         return cls(found)
 

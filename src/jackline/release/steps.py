@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from jackline import config as cfg
 from jackline import git as g
-from jackline import paths, proc
+from jackline import paths, proc, repos
 from jackline.errors import JacklineError, NotFound
 from jackline.events import Kind
 from jackline.models import Probe, Release, ReleaseDecision, ReleaseStatus, StepOutcome
@@ -51,7 +51,8 @@ class ReleaseContext(StepContext[Release]):
 
     @property
     def root(self) -> Path:
-        return Path(self.release.repo)
+        """The released repository's working tree on this machine (a URL's: this worker's clone)."""
+        return repos.local(self.release.repo)
 
     @property
     def production(self) -> str:
@@ -69,7 +70,8 @@ class ReleaseContext(StepContext[Release]):
     def checkout(self, *also: str | None) -> Path:
         """The release checkout at this release's commit (with the commits `also` names)."""
         more = [s for s in (self.release.previous_sha, *also) if s]
-        return release_tree.checkout(self.root, self.release.sha, *more)
+        root = repos.synced(self.release.repo, self.config.project.main)
+        return release_tree.checkout(root, self.release.sha, *more)
 
     def env(self, name: str) -> cfg.EnvironmentConfig:
         return self.config.release.environments[name]

@@ -27,6 +27,9 @@ from jackline import __version__
 class Settings:
     repos: tuple[Path, ...] = ()
     """The repositories this server serves (their runs, releases, flags, health)."""
+    urls: tuple[str, ...] = ()
+    """Repositories by URL this server takes runs for (`--repo URL`); each worker resolves one
+    to a clone of its own. Releases, flags and health are served for `repos` only."""
     base_url: str = "http://127.0.0.1:8700"
     """The server's address as people reach it (links in Slack and pull requests)."""
     secure_cookies: bool = False

@@ -11,8 +11,8 @@ plain `def`), so a slow merge holds one worker thread, not the server. A new run
 exception: `POST /api/runs` answers 201 as soon as the run is queued; follow it with
 `GET /api/runs/{id}/events/stream` (server-sent events) or by polling.
 
-Repositories: a request may name `repo` (a path on the server); it must be one the server serves
-(`jackline serve --repo`). Without it, the server's only repository is meant.
+Repositories: a request may name `repo` (a path on the server, or for runs a URL); it must be one
+the server serves (`jackline serve --repo`). Without it, the server's only repository is meant.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from pydantic import BaseModel, Field, create_model
 
 from jackline import api, auth
 from jackline import git as g
+from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
 from jackline.models import FINAL, RESTING, Acceptance, Release, Run, json_keys, to_json
@@ -100,7 +101,7 @@ RunDetail = create_model(
 
 class SubmitIn(BaseModel):
     task: str = Field(description="What the agent should do.")
-    repo: str | None = Field(None, description="A repository the server serves.")
+    repo: str | None = Field(None, description="A repository the server serves (path or URL).")
     agent: str | None = Field(None, description="An agent of [agents.NAME] (default: default).")
     blueprint: str | None = None
     follow_up: str | None = Field(
@@ -110,7 +111,7 @@ class SubmitIn(BaseModel):
 
 class AttemptsIn(BaseModel):
     task: str = Field(description="What the agents should do.")
-    repo: str | None = Field(None, description="A repository the server serves.")
+    repo: str | None = Field(None, description="A repository the server serves (path or URL).")
     agents: list[str] = Field(
         default_factory=list, description="Agents of [agents.NAME], taken in turn."
     )
@@ -187,7 +188,7 @@ def list_runs(
 @router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)
 def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
     """Queue a run and answer at once (201); the run goes on in the server's workers."""
-    repo = served_repo(request, body.repo)
+    repo = served_for_runs(request, body.repo)
     run = api.submit(
         body.task,
         repo,
@@ -204,7 +205,7 @@ def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
 def submit_attempts(body: AttemptsIn, request: Request, who: Submitter) -> list[dict[str, Any]]:
     """Queue parallel attempts at one task, each a run on its own workspace, and answer at
     once (201) with them; approving one closes the others."""
-    repo = served_repo(request, body.repo)
+    repo = served_for_runs(request, body.repo)
     runs = api.submit_attempts(
         body.task, repo, body.agents, body.attempts, body.blueprint, by=who.name, wait=False
     )
@@ -478,6 +479,24 @@ def served_repo(request: Request, repo: str | None) -> Path:
         if root.resolve() == wanted:
             return root
     raise Refused(f"{repo!r} is not a repository this server serves: {_names(served)}")
+
+
+def served_for_runs(request: Request, repo: str | None) -> Path | str:
+    """`served_repo`, or a repository by URL the server takes runs for (`--repo URL`): the URL
+    itself, which each worker resolves to a clone of its own."""
+    settings = request.app.state.settings
+    urls: tuple[str, ...] = settings.urls
+    if repo is None and not settings.repos and len(urls) == 1:
+        return urls[0]
+    if repo is None or not repositories.is_url(repo):
+        return served_repo(request, repo)
+    if repo in urls:
+        return repo
+    shown = [*map(str, settings.repos), *(repositories.parse(u).shown for u in urls)]
+    raise Refused(
+        f"{repositories.parse(repo).shown} is not a repository this server serves: "
+        f"{', '.join(shown) or 'none'}"
+    )
 
 
 def _names(repos: tuple[Path, ...]) -> str:

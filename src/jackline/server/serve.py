@@ -17,13 +17,14 @@ import ipaddress
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from jackline import api, auth
 from jackline import config as cfg
 from jackline import git as g
+from jackline import repos as repositories
 from jackline.errors import Refused
 from jackline.store import Store
 
@@ -35,6 +36,7 @@ Say = Callable[[str], None]
 class Listening:
     url: str
     repos: tuple[Path, ...]
+    urls: tuple[str, ...]
     admin_token: str | None
     """A new admin token's secret: shown once, on a database that had no admin token."""
     schedules: tuple[dict[str, str], ...]
@@ -83,10 +85,13 @@ def url_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-def prepare(repos: list[Path], sock: socket.socket, base_url: str | None = None) -> Listening:
+def prepare(
+    repos: Sequence[Path | str], sock: socket.socket, base_url: str | None = None
+) -> Listening:
     """Everything before serving: the repositories checked, the admin token, the workers."""
-    roots = tuple(g.toplevel(r).resolve() for r in repos)
-    for root in roots:
+    urls = tuple(str(r) for r in repos if repositories.is_url(r))
+    roots = tuple(g.toplevel(Path(r)).resolve() for r in repos if not repositories.is_url(r))
+    for root in (*roots, *(repositories.synced(u) for u in urls)):
         cfg.load(root)  # a broken jackline.toml is an error now, not on the first request
     store = Store()
     try:
@@ -98,7 +103,7 @@ def prepare(repos: list[Path], sock: socket.socket, base_url: str | None = None)
         schedules = tuple(api.worker(list(roots)))  # launches the engine in this process
         threading.Thread(target=_take_over, name="jackline-resume", daemon=True).start()
     url = base_url or url_of(sock)
-    return Listening(url, roots, token, schedules)
+    return Listening(url, roots, urls, token, schedules)
 
 
 def _take_over() -> None:
@@ -130,7 +135,7 @@ def check_origin(origin: str) -> str:
 def run(
     host: str,
     port: int,
-    repos: list[Path],
+    repos: Sequence[Path | str],
     public: bool = False,
     say: Say = print,
     origins: tuple[str, ...] = (),
@@ -143,7 +148,9 @@ def run(
     check_host(host, public)
     sock = bind(host, port)
     listening = prepare(repos, sock)
-    settings = Settings(repos=listening.repos, base_url=listening.url, origins=origins)
+    settings = Settings(
+        repos=listening.repos, urls=listening.urls, base_url=listening.url, origins=origins
+    )
     config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     _announce(listening, say)
@@ -151,7 +158,8 @@ def run(
 
 
 def _announce(listening: Listening, say: Say) -> None:
-    say(f"Jackline is serving {', '.join(str(r) for r in listening.repos)}")
+    served = [*map(str, listening.repos), *(repositories.parse(u).shown for u in listening.urls)]
+    say(f"Jackline is serving {', '.join(served)}")
     say(f"Listening on {listening.url}  (API: {listening.url}/api/, docs: {listening.url}/docs)")
     if listening.admin_token:
         say(f"Admin token (shown once; keep it): {listening.admin_token}")

@@ -38,6 +38,7 @@ from pygments.lexers import DiffLexer
 
 from jackline import api, auth
 from jackline import git as g
+from jackline import repos as repositories
 from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
 from jackline.events import Kind
 from jackline.events import describe as describe_event
@@ -328,7 +329,9 @@ def run_diff(run: Run) -> dict[str, Any] | None:
     if text is None:  # a run committed before changes were kept
         args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
         try:
-            text = g.git(Path(run.repo), *args, run.base_sha, run.head_sha, strip=False)
+            text = g.git(
+                repositories.local(run.repo), *args, run.base_sha, run.head_sha, strip=False
+            )
         except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
             return {"command": command, "html": None, "error": f"cannot show the diff: {e}"}
     cut = len(text) > MAX_DIFF

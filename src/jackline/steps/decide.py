@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from jackline import context
+from jackline import context, repos
 from jackline import git as g
-from jackline.errors import CommandFailed, Conflict, Refused
+from jackline.errors import CommandFailed, Conflict, NotFound, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
+from jackline.forge import repository
 from jackline.models import Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
@@ -66,8 +67,10 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
     message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
     try:
         # One landing at a time per repository: this one merges onto the main it finds here,
-        # and main cannot move under it between the merge, its checks and the landing.
-        with forge.landing(Path(ctx.run.repo)):
+        # and main cannot move under it between the merge, its checks and the landing (on a
+        # URL's remote, where another machine may move it, the landing's push is refused).
+        target = repository(ctx.run.repo)
+        with target.landing(main):
             sha, moved = forge.prepare_merge(
                 ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
             )
@@ -77,8 +80,8 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
                 result = check(run_id, ctx.run.rounds, label=Kind.MERGE_CHECK)
                 if not result.passed:
                     raise Refused(f"the checks fail on the merge with the current {main}")
-            forge.land(ctx.ws, Path(ctx.run.repo), main, sha, run_id)
-    except (Refused, CommandFailed) as e:
+            target.land(ctx.ws, main, sha, run_id)
+    except (Refused, CommandFailed, NotFound) as e:  # NotFound: a URL's remote unreachable
         # The workspace goes back to the branch, whatever refused: a round asked for next
         # starts from the run's own work, never from a merge that did not land.
         g.git(ctx.ws, "checkout", "--quiet", "--force", ctx.run.branch, check=False)
@@ -127,6 +130,7 @@ def changes_requested(run_id: str, decision: Decision) -> str:
     ctx = RunContext(run_id)
     text = review_feedback(decision)
     main = ctx.config.project.main
+    repos.synced(ctx.run.repo, main)  # a URL's clone, which the workspace fetches main from
     moved = forge.onto_newest_main(ctx.ws, main, ctx.run.branch)
     if moved is None:
         return text

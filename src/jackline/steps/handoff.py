@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, replace
 
-from jackline import artifacts, context, handoff, safeio
+from jackline import artifacts, context, handoff, repos, safeio
 from jackline import git as g
 from jackline.checks import junit, report_file
 from jackline.events import Kind
@@ -132,11 +132,16 @@ def _see_diff(ctx: RunContext, outcome: str) -> str:
     repository, in the merge, or in the workspace (through the harness's git directory: the
     workspace's own `.git` is the agent's)."""
     repo, main, run = ctx.run.repo, ctx.config.project.main, ctx.run
+    url = repos.parse(repo).shown if repos.is_url(repo) else None
     if outcome == Status.MERGED and run.merge_sha:
+        if url:  # any clone of the repository, the person's own included
+            return f"git fetch {url} {main} && git diff {run.merge_sha}^1 {run.merge_sha}"
         return f"git -C {repo} diff {run.merge_sha}^1 {run.merge_sha}"
     if run.pull_request:
         return f"the pull request's changes: {run.pull_request}"
     if run.published and run.head_sha:
+        if url:
+            return f"git fetch {url} {run.branch} && git diff {run.base_sha}...FETCH_HEAD"
         return f"git -C {repo} diff {main}...{run.branch}"
     if not run.workspace:
         return ""
@@ -274,12 +279,8 @@ def _summary(
 
 
 def _undo(ctx: RunContext, outcome: str) -> list[str]:
-    repo = ctx.run.repo
     if outcome == Status.MERGED and ctx.run.merge_sha:
-        return [
-            f"Revert the merge: `git -C {repo} revert -m 1 {ctx.run.merge_sha}`",
-            f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`",
-        ]
+        return [_revert(ctx, ctx.run.merge_sha), _delete_branch(ctx)]
     if outcome == Status.BLOCKED:  # it waits for a decision: `clean` keeps its workspace
         return [
             "Nothing is merged or pushed. Close the run and remove its workspace: "
@@ -290,7 +291,24 @@ def _undo(ctx: RunContext, outcome: str) -> list[str]:
         return [f"Nothing is merged or pushed. Remove the workspace: `jackline clean {ctx.run.id}`"]
     steps = [f"Nothing is merged. Reject: `jackline reject {ctx.run.id}`"]
     if ctx.run.head_sha:
-        steps.append(f"Delete the branch: `git -C {repo} branch -D {ctx.run.branch}`")
+        steps.append(_delete_branch(ctx))
     if ctx.run.workspace:
         steps.append(f"Remove the workspace: `rm -rf {ctx.run.workspace}`")
     return steps
+
+
+def _revert(ctx: RunContext, sha: str) -> str:
+    """How to revert the merge: in the repository, or for a URL in any clone of it, pushed."""
+    repo, main = ctx.run.repo, ctx.config.project.main
+    if repos.is_url(repo):
+        url = repos.parse(repo).shown
+        command = f"git revert -m 1 {sha} && git push {url} HEAD:{main}"
+        return f"Revert the merge, in a clone of {url} on {main}: `{command}`"
+    return f"Revert the merge: `git -C {repo} revert -m 1 {sha}`"
+
+
+def _delete_branch(ctx: RunContext) -> str:
+    repo, branch = ctx.run.repo, ctx.run.branch
+    if repos.is_url(repo):
+        return f"Delete the branch: `git push {repos.parse(repo).shown} --delete {branch}`"
+    return f"Delete the branch: `git -C {repo} branch -D {branch}`"

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from jackline import git as g
-from jackline import paths, sandbox
+from jackline import paths, repos, sandbox
 from jackline.agents import build
 from jackline.agents.preset import Preset
 from jackline.events import Kind
@@ -75,7 +75,8 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
     """The run's workspace. With set-up under the sandbox: from the warm pool, or made from main's
     snapshot (built first if there is none: the cold start), caught up with main. Otherwise a
     fresh clone, with set-up run in it."""
-    repo, main = Path(ctx.run.repo), ctx.config.project.main
+    main = ctx.config.project.main
+    repo = repos.synced(ctx.run.repo, main)  # a URL: this worker's clone, at the remote's main
     dest = paths.workspaces() / ctx.run.id
     wants_snapshot = ctx.config.workspace.setup or ctx.config.pool.size
     if not wants_snapshot or ctx.config.sandbox.mode != "bubblewrap":

@@ -1,11 +1,10 @@
-"""publish: the run's branch pushed where the forge says (the user's repository, or GitHub)."""
+"""publish: the run's branch pushed where the forge says (the run's repository, by path or URL, or
+GitHub)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from jackline import forge
 from jackline.events import Kind
-from jackline.forge import local as forge
 from jackline.steps.context import RunContext
 
 
@@ -19,7 +18,7 @@ def publish(run_id: str) -> None:
         pr = github.publish(ctx.ws, ctx.config, ctx.run.branch, run_id, ctx.run.task)
         _published(ctx, "github", pull_request=pr.url)
         return
-    forge.publish(ctx.ws, Path(ctx.run.repo), ctx.run.branch)
+    forge.repository(ctx.run.repo).publish(ctx.ws, ctx.run.branch)
     _published(ctx, "local", repo=ctx.run.repo)
 
 
