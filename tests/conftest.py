@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from subprocess import CompletedProcess
@@ -105,6 +107,9 @@ class Project:
         self.env = {**os.environ, "JACKLINE_HOME": str(home), "JACKLINE_USER": "alice"}
         self.env.pop("JACKLINE_DATABASE_URL", None)
         self.tokens: dict[str, str] = {}
+        self.needs_worker = False
+        """Team mode (`use_database`): the first command starts a worker."""
+        self.workers: list[subprocess.Popen[bytes]] = []
 
     def create(
         self,
@@ -178,20 +183,16 @@ class Project:
     def token(self, user: str, role: str = "reviewer") -> str:
         if user not in self.tokens:
             from jackline import auth
-            from jackline.store import Store
 
-            url = self.env.get("JACKLINE_DATABASE_URL", "")
-            store = Store(
-                self.home / "jackline.db", url=url if url.startswith("postgres") else None
-            )
-            self.tokens[user] = auth.create_token(store, user, role)[1]
-            store.close()
+            self.tokens[user] = auth.create_token(self.store(), user, role)[1]
         return self.tokens[user]
 
     def jl(
         self, *args: str, ok: bool = True, user: str = "alice"
     ) -> subprocess.CompletedProcess[str]:
         env = self.env_as(user)
+        if self.needs_worker and not self.workers:
+            self.start_worker()
         if self.in_process:
             proc = cli_in_process(list(args), self.repo, env)
         else:
@@ -238,10 +239,43 @@ class Project:
 
     def use_database(self, url: str | None) -> Project:
         """Keep the project's runs in the PostgreSQL database at `url` (the store's tables and
-        the workflow engine's), or, given None, in SQLite in its home as by default."""
+        the workflow engine's), or, given None, in SQLite in its home as by default. With a
+        database URL it is team mode: a worker (started with the first command) runs what is
+        submitted, and each person acts with a token of theirs (`env_as`)."""
         if url:
             self.env["JACKLINE_DATABASE_URL"] = url
+            self.needs_worker = True
         return self
+
+    def start_worker(self) -> None:
+        """`jackline worker` for the project's team database, until the test ends."""
+        log = self.root / f"worker-{len(self.workers)}.log"
+        self.workers.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "jackline", "worker"],
+                cwd=self.repo,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log.open("wb"),
+                stderr=subprocess.STDOUT,
+            )
+        )
+        deadline = time.monotonic() + 60
+        while "Worker " not in log.read_text():
+            assert self.workers[-1].poll() is None, log.read_text()
+            assert time.monotonic() < deadline, f"the worker did not start: {log.read_text()}"
+            time.sleep(0.05)
+
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+        for worker in self.workers:
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
 
     def store(self) -> Store:
         """The store the project's commands write to: `jackline.db` in its home, or the
@@ -254,6 +288,7 @@ def project(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Project]
     made = Project(tmp_path, tmp_path / "home")
     made.in_process = request.node.get_closest_marker("real_cli") is None
     yield made
+    made.stop_workers()
     unmount_under(tmp_path)
 
 

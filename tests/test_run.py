@@ -124,7 +124,7 @@ def test_approve_merges_into_main_and_records_who(
 ) -> None:
     project.use_database(database_url).create(two_rounds)
     run = project.jl_json("run", "Fix add")
-    done = project.jl_json("approve", run["id"], "--as", "bob", "-m", "good")
+    done = project.jl_json("approve", run["id"], "-m", "good", user="bob")
     assert done["status"] == "merged"
     assert "a + b" in (project.repo / "calc.py").read_text()  # main is checked out: fast-forwarded
     assert git(project.repo, "rev-parse", "main") == done["merge_sha"]
@@ -279,10 +279,10 @@ def test_reject_closes_the_run_without_merging(
 ) -> None:
     project.use_database(database_url).create(two_rounds)
     run = project.jl_json("run", "Fix add")
-    done = project.jl_json("reject", run["id"], "--as", "bob", "-m", "not needed")
+    done = project.jl_json("reject", run["id"], "-m", "not needed", user="bob")
     assert done["status"] == "rejected"
     assert "a - b" in (project.repo / "calc.py").read_text()
-    assert project.jl("approve", run["id"], "--as", "bob", ok=False).returncode == 1
+    assert project.jl("approve", run["id"], ok=False, user="bob").returncode == 1
 
 
 def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> None:
