@@ -20,7 +20,11 @@ def engine_database() -> Path:
 
 
 def workspaces() -> Path:
-    return home() / "workspaces"
+    """Where this process makes run workspaces: `JACKLINE_WORKSPACES`, else under the home. A
+    worker may keep them on a disk of its own; a run taken over by another worker finds its
+    workspace missing there and makes it again."""
+    where = os.environ.get("JACKLINE_WORKSPACES")
+    return Path(where).expanduser() if where else home() / "workspaces"
 
 
 def run_dir(run_id: str) -> Path:
