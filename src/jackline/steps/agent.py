@@ -18,6 +18,8 @@ from jackline.models import AgentRound, StepOutcome, Transcript
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
+from jackline.steps.keeping import keep_work
+from jackline.steps.moving import working
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class AgentOutcome(StepOutcome):
 
 def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
     """One round of the run's agent, or of the agent `name` a blueprint's step names."""
-    ctx = RunContext(run_id, agent=name)
+    ctx = working(run_id, agent=name, step=f"agent:{round_no}")
     keep = ctx.dir / f"round-{round_no}"
     checkpoint = keep / "start.tree"
     if checkpoint.exists():
@@ -49,6 +51,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         g.restore_tree(ctx.ws, checkpoint.read_text().strip())
         ctx.record(Kind.STEP, step="agent", round=round_no, retry=True)
     else:
+        keep.mkdir(parents=True, exist_ok=True)  # hydrate made it, unless on another machine
         checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
         ctx.record(Kind.STEP, step="agent", round=round_no)
     feedback = ctx.inbox / "feedback.md"
@@ -111,6 +114,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
+    keep_work(ctx, f"agent:{round_no}")
     return AgentOutcome(
         result.exit_code,
         result.duration,

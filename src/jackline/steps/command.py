@@ -22,6 +22,8 @@ from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.check import tree_changes
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs
+from jackline.steps.keeping import keep_work
+from jackline.steps.moving import working
 from jackline.store import Store
 
 
@@ -53,8 +55,9 @@ class CommandOutcome(StepOutcome):
 def command(run_id: str, spec: Mapping[str, object], after_round: int) -> CommandOutcome:
     """Run one deterministic step after round `after_round` (0: before any). Replayed after a
     crash, it starts again from the tree it started from, its last attempt's process ended."""
-    ctx = RunContext(run_id)
     step = blueprints.Command.model_validate(spec)
+    own = f"step:{after_round}-{step.name}"
+    ctx = working(run_id, step=own)
     label = f"step:{step.name}"
     keep = ctx.dir / "steps" / f"{after_round}-{step.name}"
     checkpoint = keep / "start.tree"
@@ -92,6 +95,7 @@ def command(run_id: str, spec: Mapping[str, object], after_round: int) -> Comman
     reason = "" if passed else _reason(step, done.exit_code, done.timed_out, tail)
     if reason:  # the run fails here; a round it ends (no checks judged it) still counts
         ctx.update(reason=reason, rounds=max(ctx.run.rounds, after_round))
+    keep_work(ctx, own)
     return CommandOutcome(passed, tuple(changed), tuple(created), reason)
 
 
