@@ -18,7 +18,7 @@ from jackline.models import AgentRound, StepOutcome, Transcript
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
-from jackline.steps.keeping import keep_work
+from jackline.steps.keeping import keep_work, still_there
 from jackline.steps.moving import working
 
 
@@ -114,7 +114,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
-    keep_work(ctx, f"agent:{round_no}")
+    keep_work(ctx, f"agent:{round_no}", still_there(found.blocking, reverted))
     return AgentOutcome(
         result.exit_code,
         result.duration,

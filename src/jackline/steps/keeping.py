@@ -17,7 +17,9 @@ from jackline.workspaces import kept
 def keep_work(ctx: RunContext, step: str, blocking: Sequence[Finding] | None = None) -> None:
     """Keep the work as this step leaves it, so that another machine can make the workspace
     again from it. `blocking`: the secret scan's block-level findings on this work, where the
-    step has them (else the work is scanned here). Work that holds such a secret is never kept:
+    step has them (`still_there`); else the verdict on the same tree kept before, else the
+    work is scanned here (the scan is most of what keeping costs). Work that holds such a
+    secret is never kept:
     it is never committed either, and it stays only where the harness already keeps it (the
     workspace, on this machine's disk). Work too large to keep is not kept either. Either way,
     the run carries on: it only cannot move to another machine until a later step's work is
@@ -31,7 +33,7 @@ def keep_work(ctx: RunContext, step: str, blocking: Sequence[Finding] | None = N
     if last is not None and last.step != step and (last.head, last.tree) == (head, tree):
         return  # nothing changed since the work before: that is the one to start from
     entry = kept.Kept(step, head, tree, base, branch, slot=None)
-    places = _secrets(ctx, tree, base, blocking)
+    places = _secrets(ctx, tree, base, blocking, last)
     limit = ctx.config.workspace.kept_mb * 1024 * 1024
     if places:
         why = f"it holds a secret ({', '.join(places[:3])}), which is never kept"
@@ -48,10 +50,23 @@ def keep_work(ctx: RunContext, step: str, blocking: Sequence[Finding] | None = N
     kept.record(ctx.store, ctx.run.id, entry, data)
 
 
+def still_there(blocking: Sequence[Finding], reverted: Sequence[str]) -> list[Finding]:
+    """The block-level findings of a scan taken before the files `reverted` were put back as
+    they were at the base: those in the files that are left."""
+    gone = set(reverted)
+    return [f for f in blocking if f.file not in gone]
+
+
 def _secrets(
-    ctx: RunContext, tree: str, base: str, blocking: Sequence[Finding] | None
+    ctx: RunContext,
+    tree: str,
+    base: str,
+    blocking: Sequence[Finding] | None,
+    last: kept.Kept | None,
 ) -> list[str]:
     """Where a block-level secret is in the work (`file:line`)."""
+    if blocking is None and last is not None and last.tree == tree:
+        return list(last.secrets)  # the commit of work kept before: the same files
     if blocking is None:
         blocking = secret_scan.scan(
             Change.between(ctx.ws, base, tree), ctx.known_secrets()
