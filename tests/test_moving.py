@@ -347,7 +347,6 @@ def _kept_objects(project: Project, run_id: str, scratch: Path) -> str:
         sha = git(scratch, "bundle", "unbundle", str(bundle)).split()[0]
         for line in git(scratch, "rev-list", "--objects", sha, "^main").splitlines():
             texts.append(git(scratch, "cat-file", "-p", line.split()[0]))
-    assert rows
     return "\n".join(texts)
 
 
@@ -452,3 +451,21 @@ def test_work_over_the_bound_is_not_kept_the_run_goes_on_here_and_cannot_move(
     assert "is not on this machine" in failed["reason"]
     assert "more than the 1 MiB `[workspace] kept_mb` allows" in failed["reason"]
     assert git(project.repo, "rev-list", "--count", "main") == "1"  # nothing merged
+
+
+@bwrap
+def test_a_run_killed_in_its_first_round_is_made_again_from_its_base(project: Project) -> None:
+    started = ".jackline/run/round-1-started"
+    flags = project.root / "flags"
+    first = Round(edits={"calc.py": Replace("a - b", "a + b")}, commands=[_gated(flags, started)])
+    _project(project, ScriptedAgent([first]))
+    run_id = _killed_when(project, lambda: list(project.home.glob(f"workspaces/*/{started}")))
+    shutil.rmtree(project.home / "workspaces")
+    (flags / "go").touch()
+    resumed = project.jl_json("resume")
+    assert [r["status"] for r in resumed] == ["awaiting_review"], resumed[0]["reason"]
+    [rebuilt] = _rebuilt(project, run_id)
+    assert rebuilt["step"] == "prepare" and rebuilt["head"] == resumed[0]["base_sha"]
+    branch = resumed[0]["branch"]
+    assert git(project.repo, "log", "--format=%s", f"main..{branch}").splitlines() == ["Fix add"]
+    assert git(project.repo, "diff", "--name-only", "main", branch) == "calc.py"

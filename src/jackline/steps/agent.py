@@ -91,11 +91,12 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         ctx.reverted(round_no, reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
+    left = g.worktree_tree(ctx.ws)
     measured = AgentRound(
         result.exit_code,
         result.timed_out,
         given.timeout,
-        changed=g.worktree_tree(ctx.ws) != checkpoint.read_text().strip(),
+        changed=left != checkpoint.read_text().strip(),
         left_change=bool(touched),
         tail=ctx.redact(result.output_tail),
     )
@@ -114,7 +115,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
-    keep_work(ctx, f"agent:{round_no}", still_there(found.blocking, reverted))
+    keep_work(ctx, f"agent:{round_no}", still_there(found.blocking, reverted), tree=left)
     return AgentOutcome(
         result.exit_code,
         result.duration,

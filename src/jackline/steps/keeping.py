@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
+from jackline import git as g
 from jackline.events import Kind
 from jackline.models import Finding
 from jackline.scans import Change
@@ -14,20 +15,26 @@ from jackline.steps.context import RunContext
 from jackline.workspaces import kept
 
 
-def keep_work(ctx: RunContext, step: str, blocking: Sequence[Finding] | None = None) -> None:
+def keep_work(
+    ctx: RunContext,
+    step: str,
+    blocking: Sequence[Finding] | None = None,
+    tree: str | None = None,
+) -> None:
     """Keep the work as this step leaves it, so that another machine can make the workspace
-    again from it. `blocking`: the secret scan's block-level findings on this work, where the
-    step has them (`still_there`); else the verdict on the same tree kept before, else the
-    work is scanned here (the scan is most of what keeping costs). Work that holds such a
-    secret is never kept:
-    it is never committed either, and it stays only where the harness already keeps it (the
-    workspace, on this machine's disk). Work too large to keep is not kept either. Either way,
-    the run carries on: it only cannot move to another machine until a later step's work is
-    kept, and the audit log says so."""
+    again from it (`tree`: the work tree, where the step has just read it).
+
+    Work that holds a block-level secret is never kept: it is never committed either, and it
+    stays only where the harness already keeps it (the workspace, on this machine's disk). The
+    verdict is `blocking`, the step's own scan of this work where it has one (`still_there`),
+    else the one on the same tree kept before, else a scan here (most of what keeping costs).
+    Work over `[workspace] kept_mb` is not kept either. Either way the run carries on; it only
+    cannot move to another machine until a later step's work is kept, as the audit log says."""
     base, branch = ctx.run.base_sha, ctx.run.branch
     if not base:  # a run prepared before bases were recorded
         return
-    head, tree = kept.head_and_tree(ctx.ws, branch)
+    head = g.rev(ctx.ws, f"refs/heads/{branch}")
+    tree = tree or g.worktree_tree(ctx.ws)
     index = kept.index_of(ctx.store, ctx.run.id)
     last = index.latest
     if last is not None and last.step != step and (last.head, last.tree) == (head, tree):
@@ -48,6 +55,16 @@ def keep_work(ctx: RunContext, step: str, blocking: Sequence[Finding] | None = N
             ctx.record(Kind.WORK_NOT_KEPT, step=step, why=data, secrets=places)
         return
     kept.record(ctx.store, ctx.run.id, entry, data)
+
+
+def keep_base(ctx: RunContext) -> None:
+    """The work as prepare leaves it: the base itself, nothing to bundle (set-up, which may
+    change files, runs again wherever the workspace is made again)."""
+    base = ctx.run.base_sha
+    if base:
+        tree = g.git(ctx.ws, "rev-parse", f"{base}^{{tree}}")
+        entry = kept.Kept("prepare", base, tree, base, ctx.run.branch, slot=None)
+        kept.record(ctx.store, ctx.run.id, entry, None)
 
 
 def still_there(blocking: Sequence[Finding], reverted: Sequence[str]) -> list[Finding]:

@@ -69,10 +69,10 @@ def rebuild(ctx: RunContext, step: str | None, why: str) -> None:
     lost = f"the run's workspace is not usable here ({why})"
     if source is None:
         raise WorkspaceLost(f"{lost}, and the run kept no work to make it again from")
-    if source.slot is None:
+    if not source.movable:
         raise WorkspaceLost(f"{lost}, and the work of {source.step} was not kept: {source.why}")
-    data = ctx.store.get_artifact(ctx.run.id, source.slot)
-    if data is None or not kept.digest_matches(data, source):
+    data = ctx.store.get_artifact(ctx.run.id, source.slot) if source.slot else None
+    if source.slot and not kept.digest_matches(data, source):
         raise WorkspaceLost(f"{lost}, and the kept work of {source.step} is missing or damaged")
     previous = ctx.run.workspace
     ws = _fresh(ctx, source, lost)

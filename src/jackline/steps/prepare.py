@@ -17,7 +17,7 @@ from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.models import Status, StepOutcome
 from jackline.steps.context import RunContext, redact_file
-from jackline.steps.keeping import keep_work
+from jackline.steps.keeping import keep_base
 from jackline.workspaces import AGENT_DIR, Workspace, kept, pool, provider, services
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
@@ -72,7 +72,7 @@ def prepare(run_id: str) -> PrepareOutcome:
     # Where it is, and the work as it starts (the base): a worker that takes the run over
     # elsewhere makes it again from what later steps keep (`moving`).
     kept.claim(ctx.store, run_id, ws.path)
-    keep_work(ctx, "prepare", blocking=())
+    keep_base(ctx)
     return PrepareOutcome(True, workspace=str(ws.path), base=ws.base_sha)
 
 

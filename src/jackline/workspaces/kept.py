@@ -140,7 +140,8 @@ class Kept:
     """The run's base commit then: the bundle needs it (and what precedes it) to apply."""
     branch: str
     slot: str | None
-    """The artifact holding the bundle; None when the work was not kept (`why`)."""
+    """The artifact holding the bundle. None: the work was not kept (`why` says why), or
+    there was nothing to keep (`why` empty): the work is the base itself, as prepare leaves it."""
     size: int = 0
     digest: str = ""
     """sha256 of the bundle's bytes."""
@@ -150,6 +151,11 @@ class Kept:
     """Where a block-level secret was in the work (`file:line`), never its value."""
     host: str = ""
     at: float = 0.0
+
+    @property
+    def movable(self) -> bool:
+        """Whether a workspace can be made again from this work."""
+        return self.slot is not None or not self.why
 
 
 @dataclass(frozen=True)
@@ -236,21 +242,19 @@ def _too_large(size: int, limit: int) -> str:
     )
 
 
-def apply(ws: Path, data: bytes, kept: Kept) -> None:
-    """Make a fresh workspace of the run hold the kept work: the bundle's objects added to the
-    harness's git directory, the branch at the work's head, and the work tree the work's tree
-    (index and HEAD at the head, as a step leaves them). The bundle is the store's, written by
-    a harness; its digest is checked by the caller."""
-    with tempfile.NamedTemporaryFile(suffix=".bundle") as f:
-        f.write(data)
-        f.flush()
-        listed = g.git(ws, "bundle", "unbundle", f.name).split()
-    work = listed[0]
-    if (
-        g.rev(ws, f"{work}^") != kept.head
-        or g.git(ws, "rev-parse", f"{work}^{{tree}}") != kept.tree
-    ):
-        raise ValueError(f"the kept work of {kept.step} is not what its index says")
+def apply(ws: Path, data: bytes | None, kept: Kept) -> None:
+    """Make a fresh workspace of the run hold the kept work: the bundle's objects (none for the
+    base itself) added to the harness's git directory, the branch at the work's head, and the
+    work tree the work's tree (index and HEAD at the head, as a step leaves them). The bundle
+    is the store's, written by a harness; its digest is checked by the caller."""
+    if data is not None:
+        with tempfile.NamedTemporaryFile(suffix=".bundle") as f:
+            f.write(data)
+            f.flush()
+            work = g.git(ws, "bundle", "unbundle", f.name).split()[0]
+        same = g.rev(ws, f"{work}^") == kept.head
+        if not same or g.git(ws, "rev-parse", f"{work}^{{tree}}") != kept.tree:
+            raise ValueError(f"the kept work of {kept.step} is not what its index says")
     g.git(ws, "update-ref", f"refs/heads/{kept.branch}", kept.head)
     g.git(ws, "symbolic-ref", "HEAD", f"refs/heads/{kept.branch}")
     g.restore_tree(ws, kept.tree)
