@@ -21,10 +21,12 @@ def test_a_run_whose_handoff_cannot_be_made_keeps_a_note_that_is_shown_in_its_pl
     # A run with no submission recorded: neither its context nor its handoff can be loaded.
     store.insert_run(Run("run-1", "t", "/r", "a", "standard", Status.RUNNING, "b", "me", now, now))
     store.put_artifact("run-1", "handoff.json", b"{}")  # an earlier round's, say
+    store.put_artifact("run-1", "work/a.bundle", b"PACK\x00")  # the harness's own
     steps.fail("run-1", "KeyError: 'boom'")
     run = store.get_run("run-1")
     assert run.status == Status.FAILED and run.handoff
     Path(run.handoff).unlink()  # read from the store, not from this machine's files
     shown = api.handoff_text(run) or ""
     assert shown.startswith("# run-1: failed") and "KeyError: 'boom'" in shown
-    assert api.artifact_names("run-1") == ["handoff.json", "handoff.md"]
+    assert api.artifact_names("run-1") == ["handoff.json", "handoff.md"]  # no bundle
+    assert api.artifact_text("run-1", "work/a.bundle") is None

@@ -24,6 +24,14 @@ CHANGE_LIMIT = 4 * 1024 * 1024
 """Characters of a change kept: a bigger one is cut, and says so."""
 # Logs are kept under their path in the run's folder: `setup-1.log`, `round-2/agent.log`,
 # `round-2/test.log`, `steps/1-autofix/output.log`; a release's as `deploy-staging.log`.
+HARNESS_ONLY = ("work/",)
+"""What the harness keeps for itself (the run's work as git bundles, `workspaces.kept`; its
+inbox, `steps.context`): not a person's to read, and not text."""
+
+
+def readable(name: str) -> bool:
+    """Whether `name` is an artifact a person reads (`jackline logs --files`, the API)."""
+    return not name.startswith(HARNESS_ONLY)
 
 
 def keep_handoff(h: Handoff, directory: Path, store: Store, run_id: str) -> Path:

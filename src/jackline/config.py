@@ -64,6 +64,10 @@ class WorkspaceConfig(_Section):
     shared: list[str] = []
     """Folders set-up made that workspaces may share by hard link when copied (never written in
     place), such as `.venv/lib`. Overlay workspaces share the whole snapshot anyway."""
+    kept_mb: int = Field(default=50, ge=0)
+    """MiB of a run's work (compressed, from its base commit) kept in the store after each step
+    that changes it, so another worker can take the run over and make its workspace again. A
+    run whose work is larger is not kept, and then cannot move to another machine (0: never)."""
 
 
 class CheckConfig(_Section):

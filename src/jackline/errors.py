@@ -6,6 +6,7 @@
     ├── Refused                   a verb that policy does not allow now (self-approval, dirty main)
     │   └── Conflict              a branch and a main that moved changed the same lines
     ├── CommandFailed             a harness-side command failed (git, set-up); carries the four parts
+    ├── WorkspaceLost             a run's workspace is on no machine here and cannot be made again
     └── Interrupted               exit 130: Ctrl-C while runs were driven; names them, and the way on
 
 Anything else that escapes is a bug: the CLI exits 70 (EX_SOFTWARE, sysexits.h) and writes the
@@ -67,6 +68,14 @@ class CommandFailed(JacklineError):
         self.stdout = stdout
         self.stderr = stderr
         super().__init__(render_failure(argv, code, stdout, stderr))
+
+
+class WorkspaceLost(JacklineError):
+    """A step needs the run's workspace, which is not this run's on this machine, and the work
+    it would be made again from was not kept (too large, or it held a secret) or cannot be
+    applied. The run fails with this as its reason: nothing is made up in its place."""
+
+    kind = "workspace_lost"
 
 
 def render_failure(

@@ -29,6 +29,8 @@ class Kind(StrEnum):
     SUBMITTED = "submitted"
     CLAIM = "claim"
     WORKSPACE = "workspace"
+    WORKSPACE_REBUILT = "workspace.rebuilt"
+    WORK_NOT_KEPT = "work.not_kept"
     SETUP = "setup"
     SERVICES = "services"
     STEP = "step"
@@ -313,6 +315,23 @@ SPECS: dict[Kind, Spec] = {
         told=_NEVER,
     ),
     Kind.WORKSPACE: Spec("The run's workspace was made (or made again).", _workspace),
+    Kind.WORKSPACE_REBUILT: Spec(
+        "The run's workspace was not this run's on this machine (another worker made it, it "
+        "is gone or was replaced): it was made again here from the work the run kept after its "
+        "last finished step.",
+        lambda d: (
+            f"workspace rebuilt on {d['host']} from the work of {d['step']} "
+            f"({d['seconds']:.1f}s): {d['why']}"
+        ),
+        tone=_always("warn"),
+    ),
+    Kind.WORK_NOT_KEPT: Spec(
+        "The work of a step could not be kept in the store (too large, or it holds a secret): "
+        "until a later step's is, the run cannot move to another machine.",
+        lambda d: f"work of {d['step']} not kept: {d['why']}",
+        tone=_always("warn"),
+        told=_NEVER,
+    ),
     Kind.SETUP: Spec(
         "A set-up command starts (set-up may take a minute: each is told as it starts).",
         lambda d: f"prepare: {_setup(d)} ...",

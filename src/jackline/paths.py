@@ -31,10 +31,11 @@ def engine_database() -> Path:
 
 
 def workspaces() -> Path:
-    """Where runs' workspaces are made: `JACKLINE_WORKSPACES` (a worker's own folder, set by
-    `jackline worker --workspaces`), else under the home."""
-    chosen = os.environ.get("JACKLINE_WORKSPACES")
-    return Path(chosen).expanduser() if chosen else home() / "workspaces"
+    """Where this process makes run workspaces: `JACKLINE_WORKSPACES` (a worker's own folder,
+    set by `jackline worker --workspaces`), else under the home. A run taken over by another
+    worker finds its workspace missing there and makes it again (`steps.moving`)."""
+    where = os.environ.get("JACKLINE_WORKSPACES")
+    return Path(where).expanduser() if where else home() / "workspaces"
 
 
 def run_dir(run_id: str) -> Path:

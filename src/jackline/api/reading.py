@@ -133,8 +133,9 @@ def artifact(record_id: str, name: str) -> bytes | None:
 
 
 def artifact_text(record_id: str, name: str) -> str | None:
-    """A kept artifact as text (a log: `round-1/test.log`, `deploy-staging.log`), or None."""
-    data = artifact(record_id, name)
+    """A kept artifact as text (a log: `round-1/test.log`, `deploy-staging.log`), or None
+    (for what the harness keeps for itself too: its work's bundles are no text to show)."""
+    data = artifact(record_id, name) if artifacts.readable(name) else None
     return data.decode(errors="replace") if data is not None else None
 
 
@@ -142,7 +143,7 @@ def artifact_names(record_id: str) -> list[str]:
     """The names of what a run or release kept, in order."""
     store = Store()
     try:
-        return store.artifact_names(record_id)
+        return [n for n in store.artifact_names(record_id) if artifacts.readable(n)]
     finally:
         store.close()
 

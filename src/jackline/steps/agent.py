@@ -18,6 +18,8 @@ from jackline.models import AgentRound, StepOutcome, Transcript
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
+from jackline.steps.keeping import keep_work, still_there
+from jackline.steps.moving import working
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class AgentOutcome(StepOutcome):
 
 def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
     """One round of the run's agent, or of the agent `name` a blueprint's step names."""
-    ctx = RunContext(run_id, agent=name)
+    ctx = working(run_id, agent=name, step=f"agent:{round_no}")
     keep = ctx.dir / f"round-{round_no}"
     checkpoint = keep / "start.tree"
     if checkpoint.exists():
@@ -49,6 +51,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         g.restore_tree(ctx.ws, checkpoint.read_text().strip())
         ctx.record(Kind.STEP, step="agent", round=round_no, retry=True)
     else:
+        keep.mkdir(parents=True, exist_ok=True)  # hydrate made it, unless on another machine
         checkpoint.write_text(g.worktree_tree(ctx.ws) + "\n")
         ctx.record(Kind.STEP, step="agent", round=round_no)
     feedback = ctx.inbox / "feedback.md"
@@ -88,11 +91,12 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         ctx.reverted(round_no, reverted)
     touched = g.changed_paths(ctx.ws, ctx.run.base_sha or "HEAD")
     ctx.update(paths=sorted({*ctx.run.paths, *touched}))
+    left = g.worktree_tree(ctx.ws)
     measured = AgentRound(
         result.exit_code,
         result.timed_out,
         given.timeout,
-        changed=g.worktree_tree(ctx.ws) != checkpoint.read_text().strip(),
+        changed=left != checkpoint.read_text().strip(),
         left_change=bool(touched),
         tail=ctx.redact(result.output_tail),
     )
@@ -111,6 +115,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
         **({"agent": ctx.agent_name} if name else {}),
         **({"dropped_bytes": result.dropped} if result.dropped else {}),
     )
+    keep_work(ctx, f"agent:{round_no}", still_there(found.blocking, reverted), tree=left)
     return AgentOutcome(
         result.exit_code,
         result.duration,

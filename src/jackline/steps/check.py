@@ -11,6 +11,7 @@ from jackline.checks import bytecode, changed_the_work, listed, run_check
 from jackline.events import Kind
 from jackline.models import CheckResult, StepOutcome
 from jackline.steps.context import RunContext, last_agent, redact_file, remove_nested_gitdirs
+from jackline.steps.moving import working
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class CheckOutcome(StepOutcome):
 
 
 def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> CheckOutcome:
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     out_dir = ctx.dir / f"{label}-{round_no}"
     agent = last_agent(ctx, round_no) if label == "round" else None
     # An agent that did not run (it failed without touching a file) left nothing to check: its

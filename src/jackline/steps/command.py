@@ -17,11 +17,13 @@ from jackline import blueprints, proc
 from jackline import git as g
 from jackline.events import Kind
 from jackline.guard.scope import revert_forbidden
-from jackline.models import StepOutcome, last_line
+from jackline.models import Finding, StepOutcome, last_line
 from jackline.scans import Change
 from jackline.scans import secrets as secret_scan
 from jackline.steps.check import tree_changes
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs
+from jackline.steps.keeping import keep_work, still_there
+from jackline.steps.moving import working
 from jackline.store import Store
 
 
@@ -53,8 +55,9 @@ class CommandOutcome(StepOutcome):
 def command(run_id: str, spec: Mapping[str, object], after_round: int) -> CommandOutcome:
     """Run one deterministic step after round `after_round` (0: before any). Replayed after a
     crash, it starts again from the tree it started from, its last attempt's process ended."""
-    ctx = RunContext(run_id)
     step = blueprints.Command.model_validate(spec)
+    own = f"step:{after_round}-{step.name}"
+    ctx = working(run_id, step=own)
     label = f"step:{step.name}"
     keep = ctx.dir / "steps" / f"{after_round}-{step.name}"
     checkpoint = keep / "start.tree"
@@ -72,7 +75,7 @@ def command(run_id: str, spec: Mapping[str, object], after_round: int) -> Comman
         done = proc.run(
             step.command, ctx.ws, ctx.env(), log, step.timeout, pidfile=keep / "step.pid", jail=jail
         )
-    changed, created = _kept(ctx, step.name, before, after_round)
+    changed, created, blocking = _kept(ctx, step.name, before, after_round)
     redact_file(ctx, log)
     tail = ctx.redact(done.tail())
     passed = not done.timed_out and (step.pass_ == "always" or done.exit_code == 0)
@@ -92,13 +95,17 @@ def command(run_id: str, spec: Mapping[str, object], after_round: int) -> Comman
     reason = "" if passed else _reason(step, done.exit_code, done.timed_out, tail)
     if reason:  # the run fails here; a round it ends (no checks judged it) still counts
         ctx.update(reason=reason, rounds=max(ctx.run.rounds, after_round))
+    keep_work(ctx, own, blocking)
     return CommandOutcome(passed, tuple(changed), tuple(created), reason)
 
 
-def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[list[str], list[str]]:
+def _kept(
+    ctx: RunContext, name: str, before: str, after_round: int
+) -> tuple[list[str], list[str], list[Finding]]:
     """What the step left, made safe to keep as the agent's work is (`agent`): nested
     repositories flattened, secrets it wrote or printed learned for redaction, writes to
-    `[scope] forbidden` reverted. The paths it modified or deleted, and those it created."""
+    `[scope] forbidden` reverted. The paths it modified or deleted, those it created, and the
+    block-level secrets in the work it leaves (for `keep_work`)."""
     flattened = remove_nested_gitdirs(ctx.ws)
     if flattened:
         ctx.record(
@@ -117,7 +124,8 @@ def _kept(ctx: RunContext, name: str, before: str, after_round: int) -> tuple[li
     if reverted:
         ctx.record(Kind.SCOPE, round=after_round, step=f"step:{name}", reverted=reverted)
     ctx.update(paths=sorted({*ctx.run.paths, *g.changed_paths(ctx.ws, base)}))
-    return tree_changes(ctx.ws, before, g.worktree_tree(ctx.ws))
+    changed, created = tree_changes(ctx.ws, before, g.worktree_tree(ctx.ws))
+    return changed, created, still_there(found.blocking, reverted)
 
 
 def _reason(step: blueprints.Command, code: int, timed_out: bool, tail: str) -> str:

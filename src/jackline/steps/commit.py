@@ -6,12 +6,14 @@ from jackline import artifacts
 from jackline import git as g
 from jackline.events import Kind
 from jackline.steps.context import RunContext
+from jackline.steps.keeping import keep_work
+from jackline.steps.moving import working
 
 
 def commit(run_id: str) -> str:
     """Commit what the agent left (its own commits stay). Safe to replay: with nothing left to
     commit, the head is returned as it is."""
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     g.git(ctx.ws, "add", "-A")
     if g.ok(ctx.ws, "diff", "--cached", "--quiet"):
         head = g.rev(ctx.ws, "HEAD")
@@ -22,6 +24,7 @@ def commit(run_id: str) -> str:
     ctx.update(head_sha=head)
     _keep_change(ctx, head)
     ctx.record(Kind.COMMIT, sha=head)
+    keep_work(ctx, "commit")
     return head
 
 

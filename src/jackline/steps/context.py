@@ -27,7 +27,7 @@ from jackline.sandbox import Jail
 from jackline.sandbox import proxy as net
 from jackline.stepcontext import SecretRef, StepContext
 from jackline.store import Store
-from jackline.workspaces import AGENT_DIR, revive, services
+from jackline.workspaces import AGENT_DIR, services
 
 
 class RunContext(StepContext[Run]):
@@ -37,9 +37,10 @@ class RunContext(StepContext[Run]):
 
     def __init__(self, run_id: str, store: Store | None = None, agent: str | None = None) -> None:
         self._agent = agent  # a blueprint's step may name its own
+        self.checked = False
+        """Whether the workspace is known to be this run's on this machine: prepare made it, or
+        `moving.working` found (or made) it. Until then `ws` is refused."""
         super().__init__(run_id, store)
-        if self.run.workspace and revive(Path(self.run.workspace)):
-            self.record(Kind.WORKSPACE, revived=self.run.workspace)
 
     def _load(self, record_id: str) -> Run:
         return self.store.get_run(record_id)
@@ -103,7 +104,10 @@ class RunContext(StepContext[Run]):
 
     @property
     def ws(self) -> Path:
+        """The run's workspace, once it is known to be this run's here: a step that works in it
+        takes its context from `moving.working`, which makes it again where it is not."""
         assert self.run.workspace, "prepare has not run"
+        assert self.checked, "the workspace was not checked: take the context from moving.working"
         return Path(self.run.workspace)
 
     @property
@@ -207,11 +211,36 @@ class RunContext(StepContext[Run]):
         else:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
+        if name in INBOX_TEXTS:
+            self._keep_in_inbox(name, text)
         if self.config.sandbox.mode != "bubblewrap" and self.run.workspace:
             if text is None:
                 safeio.remove(self.ws, AGENT_DIR / name)
             else:
                 safeio.write_text(self.ws, AGENT_DIR / name, text)
+
+    def _kept_inbox(self) -> dict[str, str]:
+        data = self.store.get_artifact(self.run.id, INBOX_KEPT)
+        return dict(json.loads(data)) if data else {}
+
+    def _keep_in_inbox(self, name: str, text: str | None) -> None:
+        """Keep what the inbox holds in the store as well (redacted, as every stored byte is):
+        a worker on another machine that takes the run over has no run folder of this one's."""
+        texts = self._kept_inbox()
+        if text is None:
+            texts.pop(name, None)
+        else:
+            texts[name] = self.redact(text)
+        self.store.put_artifact(self.run.id, INBOX_KEPT, json.dumps(texts).encode())
+
+    def restore_inbox(self) -> list[str]:
+        """Write back the inbox's texts this machine lacks, from the store; the names written."""
+        texts = self._kept_inbox()
+        missing = [n for n in INBOX_TEXTS if n in texts and not (self.inbox / n).exists()]
+        for name in missing:
+            (self.inbox / name).parent.mkdir(parents=True, exist_ok=True)
+            (self.inbox / name).write_text(texts[name])
+        return missing
 
     def command(
         self,
@@ -249,6 +278,9 @@ class RunContext(StepContext[Run]):
 
 
 INBOX_FILES = ("brief.md", "feedback.md", "policy.json", "context.json", "bin")
+INBOX_TEXTS = ("brief.md", "feedback.md", "policy.json", "context.json")
+"""The inbox's files the harness writes as text (`bin` is the git wrapper, installed anew)."""
+INBOX_KEPT = "work/inbox.json"
 
 
 def redact_file(ctx: RunContext, path: Path) -> None:

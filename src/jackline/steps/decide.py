@@ -17,6 +17,8 @@ from jackline.models import Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
 from jackline.steps.context import RunContext
+from jackline.steps.keeping import keep_work
+from jackline.steps.moving import working
 from jackline.workspaces import remove as remove_workspace
 
 
@@ -52,7 +54,7 @@ class MergeOutcome(StepOutcome):
 
 def merge(run_id: str, decision: Decision) -> MergeOutcome:
     """Merge onto the newest main: the checks run again on the merge result when main moved."""
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
         ctx.update(status=Status.AWAITING_REVIEW, reason=refusal)
@@ -127,7 +129,8 @@ def changes_requested(run_id: str, decision: Decision) -> str:
     round starts on the newest main (`forge.onto_newest_main`): a branch that no longer merges
     has a way forward, and no agent works on an old main unknowingly. The feedback says main
     moved and names each file left with conflict markers."""
-    ctx = RunContext(run_id)
+    own = f"changes:{decision.id}"
+    ctx = working(run_id, step=own)
     text = review_feedback(decision)
     main = ctx.config.project.main
     repos.synced(ctx.run.repo, main)  # a URL's clone, which the workspace fetches main from
@@ -137,6 +140,7 @@ def changes_requested(run_id: str, decision: Decision) -> str:
     tip, conflicts = moved
     ctx.update(base_sha=tip)
     ctx.record(Kind.ONTO_MAIN, main=main, sha=tip, conflicts=conflicts)
+    keep_work(ctx, own)  # on the newest main now, with its conflicts marked
     return text + "\n" + context.render_main_moved(main, tip, conflicts)
 
 

@@ -19,7 +19,7 @@ def cancel(run_id: str, reason: str) -> str:
     Store().update_run(run_id, status=Status.CANCELLED, reason=reason)
     for pidfile in sorted(paths.run_dir(run_id).glob("round-*/agent.pid")):
         proc.kill_recorded(pidfile)
-    return write_handoff(run_id, Status.CANCELLED)
+    return write_handoff(run_id, Status.CANCELLED, rebuild=False)
 
 
 def fail(run_id: str, reason: str) -> None:
@@ -39,7 +39,7 @@ def fail(run_id: str, reason: str) -> None:
     # handoff that says why (`write_handoff` moves both at once).
     store.update_run(run_id, reason=reason)
     try:
-        write_handoff(run_id, Status.FAILED)
+        write_handoff(run_id, Status.FAILED, rebuild=False)
     except Exception as e:  # the bug may be in the handoff itself: a short one says it
         path = paths.run_dir(run_id) / "handoff.md"
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, replace
+from pathlib import Path
 
 from jackline import artifacts, context, handoff, repos, safeio
 from jackline import git as g
@@ -12,6 +13,7 @@ from jackline.guard.audit import Event
 from jackline.models import FINAL, AgentRound, Status
 from jackline.review import in_force
 from jackline.steps.context import RunContext
+from jackline.steps.moving import here, working
 from jackline.workspaces import services
 
 NOTES = ".jackline/notes.md"
@@ -20,9 +22,15 @@ NOTES_LIMIT = 64 << 10
 """Bytes of the agent's notes read at most (a cut is said in the text)."""
 
 
-def write_handoff(run_id: str, outcome: Status) -> str:
-    ctx = RunContext(run_id)
-    if (outcome in FINAL or outcome == Status.BLOCKED) and ctx.run.workspace:
+def write_handoff(run_id: str, outcome: Status, rebuild: bool = True) -> str:
+    """The handoff, from the run's record, its audit log and its workspace. In the workflow
+    the workspace is made again here if it is not (`moving.working`): the handoff describes
+    the work. A cancel or a failure (`rebuild=False`) writes it from wherever it happens, with
+    the workspace only if it is this run's on this machine."""
+    ctx = working(run_id) if rebuild else RunContext(run_id)
+    if not rebuild and ctx.run.workspace:
+        here(ctx)
+    if (outcome in FINAL or outcome == Status.BLOCKED) and ctx.checked:
         # The workspace stays for a person to look at; its database need not keep running
         # (a blocked run sent back starts them again with its next round: `hydrate`).
         stopped = services.stop(ctx.ws)
@@ -59,11 +67,11 @@ def _handoff(
     reverted = list(ctx.run.reverted)
     files = _files_changed(ctx)
     # The agent's notes: a file of the workspace's own (a link to /etc/shadow is no notes).
-    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.run.workspace else ""
+    notes = (safeio.read_text(ctx.ws, NOTES, NOTES_LIMIT) or "") if ctx.checked else ""
     failing = _still_failing(rounds[-1]) if rounds else []
     scans = [e.data for e in events if e.kind == Kind.SCAN]
     findings = [handoff.finding_from_json(f) for f in (scans[-1]["findings"] if scans else [])]
-    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.run.workspace else []
+    named = context.paths_named(ctx.run.task, ctx.ws) if ctx.checked else []
     return handoff.Handoff(
         run=ctx.run.id,
         task=ctx.run.task,
@@ -145,7 +153,8 @@ def _see_diff(ctx: RunContext, outcome: str) -> str:
         return f"git -C {repo} diff {main}...{run.branch}"
     if not run.workspace:
         return ""
-    where = f"--git-dir={g.gitdir_path(ctx.ws)} --work-tree={ctx.ws}"
+    ws = Path(run.workspace)  # a command for a person to type: the path, wherever it is
+    where = f"--git-dir={g.gitdir_path(ws)} --work-tree={ws}"
     if run.head_sha:
         return f"git {where} diff {run.base_sha} {run.head_sha}"
     # Not committed: `diff` shows what changed in the files git knows, `status` the new ones.
@@ -201,7 +210,7 @@ def _timeline(events: list[Event], per_round: int = 12) -> tuple[handoff.Timelin
 
 
 def _files_changed(ctx: RunContext) -> list[handoff.ChangedFile]:
-    if not ctx.run.workspace or not ctx.ws.exists() or not ctx.run.base_sha:
+    if not ctx.checked or not ctx.run.base_sha:
         return []
     tree = g.worktree_tree(ctx.ws)
     # NUL-separated: a name git would quote is shown as the file's name, not git's quoting of it.

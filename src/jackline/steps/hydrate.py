@@ -9,6 +9,7 @@ from jackline import config as cfg
 from jackline import context
 from jackline.events import Kind
 from jackline.steps.context import RunContext
+from jackline.steps.moving import working
 
 
 def hydrate(
@@ -20,7 +21,7 @@ def hydrate(
 ) -> str:
     """The round's brief and feedback in the inbox. A blueprint's agentic step may give its own
     `prompt` template and round limit (`rounds`): the brief is then the template filled in."""
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     # A round's commands get the services' variables: started again here where a blocked run
     # stopped them while it waited for a person.
     ctx.services()

@@ -17,7 +17,8 @@ from jackline.guard.gitwrap import install_wrapper
 from jackline.guard.policy import GATES, Policy
 from jackline.models import Status, StepOutcome
 from jackline.steps.context import RunContext, redact_file
-from jackline.workspaces import AGENT_DIR, Workspace, pool, provider, services
+from jackline.steps.keeping import keep_base
+from jackline.workspaces import AGENT_DIR, Workspace, kept, pool, provider, services
 from jackline.workspaces import snapshot as snap
 from jackline.workspaces.clone import add_excludes, exclude_setup_outputs
 from jackline.workspaces.providers import provider_for
@@ -45,7 +46,7 @@ def prepare(run_id: str) -> PrepareOutcome:
     if mode == "none":
         ctx.record(Kind.WARNING, message=sandbox.NONE_WARNING)
     try:
-        ws, extra = _workspace(ctx)
+        ws, extra = make_workspace(ctx)
         started = services.ensure(ws.path, ctx.config)
     except SetupFailed as e:
         reason = f"set-up failed: `{e.argv}` exited {e.code}"
@@ -67,21 +68,30 @@ def prepare(run_id: str) -> PrepareOutcome:
         sandbox=mode,
         **extra,
     )
-    _arm_guard(ctx, ws.path)
+    arm_guard(ctx, ws.path)
+    # Where it is, and the work as it starts (the base): a worker that takes the run over
+    # elsewhere makes it again from what later steps keep (`moving`).
+    kept.claim(ctx.store, run_id, ws.path)
+    keep_base(ctx)
     return PrepareOutcome(True, workspace=str(ws.path), base=ws.base_sha)
 
 
-def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
+def make_workspace(ctx: RunContext, at: str | None = None) -> tuple[Workspace, dict[str, Any]]:
     """The run's workspace. With set-up under the sandbox: from the warm pool, or made from main's
     snapshot (built first if there is none: the cold start), caught up with main. Otherwise a
-    fresh clone, with set-up run in it."""
+    fresh clone, with set-up run in it. With `at` (a workspace made again, `steps.moving`), at
+    that commit instead of main's tip, and the run's base is left as it is."""
     main = ctx.config.project.main
     repo = repos.synced(ctx.run.repo, main)  # a URL: this worker's clone, at the remote's main
     dest = paths.workspaces() / ctx.run.id
     wants_snapshot = ctx.config.workspace.setup or ctx.config.pool.size
     if not wants_snapshot or ctx.config.sandbox.mode != "bubblewrap":
         ws = provider("clone").create(repo, main, ctx.run.branch, dest)
+        if at is not None:
+            g.git(ws.path, "checkout", "--quiet", "-B", ctx.run.branch, at)
+            ws = replace(ws, base_sha=at)
         ctx.update(workspace=str(ws.path), base_sha=ws.base_sha)
+        ctx.checked = True
         snap.raise_failed(_setup_runner(ctx)(ws.path))
         exclude_setup_outputs(ws.path)
         return ws, {}
@@ -95,7 +105,8 @@ def _workspace(ctx: RunContext) -> tuple[Workspace, dict[str, Any]]:
         snapshot_key = current.key
     ws = taken
     ctx.update(workspace=str(ws.path))
-    caught = snap.catch_up(ws, repo, main, ctx.config, run_setup)
+    ctx.checked = True
+    caught = snap.catch_up(ws, repo, main, ctx.config, run_setup, to=at)
     ws = replace(ws, base_sha=g.rev(ws.path, "HEAD"))
     ctx.update(base_sha=ws.base_sha)
     if ctx.config.pool.size:
@@ -129,7 +140,7 @@ def _snapshot_of(ws: Path) -> str | None:
     return json.loads(record.read_text()).get("key") if record.exists() else None
 
 
-def _arm_guard(ctx: RunContext, ws: Path) -> None:
+def arm_guard(ctx: RunContext, ws: Path) -> None:
     """The in-loop guard: the policy the hook and the git wrapper read and the wrapper itself
     on the agent's PATH, both in the inbox. The walls are elsewhere: the workspace's git
     directory is the harness's, out of the agent's reach (see `git.gitdir_path`); the agent gets

@@ -6,10 +6,11 @@ from __future__ import annotations
 from jackline import forge
 from jackline.events import Kind
 from jackline.steps.context import RunContext
+from jackline.steps.moving import working
 
 
 def publish(run_id: str) -> None:
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     if ctx.config.forge.kind == "github":
         # The branch and its pull request live on GitHub; merging stays local for now (an
         # approval lands in the user's repository and the pull request is told).

@@ -10,7 +10,7 @@ from jackline.guard.audit import Event
 from jackline.models import Finding, StepOutcome
 from jackline.scans import Change, run_scans, sort
 from jackline.scans import secrets as secret_scan
-from jackline.steps.context import RunContext
+from jackline.steps.moving import working
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class ScanOutcome(StepOutcome):
 
 def scan(run_id: str) -> ScanOutcome:
     """Scan the change before anything is committed. A found secret blocks the run here."""
-    ctx = RunContext(run_id)
+    ctx = working(run_id)
     ctx.record(Kind.STEP, step="scan")
     change = Change.of_workspace(ctx.ws, ctx.run.base_sha or "HEAD")
     known = ctx.known_secrets()

@@ -363,13 +363,19 @@ def begin(dest: Path, snapshot: Snapshot, branch: str, method: str) -> Workspace
 
 
 def catch_up(
-    ws: Workspace, repo: Path, main: str, config: JacklineConfig, run_setup: RunSetup
+    ws: Workspace,
+    repo: Path,
+    main: str,
+    config: JacklineConfig,
+    run_setup: RunSetup,
+    to: str | None = None,
 ) -> dict[str, Any]:
-    """Move the workspace's branch to main's tip, keeping set-up's outputs (they are ignored
-    files), and run set-up again only if its inputs differ from those its outputs came from."""
+    """Move the workspace's branch to main's tip (or to the commit `to`, one of main's), keeping
+    set-up's outputs (they are ignored files), and run set-up again only if its inputs differ
+    from those its outputs came from."""
     made = json.loads((gitdir_path(ws.path) / PROVENANCE).read_text())
     git(ws.path, "fetch", "--quiet", str(repo), f"+refs/heads/{main}:refs/remotes/origin/{main}")
-    tip = rev(ws.path, f"origin/{main}")
+    tip = rev(ws.path, to or f"origin/{main}")
     done = {"moved_from": ws.base_sha, "moved_to": tip, "setup_rerun": False}
     if tip == ws.base_sha:
         return done
