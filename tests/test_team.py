@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, git
+from conftest import Project, git, unmount_under
 
 from jackline.testing import Replace, Round, ScriptedAgent
 
@@ -472,3 +473,62 @@ def test_on_one_machine_detach_and_the_team_options_are_refused_with_the_way(
     assert worker.returncode == 1 and "--concurrency and --workspaces are for team mode" in (
         worker.stderr
     )
+
+
+def test_on_postgresql_a_worker_on_its_own_disk_killed_in_an_agent_step_is_taken_over_elsewhere(
+    project: Project, tmp_path: Path, pg_url: str
+) -> None:
+    """Three workers, one PostgreSQL database, each worker its own workspace folder as on a
+    machine of its own: the one driving an agent step is killed with -9; another takes the run
+    over, makes its workspace again on its own disk from the work the run kept, and the run
+    finishes once."""
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    nap = "97"  # the agent's first round sleeps until the gate opens
+    slow = Round(
+        edits={"calc.py": Replace("a - b", "a + b")},
+        commands=[f"[ -e {gate}/open ] || sleep {nap}"],
+    )
+    extra = f"\n[sandbox]\nreadable = [{json.dumps(str(project.root / 'agent.json'))}, {json.dumps(str(gate))}]\n"
+    team(project).env["JACKLINE_DATABASE_URL"] = pg_url
+    project.tokens.clear()
+    project.env["JACKLINE_TOKEN"] = project.token("alice")
+    project.create(ScriptedAgent([slow]), extra=extra)
+    roots = [tmp_path / f"disk-{i}" for i in range(3)]
+    crew: list[Worker] = []
+    try:
+        for i, root in enumerate(roots):
+            crew.append(Worker(project, tmp_path / f"worker-{i}.log", "--workspaces", str(root)))
+        run_id = project.jl("run", "Fix add", "--detach").stdout.strip()
+        napping = until(lambda: _processes(["sleep", nap]))
+        store = project.store()
+        first = until(lambda: store.get_run(run_id).executor)
+        [dead] = [w for w in crew if w.id == first]
+        first_disk = roots[crew.index(dead)]
+        assert (first_disk / run_id).is_dir()
+        dead.proc.send_signal(signal.SIGKILL)
+        dead.proc.wait(timeout=30)
+        _kill(napping)
+        # The machine is gone with its disk: here, the dead worker's workspace folder.
+        unmount_under(first_disk)
+        shutil.rmtree(first_disk)
+        (gate / "open").touch()
+        until(lambda: store.get_run(run_id).status == "awaiting_review", within=120)
+        taker = store.get_run(run_id).executor
+        assert taker not in ("", first), taker
+        [alive] = [w for w in crew if w.id == taker]
+        # Made again on the taker's own disk, never used where the dead worker left it.
+        assert store.get_run(run_id).workspace == str(roots[crew.index(alive)] / run_id)
+        branch = store.get_run(run_id).branch
+        assert commits(project, branch) == ["Fix add"]  # one commit, on the one branch
+        merged = project.jl_json("approve", run_id, user="bob")
+    finally:
+        for w in crew:
+            with contextlib.suppress(Exception):
+                w.stop()
+            if w.proc.poll() is None:
+                w.proc.kill()
+    assert merged["status"] == "merged", merged
+    kinds = [e.kind for e in store.events(run_id)]
+    assert kinds.count("workspace.rebuilt") == 1 and kinds.count("commit") == 1, kinds
+    assert "a + b" in git(project.repo, "show", "main:calc.py")
