@@ -35,16 +35,14 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 _TMP = Path(tempfile.mkdtemp(prefix="jackline-scale-bench-"))
 HOME = _TMP / "home"
 os.environ["JACKLINE_HOME"] = str(HOME)
 
 from jackline import database  # noqa: E402
-from jackline.testing import ScriptedAgent  # noqa: E402
+from jackline.testing import Replace, Round, ScriptedAgent  # noqa: E402
 from jackline.testing import postgres as pg  # noqa: E402
-from jackline.testing.scripted import Replace, Round  # noqa: E402
 
 CONFIG = """\
 [project]
@@ -62,6 +60,10 @@ readable = [{script}]
 [agents.default]
 command = {command}
 """
+
+
+WORKER_ARGS: list[str] = []
+"""Options every worker is started with (`--concurrency`)."""
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,18 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--scale-runs", type=int, default=30)
     parser.add_argument("--database-url", help="a PostgreSQL server (default: a throwaway one)")
+    parser.add_argument(
+        "--concurrency", type=int, help="each worker's --concurrency (default: the machine's)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     repo = _project(_TMP / "project")
-    cluster = None if args.database_url else pg.start(_TMP / "pg")
+    # A folder of its own in /tmp: the `postgres` user must reach it (the bench's is private).
+    cluster = (
+        None if args.database_url else pg.start(Path(tempfile.mkdtemp(prefix="jackline-scale-pg-")))
+    )
     try:
+        WORKER_ARGS.extend(["--concurrency", str(args.concurrency)] if args.concurrency else [])
         phases = [_phase(cluster, args.database_url, repo, n, args.scale_runs) for n in (1, 2, 3)]
         killed = _phase(cluster, args.database_url, repo, 3, args.runs, kill=True)
     finally:
@@ -136,7 +145,7 @@ def _phase(
     os.environ.update(JACKLINE_DATABASE_URL=url)
     token = _token()
     os.environ["JACKLINE_TOKEN"] = token
-    procs = [_worker(env, i) for i in range(workers)]
+    procs = [_worker(env, i, repo) for i in range(workers)]
     try:
         run_ids, started = _submit(repo, runs)
         killed = ""
@@ -176,11 +185,20 @@ def _token() -> str:
     return auth.create_token(Store(), "bench", "reviewer")[1]
 
 
-def _worker(env: dict[str, str], i: int) -> subprocess.Popen[bytes]:
+def _worker(env: dict[str, str], i: int, repo: Path) -> subprocess.Popen[bytes]:
     log = _TMP / f"worker-{i}.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jackline", "worker", "--workspaces", str(_TMP / f"ws-{i}")],
+        [
+            sys.executable,
+            "-m",
+            "jackline",
+            "worker",
+            "--workspaces",
+            str(_TMP / f"ws-{i}"),
+            *WORKER_ARGS,
+        ],
         env=env,
+        cwd=repo,  # the repository whose schedules it keeps (none here)
         stdin=subprocess.DEVNULL,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -236,32 +254,36 @@ def _measure(run_ids: list[str], started: float, workers: int, killed: str) -> P
     store = Store()
     runs = {r.id: r for r in store.list_runs(limit=100_000) if r.id in set(run_ids)}
     lost = [r for r in run_ids if runs[r].status != "awaiting_review"]
-    duplicated, waits, rested_at, taken = 0, [], [], 0
+    duplicated, waits, rested_at = 0, [], []
     per_worker: dict[str, int] = {}
     for run_id in run_ids:
         events = store.events(run_id)
         kinds = [e.kind for e in events]
         data = [json.loads(e.data) for e in events]
-        agent_done = [d for k, d in zip(kinds, data) if k == "command" and d.get("step") == "agent"]
+        agent_done = [
+            d
+            for k, d in zip(kinds, data, strict=True)
+            if k == "command" and d.get("step") == "agent"
+        ]
         handoffs = [
             d
-            for k, d in zip(kinds, data)
+            for k, d in zip(kinds, data, strict=True)
             if k == "handoff" and d.get("outcome") == "awaiting_review"
         ]
         if kinds.count("commit") > 1 or len(handoffs) > 1 or len(agent_done) > 1:
             duplicated += 1
         prepared = [
-            e.ts for e, d in zip(events, data) if e.kind == "step" and d.get("step") == "prepare"
+            e.ts
+            for e, d in zip(events, data, strict=True)
+            if e.kind == "step" and d.get("step") == "prepare"
         ]
         if prepared:
             waits.append(prepared[0] - runs[run_id].created_at)
-        rested = [e.ts for e, d in zip(events, data) if e.kind == "handoff"]
+        rested = [e.ts for e, d in zip(events, data, strict=True) if e.kind == "handoff"]
         if rested:
             rested_at.append(rested[-1])
         driver = runs[run_id].executor or "?"
         per_worker[driver] = per_worker.get(driver, 0) + 1
-        if killed and driver != killed and _started_by(events, data, killed):
-            taken += 1
     seconds = (max(rested_at) - started) if rested_at else float("nan")
     return Phase(
         workers=workers,
@@ -274,13 +296,14 @@ def _measure(run_ids: list[str], started: float, workers: int, killed: str) -> P
         wait_p50=round(statistics.median(waits), 2) if waits else float("nan"),
         wait_p95=round(_p95(waits), 2) if waits else float("nan"),
         killed=killed,
-        taken_over=taken,
+        taken_over=_taken_over(run_ids) if killed else 0,
     )
 
 
-def _started_by(events: list[Any], data: list[dict[str, Any]], executor: str) -> bool:
-    """Whether the run's log says `executor` took it (its claim) before another finished it."""
-    return any(e.kind == "claim" and d.get("executor") == executor for e, d in zip(events, data))
+def _taken_over(run_ids: list[str]) -> int:
+    """Runs a live worker says it took over from a dead one (`took over RUN` in its log)."""
+    said = "".join(log.read_text() for log in _TMP.glob("worker-*.log"))
+    return sum(1 for run_id in run_ids if f"took over {run_id}" in said)
 
 
 def _p95(values: list[float]) -> float:

@@ -76,7 +76,9 @@ class Cluster:
 
 
 def start(folder: Path) -> Cluster:
-    """initdb and start a cluster in `folder` (made if missing); `stop` ends it."""
+    """initdb and start a cluster in `folder` (made if missing; as root, the `postgres` user
+    must be able to reach it: a folder of its own under /tmp, as `tempfile.mkdtemp` makes);
+    `stop` ends it."""
     folder.mkdir(parents=True, exist_ok=True)
     return Cluster(_make(folder), folder)
 
