@@ -413,6 +413,7 @@ def two_rounds() -> ScriptedAgent:
 # measured with `--durations`: handed out first under pytest-xdist (`-n`), so the suite does
 # not end waiting on one worker still in a minute-long test.
 SLOW_FIRST = (
+    "test_team",  # workers as processes, killed and taken over
     "test_shop_deploy",
     "test_cli",  # the demo
     "test_pool",
@@ -428,6 +429,8 @@ SLOW_FIRST = (
     "test_interrupt_cancel",
     "test_cli_truth",
     "test_guardrails",
+    "test_moving",
+    "test_repos_by_url",
 )
 
 
