@@ -201,6 +201,17 @@ def _project(project: Project, agent: ScriptedAgent, checks: str = "") -> Path:
     return flags
 
 
+def _told(project: Project, run: dict[str, Any]) -> str:
+    """What a run that did not rest as it should went through: its reason and its log's steps,
+    rounds and commands (a failure under load says what happened, not only that it did)."""
+    said = [run.get("reason", "")]
+    for e in project.events(run["id"]):
+        if e["kind"] in ("step", "round", "command", "workspace.rebuilt", "work.not_kept", "error"):
+            keep = ("step", "round", "passed", "exit_code", "problem", "why", "reason", "timed_out")
+            said.append(f"{e['kind']} " + json.dumps({k: e[k] for k in keep if k in e}))
+    return "\n".join(said)
+
+
 def _killed_when(project: Project, ready: Any) -> str:
     """`jackline run` as a person starts it, killed with -9 once `ready()` holds: the id of the
     run it left."""
@@ -256,7 +267,7 @@ def test_a_run_killed_in_round_two_resumes_on_a_machine_without_its_workspace_or
     project.env["JACKLINE_WORKSPACES"] = str(project.root / "elsewhere")
     (flags / "go").touch()
     resumed = project.jl_json("resume")
-    assert [r["status"] for r in resumed] == ["awaiting_review"], resumed[0]["reason"]
+    assert [r["status"] for r in resumed] == ["awaiting_review"], _told(project, resumed[0])
     run = resumed[0]
     assert run["workspace"] == str(project.root / "elsewhere" / run_id)
     [rebuilt] = _rebuilt(project, run_id)
@@ -286,7 +297,7 @@ def test_a_run_killed_during_its_checks_runs_them_again_on_the_work_of_its_round
     shutil.rmtree(project.home / "workspaces" / run_id)
     (flags / "go").touch()
     resumed = project.jl_json("resume")
-    assert [r["status"] for r in resumed] == ["awaiting_review"], resumed[0]["reason"]
+    assert [r["status"] for r in resumed] == ["awaiting_review"], _told(project, resumed[0])
     [rebuilt] = _rebuilt(project, run_id)
     assert rebuilt["step"] == "agent:1"
     rounds = project.events_by_kind(run_id)["round"]
@@ -323,7 +334,7 @@ def test_a_workspace_path_holding_something_else_is_made_again_never_used_as_is(
             shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
     (flags / "go").touch()
     resumed = project.jl_json("resume")
-    assert [r["status"] for r in resumed] == ["awaiting_review"], resumed[0]["reason"]
+    assert [r["status"] for r in resumed] == ["awaiting_review"], _told(project, resumed[0])
     [rebuilt] = _rebuilt(project, run_id)
     assert rebuilt["step"] == "agent:1" and rebuilt["path"] == str(ws)
     said = "holds another workspace" if other else "is empty"
@@ -463,7 +474,7 @@ def test_a_run_killed_in_its_first_round_is_made_again_from_its_base(project: Pr
     shutil.rmtree(project.home / "workspaces")
     (flags / "go").touch()
     resumed = project.jl_json("resume")
-    assert [r["status"] for r in resumed] == ["awaiting_review"], resumed[0]["reason"]
+    assert [r["status"] for r in resumed] == ["awaiting_review"], _told(project, resumed[0])
     [rebuilt] = _rebuilt(project, run_id)
     assert rebuilt["step"] == "prepare" and rebuilt["head"] == resumed[0]["base_sha"]
     branch = resumed[0]["branch"]
