@@ -223,10 +223,11 @@ def _rested(run_ids: list[str]) -> set[str]:
     from jackline.store import Store
 
     store = Store()
+    wanted = set(run_ids)
     return {
         r.id
         for r in store.list_runs(limit=100_000)
-        if r.id in set(run_ids) and r.status != "queued" and r.status != "running"
+        if r.id in wanted and r.status not in ("queued", "running")
     }
 
 
@@ -235,7 +236,7 @@ def _kill_busiest(procs: list[subprocess.Popen[bytes]]) -> str:
     from jackline.store import Store
 
     store = Store()
-    live = [w for w in store.workers()]
+    live = store.workers()
     driving = {w.id: 0 for w in live}
     for run in store.list_runs(status="running", limit=100_000):
         if run.executor in driving:
@@ -252,7 +253,8 @@ def _measure(run_ids: list[str], started: float, workers: int, killed: str) -> P
     from jackline.store import Store
 
     store = Store()
-    runs = {r.id: r for r in store.list_runs(limit=100_000) if r.id in set(run_ids)}
+    wanted = set(run_ids)
+    runs = {r.id: r for r in store.list_runs(limit=100_000) if r.id in wanted}
     lost = [r for r in run_ids if runs[r].status != "awaiting_review"]
     duplicated, waits, rested_at = 0, [], []
     per_worker: dict[str, int] = {}

@@ -15,7 +15,7 @@ from ulid import ULID
 
 from jackline import artifacts, handoff
 from jackline.errors import Refused
-from jackline.models import FINAL, Attempt, Run
+from jackline.models import Attempt, Run
 from jackline.store import Store
 from jackline.verbs import OnEvent
 
@@ -119,7 +119,7 @@ def close_others(chosen: Run, by: str) -> list[Run]:
         store.close()
     closed = []
     for other in others:
-        if other.status in FINAL or other.status not in CANCELLABLE:
+        if other.status not in CANCELLABLE:  # ended, or landing
             continue
         try:
             closed.append(cancel(other.id, by=by, message=f"attempt {chosen.id} was chosen"))

@@ -29,11 +29,13 @@ def commit(run_id: str) -> str:
 
 
 def _keep_change(ctx: RunContext, head: str) -> None:
-    """The change between two commits of the harness's own git directory: no file of the
-    workspace is read, and its text is redacted as every kept byte is."""
+    """The change between two commits, read from the objects alone (`git.objects_only`): no
+    file of the workspace is read, not even a `.gitattributes` the agent wrote to show its
+    files as "Binary files differ" to the reviewer. Redacted as every kept byte is."""
     base = ctx.run.base_sha or head
     args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head)
-    text = g.git(ctx.ws, *args, strip=False)
+    with g.objects_only(ctx.ws) as objects:
+        text = objects(*args).decode(errors="replace")
     if len(text) > artifacts.CHANGE_LIMIT:
         text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
     ctx.store.put_artifact(ctx.run.id, artifacts.CHANGE, ctx.redact(text).encode())
