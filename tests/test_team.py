@@ -212,7 +212,8 @@ def test_two_workers_share_many_runs_and_each_run_is_done_once(
         assert [e["kind"] for e in events].count("commit") == 1
         run = project.jl_json("show", run_id)
         assert commits(project, run["branch"]) == [f"Fix add {i}"]
-    assert project.jl_json("workers") == []  # each left, and said so: its row went
+    # Each left, and said so: its row went.
+    assert project.jl_json("workers") == [], "\n".join(w.said for w in pair)
 
 
 def _driver(project: Project, workflow_id: str) -> tuple[str, str]:

@@ -284,9 +284,15 @@ def _leave(heart: executors.Heart, say: Callable[[str], None]) -> None:
     left = [
         r.id for r in store.list_runs(limit=100_000) if r.executor == me and r.status not in FINAL
     ]
-    engine.shutdown()
-    store.forget_worker(heart.record.id)
-    store.close()
+    try:
+        engine.shutdown()
+    except Exception as e:  # noqa: BLE001 - its threads end with this process all the same
+        say(f"stopping the engine failed: {type(e).__name__}: {e}")
+    finally:
+        # Whatever shutting down did (a busy database refused it under load once), this worker
+        # is leaving: its row goes, or its runs would wait `dead_after` for a take-over.
+        store.forget_worker(heart.record.id)
+        store.close()
     if left:
         say(f"Left {len(left)} run(s) for another worker to take over: {', '.join(left)}")
     say(f"Worker {heart.record.id} stopped.")
