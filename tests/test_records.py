@@ -53,6 +53,7 @@ RUN = Run(
     last_agent='{"round": 2}',
     block_ids=("0123456789",),
     accepted=("0123456789",),
+    priority=-3,
 )
 HARNESS_SIDE = {
     "paths", "executor", "worked_seconds", "redacted", "reverted", "published", "pull_request",
@@ -80,6 +81,7 @@ RUN_JSON_KEYS = {
     "submitted_by", "base_sha", "head_sha", "merge_sha", "workspace", "reason", "blocking",
     "warnings", "spend_usd", "tokens", "created_at", "updated_at",
     "attempts",  # added with parallel attempts (issue 16)
+    "priority",  # added with the queue's settings (issue 16)
 }  # fmt: skip
 """What `--json` and `/api/runs` send for a run: the contract the derivation keeps (a key may
 be added, never removed or renamed)."""
@@ -157,7 +159,7 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
     # first step is recorded as applied.
     assert columns(store, "workers") == expected_columns(WorkerBeat)
     with sqlite3.connect(tmp_path / "jackline.db") as db:
-        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,)]
+        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,)]
 
 
 def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(backend: Backend) -> None:

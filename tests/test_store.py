@@ -248,9 +248,9 @@ def _migrate(barrier: Any, _i: int, backend: Backend) -> list[int]:
 
 def test_processes_starting_at_once_apply_the_migrations_once(backend: Backend) -> None:
     applied = _race(3, _migrate, backend)
-    assert sorted(applied) == [[], [], [1]]
+    assert sorted(applied) == [[], [], [1, 2]]
     rows = backend.sql("SELECT version, jackline FROM schema_versions")
-    assert [r[0] for r in rows] == [1]
+    assert [r[0] for r in rows] == [1, 2]
 
 
 def test_opening_a_store_again_runs_no_statement(backend: Backend) -> None:
@@ -274,12 +274,12 @@ def test_this_release_runs_on_a_schema_a_newer_release_expanded(backend: Backend
     """A rolling upgrade: a newer worker added a column and a table (and recorded a step this
     release does not know); a worker of this release starts against it and works."""
     backend.store()
-    backend.sql("ALTER TABLE runs ADD COLUMN priority INTEGER NOT NULL DEFAULT 5")
+    backend.sql("ALTER TABLE runs ADD COLUMN weight INTEGER NOT NULL DEFAULT 5")
     backend.sql("ALTER TABLE events ADD COLUMN origin TEXT")
     backend.sql("CREATE TABLE run_notes (run_id TEXT NOT NULL, note TEXT NOT NULL)")
     backend.sql(
         "INSERT INTO schema_versions (version, what, applied_at, jackline)"
-        " VALUES (2, 'priorities and notes', 0, '9.9')"
+        " VALUES (99, 'weights and notes', 0, '9.9')"
     )
     database.dispose_all()  # this process now starts as the older worker would
 
@@ -291,8 +291,9 @@ def test_this_release_runs_on_a_schema_a_newer_release_expanded(backend: Backend
     log = AuditLog(store, Redactor({}))
     log.record("run-1", "step", n=1)
     assert log.verify("run-1").state == "verified"
-    assert backend.sql("SELECT priority FROM runs") == [(5,)]
-    assert [r[0] for r in backend.sql("SELECT version FROM schema_versions ORDER BY 1")] == [1, 2]
+    assert backend.sql("SELECT weight FROM runs") == [(5,)]
+    versions = backend.sql("SELECT version FROM schema_versions ORDER BY 1")
+    assert [r[0] for r in versions] == [1, 2, 99]
 
 
 def test_a_database_url_that_is_neither_postgresql_nor_sqlite_is_named_in_the_error(

@@ -25,7 +25,7 @@ import httpx
 
 from jackline.errors import Interrupted, JacklineError, NotFound, Refused
 from jackline.guard.audit import Event, Verdict
-from jackline.models import Acceptance, Probe, Release, Run, from_json, to_json
+from jackline.models import Acceptance, Origin, Probe, Release, Run, from_json, to_json
 from jackline.store import shortest_unique
 from jackline.verbs import OnEvent
 
@@ -69,6 +69,8 @@ class RemoteAPI:
         wait: bool = True,
         on_event: OnEvent | None = None,
         follow_up: str | None = None,
+        origin: Origin = Origin.AUTOMATIC,
+        priority: int = 0,
     ) -> Run:
         _no_as(by)
         body = {
@@ -77,6 +79,8 @@ class RemoteAPI:
             "agent": agent,
             "blueprint": blueprint,
             "follow_up": follow_up,
+            "origin": str(origin),
+            "priority": priority,
         }
         run = run_from_json(self._call("POST", "/api/runs", json=body))
         if not wait:
@@ -99,6 +103,8 @@ class RemoteAPI:
         by: str | None = None,
         wait: bool = True,
         on_event: OnEvent | None = None,
+        origin: Origin = Origin.AUTOMATIC,
+        priority: int = 0,
     ) -> list[Run]:
         _no_as(by)
         body = {
@@ -107,6 +113,8 @@ class RemoteAPI:
             "agents": agents,
             "attempts": attempts,
             "blueprint": blueprint,
+            "origin": str(origin),
+            "priority": priority,
         }
         runs = [run_from_json(r) for r in self._call("POST", "/api/attempts", json=body)]
         if not wait:

@@ -273,6 +273,22 @@ class BudgetConfig(_Section):
         return value
 
 
+class QueueConfig(_Section):
+    """Team mode's shared queue, as it serves this repository's runs (`jackline worker`)."""
+
+    concurrency: int = Field(default=0, ge=0)
+    """Runs of this repository at work at once, across all workers: taken by a worker and not
+    resting (awaiting review, blocked, or ended). A run past it waits on the queue until one of
+    them rests. 0: no limit."""
+    priority: int = 0
+    """Added to the priority of each of this repository's runs: lower goes first, so a negative
+    number puts its runs ahead of other repositories' and a positive one behind."""
+    automatic: int = 10
+    """Added to the priority of a run that no person asked for at a keyboard (one submitted
+    through the REST API by a program, or by anything but the CLI, the web page and Slack), so
+    a person's run goes first; 0 treats both alike."""
+
+
 class PoolConfig(_Section):
     size: int = Field(default=0, ge=0, le=32)
     """Workspaces kept ready (snapshot taken, overlay made) so a run starts at once. 0: none."""
@@ -594,6 +610,8 @@ class JacklineConfig(_Section):
     """Ways in besides the CLI and the web page."""
     budget: BudgetConfig = BudgetConfig()
     """How much time, how many rounds and how much model spend a run (and a day) may use."""
+    queue: QueueConfig = QueueConfig()
+    """How the team's workers take this repository's runs: a limit at once, a priority."""
 
 
 def load(repo: Path) -> JacklineConfig:

@@ -36,7 +36,7 @@ from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSException
 from ulid import ULID
 
-from jackline import __version__, blueprints, executors, locks, paths, schedule, steps
+from jackline import __version__, blueprints, executors, locks, paths, queueing, schedule, steps
 from jackline import config as cfg
 from jackline.events import Kind
 from jackline.models import RESTING, Decision, ReleaseDecision, ReleaseStatus, Status
@@ -432,9 +432,10 @@ claimed by workers (`claim`)."""
 # Workers claim from `runs` themselves rather than let the engine dequeue it: the engine's
 # per-worker bound counts every workflow a worker holds, and a run waiting for review holds its
 # worker's thread for days (a worker of 4 would stop taking runs after 4 handoffs); and DBOS
-# keeps a queue's bound in the database, one for every worker, where machines differ. A claim
-# moves the oldest workflow of `runs` onto the worker's own queue, which only it reads, under
-# the database's exclusion: one claim, one worker.
+# keeps a queue's bound in the database, one for every worker, where machines differ; nor does
+# it know a repository's limit, or fair share between repositories. A claim moves the next
+# workflows of `runs` (`queueing` orders them) onto the worker's own queue, which only it reads,
+# under the database's exclusion: one claim, one worker, and every limit counted by one at once.
 
 
 def work() -> str:
@@ -481,33 +482,49 @@ def _waits_for_person(store: Store, workflow_id: str) -> bool:
 
 
 def claim(room: int) -> list[str]:
-    """Claim up to `room` workflows from `runs` for this worker, first by priority, then the
-    oldest: each is moved onto this worker's own queue, where its engine starts it at once.
-    Only workflows of this version of Jackline (a workflow replays on the code that made it)."""
+    """Claim up to `room` workflows from `runs` for this worker, in the order of `queueing`
+    (each repository's `[queue]` limit, priority, fair share, age): each is moved onto this
+    worker's own queue, where its engine starts it at once. Only workflows of this version of
+    Jackline (a workflow replays on the code that made it). What is at work is counted under
+    the exclusion, from the workflows themselves: a run another worker claimed a moment ago
+    counts before any step of it has marked it running."""
     if room < 1:
         return []
     launch()
-    waiting = [
-        wf
-        for wf in DBOS.list_workflows(
-            status="ENQUEUED", queue_name=RUNS_QUEUE, load_input=False, load_output=False
-        )
-        if wf.app_version in (None, __version__)
-    ]
-    if not waiting:  # the common case: no exclusion taken, nobody held up
+    if not _waiting():  # the common case: no exclusion taken, nobody held up
         return []
-    waiting.sort(key=lambda wf: (wf.priority or 0, wf.created_at or 0))
     claimed: list[str] = []
-    with _exclusive():
-        for listed in waiting:
-            if len(claimed) == room:
-                break
-            wf = DBOS.get_workflow_status(listed.workflow_id)  # as it is now, inside
+    with _exclusive() as held:
+        assert held is not None  # team mode: the shared database's exclusion
+        live = DBOS.list_workflows(
+            status=["PENDING", "ENQUEUED"],
+            workflow_id_prefix=["run-", "rel-", ROLLBACK_PREFIX],  # what workers claim
+            load_input=False,
+            load_output=False,
+        )
+        line = queueing.line(held, [_listed(wf) for wf in live])
+        while len(claimed) < room and (taken := line.next()) is not None:
+            wf = DBOS.get_workflow_status(taken.id)  # as it is now, inside
             if wf is None or wf.status != "ENQUEUED" or wf.queue_name != RUNS_QUEUE:
-                continue  # another worker claimed it, or it was cancelled
+                continue  # cancelled since it was listed
             DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(_state["executor"]))
+            line.took(taken)
             claimed.append(wf.workflow_id)
     return claimed
+
+
+def _waiting() -> bool:
+    """Whether anything on `runs` waits that this version of Jackline can take."""
+    waiting = DBOS.list_workflows(
+        status="ENQUEUED", queue_name=RUNS_QUEUE, load_input=False, load_output=False
+    )
+    return any(wf.app_version in (None, __version__) for wf in waiting)
+
+
+def _listed(wf: Any) -> queueing.Listed:
+    waiting = wf.status == "ENQUEUED" and wf.queue_name == RUNS_QUEUE
+    takeable = wf.app_version in (None, __version__)
+    return queueing.Listed(wf.workflow_id, waiting, takeable, float(wf.created_at or 0))
 
 
 def _register_early(url: str, name: str) -> None:

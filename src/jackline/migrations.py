@@ -255,6 +255,12 @@ def _add_missing_columns(conn: Connection) -> None:
                 conn.exec_driver_sql(f"UPDATE runs SET {name} = ({BACKFILL[name]})")
 
 
+def _run_priority(conn: Connection) -> None:
+    # Added only where missing: a database whose record of steps was lost has it already.
+    if "priority" not in {c["name"] for c in sa.inspect(conn).get_columns("runs")}:
+        _run(conn, "ALTER TABLE runs ADD COLUMN priority {int} NOT NULL DEFAULT 0")
+
+
 STEPS = [
     Step(
         1,
@@ -262,6 +268,8 @@ STEPS = [
         "releases, probes, live, workers, artifacts, deliveries",
         _first,
     ),
+    # A run recorded before it has the priority every run had then: 0.
+    Step(2, "runs.priority: a run's own place on the team's queue", _run_priority),
 ]
 
 VERSIONS = """

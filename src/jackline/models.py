@@ -452,6 +452,20 @@ class Run:
     attempts: str = ""
     """The group of parallel attempts at one task this run is one of (`attempts-<ulid>`, the
     same for each; `jackline run --attempts N`), "" for a run on its own."""
+    priority: int = 0
+    """Its own place on a team's queue, fixed when it was submitted: lower goes first. The
+    `--priority` asked for, plus `[queue] automatic` where no person asked for it
+    (`Origin`); a worker adds the repository's `[queue] priority` when it takes runs."""
+
+
+class Origin(StrEnum):
+    """Who asked for a run, as its queue sees it: a person's run goes before an automatic one
+    (`[queue] automatic`)."""
+
+    PERSON = "person"
+    """Typed by a person: the command line, the web page, Slack."""
+    AUTOMATIC = "automatic"
+    """Anything else: a program through the REST API, a script calling `jackline.api`."""
 
 
 # A release moves queued -> gating -> for each environment: [awaiting_go] -> deploying:ENV ->

@@ -70,6 +70,16 @@ class AuditHead:
 
 
 @dataclass(frozen=True)
+class QueuePlace:
+    """What a worker taking runs from the team's queue reads of a run (`queueing`)."""
+
+    id: str
+    repo: str
+    status: str
+    priority: int
+
+
+@dataclass(frozen=True)
 class StoredToken:
     """A server token as the store keeps it: the record, and the digest of its secret that
     `auth.verify` compares (it never leaves the store otherwise)."""
@@ -332,6 +342,17 @@ class Store:
         with self._reading() as db:
             rows = db.execute(query.order_by(RUNS.c.created_at, RUNS.c.id))
             return [_record(Run, r) for r in rows]
+
+    def queue_places(self, run_ids: Collection[str]) -> list[QueuePlace]:
+        """The repository, status and own priority of each of these runs that exists: a few
+        columns, by their ids (a worker asks on every look at the queue)."""
+        if not run_ids:
+            return []
+        query = sa.select(RUNS.c.id, RUNS.c.repo, RUNS.c.status, RUNS.c.priority).where(
+            RUNS.c.id.in_(list(run_ids))
+        )
+        with self._reading() as db:
+            return [QueuePlace(str(i), str(r), str(s), int(p)) for i, r, s, p in db.execute(query)]
 
     def spend_since(self, repo: str, since: float) -> float:
         """US dollars the repository's runs created since `since` (a timestamp) have spent."""

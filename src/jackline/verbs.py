@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from jackline.guard.audit import Event, Verdict
-from jackline.models import Acceptance, Probe, Release, Run
+from jackline.models import Acceptance, Origin, Probe, Release, Run
 
 if TYPE_CHECKING:
     from jackline.health import Report
@@ -38,6 +38,8 @@ class Verbs(Protocol):
         wait: bool = True,
         on_event: OnEvent | None = None,
         follow_up: str | None = None,
+        origin: Origin = Origin.AUTOMATIC,
+        priority: int = 0,
     ) -> Run: ...
     def submit_attempts(
         self,
@@ -49,6 +51,8 @@ class Verbs(Protocol):
         by: str | None = None,
         wait: bool = True,
         on_event: OnEvent | None = None,
+        origin: Origin = Origin.AUTOMATIC,
+        priority: int = 0,
     ) -> list[Run]: ...
     def runs(self, status: str | None = None, limit: int = 100) -> list[Run]: ...
     def short_ids(self, run_ids: list[str]) -> dict[str, str]: ...

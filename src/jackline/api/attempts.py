@@ -15,7 +15,7 @@ from ulid import ULID
 
 from jackline import artifacts, handoff
 from jackline.errors import Refused
-from jackline.models import Attempt, Run
+from jackline.models import Attempt, Origin, Run
 from jackline.store import Store
 from jackline.verbs import OnEvent
 
@@ -32,10 +32,12 @@ def submit_attempts(
     by: str | None = None,
     wait: bool = True,
     on_event: OnEvent | None = None,
+    origin: Origin = Origin.AUTOMATIC,
+    priority: int = 0,
 ) -> list[Run]:
     """Submit `attempts` runs of `task` (at least one per agent named; the agents taken in
     turn, the project's default where none is named), as one group; with `wait`, drive them
-    all until each rests."""
+    all until each rests. `origin` and `priority` as `submit` takes them."""
     count = max(attempts, len(agents), 1)
     if count > MAX_ATTEMPTS:
         raise Refused(f"{count} attempts asked for; at most {MAX_ATTEMPTS} run at once")
@@ -45,7 +47,20 @@ def submit_attempts(
 
     group = f"attempts-{str(ULID()).lower()}"
     names = [agents[i % len(agents)] if agents else None for i in range(count)]
-    runs = [submit(task, repo, name, blueprint, by, wait=False, attempts=group) for name in names]
+    runs = [
+        submit(
+            task,
+            repo,
+            name,
+            blueprint,
+            by,
+            wait=False,
+            attempts=group,
+            origin=origin,
+            priority=priority,
+        )
+        for name in names
+    ]
     if wait:
         from jackline import engine
         from jackline.api.submission import following_stopped

@@ -17,10 +17,7 @@ from jackline.errors import ConfigError, Interrupted, NotFound, Refused
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
-from jackline.models import (
-    Run,
-    Status,
-)
+from jackline.models import Origin, Run, Status
 from jackline.store import Store
 from jackline.verbs import OnEvent
 
@@ -73,13 +70,19 @@ def submit(
     wait: bool = True,
     on_event: OnEvent | None = None,
     follow_up: str | None = None,
+    origin: Origin = Origin.AUTOMATIC,
+    priority: int = 0,
     attempts: str = "",
 ) -> Run:
     """Record a run and start its workflow; with `wait`, drive it until it rests. In team
     mode the workflow is enqueued for a worker, and `wait` follows it. A `follow_up` run's
     release failure (rolled back in production) is added to the task. `attempts` names the
     group of parallel attempts the run is one of (`submit_attempts`). `repo` is a path, or a
-    URL (`repos`) that any worker resolves to a clone of its own."""
+    URL (`repos`) that any worker resolves to a clone of its own.
+
+    `origin` says whether a person typed it: only a surface where one does says so (the
+    command line, the web page, Slack); anything else is automatic and waits behind people's
+    runs on a team's queue by `[queue] automatic`. `priority` is added (lower goes first)."""
     if not task.strip():
         raise Refused("the task is empty; say what the agent should do")
     if follow_up is not None:
@@ -130,6 +133,7 @@ def submit(
         # and a worker's sweep enqueues a run recorded but never enqueued.
         executor=None if executors.team() else executors.claim(),
         attempts=attempts,
+        priority=priority + (config.queue.automatic if origin == Origin.AUTOMATIC else 0),
     )
     store = Store()
     # The submission (with the config the run follows) is written before the record, so any
@@ -141,6 +145,8 @@ def submit(
         agent=agent_name,
         blueprint=bp.name,
         **submitter.record(),
+        origin=str(origin),
+        priority=run.priority,
         config=cfg.recorded(config),
         blueprint_spec=blueprints.recorded(bp),
     )

@@ -13,7 +13,7 @@ from jackline import api
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOpt, verbs_of
 from jackline.cli.render import err, out
-from jackline.models import ReleaseStatus, Run, Status
+from jackline.models import Origin, ReleaseStatus, Run, Status
 
 app = typer.Typer()
 
@@ -110,7 +110,9 @@ def demo(as_json: JsonOpt = False) -> None:
     say(f"[bold]Jackline demo[/] on a copy of the shop example: {escape(str(repo))}")
     say(f"Blueprint: {escape(d.blueprint_line(repo))}")
     say(f"Task: {escape(d.TASK)}\n")
-    result = api.submit(d.TASK, repo, agent="scripted", on_event=render.progress)
+    result = api.submit(
+        d.TASK, repo, agent="scripted", on_event=render.progress, origin=Origin.PERSON
+    )
     if result.status != Status.AWAITING_REVIEW:
         render.finish(result, as_json)
         raise typer.Exit(1)
@@ -163,7 +165,13 @@ def _demo_releases(repo: Path, say: Any) -> tuple[list[Any], Run]:
     order = demo_release.place_order(d.production_url(repo))
     say(f"\nA customer orders in production (order {order.get('id', '?')}).")
     say(f"\n[bold]A second task[/]: {escape(d.CURRENCY_TASK)}")
-    second = api.submit(d.CURRENCY_TASK, repo, agent="scripted-currency", on_event=render.progress)
+    second = api.submit(
+        d.CURRENCY_TASK,
+        repo,
+        agent="scripted-currency",
+        on_event=render.progress,
+        origin=Origin.PERSON,
+    )
     if second.status == Status.AWAITING_REVIEW:
         say(f"{d.REVIEWER} approves {second.id}")
         second = api.approve(second.id, on_event=render.progress, claimed=d.REVIEWER)

@@ -13,7 +13,7 @@ from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOrUrlOpt, verbs_of
 from jackline.cli.render import err, out
 from jackline.errors import NotFound, Refused
-from jackline.models import FINAL, Status
+from jackline.models import FINAL, Origin, Status
 from jackline.verbs import Verbs
 
 app = typer.Typer()
@@ -58,6 +58,14 @@ def run(
             help="A run whose release was rolled back: its failure goes into this run's task.",
         ),
     ] = None,
+    priority: Annotated[
+        int,
+        typer.Option(
+            "--priority",
+            help="Its place on a team's queue: lower goes first (added to the repository's "
+            "[queue] priority; default 0).",
+        ),
+    ] = 0,
     detach: Annotated[
         bool,
         typer.Option(
@@ -92,6 +100,8 @@ def run(
             blueprint,
             wait=not detach,
             on_event=None if as_json else render.progress,
+            origin=Origin.PERSON,
+            priority=priority,
         )
         raise typer.Exit(render.finish_attempts(tried, as_json))
     result = verbs.submit(
@@ -102,6 +112,8 @@ def run(
         wait=not detach,
         on_event=None if as_json else render.progress,
         follow_up=follow_up,
+        origin=Origin.PERSON,  # typed here by a person
+        priority=priority,
     )
     if not detach:
         raise typer.Exit(render.finish(result, as_json))

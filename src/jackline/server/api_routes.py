@@ -37,7 +37,7 @@ from jackline import git as g
 from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING, Acceptance, Release, Run, json_keys, to_json
+from jackline.models import FINAL, RESTING, Acceptance, Origin, Release, Run, json_keys, to_json
 from jackline.server.deps import allowed
 
 if TYPE_CHECKING:
@@ -107,6 +107,12 @@ class SubmitIn(BaseModel):
     follow_up: str | None = Field(
         None, description="A run whose release was rolled back: its failure joins the task."
     )
+    origin: Origin = Field(
+        Origin.AUTOMATIC,
+        description="`person` when a person typed the task (the command line says so); a "
+        "program's run is `automatic` and waits behind people's on a team's queue.",
+    )
+    priority: int = Field(0, description="Added to the run's priority: lower goes first.")
 
 
 class AttemptsIn(BaseModel):
@@ -117,6 +123,8 @@ class AttemptsIn(BaseModel):
     )
     attempts: int = Field(1, ge=1, description="Runs at least (one per agent named at least).")
     blueprint: str | None = None
+    origin: Origin = Field(Origin.AUTOMATIC, description="As for a run.")
+    priority: int = Field(0, description="As for a run.")
 
 
 class DecisionIn(BaseModel):
@@ -197,6 +205,8 @@ def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
         by=who.name,
         wait=False,
         follow_up=body.follow_up,
+        origin=body.origin,
+        priority=body.priority,
     )
     return api.as_json(run)
 
@@ -207,7 +217,15 @@ def submit_attempts(body: AttemptsIn, request: Request, who: Submitter) -> list[
     once (201) with them; approving one closes the others."""
     repo = served_for_runs(request, body.repo)
     runs = api.submit_attempts(
-        body.task, repo, body.agents, body.attempts, body.blueprint, by=who.name, wait=False
+        body.task,
+        repo,
+        body.agents,
+        body.attempts,
+        body.blueprint,
+        by=who.name,
+        wait=False,
+        origin=body.origin,
+        priority=body.priority,
     )
     return [api.as_json(r) for r in runs]
 

@@ -43,7 +43,15 @@ from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
 from jackline.events import Kind
 from jackline.events import describe as describe_event
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RELEASE_FINAL, RELEASE_WAITS, RESTING, RUN_STATUSES, Run
+from jackline.models import (
+    FINAL,
+    RELEASE_FINAL,
+    RELEASE_WAITS,
+    RESTING,
+    RUN_STATUSES,
+    Origin,
+    Run,
+)
 from jackline.review import open_blocking
 from jackline.server import deps
 from jackline.store import Store
@@ -256,9 +264,11 @@ def submit(
         raise HTTPException(422, f"repo={repo} is not one of this server's {len(roots)} repos")
     try:
         if attempts > 1:
-            run = api.submit_attempts(task, roots[repo], [], attempts, by=who.name, wait=False)[0]
+            run = api.submit_attempts(
+                task, roots[repo], [], attempts, by=who.name, wait=False, origin=Origin.PERSON
+            )[0]
         else:
-            run = api.submit(task, roots[repo], by=who.name, wait=False)
+            run = api.submit(task, roots[repo], by=who.name, wait=False, origin=Origin.PERSON)
     except JacklineError as e:
         return runs_refused(request, who, e)
     return back(f"/runs/{run.id}")

@@ -39,6 +39,7 @@ from jackline.guard.redact import resolve
 from jackline.models import (
     RELEASE_WAITS,
     Acceptance,
+    Origin,
     Release,
     ReleaseStatus,
     Run,
@@ -218,13 +219,15 @@ class Surface:
         count, task = _attempts(task)
         if count > 1:
             answer(f"Starting {count} attempts: {_escape(task)}")
-            tried = api.submit_attempts(task, self.repo, [], count, by=who.name, wait=False)
+            tried = api.submit_attempts(
+                task, self.repo, [], count, by=who.name, wait=False, origin=Origin.PERSON
+            )
             links = ", ".join(self.link("runs", r.id) for r in tried)
             started = f"{_escape(who.name)} started {count} attempts ({links})"
             answer(f"{started}: {_escape(tried[0].task)}", public=True)
             return
         answer(f"Starting a run: {_escape(task)}")
-        run = api.submit(task, self.repo, by=who.name, wait=False)
+        run = api.submit(task, self.repo, by=who.name, wait=False, origin=Origin.PERSON)
         started = f"{_escape(who.name)} started {self.link('runs', run.id)}"
         answer(f"{started}: {_escape(run.task)}", public=True)
 
