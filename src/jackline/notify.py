@@ -32,20 +32,24 @@ from typing import Any
 from jackline.config import JacklineConfig
 
 Announce = Callable[[str, JacklineConfig, dict[str, Any]], None]
-_NOTIFIERS: dict[str, Callable[[], Announce]] = {}
+Wanted = Callable[[JacklineConfig], bool]
+_NOTIFIERS: dict[str, tuple[Wanted, Callable[[], Announce]]] = {}
 
 
-def register(name: str, factory: Callable[[], Announce]) -> None:
-    """Tell `name` of every announcement from now on in this process (again: replaced)."""
-    _NOTIFIERS[name] = factory
+def register(name: str, wanted: Wanted, factory: Callable[[], Announce]) -> None:
+    """Tell `name` of every announcement from now on in this process (again: replaced), for a
+    project whose config `wanted` says uses it: only then is `factory` called (a surface's
+    module, such as Slack's SDK, costs a few tenths of a second to import)."""
+    _NOTIFIERS[name] = (wanted, factory)
 
 
 def announce(event: str, config: JacklineConfig, data: dict[str, Any]) -> list[str]:
     """Tell every registered surface; the problems met (empty when all went well)."""
     problems = []
-    for name, factory in _NOTIFIERS.items():
+    for name, (wanted, factory) in _NOTIFIERS.items():
         try:
-            factory()(event, config, data)
+            if wanted(config):
+                factory()(event, config, data)
         except Exception as e:  # noqa: BLE001 - a surface's outage must not fail the step
             problems.append(f"{name}: {type(e).__name__}: {e}")
     return problems

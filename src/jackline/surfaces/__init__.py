@@ -15,9 +15,10 @@ from jackline import notify
 
 def register_notifiers() -> None:
     """Slack and a GitHub forge hear of runs and releases in this process (each does nothing
-    unless configured). Their modules are imported at the first announcement, not at start."""
-    notify.register("slack", _slack)
-    notify.register("github", _github)
+    unless configured). Their modules are imported at the first announcement to a project
+    configured for them, not at start."""
+    notify.register("slack", lambda config: config.surfaces.slack is not None, _slack)
+    notify.register("github", lambda config: config.forge.kind == "github", _github)
 
 
 def _slack() -> notify.Announce:
