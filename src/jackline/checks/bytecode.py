@@ -109,10 +109,23 @@ def _named_sources(cache: Path, inside: Path) -> list[Path]:
                 return out
             stem, dot, rest = name.partition(".")
             if rest == f"{TAG}.pyc" and dot:
-                source = Path("/", Path(folder).relative_to(cache), f"{stem}.py")
+                relative = Path(folder).relative_to(cache)
+                if _as_copied(Path(folder, name), seed() / relative / name):
+                    continue  # the seed's own, copied in at the start: nothing to learn
+                source = Path("/", relative, f"{stem}.py")
                 if _trusted(source):
                     out.append(source)
     return out
+
+
+def _as_copied(held: Path, seeded: Path) -> bool:
+    """The cache's file is the seed's as `start` copied it (same size and modification time,
+    which copying keeps): most of a cache, and two stats instead of resolving its source."""
+    try:
+        a, b = os.lstat(held), os.stat(seeded)
+    except OSError:
+        return False
+    return (a.st_size, a.st_mtime_ns) == (b.st_size, b.st_mtime_ns)
 
 
 def _trusted(source: Path) -> bool:
