@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -305,6 +306,7 @@ def cli_in_process(
     that kill or interrupt `jackline`, start `python -m jackline` themselves (`real_cli`)."""
     from jackline import cli, engine
 
+    _warm()
     if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
         # An engine running in this process would be a copy without its threads in the child.
         return subprocess.run(
@@ -324,6 +326,19 @@ def cli_in_process(
     _, status = os.waitpid(pid, 0)
     code = os.waitstatus_to_exitcode(status)
     return CompletedProcess(["jackline", *args], code, out, err)
+
+
+@functools.cache
+def _warm() -> None:
+    """Load once in this process what every run's `jackline` loads, as a long-lived worker has:
+    each forked child inherits it instead of loading it again (about 0.4 s of CPU a run: the
+    scans, bandit's plugins, detect-secrets, the forge)."""
+    from jackline.forge import local  # noqa: F401
+    from jackline.scans import registry, secrets, weakenings  # noqa: F401
+    from jackline.steps import scan  # noqa: F401
+
+    registry()
+    weakenings._tests()
 
 
 def _dbos_launched() -> bool:
