@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -48,14 +49,16 @@ def team(project: Project) -> Project:
 
 
 class Worker:
-    """`jackline worker` as a process of its own, its output in a log file."""
+    """`jackline worker` as a process of its own, its output in a log file; with `home`, as on a
+    machine of its own (its own JACKLINE_HOME: run folders, workspaces, lock files)."""
 
-    def __init__(self, project: Project, log: Path, *args: str) -> None:
+    def __init__(self, project: Project, log: Path, *args: str, home: Path | None = None) -> None:
         self.log = log
+        env = project.env if home is None else {**project.env, "JACKLINE_HOME": str(home)}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jackline", "worker", *args],
             cwd=project.repo,
-            env=project.env,
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,
@@ -533,3 +536,34 @@ def test_on_postgresql_a_worker_on_its_own_disk_killed_in_an_agent_step_is_taken
     kinds = [e.kind for e in store.events(run_id)]
     assert kinds.count("workspace.rebuilt") == 1 and kinds.count("commit") == 1, kinds
     assert "a + b" in git(project.repo, "show", "main:calc.py")
+
+
+def test_a_run_cancelled_from_another_machine_has_its_agent_ended_on_its_workers_machine(
+    project: Project, tmp_path: Path, pg_url: str
+) -> None:
+    """One PostgreSQL database; the worker has a home of its own (another machine), where the
+    agent's process runs. `jackline cancel` on the submitter's machine cannot reach that
+    process: the worker sees its run cancelled and ends the agent, which would otherwise sleep
+    on for minutes."""
+    nap = f"98.{os.getpid()}"
+    slow = Round(edits={"calc.py": Replace("a - b", "a + b")}, commands=[f"sleep {nap}"])
+    team(project).env["JACKLINE_DATABASE_URL"] = pg_url
+    project.tokens.clear()
+    project.env["JACKLINE_TOKEN"] = project.token("alice")
+    project.create(ScriptedAgent([slow]))
+    elsewhere = tmp_path / "worker-machine"
+    key = secrets.token_hex(32)  # every machine of a team seals audit logs with one key
+    for home in (project.home, elsewhere):
+        home.mkdir(parents=True, exist_ok=True)
+        (home / "audit.key").write_text(key)
+        (home / "audit.key").chmod(0o600)
+    with workers(project, tmp_path, 0) as crew:
+        crew.append(Worker(project, tmp_path / "worker.log", home=elsewhere))
+        run_id = project.jl("run", "Fix add", "--detach").stdout.strip()
+        napping = until(lambda: _processes(["sleep", nap]))
+        assert not list(project.home.glob(f"runs/{run_id}/round-*/agent.pid"))  # not here
+        cancelled = project.jl_json("cancel", run_id, "-m", "wrong task")
+        assert cancelled["status"] == "cancelled", cancelled
+        until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in napping), within=15)
+        until(lambda: f"{run_id} was cancelled: its agent here is ended" in crew[0].said, 15)
+    assert project.store().get_run(run_id).status == "cancelled"

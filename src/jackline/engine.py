@@ -603,6 +603,13 @@ def cancel(run_id: str) -> None:
         DBOS.cancel_workflow(run_id)
 
 
+def cancelled(workflow_id: str) -> bool:
+    """Whether the workflow was cancelled (`cancel`), by any process."""
+    launch()
+    wf = DBOS.get_workflow_status(workflow_id)
+    return wf is not None and wf.status == "CANCELLED"
+
+
 def under_way(run_id: str) -> bool:
     """Whether the run's workflow has not ended (it may be waiting for a decision)."""
     launch()

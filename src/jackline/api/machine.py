@@ -208,11 +208,12 @@ def work_until_stopped(
             while True:
                 time.sleep(3600)
         swept = 0.0
+        cancels = _Cancels()
         while True:
             if time.monotonic() - swept >= executors.beat_every():
                 _sweep(say)
                 swept = time.monotonic()
-            _claim(heart.record.concurrency, say)
+            cancels.look(_claim(heart.record.concurrency, say), say)
             time.sleep(CLAIM_POLL)
     except KeyboardInterrupt:
         if heart is not None:
@@ -223,16 +224,45 @@ CLAIM_POLL = 0.5
 """Seconds between two looks of a worker with room at the shared queue."""
 
 
-def _claim(concurrency: int, say: Callable[[str], None]) -> None:
+def _claim(concurrency: int, say: Callable[[str], None]) -> list[str]:
     """Take work from the shared queue while fewer than `concurrency` of this worker's
-    workflows work (one waiting for a person does not: it costs a thread, not a machine)."""
+    workflows work (one waiting for a person does not: it costs a thread, not a machine).
+    Returns the workflows that worked before this look took more."""
     from jackline import engine
 
     try:
-        for workflow in engine.claim(concurrency - len(engine.working())):
+        working = engine.working()
+        for workflow in engine.claim(concurrency - len(working)):
             say(f"took {workflow} from the queue")
     except Exception as e:  # noqa: BLE001 - the worker goes on; it looks again
         say(f"taking work from the queue failed: {type(e).__name__}: {e}")
+        return []
+    return working
+
+
+class _Cancels:
+    """A run cancelled from another machine (a person's `jackline cancel` there, a server) has
+    its workflow cancelled, so no step of it starts again; but the agent at work is a process
+    on this worker's machine, which the canceller cannot reach, and it would go on until its
+    step ended. So each look at the queue, the runs that worked at the last look and no
+    longer do are looked at once: for a cancelled one, its agents are ended here."""
+
+    def __init__(self) -> None:
+        self._held: set[str] = set()
+
+    def look(self, working: list[str], say: Callable[[str], None]) -> None:
+        from jackline import engine
+        from jackline.steps.ends import end_agents
+
+        gone = self._held - set(working)
+        self._held = {w for w in working if w.startswith("run-")}
+        for run_id in sorted(gone):
+            try:
+                if engine.cancelled(run_id):
+                    end_agents(run_id)
+                    say(f"{run_id} was cancelled: its agent here is ended")
+            except Exception as e:  # noqa: BLE001 - the worker goes on
+                say(f"ending the agent of cancelled {run_id} failed: {type(e).__name__}: {e}")
 
 
 def _sweep(say: Callable[[str], None]) -> None:

@@ -17,9 +17,15 @@ def cancel(run_id: str, reason: str) -> str:
     process that drove it cannot make their deaths into another outcome; every round's agent
     process group is killed; the handoff says it (its services stop, its workspace stays)."""
     Store().update_run(run_id, status=Status.CANCELLED, reason=reason)
+    end_agents(run_id)
+    return write_handoff(run_id, Status.CANCELLED, rebuild=False)
+
+
+def end_agents(run_id: str) -> None:
+    """Kill the process group of every round's agent of the run that this machine runs (a team
+    worker ends those of a run cancelled from another machine: `api.machine`)."""
     for pidfile in sorted(paths.run_dir(run_id).glob("round-*/agent.pid")):
         proc.kill_recorded(pidfile)
-    return write_handoff(run_id, Status.CANCELLED, rebuild=False)
 
 
 def fail(run_id: str, reason: str) -> None:
