@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,12 +21,15 @@ from typing import Any
 import httpx
 import pytest
 from conftest import Project, git
-from test_repos_by_url import FIX, _remote
+from test_repos_by_url import _remote
 from test_team import BEAT, DEAD_AFTER, Worker, until
 
-from jackline.testing import ScriptedAgent
+from jackline.testing import Replace, Round, ScriptedAgent
 
 pytestmark = pytest.mark.real_cli
+
+FIX = Round(edits={"calc.py": Replace("a - b", "a + b  # noqa: E501")}, message="add adds")
+"""The fix, with a new suppression: a warn-level finding for a reviewer to accept."""
 
 
 class Served:
@@ -146,9 +150,24 @@ def test_two_servers_on_one_database_serve_the_same_runs_and_take_decisions_for_
                     kept = b.call(alice, "GET", f"/api/runs/{run_id}/artifacts/{name}")
                     assert kept.status_code == 200, (name, kept.text)
                 diff = b.call(alice, "GET", f"/api/runs/{run_id}/artifacts/change.diff").text
-                assert "+    return a + b" in diff, diff
+                assert "+    return a + b  # noqa: E501" in diff, diff
                 events = b.call(alice, "GET", f"/api/runs/{run_id}/events").json()
                 assert events and all(e["intact"] for e in events), events
+                # Bob accepts the finding on server b, which has none of the worker's folders
+                # (here they are on one disk: the run's folder goes, as if b were elsewhere).
+                [finding] = run["findings"]
+                folder = Path(run["handoff"]).parent
+                shutil.rmtree(folder)
+                accepted = b.call(
+                    bob,
+                    "POST",
+                    f"/api/runs/{run_id}/findings/{finding['id']}/accept",
+                    json={"message": "the line is long on purpose"},
+                )
+                assert accepted.status_code == 200, accepted.text
+                assert not folder.exists()  # b wrote nothing where the worker's folder was
+                shown = a.call(alice, "GET", f"/api/runs/{run_id}").json()["handoff_markdown"]
+                assert "the line is long on purpose" in shown, shown
                 # Bob reads the run on a page of server a and approves from it; behind a proxy
                 # the post may reach server b: b takes a's page's CSRF token, and the decision
                 # reaches the workflow the worker drives.
