@@ -183,6 +183,24 @@ def test_two_servers_on_one_database_serve_the_same_runs_and_take_decisions_for_
                 )
                 assert merged.status_code == 200, merged.text
                 assert merged.json()["status"] == "merged", merged.json()
+                # The page of a server with no checkout submits runs for the URL it serves.
+                runs_page = b.page(alice, "/runs")
+                assert url in runs_page.text, runs_page.text
+                [form_csrf] = set(re.findall(r'name="csrf" value="([0-9a-f]+)"', runs_page.text))
+                sent = b.page(
+                    alice,
+                    "/runs",
+                    "POST",
+                    data={"task": "Fix add again", "repo": "0", "csrf": form_csrf},
+                    headers={"Origin": b.url},
+                    follow_redirects=False,
+                )
+                assert sent.is_redirect, sent.text
+                again = sent.headers["location"].rsplit("/", 1)[1]
+                cancelled = a.call(
+                    alice, "POST", f"/api/runs/{again}/cancel", json={"message": "a test"}
+                ).json()
+                assert (cancelled["repo"], cancelled["status"]) == (url, "cancelled"), cancelled
             said = a.said + b.said
     assert worker.said.count(f"took {run_id} from the queue") == 1, worker.said
     assert git(bare, "rev-parse", "main") == merged.json()["merge_sha"]
