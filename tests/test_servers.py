@@ -5,6 +5,7 @@ remote (a `file://` bare repository) and the team's audit key (`JACKLINE_AUDIT_K
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -22,14 +23,23 @@ import httpx
 import pytest
 from conftest import Project, git
 from test_repos_by_url import _remote
-from test_team import BEAT, DEAD_AFTER, Worker, until
+from test_team import BEAT, DEAD_AFTER, Worker, _processes, until
 
-from jackline.testing import Replace, Round, ScriptedAgent
+from jackline.testing import Round, ScriptedAgent
 
 pytestmark = pytest.mark.real_cli
 
-FIX = Round(edits={"calc.py": Replace("a - b", "a + b  # noqa: E501")}, message="add adds")
-"""The fix, with a new suppression: a warn-level finding for a reviewer to accept."""
+NAP = "89"
+
+
+def _fix(gate: Path) -> Round:
+    """The fix, with a new suppression (a warn-level finding for a reviewer to accept); once
+    the gate is open, the agent then sleeps, to be cancelled at work."""
+    return Round(
+        edits={"calc.py": "def add(a, b):\n    return a + b  # noqa: E501\n"},  # on any main
+        commands=[f"if [ -e {gate}/open ]; then sleep {NAP}; fi"],
+        message="add adds",
+    )
 
 
 class Served:
@@ -111,7 +121,10 @@ def _verify_from(home: Path, env: dict[str, str], run_id: str) -> subprocess.Com
 def test_two_servers_on_one_database_serve_the_same_runs_and_take_decisions_for_any(
     project: Project, tmp_path: Path, pg_url: str
 ) -> None:
-    project.create(ScriptedAgent([FIX]))
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    readable = json.dumps([str(project.root / "agent.json"), str(gate)])
+    project.create(ScriptedAgent([_fix(gate)]), extra=f"\n[sandbox]\nreadable = {readable}\n")
     bare, url = _remote(project)
     project.env.update(
         JACKLINE_DATABASE_URL=pg_url,
@@ -183,7 +196,10 @@ def test_two_servers_on_one_database_serve_the_same_runs_and_take_decisions_for_
                 )
                 assert merged.status_code == 200, merged.text
                 assert merged.json()["status"] == "merged", merged.json()
-                # The page of a server with no checkout submits runs for the URL it serves.
+                # The page of a server with no checkout submits runs for the URL it serves;
+                # this one's agent sleeps until it is cancelled through server a, and the
+                # worker, which alone can, stops it.
+                (gate / "open").touch()
                 runs_page = b.page(alice, "/runs")
                 assert url in runs_page.text, runs_page.text
                 [form_csrf] = set(re.findall(r'name="csrf" value="([0-9a-f]+)"', runs_page.text))
@@ -197,10 +213,18 @@ def test_two_servers_on_one_database_serve_the_same_runs_and_take_decisions_for_
                 )
                 assert sent.is_redirect, sent.text
                 again = sent.headers["location"].rsplit("/", 1)[1]
+
+                def napping() -> list[int]:
+                    run = a.call(alice, "GET", f"/api/runs/{again}").json()
+                    assert run["status"] in ("queued", "running"), (run["reason"], run["handoff"])
+                    return _processes(["sleep", NAP])
+
+                until(napping, within=120)
                 cancelled = a.call(
                     alice, "POST", f"/api/runs/{again}/cancel", json={"message": "a test"}
                 ).json()
                 assert (cancelled["repo"], cancelled["status"]) == (url, "cancelled"), cancelled
+                until(lambda: not _processes(["sleep", NAP]), within=BEAT * 2 + 10)
             said = a.said + b.said
     assert worker.said.count(f"took {run_id} from the queue") == 1, worker.said
     assert git(bare, "rev-parse", "main") == merged.json()["merge_sha"]

@@ -219,9 +219,11 @@ def work_until_stopped(
             while True:
                 time.sleep(3600)
         swept = 0.0
+        stopped: set[str] = set()
         while True:
             if time.monotonic() - swept >= executors.beat_every():
                 _sweep(say)
+                _stop_cancelled(heart.record.id, stopped, say)
                 swept = time.monotonic()
             _claim(heart.record.concurrency, say)
             time.sleep(CLAIM_POLL)
@@ -244,6 +246,23 @@ def _claim(concurrency: int, say: Callable[[str], None]) -> None:
             say(f"took {workflow} from the queue")
     except Exception as e:  # noqa: BLE001 - the worker goes on; it looks again
         say(f"taking work from the queue failed: {type(e).__name__}: {e}")
+
+
+def _stop_cancelled(me: str, stopped: set[str], say: Callable[[str], None]) -> None:
+    """Kill the agents of this worker's runs that a person cancelled elsewhere (a server, a
+    command on another machine): cancelling there stops the workflow's next step, but the
+    agent at work is a process of this machine's, which only this worker can end. `stopped`
+    holds the runs already seen to, so each is looked at once."""
+    from jackline import steps
+
+    try:
+        for run in Store().list_runs(Status.CANCELLED, limit=100):
+            if run.executor == me and run.id not in stopped:
+                stopped.add(run.id)
+                steps.kill_agents(run.id)
+                say(f"{run.id} was cancelled: its agents on this machine are stopped")
+    except Exception as e:  # noqa: BLE001 - the worker goes on; the next beat looks again
+        say(f"looking for cancelled runs failed: {type(e).__name__}: {e}")
 
 
 def _sweep(say: Callable[[str], None]) -> None:
