@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from postgres import Backend
 
 from jackline import paths
+from jackline.errors import ConfigError
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
 from jackline.models import Run
@@ -192,3 +193,118 @@ def test_following_a_long_log_reads_only_what_is_new_and_verify_still_finds_an_o
         assert new_events() == []
         polls.append(time.perf_counter() - started)
     assert min(polls) < whole / 20, (polls, whole)
+
+
+# The team's key (JACKLINE_AUDIT_KEY) -------------------------------------------------------
+
+TEAM_KEY = "ab" * 32  # 64 hex digits: what `openssl rand -hex 32` prints
+
+
+def _homes_sign_one_chain(pg_url: str, tmp_path: Path, run_id: str) -> list[AuditLog]:
+    """Two machines (a home each, one PostgreSQL database) append to one run's chain, in turn."""
+    logs = [AuditLog(Store(tmp_path / h / "jackline.db", url=pg_url), Redactor({})) for h in "ab"]
+    for i in range(4):
+        logs[i % 2].record(run_id, "step", n=i)
+    return logs
+
+
+def test_two_homes_signing_one_chain_break_it_unless_they_share_the_team_key(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("JACKLINE_AUDIT_KEY", raising=False)
+    for log in _homes_sign_one_chain(pg_url, tmp_path / "own", "run-1"):
+        verdict = log.verify("run-1")  # each home's key fails the other's events
+        assert verdict.broken and "does not hold under the audit key" in verdict.detail
+
+    monkeypatch.setenv("TEAM_SIGNING", TEAM_KEY)  # any variable's name: the reference says which
+    monkeypatch.setenv("JACKLINE_AUDIT_KEY", "env:TEAM_SIGNING")
+    for log in _homes_sign_one_chain(pg_url, tmp_path / "team", "run-2"):
+        assert log.verify("run-2").state == "verified"
+        assert not log.key_path.exists()  # named, the key is never made in a home
+
+
+def test_a_team_key_copied_from_a_home_keeps_its_chains_verified(
+    backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _log(backend, 2)
+    copy = tmp_path / "team.key"
+    copy.write_bytes((tmp_path / "audit.key").read_bytes())
+    copy.chmod(0o600)
+    os.unlink(tmp_path / "audit.key")
+    monkeypatch.setenv("JACKLINE_AUDIT_KEY", f"file:{copy}")
+    log = AuditLog(backend.store(), Redactor({}))
+    log.record("run-1", "step", n=2)
+    assert log.verify("run-1").state == "verified"
+    assert not (tmp_path / "audit.key").exists()
+
+
+@pytest.mark.parametrize(
+    ("ref", "said"),
+    [
+        ("file:{tmp}/nowhere.key", "cannot read the audit key {tmp}/nowhere.key"),
+        (
+            "file:{tmp}/open.key",
+            "the audit key {tmp}/open.key may be read by others: `chmod 600 {tmp}/open.key`",
+        ),
+        ("file:{tmp}/short.key", "'file:{tmp}/short.key' names a key of 12 characters"),
+        (
+            "env:UNSET_TEAM_KEY",
+            "secret reference 'env:UNSET_TEAM_KEY': $UNSET_TEAM_KEY is not set",
+        ),
+        ("vault:team", "'vault:team' is not a secret reference; expected env:NAME or file:PATH"),
+    ],
+)
+def test_a_team_key_that_cannot_be_read_or_is_too_short_stops_before_any_event_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, ref: str, said: str
+) -> None:
+    (tmp_path / "open.key").write_text(TEAM_KEY)
+    (tmp_path / "open.key").chmod(0o644)
+    (tmp_path / "short.key").write_text("short-secret")
+    (tmp_path / "short.key").chmod(0o600)
+    monkeypatch.delenv("UNSET_TEAM_KEY", raising=False)
+    monkeypatch.setenv("JACKLINE_AUDIT_KEY", ref.format(tmp=tmp_path))
+    store = Store(tmp_path / "home" / "jackline.db")
+    with pytest.raises(ConfigError) as raised:
+        AuditLog(store, Redactor({})).record("run-1", "step", n=1)
+    message = str(raised.value)
+    assert f"JACKLINE_AUDIT_KEY: {said.format(tmp=tmp_path)}" in message
+    assert "JACKLINE_AUDIT_KEY: JACKLINE_AUDIT_KEY must name the team's audit key" in message
+    assert "`openssl rand -hex 32`" in message and "short-secret" not in message
+    assert store.events("run-1") == []  # not signed with another key instead
+    assert not (tmp_path / "home" / "audit.key").exists()
+    with pytest.raises(ConfigError):  # nor verified as if the key were missing
+        AuditLog(store, Redactor({})).verify("run-1")
+
+
+def test_the_team_key_is_redacted_from_what_is_stored(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TEAM_SIGNING", TEAM_KEY)  # a name that does not say it is a secret
+    monkeypatch.setenv("JACKLINE_AUDIT_KEY", "env:TEAM_SIGNING")
+    log = AuditLog(backend.store(), Redactor.from_environment())
+    written = log.record("run-1", "command", output=f"echo {TEAM_KEY}")
+    assert written["output"] == "echo [redacted:JACKLINE_AUDIT_KEY]"
+    assert TEAM_KEY not in json.dumps(backend.sql("SELECT * FROM events"))
+
+
+def test_a_team_process_without_the_team_key_warns_once_that_every_machine_needs_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jackline import api
+
+    monkeypatch.setenv("JACKLINE_HOME", str(tmp_path))
+    monkeypatch.delenv("JACKLINE_AUDIT_KEY", raising=False)
+    monkeypatch.delenv("JACKLINE_DATABASE_URL", raising=False)
+    said: list[str] = []
+    api.check_audit_key(said.append)
+    assert said == []  # one machine: its home's key is the key
+    monkeypatch.setenv("JACKLINE_DATABASE_URL", f"sqlite:///{tmp_path / 'engine.db'}")
+    api.check_audit_key(said.append)
+    [warning] = said
+    assert "JACKLINE_AUDIT_KEY is not set" in warning and str(tmp_path / "audit.key") in warning
+    assert "JACKLINE_AUDIT_KEY=file:/etc/jackline/audit.key" in warning
+    assert "`openssl rand -hex 32`" in warning
+    monkeypatch.setenv("TEAM_SIGNING", TEAM_KEY)
+    monkeypatch.setenv("JACKLINE_AUDIT_KEY", "env:TEAM_SIGNING")
+    api.check_audit_key(said.append)
+    assert len(said) == 1

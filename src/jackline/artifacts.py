@@ -38,8 +38,14 @@ def keep_handoff(h: Handoff, directory: Path, store: Store, run_id: str) -> Path
     """Write the handoff's files in the run's folder (`handoff.write`) and keep its record in
     the store, where a server or worker on any machine reads it (`handoff_of`)."""
     md = handoff.write(h, directory)
-    store.put_artifact(run_id, HANDOFF, json.dumps(handoff.as_json(h)).encode())
+    keep_handoff_record(h, store, run_id)
     return md
+
+
+def keep_handoff_record(h: Handoff, store: Store, run_id: str) -> None:
+    """Keep the handoff's record in the store only: where the run's folder is another
+    machine's, a server writes nothing on its own disk (`handoff_of` reads the record)."""
+    store.put_artifact(run_id, HANDOFF, json.dumps(handoff.as_json(h)).encode())
 
 
 def handoff_of(store: Store, run_id: str, markdown_path: str | None) -> Handoff | None:

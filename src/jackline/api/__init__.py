@@ -19,6 +19,7 @@ from jackline.api.flags import flags_list, health, set_flag
 from jackline.api.machine import (
     WorkerState,
     Working,
+    check_audit_key,
     clean,
     osv_update,
     pool_clear,
@@ -79,6 +80,7 @@ __all__ = [
     "as_json",
     "cancel",
     "change_text",
+    "check_audit_key",
     "clean",
     "compare",
     "events",

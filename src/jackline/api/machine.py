@@ -15,6 +15,7 @@ from jackline import executors, paths, repos
 from jackline import git as g
 from jackline.errors import Interrupted, Refused
 from jackline.events import Kind
+from jackline.guard import audit
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
 from jackline.models import (
@@ -129,6 +130,7 @@ def start_worker(
     """Start this process's worker: the repositories' schedules (default: this one's) and, in
     team mode, runs and releases from the shared queue, up to `concurrency` at once
     (`executors.default_concurrency` unless given), in workspaces under `workspaces`."""
+    check_audit_key(say)
     if not executors.team():
         if concurrency is not None or workspaces is not None:
             raise Refused(
@@ -148,6 +150,15 @@ def start_worker(
     engine.work()
     loops = engine.keep_schedules(roots) if roots else []
     return Working(loops, me.record, me)
+
+
+def check_audit_key(say: Callable[[str], None]) -> None:
+    """Before a worker or a server does anything: the audit key `JACKLINE_AUDIT_KEY` names is
+    read now (a wrong one ends the process with an error, before any event is signed with
+    another key); in team mode without it, `say` warns once that every machine needs the same."""
+    warning = audit.team_warning(executors.team())
+    if warning:
+        say(warning)
 
 
 def _schedule_roots(repos: list[Path] | None) -> list[Path]:
@@ -252,14 +263,14 @@ class _Cancels:
 
     def look(self, working: list[str], say: Callable[[str], None]) -> None:
         from jackline import engine
-        from jackline.steps.ends import end_agents
+        from jackline.steps import kill_agents
 
         gone = self._held - set(working)
         self._held = {w for w in working if w.startswith("run-")}
         for run_id in sorted(gone):
             try:
                 if engine.cancelled(run_id):
-                    end_agents(run_id)
+                    kill_agents(run_id)
                     say(f"{run_id} was cancelled: its agent here is ended")
             except Exception as e:  # noqa: BLE001 - the worker goes on
                 say(f"ending the agent of cancelled {run_id} failed: {type(e).__name__}: {e}")

@@ -6,7 +6,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jackline import artifacts, auth, forge, handoff, notify
+from jackline import artifacts, auth, forge, handoff, notify, paths
 from jackline import config as cfg
 from jackline.errors import NotFound, Refused
 from jackline.events import Kind
@@ -253,7 +253,13 @@ def _rewrite_handoff(run: Run) -> handoff.Handoff | None:
     if record is None or not run.handoff:
         return None
     record = replace(record, accepted=tuple(in_force(events(run.id))))
-    artifacts.keep_handoff(record, Path(run.handoff).parent, store, run.id)
+    folder = Path(run.handoff).parent
+    if folder.is_dir() and folder.resolve() == paths.run_dir(run.id).resolve():
+        artifacts.keep_handoff(record, folder, store, run.id)
+    else:
+        # The run ran on another machine (a server of a team takes decisions for any run):
+        # its folder's path names that machine's disk, so only the store's record is kept.
+        artifacts.keep_handoff_record(record, store, run.id)
     return record
 
 

@@ -1,12 +1,18 @@
 """The audit log: append-only, keyed and hash-chained, anchored by a recorded head, redacted
 before it is written.
 
-Each event's mac is an HMAC-SHA256, under a key kept in a file beside the database (`audit.key`
-in `JACKLINE_HOME`, mode 0600), of the stream's id, the previous event's mac and the event
+Each event's mac is an HMAC-SHA256, under the audit key, of the stream's id, the previous event's mac and the event
 itself. So whoever can write the database but not read the key can neither change an event nor
 re-hash the chain after changing one. The head (the last sequence number and mac, sealed with
 the key) is written in the same transaction as each event, apart from the events, so deleting
 the tail (the decision and the merge) shows too: `verify` names where the chain breaks.
+
+The key is the one `JACKLINE_AUDIT_KEY` names (a secret reference, `env:NAME` or `file:PATH`),
+which a team gives every machine, since each machine appends to the chains of the runs it works
+on; unset, it is a file beside the database (`audit.key` in `JACKLINE_HOME`, mode 0600) made on
+first use. Either way it is text of at least 64 characters (Jackline makes 64 hex digits), and it
+is used as it is: a copy of one home's `audit.key` named by the variable keeps that home's chains
+verified.
 
 Chains written before keys existed (plain SHA-256, no head) stay readable; `verify` says they are
 unkeyed rather than verified. An event appended to one now is keyed, and its mac covers the old
@@ -26,12 +32,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from jackline.errors import JacklineError
+from jackline import paths
+from jackline.errors import ConfigError, JacklineError
 from jackline.events import Kind, known
-from jackline.guard.redact import Redactor
+from jackline.guard.redact import Redactor, resolve
 from jackline.store import AuditHead, Store, StoredEvent
 
 KEY_FILE = "audit.key"
+KEY_ENV = "JACKLINE_AUDIT_KEY"
+MIN_KEY = 64
+"""The shortest key taken, in characters: the 64 hex digits of 32 random bytes."""
+MAKE_KEY = "openssl rand -hex 32"
+RIGHT_KEY = (
+    f"{KEY_ENV} must name the team's audit key, the same on every machine, as env:NAME or "
+    f"file:PATH (a file only its owner may read): text of at least {MIN_KEY} characters, such "
+    f"as `{MAKE_KEY}` prints, or a copy of one machine's JACKLINE_HOME/{KEY_FILE}"
+)
 KEYED = "k1:"
 """The prefix of a keyed mac; a hash without it is the plain SHA-256 of the first chains."""
 
@@ -118,14 +134,55 @@ class AuditLog:
 
     def _signing_key(self) -> bytes:
         if self._key is None:
-            self._key = _load_key(self.key_path, create=True)
+            self._key = configured_key() or _load_key(self.key_path, create=True)
         return self._key
 
     def _verifying_key(self) -> bytes | None:
         # Reading never makes a key: a new one would call every existing chain broken.
+        if self._key is None:
+            self._key = configured_key()
         if self._key is None and self.key_path.exists():
             self._key = _load_key(self.key_path, create=False)
         return self._key
+
+
+def configured_key() -> bytes | None:
+    """The key `JACKLINE_AUDIT_KEY` names, or None when it is unset (then each home keeps its
+    own). A reference that cannot be read, or names too short a key, is an error, never a
+    fallback to the home's key: an event signed with another key would break the chain."""
+    ref = os.environ.get(KEY_ENV, "").strip()
+    if not ref:
+        return None
+    scheme, _, rest = ref.partition(":")
+    try:
+        if scheme == "file":  # the checks a key file gets; the operator's path may be a link
+            text = _read_key(Path(rest).expanduser(), follow=True)
+        else:
+            text = resolve(ref, KEY_ENV).strip()
+    except JacklineError as e:
+        said = e.problems[0] if isinstance(e, ConfigError) else str(e)
+        raise ConfigError(KEY_ENV, [said, RIGHT_KEY]) from None
+    if len(text) < MIN_KEY:
+        # The length only: never a byte of the key itself.
+        raise ConfigError(
+            KEY_ENV, [f"{ref!r} names a key of {len(text)} characters: too short", RIGHT_KEY]
+        )
+    return text.encode()
+
+
+def team_warning(team: bool) -> str | None:
+    """Checked once when a worker or a server starts: the configured key is read now (an error
+    ends the process before it writes an event with another key); in team mode without one, the
+    warning that every machine must sign with the same key."""
+    if configured_key() is not None or not team:
+        return None
+    return (
+        f"Warning: {KEY_ENV} is not set, so this machine signs audit logs with its own key "
+        f"({paths.home() / KEY_FILE}); a run's log written on two machines with different keys "
+        f"reads CHAIN BROKEN. Give every worker and server the same key: {KEY_ENV}="
+        f"file:/etc/jackline/{KEY_FILE} (mode 0600, holding what `{MAKE_KEY}` prints, or a copy "
+        f"of one machine's {KEY_FILE})."
+    )
 
 
 class Cursor:
@@ -259,8 +316,17 @@ def _load_key(path: Path, create: bool) -> bytes:
     read it, since whoever reads it can re-hash a chain."""
     if create and not path.exists():
         _make_key(path)
+    text = _read_key(path, follow=False)
+    if len(text) < MIN_KEY:
+        raise JacklineError(f"the audit key {path} is too short ({len(text)} characters)")
+    return text.encode()
+
+
+def _read_key(path: Path, follow: bool) -> str:
+    """A key file's text, refused if it is not a regular file or others may read it."""
+    flags = os.O_RDONLY | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(path, flags)
     except OSError as e:
         raise JacklineError(f"cannot read the audit key {path}: {e.strerror}") from None
     try:
@@ -269,12 +335,9 @@ def _load_key(path: Path, create: bool) -> bytes:
             raise JacklineError(f"the audit key {path} is not a regular file")
         if info.st_mode & 0o077:
             raise JacklineError(f"the audit key {path} may be read by others: `chmod 600 {path}`")
-        text = os.read(fd, 4096).decode(errors="replace").strip()
+        return os.read(fd, 4096).decode(errors="replace").strip()
     finally:
         os.close(fd)
-    if len(text) < 64:
-        raise JacklineError(f"the audit key {path} is too short ({len(text)} characters)")
-    return text.encode()
 
 
 def _make_key(path: Path) -> None:

@@ -1,9 +1,9 @@
 """Secrets never reach a stored byte: every string written to the audit log, the handoff or a log
 file passes through a `Redactor` first.
 
-The values come from three places: the secret references a run declares (resolved here), any
-variable in the harness's own environment whose name says it holds a secret, and the tokens this
-machine reaches repositories with (`remotes`).
+The values come from four places: the secret references a run declares (resolved here), any
+variable in the harness's own environment whose name says it holds a secret, the tokens this
+machine reaches repositories with (`remotes`), and the audit key `JACKLINE_AUDIT_KEY` names.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from jackline.errors import ConfigError
+from jackline.errors import ConfigError, JacklineError
 
 SECRET_NAME = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE)", re.I)
 MIN_LENGTH = 6  # shorter values are too likely to be ordinary words or numbers
@@ -37,6 +37,18 @@ def resolve(ref: str, where: str) -> str:
     raise ConfigError(where, [f"{ref!r} is not a secret reference; expected env:NAME or file:PATH"])
 
 
+def _audit_key() -> dict[str, str]:
+    """The audit key `JACKLINE_AUDIT_KEY` names, by that name: the variable holds a reference,
+    and what it names (a file, or a variable called anything) is the secret."""
+    from jackline.guard import audit  # it redacts with this module: imported when first needed
+
+    try:
+        key = audit.configured_key()
+    except JacklineError:  # said where the key is used; redacting goes on without it
+        return {}
+    return {audit.KEY_ENV: key.decode()} if key else {}
+
+
 class Redactor:
     def __init__(self, secrets: Mapping[str, str]) -> None:
         named = {n: v for n, v in secrets.items() if len(v) >= MIN_LENGTH}
@@ -53,6 +65,7 @@ class Redactor:
         found = {n: v for n, v in env.items() if SECRET_NAME.search(n)}
         # The tokens this worker pushes and fetches with, whatever their variables are named.
         found.update(remotes.secret_values())
+        found.update(_audit_key())
         found.update(extra or {})
         return cls(found)
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -31,7 +30,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from jackline import auth, paths
+from jackline import auth
 from jackline.errors import ConfigError, JacklineError, NotFound, Refused
 from jackline.store import Store
 
@@ -101,22 +100,19 @@ def allowed(
     return check
 
 
-def server_secret() -> bytes:
-    """A random secret kept under JACKLINE_HOME (mode 0600): the key CSRF tokens are made with."""
-    path = paths.home() / "server-secret"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(secrets.token_bytes(32))
-        path.chmod(0o600)
-    return path.read_bytes()
+CSRF_LABEL = b"jackline csrf v1"
 
 
 def csrf_token(request: Request) -> str:
-    """The CSRF token for the request's session (empty without one)."""
+    """The CSRF token for the request's session (empty without one): an HMAC keyed by the
+    session's own token, so only whoever holds the session can make it, the page showing it
+    reveals nothing of the token, and every server of a team (stateless, behind one proxy)
+    derives the same one with no secret of its own: a page from one server posts to another.
+    (A secret per server added nothing: whoever holds the token may act with it as a bearer.)"""
     token, how = presented_token(request)
     if not token or how != "cookie":
         return ""
-    return hmac.new(server_secret(), token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(token.encode(), CSRF_LABEL, hashlib.sha256).hexdigest()
 
 
 def check_csrf(request: Request, submitted: str | None, where: str = "in the form") -> None:

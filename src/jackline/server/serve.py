@@ -146,6 +146,7 @@ def run(
     from jackline.server import Settings, create_app
 
     check_host(host, public)
+    api.check_audit_key(say)
     sock = bind(host, port)
     listening = prepare(repos, sock)
     settings = Settings(

@@ -244,7 +244,7 @@ def runs_page(request: Request, who: Reader, status: str = "") -> Response:
         runs=found,
         status=status,
         statuses=RUN_STATUSES,
-        repos=repos(request),
+        repos=run_repos(request),
         live=any(r.status not in RESTING for r in found),
     )
 
@@ -259,7 +259,7 @@ def submit(
     csrf: Csrf = "",
 ) -> Response:
     deps.check_csrf(request, csrf)
-    roots = repos(request)
+    roots = run_repos(request)
     if not 0 <= repo < len(roots):
         raise HTTPException(422, f"repo={repo} is not one of this server's {len(roots)} repos")
     try:
@@ -284,7 +284,7 @@ def runs_refused(request: Request, who: auth.Principal, error: JacklineError) ->
         runs=found,
         status="",
         statuses=RUN_STATUSES,
-        repos=repos(request),
+        repos=run_repos(request),
         live=False,
         error=str(error),
     )
@@ -292,6 +292,14 @@ def runs_refused(request: Request, who: auth.Principal, error: JacklineError) ->
 
 def repos(request: Request) -> tuple[Path, ...]:
     return tuple(request.app.state.settings.repos)
+
+
+def run_repos(request: Request) -> tuple[Path | str, ...]:
+    """What the page submits runs for: the repositories served by path, then those by URL
+    (`--repo URL`), which a server of a team with no checkout of its own serves; a worker
+    takes each such run to a clone of its own."""
+    settings = request.app.state.settings
+    return (*settings.repos, *settings.urls)
 
 
 @router.get("/runs/{run_id}")

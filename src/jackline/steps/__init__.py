@@ -24,7 +24,7 @@ from jackline.steps.decide import (
     review_feedback,
     secret_feedback,
 )
-from jackline.steps.ends import cancel, fail
+from jackline.steps.ends import cancel, fail, kill_agents
 from jackline.steps.handoff import write_handoff
 from jackline.steps.hydrate import hydrate
 from jackline.steps.prepare import PrepareOutcome, prepare
@@ -50,6 +50,7 @@ __all__ = [
     "fail",
     "finish",
     "hydrate",
+    "kill_agents",
     "merge",
     "prepare",
     "publish",

@@ -17,13 +17,14 @@ def cancel(run_id: str, reason: str) -> str:
     process that drove it cannot make their deaths into another outcome; every round's agent
     process group is killed; the handoff says it (its services stop, its workspace stays)."""
     Store().update_run(run_id, status=Status.CANCELLED, reason=reason)
-    end_agents(run_id)
+    kill_agents(run_id)
     return write_handoff(run_id, Status.CANCELLED, rebuild=False)
 
 
-def end_agents(run_id: str) -> None:
-    """Kill the process group of every round's agent of the run that this machine runs (a team
-    worker ends those of a run cancelled from another machine: `api.machine`)."""
+def kill_agents(run_id: str) -> None:
+    """Kill every round's agent process group of the run that this machine started: in team
+    mode a run is cancelled wherever a person asks, and the worker that drives it kills its
+    agents when it sees that (`api.machine._Cancels`)."""
     for pidfile in sorted(paths.run_dir(run_id).glob("round-*/agent.pid")):
         proc.kill_recorded(pidfile)
 
