@@ -27,12 +27,13 @@ Events and their data:
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jackline.config import JacklineConfig
+if TYPE_CHECKING:
+    from jackline.config import JacklineConfig
 
-Announce = Callable[[str, JacklineConfig, dict[str, Any]], None]
-Wanted = Callable[[JacklineConfig], bool]
+Announce = Callable[[str, "JacklineConfig", dict[str, Any]], None]
+Wanted = Callable[["JacklineConfig"], bool]
 _NOTIFIERS: dict[str, tuple[Wanted, Callable[[], Announce]]] = {}
 
 

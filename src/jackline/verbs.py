@@ -16,13 +16,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jackline.guard.audit import Event, Verdict
 from jackline.models import Acceptance, Origin, Probe, Release, Run
 
 if TYPE_CHECKING:
+    from jackline.guard.audit import Event, Verdict
     from jackline.health import Report
 
-OnEvent = Callable[[str, Event], None]
+OnEvent = Callable[[str, "Event"], None]
 """Told each event of a run or release as it happens: (run or release id, event)."""
 
 

@@ -13,59 +13,152 @@ runs stays fast and works without the engine.
 
 from __future__ import annotations
 
-from jackline.api.access import token_create, token_revoke, tokens
-from jackline.api.attempts import compare, submit_attempts
-from jackline.api.flags import flags_list, health, set_flag
-from jackline.api.machine import (
-    WorkerState,
-    Working,
-    check_audit_key,
-    clean,
-    osv_update,
-    pool_clear,
-    pool_refresh,
-    pool_status,
-    pool_warm,
-    resume,
-    start_worker,
-    team_mode,
-    waits_for_decision,
-    work_until_stopped,
-    worker,
-    workers,
-)
-from jackline.api.reading import (
-    artifact,
-    artifact_names,
-    artifact_text,
-    as_json,
-    change_text,
-    events,
-    findings,
-    follow,
-    get,
-    handoff_text,
-    rounds,
-    runs,
-    short_ids,
-    shown,
-    verify,
-)
-from jackline.api.releasing import (
-    abort,
-    go,
-    live,
-    release,
-    release_as_json,
-    release_events,
-    release_figures,
-    release_get,
-    release_probes,
-    releases,
-    rollback,
-)
-from jackline.api.review import CANCELLABLE, accept, approve, cancel, reject, request_changes
-from jackline.api.submission import record_claim, recorded_config, submit, validate, who
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from jackline.api.access import token_create as token_create
+    from jackline.api.access import token_revoke as token_revoke
+    from jackline.api.access import tokens as tokens
+    from jackline.api.attempts import compare as compare
+    from jackline.api.attempts import submit_attempts as submit_attempts
+    from jackline.api.flags import flags_list as flags_list
+    from jackline.api.flags import health as health
+    from jackline.api.flags import set_flag as set_flag
+    from jackline.api.machine import WorkerState as WorkerState
+    from jackline.api.machine import Working as Working
+    from jackline.api.machine import check_audit_key as check_audit_key
+    from jackline.api.machine import clean as clean
+    from jackline.api.machine import osv_update as osv_update
+    from jackline.api.machine import pool_clear as pool_clear
+    from jackline.api.machine import pool_refresh as pool_refresh
+    from jackline.api.machine import pool_status as pool_status
+    from jackline.api.machine import pool_warm as pool_warm
+    from jackline.api.machine import resume as resume
+    from jackline.api.machine import start_worker as start_worker
+    from jackline.api.machine import team_mode as team_mode
+    from jackline.api.machine import waits_for_decision as waits_for_decision
+    from jackline.api.machine import work_until_stopped as work_until_stopped
+    from jackline.api.machine import worker as worker
+    from jackline.api.machine import workers as workers
+    from jackline.api.reading import artifact as artifact
+    from jackline.api.reading import artifact_names as artifact_names
+    from jackline.api.reading import artifact_text as artifact_text
+    from jackline.api.reading import as_json as as_json
+    from jackline.api.reading import change_text as change_text
+    from jackline.api.reading import events as events
+    from jackline.api.reading import findings as findings
+    from jackline.api.reading import follow as follow
+    from jackline.api.reading import get as get
+    from jackline.api.reading import handoff_text as handoff_text
+    from jackline.api.reading import rounds as rounds
+    from jackline.api.reading import runs as runs
+    from jackline.api.reading import short_ids as short_ids
+    from jackline.api.reading import shown as shown
+    from jackline.api.reading import verify as verify
+    from jackline.api.releasing import abort as abort
+    from jackline.api.releasing import go as go
+    from jackline.api.releasing import live as live
+    from jackline.api.releasing import release as release
+    from jackline.api.releasing import release_as_json as release_as_json
+    from jackline.api.releasing import release_events as release_events
+    from jackline.api.releasing import release_figures as release_figures
+    from jackline.api.releasing import release_get as release_get
+    from jackline.api.releasing import release_probes as release_probes
+    from jackline.api.releasing import releases as releases
+    from jackline.api.releasing import rollback as rollback
+    from jackline.api.review import CANCELLABLE as CANCELLABLE
+    from jackline.api.review import accept as accept
+    from jackline.api.review import approve as approve
+    from jackline.api.review import cancel as cancel
+    from jackline.api.review import reject as reject
+    from jackline.api.review import request_changes as request_changes
+    from jackline.api.submission import record_claim as record_claim
+    from jackline.api.submission import recorded_config as recorded_config
+    from jackline.api.submission import submit as submit
+    from jackline.api.submission import validate as validate
+    from jackline.api.submission import who as who
+
+# Each verb's module is imported when the verb is first used, not with the package: a command
+# that reads a run does not pay for the engine, the scans or the config's models (the CLI's
+# start is the sum of what it imports).
+_WHERE = {
+    "CANCELLABLE": "jackline.api.review",
+    "WorkerState": "jackline.api.machine",
+    "Working": "jackline.api.machine",
+    "abort": "jackline.api.releasing",
+    "accept": "jackline.api.review",
+    "approve": "jackline.api.review",
+    "artifact": "jackline.api.reading",
+    "artifact_names": "jackline.api.reading",
+    "artifact_text": "jackline.api.reading",
+    "as_json": "jackline.api.reading",
+    "cancel": "jackline.api.review",
+    "change_text": "jackline.api.reading",
+    "check_audit_key": "jackline.api.machine",
+    "clean": "jackline.api.machine",
+    "compare": "jackline.api.attempts",
+    "events": "jackline.api.reading",
+    "findings": "jackline.api.reading",
+    "flags_list": "jackline.api.flags",
+    "follow": "jackline.api.reading",
+    "get": "jackline.api.reading",
+    "go": "jackline.api.releasing",
+    "handoff_text": "jackline.api.reading",
+    "health": "jackline.api.flags",
+    "live": "jackline.api.releasing",
+    "osv_update": "jackline.api.machine",
+    "pool_clear": "jackline.api.machine",
+    "pool_refresh": "jackline.api.machine",
+    "pool_status": "jackline.api.machine",
+    "pool_warm": "jackline.api.machine",
+    "record_claim": "jackline.api.submission",
+    "recorded_config": "jackline.api.submission",
+    "reject": "jackline.api.review",
+    "release": "jackline.api.releasing",
+    "release_as_json": "jackline.api.releasing",
+    "release_events": "jackline.api.releasing",
+    "release_figures": "jackline.api.releasing",
+    "release_get": "jackline.api.releasing",
+    "release_probes": "jackline.api.releasing",
+    "releases": "jackline.api.releasing",
+    "request_changes": "jackline.api.review",
+    "resume": "jackline.api.machine",
+    "rollback": "jackline.api.releasing",
+    "rounds": "jackline.api.reading",
+    "runs": "jackline.api.reading",
+    "set_flag": "jackline.api.flags",
+    "short_ids": "jackline.api.reading",
+    "shown": "jackline.api.reading",
+    "start_worker": "jackline.api.machine",
+    "submit": "jackline.api.submission",
+    "submit_attempts": "jackline.api.attempts",
+    "team_mode": "jackline.api.machine",
+    "token_create": "jackline.api.access",
+    "token_revoke": "jackline.api.access",
+    "tokens": "jackline.api.access",
+    "validate": "jackline.api.submission",
+    "verify": "jackline.api.reading",
+    "waits_for_decision": "jackline.api.machine",
+    "who": "jackline.api.submission",
+    "work_until_stopped": "jackline.api.machine",
+    "worker": "jackline.api.machine",
+    "workers": "jackline.api.machine",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jackline.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found here from now on, without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
 
 __all__ = [
     "CANCELLABLE",

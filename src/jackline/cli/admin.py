@@ -12,7 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from jackline import api, executors, paths
+from jackline import api, paths
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOrUrlOpt
 from jackline.cli.render import err, out
@@ -73,6 +73,8 @@ def _say(message: str) -> None:
 
 
 def _say_worker(working: api.Working) -> None:
+    from jackline import executors
+
     me = working.me
     assert me is not None
     for line in (

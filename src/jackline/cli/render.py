@@ -7,19 +7,21 @@ it as markup (or is printed with markup=False): `[/api]` in a task is text, not 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
-from rich.markdown import Markdown, TableElement
 from rich.markup import escape
 from rich.table import Table
 
 from jackline import api, events
 from jackline.errors import EXIT_CODES
-from jackline.guard.audit import Event
 from jackline.models import Acceptance, Probe, Release, ReleaseStatus, Run, Status
+
+if TYPE_CHECKING:
+    from jackline.guard.audit import Event
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -250,26 +252,31 @@ def describe(e: Event) -> str:
 TONE = {"": "default", "warn": "yellow", "bad": "red"}
 
 
-class _FoldingTable(TableElement):
-    """A markdown table whose cells wrap a long word (a command, a path) instead of cutting it
-    with an ellipsis."""
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        for table in super().__rich_console__(console, options):
-            if isinstance(table, Table):
-                for column in table.columns:
-                    column.overflow = "fold"
-            yield table
-
-
-class _Handoff(Markdown):
-    elements = {**Markdown.elements, "table_open": _FoldingTable}
-
-
 def markdown(text: str) -> None:
     """The handoff, wrapped to the terminal: the console's soft wrap would crop list items and
     code blocks at its width instead (what a reviewer reads must end where the text does)."""
-    out.print(_Handoff(text), soft_wrap=False)
+    out.print(_handoff_markdown()(text), soft_wrap=False)
+
+
+@functools.cache
+def _handoff_markdown() -> type[Any]:
+    """rich's Markdown whose tables' cells wrap a long word (a command, a path) instead of
+    cutting it with an ellipsis. Made at the first handoff shown: rich's markdown parser is a
+    tenth of every command's start otherwise."""
+    from rich.markdown import Markdown, TableElement
+
+    class FoldingTable(TableElement):
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            for table in super().__rich_console__(console, options):
+                if isinstance(table, Table):
+                    for column in table.columns:
+                        column.overflow = "fold"
+                yield table
+
+    class Handoff(Markdown):
+        elements = {**Markdown.elements, "table_open": FoldingTable}
+
+    return Handoff
 
 
 def event(e: Event, full: bool = False) -> None:
