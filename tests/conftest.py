@@ -331,12 +331,18 @@ def cli_in_process(
 @functools.cache
 def _warm() -> None:
     """Load once in this process what every run's `jackline` loads, as a long-lived worker has:
-    each forked child inherits it instead of loading it again (about 0.4 s of CPU a run: the
-    scans, bandit's plugins, detect-secrets, the forge)."""
+    each forked child inherits it instead of loading it again (about a second of CPU a command:
+    the verbs with the store and the config's models, the scans, bandit's plugins,
+    detect-secrets, the forge)."""
+    from jackline import api
+    from jackline.cli import render
     from jackline.forge import local  # noqa: F401
     from jackline.scans import registry, secrets, weakenings  # noqa: F401
     from jackline.steps import scan  # noqa: F401
 
+    for verb in dir(api):  # each verb's module (`jackline.api` imports them at first use)
+        getattr(api, verb)
+    render._handoff_markdown()
     registry()
     weakenings._tests()
 
