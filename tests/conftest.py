@@ -435,6 +435,7 @@ def two_rounds() -> ScriptedAgent:
 # not end waiting on one worker still in a minute-long test.
 SLOW_FIRST = (
     "test_team",  # workers as processes, killed and taken over
+    "test_servers",  # two servers and a worker on one database
     "test_shop_deploy",
     "test_cli",  # the demo
     "test_pool",
