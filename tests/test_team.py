@@ -191,13 +191,15 @@ def test_two_workers_share_many_runs_and_each_run_is_done_once(
     project: Project, tmp_path: Path
 ) -> None:
     # Each agent round takes a second: a worker at its bound of one cannot take the next run
-    # while it works, so the other must (without it, one quick worker may take all six).
+    # while it works, so the other must. The six wait on the queue before either worker starts:
+    # submitted one by one to live workers, each could arrive after the one quick worker was
+    # done with the last (on a loaded machine one took all six, once).
     team(project).create(ScriptedAgent([replace(FIX, sleep=1.0)]))
+    run_ids = [project.jl("run", f"Fix add {i}", "--detach").stdout.strip() for i in range(6)]
     with workers(project, tmp_path, 2, "--concurrency", "1") as pair:
         listed = project.jl_json("workers")
         assert sorted(w["id"] for w in listed) == sorted(w.id for w in pair)
         assert all(w["alive"] and w["concurrency"] == 1 for w in listed), listed
-        run_ids = [project.jl("run", f"Fix add {i}", "--detach").stdout.strip() for i in range(6)]
         # One run at a time each, yet all six: a run waiting for review takes no place.
         until(lambda: all(status(project, r) == "awaiting_review" for r in run_ids), within=300)
         drivers = {r: executor_of(project, r) for r in run_ids}
