@@ -3,7 +3,6 @@ project whose daily spend is used refuses new runs."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from conftest import Project
@@ -37,18 +36,20 @@ def test_wall_time_cuts_the_agents_round_and_stops_the_run(project: Project) -> 
     assert "`[budget] wall_time` allows 3s" in run["reason"]
 
 
-def test_a_spent_daily_budget_refuses_new_runs_with_the_reason(project: Project) -> None:
-    project.create(
+def test_a_spent_daily_budget_refuses_new_runs_with_the_reason(
+    project: Project, database_url: str | None
+) -> None:
+    """On PostgreSQL (team mode), the first run is driven by a worker, another process: the
+    spend it leaves in the shared record is what the next submission is measured against, so
+    the daily budget holds across workers."""
+    project.use_database(database_url).create(
         ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})]),
         extra="\n[budget]\ndaily_spend = 5.0\n",
     )
     first = project.jl_json("run", "Fix add")
     assert first["status"] == "awaiting_review"
     # What a day of real model use leaves in the record (the presets' transcripts fill it).
-    db = sqlite3.connect(project.home / "jackline.db")
-    db.execute("UPDATE runs SET spend = 5.25 WHERE id = ?", (first["id"],))
-    db.commit()
-    db.close()
+    project.store().update_run(first["id"], spend=5.25)
     refused = project.jl("run", "Another task", ok=False)
     assert refused.returncode == 1
     assert "spent $5.25 today (UTC), `[budget] daily_spend` allows $5.00" in refused.stderr
