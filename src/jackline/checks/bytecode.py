@@ -94,6 +94,7 @@ def learn(cache: Path, inside: Path) -> int:
 def _named_sources(cache: Path, inside: Path) -> list[Path]:
     """The sources of this Python's libraries that the cache's names point at."""
     skip = cache / str(inside).lstrip("/")
+    seeded = seed()
     out: list[Path] = []
     seen = 0
     for folder, dirs, files in os.walk(cache):  # os.walk descends into no link
@@ -103,14 +104,14 @@ def _named_sources(cache: Path, inside: Path) -> list[Path]:
         seen += len(dirs)
         if seen > LEARN_LIMIT:
             return out
+        relative = Path(folder).relative_to(cache)
         for name in files:
             seen += 1
             if seen > LEARN_LIMIT:
                 return out
             stem, dot, rest = name.partition(".")
             if rest == f"{TAG}.pyc" and dot:
-                relative = Path(folder).relative_to(cache)
-                if _as_copied(Path(folder, name), seed() / relative / name):
+                if _as_copied(Path(folder, name), seeded / relative / name):
                     continue  # the seed's own, copied in at the start: nothing to learn
                 source = Path("/", relative, f"{stem}.py")
                 if _trusted(source):
