@@ -54,6 +54,10 @@ ACTIONS = {
     "admin": "admin",
 }
 """Each action and the least role that may take it."""
+TOUCH_EVERY = 60.0
+"""Seconds a token's `last_used` may lag behind its use: a token is checked on every request,
+but its `last_used` is written only when the one stored is older than this. A write on every
+GET took SQLite's one write lock per request and was most of what a read cost."""
 
 
 @dataclass(frozen=True)
@@ -184,7 +188,9 @@ def verify(store: Store, presented: str) -> Principal | None:
     if not hmac.compare_digest(stored.digest, _digest(presented.strip())):
         return None
     token = stored.token
-    store.touch_token(token.id, time.time())
+    now = time.time()
+    if token.last_used is None or not 0 <= now - token.last_used < TOUCH_EVERY:
+        store.touch_token(token.id, now)
     return Principal(token.name, token.role)
 
 
