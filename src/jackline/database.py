@@ -43,9 +43,13 @@ ENV = "JACKLINE_DATABASE_URL"
 KEEP = 8
 """Engines a process keeps open at most: a server or a worker uses one; a test process opens a
 database per test, and the oldest pools are closed rather than kept to the end."""
-POOL: dict[str, Any] = {"pool_size": 5, "max_overflow": 15}
+POOL: dict[str, Any] = {"pool_size": 20, "max_overflow": 20}
 """Connections a process keeps, and how many more it opens for a moment: each store call holds
-one only while it runs, and a worker's runs write from as many threads as it runs runs."""
+one only while it runs, and a worker's runs write from as many threads as it runs runs. The kept
+ones cover a server's requests at once (a load of 20 connections): a connection opened for a
+moment is closed when it comes back, and opening one per request (on SQLite a file opened and
+its journal mode read; on PostgreSQL a new server process) was a tenth of a request's time. The
+pool keeps only as many as were once in use at the same time, so an idle worker holds a few."""
 BUSY_SECONDS = 30
 """How long a SQLite writer waits for another's transaction before it fails."""
 
