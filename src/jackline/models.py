@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from enum import StrEnum
+from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self, TypeVar, cast
 
 if TYPE_CHECKING:
@@ -369,11 +370,17 @@ def json_keys(cls: type[DataclassInstance]) -> dict[str, str]:
 def to_json(record: DataclassInstance) -> dict[str, Any]:
     """The record as JSON: `jackline ... --json`, the server's answers (`/api/`), notifications."""
     data: dict[str, Any] = {}
-    for f in fields(record):
-        sent, value = _sent(f), getattr(record, f.name)
-        if sent.key is not None:
-            data[sent.key] = round(value, sent.digits) if sent.digits is not None else value
+    for name, key, digits in _sending(type(record)):
+        value = getattr(record, name)
+        data[key] = round(value, digits) if digits is not None else value
     return data
+
+
+@cache  # `/api/runs` sends every run's fields: reading their metadata each time was its cost
+def _sending(cls: type[DataclassInstance]) -> tuple[tuple[str, str, int | None], ...]:
+    """Each field that is sent: its name, its key in the JSON, and the digits it is rounded to."""
+    sent = ((f.name, _sent(f)) for f in fields(cls))
+    return tuple((name, s.key, s.digits) for name, s in sent if s.key is not None)
 
 
 def from_json(cls: type[R], data: dict[str, Any]) -> R:

@@ -329,11 +329,9 @@ class Store:
         return self.get_run(found) if found else None
 
     def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        query = _select(RUNS, Run)
-        if status:
-            query = query.where(RUNS.c.status == str(status))
+        values: dict[str, Any] = {"limit": limit, "status": str(status)} if status else {}
         with self._reading() as db:
-            rows = db.execute(query.order_by(RUNS.c.created_at.desc()).limit(limit))
+            rows = db.execute(_newest_runs(bool(status)), values or {"limit": limit})
             return [_record(Run, r) for r in rows]
 
     def attempts(self, group: str) -> list[Run]:
@@ -372,8 +370,7 @@ class Store:
 
     def token_row(self, token_id: str) -> StoredToken | None:
         with self._reading() as db:
-            query = _select(TOKENS, Token).add_columns(TOKENS.c.digest)
-            row = db.execute(query.where(TOKENS.c.id == token_id)).first()
+            row = db.execute(_token_by_id(), {"id": token_id}).first()
         return StoredToken(_record(Token, row), row.digest) if row else None
 
     def get_token(self, token_id: str) -> Token:
@@ -647,6 +644,26 @@ def _select(table: sa.Table, cls: type[DataclassInstance]) -> sa.Select[Any]:
     """The columns of `cls`'s fields, by name: never `*`, so a column a newer Jackline added
     is not read."""
     return sa.select(*(table.c[f.name] for f in fields(cls)))
+
+
+# The statements every request of the server makes, built once with their values bound at each
+# execution: building a statement and its cache key was most of what a small read cost.
+
+
+@cache
+def _newest_runs(by_status: bool) -> sa.Select[Any]:
+    """Runs newest first, at most `:limit`; with `by_status`, only those of `:status`."""
+    query = _select(RUNS, Run)
+    if by_status:
+        query = query.where(RUNS.c.status == sa.bindparam("status"))
+    return query.order_by(RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
+
+
+@cache
+def _token_by_id() -> sa.Select[Any]:
+    """The token `:id` and its digest."""
+    query = _select(TOKENS, Token).add_columns(TOKENS.c.digest)
+    return query.where(TOKENS.c.id == sa.bindparam("id"))
 
 
 def _row(record: DataclassInstance) -> dict[str, Any]:

@@ -79,7 +79,7 @@ def allowed(
     origin and carry the session's CSRF token: in the `X-CSRF-Token` header (`csrf_in="header"`,
     the JSON API), or in the form (`csrf_in="form"`: the route calls `check_csrf` with it)."""
 
-    def check(request: Request, who: Who) -> auth.Principal:
+    async def check(request: Request, who: Who) -> auth.Principal:
         if who is None:
             raise HTTPException(
                 401,
