@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from jackline import database, paths
 from jackline.errors import NotFound
 from jackline.events import Kind
-from jackline.models import Probe, Release, Run, Token, WorkerBeat
+from jackline.models import DRIVEN, Probe, Release, Run, Token, WorkerBeat
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -77,6 +77,17 @@ class QueuePlace:
     repo: str
     status: str
     priority: int
+
+
+@dataclass(frozen=True)
+class RunTally:
+    """How many runs have one status (and, for a status that needs a live driver, one
+    executor), and their rounds in all (`Store.run_tally`)."""
+
+    status: str
+    executor: str | None
+    runs: int
+    rounds: int
 
 
 @dataclass(frozen=True)
@@ -334,6 +345,18 @@ class Store:
             rows = db.execute(_newest_runs(bool(status)), values or {"limit": limit})
             return [_record(Run, r) for r in rows]
 
+    def run_tally(self) -> list[RunTally]:
+        """Every run, counted by status with its rounds summed, in one query however many runs
+        there are (`/metrics`). A status that needs a live driver (`DRIVEN`) is counted apart
+        per executor: whether that process lives decides whether its runs show as interrupted."""
+        driver = sa.case((RUNS.c.status.in_([str(s) for s in DRIVEN]), RUNS.c.executor))
+        runs = sa.select(RUNS.c.status, driver.label("driver"), RUNS.c.rounds).subquery()
+        query = sa.select(
+            runs.c.status, runs.c.driver, sa.func.count(), sa.func.sum(runs.c.rounds)
+        ).group_by(runs.c.status, runs.c.driver)
+        with self._reading() as db:
+            return [RunTally(str(s), d, int(n), int(r or 0)) for s, d, n, r in db.execute(query)]
+
     def attempts(self, group: str) -> list[Run]:
         """The runs of one group of parallel attempts, in the order they were submitted."""
         query = _select(RUNS, Run).where(RUNS.c.attempts == group)
@@ -429,6 +452,13 @@ class Store:
             head = AuditHead(run_id, seq, digest, since, seal(seq, digest, since))
             db.execute(_upsert(self._db.postgres, AUDIT_HEADS, ("run_id",)), _row(head))
         return seq
+
+    def event_data(self, kind: Kind) -> list[str]:
+        """The data of every event of `kind` in every stream, in one query (`/metrics` reads
+        the checks of every round)."""
+        query = sa.select(EVENTS.c.data).where(EVENTS.c.kind == str(kind))
+        with self._reading() as db:
+            return [str(d) for d in db.execute(query).scalars()]
 
     def audit_head(self, run_id: str) -> AuditHead | None:
         """The stream's recorded head, if it has a keyed one."""

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jackline.api.machine import clean as clean
     from jackline.api.machine import osv_update as osv_update
     from jackline.api.machine import pool_clear as pool_clear
+    from jackline.api.machine import pool_figures as pool_figures
     from jackline.api.machine import pool_refresh as pool_refresh
     from jackline.api.machine import pool_status as pool_status
     from jackline.api.machine import pool_warm as pool_warm
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import get as get
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import rounds as rounds
+    from jackline.api.reading import run_tally as run_tally
     from jackline.api.reading import runs as runs
     from jackline.api.reading import short_ids as short_ids
     from jackline.api.reading import shown as shown
@@ -109,6 +111,7 @@ _WHERE = {
     "live": "jackline.api.releasing",
     "osv_update": "jackline.api.machine",
     "pool_clear": "jackline.api.machine",
+    "pool_figures": "jackline.api.machine",
     "pool_refresh": "jackline.api.machine",
     "pool_status": "jackline.api.machine",
     "pool_warm": "jackline.api.machine",
@@ -126,6 +129,7 @@ _WHERE = {
     "resume": "jackline.api.machine",
     "rollback": "jackline.api.releasing",
     "rounds": "jackline.api.reading",
+    "run_tally": "jackline.api.reading",
     "runs": "jackline.api.reading",
     "set_flag": "jackline.api.flags",
     "short_ids": "jackline.api.reading",
@@ -187,6 +191,7 @@ __all__ = [
     "live",
     "osv_update",
     "pool_clear",
+    "pool_figures",
     "pool_refresh",
     "pool_status",
     "pool_warm",
@@ -204,6 +209,7 @@ __all__ = [
     "resume",
     "rollback",
     "rounds",
+    "run_tally",
     "runs",
     "set_flag",
     "short_ids",

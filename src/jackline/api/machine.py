@@ -415,6 +415,15 @@ def pool_status(repo: Path | str) -> dict[str, Any]:
     }
 
 
+def pool_figures(root: Path) -> tuple[int, int]:
+    """The warm workspaces `[pool] size` asks for in the repository whose working tree's top is
+    `root`, and those ready now: what `/metrics` reports on every scrape, so read from the
+    config and the pool's folder alone (no git, no snapshot listing, no service probes)."""
+    from jackline.workspaces import pool
+
+    return cfg.load(root).pool.size, len(pool.slots(root))
+
+
 def pool_clear(repo: Path | str) -> dict[str, Any]:
     """Remove the warm workspaces and every snapshot of this repository no workspace uses."""
     from jackline.workspaces import pool, snapshot

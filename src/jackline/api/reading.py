@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -33,6 +34,21 @@ def runs(status: str | None = None, limit: int = 100) -> list[Run]:
         return [r for r in found if r.status == status][:limit]
     found = [shown(r) for r in Store().list_runs(status, limit)]
     return [r for r in found if r.status == status] if status else found
+
+
+def run_tally() -> tuple[Counter[str], int]:
+    """Every run counted by status as `shown` gives it (a driven run whose process is gone is
+    interrupted), and their rounds in all: one query and one look per live-or-dead executor,
+    however many runs (`/metrics`)."""
+    by_status: Counter[str] = Counter()
+    rounds = 0
+    for tally in Store().run_tally():
+        status = tally.status
+        if status in DRIVEN and tally.executor and not executors.alive(tally.executor):
+            status = Status.INTERRUPTED
+        by_status[str(status)] += tally.runs
+        rounds += tally.rounds
+    return by_status, rounds
 
 
 def get(run_id: str) -> Run:

@@ -11,7 +11,9 @@
 It needs a token (viewer is enough), like everything else on the server: run ids and statuses
 are not public. Prometheus sends one with `authorization: {credentials: TOKEN}` in the scrape
 config. Every figure is read from the store at scrape time: the server keeps no counters of its
-own, so a restart, or a second server on the same database, reports the same numbers.
+own, so a restart, or a second server on the same database, reports the same numbers. A scrape
+costs a few queries however many runs there are (counted in the database, not run by run) and
+starts no process.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ router = APIRouter()
 RELEASE_STATUSES = tuple(s for s in ReleaseStatus if s in RELEASE_RESTING)
 BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, math.inf)
 """Check durations in seconds: a lint takes a second, a test suite minutes."""
-RUNS_LOOKED_AT = 10_000
+RELEASES_LOOKED_AT = 10_000
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -54,22 +56,23 @@ def metrics(request: Request) -> PlainTextResponse:
 
 
 def exposition(repos: Iterable[Path]) -> str:
-    runs = api.runs(limit=RUNS_LOOKED_AT)
-    lines = _gauge(
-        "jackline_runs", "Runs by status.", "status", Counter(r.status for r in runs), RUN_STATUSES
-    )
+    """The whole page, in a few queries however many runs there are: runs and rounds counted
+    in the database, every round's checks read at once, releases counted, and the pool from
+    the config and the pool's folder (no git process per scrape)."""
+    by_status, rounds = api.run_tally()
+    lines = _gauge("jackline_runs", "Runs by status.", "status", by_status, RUN_STATUSES)
     lines += [
         "# HELP jackline_rounds_total Agent rounds over all runs.",
         "# TYPE jackline_rounds_total counter",
-        f"jackline_rounds_total {sum(r.rounds for r in runs)}",
+        f"jackline_rounds_total {rounds}",
     ]
     lines += _histogram(
         "jackline_check_duration_seconds",
         "How long each check took, per round.",
-        _check_durations([r.id for r in runs]),
+        _check_durations(),
     )
     lines += _pool(repos)
-    releases = Counter(r.status for r in api.releases(limit=RUNS_LOOKED_AT))
+    releases = Counter(r.status for r in api.releases(limit=RELEASES_LOOKED_AT))
     lines += _gauge(
         "jackline_releases", "Releases by status.", "status", releases, RELEASE_STATUSES
     )
@@ -85,17 +88,12 @@ def _gauge(
     return lines
 
 
-def _check_durations(run_ids: list[str]) -> dict[str, list[float]]:
-    """Each check's durations over every round of these runs, from the `round` audit events."""
-    store = Store()
+def _check_durations() -> dict[str, list[float]]:
+    """Each check's durations over every round of every run, from the `round` audit events."""
     found: dict[str, list[float]] = {}
-    try:
-        for run_id in run_ids:
-            for row in store.events(run_id, kind=Kind.ROUND):
-                for check in json.loads(row.data).get("checks", []):
-                    found.setdefault(str(check["name"]), []).append(float(check["duration"]))
-    finally:
-        store.close()
+    for data in Store().event_data(Kind.ROUND):
+        for check in json.loads(data).get("checks", []):
+            found.setdefault(str(check["name"]), []).append(float(check["duration"]))
     return found
 
 
@@ -121,14 +119,14 @@ def _pool(repos: Iterable[Path]) -> list[str]:
         "# HELP jackline_pool_warm Warm workspaces ready now.",
         "# TYPE jackline_pool_warm gauge",
     ]
-    for repo in repos:
+    for repo in repos:  # the server's repositories: each its working tree's top already
         try:
-            status = api.pool_status(repo)
+            wanted, ready = api.pool_figures(repo)
         except JacklineError:  # a broken jackline.toml loses its pool figures, not the scrape
             continue
-        label = f"repo={_quote(status['repo'])}"
-        size.append(f"jackline_pool_size{{{label}}} {status['size']}")
-        warm.append(f"jackline_pool_warm{{{label}}} {len(status['warm'])}")
+        label = f"repo={_quote(str(repo))}"
+        size.append(f"jackline_pool_size{{{label}}} {wanted}")
+        warm.append(f"jackline_pool_warm{{{label}}} {ready}")
     return size + warm
 
 
