@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
@@ -72,7 +72,7 @@ Who = Annotated[auth.Principal | None, Depends(principal)]
 
 def allowed(
     action: str, csrf_in: Literal["header", "form"] = "header"
-) -> Callable[..., auth.Principal]:
+) -> Callable[..., Coroutine[Any, Any, auth.Principal]]:
     """A dependency: the principal, if they may take `action`; else 401 (nobody) or 403.
 
     A state-changing request that came with the session cookie must come from this server's
