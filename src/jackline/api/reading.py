@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, replace
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +30,13 @@ if TYPE_CHECKING:
 
 def runs(status: str | None = None, limit: int = 100) -> list[Run]:
     """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included)."""
+    # One look per executor, not per run: a worker drives many runs at once.
+    alive = cache(executors.alive)
     if status == Status.INTERRUPTED:
-        found = [shown(r) for r in Store().list_runs(None, 100_000) if r.status in DRIVEN]
+        listed = Store().list_runs(None, 100_000)
+        found = [shown(r, alive) for r in listed if r.status in DRIVEN]
         return [r for r in found if r.status == status][:limit]
-    found = [shown(r) for r in Store().list_runs(status, limit)]
+    found = [shown(r, alive) for r in Store().list_runs(status, limit)]
     return [r for r in found if r.status == status] if status else found
 
 
@@ -60,11 +64,11 @@ def short_ids(run_ids: list[str]) -> dict[str, str]:
     return Store().short_ids(run_ids)
 
 
-def shown(run: Run) -> Run:
+def shown(run: Run, alive: Callable[[str], bool] = executors.alive) -> Run:
     """The run as a person should see it: one that needs a live process to drive it (queued,
     running, merging) whose process is gone is `interrupted` (`resume` or `cancel` it). One
     flock on one lock file (`executors`): reading runs never starts the engine."""
-    if run.status in DRIVEN and run.executor and not executors.alive(run.executor):
+    if run.status in DRIVEN and run.executor and not alive(run.executor):
         return replace(run, status=Status.INTERRUPTED)
     return run
 

@@ -152,7 +152,10 @@ def run(
     settings = Settings(
         repos=listening.repos, urls=listening.urls, base_url=listening.url, origins=origins
     )
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    # No access log: at level warning it is never shown, and each request still paid for it.
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     _announce(listening, say)
     server.run(sockets=[sock])
