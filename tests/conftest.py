@@ -332,9 +332,10 @@ def cli_in_process(
 def _warm() -> None:
     """Load once in this process what every run's `jackline` loads, as a long-lived worker has:
     each forked child inherits it instead of loading it again (about a second of CPU a command:
-    the verbs with the store and the config's models, the scans, bandit's plugins,
-    detect-secrets, the forge)."""
-    from jackline import api
+    the verbs with the store and the config's models, the workflow engine and the release and
+    flag steps it registers, the scans, bandit's plugins, detect-secrets, the forge). Importing
+    the engine launches nothing: a forked child launches its own."""
+    from jackline import api, engine  # noqa: F401
     from jackline.cli import render
     from jackline.forge import local  # noqa: F401
     from jackline.scans import registry, secrets, weakenings  # noqa: F401

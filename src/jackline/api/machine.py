@@ -317,7 +317,9 @@ def _leave(heart: executors.Heart, say: Callable[[str], None]) -> None:
     a crash), the engine stops taking work, and the heartbeat's row goes, so a live worker
     takes this one's runs over at its next sweep instead of after `dead_after` seconds."""
     from jackline import engine, proc
+    from jackline.workspaces import pool
 
+    pool.finish_refills(say, timeout=30)  # not cut off halfway: a half-made workspace stays
     proc.halt()
     heart.stop()
     store = Store()

@@ -175,6 +175,9 @@ def _error(kind: str, message: str, code: int, as_json: bool) -> int:
 
 
 def _exit(code: int) -> None:
+    pool: Any = sys.modules.get("jackline.workspaces.pool")
+    if pool is not None:  # a run took a warm workspace here: its refill ends before the process
+        pool.finish_refills(say=lambda line: err.print(line, markup=False))
     engine: Any = sys.modules.get("jackline.engine")
     if engine is None:
         sys.exit(code)

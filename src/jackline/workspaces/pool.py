@@ -3,8 +3,10 @@
 `[pool] size = N` keeps N workspaces ready per repository under `~/.jackline/pool/<repo>/`. Each
 is a workspace from the snapshot (an overlay, or a copy) on a placeholder branch, with a small
 JSON record beside it; a run claims one by removing its record under the pool's lock, renames
-the branch, catches up with main, and the pool refills in the background (`jackline pool warm`
-in a detached process). A workspace made for an older snapshot is replaced when the pool warms.
+the branch, catches up with main, and the pool refills in a thread of the same process
+(`refill_soon`) while the run's agent works: no new process, so no second start and import of
+Jackline per run. A process waits for its refills before it exits (`finish_refills`). A workspace
+made for an older snapshot is replaced when the pool warms.
 
 A warm workspace comes with its own services (`[services.NAME]`, see `services`) already running
 and ready, so the run that takes it waits for neither set-up nor a database to start.
@@ -15,10 +17,9 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-import os
-import subprocess
-import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -169,20 +170,59 @@ def take(repo: Path, branch: str) -> Workspace | None:
     return Workspace(path, branch, rev(path, "HEAD"), f"{slot.method}+pool")
 
 
-def refill_in_background(repo: Path) -> None:
-    """Start `jackline pool warm` detached: the run that took a workspace does not wait for it."""
+_refills: dict[Path, threading.Thread] = {}
+_again: set[Path] = set()
+_refills_lock = threading.Lock()
+
+
+def refill_soon(repo: Path) -> None:
+    """Refill the pool of `repo` in a thread of this process, without delaying the caller: a run
+    that took a warm workspace goes on to its agent while the next one is made. A refill asked
+    for while one is under way runs again after it (the first counted what was missing before
+    the second run took its workspace)."""
+    key = repo.resolve()
+    with _refills_lock:
+        running = _refills.get(key)
+        if running is not None and running.is_alive():
+            _again.add(key)
+            return
+        thread = threading.Thread(target=_refill, args=(key,), name="pool-refill", daemon=True)
+        _refills[key] = thread
+    thread.start()
+
+
+def finish_refills(say: Callable[[str], None] = lambda _: None, timeout: float = 600) -> None:
+    """Wait for this process's refills to end, before the process does: a refill cut off would
+    leave a half-made workspace behind. Says so when it has to wait."""
+    with _refills_lock:
+        running = [t for t in _refills.values() if t.is_alive()]
+    if not running:
+        return
+    say("waiting for the warm pool to refill…")
+    deadline = time.monotonic() + timeout
+    for thread in running:
+        thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _refill(repo: Path) -> None:
+    """`warm` until no run asked for another refill meanwhile; what it says, and a failure with
+    its traceback, go to `logs/pool.log` (as `jackline pool warm` would print them)."""
     log = paths.logs() / "pool.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        subprocess.Popen(
-            [sys.executable, "-m", "jackline", "pool", "warm", "--repo", str(repo)],
-            cwd=repo,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, "JACKLINE_HOME": str(paths.home())},
-        )
+
+    def say(line: str) -> None:
+        with log.open("a") as out:
+            out.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {repo.name}: {line}\n")
+
+    while True:
+        try:
+            warm(*setup_for(repo), say=say)
+        except Exception:  # noqa: BLE001 - a refill that fails leaves the pool short, not the run
+            say(f"refilling the pool failed:\n{traceback.format_exc()}")
+        with _refills_lock:
+            if repo not in _again:
+                return
+            _again.discard(repo)
 
 
 def drain(repo: Path) -> list[Slot]:
