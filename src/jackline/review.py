@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from jackline import config as cfg
+from typing import TYPE_CHECKING
+
 from jackline.events import Kind
 from jackline.guard.audit import Event
 from jackline.models import Acceptance, Finding, Run, from_json
+
+if TYPE_CHECKING:  # reading a run's findings (`jackline runs`, `show`) loads no config model
+    from jackline import config as cfg
 
 
 def open_blocking(run: Run) -> int:
