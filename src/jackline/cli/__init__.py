@@ -179,14 +179,12 @@ def _exit(code: int) -> None:
     if pool is not None:  # a run took a warm workspace here: its refill ends before the process
         pool.finish_refills(say=lambda line: err.print(line, markup=False))
     engine: Any = sys.modules.get("jackline.engine")
-    if engine is None:
+    if engine is None or not engine.launched():
         sys.exit(code)
-    live = engine.has_live_threads()
-    engine.shutdown()
-    if live:
-        # A workflow thread may be blocked waiting for a review. Its state is in the database,
-        # so the process ends here without waiting for it; a review later takes it over.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
+    # The engine's state is in the database: the process ends here without waiting for its
+    # threads (a workflow thread may be blocked waiting for a review; a review later takes it
+    # over), so shutting the engine down never delays a command's exit.
+    engine.leave()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
