@@ -257,6 +257,35 @@ def test_a_virtualenv_outside_the_home_on_path_works_inside(
     assert done.output.splitlines()[-1] == str(venv), done.output
 
 
+def _tool(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / name).write_text(f"#!/bin/sh\necho {name} ran\n")
+    (folder / name).chmod(0o755)
+
+
+def test_a_folder_put_on_path_is_shown_to_the_very_next_command(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool folders are found once a minute for a PATH (`bubblewrap.tools`), not once a
+    # command: a new PATH is looked at anew.
+    assert inside(outside, "true").exit_code == 0
+    _tool(outside / "more" / "bin", "hello")
+    monkeypatch.setenv("PATH", f"{outside / 'more' / 'bin'}:{os.environ['PATH']}")
+    done = inside(outside, "hello")
+    assert done.output.splitlines()[-1] == "hello ran", done.output
+
+
+def test_a_tool_folder_removed_after_it_was_found_does_not_break_the_next_command(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tool(outside / "tools" / "bin", "hello")
+    monkeypatch.setenv("PATH", f"{outside / 'tools' / 'bin'}:{os.environ['PATH']}")
+    assert inside(outside, "hello").output.splitlines()[-1] == "hello ran"
+    shutil.rmtree(outside / "tools")
+    done = inside(outside, "hello; echo next")
+    assert done.exit_code == 0 and done.output.splitlines()[-1] == "next", done.output
+
+
 @pytest.mark.parametrize("folder", ["/tmp", "$HOME", "/dev/shm", "/var/tmp"])
 def test_a_private_tmpfs_holds_at_most_tmp_mb_so_memory_mb_cannot_be_dodged(
     outside: Path, folder: str

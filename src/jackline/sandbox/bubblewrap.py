@@ -25,6 +25,7 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from jackline import paths
@@ -54,6 +55,9 @@ ETC_LINKS = (
     "/etc/ssl/cert.pem",
 )
 HIDDEN_SIZE = 1 << 20  # bytes: a hiding folder holds only the mount points made in it
+TOOLS_FOR = 60.0
+"""Seconds the tool folders found for a home, PATH and state are used again (see `tools`)."""
+_found: dict[tuple[str, str, str], tuple[float, tuple[Path, ...]]] = {}
 
 
 class Bubblewrap:
@@ -84,7 +88,10 @@ class Bubblewrap:
         out += ["--size", size, "--tmpfs", "/tmp", "--symlink", "../tmp", "/var/tmp"]
         if str(home) != "/":
             out += ["--size", size, "--tmpfs", str(home)]
-        for path in shown(spec, home):
+        found = tools(home)
+        for path in found:
+            out += ["--ro-bind-try", str(path), str(path)]
+        for path in readable(spec, found):
             out += ["--ro-bind", str(path), str(path)]
         # After what is shown, so nothing shown can bring these back into view.
         hiding = [str(paths.home())]
@@ -129,19 +136,43 @@ def system() -> tuple[str, ...]:
     return tuple(out)
 
 
-def shown(spec: Spec, home: Path) -> list[Path]:
+def tools(home: Path) -> tuple[Path, ...]:
     """The folders shown read-only besides the system, in order, each once: the tools under the
-    home, the harness's own Python and package, the folders on PATH, `[sandbox] readable`."""
+    home, the harness's own Python and package, the folders on PATH.
+
+    Looked for at most once a `TOOLS_FOR` for a given home, PATH and Jackline state, not once a
+    command: finding them is some fifty `stat` calls, most of what `wrap` cost. What they come
+    from is the harness's own environment and the host's folders outside the sandbox, which no
+    sandboxed command can change. A tool installed meanwhile is shown within `TOOLS_FOR`; one
+    removed meanwhile is skipped (`wrap` binds them with `--ro-bind-try`)."""
+    path_variable, state = os.environ.get("PATH", ""), paths.home()
+    key = (str(home), path_variable, str(state))
+    now = time.monotonic()
+    seen = _found.get(key)
+    if seen is not None and now - seen[0] < TOOLS_FOR:
+        return seen[1]
     wanted = [
-        *home_tools(home, os.environ.get("PATH", "")),
+        *home_tools(home, path_variable),
         *harness_paths(),
-        *path_tools(os.environ.get("PATH", ""), home, paths.home()),
-        *spec.readable,
+        *path_tools(path_variable, home, state),
     ]
     out: list[Path] = []
     for path in wanted:
         path = Path(os.path.abspath(path))
         if path.exists() and not covered(path, out):
+            out.append(path)
+    if len(_found) > 16:
+        _found.clear()  # another home or PATH each time (tests): keep only what is in use
+    _found[key] = (now, tuple(out))
+    return tuple(out)
+
+
+def readable(spec: Spec, shown: tuple[Path, ...]) -> list[Path]:
+    """`[sandbox] readable`, each folder that is there and not in view already."""
+    out: list[Path] = []
+    for path in spec.readable:
+        path = Path(os.path.abspath(path))
+        if path.exists() and not covered(path, (*shown, *out)):
             out.append(path)
     return out
 
