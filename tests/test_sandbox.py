@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -246,3 +248,20 @@ def _procs(group: Path) -> str:
         return (group / "cgroup.procs").read_text().strip()
     except FileNotFoundError:
         return ""
+
+
+def test_a_commands_cgroup_is_removed_with_what_it_left_running(tmp_path: Path) -> None:
+    from jackline.sandbox import cgroup
+
+    group = cgroup.limit(64)
+    if group is None:
+        pytest.skip("no pids cgroup can be made here; the rlimit is the only bound")
+    left = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: cgroup.join(group))
+    try:
+        assert _procs(group) == str(left.pid)
+        cgroup.remove(group)
+        assert left.wait(timeout=5) == -signal.SIGKILL
+        assert not group.exists()
+    finally:
+        left.kill()
+        left.wait()
