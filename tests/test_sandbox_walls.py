@@ -286,6 +286,39 @@ def test_a_tool_folder_removed_after_it_was_found_does_not_break_the_next_comman
     assert done.exit_code == 0 and done.output.splitlines()[-1] == "next", done.output
 
 
+def test_jacklines_state_stays_hidden_under_a_folder_shown_read_only(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = outside / "shown" / "state"
+    state.mkdir(parents=True)
+    (state / "notes.txt").write_text("STATE-MARKER\n")
+    monkeypatch.setenv("JACKLINE_HOME", str(state))
+    done = inside(
+        outside, f"cat {state}/notes.txt; ls -a {state}; echo done", readable=[str(state.parent)]
+    )
+    seen = done.output.splitlines()[1:]  # past the command line the log starts with
+    assert seen == ["cat: " + f"{state}/notes.txt: No such file or directory", ".", "..", "done"]
+
+
+def test_the_state_costs_no_mount_where_nothing_shown_holds_it(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under the sandbox's own /tmp or home the state is out of view already: a hiding folder
+    # there would be two mounts more on every command.
+    from jackline.sandbox.bubblewrap import Bubblewrap
+
+    state = Path(tempfile.mkdtemp(prefix="jl-state-"))  # under /tmp
+    monkeypatch.setenv("JACKLINE_HOME", str(state))
+    try:
+        argv = Bubblewrap().wrap(["true"], sandbox.Spec(workspace=outside))
+        assert str(state) not in argv
+        argv = Bubblewrap().wrap(["true"], sandbox.Spec(workspace=outside, readable=(state,)))
+        hiding = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--tmpfs"]
+        assert str(state) in hiding
+    finally:
+        shutil.rmtree(state)
+
+
 @pytest.mark.parametrize("folder", ["/tmp", "$HOME", "/dev/shm", "/var/tmp"])
 def test_a_private_tmpfs_holds_at_most_tmp_mb_so_memory_mb_cannot_be_dodged(
     outside: Path, folder: str

@@ -13,9 +13,9 @@ in-memory folders each bounded by `[sandbox] tmp_mb` (`/tmp`, `/dev/shm`, the ho
 /tmp), since what a command puts there is memory that its address-space limit does not count.
 
 Mount order matters: the system; the in-memory folders; the tools and `readable` (which may sit
-under them); then, so nothing above can show them, empty folders over Jackline's state and the
-machine's secret files; then the workspace (which lives under Jackline's state), writable, and
-the harness's read-only folders inside it. Last, everything the command must not write into
+under them); then, so nothing above can show them, empty folders over the machine's secret
+files, and over Jackline's state where something shown holds it; then the workspace (which
+lives under Jackline's state), writable, and the harness's read-only folders inside it. Last, everything the command must not write into
 (the root, /dev, the hiding folders) is made read-only.
 """
 
@@ -91,11 +91,17 @@ class Bubblewrap:
         found = tools(home)
         for path in found:
             out += ["--ro-bind-try", str(path), str(path)]
-        for path in readable(spec, found):
+        more = readable(spec, found)
+        for path in more:
             out += ["--ro-bind", str(path), str(path)]
-        # After what is shown, so nothing shown can bring these back into view.
-        hiding = [str(paths.home())]
-        out += ["--size", str(HIDDEN_SIZE), "--tmpfs", hiding[0]]
+        # After what is shown, so nothing shown can bring these back into view. Jackline's state
+        # is hidden only where something shown holds it (or lies in it): elsewhere (in the
+        # home, under /tmp) it is under a fresh in-memory folder already, and two mounts fewer
+        # is a tenth of what bubblewrap spends.
+        hiding: list[str] = []
+        if in_view(paths.home(), (*found, *more)):
+            hiding.append(str(paths.home()))
+            out += ["--size", str(HIDDEN_SIZE), "--tmpfs", hiding[0]]
         for secret in (*SYSTEM_SECRETS, *map(str, spec.hidden)):
             if Path(secret).is_dir():
                 out += ["--size", str(HIDDEN_SIZE), "--tmpfs", secret]
@@ -129,11 +135,27 @@ def system() -> tuple[str, ...]:
             out += ["--symlink", os.readlink(place), place]
         elif os.path.isdir(place):
             out += ["--ro-bind", place, place]
+    for target in etc_targets():
+        out += ["--ro-bind", target, target]
+    return tuple(out)
+
+
+@functools.cache
+def etc_targets() -> tuple[str, ...]:
+    """Where the files of `ETC_LINKS` that link out of `/etc` lead (shown with the system)."""
+    out: list[str] = []
     for link in ETC_LINKS:
         target = Path(link).resolve()
         if target != Path(link) and target.exists() and not covered(target, ()):
-            out += ["--ro-bind", str(target), str(target)]
+            out.append(str(target))
     return tuple(out)
+
+
+def in_view(path: Path, shown: tuple[Path, ...]) -> bool:
+    """Whether any of `path` is shown: it lies under something shown (the system, the files
+    `/etc` links to, `shown`), or something shown lies under it."""
+    places: list[Path | str] = [*SYSTEM, *SYSTEM_MORE, *etc_targets(), *shown]
+    return any(within(path, s) or within(s, path) for s in places)
 
 
 def tools(home: Path) -> tuple[Path, ...]:
