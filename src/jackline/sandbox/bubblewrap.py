@@ -15,8 +15,9 @@ in-memory folders each bounded by `[sandbox] tmp_mb` (`/tmp`, `/dev/shm`, the ho
 Mount order matters: the system; the in-memory folders; the tools and `readable` (which may sit
 under them); then, so nothing above can show them, empty folders over the machine's secret
 files, and over Jackline's state where something shown holds it; then the workspace (which
-lives under Jackline's state), writable, and the harness's read-only folders inside it. Last, everything the command must not write into
-(the root, /dev, the hiding folders) is made read-only.
+lives under Jackline's state), writable, and the harness's read-only folders inside it. Last,
+everything the command must not write into (the root, /dev, the hiding folders) is made
+read-only.
 """
 
 from __future__ import annotations
