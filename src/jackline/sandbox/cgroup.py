@@ -79,8 +79,13 @@ def limit(max_processes: int) -> Path | None:
 
 def join(group: Path) -> None:
     """Move the calling process into `group` (called in the child, before it execs)."""
+    add(group, os.getpid())
+
+
+def add(group: Path, pid: int) -> None:
+    """Move the process `pid` into `group` (before it runs the command: see `proc.GATE`)."""
     with open(group / "cgroup.procs", "w") as f:
-        f.write(str(os.getpid()))
+        f.write(str(pid))
 
 
 def remove(group: Path) -> None:
