@@ -5,7 +5,9 @@
 A trivial command (`/bin/true`, and `python -c pass`) runs plain and under bubblewrap: with no
 network, with the host's network (set-up), and behind the proxy's forwarder (`allow_network`);
 then as the harness runs it (`proc.run` with the default `[sandbox]` limits: the wrapping, the
-`pids` cgroup, the resource limits, the disk watcher), plain and sandboxed. The cases take turns,
+`pids` cgroup, the resource limits, the disk watcher), plain and sandboxed, in a process that
+holds what a worker imports (the engine, the API: some 90 MB, as starting a process costs more
+in a larger one). The cases take turns,
 one run each per round, so a machine whose load changes shifts them all alike; the figures are
 medians. The sandbox's own cost is the median sandboxed minus the median plain, and the time
 `Bubblewrap.wrap` takes in the harness is given apart (the `proc.run` figures include it).
@@ -191,6 +193,8 @@ def against(src: Path, tmp: Path, sock: Path, env: dict[str, str]) -> tuple[dict
 
 
 def measure(runs: int, against_src: Path | None = None) -> dict[str, Any]:
+    import jackline.api
+    import jackline.engine  # noqa: F401  (the size of a worker: see the module's docstring)
     from jackline.sandbox import Spec, scrub
     from jackline.sandbox.proxy import Proxy
 
@@ -251,6 +255,7 @@ def figures(
     return {
         "runs": runs,
         "cores": os.cpu_count(),
+        "bench_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
         "load_average_1min": {"start": round(load[0][0], 2), "end": round(load[1][0], 2)},
         "median_ms": {k: v["wall_ms"] for k, v in medians.items()},
         "median_cpu_ms": {k: v["cpu_ms"] for k, v in medians.items()},
@@ -265,7 +270,8 @@ def figures(
 def render(f: dict[str, Any]) -> str:
     load = f["load_average_1min"]
     lines = [
-        f"{f['runs']} runs each, taking turns; {f['cores']} cores, load average"
+        f"{f['runs']} runs each, taking turns, from a process of {f['bench_rss_mb']} MB;"
+        f" {f['cores']} cores, load average"
         f" {load['start']} at the start, {load['end']} at the end. Medians:",
         f"  {'':<40} {'wall ms':>9} {'CPU ms':>9}",
     ]
