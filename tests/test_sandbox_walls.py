@@ -300,6 +300,21 @@ def test_jacklines_state_stays_hidden_under_a_folder_shown_read_only(
     assert seen == ["cat: " + f"{state}/notes.txt: No such file or directory", ".", "..", "done"]
 
 
+def test_the_state_reached_through_a_link_stays_hidden_where_its_real_folder_is_shown(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JACKLINE_HOME names a link; the folder it leads to lies under a folder shown read-only.
+    real = outside / "data" / "state"
+    real.mkdir(parents=True)
+    (real / "notes.txt").write_text("STATE-MARKER\n")
+    link = outside / "linked-state"
+    link.symlink_to(real)
+    monkeypatch.setenv("JACKLINE_HOME", str(link))
+    done = inside(outside, f"cat {real}/notes.txt; echo done", readable=[str(real.parent)])
+    assert "STATE-MARKER" not in done.output, done.output
+    assert done.output.splitlines()[-1] == "done", done.output
+
+
 def test_the_state_costs_no_mount_where_nothing_shown_holds_it(
     outside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -98,11 +98,14 @@ class Bubblewrap:
         # After what is shown, so nothing shown can bring these back into view. Jackline's state
         # is hidden only where something shown holds it (or lies in it): elsewhere (in the
         # home, under /tmp) it is under a fresh in-memory folder already, and two mounts fewer
-        # is a tenth of what bubblewrap spends.
+        # is a tenth of what bubblewrap spends. Where the state is reached through a link, the
+        # folder it really is is hidden too: a folder shown may hold that one.
         hiding: list[str] = []
-        if in_view(paths.home(), (*found, *more)):
-            hiding.append(str(paths.home()))
-            out += ["--size", str(HIDDEN_SIZE), "--tmpfs", hiding[0]]
+        state = paths.home()
+        for place in dict.fromkeys((str(state), os.path.realpath(state))):
+            if in_view(Path(place), (*found, *more)):
+                hiding.append(place)
+                out += ["--size", str(HIDDEN_SIZE), "--tmpfs", place]
         for secret in (*SYSTEM_SECRETS, *map(str, spec.hidden)):
             if Path(secret).is_dir():
                 out += ["--size", str(HIDDEN_SIZE), "--tmpfs", secret]
