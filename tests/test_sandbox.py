@@ -6,6 +6,8 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -246,3 +248,53 @@ def _procs(group: Path) -> str:
         return (group / "cgroup.procs").read_text().strip()
     except FileNotFoundError:
         return ""
+
+
+def test_a_commands_cgroup_is_removed_with_what_it_left_running(tmp_path: Path) -> None:
+    from jackline.sandbox import cgroup
+
+    group = cgroup.limit(64)
+    if group is None:
+        pytest.skip("no pids cgroup can be made here; the rlimit is the only bound")
+    left = subprocess.Popen(["sleep", "30"], preexec_fn=lambda: cgroup.join(group))
+    try:
+        assert _procs(group) == str(left.pid)
+        cgroup.remove(group)
+        assert left.wait(timeout=5) == -signal.SIGKILL
+        assert not group.exists()
+    finally:
+        left.kill()
+        left.wait()
+
+
+def test_a_sandboxed_command_starts_with_its_limits_and_nothing_on_its_input(
+    tmp_path: Path,
+) -> None:
+    # The limits are set from outside while the command waits behind `proc.GATE` (no
+    # `preexec_fn`, which made Python fork the whole harness): they must hold all the same.
+    from jackline import proc, sandbox
+    from jackline.config import SandboxConfig
+
+    box = SandboxConfig(memory_mb=3000, open_files=500, max_processes=300, disk_mb=7)
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    script = "ulimit -v; ulimit -n; ulimit -f; readlink /proc/self/fd/0; cat; echo read"
+    jail = sandbox.jail_for(box, ws)
+    done = proc.run(
+        script, ws, sandbox.scrub({"PATH": "/usr/bin:/bin"}), tmp_path / "log", 30, jail=jail
+    )
+    # `ulimit -f` counts blocks of 512 bytes in dash, of 1024 in bash.
+    blocks = str(7 * 1024 * 1024 // (512 if Path("/bin/sh").resolve().name == "dash" else 1024))
+    lines = done.output.splitlines()[1:]
+    assert lines == [str(3000 * 1024), "500", blocks, "/dev/null", "read"], done.output
+
+
+def test_the_gate_runs_nothing_unless_the_harness_opens_it(tmp_path: Path) -> None:
+    from jackline import proc
+
+    marker = tmp_path / "ran"
+    argv = ["/bin/sh", "-c", proc.GATE, "jackline-gate", "touch", str(marker)]
+    shut = subprocess.run(argv, input=b"", timeout=10, check=False)  # the harness failed first
+    assert shut.returncode != 0 and not marker.exists()
+    opened = subprocess.run(argv, input=b"\n", timeout=10, check=False)
+    assert opened.returncode == 0 and marker.exists()

@@ -478,3 +478,27 @@ def test_forwarder_reports_a_missing_command() -> None:
     done = subprocess.run(argv, capture_output=True, text=True, timeout=5, check=False)
     assert done.returncode == 127
     assert "cannot run no-such-command-here" in done.stderr
+
+
+def test_forwarder_starts_without_the_heavy_standard_modules() -> None:
+    # It runs before every command that may use the network: `socket`, `signal` and `threading`
+    # (through `enum`, `functools`, `collections`) tripled its start under load.
+    argv = forward.wrap(["true"], _free_port(), "/nonexistent/proxy.sock")
+    done = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], capture_output=True, text=True, timeout=10
+    )
+    assert done.returncode == 0, done.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()}
+    assert "forward" in imported
+    assert not imported & {"socket", "signal", "threading", "enum", "functools", "collections"}
+
+
+def test_forwarder_loads_nothing_from_the_workspace_it_starts_in(tmp_path: Path) -> None:
+    # The command's working directory is the hostile workspace: a `forward.py` there, or a
+    # module named like one the forwarder imports, must not be what runs.
+    for name in ("forward", "_socket", "posix", "sys", "time"):
+        (tmp_path / f"{name}.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w')\n")
+    argv = forward.wrap(["sh", "-c", "exit 4"], _free_port(), "/nonexistent/proxy.sock")
+    done = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, timeout=10)
+    assert done.returncode == 4, done.stderr
+    assert not (tmp_path / "ran").exists()

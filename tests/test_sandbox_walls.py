@@ -257,6 +257,83 @@ def test_a_virtualenv_outside_the_home_on_path_works_inside(
     assert done.output.splitlines()[-1] == str(venv), done.output
 
 
+def _tool(folder: Path, name: str) -> None:
+    folder.mkdir(parents=True)
+    (folder / name).write_text(f"#!/bin/sh\necho {name} ran\n")
+    (folder / name).chmod(0o755)
+
+
+def test_a_folder_put_on_path_is_shown_to_the_very_next_command(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tool folders are found once a minute for a PATH (`bubblewrap.tools`), not once a
+    # command: a new PATH is looked at anew.
+    assert inside(outside, "true").exit_code == 0
+    _tool(outside / "more" / "bin", "hello")
+    monkeypatch.setenv("PATH", f"{outside / 'more' / 'bin'}:{os.environ['PATH']}")
+    done = inside(outside, "hello")
+    assert done.output.splitlines()[-1] == "hello ran", done.output
+
+
+def test_a_tool_folder_removed_after_it_was_found_does_not_break_the_next_command(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _tool(outside / "tools" / "bin", "hello")
+    monkeypatch.setenv("PATH", f"{outside / 'tools' / 'bin'}:{os.environ['PATH']}")
+    assert inside(outside, "hello").output.splitlines()[-1] == "hello ran"
+    shutil.rmtree(outside / "tools")
+    done = inside(outside, "hello; echo next")
+    assert done.exit_code == 0 and done.output.splitlines()[-1] == "next", done.output
+
+
+def test_jacklines_state_stays_hidden_under_a_folder_shown_read_only(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = outside / "shown" / "state"
+    state.mkdir(parents=True)
+    (state / "notes.txt").write_text("STATE-MARKER\n")
+    monkeypatch.setenv("JACKLINE_HOME", str(state))
+    done = inside(
+        outside, f"cat {state}/notes.txt; ls -a {state}; echo done", readable=[str(state.parent)]
+    )
+    seen = done.output.splitlines()[1:]  # past the command line the log starts with
+    assert seen == ["cat: " + f"{state}/notes.txt: No such file or directory", ".", "..", "done"]
+
+
+def test_the_state_reached_through_a_link_stays_hidden_where_its_real_folder_is_shown(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # JACKLINE_HOME names a link; the folder it leads to lies under a folder shown read-only.
+    real = outside / "data" / "state"
+    real.mkdir(parents=True)
+    (real / "notes.txt").write_text("STATE-MARKER\n")
+    link = outside / "linked-state"
+    link.symlink_to(real)
+    monkeypatch.setenv("JACKLINE_HOME", str(link))
+    done = inside(outside, f"cat {real}/notes.txt; echo done", readable=[str(real.parent)])
+    assert "STATE-MARKER" not in done.output, done.output
+    assert done.output.splitlines()[-1] == "done", done.output
+
+
+def test_the_state_costs_no_mount_where_nothing_shown_holds_it(
+    outside: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under the sandbox's own /tmp or home the state is out of view already: a hiding folder
+    # there would be two mounts more on every command.
+    from jackline.sandbox.bubblewrap import Bubblewrap
+
+    state = Path(tempfile.mkdtemp(prefix="jl-state-"))  # under /tmp
+    monkeypatch.setenv("JACKLINE_HOME", str(state))
+    try:
+        argv = Bubblewrap().wrap(["true"], sandbox.Spec(workspace=outside))
+        assert str(state) not in argv
+        argv = Bubblewrap().wrap(["true"], sandbox.Spec(workspace=outside, readable=(state,)))
+        hiding = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--tmpfs"]
+        assert str(state) in hiding
+    finally:
+        shutil.rmtree(state)
+
+
 @pytest.mark.parametrize("folder", ["/tmp", "$HOME", "/dev/shm", "/var/tmp"])
 def test_a_private_tmpfs_holds_at_most_tmp_mb_so_memory_mb_cannot_be_dodged(
     outside: Path, folder: str

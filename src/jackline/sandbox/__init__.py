@@ -135,13 +135,9 @@ class Jail:
     def wrap(self, argv: list[str] | str) -> list[str] | str:
         return self.sandbox.wrap(argv, self.spec)
 
-    @property
-    def preexec(self) -> Callable[[], None] | None:
-        return limits(self.spec)
 
-
-def limits(spec: Spec) -> Callable[[], None] | None:
-    """The `preexec_fn` that applies the spec's resource limits in the child, if any."""
+def rlimits(spec: Spec) -> list[tuple[int, int]]:
+    """The resource limits `spec` asks for, as (kind, value) pairs: none where it asks none."""
     wanted = [
         (resource.RLIMIT_AS, spec.memory_mb * 1024 * 1024),
         (resource.RLIMIT_NPROC, spec.max_processes),
@@ -149,17 +145,34 @@ def limits(spec: Spec) -> Callable[[], None] | None:
         # One file may not outgrow what the whole workspace may add (`disk` watches the sum).
         (resource.RLIMIT_FSIZE, spec.disk_mb * 1024 * 1024),
     ]
-    wanted = [(k, v) for k, v in wanted if v > 0]
+    return [(k, v) for k, v in wanted if v > 0]
+
+
+def limits(spec: Spec) -> Callable[[], None] | None:
+    """The `preexec_fn` that applies the spec's resource limits in the child, if any (a
+    service's, started once a run; a command's are set from outside it: see `proc`)."""
+    wanted = rlimits(spec)
     if not wanted:
         return None
 
     def apply() -> None:
         for kind, value in wanted:
             _, hard = resource.getrlimit(kind)
-            cap = value if hard == resource.RLIM_INFINITY else min(value, hard)
-            resource.setrlimit(kind, (cap, cap))
+            resource.setrlimit(kind, (_capped(value, hard),) * 2)
 
     return apply
+
+
+def apply_rlimits(pid: int, wanted: list[tuple[int, int]]) -> None:
+    """Set `wanted` on the process `pid` (the caller's child, which has not run the command
+    yet), each no higher than the hard limit it has."""
+    for kind, value in wanted:
+        _, hard = resource.prlimit(pid, kind)
+        resource.prlimit(pid, kind, (_capped(value, hard),) * 2)
+
+
+def _capped(value: int, hard: int) -> int:
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
 
 
 def scrub(

@@ -13,10 +13,11 @@ in-memory folders each bounded by `[sandbox] tmp_mb` (`/tmp`, `/dev/shm`, the ho
 /tmp), since what a command puts there is memory that its address-space limit does not count.
 
 Mount order matters: the system; the in-memory folders; the tools and `readable` (which may sit
-under them); then, so nothing above can show them, empty folders over Jackline's state and the
-machine's secret files; then the workspace (which lives under Jackline's state), writable, and
-the harness's read-only folders inside it. Last, everything the command must not write into
-(the root, /dev, the hiding folders) is made read-only.
+under them); then, so nothing above can show them, empty folders over the machine's secret
+files, and over Jackline's state where something shown holds it; then the workspace (which
+lives under Jackline's state), writable, and the harness's read-only folders inside it. Last,
+everything the command must not write into (the root, /dev, the hiding folders) is made
+read-only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import functools
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from jackline import paths
@@ -54,6 +56,9 @@ ETC_LINKS = (
     "/etc/ssl/cert.pem",
 )
 HIDDEN_SIZE = 1 << 20  # bytes: a hiding folder holds only the mount points made in it
+TOOLS_FOR = 60.0
+"""Seconds the tool folders found for a home, PATH and state are used again (see `tools`)."""
+_found: dict[tuple[str, str, str], tuple[float, tuple[Path, ...]]] = {}
 
 
 class Bubblewrap:
@@ -84,11 +89,23 @@ class Bubblewrap:
         out += ["--size", size, "--tmpfs", "/tmp", "--symlink", "../tmp", "/var/tmp"]
         if str(home) != "/":
             out += ["--size", size, "--tmpfs", str(home)]
-        for path in shown(spec, home):
+        found = tools(home)
+        for path in found:
+            out += ["--ro-bind-try", str(path), str(path)]
+        more = readable(spec, found)
+        for path in more:
             out += ["--ro-bind", str(path), str(path)]
-        # After what is shown, so nothing shown can bring these back into view.
-        hiding = [str(paths.home())]
-        out += ["--size", str(HIDDEN_SIZE), "--tmpfs", hiding[0]]
+        # After what is shown, so nothing shown can bring these back into view. Jackline's state
+        # is hidden only where something shown holds it (or lies in it): elsewhere (in the
+        # home, under /tmp) it is under a fresh in-memory folder already, and two mounts fewer
+        # is a tenth of what bubblewrap spends. Where the state is reached through a link, the
+        # folder it really is is hidden too: a folder shown may hold that one.
+        hiding: list[str] = []
+        state = paths.home()
+        for place in dict.fromkeys((str(state), os.path.realpath(state))):
+            if in_view(Path(place), (*found, *more)):
+                hiding.append(place)
+                out += ["--size", str(HIDDEN_SIZE), "--tmpfs", place]
         for secret in (*SYSTEM_SECRETS, *map(str, spec.hidden)):
             if Path(secret).is_dir():
                 out += ["--size", str(HIDDEN_SIZE), "--tmpfs", secret]
@@ -122,26 +139,66 @@ def system() -> tuple[str, ...]:
             out += ["--symlink", os.readlink(place), place]
         elif os.path.isdir(place):
             out += ["--ro-bind", place, place]
-    for link in ETC_LINKS:
-        target = Path(link).resolve()
-        if target != Path(link) and target.exists() and not covered(target, ()):
-            out += ["--ro-bind", str(target), str(target)]
+    for target in etc_targets():
+        out += ["--ro-bind", target, target]
     return tuple(out)
 
 
-def shown(spec: Spec, home: Path) -> list[Path]:
+@functools.cache
+def etc_targets() -> tuple[str, ...]:
+    """Where the files of `ETC_LINKS` that link out of `/etc` lead (shown with the system)."""
+    out: list[str] = []
+    for link in ETC_LINKS:
+        target = Path(link).resolve()
+        if target != Path(link) and target.exists() and not covered(target, ()):
+            out.append(str(target))
+    return tuple(out)
+
+
+def in_view(path: Path, shown: tuple[Path, ...]) -> bool:
+    """Whether any of `path` is shown: it lies under something shown (the system, the files
+    `/etc` links to, `shown`), or something shown lies under it."""
+    places: list[Path | str] = [*SYSTEM, *SYSTEM_MORE, *etc_targets(), *shown]
+    return any(within(path, s) or within(s, path) for s in places)
+
+
+def tools(home: Path) -> tuple[Path, ...]:
     """The folders shown read-only besides the system, in order, each once: the tools under the
-    home, the harness's own Python and package, the folders on PATH, `[sandbox] readable`."""
+    home, the harness's own Python and package, the folders on PATH.
+
+    Looked for at most once a `TOOLS_FOR` for a given home, PATH and Jackline state, not once a
+    command: finding them is some fifty `stat` calls, most of what `wrap` cost. What they come
+    from is the harness's own environment and the host's folders outside the sandbox, which no
+    sandboxed command can change. A tool installed meanwhile is shown within `TOOLS_FOR`; one
+    removed meanwhile is skipped (`wrap` binds them with `--ro-bind-try`)."""
+    path_variable, state = os.environ.get("PATH", ""), paths.home()
+    key = (str(home), path_variable, str(state))
+    now = time.monotonic()
+    seen = _found.get(key)
+    if seen is not None and now - seen[0] < TOOLS_FOR:
+        return seen[1]
     wanted = [
-        *home_tools(home, os.environ.get("PATH", "")),
+        *home_tools(home, path_variable),
         *harness_paths(),
-        *path_tools(os.environ.get("PATH", ""), home, paths.home()),
-        *spec.readable,
+        *path_tools(path_variable, home, state),
     ]
     out: list[Path] = []
     for path in wanted:
         path = Path(os.path.abspath(path))
         if path.exists() and not covered(path, out):
+            out.append(path)
+    if len(_found) > 16:
+        _found.clear()  # another home or PATH each time (tests): keep only what is in use
+    _found[key] = (now, tuple(out))
+    return tuple(out)
+
+
+def readable(spec: Spec, shown: tuple[Path, ...]) -> list[Path]:
+    """`[sandbox] readable`, each folder that is there and not in view already."""
+    out: list[Path] = []
+    for path in spec.readable:
+        path = Path(os.path.abspath(path))
+        if path.exists() and not covered(path, (*shown, *out)):
             out.append(path)
     return out
 

@@ -24,34 +24,45 @@ SIGINT, SIGHUP, SIGQUIT, SIGUSR1/2 and SIGWINCH to it, and stops when it ends.
 It checks nothing: the proxy outside decides. It is an allowlist for clients that honour the proxy
 variables; a program that ignores them has no network, the safe failure.
 
-It runs before every sandboxed command, so it starts fast: standard library only, run as a file
-(`-S` skips site-packages, where an editable install's path to `jackline` lives, so `-m` would not
-find it) with `-I` so the sandbox's `PYTHON*` variables cannot change it.
+It runs before every sandboxed command that may use the network, and the command starts only
+once it listens, so it starts fast: standard library only, and only the modules built into the
+interpreter or already loaded when it starts (`_socket`, `_signal`, `_thread`, `posix`: `socket`,
+`signal` and `threading` import `enum`, `functools` and `collections`, three times what the
+forwarder's own work costs). `wrap` runs it as `python -I -S -c LAUNCH`, which imports this file
+from its folder, so the compiled copy the harness left in `__pycache__` is used rather than the
+file compiled anew each time (`-S` skips site-packages, where an editable install's path to
+`jackline` lives, so `-m` would not find it; `-I` keeps the sandbox's `PYTHON*` variables from
+changing it, and the working directory, the workspace, off `sys.path`).
 """
 
-from __future__ import annotations
-
-import os
-import signal
-import socket
+import _socket
+import _thread
+import posix
 import sys
-import threading
 import time
-from collections.abc import Callable
-from functools import partial
+
+# `signal`'s own functions, without its enums: `_signal` is loaded when the interpreter starts.
+# mypy knows it only as `signal` (it takes any name `TYPE_CHECKING` as true; nothing imports
+# `typing` here).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Callable
+else:
+    import _signal
 
 PORT = 3128
 """The usual port: the sandbox's network namespace is its own, so no other run or host
 service can hold it."""
 DEFAULT_NO_PROXY = "localhost,127.0.0.1,::1"
 FORWARDED = {
-    signal.SIGTERM,
-    signal.SIGINT,
-    signal.SIGHUP,
-    signal.SIGQUIT,
-    signal.SIGUSR1,
-    signal.SIGUSR2,
-    signal.SIGWINCH,
+    _signal.SIGTERM,
+    _signal.SIGINT,
+    _signal.SIGHUP,
+    _signal.SIGQUIT,
+    _signal.SIGUSR1,
+    _signal.SIGUSR2,
+    _signal.SIGWINCH,
 }
 USAGE = (
     "usage: forward.py PORT SOCKET [--no-proxy=HOSTS] [--port=P:SOCK ...] [--serve=FD:P ...] "
@@ -64,6 +75,15 @@ UNREACHABLE = b"HTTP/1.1 502 Bad Gateway (%s)\r\nContent-Type: text/plain\r\n" %
 UNREACHABLE += b"Content-Length: %d\r\nConnection: close\r\n\r\n%s\n" % (len(_DOWN) + 1, _DOWN)
 
 
+LAUNCH = (
+    "import sys; sys.path.append(sys.argv[1]); import forward; sys.exit(forward.main(sys.argv[2:]))"
+)
+"""What `python -I -S -c` runs: this file imported from its folder, appended to `sys.path` after
+the standard library's, so no name here can shadow one of its modules."""
+Socket = _socket.socket
+"""A socket as the forwarder holds it (`socket.socket` is one too)."""
+
+
 def wrap(
     argv: list[str],
     port: int,
@@ -74,12 +94,15 @@ def wrap(
     serve: dict[int, int] | None = None,
 ) -> list[str]:
     """`argv` run behind the forwarder (`port` 0: no proxy, only the plain `ports` and the
-    `serve` (descriptor, port) pairs); the sandbox must see `sys.executable` and this file."""
-    me = os.path.abspath(__file__)
+    `serve` (descriptor, port) pairs); the sandbox must see `sys.executable` and this folder."""
+    import os  # the harness's, loaded already: the forwarder itself does without
+
+    folder = os.path.dirname(os.path.abspath(__file__))
     options = [f"--no-proxy={no_proxy}"] if no_proxy != DEFAULT_NO_PROXY else []
     options += [f"--port={p}:{sock}" for p, sock in sorted((ports or {}).items())]
     options += [f"--serve={fd}:{p}" for fd, p in sorted((serve or {}).items())]
-    return [sys.executable, "-I", "-S", me, str(port), socket_in_sandbox, *options, "--", *argv]
+    head = [sys.executable, "-I", "-S", "-c", LAUNCH, folder]
+    return [*head, str(port), socket_in_sandbox, *options, "--", *argv]
 
 
 def proxy_env(env: dict[str, str], port: int, no_proxy: str) -> dict[str, str]:
@@ -92,6 +115,14 @@ def proxy_env(env: dict[str, str], port: int, no_proxy: str) -> dict[str, str]:
     return out
 
 
+def environ() -> dict[str, str]:
+    """The environment as `os.environ` reads it, without importing `os`."""
+    encoding, errors = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
+    return {
+        k.decode(encoding, errors): v.decode(encoding, errors) for k, v in posix.environ.items()
+    }
+
+
 def main(args: list[str]) -> int:
     try:
         port, path, no_proxy, plain, served, command = _arguments(args)
@@ -99,32 +130,32 @@ def main(args: list[str]) -> int:
         print(f"jackline forward: {e}\n{USAGE}", file=sys.stderr)
         return 2
     routes = {**plain, **({port: path} if port else {})}
-    listeners: list[tuple[socket.socket, Callable[[socket.socket], None]]] = []
-    for p in routes:
+    listeners: list[tuple[Socket, Callable[[Socket], None]]] = []
+    for p, target in routes.items():
         try:
-            listeners.append((_listen(p), partial(_connect, path=routes[p])))
+            listeners.append((_listen(p), _connecting(target)))
         except OSError as e:
             print(f"jackline forward: cannot listen on 127.0.0.1:{p}: {e}", file=sys.stderr)
             return 125
     for fd, p in served.items():
         try:
-            listeners.append((_inherited(fd), partial(_reach, port=p)))
+            listeners.append((_inherited(fd), _reaching(p)))
         except OSError as e:
             print(f"jackline forward: no listening socket on descriptor {fd}: {e}", file=sys.stderr)
             return 125
     # Blocked before any thread starts, so they all inherit it and only `sigwaitinfo` sees them.
-    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED | {signal.SIGCHLD})
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED | {_signal.SIGCHLD})
     for listener, serve in listeners:
-        threading.Thread(target=_accept, args=(listener, serve), daemon=True).start()
-    env = proxy_env(dict(os.environ), port, no_proxy) if port else dict(os.environ)
+        _thread.start_new_thread(_accept, (listener, serve))
+    env = proxy_env(environ(), port, no_proxy) if port else environ()
     try:
-        pid = os.posix_spawnp(
+        pid = posix.posix_spawnp(
             command[0],
             command,
             env,
             setsigmask=(),
             # Python ignores SIGPIPE and SIGXFSZ, and an ignored signal stays ignored across exec.
-            setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
+            setsigdef=(_signal.SIGPIPE, _signal.SIGXFSZ),
         )
     except OSError as e:
         print(f"jackline forward: cannot run {command[0]}: {e}", file=sys.stderr)
@@ -132,21 +163,21 @@ def main(args: list[str]) -> int:
     return _wait(pid)
 
 
-def _listen(port: int) -> socket.socket:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _listen(port: int) -> Socket:
+    listener = Socket(_socket.AF_INET, _socket.SOCK_STREAM)
+    listener.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(128)
     return listener
 
 
-def _inherited(fd: int) -> socket.socket:
+def _inherited(fd: int) -> Socket:
     """The unix socket the harness made for the service; not passed on to the command, which
     has no use for it."""
-    listener = socket.socket(fileno=fd)
-    if listener.family != socket.AF_UNIX or listener.type != socket.SOCK_STREAM:
+    listener = Socket(fileno=fd)
+    if listener.family != _socket.AF_UNIX or listener.type != _socket.SOCK_STREAM:
         raise OSError(f"descriptor {fd} is not a unix stream socket")
-    os.set_inheritable(fd, False)
+    posix.set_inheritable(fd, False)
     return listener
 
 
@@ -184,81 +215,109 @@ def _port(text: str) -> bool:
 def _wait(pid: int) -> int:
     """Forward signals to the command until it ends; its exit code, or 128 + the signal."""
     while True:
-        signo = signal.sigwaitinfo(FORWARDED | {signal.SIGCHLD}).si_signo
-        if signo != signal.SIGCHLD:
+        signo = _signal.sigwaitinfo(FORWARDED | {_signal.SIGCHLD}).si_signo
+        if signo != _signal.SIGCHLD:
             try:
-                os.kill(pid, signo)
+                posix.kill(pid, signo)
             except ProcessLookupError:
                 pass
             continue
-        done, status = os.waitpid(pid, os.WNOHANG)
+        done, status = posix.waitpid(pid, posix.WNOHANG)
         if done:
-            code = os.waitstatus_to_exitcode(status)
+            code = posix.waitstatus_to_exitcode(status)
             return code if code >= 0 else 128 - code
 
 
-def _accept(listener: socket.socket, serve: Callable[[socket.socket], None]) -> None:
+def _accept(listener: Socket, serve: "Callable[[Socket], None]") -> None:
     while True:
         try:
-            client, _ = listener.accept()
+            # `socket.socket.accept` is this, made a socket (typeshed leaves it out).
+            client = Socket(fileno=listener._accept()[0])  # type: ignore[attr-defined]
         except OSError:  # out of file descriptors, say: the command may close some
             time.sleep(0.05)
             continue
-        threading.Thread(target=serve, args=(client,), daemon=True).start()
+        _thread.start_new_thread(serve, (client,))
 
 
-def _connect(client: socket.socket, path: str) -> None:
+def _connecting(path: str) -> "Callable[[Socket], None]":
+    return lambda client: _connect(client, path)
+
+
+def _reaching(port: int) -> "Callable[[Socket], None]":
+    return lambda client: _reach(client, port)
+
+
+def _connect(client: Socket, path: str) -> None:
     """A connection on the sandbox's loopback, to the harness's unix socket for it."""
-    with client:
-        client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        with upstream:
-            try:
-                upstream.connect(path)
-            except OSError:
-                try:
-                    client.sendall(UNREACHABLE)
-                except OSError:
-                    pass
-                return
-            join(client, upstream)
-
-
-def _reach(client: socket.socket, port: int) -> None:
-    """A connection from the harness's relay, to the service on this sandbox's loopback."""
-    with client:
+    try:
+        client.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+        upstream = Socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
-            upstream = socket.create_connection(("127.0.0.1", port), timeout=10)
+            upstream.connect(path)
         except OSError:
-            return  # nothing listens (yet): the relay sees the connection close, no `SERVED`
-        with upstream:
-            upstream.settimeout(None)
-            upstream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            upstream.close()
             try:
-                client.sendall(SERVED)
+                client.sendall(UNREACHABLE)
             except OSError:
-                return
+                pass
+            return
+        try:
             join(client, upstream)
+        finally:
+            upstream.close()
+    finally:
+        client.close()
 
 
-def join(a: socket.socket, b: socket.socket) -> None:
+def _reach(client: Socket, port: int) -> None:
+    """A connection from the harness's relay, to the service on this sandbox's loopback."""
+    try:
+        upstream = Socket(_socket.AF_INET, _socket.SOCK_STREAM)
+        try:
+            upstream.settimeout(10)
+            upstream.connect(("127.0.0.1", port))
+        except OSError:
+            upstream.close()
+            return  # nothing listens (yet): the relay sees the connection close, no `SERVED`
+        try:
+            upstream.settimeout(None)
+            upstream.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
+            client.sendall(SERVED)
+            join(client, upstream)
+        except OSError:
+            return
+        finally:
+            upstream.close()
+    finally:
+        client.close()
+
+
+def join(a: Socket, b: Socket) -> None:
     """Copy both ways until both directions are done."""
-    back = threading.Thread(target=pipe, args=(b, a), daemon=True)
-    back.start()
+    done = _thread.allocate_lock()
+    done.acquire()
+    _thread.start_new_thread(_pipe_then_release, (b, a, done))
     pipe(a, b)
-    back.join()
+    done.acquire()
 
 
-def pipe(source: socket.socket, sink: socket.socket) -> None:
+def _pipe_then_release(source: Socket, sink: Socket, done: _thread.LockType) -> None:
+    try:
+        pipe(source, sink)
+    finally:
+        done.release()
+
+
+def pipe(source: Socket, sink: Socket) -> None:
     """Copy until end of file, then pass the half-close on; on an error, end both directions."""
     try:
         while data := source.recv(65536):
             sink.sendall(data)
-        sink.shutdown(socket.SHUT_WR)
+        sink.shutdown(_socket.SHUT_WR)
     except OSError:
         for s in (source, sink):
             try:
-                s.shutdown(socket.SHUT_RDWR)
+                s.shutdown(_socket.SHUT_RDWR)
             except OSError:
                 pass
 
