@@ -1,0 +1,281 @@
+"""Jackline as a person feels it (issue 17): each entry point against its baseline, in one run.
+
+1. CLI start: `jackline --version`, `--help`, `runs` and `show RUN`, each a fresh process started
+   from the `jackline` script on PATH as a shell starts it; the baseline is the interpreter's
+   own start (`python -c pass`, with this machine's site-packages). Goal: under 150 ms.
+2. A run as typed: `jackline run TASK` with a warm pool, from the moment the process is started
+   to the agent's first instruction (the agent writes the time), against `git worktree add` +
+   `uv venv` + `uv pip install` of the same project's test tools (uv's cache warm). Beside it,
+   the same run submitted in process (`api.submit`), so the two figures are not mistaken for
+   each other. Goals: as typed under 300 ms, ratio to the worktree path below 1.
+3. With `--all`: the server under load (`server_load.py`) and the sandbox's own cost per
+   command (`sandbox_cost.py`), each run as its own process with its own state.
+
+Each figure is the median of `--runs` measurements, the alternatives interleaved round by
+round. Everything lives in a throwaway folder (JACKLINE_HOME included), never in ~/.jackline.
+
+    python bench/entry_points.py [--runs 7] [--json] [--all]
+
+Needs uv for the worktree baseline (`pip install uv`); without it that row is skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+_TMP = Path(tempfile.mkdtemp(prefix="jackline-entry-bench-"))
+os.environ["JACKLINE_HOME"] = str(_TMP / "home")
+os.environ.setdefault("JACKLINE_USER", "bench")
+
+from jackline import api, demo  # noqa: E402
+from jackline import git as g  # noqa: E402
+
+START_GOAL = 0.150
+RUN_GOAL = 0.300
+TOOLS = ("pytest", "ruff")
+"""What the project's set-up installs, in the warm pool's snapshot and in the baseline's venv."""
+STAMP = (
+    "import time, pathlib; p = pathlib.Path('.jackline/run/first'); "
+    "p.exists() or p.write_text(repr(time.time()))"
+)
+"""The agent: its first instruction writes the time, once (a second round must not move it)."""
+
+
+def jackline_script() -> str:
+    """The `jackline` a shell runs: the console script beside this interpreter."""
+    found = Path(sys.executable).with_name("jackline")
+    if not found.exists():
+        raise SystemExit(f"no `jackline` script beside {sys.executable}: pip install -e . first")
+    return str(found)
+
+
+def make_repo(pool: int) -> Path:
+    """The demo's project, with a set-up that installs the test tools, the stamping agent and
+    `[pool] size = pool`."""
+    repo = demo.make_repo(_TMP)
+    setup = ", ".join(
+        json.dumps(c)
+        for c in (
+            f"{sys.executable} -m venv .venv",
+            f".venv/bin/pip install --quiet --disable-pip-version-check {' '.join(TOOLS)}",
+        )
+    )
+    text = (repo / "jackline.toml").read_text().replace("setup = []", f"setup = [{setup}]")
+    agent = json.dumps([sys.executable, "-c", STAMP])
+    text = text.replace("max_rounds = 2", "max_rounds = 1")  # one round: the agent only looks
+    text += f"\n[agents.stamp]\ncommand = {agent}\n\n[pool]\nsize = {pool}\n"
+    (repo / "jackline.toml").write_text(text)
+    g.git(repo, "commit", "-qam", "bench set-up")
+    return repo
+
+
+def timed(argv: list[str], cwd: Path) -> float:
+    started = time.perf_counter()
+    subprocess.run(argv, cwd=cwd, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def cli_start(repo: Path, runs: int) -> dict[str, list[float]]:
+    """Each command's wall time as a fresh process, interleaved with the interpreter's start."""
+    script = jackline_script()
+    run_id = api.runs(limit=1)[0].id
+    commands: dict[str, list[str]] = {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "jackline --version": [script, "--version"],
+        "jackline --help": [script, "--help"],
+        "jackline runs": [script, "runs"],
+        "jackline show RUN": [script, "show", run_id],
+    }
+    found: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(runs):
+        for name, argv in commands.items():
+            found[name].append(timed(argv, repo))
+    return found
+
+
+def run_as_typed(repo: Path) -> float:
+    """`jackline run` from its process's start to the agent's first instruction, the pool warm."""
+    api.pool_warm(repo)
+    started = time.time()
+    done = subprocess.run(
+        [jackline_script(), "run", "Look around", "--agent", "stamp", "--json"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    return _first(json.loads(done.stdout), started)
+
+
+def run_in_process(repo: Path) -> float:
+    """The same run through `api.submit` in this process (the engine already launched)."""
+    api.pool_warm(repo)
+    started = time.time()
+    run = api.submit("Look around", repo, agent="stamp")
+    return _first({"workspace": run.workspace, "id": run.id}, started)
+
+
+def _first(run: dict[str, Any], started: float) -> float:
+    stamp = Path(run.get("workspace") or "") / ".jackline" / "run" / "first"
+    if not stamp.exists():
+        raise RuntimeError(f"run {run.get('id')} ended before its agent ran: {run}")
+    return float(stamp.read_text()) - started
+
+
+def worktree_and_uv(repo: Path, uv: str) -> float:
+    """The alternative: a worktree of main, a venv, the test tools installed (cache warm)."""
+    dest = _TMP / f"wt-{time.monotonic_ns()}"
+    started = time.perf_counter()
+    subprocess.run(
+        ["git", "-C", str(repo), "worktree", "add", "-q", "--detach", str(dest)], check=True
+    )
+    subprocess.run([uv, "venv", "-q", str(dest / ".venv")], check=True, capture_output=True)
+    subprocess.run(
+        [uv, "pip", "install", "-q", "--python", str(dest / ".venv" / "bin" / "python"), *TOOLS],
+        check=True,
+        capture_output=True,
+    )
+    took = time.perf_counter() - started
+    subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(dest)], check=True)
+    return took
+
+
+def interleaved(runs: int, ways: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    found: dict[str, list[float]] = {name: [] for name in ways}
+    for i in range(runs):
+        print(f"round {i + 1}/{runs} ...", file=sys.stderr)
+        for name, way in ways.items():
+            found[name].append(way())
+    return found
+
+
+def apart(script: str, *args: str) -> dict[str, Any]:
+    """Another benchmark of this folder, as its own process with its own state, its JSON."""
+    done = subprocess.run(
+        [sys.executable, str(Path(__file__).with_name(script)), *args, "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    answer: dict[str, Any] = json.loads(done.stdout)
+    return answer
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    parser.add_argument("--all", action="store_true", help="also the server and the sandbox")
+    args = parser.parse_args(argv)
+    uv = shutil.which("uv")
+    try:
+        repo = make_repo(pool=1)
+        print("building the snapshot (set-up installs the test tools) ...", file=sys.stderr)
+        api.pool_warm(repo)
+        if uv:  # uv's cache warm, as the pool's snapshot is
+            worktree_and_uv(repo, uv)
+        run_in_process(repo)  # the engine launched, as in a long-lived process
+        ways: dict[str, Callable[[], float]] = {
+            "jackline run (as typed)": lambda: run_as_typed(repo),
+            "api.submit (in process)": lambda: run_in_process(repo),
+        }
+        if uv:
+            ways["git worktree add + uv venv + uv pip install"] = lambda: worktree_and_uv(repo, uv)
+        started = interleaved(args.runs, ways)
+        start = cli_start(repo, args.runs)
+        more = (
+            {
+                "server": apart("server_load.py"),
+                "sandbox": apart("sandbox_cost.py", "--runs", "30"),
+            }
+            if args.all
+            else {}
+        )
+    finally:
+        _clean_up()
+    figures = _figures(start, started, args.runs, more)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        _print(figures)
+    return figures
+
+
+def _figures(
+    start: dict[str, list[float]],
+    started: dict[str, list[float]],
+    runs: int,
+    more: dict[str, Any],
+) -> dict[str, Any]:
+    median = {k: statistics.median(v) for k, v in {**start, **started}.items()}
+    floor = median["python -c pass"]
+    typed = median["jackline run (as typed)"]
+    alternative = median.get("git worktree add + uv venv + uv pip install")
+    return {
+        "runs": runs,
+        "median_ms": {k: round(v * 1000, 1) for k, v in median.items()},
+        "cli_start": {
+            k: {
+                "ms": round(v * 1000, 1),
+                "over_python": round(v / floor, 2),
+                "goal_met": v < START_GOAL,
+            }
+            for k, v in median.items()
+            if k.startswith("jackline ") and not k.startswith("jackline run")
+        },
+        "run_as_typed": {
+            "ms": round(typed * 1000, 1),
+            "goal_met": typed < RUN_GOAL,
+            "over_worktree_uv": round(typed / alternative, 2) if alternative else None,
+            "in_process_ms": round(median["api.submit (in process)"] * 1000, 1),
+        },
+        **more,
+    }
+
+
+def _print(figures: dict[str, Any]) -> None:
+    ms = figures["median_ms"]
+    print(f"median of {figures['runs']}, in ms (the alternatives interleaved):")
+    print(f"  {'python -c pass (the floor)':<46} {ms['python -c pass']:8.1f}")
+    for name, row in figures["cli_start"].items():
+        goal = "met" if row["goal_met"] else "MISSED"
+        print(
+            f"  {name:<46} {row['ms']:8.1f}  {row['over_python']:5.2f}x python   goal < 150 ms: {goal}"
+        )
+    typed = figures["run_as_typed"]
+    print(f"  {'jackline run -> agent (as typed, pool warm)':<46} {typed['ms']:8.1f}")
+    print(f"  {'api.submit -> agent (in process, pool warm)':<46} {typed['in_process_ms']:8.1f}")
+    alt = ms.get("git worktree add + uv venv + uv pip install")
+    if alt is not None:
+        print(f"  {'git worktree add + uv venv + uv pip install':<46} {alt:8.1f}")
+        print(f"run as typed / worktree+uv: {typed['over_worktree_uv']}x (goal < 1)")
+    else:
+        print("uv is not installed: no worktree baseline (pip install uv)")
+    print(f"run as typed goal < 300 ms: {'met' if typed['goal_met'] else 'MISSED'}")
+    if "server" in figures:
+        print("server:", json.dumps(figures["server"].get("jackline", figures["server"])))
+    if "sandbox" in figures:
+        print("sandbox:", json.dumps(figures["sandbox"].get("median_ms", figures["sandbox"])))
+
+
+def _clean_up() -> None:
+    with open("/proc/self/mounts") as f:
+        points = [line.split()[1] for line in f]
+    for point in sorted((p for p in points if p.startswith(f"{_TMP}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
