@@ -179,11 +179,13 @@ def _exit(code: int) -> None:
     if pool is not None:  # a run took a warm workspace here: its refill ends before the process
         pool.finish_refills(say=lambda line: err.print(line, markup=False))
     engine: Any = sys.modules.get("jackline.engine")
-    if engine is None or not engine.launched():
+    if engine is None or not (engine.launched() or engine.has_live_threads()):
         sys.exit(code)
     # The engine's state is in the database: the process ends here without waiting for its
     # threads (a workflow thread may be blocked waiting for a review; a review later takes it
-    # over), so shutting the engine down never delays a command's exit.
+    # over), so shutting the engine down never delays a command's exit. A worker has shut its
+    # engine down already, but the threads of its workflows may still be blocked: it ends so
+    # too, not waiting for them as the interpreter's own exit would.
     engine.leave()
     sys.stdout.flush()
     sys.stderr.flush()
