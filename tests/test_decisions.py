@@ -42,14 +42,17 @@ def operations(project: Project, run_id: str) -> tuple[str, list[str]]:
 
 
 def waits_for_a_decision(project: Project, run_id: str, handoffs: int) -> bool:
-    """The workflow has written its `handoffs`-th handoff and sits in its wait for a decision:
-    the wait's timer is the last thing it recorded, every decision before was taken."""
+    """The workflow has written its `handoffs`-th handoff and rests, waiting for a decision:
+    the last thing it recorded is that it rests (the event the deciding process returns on),
+    or the wait's timer after it; every decision before was taken. (The process ends as soon
+    as it sees the workflow rest, without waiting for its threads: the timer may not be
+    written, and the next decision's replay writes it.)"""
     status, names = operations(project, run_id)
     return (
         status == "PENDING"
         and names.count("handoff_step") == handoffs
         and names.count("DBOS.recv") == handoffs - 1
-        and names[-1] == "DBOS.sleep"
+        and names[-1] in ("DBOS.setEvent", "DBOS.sleep")
     )
 
 
