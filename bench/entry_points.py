@@ -264,9 +264,22 @@ def _print(figures: dict[str, Any]) -> None:
         print("uv is not installed: no worktree baseline (pip install uv)")
     print(f"run as typed goal < 300 ms: {'met' if typed['goal_met'] else 'MISSED'}")
     if "server" in figures:
-        print("server:", json.dumps(figures["server"].get("jackline", figures["server"])))
+        server = figures["server"]
+        for name in ("jackline", "fastapi"):
+            row = server[name]
+            print(
+                f"  GET /api/runs, {name:<8} {row['rps']:7.0f} req/s  p99 {row['p99_ms']:6.1f} ms"
+                f"  {row['cpu_ms']:5.2f} ms CPU a request"
+            )
+        print(f"server / minimal FastAPI app: {server['ratio']:.2f}x (goal >= 0.5)")
     if "sandbox" in figures:
-        print("sandbox:", json.dumps(figures["sandbox"].get("median_ms", figures["sandbox"])))
+        ms = figures["sandbox"]["median_ms"]
+        print(
+            f"  sandbox's own cost: /bin/true under bubblewrap - plain "
+            f"{ms['true sandboxed'] - ms['true plain']:.1f} ms; as the harness runs a command "
+            f"(proc.run) {ms['true proc.run sandboxed'] - ms['true proc.run plain']:.1f} ms; "
+            f"with the proxy's forwarder {ms['true sandboxed, proxy'] - ms['true plain']:.1f} ms"
+        )
 
 
 def _clean_up() -> None:
