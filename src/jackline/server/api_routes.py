@@ -38,7 +38,7 @@ from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
 from jackline.models import FINAL, RESTING, Acceptance, Origin, Release, Run, json_keys, to_json
-from jackline.server.deps import allowed
+from jackline.server.deps import allowed, reading
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -186,11 +186,11 @@ class WhoAmI(BaseModel):
 
 
 @router.get("/api/runs", tags=["runs"], response_model=RunsOut)
-def list_runs(
+async def list_runs(
     who: Reader, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
 ) -> list[dict[str, Any]]:
     """Runs, newest first; `status` keeps one status."""
-    return [api.as_json(r) for r in api.runs(status, limit)]
+    return await reading(lambda: [api.as_json(r) for r in api.runs(status, limit)])
 
 
 @router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)

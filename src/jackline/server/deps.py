@@ -21,10 +21,12 @@ cannot set it without a CORS preflight this server does not answer.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, Literal
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -38,6 +40,7 @@ COOKIE = "jackline_session"
 CSRF_HEADER = "x-csrf-token"
 """Where a script of the web page puts the session's CSRF token on a JSON API request."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+T = TypeVar("T")
 """Methods that change nothing: the rest need proof of origin when they come with the cookie."""
 
 
@@ -56,15 +59,31 @@ def presented_token(request: Request) -> tuple[str | None, str]:
     return None, "none"
 
 
-def principal(request: Request) -> auth.Principal | None:
-    token, _ = presented_token(request)
-    if not token:
-        return None
+READS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="reads")
+"""The threads that read the store for requests: the token check of every request, and the
+reads most requests are (`reading`). A few, apart from the pool that runs the routes that wait
+(a decision waits for its workflow): twenty requests at once each on a thread of its own fought
+over the interpreter's lock row by row, and a request cost 14.6 ms of CPU where it costs 8.5."""
+
+
+async def reading(fn: Callable[[], T]) -> T:
+    """`fn()` on one of the `READS` threads."""
+    return await asyncio.get_running_loop().run_in_executor(READS, fn)
+
+
+def _verify(token: str) -> auth.Principal | None:
     s = Store()
     try:
         return auth.verify(s, token)
     finally:
         s.close()
+
+
+async def principal(request: Request) -> auth.Principal | None:
+    token, _ = presented_token(request)
+    if not token:
+        return None
+    return await reading(lambda: _verify(token))
 
 
 Who = Annotated[auth.Principal | None, Depends(principal)]
