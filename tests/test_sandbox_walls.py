@@ -286,12 +286,17 @@ def test_a_tool_folder_removed_after_it_was_found_does_not_break_the_next_comman
     assert done.exit_code == 0 and done.output.splitlines()[-1] == "next", done.output
 
 
+def _marked_state(folder: Path) -> Path:
+    """A folder of Jackline's state holding a file a command must not read."""
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("STATE-MARKER\n")
+    return folder
+
+
 def test_jacklines_state_stays_hidden_under_a_folder_shown_read_only(
     outside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state = outside / "shown" / "state"
-    state.mkdir(parents=True)
-    (state / "notes.txt").write_text("STATE-MARKER\n")
+    state = _marked_state(outside / "shown" / "state")
     monkeypatch.setenv("JACKLINE_HOME", str(state))
     done = inside(
         outside, f"cat {state}/notes.txt; ls -a {state}; echo done", readable=[str(state.parent)]
@@ -304,9 +309,7 @@ def test_the_state_reached_through_a_link_stays_hidden_where_its_real_folder_is_
     outside: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # JACKLINE_HOME names a link; the folder it leads to lies under a folder shown read-only.
-    real = outside / "data" / "state"
-    real.mkdir(parents=True)
-    (real / "notes.txt").write_text("STATE-MARKER\n")
+    real = _marked_state(outside / "data" / "state")
     link = outside / "linked-state"
     link.symlink_to(real)
     monkeypatch.setenv("JACKLINE_HOME", str(link))

@@ -550,15 +550,8 @@ def _queue(executor: str) -> str:
 
 
 def shutdown() -> None:
-    if _state.pop("launched", False):
-        _state["stopping"] = True  # what fails in a workflow thread from here on is no bug
-        # A workflow still enqueued here is taken over by whoever next waits on it (its queue
-        # names a dead executor); the queue itself need not outlive us.
-        DBOS.delete_queue(_queue(_state["executor"]))
-        DBOS.destroy()
-        # Our lock file goes with us: a workflow we leave waiting for review belongs to an
-        # executor that is plainly gone, and the folder does not fill with dead locks.
-        executors.release()
+    """Stop the engine and wait for its threads (a worker that leaves, a test)."""
+    _stop(join=True)
 
 
 def launched() -> bool:
@@ -571,9 +564,19 @@ def leave() -> None:
     one by one (a tenth of a second or more at every command's exit). Nothing is lost: every
     step's result is in the database before the step returns, and a workflow left waiting for a
     person is taken over by the next decision, as after a crash."""
+    _stop(join=False)
+
+
+def _stop(join: bool) -> None:
     if _state.pop("launched", False):
-        _state["stopping"] = True
+        _state["stopping"] = True  # what fails in a workflow thread from here on is no bug
+        # A workflow still enqueued here is taken over by whoever next waits on it (its queue
+        # names a dead executor); the queue itself need not outlive us.
         DBOS.delete_queue(_queue(_state["executor"]))
+        if join:
+            DBOS.destroy()
+        # Our lock file goes with us: a workflow we leave waiting for review belongs to an
+        # executor that is plainly gone, and the folder does not fill with dead locks.
         executors.release()
 
 

@@ -278,7 +278,7 @@ def _open_gate(
             cgroup.add(group, proc.pid)
         proc.stdin.write(b"\n")
         proc.stdin.flush()
-    except OSError:
+    except BaseException:  # not only OSError: a gate left shut would wait on its input for ever
         proc.stdin.close()
         proc.wait()
         raise

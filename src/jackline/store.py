@@ -340,9 +340,9 @@ class Store:
         return self.get_run(found) if found else None
 
     def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        values: dict[str, Any] = {"limit": limit, "status": str(status)} if status else {}
+        values: dict[str, Any] = {"limit": limit, **({"status": str(status)} if status else {})}
         with self._reading() as db:
-            rows = db.execute(_newest_runs(bool(status)), values or {"limit": limit})
+            rows = db.execute(_newest_runs(bool(status)), values)
             return [_record(Run, r) for r in rows]
 
     def run_tally(self) -> list[RunTally]:

@@ -40,8 +40,8 @@ COOKIE = "jackline_session"
 CSRF_HEADER = "x-csrf-token"
 """Where a script of the web page puts the session's CSRF token on a JSON API request."""
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-T = TypeVar("T")
 """Methods that change nothing: the rest need proof of origin when they come with the cookie."""
+T = TypeVar("T")
 
 
 def store() -> Store:
