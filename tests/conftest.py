@@ -20,6 +20,7 @@ import pytest
 from postgres import (  # noqa: F401 (fixtures)
     Backend,
     backend,
+    before_drop,
     database_url,
     name_folder,
     pg_url,
@@ -246,6 +247,7 @@ class Project:
         if url:
             self.env["JACKLINE_DATABASE_URL"] = url
             self.needs_worker = True
+            before_drop(url, self.stop_workers)
         return self
 
     def start_worker(self) -> None:

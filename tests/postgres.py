@@ -15,7 +15,7 @@ import os
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,11 +76,25 @@ def postgres() -> Cluster:
     return cluster()
 
 
+BEFORE_DROP: dict[str, list[Callable[[], None]]] = {}
+"""What must end before a test's database is dropped, by its URL: the workers a project started
+on it (`before_drop`). Pytest ends a test's fixtures in the reverse order it made them, and a test
+that names the project before the database would otherwise drop the database under its workers,
+which then spend their stop on a database that is gone."""
+
+
+def before_drop(url: str, stop: Callable[[], None]) -> None:
+    BEFORE_DROP.setdefault(url, []).append(stop)
+
+
 @pytest.fixture
 def pg_url(postgres: Cluster) -> Iterator[str]:
     """A PostgreSQL database of the test's own, empty, as a `JACKLINE_DATABASE_URL`."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    yield postgres.create(name)
+    url = postgres.create(name)
+    yield url
+    for stop in BEFORE_DROP.pop(url, []):
+        stop()
     database.dispose_all()  # this process's pools for it
     postgres.drop(name)
 
