@@ -337,7 +337,7 @@ def _warm() -> None:
     the verbs with the store and the config's models, the workflow engine and the release and
     flag steps it registers, the scans, bandit's plugins, detect-secrets, the forge). Importing
     the engine launches nothing: a forked child launches its own."""
-    from jackline import api, engine  # noqa: F401
+    from jackline import api, cli, engine  # noqa: F401
     from jackline.cli import render
     from jackline.forge import local  # noqa: F401
     from jackline.scans import registry, secrets, weakenings  # noqa: F401
@@ -346,6 +346,7 @@ def _warm() -> None:
     for verb in dir(api):  # each verb's module (`jackline.api` imports them at first use)
         getattr(api, verb)
     render._handoff_markdown()
+    cli.command()  # the click command, built from every command's signature
     registry()
     weakenings._tests()
 

@@ -14,6 +14,7 @@ with its outcome (`errors.EXIT_CODES`).
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
@@ -21,6 +22,8 @@ import traceback
 from typing import Annotated, Any
 
 import typer
+import typer.core
+import typer.main
 
 from jackline import __version__, api, paths
 from jackline.cli import admin, flags, project, release, render, review, runs
@@ -100,13 +103,23 @@ def choose(server: str | None, command: str | None) -> Verbs:
     return client.RemoteAPI.from_environment(server)
 
 
+@functools.cache
+def command() -> typer.core.TyperGroup:
+    """The command line as click runs it, built from `app` once a process: building it reads the
+    signature and type hints of every command (about 0.1 s of CPU), so a process that runs
+    several commands, or forks to run one (the tests do), builds it once."""
+    group = typer.main.get_command(app)
+    assert isinstance(group, typer.core.TyperGroup)
+    return group
+
+
 def main() -> None:
     register_notifiers()  # this process may drive runs: Slack and GitHub hear of them
     as_json = _wants_json(sys.argv[1:])
     code = 0
     try:
         # Not standalone: a usage error comes here too, to be told as JSON where --json asked.
-        done = app(prog_name="jackline", standalone_mode=False)
+        done = command().main(prog_name="jackline", standalone_mode=False)
         code = done if isinstance(done, int) else 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
