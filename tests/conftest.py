@@ -107,6 +107,7 @@ class Project:
         self.repo = root / "repo"
         self.home = home
         self.env = {**os.environ, "JACKLINE_HOME": str(home), "JACKLINE_USER": "alice"}
+        self.env["JACKLINE_FORK_SERVER"] = "0"  # test_forkserver.py starts it where it tests it
         self.env.pop("JACKLINE_DATABASE_URL", None)
         self.tokens: dict[str, str] = {}
         self.needs_worker = False
@@ -332,23 +333,12 @@ def cli_in_process(
 
 @functools.cache
 def _warm() -> None:
-    """Load once in this process what every run's `jackline` loads, as a long-lived worker has:
-    each forked child inherits it instead of loading it again (about a second of CPU a command:
-    the verbs with the store and the config's models, the workflow engine and the release and
-    flag steps it registers, the scans, bandit's plugins, detect-secrets, the forge). Importing
-    the engine launches nothing: a forked child launches its own."""
-    from jackline import api, cli, engine  # noqa: F401
-    from jackline.cli import render
-    from jackline.forge import local  # noqa: F401
-    from jackline.scans import registry, secrets, weakenings  # noqa: F401
-    from jackline.steps import scan  # noqa: F401
+    """Load once in this process what every run's `jackline` loads, as the fork server has:
+    each forked child inherits it instead of loading it again (about a second of CPU a
+    command)."""
+    from jackline import forkserver
 
-    for verb in dir(api):  # each verb's module (`jackline.api` imports them at first use)
-        getattr(api, verb)
-    render._handoff_markdown()
-    cli.command()  # the click command, built from every command's signature
-    registry()
-    weakenings._tests()
+    forkserver.warm()
 
 
 def _dbos_launched() -> bool:

@@ -27,6 +27,14 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def attach() -> None:
+    """Make both consoles again for this process's streams and environment: a console decides
+    at its making whether it writes to a terminal, in what colours and how wide, and a command
+    forked from the fork server runs on the person's terminal, not the server's."""
+    out.__init__(highlight=False, soft_wrap=True)  # type: ignore[misc]
+    err.__init__(stderr=True, highlight=False, soft_wrap=True)  # type: ignore[misc]
+
+
 def emit(value: Any, indent: int | None = 2) -> None:
     """--json: the answer as one JSON value on stdout, whatever the terminal."""
     print(json.dumps(value, indent=indent))
