@@ -41,7 +41,7 @@ from jackline import config as cfg
 from jackline.events import Kind
 from jackline.models import RESTING, Decision, ReleaseDecision, ReleaseStatus, Status
 from jackline.release import steps as release_steps
-from jackline.store import Store
+from jackline.store import NEWS, Store
 
 if TYPE_CHECKING:
     from jackline.guard.audit import AuditLog
@@ -326,6 +326,7 @@ def _wait_for_decision(
     status that a step sets midway, and never exits under a step still running."""
     workflow = str(DBOS.workflow_id)
     DBOS.set_event(rests_key(_taken.get(workflow, "")), True)
+    NEWS.tell()
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         decision = DBOS.recv(REVIEW_TOPIC, timeout_seconds=86_400)
         if not isinstance(decision, dict):
@@ -335,6 +336,7 @@ def _wait_for_decision(
             return Decision.from_message(decision)
         if decision.get("id"):  # dropped: its sender returns, the run waits on
             DBOS.set_event(rests_key(str(decision["id"])), True)
+            NEWS.tell()
 
 
 _taken: dict[str, str] = {}
@@ -803,8 +805,11 @@ def drive(
     told = _NobodyWorks(audit)
     while waiting:
         orphans = []
+        seen = NEWS.now()  # before reading: a write after it ends the wait below at once
+        elsewhere = executors.team()
         for run_id in sorted(waiting):
             wf = DBOS.get_workflow_status(run_id)
+            elsewhere = elsewhere or wf is None or wf.executor_id != _state.get("executor")
             rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed
             for event in cursors[run_id].read():
                 if on_event:
@@ -826,17 +831,24 @@ def drive(
                 waiting.discard(run_id)
             elif rests:
                 waiting.discard(run_id)
+            elif status in RESTING:  # its steps are done; the engine records its end next
+                elsewhere = True
             elif executors.team():
                 continue  # a live worker takes over a run whose worker died (`sweep`)
             elif wf is not None and (driver := _driver(wf)) is not None and not _alive(driver):
                 orphans.append(run_id)
         told.check(waiting)
         take_over(orphans)  # whoever drove one of these died: it goes on here
-        if waiting:
+        if waiting and (elsewhere or orphans):
             time.sleep(poll)
+        elif waiting:  # every one is driven by this process: each of its writes says so
+            NEWS.wait(seen, HERE_POLL)
     store.close()
     return statuses
 
+
+HERE_POLL = 1.0
+"""Seconds between two looks at runs this process drives, when none of its writes came first."""
 
 NOBODY_WORKS = "queued: no worker is running; start one with `jackline worker`"
 

@@ -99,6 +99,32 @@ class StoredToken:
     digest: str
 
 
+class News:
+    """What this process has written, as a count that moves on each write: a thread that follows
+    runs driven in this process (`engine.drive`) waits on it instead of reading the database ten
+    times a second. Writes by other processes do not move it: who follows those still reads."""
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._count = 0
+
+    def now(self) -> int:
+        return self._count
+
+    def tell(self) -> None:
+        with self._changed:
+            self._count += 1
+            self._changed.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> int:
+        """Once the count is past `seen`, or `timeout` seconds have gone by: the count."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count != seen, timeout)
+            return self._count
+
+
+NEWS = News()
+
 META = sa.MetaData()
 
 
@@ -196,6 +222,7 @@ class Store:
             return
         with self._db.write() as conn:
             yield conn
+        NEWS.tell()
 
     @contextmanager
     def _reading(self) -> Iterator[Connection]:
