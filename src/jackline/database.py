@@ -193,6 +193,20 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         _set_wal(dbapi_conn)
 
 
+def use_wal(path: Path) -> None:
+    """Put the SQLite file at `path` (made if missing) in WAL mode, as the store's own are: for a
+    file another library opens (the workflow engine's), before it does. A commit in WAL mode
+    syncs the log once, where the default rollback journal syncs the journal and the file and
+    removes the journal, and readers in other processes do not wait for writers."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
+    try:
+        if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            _set_wal(conn)
+    finally:
+        conn.close()
+
+
 def _set_wal(dbapi_conn: Any) -> None:
     """Switch a new database to WAL. The switch needs the file to itself, and SQLite fails it
     at once rather than wait (a busy handler could deadlock there): processes that open a new

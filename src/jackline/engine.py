@@ -36,7 +36,17 @@ from dbos import DBOS, DBOSClient, DBOSConfig, SetWorkflowID
 from dbos._error import DBOSException
 from ulid import ULID
 
-from jackline import __version__, blueprints, executors, locks, paths, queueing, schedule, steps
+from jackline import (
+    __version__,
+    blueprints,
+    database,
+    executors,
+    locks,
+    paths,
+    queueing,
+    schedule,
+    steps,
+)
 from jackline import config as cfg
 from jackline.events import Kind
 from jackline.models import RESTING, Decision, ReleaseDecision, ReleaseStatus, Status
@@ -399,6 +409,8 @@ def launch() -> None:
         return
     executor = executors.claim()  # a submitter claims it before its run record is written
     url = os.environ.get("JACKLINE_DATABASE_URL") or f"sqlite:///{paths.engine_database()}"
+    if url.startswith("sqlite:///"):  # DBOS leaves SQLite's journal as it is
+        database.use_wal(Path(url.removeprefix("sqlite:///")))
     config: DBOSConfig = {
         "name": APP,
         "system_database_url": url,
