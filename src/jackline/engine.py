@@ -404,7 +404,12 @@ def keep_schedules(repos: Iterable[Path]) -> list[dict[str, str]]:
 # processes --------------------------------------------------------------------------------
 
 
-def launch() -> None:
+def launch(queue: bool = True) -> None:
+    """Launch the engine in this process (once). With `queue`, this process's own queue is
+    written down first, as a process needs that may take a workflow over at once (a decision,
+    a worker). A submitter that starts its run's workflow itself (`start`) has it written down
+    only if it ever resumes a workflow onto it (`_own_queue`): about 25 ms off the way to the
+    agent."""
     if _state.get("launched"):
         return
     executor = executors.claim()  # a submitter claims it before its run record is written
@@ -428,10 +433,21 @@ def launch() -> None:
     # driven here, and no other process's run is ever adopted by this one. A worker (team
     # mode) claims work from the shared queue onto its own (`claim`).
     DBOS.listen_queues([_queue(executor)])
-    _register_early(url, _queue(executor))
+    if queue:
+        _register_early(url, _queue(executor))
     DBOS.launch()
-    DBOS.register_queue(_queue(executor), polling_interval_sec=QUEUE_POLL)
     _state.update(launched=True, executor=executor)
+    if queue:
+        _own_queue()
+
+
+def _own_queue() -> str:
+    """This process's own queue, written down for the engine first if it is not yet."""
+    name = _queue(_state["executor"])
+    if not _state.get("queue"):
+        DBOS.register_queue(name, polling_interval_sec=QUEUE_POLL)
+        _state["queue"] = True
+    return name
 
 
 QUEUE_PREFIX = "jackline-"
@@ -521,7 +537,7 @@ def claim(room: int) -> list[str]:
             wf = DBOS.get_workflow_status(taken.id)  # as it is now, inside
             if wf is None or wf.status != "ENQUEUED" or wf.queue_name != RUNS_QUEUE:
                 continue  # cancelled since it was listed
-            DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(_state["executor"]))
+            DBOS.resume_workflow(wf.workflow_id, queue_name=_own_queue())
             line.took(taken)
             claimed.append(wf.workflow_id)
     return claimed
@@ -586,7 +602,8 @@ def _stop(join: bool) -> None:
         _state["stopping"] = True  # what fails in a workflow thread from here on is no bug
         # A workflow still enqueued here is taken over by whoever next waits on it (its queue
         # names a dead executor); the queue itself need not outlive us.
-        DBOS.delete_queue(_queue(_state["executor"]))
+        if _state.pop("queue", False):
+            DBOS.delete_queue(_queue(_state["executor"]))
         if join:
             DBOS.destroy()
         # Our lock file goes with us: a workflow we leave waiting for review belongs to an
@@ -601,7 +618,7 @@ def has_live_threads() -> bool:
 
 def start(run_id: str, blueprint: str, max_rounds: int) -> None:
     """Start the run's workflow in this process; in team mode, enqueue it for a worker."""
-    launch()
+    launch(queue=False)
     if executors.team():
         _enqueue(run_id, run_workflow, run_id, blueprint, max_rounds)
         return
@@ -691,7 +708,7 @@ def take_over(run_ids: Iterable[str]) -> list[str]:
             if driver is None:
                 continue
             if driver != mine and not _alive(driver, store):
-                DBOS.resume_workflow(wf.workflow_id, queue_name=_queue(mine))
+                DBOS.resume_workflow(wf.workflow_id, queue_name=_own_queue())
                 driver = mine
             if driver == mine:
                 taken.append(wf.workflow_id)
@@ -766,7 +783,7 @@ def sweep(schedules: bool = True) -> list[str]:
             if driver is None or _alive(driver, held):
                 continue
             scheduled = workflow_id.startswith(schedule.PREFIX)
-            DBOS.resume_workflow(workflow_id, queue_name=_queue(mine) if scheduled else RUNS_QUEUE)
+            DBOS.resume_workflow(workflow_id, queue_name=_own_queue() if scheduled else RUNS_QUEUE)
             moved.append(workflow_id)
     return moved
 
