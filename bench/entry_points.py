@@ -5,7 +5,7 @@
    own start (`python -c pass`, with this machine's site-packages). Goal: under 150 ms. Each
    twice: as typed at a terminal (forked from the fork server, `jackline.launch`) and as a
    script runs it (a process of its own, `JACKLINE_FORK_SERVER=0`); and once, first, the
-   command that finds no server and starts it.
+   command that finds no server, starts it and runs in its own process meanwhile.
 2. A run as typed: `jackline run TASK` with a warm pool, from the moment the process is started
    to the agent's first instruction (the agent writes the time), against `git worktree add` +
    `uv venv` + `uv pip install` of the same project's test tools (uv's cache warm). Beside it,
@@ -100,9 +100,17 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str] | None = None) -> floa
 
 
 def first_command(repo: Path) -> float:
-    """The first command a person types with no fork server up: it starts the server and waits
-    for it (then every later command is forked from it)."""
-    return timed([jackline_script(), "--version"], repo, TYPED)
+    """The first command a person types with no fork server up: it starts the server and runs
+    in its own process meanwhile. Then the server is waited for, as a person's next command a
+    second later would find it."""
+    took = timed([jackline_script(), "--version"], repo, TYPED)
+    log = _TMP / "home" / "logs" / "forkserver.log"
+    deadline = time.monotonic() + 60
+    while "listening" not in (log.read_text() if log.exists() else ""):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the fork server did not start: see {log}")
+        time.sleep(0.05)
+    return took
 
 
 def cli_start(repo: Path, runs: int) -> dict[str, list[float]]:
@@ -278,7 +286,7 @@ def _print(figures: dict[str, Any]) -> None:
     ms = figures["median_ms"]
     print(f"median of {figures['runs']}, in ms (the alternatives interleaved):")
     print(f"  {'python -c pass (the floor)':<46} {ms['python -c pass']:8.1f}")
-    print(f"  {'first command, starting the fork server':<46} {figures['first_command_ms']:8.1f}")
+    print(f"  {'first command (starts the fork server)':<46} {figures['first_command_ms']:8.1f}")
     for name, row in figures["cli_start"].items():
         goal = ("met" if row["goal_met"] else "MISSED") if not name.endswith(OWN) else "-"
         print(

@@ -57,6 +57,17 @@ def servers(project: Project) -> list[int]:
     return [pid for pid in dict.fromkeys(pids) if running(pid)]
 
 
+def serving(project: Project) -> int:
+    """The pid of the project's fork server, once it listens (the first command started it and
+    ran in its own process meanwhile)."""
+    deadline = time.monotonic() + 60
+    while not (found := servers(project)) or not list((project.home / "fork").glob("*.sock")):
+        assert time.monotonic() < deadline, "no fork server started"
+        time.sleep(0.05)
+    [pid] = found
+    return pid
+
+
 def running(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -95,9 +106,9 @@ def test_commands_through_the_fork_server_answer_as_in_their_own_process(
     project: Project, stop_servers: None
 ) -> None:
     project.create(ScriptedAgent([FIX]))
-    run = json.loads(typed(project, "run", "Fix add", "--json").stdout)
+    run = json.loads(typed(project, "run", "Fix add", "--json").stdout)  # starts the server
     assert run["status"] == "awaiting_review", run
-    [server] = servers(project)
+    server = serving(project)
     for args in (
         ["--version"], ["runs"], ["runs", "--json"], ["show", run["id"]], ["logs", run["id"]],
         ["bogus"], ["runs", "--json", "--bogus"], ["show", "run-nope"],
@@ -127,7 +138,7 @@ def test_ctrl_c_reaches_a_run_through_the_fork_server_and_kill_9_ends_it(
         )  # fmt: skip
 
     assert typed(project, "--version").returncode == 0
-    [server] = servers(project)
+    server = serving(project)
     person = start()
     run_id = wait_for_agent(project, person)
     working = descendants(server)
@@ -179,7 +190,7 @@ def test_a_terminal_gets_the_fork_server_a_script_does_not(project: Project) -> 
         said += chunk
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0 and b"jackline " in said, said
-    [server] = servers(project)
+    server = serving(project)
     # Idle for its two seconds, it leaves on its own and says why.
     assert gone(server, within=20), "the idle server stayed"
     assert "leaves: idle for 2s" in (project.home / "logs" / "forkserver.log").read_text()
@@ -188,6 +199,7 @@ def test_a_terminal_gets_the_fork_server_a_script_does_not(project: Project) -> 
 def test_only_this_user_may_use_the_fork_server(project: Project, stop_servers: None) -> None:
     project.create(ScriptedAgent([FIX]))
     assert typed(project, "--version").returncode == 0
+    serving(project)
     [sock] = (project.home / "fork").glob("*.sock")
     pid = os.fork()
     if pid == 0:  # another user on the machine
@@ -216,12 +228,14 @@ def test_only_this_user_may_use_the_fork_server(project: Project, stop_servers: 
     os.chmod(project.home / "fork", 0o777)
     done = typed(project, "--version")
     assert done.returncode == 0 and done.stdout.startswith("jackline "), done.stderr
-    assert servers(project) == []
+    time.sleep(1)
+    assert servers(project) == [], "a server was started in a folder others may enter"
 
 
 def test_a_hostile_agent_cannot_reach_the_fork_server(project: Project, stop_servers: None) -> None:
     project.create(ScriptedAgent([FIX]))
     assert typed(project, "--version").returncode == 0
+    serving(project)
     [sock] = (project.home / "fork").glob("*.sock")
     probe = (
         "import socket\n"
@@ -257,3 +271,25 @@ def test_the_server_is_never_for_commands_that_stay_up_and_its_code_is_its_name(
     assert launch.fingerprint(str(package)) == before
     os.utime(package / "sub" / "a.py", ns=(time.time_ns() + 10**9,) * 2)
     assert launch.fingerprint(str(package)) != before, "new code, another server"
+
+
+def test_the_first_commands_run_in_their_own_process_and_start_one_server(
+    project: Project, stop_servers: None
+) -> None:
+    project.create(ScriptedAgent([FIX]))
+    env = {**project.env, "JACKLINE_FORK_SERVER": "1"}
+    at_once = [
+        subprocess.Popen(
+            [*LAUNCH, "--version"],
+            cwd=project.repo,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        for _ in range(4)
+    ]
+    assert all(p.communicate(timeout=60)[0].startswith("jackline ") for p in at_once)
+    serving(project)  # one, whoever started it
+    said = (project.home / "logs" / "forkserver.log").read_text()
+    assert said.count("listening") == 1, said

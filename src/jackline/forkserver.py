@@ -20,6 +20,7 @@ removed or replaced, or when its home is removed.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import select
@@ -58,12 +59,21 @@ def warm() -> None:
 
 
 def serve(folder: str, name: str) -> None:
+    where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    # Held for life (it goes with the process), from before the imports: a command that finds
+    # no socket and this lock taken knows a server is starting; the one process that takes it
+    # is the one server.
+    lock = os.open(f"/proc/self/fd/{where}/{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        _say(f"fork server {name}: another is starting; this one leaves")
+        return
     warm()
     from jackline import engine
 
     assert not engine.has_live_threads(), "the fork server must not run threads"
     idle = float(os.environ.get("JACKLINE_FORK_SERVER_IDLE") or IDLE)
-    where = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
     address = f"/proc/self/fd/{where}/{name}.sock"
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)  # a server of this code that died left it
@@ -94,6 +104,7 @@ def serve(folder: str, name: str) -> None:
             if pid == 0:
                 listener.close()
                 os.close(where)
+                os.close(lock)  # a monitor's copy would keep the server's lock past its end
                 _monitor(conn)
             monitors.add(pid)
             conn.close()

@@ -10,7 +10,8 @@ command writes to the person's terminal as if it ran here), forwards the signals
 gets, and exits as the command did (its code, or the signal that ended it).
 
 When: `JACKLINE_FORK_SERVER=1` always, `=0` never; unset, when standard input, output or error
-is a terminal (a person typing: scripts, CI and tests start Jackline as before). Never for the
+is a terminal (a person typing: scripts, CI and tests start Jackline as before). The first
+command finds no server: it starts one, and runs in its own process meanwhile. Never for the
 commands that stay up (`worker`, `serve`, `mcp`), which belong to whatever supervises them, nor
 for `guard`, which agents call from their sandbox. Anything that goes wrong before the command
 starts (no server, an unreadable home, a protocol error) runs the command here instead.
@@ -29,14 +30,11 @@ import signal
 import socket
 import struct
 import sys
-import time
 
 STAYS_UP = frozenset({"worker", "serve", "mcp", "guard"})
 """Commands that never go through the server (see the module's docstring)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """What this process forwards to the command."""
-START_WAIT = 30.0
-"""Seconds to wait for a server this process started to listen."""
 
 
 class Unavailable(Exception):
@@ -125,32 +123,29 @@ def folder() -> int:
 
 
 def connect() -> socket.socket:
-    """A connection to this code's server, started first if none listens."""
+    """A connection to this code's server. Where none listens, one is started for the next
+    command, and this one runs in its own process: no command waits for the server to start
+    (about a second of imports)."""
     fd = folder()
     try:
         name = fingerprint()
         # The folder by its descriptor: a socket's path may not be longer than 107 bytes.
-        address = f"/proc/self/fd/{fd}/{name}.sock"
-        conn = _try(address)
+        conn = _try(f"/proc/self/fd/{fd}/{name}.sock")
         if conn is not None:
             return conn
         import fcntl
 
+        # The server holds its lock file for as long as it lives: free, nobody serves or is
+        # starting to.
         lock = os.open(f"/proc/self/fd/{fd}/{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process starts it; the others wait here
-            conn = _try(address)
-            if conn is None:
-                _start(fd, name)
-                deadline = time.monotonic() + START_WAIT
-                while conn is None and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                    conn = _try(address)
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Unavailable("the fork server is starting") from None
         finally:
             os.close(lock)
-        if conn is None:
-            raise Unavailable("the fork server did not start")
-        return conn
+        _start(fd, name)
+        raise Unavailable("the fork server was started for the next command")
     finally:
         os.close(fd)
 
