@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -306,8 +305,9 @@ def cli_in_process(
     review to be taken over by the next decision, as a person's commands do); it only skips
     Python's start and the imports this process has done once (about a second of CPU a call:
     Typer, pydantic, the workflow engine). Tests of the command line as a process, and those
-    that kill or interrupt `jackline`, start `python -m jackline` themselves (`real_cli`)."""
-    from jackline import cli, engine
+    that kill or interrupt `jackline`, start `python -m jackline` themselves (`real_cli`). The
+    child is made as the fork server makes a person's command (`jackline.forkserver.command`)."""
+    from jackline import engine
 
     _warm()
     if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
@@ -322,7 +322,7 @@ def cli_in_process(
     if pid == 0:  # the child: never returns
         os.close(out_r)
         os.close(err_r)
-        _run_cli_child(cli.main, args, cwd, env, out_w, err_w)
+        _run_cli_child(args, cwd, env, out_w, err_w)
     os.close(out_w)
     os.close(err_w)
     out, err = _read_both(pid, out_r, err_r, timeout, args)
@@ -349,34 +349,14 @@ def _dbos_launched() -> bool:
 
 
 def _run_cli_child(
-    main: Any, args: list[str], cwd: Path, env: dict[str, str], out_w: int, err_w: int
+    args: list[str], cwd: Path, env: dict[str, str], out_w: int, err_w: int
 ) -> NoReturn:
-    code = 70
-    try:
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        sys.stdin = open(0, closefd=False)  # noqa: SIM115
-        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115
-        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-        os.environ.clear()
-        os.environ.update(env)
-        os.chdir(cwd)
-        sys.argv = ["jackline", *args]
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except BaseException:
-        import traceback
+    from jackline import forkserver
 
-        traceback.print_exc()
-    finally:
-        with contextlib.suppress(Exception):
-            sys.stdout.flush()
-            sys.stderr.flush()
-        os._exit(code)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    request = {"argv": args, "cwd": str(cwd), "env": env, "umask": umask}
+    forkserver.command(request, {0: os.open(os.devnull, os.O_RDONLY), 1: out_w, 2: err_w})
 
 
 def _read_both(

@@ -161,7 +161,7 @@ def _monitor(conn: socket.socket) -> NoReturn:
         child = os.fork()
         if child == 0:
             conn.close()
-            _command(request, fds)
+            command(request, fds)
         for fd in fds.values():
             os.close(fd)
         try:
@@ -239,8 +239,11 @@ def _watch(conn: socket.socket, child: int) -> None:
 # the command ---------------------------------------------------------------------------------
 
 
-def _command(request: dict[str, Any], fds: dict[int, int]) -> NoReturn:
-    """Become the person's `jackline` process, run the command, end with its code."""
+def command(request: dict[str, Any], fds: dict[int, int]) -> NoReturn:
+    """Become the person's `jackline` process, run the command, end with its code. `request`
+    holds `argv`, `cwd`, `env` and `umask`; `fds` the descriptors to take as standard input,
+    output and error, by their number (a missing one is /dev/null). The tests' forked commands
+    are made here too (`conftest.cli_in_process`)."""
     code = 70
     try:
         os.setpgid(0, 0)  # a job of its own, as a shell starts it
