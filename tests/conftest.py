@@ -111,7 +111,7 @@ class Project:
         self.tokens: dict[str, str] = {}
         self.needs_worker = False
         """Team mode (`use_database`): the first command starts a worker."""
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.workers: list[Forked | subprocess.Popen[bytes]] = []
 
     def create(
         self,
@@ -253,16 +253,7 @@ class Project:
     def start_worker(self) -> None:
         """`jackline worker` for the project's team database, until the test ends."""
         log = self.root / f"worker-{len(self.workers)}.log"
-        self.workers.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "jackline", "worker"],
-                cwd=self.repo,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-            )
-        )
+        self.workers.append(spawn(["worker"], self.repo, self.env, log))
         deadline = time.monotonic() + 60
         while "Worker " not in log.read_text():
             assert self.workers[-1].poll() is None, log.read_text()
@@ -346,6 +337,61 @@ def _dbos_launched() -> bool:
 
     instance = getattr(_dbos, "_dbos_global_instance", None)
     return instance is not None and bool(getattr(instance, "_launched", False))
+
+
+class Forked:
+    """A `jackline` command forked from this process (`spawn`), handled as the tests handle a
+    `subprocess.Popen`: poll, wait, send_signal, kill."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(["jackline", str(self.pid)], timeout or 0)
+            time.sleep(0.02)
+        return code
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def spawn(
+    args: list[str], cwd: Path, env: dict[str, str], log: Path
+) -> Forked | subprocess.Popen[bytes]:
+    """`jackline ARGS` started in the background, what it prints going to `log`: forked from
+    this process as `cli_in_process` forks (a worker's start without a second of imports), or,
+    where this process runs an engine, started as a program."""
+    from jackline import engine
+
+    _warm()
+    out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
+            return subprocess.Popen(
+                [sys.executable, "-m", "jackline", *args], cwd=cwd, env=env,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        pid = os.fork()
+        if pid == 0:
+            _run_cli_child(args, cwd, env, out, out)
+        return Forked(pid)
+    finally:
+        os.close(out)
 
 
 def _run_cli_child(

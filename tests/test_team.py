@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Project, git, unmount_under
+from conftest import Project, git, spawn, unmount_under
 
 from jackline.testing import Replace, Round, ScriptedAgent
 
@@ -55,14 +55,7 @@ class Worker:
     def __init__(self, project: Project, log: Path, *args: str, home: Path | None = None) -> None:
         self.log = log
         env = project.env if home is None else {**project.env, "JACKLINE_HOME": str(home)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jackline", "worker", *args],
-            cwd=project.repo,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-        )
+        self.proc = spawn(["worker", *args], project.repo, env, log)
         self.id = ""
         deadline = time.monotonic() + 60
         while not self.id:

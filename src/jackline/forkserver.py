@@ -255,7 +255,7 @@ def command(request: dict[str, Any], fds: dict[int, int]) -> NoReturn:
                 os.dup2(fds[number], number)
             else:
                 os.dup2(os.open(os.devnull, os.O_RDWR), number)
-        for fd in fds.values():
+        for fd in set(fds.values()):  # one descriptor may stand for two streams
             if fd > 2:
                 os.close(fd)
         os.environ.clear()
