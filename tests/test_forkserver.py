@@ -43,8 +43,9 @@ def typed(project: Project, *args: str, server: str = "1") -> subprocess.Complet
 
 
 def aged(said: str) -> str:
-    """What a command said, its runs' ages (`1s`, `2m`) left out: they move between two calls."""
-    return re.sub(r"\b\d+[smhd]\b", "AGE", said)
+    """What a command said, its runs' ages (`1s`, `2m`) left out: they move between two calls,
+    and the width of their column with them."""
+    return re.sub(r"[ \t]+", " ", re.sub(r"\b\d+[smhd]\b", "AGE", said))
 
 
 def servers(project: Project) -> list[int]:
