@@ -7,6 +7,8 @@ import colorsys
 import json
 import marshal
 import os
+import shutil
+import signal
 import sqlite3
 import sys
 from pathlib import Path
@@ -122,6 +124,50 @@ def test_a_runs_first_check_starts_from_the_seed_the_harness_compiled(project: P
     copy = _cached(project.home / "runs" / second["id"], source)
     assert copy.read_bytes() == seeded.read_bytes()
     assert copy.stat().st_ino != seeded.stat().st_ino
+
+
+def test_a_harness_killed_while_copying_the_seed_leaves_no_half_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed (SIGKILL, in a process of its own) after copying a few of the seed's files, the
+    harness leaves no cache: the resumed run's first check copies the seed whole. (A cache
+    left half-copied held a truncated `.pyc` that failed every later check of the run.)"""
+    monkeypatch.setenv("JACKLINE_BYTECODE_SEED", str(tmp_path / "seed"))
+    seeded = bytecode.seed() / "lib"
+    seeded.mkdir(parents=True)
+    for i in range(40):
+        (seeded / f"m{i}.{TAG}.pyc").write_bytes(bytes([i]) * 4096)
+    cache = tmp_path / "run" / bytecode.CACHE
+    pid = os.fork()
+    if pid == 0:  # the harness, killed on its fifth file, half of it written
+        copied = 0
+        real = shutil.copy2
+
+        def copy(src: str, dst: str, **kwargs: object) -> object:
+            nonlocal copied
+            copied += 1
+            if copied == 5:
+                with open(src, "rb") as f, open(dst, "wb") as out:
+                    out.write(f.read(100))
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst, **kwargs)  # type: ignore[arg-type]
+
+        tree = shutil.copytree
+
+        def copy_tree(src: Path, dst: Path, *rest: object, **kwargs: object) -> object:
+            if not rest:  # the top call (copytree calls itself for folders, all arguments given)
+                kwargs.setdefault("copy_function", copy)
+            return tree(src, dst, *rest, **kwargs)  # type: ignore[arg-type]
+
+        shutil.copytree = copy_tree  # type: ignore[assignment]
+        bytecode.start(cache)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status), "the copy was not killed halfway"
+    bytecode.start(cache)  # the resumed run's first check
+    held = {f.name: f.read_bytes() for f in (cache / "lib").iterdir()}
+    assert held == {f.name: f.read_bytes() for f in seeded.iterdir()}
+    assert sorted(os.listdir(cache.parent)) == [bytecode.CACHE], "a partial copy was left"
 
 
 def test_bytecode_a_check_writes_never_reaches_the_seed(project: Project) -> None:

@@ -63,14 +63,21 @@ def seed() -> Path:
 
 def start(cache: Path) -> None:
     """Before a run's first check: its cache, a copy of the seed (an empty folder if there is
-    no seed yet). A cache that exists is the run's own and stays as it is."""
+    no seed yet). A cache that exists is the run's own and stays as it is. The copy is made
+    beside it and renamed into place whole: a harness killed halfway through copying left a
+    cache with a truncated `.pyc`, which every later check of the run then failed to load
+    ("marshal data too short"); now it leaves a partial copy that the next start removes."""
     if cache.exists():
         return
     cache.parent.mkdir(parents=True, exist_ok=True)
-    if seed().is_dir():
-        shutil.copytree(seed(), cache, symlinks=True)
-    else:
+    for partial in cache.parent.glob(f"{cache.name}.partial-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+    if not seed().is_dir():
         cache.mkdir()
+        return
+    partial = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
+    shutil.copytree(seed(), partial, symlinks=True)
+    os.rename(partial, cache)
 
 
 def learn(cache: Path, inside: Path) -> int:
