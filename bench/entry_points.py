@@ -269,7 +269,7 @@ def _figures(
                 "goal_met": v < START_GOAL,
             }
             for k, v in median.items()
-            if k.startswith("jackline ") and not k.startswith(("jackline run (", "jackline run "))
+            if k.startswith("jackline ") and not k.startswith("jackline run ")
         },
         "run_as_typed": {
             "ms": round(typed * 1000, 1),

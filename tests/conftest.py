@@ -298,11 +298,7 @@ def cli_in_process(
     Typer, pydantic, the workflow engine). Tests of the command line as a process, and those
     that kill or interrupt `jackline`, start `python -m jackline` themselves (`real_cli`). The
     child is made as the fork server makes a person's command (`jackline.forkserver.command`)."""
-    from jackline import engine
-
-    _warm()
-    if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
-        # An engine running in this process would be a copy without its threads in the child.
+    if not _can_fork():
         return subprocess.run(
             [sys.executable, "-m", "jackline", *args], cwd=cwd, capture_output=True,
             text=True, env=env, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -330,6 +326,15 @@ def _warm() -> None:
     from jackline import forkserver
 
     forkserver.warm()
+
+
+def _can_fork() -> bool:
+    """Whether a command may be forked from this process, warmed first: not where an engine runs
+    here, which would be a copy without its threads in the child (it is started as a program)."""
+    from jackline import engine
+
+    _warm()
+    return not (engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched())
 
 
 def _dbos_launched() -> bool:
@@ -376,12 +381,9 @@ def spawn(
     """`jackline ARGS` started in the background, what it prints going to `log`: forked from
     this process as `cli_in_process` forks (a worker's start without a second of imports), or,
     where this process runs an engine, started as a program."""
-    from jackline import engine
-
-    _warm()
     out = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        if engine.has_live_threads() or sys.modules.get("dbos._dbos") and _dbos_launched():
+        if not _can_fork():
             return subprocess.Popen(
                 [sys.executable, "-m", "jackline", *args], cwd=cwd, env=env,
                 stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,

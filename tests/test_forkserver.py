@@ -119,6 +119,19 @@ def test_commands_through_the_fork_server_answer_as_in_their_own_process(
             here.returncode, aged(here.stdout), here.stderr,
         ), args  # fmt: skip
     assert servers(project) == [server], "each command went to the one server"
+    # Through the server, the person's process imports the launcher alone, never Jackline's
+    # command line: the command ran in the server's child (the answers above are not this
+    # process falling back to running it itself).
+    env = {**project.env, "JACKLINE_FORK_SERVER": "1"}
+    for server_on, imported in (("1", False), ("0", True)):
+        traced = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "jackline.launch", "runs"],
+            cwd=project.repo, env={**env, "JACKLINE_FORK_SERVER": server_on},
+            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120,
+        )  # fmt: skip
+        assert traced.returncode == 0, traced.stderr
+        found = re.search(r"\|\s*jackline\.cli$", traced.stderr, re.MULTILINE)
+        assert (found is not None) is imported, traced.stderr[-2000:]
     folder = project.home / "fork"
     assert stat.S_IMODE(folder.stat().st_mode) == 0o700
     [sock] = folder.glob("*.sock")
@@ -238,11 +251,14 @@ def test_a_hostile_agent_cannot_reach_the_fork_server(project: Project, stop_ser
     assert typed(project, "--version").returncode == 0
     serving(project)
     [sock] = (project.home / "fork").glob("*.sock")
+    # From the socket's folder, by its short name: a path over 107 bytes would fail on its
+    # length alone, whatever the sandbox shows.
     probe = (
-        "import socket\n"
+        "import os, socket\n"
         "s = socket.socket(socket.AF_UNIX)\n"
         "try:\n"
-        f"    s.connect({str(sock)!r})\n"
+        f"    os.chdir({str(sock.parent)!r})\n"
+        f"    s.connect({sock.name!r})\n"
         "    print('PROBE ' + 'REACHED')\n"  # the log echoes the command: not these words
         "except OSError as e:\n"
         "    print('PROBE ' + 'BLOCKED', type(e).__name__)\n"
@@ -254,7 +270,7 @@ def test_a_hostile_agent_cannot_reach_the_fork_server(project: Project, stop_ser
     ScriptedAgent([hostile]).save(project.root / "agent.json")  # the project's agent, now hostile
     run = json.loads(typed(project, "run", "Fix add", "--json").stdout)
     log = (project.home / "runs" / run["id"] / "round-1" / "agent.log").read_text()
-    assert "PROBE BLOCKED" in log and "PROBE REACHED" not in log, log
+    assert "PROBE BLOCKED FileNotFoundError" in log and "PROBE REACHED" not in log, log
 
 
 def test_the_server_is_never_for_commands_that_stay_up_and_its_code_is_its_name(

@@ -193,11 +193,16 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
         _set_wal(dbapi_conn)
 
 
-def use_wal(path: Path) -> None:
-    """Put the SQLite file at `path` (made if missing) in WAL mode, as the store's own are: for a
-    file another library opens (the workflow engine's), before it does. A commit in WAL mode
-    syncs the log once, where the default rollback journal syncs the journal and the file and
-    removes the journal, and readers in other processes do not wait for writers."""
+def use_wal(url: str) -> None:
+    """Put the SQLite database `url` names (made if missing) in WAL mode, as the store's own
+    are: for a database another library opens (the workflow engine's), before it does; any
+    other database is left alone. A commit in WAL mode syncs the log once, where the default
+    rollback journal syncs the journal and the file and removes the journal, and readers in
+    other processes do not wait for writers."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database:
+        return
+    path = Path(parsed.database)
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None)
     try:

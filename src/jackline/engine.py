@@ -414,8 +414,7 @@ def launch(queue: bool = True) -> None:
         return
     executor = executors.claim()  # a submitter claims it before its run record is written
     url = os.environ.get("JACKLINE_DATABASE_URL") or f"sqlite:///{paths.engine_database()}"
-    if url.startswith("sqlite:///"):  # DBOS leaves SQLite's journal as it is
-        database.use_wal(Path(url.removeprefix("sqlite:///")))
+    database.use_wal(url)  # DBOS leaves SQLite's journal as it is
     config: DBOSConfig = {
         "name": APP,
         "system_database_url": url,

@@ -31,6 +31,8 @@ import sys
 import time
 from typing import Any, NoReturn
 
+from jackline.launch import SIGNALS
+
 IDLE = 600.0
 REQUEST_WAIT = 10.0
 """Seconds a monitor waits for the connecting process's request."""
@@ -226,7 +228,7 @@ def _watch(conn: socket.socket, child: int) -> None:
             line, pending = pending.split(b"\n", 1)
             with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
                 signum = int(json.loads(line)["signal"])
-                if signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+                if signum in SIGNALS:
                     os.kill(child, signum)
     _, status = os.waitpid(child, 0)
     with contextlib.suppress(OSError):
@@ -247,9 +249,9 @@ def command(request: dict[str, Any], fds: dict[int, int]) -> NoReturn:
     code = 70
     try:
         os.setpgid(0, 0)  # a job of its own, as a shell starts it
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # Ctrl-C, forwarded
-        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        for signum in SIGNALS:  # as a new interpreter has them: Ctrl-C raises, the rest end it
             signal.signal(signum, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         for number in (0, 1, 2):
             if number in fds:
                 os.dup2(fds[number], number)

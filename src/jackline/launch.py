@@ -30,6 +30,8 @@ import signal
 import socket
 import struct
 import sys
+from collections.abc import Mapping
+from typing import BinaryIO
 
 STAYS_UP = frozenset({"worker", "serve", "mcp", "guard"})
 """Commands that never go through the server (see the module's docstring)."""
@@ -50,17 +52,19 @@ def main() -> None:
             conn = None
         if conn is not None:
             try:
-                started = hand_over(conn, argv)
-            except (Unavailable, OSError):
-                started = False
-            if started:
-                follow(conn)  # never returns
+                answers = hand_over(conn, argv)
+            except (Unavailable, OSError, ValueError):
+                # Closed before running it here: a command the server may have started dies
+                # with the connection (`forkserver._watch`), so it never runs twice.
+                conn.close()
+            else:
+                follow(conn, answers)  # never returns
     from jackline.cli import main as here
 
     here()
 
 
-def wanted(argv: list[str], env: os._Environ[str] | dict[str, str]) -> bool:
+def wanted(argv: list[str], env: Mapping[str, str]) -> bool:
     if sys.platform != "linux" or not hasattr(os, "pidfd_open"):
         return False
     if STAYS_UP.intersection(argv):
@@ -191,8 +195,9 @@ def _start(fd: int, name: str) -> None:
     os.waitpid(middle, 0)
 
 
-def hand_over(conn: socket.socket, argv: list[str]) -> bool:
-    """Send the command and this process's standard streams; True once the command started."""
+def hand_over(conn: socket.socket, argv: list[str]) -> BinaryIO:
+    """Send the command and this process's standard streams; once the server says the command
+    started, what it says next (`follow`)."""
     umask = os.umask(0)
     os.umask(umask)
     request = json.dumps(
@@ -202,10 +207,11 @@ def hand_over(conn: socket.socket, argv: list[str]) -> bool:
     header = struct.pack("!I", len(request)) + bytes([sum(1 << fd for fd in fds)])
     socket.send_fds(conn, [header], fds)
     conn.sendall(request)
-    answer = _line(conn)
+    answers = conn.makefile("rb")
+    answer = _line(answers)
     if answer is None or "pid" not in answer:
         raise Unavailable(f"the fork server answered {answer!r}")
-    return True
+    return answers
 
 
 def _is_open(fd: int) -> bool:
@@ -216,23 +222,16 @@ def _is_open(fd: int) -> bool:
     return True
 
 
-_pending = b""
-
-
-def _line(conn: socket.socket) -> dict[str, int] | None:
+def _line(answers: BinaryIO) -> dict[str, int] | None:
     """The server's next message (one JSON object a line), None when it hung up."""
-    global _pending
-    while b"\n" not in _pending:
-        data = conn.recv(4096)
-        if not data:
-            return None
-        _pending += data
-    line, _pending = _pending.split(b"\n", 1)
+    line = answers.readline()
+    if not line.endswith(b"\n"):
+        return None
     answer: dict[str, int] = json.loads(line)
     return answer
 
 
-def follow(conn: socket.socket) -> None:
+def follow(conn: socket.socket, answers: BinaryIO) -> None:
     """Forward this process's signals to the command until it ends; end as it did."""
 
     def forward(signum: int, _frame: object) -> None:
@@ -244,7 +243,7 @@ def follow(conn: socket.socket) -> None:
     for signum in SIGNALS:
         if signal.getsignal(signum) != signal.SIG_IGN:  # ignored here: so it is for the command
             signal.signal(signum, forward)
-    answer = _line(conn)
+    answer = _line(answers)
     if answer is None:
         os.write(2, b"Error: the fork server went away before the command ended\n")
         os._exit(70)
