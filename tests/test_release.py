@@ -26,6 +26,7 @@ from jackline import config as cfg
 from jackline.api import submission as api_submit
 from jackline.errors import Refused
 from jackline.release import gate, probes
+from jackline.testing.slack import SlackServer
 
 APP = r"""
 import http.server, os, sys, time
@@ -148,6 +149,7 @@ class Shop:
         staging_extra: str = "",
         staging_logs: str = "",
         production_extra: str = "",
+        config_extra: str = "",
     ) -> Shop:
         self.repo.mkdir(parents=True)
         git(self.p.root, "init", "-q", "-b", "main", str(self.repo))
@@ -161,6 +163,7 @@ class Shop:
             logs = (name == "staging" and staging_logs) or f"var/{name}.log"
             config += ENV.format(name=name, port=self.ports[name], go=needs_go, logs=logs)
             config += staging_extra if name == "staging" else production_extra
+        config += config_extra
         self.write(
             {
                 "app.py": APP,
@@ -483,10 +486,29 @@ def test_staging_smoke_failure_never_reaches_production(shop: Shop) -> None:
     assert any(p["name"] == "logs" and p["outcome"] == "fail" for p in shown["probes"])
 
 
+SLACK = """
+[surfaces.slack]
+signing_secret = "env:SHOP_SLACK"
+bot_token = "env:SHOP_SLACK"
+channel = "C0SHOP"
+api_url = "{}"
+"""
+
+
+@pytest.fixture
+def slack() -> Iterator[SlackServer]:
+    """A Slack that answers each call after a second."""
+    with SlackServer(delay=1.0) as server:
+        yield server
+
+
 def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
-    shop: Shop, monkeypatch: pytest.MonkeyPatch
+    shop: Shop, slack: SlackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    shop.create(go=False, staging_extra='soak = "1s"\n')
+    # Slack answers each call after a second: the rollback's announcement is the last thing
+    # its step does, after the release is already `rolled_back` in the ledger.
+    shop.p.env["SHOP_SLACK"] = "xoxb-shop"
+    shop.create(go=False, staging_extra='soak = "1s"\n', config_extra=SLACK.format(slack.api_url))
     good = shop.release()
     assert good["status"] == "live"
     soaked = [p["name"] for p in shop.show(good["id"])["probes"] if p["name"].startswith("soak")]
@@ -509,6 +531,10 @@ def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
 
     feedback = feedback_for(run_id)
     assert feedback and "smoke GET /api/items 200" in feedback and rel["id"] in feedback
+    # `jackline release` returned once that step was done, not on the status alone: it would
+    # have exited under it, and the next process would run the rollback's step again.
+    told = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
+    assert any(rel["id"] in text and "rolled back" in text for text in told), told
     # A follow-up run (`jackline run --follow-up RUN`) carries that failure in its task.
 
     task = api_submit._follow_up_task("Fix the items list", run_id)

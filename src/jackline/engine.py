@@ -913,6 +913,15 @@ def _rests(wf: Any, run_id: str, after: str) -> bool:
     return DBOS.get_event(run_id, rests_key(after), timeout_seconds=0) is not None
 
 
+def _ended(wf: Any) -> bool:
+    """Whether a workflow has ended, or will not go on while anyone waits: it has no workflow,
+    or whoever drives it is gone."""
+    if wf is None or wf.status not in ("PENDING", "ENQUEUED"):
+        return True
+    driver = _driver(wf)
+    return driver is not None and not _alive(driver)
+
+
 def _last_taken(run_id: str) -> str:
     """The id of the last decision the run's workflow took from its inbox ("" before any),
     whose work a resumed workflow may still be doing."""
@@ -1188,10 +1197,15 @@ def drive_release(
     """Wait in the foreground until the release rests (waiting for a person, or ended).
 
     With `after_message`, it counts only once the workflow has taken the message just sent.
+    An ended release counts once its workflow has ended too: the step that sets the final
+    status goes on to tell the run behind it and the surfaces, and a command that returned on
+    the status would exit under that step (`engine.leave`), which a later process would then
+    run again, deploys and all. Unless the process driving it is gone: then the status is all
+    there is to wait for, and `jackline resume` finishes the rest.
     """
     from jackline.guard.audit import AuditLog
     from jackline.guard.redact import Redactor
-    from jackline.models import RELEASE_FINAL, RELEASE_RESTING
+    from jackline.models import RELEASE_FINAL, RELEASE_WAITS
 
     store = Store()
     audit = AuditLog(store, Redactor({}))
@@ -1213,7 +1227,7 @@ def drive_release(
             )
             store.update_release(release_id, status=ReleaseStatus.FAILED, reason=reason)
             status = ReleaseStatus.FAILED
-        if status in RELEASE_FINAL or (ready and status in RELEASE_RESTING):
+        if (status in RELEASE_FINAL and _ended(wf)) or (ready and status in RELEASE_WAITS):
             for event in cursor.read():  # recorded between the last read and the status
                 if on_event:
                     on_event(release_id, event)

@@ -50,6 +50,9 @@ class Call:
 class SlackServer:
     token: str | None = None
     """When set, Web API calls without this bearer token get `invalid_auth`, as from Slack."""
+    delay: float = 0.0
+    """Seconds each request waits before it is read and recorded: a slow Slack, for a test
+    that a caller waits for its announcement (a call cut short is never recorded)."""
     calls: list[Call] = field(default_factory=list)
     messages: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     """Posted messages by (channel, ts), as `chat.update` left them."""
@@ -205,6 +208,7 @@ def _handler(server: SlackServer) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            time.sleep(server.delay)
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length).decode() if length else ""
             path = self.path.split("?", 1)[0]
