@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from conftest import PLAYS_SEVERAL_PEOPLE, Project, git
+from conftest import PLAYS_SEVERAL_PEOPLE, Project, git, spawn
 
 from jackline.testing import Replace, Round, ScriptedAgent
 
@@ -181,28 +181,28 @@ def test_eight_approvals_at_once_all_land_and_every_process_returns(project: Pro
     ids = made.stdout.split()
     assert [project.jl_json("show", i)["status"] for i in ids] == ["awaiting_review"] * 8
     started = time.monotonic()
+    # Eight processes of their own, forked (`spawn`: the same command without a second of
+    # imports each).
+    logs = [project.root / f"approve-{n}.log" for n in range(len(ids))]
     deciders = [
-        subprocess.Popen(
-            [sys.executable, "-m", "jackline", "approve", run_id, "--as", f"reviewer{n}", "--json"],
-            cwd=project.repo,
-            env={**project.env, "JACKLINE_USER": f"reviewer{n}"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            stdin=subprocess.DEVNULL,
+        spawn(
+            ["approve", run_id, "--as", f"reviewer{n}", "--json"],
+            project.repo,
+            {**project.env, "JACKLINE_USER": f"reviewer{n}"},
+            logs[n],
         )
         for n, run_id in enumerate(ids)
     ]
-    answers = []
+    codes = []
     try:
         for p in deciders:
-            out, err = p.communicate(timeout=max(1.0, 240 - (time.monotonic() - started)))
-            answers.append((p.returncode, out, err))
+            codes.append(p.wait(timeout=max(1.0, 240 - (time.monotonic() - started))))
     finally:
         for p in deciders:
             p.kill()  # only those still running: one that did not return fails the test above
-    for code, out, err in answers:
-        assert code == 0, (out, err)
+    for code, log in zip(codes, logs, strict=True):
+        out = log.read_text()
+        assert code == 0, out
         assert json.loads(out)["status"] == "merged", out
     merges = git(project.repo, "rev-list", "--merges", "main").split()
     assert len(merges) == 8
