@@ -135,3 +135,37 @@ def test_a_change_cut_mid_file_keeps_the_whole_files_and_says_it_was_cut(tmp_pat
     parsed = diffs.parse(cut)
     assert parsed.cut and [f.path for f in parsed.files] == ["a.txt"]
     assert not diffs.parse(text).cut
+
+
+def test_the_viewer_puts_findings_under_their_lines_and_keeps_code_text(tmp_path: Path) -> None:
+    from jackline.server import diffpage
+
+    before = {"t.py": b"def test_add():\n    assert add(2, 3) == 5\n    x = 1\n"}
+    after: dict[str, bytes | None] = {"t.py": b"def test_add():\n    x = 1\n    y = '<script>'\n"}
+    parsed = diffs.parse(change(tmp_path, before, after))
+    found = [
+        {"file": "t.py", "line": 2, "level": "warn", "rule": "assert.removed", "message": "gone"},
+        {"file": "t.py", "line": 3, "level": "info", "rule": "r", "message": "added here"},
+        {"file": "t.py", "line": 99, "level": "info", "rule": "r", "message": "nowhere shown"},
+    ]
+    (f,) = diffpage.view(parsed, "f", found).files
+    rows = [r for _, hunk in f.hunks or [] for r in hunk]
+    at = {r.line.text.strip(): [x["message"] for x in r.findings] for r in rows}
+    # Line 2 was removed (the assert) and line 3 added: each finding under its own line.
+    assert at["assert add(2, 3) == 5"] == ["gone"]
+    assert at["y = '<script>'"] == ["added here"]
+    assert [x["message"] for x in f.loose] == ["nowhere shown"]
+    code = next(str(r.code) for r in rows if "script" in r.line.text)
+    assert "<script>" not in code and "&lt;script&gt;" in code
+
+
+def test_past_the_bound_a_lock_file_is_hidden_before_the_code(tmp_path: Path) -> None:
+    from jackline.server import diffpage
+
+    lock = "".join(f"pkg{n} = 1\n" for n in range(30)).encode()
+    code = b"a = 1\nb = 2\nc = 3\nd = 4\ne = 5\n"
+    parsed = diffs.parse(change(tmp_path, {"k.txt": b"k\n"}, {"uv.lock": lock, "z.py": code}))
+    # 32 lines: the lock file (30, listed first) would fit, then the code (5) would not.
+    shown = diffpage.view(parsed, "f", limit=32)
+    hidden = {v.diff.path: v.hunks is None for v in shown.files}
+    assert hidden == {"z.py": False, "uv.lock": True} and shown.hidden == 1
