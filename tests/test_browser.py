@@ -217,7 +217,7 @@ def test_a_reviewer_comments_on_two_lines_and_the_next_round_shows_its_changes_a
     expect(bob.locator(".bar [data-status]")).to_have_text("awaiting review", timeout=60_000)
     run = Store().get_run(run_id)
     seen = (Path(run.workspace or "") / ".jackline" / "run" / "review-seen.md").read_text()
-    assert "- calc.py:2: use a guard here (bob)" in seen
+    assert "see my two comments" in seen and "- calc.py:2: use a guard here (bob)" in seen
     assert "- calc.py:2 (old): why was this a minus? (bob)" in seen
     for width in (1400, 390):
         bob.set_viewport_size({"width": width, "height": 900})

@@ -525,16 +525,16 @@ def test_comments_on_lines_reach_the_next_round_with_file_and_line_and_stay_show
         r = comment_form(c, run_id, side="new", line="40", text="nowhere")
         assert r.status_code == 403 and "is not a line" in r.text
         token = csrf(c, f"/runs/{run_id}")
+        # With comments on the head, the request needs no words of its own.
         r = c.post(
-            f"/runs/{run_id}/request-changes",
-            data={"csrf": token, "head": first, "message": "see my comments"},
+            f"/runs/{run_id}/request-changes", data={"csrf": token, "head": first, "message": ""}
         )
         assert r.status_code == 303, r.text
         page = c.get(f"/runs/{run_id}").text
     run = Store().get_run(run_id)
     assert run.status == "awaiting_review" and run.head_sha != first
     seen = (Path(run.workspace or "") / ".jackline" / "run" / "review-seen.md").read_text()
-    assert "see my comments" in seen
+    assert "See the comments on lines below." in seen
     assert "- calc.py:2: use a guard here <script>x</script> (bob)" in seen
     assert "- calc.py:2 (old): why was this -? (alice)" in seen
     # The next reviewer: what round 2 changed since round 1, and the comments made on it.

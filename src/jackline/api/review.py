@@ -138,13 +138,14 @@ def comment(
         raise Refused("say something: the comment's text is empty")
     _check_line(run, file, side, line)
     person = who(_rules_of(store, run), by, claimed)
-    said = Redactor.from_environment()(text.strip())
+    redact = Redactor.from_environment()
+    said = redact(text.strip())
     made = Comment(
         str(ULID()), run.id, file, side, line, said, person.name, run.head_sha or "",
         run.rounds, time.time(),
     )  # fmt: skip
     store.add_comment(made)
-    AuditLog(store, Redactor.from_environment()).record(
+    AuditLog(store, redact).record(
         run.id, Kind.COMMENT, id=made.id, file=file, side=side, line=line, text=said,
         by=person.name, **_claim(person), head=made.head, round=made.round,
     )  # fmt: skip
@@ -155,7 +156,7 @@ def _claim(person: auth.Identity) -> dict[str, str]:
     return {"claimed_by_os_user": person.claimed_by} if person.claimed_by else {}
 
 
-def _check_line(run: Run, file: str, side: str, line: int) -> None:
+def _check_line(run: Run, file: str, side: Literal["old", "new"], line: int) -> None:
     """The line must be one the run's change shows: a comment elsewhere names nothing the
     reviewer saw, nor anything the agent can find."""
     text = change_text(run)
@@ -168,7 +169,7 @@ def _check_line(run: Run, file: str, side: str, line: int) -> None:
     found = change.file(file)
     if found is None:
         raise Refused(f"{file!r} is not a file {run.id}'s change touches")
-    if side not in ("old", "new") or not found.has_line(side, line):  # type: ignore[arg-type]
+    if side not in ("old", "new") or not found.has_line(side, line):
         raise Refused(f"{file}:{line} ({side}) is not a line {run.id}'s change shows")
 
 
