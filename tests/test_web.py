@@ -537,7 +537,10 @@ def test_comments_on_lines_reach_the_next_round_with_file_and_line_and_stay_show
     assert "See the comments on lines below." in seen
     assert "- calc.py:2: use a guard here <script>x</script> (bob)" in seen
     assert "- calc.py:2 (old): why was this -? (alice)" in seen
-    # The next reviewer: what round 2 changed since round 1, and the comments made on it.
+    # The next reviewer: what round 2 changed since round 1 (kept by the commit step, so no
+    # repository is read for it), and the comments made on round 1.
+    kept = Store().get_artifact(run_id, f"changes/{run.head_sha}.diff") or b""
+    assert b'+    """a + b"""' in kept and b"-    return a - b" not in kept
     assert "Changes since round 1" in page
     since = page.split('id="since"')[1].split('id="diff"')[0]
     assert "&#34;&#34;&#34;a + b&#34;&#34;&#34;" in since and '<tr class="d-del' not in since
