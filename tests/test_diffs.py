@@ -159,7 +159,7 @@ def test_the_viewer_puts_findings_under_their_lines_and_keeps_code_text(tmp_path
     assert "<script>" not in code and "&lt;script&gt;" in code
 
 
-def test_past_the_bound_a_lock_file_is_hidden_before_the_code(tmp_path: Path) -> None:
+def test_past_the_bound_a_lock_file_is_cut_before_the_code(tmp_path: Path) -> None:
     from jackline.server import diffpage
 
     lock = "".join(f"pkg{n} = 1\n" for n in range(30)).encode()
@@ -168,4 +168,8 @@ def test_past_the_bound_a_lock_file_is_hidden_before_the_code(tmp_path: Path) ->
     # 32 lines: the lock file (30, listed first) would fit, then the code (5) would not.
     shown = diffpage.view(parsed, "f", limit=32)
     hidden = {v.diff.path: v.hunks is None for v in shown.files}
-    assert hidden == {"z.py": False, "uv.lock": True} and shown.hidden == 1
+    assert hidden == {"z.py": False, "uv.lock": False} and shown.hidden == 1
+    lock_view = next(v for v in shown.files if v.diff.path == "uv.lock")
+    # The lock file's first 27 lines are shown (with its hunk's header), the other 3 named.
+    assert lock_view.more == 3 and len(lock_view.hunks[0][1]) == 27  # type: ignore[index]
+    assert diffpage.view(parsed, "f", limit=5).files[0].hunks is None

@@ -10,7 +10,7 @@ in a `<span>` of its class; Jinja escapes the rest.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
@@ -47,6 +47,8 @@ class FileView:
     loose: list[dict[str, Any]] = field(default_factory=list)
     """Findings in the file at no line the diff shows."""
     loose_comments: list[Comment] = field(default_factory=list)
+    more: int = 0
+    """Lines of the file past the bound, not shown (its first lines are)."""
 
 
 @dataclass
@@ -74,12 +76,11 @@ def view(
     left, built = limit, {}
     for i in order:
         f = change.files[i]
-        size = sum(len(h.lines) for h in f.hunks)
-        shown = size <= left
-        left -= size if shown else 0
-        built[i] = _file(f"{prefix}{i + 1}", f, shown, findings, comments)
+        room = min(sum(len(h.lines) for h in f.hunks), left)
+        left -= room
+        built[i] = _file(f"{prefix}{i + 1}", f, room, findings, comments)
     files = [built[i] for i in range(len(change.files))]
-    hidden = sum(v.hunks is None for v in files)
+    hidden = sum(v.hunks is None or v.more > 0 for v in files)
     return DiffView(files, _tree(files), change.cut, hidden, change.added, change.removed)
 
 
@@ -94,20 +95,34 @@ def _tree(files: list[FileView]) -> list[tuple[str, list[FileView]]]:
 def _file(
     anchor: str,
     f: diffs.FileDiff,
-    shown: bool,
+    room: int,
     findings: Iterable[dict[str, Any]],
     comments: Iterable[Comment],
 ) -> FileView:
+    """The file with its first `room` lines shown (None at all, when it has lines and no
+    room is left)."""
     mine = [x for x in findings if x.get("file") == f.path]
     said = [c for c in comments if c.file == f.path]
-    if not shown:
-        return FileView(anchor, f, None, mine, said)
-    code = _coloured(f)
-    rows = [[Row(x, code[(j, k)]) for k, x in enumerate(h.lines)] for j, h in enumerate(f.hunks)]
+    size = sum(len(h.lines) for h in f.hunks)
+    if size and not room:
+        return FileView(anchor, f, None, mine, said, more=size)
+    cut = _first_lines(f, room)
+    code = _coloured(cut)
+    rows = [[Row(x, code[(j, k)]) for k, x in enumerate(h.lines)] for j, h in enumerate(cut.hunks)]
     loose = [x for x in mine if not _attach(rows, x)]
     loose_comments = [c for c in said if not _attach_comment(rows, c)]
-    hunks = [(h.header, r) for h, r in zip(f.hunks, rows, strict=True)]
-    return FileView(anchor, f, hunks, loose, loose_comments)
+    hunks = [(h.header, r) for h, r in zip(cut.hunks, rows, strict=True)]
+    return FileView(anchor, f, hunks, loose, loose_comments, more=size - room)
+
+
+def _first_lines(f: diffs.FileDiff, room: int) -> diffs.FileDiff:
+    hunks = []
+    for h in f.hunks:
+        if room <= 0:
+            break
+        hunks.append(replace(h, lines=h.lines[:room]))
+        room -= len(h.lines)
+    return replace(f, hunks=tuple(hunks))
 
 
 def _attach(rows: list[list[Row]], finding: dict[str, Any]) -> bool:

@@ -394,8 +394,8 @@ def _viewed(
     notes = []
     if view.hidden:
         notes.append(
-            f"{view.hidden} file(s) not shown: the page shows {diffpage.MAX_LINES:,} lines; "
-            f"`{command} -- PATH` in {repo} shows one"
+            f"{view.hidden} file(s) not shown whole: the page shows {diffpage.MAX_LINES:,} "
+            f"lines; `{command} -- PATH` in {repo} shows one"
         )
     if view.cut:
         notes.append(f"the kept change was cut: `{command}` in {repo} shows it all")
