@@ -16,10 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from test_web import FIX, Site, csrf, running_site
+from test_web import AGENT, Site, csrf, running_site
 
 from jackline.store import Store
-from jackline.testing import ScriptedAgent
 
 CHROMIUM = Path("/usr/bin/chromium")
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -31,7 +30,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with running_site(tmp_path_factory.mktemp("browser"), ScriptedAgent([FIX])) as s:
+    with running_site(tmp_path_factory.mktemp("browser"), AGENT) as s:
         yield s
 
 
@@ -186,6 +185,50 @@ def test_a_page_on_another_loopback_port_cannot_decide_for_a_signed_in_reviewer(
     assert Store().get_release(release_id).go_by == "bob"
 
 
+def test_a_reviewer_comments_on_two_lines_and_the_next_round_shows_its_changes_and_them(
+    browser: Any, site: Site, tmp_path: Path
+) -> None:
+    """At 1400 px a click on a line's number opens the comment form there; at 390 px too, and
+    no file of the diff is wider than the phone (its code scrolls inside its box). Before the
+    test that merges: its run starts from the main with the bug."""
+    from playwright.sync_api import expect
+
+    run_id = site.submit("Fix add, for comments in a browser")
+    site.wait(run_id, "awaiting_review")
+    bob = signed_in(browser, site, "bob")
+    said = [(1400, "new", "use a guard here"), (390, "old", "why was this a minus?")]
+    for width, side, text in said:
+        bob.set_viewport_size({"width": width, "height": 900})
+        bob.goto(f"/runs/{run_id}")
+        bob.locator(f'#diff td.ln[data-side="{side}"][data-line="2"]').click()
+        bob.locator("#diff tr.dask textarea").fill(text)
+        with bob.expect_navigation():
+            bob.locator("#diff tr.dask button[type=submit]").click()
+        expect(bob.locator("#diff .dcomment", has_text=text)).to_be_visible()
+    fits = bob.evaluate(
+        "[...document.querySelectorAll('.dfile, .dtree')].every(e => e.scrollWidth <= e.clientWidth"
+        " && e.getBoundingClientRect().right <= 390)"
+    )
+    assert fits
+    bob.screenshot(path=str(tmp_path / "comments-390.png"), full_page=True)
+    bob.fill("#message", "see my two comments")
+    with bob.expect_navigation(timeout=60_000):
+        bob.click("#request-changes")
+    expect(bob.locator(".bar [data-status]")).to_have_text("awaiting review", timeout=60_000)
+    run = Store().get_run(run_id)
+    seen = (Path(run.workspace or "") / ".jackline" / "run" / "review-seen.md").read_text()
+    assert "see my two comments" in seen and "- calc.py:2: use a guard here (bob)" in seen
+    assert "- calc.py:2 (old): why was this a minus? (bob)" in seen
+    for width in (1400, 390):
+        bob.set_viewport_size({"width": width, "height": 900})
+        bob.goto(f"/runs/{run_id}")
+        expect(bob.locator("#since > summary")).to_contain_text("Changes since round 1")
+        expect(bob.locator("#since tr.d-add")).to_contain_text('"""a + b"""')
+        expect(bob.locator(".dearlier")).to_contain_text("2 comment(s) on earlier rounds")
+        expect(bob.locator(".dearlier")).to_contain_text("why was this a minus?")
+        bob.screenshot(path=str(tmp_path / f"round-2-{width}.png"), full_page=True)
+
+
 def test_a_run_reaches_review_live_and_another_reviewer_approves_it(
     browser: Any, site: Site, tmp_path: Path
 ) -> None:
@@ -201,7 +244,7 @@ def test_a_run_reaches_review_live_and_another_reviewer_approves_it(
     assert alice.locator("#log").get_attribute("data-live")
     expect(alice.locator(".bar [data-status]")).to_have_text("awaiting review", timeout=60_000)
     expect(alice.locator("#handoff")).to_contain_text("Assumed add means +.")
-    expect(alice.locator("#diff .gi").last).to_contain_text("return a + b")
+    expect(alice.locator("#diff tr.d-add").last).to_contain_text("return a + b")
     expect(alice.locator("#log li")).not_to_have_count(0)
 
     bob = signed_in(browser, site, "bob")

@@ -18,7 +18,16 @@ from jackline import api, migrations
 from jackline.auth import Token
 from jackline.client import event_from_json, release_from_json, run_from_json
 from jackline.guard.audit import Event
-from jackline.models import Decision, Probe, Release, Run, WorkerBeat, json_keys, to_json
+from jackline.models import (
+    Comment,
+    Decision,
+    Probe,
+    Release,
+    Run,
+    WorkerBeat,
+    json_keys,
+    to_json,
+)
 from jackline.server import api_routes
 from jackline.store import Store
 
@@ -139,6 +148,7 @@ def test_each_record_table_has_a_column_per_field_of_its_type_and_nullability(
     rowid = {"rowid": ("INTEGER", False)} if store.postgres else {}
     assert columns(store, "probes") == {**expected_columns(Probe), **rowid}
     assert columns(store, "workers") == expected_columns(WorkerBeat)
+    assert columns(store, "comments") == expected_columns(Comment)
     # A token's digest is the one column its record leaves in the table: it never leaves it.
     assert columns(store, "tokens") == {**expected_columns(Token), "digest": ("TEXT", False)}
 
@@ -159,7 +169,7 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
     # first step is recorded as applied.
     assert columns(store, "workers") == expected_columns(WorkerBeat)
     with sqlite3.connect(tmp_path / "jackline.db") as db:
-        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,)]
+        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,), (3,)]
 
 
 def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(backend: Backend) -> None:

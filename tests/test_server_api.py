@@ -270,7 +270,8 @@ def test_run_submitted_through_the_api_streams_to_review_and_merges_on_another_p
     assert "passed" in (remote.artifact_text(run["id"], "round-1/test.log") or "")
     assert remote.artifact_text(run["id"], "round-9/test.log") is None
     page = server.call("vera", "GET", f"/runs/{run['id']}").text
-    assert "return a + b" in page
+    assert '<tr class="d-add"><td class="ln" data-side="old" data-line=""></td>' in page
+    assert '<span class="k">return</span>' in page
 
 
 def test_metrics_page_parses_with_runs_rounds_and_check_durations(

@@ -31,6 +31,12 @@ FIX = Round(
     message="fixed add",
     notes=f"- Assumed add means +. {HOSTILE}\n",
 )
+ASKED = Round(
+    edits={"calc.py": Replace("def add(a, b):\n", 'def add(a, b):\n    """a + b"""\n')},
+    commands=['cp "$JACKLINE_FEEDBACK" .jackline/run/review-seen.md'],
+)
+"""A round asked for by a reviewer: it keeps the feedback it was handed where a test reads it."""
+AGENT = ScriptedAgent([FIX, ASKED])
 # Both environments "deploy" with `true` and are probed at the Jackline server itself: real
 # probes over HTTP, with nothing else to start.
 RELEASE = """
@@ -173,7 +179,7 @@ def running_site(root: Path, agent: ScriptedAgent) -> Iterator[Site]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    with running_site(tmp_path_factory.mktemp("web"), ScriptedAgent([FIX])) as s:
+    with running_site(tmp_path_factory.mktemp("web"), AGENT) as s:
         yield s
 
 
@@ -240,9 +246,12 @@ def test_run_page_shows_the_handoff_escaped_and_the_diff_coloured(
     # Agent-written HTML in the handoff is text on the page, never markup.
     assert HOSTILE not in page
     assert "&lt;script&gt;alert(" in page
-    assert '<div class="diff">' in page
-    assert '<span class="gd">-    return a - b' in page
-    assert '<span class="gi">+    return a + b' in page
+    # The viewer: old and new line numbers, the code coloured by its language (Python).
+    assert '<a class="mono" href="#f1">calc.py</a> <span class="plus">+1</span>' in page
+    removed = re.search(r'<tr class="d-del">.*?</tr>', page, re.S)
+    assert removed and 'data-side="old" data-line="2">2<' in removed.group(0)
+    assert '<span class="k">return</span>' in removed.group(0)
+    assert '<span class="o">-</span>' in removed.group(0)
     assert 'id="approve"' in page and "disabled" not in page.split('id="approve"')[1][:20]
 
 
@@ -461,3 +470,95 @@ def test_cancel_from_the_page_needs_the_csrf_token_and_records_who(site: Site) -
         page = c.get(f"/runs/{run_id}").text
     assert Store().get_run(run_id).status == "cancelled"
     assert 'id="cancel-run"' not in page and "cancelled by bob: duplicate" in page
+
+
+# comments on lines ------------------------------------------------------------------------
+
+
+def comment_form(c: httpx.Client, run_id: str, **fields: str) -> httpx.Response:
+    head = Store().get_run(run_id).head_sha or ""
+    data = {"csrf": csrf(c, f"/runs/{run_id}"), "head": head, "file": "calc.py", **fields}
+    return c.post(f"/runs/{run_id}/comments", data=data)
+
+
+def test_comments_on_lines_reach_the_next_round_with_file_and_line_and_stay_shown(
+    site: Site,
+) -> None:
+    run_id = site.submit("Fix add, to be commented on")
+    site.wait(run_id, "awaiting_review")
+    first = Store().get_run(run_id).head_sha
+    with site.client("bob") as c:
+        r = comment_form(
+            c, run_id, side="new", line="2", text="use a guard here <script>x</script>"
+        )
+        assert r.status_code == 303 and "#c-" in r.headers["location"], r.text
+    # The JSON API, with a bearer token: the same verb, the same checks.
+    answer = httpx.post(
+        f"{site.url}/api/runs/{run_id}/comments",
+        json={
+            "file": "calc.py",
+            "side": "old",
+            "line": 2,
+            "text": "why was this -?",
+            "head": first,
+        },
+        headers={"Authorization": f"Bearer {site.tokens['alice']}"},
+    )
+    assert answer.status_code == 201, answer.text
+    assert answer.json()["author"] == "alice" and answer.json()["side"] == "old"
+    with site.client("bob") as c:
+        page = c.get(f"/runs/{run_id}").text
+        # Under their lines, escaped; in the audit log.
+        assert "use a guard here &lt;script&gt;x&lt;/script&gt;" in page
+        assert "2 comment(s) on this head" in page
+        assert "review: comment by alice on calc.py:2 (old)" in page
+        # A line the change does not show takes no comment.
+        r = comment_form(c, run_id, side="new", line="40", text="nowhere")
+        assert r.status_code == 403 and "is not a line" in r.text
+        token = csrf(c, f"/runs/{run_id}")
+        # With comments on the head, the request needs no words of its own.
+        r = c.post(
+            f"/runs/{run_id}/request-changes", data={"csrf": token, "head": first, "message": ""}
+        )
+        assert r.status_code == 303, r.text
+        page = c.get(f"/runs/{run_id}").text
+    run = Store().get_run(run_id)
+    assert run.status == "awaiting_review" and run.head_sha != first
+    seen = (Path(run.workspace or "") / ".jackline" / "run" / "review-seen.md").read_text()
+    assert "See the comments on lines below." in seen
+    assert "- calc.py:2: use a guard here <script>x</script> (bob)" in seen
+    assert "- calc.py:2 (old): why was this -? (alice)" in seen
+    # The next reviewer: what round 2 changed since round 1 (kept by the commit step, so no
+    # repository is read for it), and the comments made on round 1.
+    kept = Store().get_artifact(run_id, f"changes/{run.head_sha}.diff") or b""
+    assert b'+    """a + b"""' in kept and b"-    return a - b" not in kept
+    assert "Changes since round 1" in page
+    since = page.split('id="since"')[1].split('id="diff"')[0]
+    assert "&#34;&#34;&#34;a + b&#34;&#34;&#34;" in since and '<tr class="d-del' not in since
+    assert "2 comment(s) on earlier rounds" in page and f"{first[:10]}" in page
+    kinds = [e["kind"] for e in site.project.events(run_id)]
+    assert kinds.count("comment") == 2
+
+
+def test_a_comment_is_refused_to_a_viewer_and_without_the_sessions_csrf_token(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("vera") as c:
+        r = comment_form(c, reviewed, side="new", line="2", text="looks fine")
+        assert r.status_code == 403 and "vera is a viewer" in r.text
+    r = httpx.post(
+        f"{site.url}/api/runs/{reviewed}/comments",
+        json={"file": "calc.py", "side": "new", "line": 2, "text": "x"},
+        headers={"Authorization": f"Bearer {site.tokens['vera']}"},
+    )
+    assert r.status_code == 403
+    with site.client("bob") as c:
+        data = {"file": "calc.py", "side": "new", "line": "2", "text": "x"}
+        assert c.post(f"/runs/{reviewed}/comments", data=data).status_code == 403
+        forged = c.post(f"/runs/{reviewed}/comments", data={**data, "csrf": "0" * 64})
+        assert forged.status_code == 403 and "CSRF" in forged.text
+        # The API with the session's cookie needs the token in its header too.
+        r = c.post(f"/api/runs/{reviewed}/comments", json={**data, "line": 2})
+        assert r.status_code == 403 and "CSRF" in r.text
+    assert Store().comments(reviewed) == []
+    assert "comment" not in [e["kind"] for e in site.project.events(reviewed)]

@@ -20,6 +20,8 @@ NOTE = "handoff.md"
 """A short note in markdown, kept only when a run failed and its handoff could not be made."""
 CHANGE = "change.diff"
 """The change the run committed, base to head (`git diff --stat --patch`)."""
+ROUND_CHANGES = "changes/"
+"""What each round changed since the round before it, by its head (`round_change`)."""
 CHANGE_LIMIT = 4 * 1024 * 1024
 """Characters of a change kept: a bigger one is cut, and says so."""
 # Logs are kept under their path in the run's folder: `setup-1.log`, `round-2/agent.log`,
@@ -27,6 +29,11 @@ CHANGE_LIMIT = 4 * 1024 * 1024
 HARNESS_ONLY = ("work/",)
 """What the harness keeps for itself (the run's work as git bundles, `workspaces.kept`; its
 inbox, `steps.context`): not a person's to read, and not text."""
+
+
+def round_change(head: str) -> str:
+    """The name of the change from the round before to the round that committed `head`."""
+    return f"{ROUND_CHANGES}{head}.diff"
 
 
 def readable(name: str) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -25,7 +25,7 @@ import yaml
 from jackline import safeio
 from jackline.config import JacklineConfig
 from jackline.handoff import fenced
-from jackline.models import AgentRound, CheckResult, Decision
+from jackline.models import AgentRound, CheckResult, Comment, Decision
 
 NESTED = ("AGENTS.md", "CLAUDE.md")
 RULES_DIR = ".jackline/rules"
@@ -174,11 +174,16 @@ def render_feedback(
     results: Iterable[CheckResult],
     review: Decision | None = None,
     agent: AgentRound | None = None,
+    comments: Sequence[Comment] = (),
 ) -> str:
-    """What failed, short and exact: the agent's own round, check, file, line, test, message."""
+    """What failed, short and exact: the agent's own round, check, file, line, test, message;
+    a reviewer's words and their comments on lines, each at its `file:line`."""
     parts = ["# Feedback from the previous round\n"]
     if review is not None:
-        parts.append(f"## The reviewer ({review.by}) asks for changes\n\n{review.message}\n")
+        said = review.message.strip() or "See the comments on lines below."
+        parts.append(f"## The reviewer ({review.by}) asks for changes\n\n{said}\n")
+    if comments:
+        parts += _comments_feedback(comments)
     if agent is not None and agent.problem():
         parts += _agent_feedback(agent)
     for r in results:
@@ -197,6 +202,18 @@ def render_feedback(
             parts += ["", "The last lines it printed:", "", *fenced(r.output_tail, indent="")]
         parts.append("")
     return "\n".join(parts)
+
+
+def _comments_feedback(comments: Sequence[Comment]) -> list[str]:
+    """`calc.py:3: use a guard here (bob)`, one a comment; a line numbered as it was before
+    the change (a removed one) says so."""
+    lines = ["## Comments on lines of your change\n"]
+    for c in comments:
+        text = "\n  ".join(c.text.splitlines())
+        lines.append(f"- {c.where}: {text} ({c.author})")
+    if any(c.side == "old" for c in comments):
+        lines.append("\n(old): the line's number before your change (a line you removed).")
+    return [*lines, ""]
 
 
 def render_main_moved(main: str, tip: str, conflicts: list[str]) -> str:

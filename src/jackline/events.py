@@ -57,6 +57,7 @@ class Kind(StrEnum):
     DECISION = "decision"
     DECISION_REFUSED = "decision_refused"
     ACCEPTED = "accepted"
+    COMMENT = "comment"
     ONTO_MAIN = "onto_main"
     MERGE = "merge"
     CANCELLED = "cancelled"
@@ -461,6 +462,14 @@ SPECS: dict[Kind, Spec] = {
         "A person accepted a finding of the run, with a reason, for the head it was made on (a "
         "block-level one by an owner: then another reviewer may approve).",
         _accepted,
+    ),
+    Kind.COMMENT: Spec(
+        "A person commented on a line of the change, on the head they saw (it goes to the agent "
+        "with the next request for changes on that head).",
+        lambda d: (
+            f"review: comment by {d['by']} on {d['file']}:{d['line']} ({d['side']}) at "
+            f"{d['head'][:10]}: {short(d['text'], 120)}"
+        ),
     ),
     Kind.ONTO_MAIN: Spec("Main moved: the next round starts on it.", _onto_main),
     Kind.MERGE: Spec(

@@ -261,6 +261,27 @@ def _run_priority(conn: Connection) -> None:
         _run(conn, "ALTER TABLE runs ADD COLUMN priority {int} NOT NULL DEFAULT 0")
 
 
+COMMENTS = """
+CREATE TABLE IF NOT EXISTS comments (
+    id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    file TEXT NOT NULL,
+    side TEXT NOT NULL,
+    line {int} NOT NULL,
+    text TEXT NOT NULL,
+    author TEXT NOT NULL,
+    head TEXT NOT NULL,
+    round {int} NOT NULL,
+    at {real} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS comments_by_run ON comments (run_id, at)
+"""
+
+
+def _comments(conn: Connection) -> None:
+    _run(conn, COMMENTS)
+
+
 STEPS = [
     Step(
         1,
@@ -270,6 +291,7 @@ STEPS = [
     ),
     # A run recorded before it has the priority every run had then: 0.
     Step(2, "runs.priority: a run's own place on the team's queue", _run_priority),
+    Step(3, "comments: people's comments on lines of a run's change", _comments),
 ]
 
 VERSIONS = """

@@ -256,6 +256,34 @@ class Acceptance:
 
 
 @dataclass(frozen=True)
+class Comment:
+    """A person's comment on one line of a run's change, on the head they saw. Those made on
+    the run's head go to the agent with the next request for changes (`file:line: text (who)`);
+    those on an earlier head stay shown, marked with their round."""
+
+    id: str
+    run_id: str
+    file: str
+    """The file's path after the change (before it, for a deleted file)."""
+    side: Literal["old", "new"]
+    """Which numbering `line` is in: the file before the change (old) or after it (new)."""
+    line: int
+    text: str
+    """What the person said (redacted, as every stored byte is)."""
+    author: str
+    head: str
+    """The commit the comment was made on."""
+    round: int
+    """The run's round when it was made (its `rounds`)."""
+    at: float
+
+    @property
+    def where(self) -> str:
+        """`calc.py:3`, or `calc.py:3 (old)` for a line as it was before the change."""
+        return f"{self.file}:{self.line}" + (" (old)" if self.side == "old" else "")
+
+
+@dataclass(frozen=True)
 class Decision:
     """A person's decision on a run waiting for one, as its workflow takes it. It travels to the
     workflow as a plain dict (`as_message`, `from_message`): DBOS records each message it

@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from jackline import database, paths
 from jackline.errors import NotFound
 from jackline.events import Kind
-from jackline.models import DRIVEN, Probe, Release, Run, Token, WorkerBeat
+from jackline.models import DRIVEN, Comment, Probe, Release, Run, Token, WorkerBeat
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -165,6 +165,7 @@ WORKERS = _table("workers", WorkerBeat, "id")
 TOKENS = _table("tokens", Token, "id", extra=(sa.Column("digest", sa.Text),))
 EVENTS = _table("events", StoredEvent, "run_id", "seq")
 AUDIT_HEADS = _table("audit_heads", AuditHead, "run_id")
+COMMENTS = _table("comments", Comment, "id")
 LIVE = sa.Table(
     "live", META,
     *[sa.Column(n, sa.Text) for n in ("repo", "env", "release_id", "sha")],
@@ -606,6 +607,18 @@ class Store:
         """Remove a worker's row: it left (or was found dead and its runs were taken over)."""
         with self.transaction() as db:
             db.execute(sa.delete(WORKERS).where(WORKERS.c.id == worker_id))
+
+    # comments -----------------------------------------------------------------------------
+
+    def add_comment(self, comment: Comment) -> None:
+        self._insert(COMMENTS, comment)
+
+    def comments(self, run_id: str) -> list[Comment]:
+        """The run's comments on lines, oldest first."""
+        query = _select(COMMENTS, Comment).where(COMMENTS.c.run_id == run_id)
+        with self._reading() as db:
+            rows = db.execute(query.order_by(COMMENTS.c.at, COMMENTS.c.id))
+            return [_record(Comment, r) for r in rows]
 
     # artifacts ------------------------------------------------------------------------------
     # What a run leaves besides its record and events (its handoff, logs, transcripts, the work

@@ -47,11 +47,13 @@ if TYPE_CHECKING:
     from jackline.api.reading import artifact_text as artifact_text
     from jackline.api.reading import as_json as as_json
     from jackline.api.reading import change_text as change_text
+    from jackline.api.reading import comments as comments
     from jackline.api.reading import events as events
     from jackline.api.reading import findings as findings
     from jackline.api.reading import follow as follow
     from jackline.api.reading import get as get
     from jackline.api.reading import handoff_text as handoff_text
+    from jackline.api.reading import round_change as round_change
     from jackline.api.reading import rounds as rounds
     from jackline.api.reading import run_tally as run_tally
     from jackline.api.reading import runs as runs
@@ -73,6 +75,7 @@ if TYPE_CHECKING:
     from jackline.api.review import accept as accept
     from jackline.api.review import approve as approve
     from jackline.api.review import cancel as cancel
+    from jackline.api.review import comment as comment
     from jackline.api.review import reject as reject
     from jackline.api.review import request_changes as request_changes
     from jackline.api.submission import record_claim as record_claim
@@ -98,6 +101,8 @@ _WHERE = {
     "cancel": "jackline.api.review",
     "change_text": "jackline.api.reading",
     "check_audit_key": "jackline.api.machine",
+    "comment": "jackline.api.review",
+    "comments": "jackline.api.reading",
     "clean": "jackline.api.machine",
     "compare": "jackline.api.attempts",
     "events": "jackline.api.reading",
@@ -128,6 +133,7 @@ _WHERE = {
     "request_changes": "jackline.api.review",
     "resume": "jackline.api.machine",
     "rollback": "jackline.api.releasing",
+    "round_change": "jackline.api.reading",
     "rounds": "jackline.api.reading",
     "run_tally": "jackline.api.reading",
     "runs": "jackline.api.reading",
@@ -178,6 +184,8 @@ __all__ = [
     "cancel",
     "change_text",
     "check_audit_key",
+    "comment",
+    "comments",
     "clean",
     "compare",
     "events",
@@ -208,6 +216,7 @@ __all__ = [
     "request_changes",
     "resume",
     "rollback",
+    "round_change",
     "rounds",
     "run_tally",
     "runs",

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jackline import artifacts, executors, handoff
+from jackline import git as g
+from jackline import repos as repositories
+from jackline.errors import CommandFailed, NotFound
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor
 from jackline.models import (
     DRIVEN,
+    Comment,
     Finding,
     Run,
     Status,
@@ -134,6 +138,58 @@ def handoff_text(run: Run) -> str | None:
     if run.handoff and Path(run.handoff).exists():  # a run made before handoffs were stored
         return Path(run.handoff).read_text()
     return None
+
+
+@dataclass(frozen=True)
+class RoundChange:
+    """What a run's last round changed since the round before it committed."""
+
+    previous: str
+    """The head of the round before."""
+    head: str
+    since_round: int
+    """The agent round that committed `previous`."""
+    text: str | None
+    """`git diff --stat --patch previous head`; None where it cannot be read."""
+    main_moved: bool
+    """Main moved between the two (the round started on it): its changes are in `text` too."""
+    error: str = ""
+
+
+def round_change(run: Run, found: list[Event] | None = None) -> RoundChange | None:
+    """The change between the run's last two committed heads (None before a second): kept by
+    the commit step, or for a run committed before it kept them, read from the repository
+    with git (never from the workspace). `found`: the run's events, where read already."""
+    found = events(run.id) if found is None else found
+    heads: list[tuple[str, int, int]] = []  # (sha, round, seq), one per distinct head
+    latest = 0
+    for e in found:
+        if e.kind == Kind.ROUND:
+            latest = int(e.data.get("round", latest))
+        elif e.kind == Kind.COMMIT and (not heads or heads[-1][0] != e.data.get("sha")):
+            heads.append((str(e.data.get("sha", "")), latest, e.seq))
+    if len(heads) < 2 or heads[-1][0] != run.head_sha:
+        return None
+    (previous, since, at), head = heads[-2], heads[-1][0]
+    moved = any(e.kind == Kind.ONTO_MAIN and e.seq > at for e in found)
+    kept = artifact(run.id, artifacts.round_change(head))
+    if kept is not None:
+        return RoundChange(previous, head, since, kept.decode(errors="replace"), moved)
+    try:
+        text = _git_diff(run, previous, head)
+    except (CommandFailed, NotFound, OSError) as e:  # the repository moved or lost the commits
+        return RoundChange(previous, head, since, None, moved, f"cannot show it: {e}")
+    return RoundChange(previous, head, since, text, moved)
+
+
+def _git_diff(run: Run, base: str, head: str) -> str:
+    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head)
+    return g.git(repositories.local(run.repo), *args, strip=False)
+
+
+def comments(run_id: str) -> list[Comment]:
+    """People's comments on lines of the run's change, every head's, oldest first."""
+    return Store().comments(run_id)
 
 
 def change_text(run: Run) -> str | None:

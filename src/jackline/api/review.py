@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from jackline import artifacts, auth, forge, handoff, notify, paths
+from ulid import ULID
+
+from jackline import artifacts, auth, diffs, forge, handoff, notify, paths
 from jackline import config as cfg
 from jackline.errors import NotFound, Refused
 from jackline.events import Kind
@@ -16,6 +19,7 @@ from jackline.models import (
     DECIDING,
     FINAL,
     Acceptance,
+    Comment,
     Decision,
     Finding,
     Run,
@@ -37,7 +41,7 @@ if TYPE_CHECKING:
 
 
 from jackline.api.machine import waits_for_decision
-from jackline.api.reading import events, findings, get, shown
+from jackline.api.reading import change_text, events, findings, get, shown
 from jackline.api.submission import following_stopped, recorded_config, who
 
 
@@ -82,9 +86,11 @@ def request_changes(
     claimed: str | None = None,
     head: str | None = None,
 ) -> Run:
-    if not message.strip():
-        raise Refused("say what should change: -m TEXT is the agent's feedback")
+    """The comments on lines made on the run's head go to the agent with `message`
+    (`steps.changes_requested`): with some, the message may be empty."""
     run, config = _reviewable(run_id, "request_changes")
+    if not message.strip() and not _on_this_head(run):
+        raise Refused("say what should change: -m TEXT is the agent's feedback")
     person = who(config, by, claimed)
     _on_head(run, head, "request_changes", person.name)
     return _decide(run, _decision("request_changes", person, message), on_event)
@@ -102,6 +108,73 @@ def reject(
     person = who(config, by, claimed)
     _on_head(run, head, "reject", person.name)
     return _decide(run, _decision("reject", person, message), on_event)
+
+
+def comment(
+    run_id: str,
+    file: str,
+    side: Literal["old", "new"],
+    line: int,
+    text: str,
+    by: str | None = None,
+    claimed: str | None = None,
+    head: str | None = None,
+) -> Comment:
+    """Comment on one line of a run awaiting review: a line the change shows (`side` says
+    which numbering), on the head the person saw (`head`, as for `approve`). Kept, and recorded
+    in the run's audit log; the next request for changes on this head hands it to the agent."""
+    store = Store()
+    run = store.get_run(run_id)
+    if run.status != Status.AWAITING_REVIEW:
+        raise Refused(
+            f"{run.id} is {shown(run).status}; lines are commented on while it awaits review"
+        )
+    if head is not None and head != (run.head_sha or ""):
+        raise Refused(
+            f"the comment was made on {head[:10] or 'no commit'}; {run.id} is now at "
+            f"{(run.head_sha or 'no commit')[:10]}: comment on what it shows now"
+        )
+    if not text.strip():
+        raise Refused("say something: the comment's text is empty")
+    _check_line(run, file, side, line)
+    person = who(_rules_of(store, run), by, claimed)
+    redact = Redactor.from_environment()
+    said = redact(text.strip())
+    made = Comment(
+        str(ULID()), run.id, file, side, line, said, person.name, run.head_sha or "",
+        run.rounds, time.time(),
+    )  # fmt: skip
+    store.add_comment(made)
+    AuditLog(store, redact).record(
+        run.id, Kind.COMMENT, id=made.id, file=file, side=side, line=line, text=said,
+        by=person.name, **_claim(person), head=made.head, round=made.round,
+    )  # fmt: skip
+    return made
+
+
+def _claim(person: auth.Identity) -> dict[str, str]:
+    return {"claimed_by_os_user": person.claimed_by} if person.claimed_by else {}
+
+
+def _check_line(run: Run, file: str, side: Literal["old", "new"], line: int) -> None:
+    """The line must be one the run's change shows: a comment elsewhere names nothing the
+    reviewer saw, nor anything the agent can find."""
+    text = change_text(run)
+    try:
+        change = diffs.parse(text) if text is not None else None
+    except diffs.Unreadable:
+        change = None
+    if change is None:
+        return  # a run whose change was not kept: its page shows git's text, unchecked
+    found = change.file(file)
+    if found is None:
+        raise Refused(f"{file!r} is not a file {run.id}'s change touches")
+    if side not in ("old", "new") or not found.has_line(side, line):
+        raise Refused(f"{file}:{line} ({side}) is not a line {run.id}'s change shows")
+
+
+def _on_this_head(run: Run) -> list[Comment]:
+    return [c for c in Store().comments(run.id) if c.head == (run.head_sha or "")]
 
 
 def _not_accepted(run: Run) -> str:

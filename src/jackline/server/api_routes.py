@@ -37,7 +37,17 @@ from jackline import git as g
 from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING, Acceptance, Origin, Release, Run, json_keys, to_json
+from jackline.models import (
+    FINAL,
+    RESTING,
+    Acceptance,
+    Comment,
+    Origin,
+    Release,
+    Run,
+    json_keys,
+    to_json,
+)
 from jackline.server.deps import allowed, reading
 
 if TYPE_CHECKING:
@@ -146,6 +156,22 @@ class AcceptIn(BaseModel):
 
 
 AcceptanceOut = out_model(Acceptance)
+
+
+class CommentIn(BaseModel):
+    file: str = Field(description="The file's path, as the run's change names it.")
+    side: Literal["old", "new"] = Field(
+        "new", description="`new`: `line` is the file's after the change; `old`: before it."
+    )
+    line: int = Field(ge=1, description="A line the change shows, on that side.")
+    text: str = Field(description="The comment: the next request for changes hands it over.")
+    head: str | None = Field(
+        None, description="The commit commented on (the run's `head_sha`): refused if it moved."
+    )
+
+
+CommentOut = out_model(Comment)
+CommentsOut = GenericAlias(list, (CommentOut,))
 
 
 class ReleaseIn(BaseModel):
@@ -350,6 +376,22 @@ def accept(run_id: str, finding: str, body: AcceptIn, who: Decider) -> dict[str,
     saying why: a block-level one needs a person named in `[review] owners`; once each is
     accepted, another reviewer may approve. It holds for the run's current head only."""
     return to_json(api.accept(run_id, finding, body.message, who.name, head=body.head))
+
+
+@router.post(
+    "/api/runs/{run_id}/comments", tags=["review"], status_code=201, response_model=CommentOut
+)
+def comment(run_id: str, body: CommentIn, who: Decider) -> dict[str, Any]:
+    """Comment on one line of the run's change as the token's person, on the head you saw:
+    kept, in the audit log, and handed to the agent with the next request for changes."""
+    made = api.comment(run_id, body.file, body.side, body.line, body.text, who.name, head=body.head)
+    return to_json(made)
+
+
+@router.get("/api/runs/{run_id}/comments", tags=["review"], response_model=CommentsOut)
+def comments(run_id: str, who: Reader) -> list[dict[str, Any]]:
+    """People's comments on lines of the run's change, every round's, oldest first."""
+    return [to_json(c) for c in api.comments(api.get(run_id).id)]
 
 
 @router.post("/api/runs/{run_id}/cancel", tags=["review"], response_model=RunOut)

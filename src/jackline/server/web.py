@@ -20,10 +20,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -36,7 +36,7 @@ from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
-from jackline import api, auth
+from jackline import api, auth, diffs
 from jackline import git as g
 from jackline import repos as repositories
 from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
@@ -49,17 +49,18 @@ from jackline.models import (
     RELEASE_WAITS,
     RESTING,
     RUN_STATUSES,
+    Comment,
     Origin,
     Run,
 )
 from jackline.review import open_blocking
-from jackline.server import deps
+from jackline.server import deps, diffpage
 from jackline.store import Store
 
 router = APIRouter(include_in_schema=False)
 
 HERE = Path(__file__).parent
-STATIC = {"web.css": "text/css", "live.js": "text/javascript"}
+STATIC = {"web.css": "text/css", "live.js": "text/javascript", "diff.js": "text/javascript"}
 """The only files served from `static/`, by name: nothing else there is reachable."""
 MAX_DIFF = 400_000
 """Characters of diff rendered; a bigger change is cut, with the git command to see it all."""
@@ -327,7 +328,7 @@ def render_run(
         rounds=api.rounds(run.id),
         findings=found,
         handoff=render_markdown(handoff) if handoff else None,
-        diff=run_diff(run),
+        diff=run_diff(run, found, events, who),
         events=[event_json(e) for e in events],
         last=max((e.seq for e in events), default=0),
         final=run.status in FINAL,
@@ -337,12 +338,17 @@ def render_run(
     )
 
 
-def run_diff(run: Run) -> dict[str, Any] | None:
-    """The change the run made: base to the agent's commit, pygments-coloured (None before it
-    has a commit)."""
+def run_diff(
+    run: Run, found: list[dict[str, Any]], events: list[Event], who: auth.Principal
+) -> dict[str, Any] | None:
+    """The change the run made, base to the agent's commit, as the diff viewer shows it, with
+    what its last round changed since the round before and the comments on its lines (None
+    before it has a commit)."""
     if not run.base_sha or not run.head_sha:
         return None
     command = f"git diff {run.base_sha[:10]} {run.head_sha[:10]}"
+    shown: dict[str, Any] = {"command": command, "repo": run.repo, "view": None, "html": None}
+    shown.update(earlier=[], here=0, can_comment=False, since=None, since_view=None)
     text = api.change_text(run)
     if text is None:  # a run committed before changes were kept
         args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
@@ -351,13 +357,49 @@ def run_diff(run: Run) -> dict[str, Any] | None:
                 repositories.local(run.repo), *args, run.base_sha, run.head_sha, strip=False
             )
         except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
-            return {"command": command, "html": None, "error": f"cannot show the diff: {e}"}
-    cut = len(text) > MAX_DIFF
-    return {
-        "command": command,
-        "html": render_diff(text[:MAX_DIFF]),
-        "error": f"cut at {MAX_DIFF} characters; run `{command}` in {run.repo}" if cut else "",
+            return {**shown, "error": f"cannot show the diff: {e}"}
+    said = api.comments(run.id)
+    here = [c for c in said if c.head == run.head_sha]
+    shown |= {
+        "earlier": [c for c in said if c.head != run.head_sha],
+        "here": len(here),
+        "can_comment": run.status == "awaiting_review" and who.may("decide"),
+        "since": api.round_change(run, events),
+        "since_view": None,
+        **_viewed(text, "f", found, here, command, run.repo),
     }
+    since = shown["since"]
+    if since is not None and since.text is not None:
+        since_command = f"git diff {since.previous[:10]} {since.head[:10]}"
+        shown["since_view"] = _viewed(since.text, "r", (), (), since_command, run.repo)
+    return shown
+
+
+def _viewed(
+    text: str,
+    prefix: str,
+    found: Sequence[dict[str, Any]],
+    said: Sequence[Comment],
+    command: str,
+    repo: str,
+) -> dict[str, Any]:
+    """A change parsed for the viewer; text unidiff cannot read is shown as it is, coloured."""
+    try:
+        change = diffs.parse(text)
+    except diffs.Unreadable as e:
+        cut = len(text) > MAX_DIFF
+        error = f"shown as text ({e})" + (f"; cut at {MAX_DIFF} characters" if cut else "")
+        return {"view": None, "html": render_diff(text[:MAX_DIFF]), "error": error}
+    view = diffpage.view(change, prefix, found, said)
+    notes = []
+    if view.hidden:
+        notes.append(
+            f"{view.hidden} file(s) not shown whole: the page shows {diffpage.MAX_LINES:,} "
+            f"lines; `{command} -- PATH` in {repo} shows one"
+        )
+    if view.cut:
+        notes.append(f"the kept change was cut: `{command}` in {repo} shows it all")
+    return {"view": view, "html": None, "error": "; ".join(notes)}
 
 
 DECISIONS: dict[str, Callable[[str, str, str, str | None], Run]] = {
@@ -388,6 +430,27 @@ def accept(
     except (Refused, NotFound) as e:
         return render_run(request, api.get(run_id), who, str(e), 403)
     return back(f"/runs/{run_id}")
+
+
+@router.post("/runs/{run_id}/comments")
+def comment(
+    request: Request,
+    run_id: str,
+    who: Decider,
+    file: Annotated[str, Form()],
+    side: Annotated[Literal["old", "new"], Form()],
+    line: Annotated[int, Form(ge=1)],
+    text: Annotated[str, Form()],
+    csrf: Csrf = "",
+    head: Annotated[str | None, Form()] = None,
+) -> Response:
+    """Comment on a line of the change, on the head the page showed (`api.comment`)."""
+    deps.check_csrf(request, csrf)
+    try:
+        made = api.comment(run_id, file, side, line, text, by=who.name, head=head)
+    except (Refused, NotFound) as e:
+        return render_run(request, api.get(run_id), who, str(e), 403)
+    return back(f"/runs/{run_id}#c-{made.id}")
 
 
 @router.post("/runs/{run_id}/{decision}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from jackline import artifacts
 from jackline import git as g
 from jackline.events import Kind
@@ -14,6 +16,7 @@ def commit(run_id: str) -> str:
     """Commit what the agent left (its own commits stay). Safe to replay: with nothing left to
     commit, the head is returned as it is."""
     ctx = working(run_id)
+    previous = _previous_head(ctx)
     g.git(ctx.ws, "add", "-A")
     if g.ok(ctx.ws, "diff", "--cached", "--quiet"):
         head = g.rev(ctx.ws, "HEAD")
@@ -23,7 +26,11 @@ def commit(run_id: str) -> str:
         head = g.rev(ctx.ws, "HEAD")
     ctx.update(head_sha=head)
     _keep_change(ctx, head)
-    ctx.record(Kind.COMMIT, sha=head)
+    since = {}
+    if previous and previous != head:
+        _keep_round_change(ctx, previous, head)
+        since = {"previous": previous}
+    ctx.record(Kind.COMMIT, sha=head, **since)
     keep_work(ctx, "commit")
     return head
 
@@ -39,3 +46,21 @@ def _keep_change(ctx: RunContext, head: str) -> None:
     if len(text) > artifacts.CHANGE_LIMIT:
         text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
     ctx.store.put_artifact(ctx.run.id, artifacts.CHANGE, ctx.redact(text).encode())
+
+
+def _previous_head(ctx: RunContext) -> str:
+    """The head the last round committed, as its event says (a replay of this step, after a
+    crash past its update of the run, still finds the round before)."""
+    events = ctx.store.events(ctx.run.id, kind=Kind.COMMIT)
+    return str(json.loads(events[-1].data).get("sha", "")) if events else ""
+
+
+def _keep_round_change(ctx: RunContext, previous: str, head: str) -> None:
+    """What this round changed since the last round's head (a reviewer's second look), read
+    from the objects alone and redacted, as the whole change is."""
+    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", previous, head)
+    with g.objects_only(ctx.ws) as objects:
+        text = objects(*args).decode(errors="replace")
+    if len(text) > artifacts.CHANGE_LIMIT:
+        text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
+    ctx.store.put_artifact(ctx.run.id, artifacts.round_change(head), ctx.redact(text).encode())

@@ -13,7 +13,7 @@ from jackline.errors import CommandFailed, Conflict, NotFound, Refused
 from jackline.events import Kind
 from jackline.forge import local as forge
 from jackline.forge import repository
-from jackline.models import Decision, Status, StepOutcome
+from jackline.models import Comment, Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
 from jackline.steps.context import RunContext
@@ -120,8 +120,8 @@ def reject(run_id: str, decision: Decision) -> None:
     finish(run_id, Status.REJECTED)
 
 
-def review_feedback(decision: Decision) -> str:
-    return context.render_feedback([], decision)
+def review_feedback(decision: Decision, comments: Sequence[Comment] = ()) -> str:
+    return context.render_feedback([], decision, comments=comments)
 
 
 def changes_requested(run_id: str, decision: Decision) -> str:
@@ -131,7 +131,10 @@ def changes_requested(run_id: str, decision: Decision) -> str:
     moved and names each file left with conflict markers."""
     own = f"changes:{decision.id}"
     ctx = working(run_id, step=own)
-    text = review_feedback(decision)
+    # The comments on lines made on the head the reviewer decided on (the next round has not
+    # committed yet): those on earlier heads were handed over with their own round.
+    head = ctx.run.head_sha or ""
+    text = review_feedback(decision, [c for c in ctx.store.comments(run_id) if c.head == head])
     main = ctx.config.project.main
     repos.synced(ctx.run.repo, main)  # a URL's clone, which the workspace fetches main from
     moved = forge.onto_newest_main(ctx.ws, main, ctx.run.branch)
