@@ -485,8 +485,11 @@ def attempts_markdown(this: str, attempts: Sequence[Attempt]) -> str:
     return "\n".join(lines)
 
 
-def markdown(h: Handoff) -> str:
-    """The note as `handoff.md` holds it (and the pull request's body, and the web page)."""
+def markdown(h: Handoff, apart: bool = False) -> str:
+    """The note as `handoff.md` holds it (and the pull request's body, and the web page).
+    `apart`: the reader shows the findings, the agent's notes and where to look twice apart
+    (the run's web page, in its summary and its findings table), so the note leaves them out
+    and nothing is read twice."""
     lines = [f"# Handoff: {text(h.task)}", ""]
     lines += [
         f"- **Run:** `{h.run}`",
@@ -495,7 +498,7 @@ def markdown(h: Handoff) -> str:
         f"- **Rounds:** {len(h.rounds)}",
         *([f"- **Diff:** {code(h.diff)}"] if h.diff else []),
         *_people(h.people),
-        *_blocking_banner(h),
+        *([] if apart else _blocking_banner(h)),
         "",
         "## Summary",
         "",
@@ -519,9 +522,20 @@ def markdown(h: Handoff) -> str:
         if h.spend.tokens:
             lines.append(f"- model use: {h.spend.tokens:,} tokens, ${h.spend.usd:.2f}")
         lines.append("")
-    lines += ["## Commands run", "", *_commands(h.commands)]
+    lines += ["## Commands run", "", *_commands(h.commands), ""]
+    if not apart:
+        lines += _judged(h)
+    lines += ["## How to undo", ""]
+    lines += [f"- {x}" for x in h.undo]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _judged(h: Handoff) -> list[str]:
+    """What the agent says and what the scans found: the notes, the findings, the dependencies
+    and where to look twice."""
     notes = quoted(h.notes) or ["The agent left no notes."]
-    lines += ["", "## The agent's notes", "", *notes, ""]
+    lines = ["## The agent's notes", "", *notes, ""]
     lines += ["## Findings", "", *_findings(h.findings, h.accepted)]
     lines += ["", "## Dependencies", ""]
     if h.dependencies:
@@ -531,10 +545,7 @@ def markdown(h: Handoff) -> str:
         lines.append("No dependency changed.")
     lines += ["", "## Where to look twice", ""]
     lines += [f"- {x}" for x in h.look_twice] or [f"- {NOTHING_STOOD_OUT}"]
-    lines += ["", "## How to undo", ""]
-    lines += [f"- {x}" for x in h.undo]
-    lines.append("")
-    return "\n".join(lines)
+    return [*lines, ""]
 
 
 def _round(r: Round) -> list[str]:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import findings as findings
     from jackline.api.reading import follow as follow
     from jackline.api.reading import get as get
+    from jackline.api.reading import handoff_record as handoff_record
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import rounds as rounds
     from jackline.api.reading import run_tally as run_tally
@@ -73,6 +74,7 @@ if TYPE_CHECKING:
     from jackline.api.review import accept as accept
     from jackline.api.review import approve as approve
     from jackline.api.review import cancel as cancel
+    from jackline.api.review import refusals as refusals
     from jackline.api.review import reject as reject
     from jackline.api.review import request_changes as request_changes
     from jackline.api.submission import record_claim as record_claim
@@ -106,6 +108,7 @@ _WHERE = {
     "follow": "jackline.api.reading",
     "get": "jackline.api.reading",
     "go": "jackline.api.releasing",
+    "handoff_record": "jackline.api.reading",
     "handoff_text": "jackline.api.reading",
     "health": "jackline.api.flags",
     "live": "jackline.api.releasing",
@@ -117,6 +120,7 @@ _WHERE = {
     "pool_warm": "jackline.api.machine",
     "record_claim": "jackline.api.submission",
     "recorded_config": "jackline.api.submission",
+    "refusals": "jackline.api.review",
     "reject": "jackline.api.review",
     "release": "jackline.api.releasing",
     "release_as_json": "jackline.api.releasing",
@@ -186,6 +190,7 @@ __all__ = [
     "follow",
     "get",
     "go",
+    "handoff_record",
     "handoff_text",
     "health",
     "live",
@@ -197,6 +202,7 @@ __all__ = [
     "pool_warm",
     "record_claim",
     "recorded_config",
+    "refusals",
     "reject",
     "release",
     "release_as_json",
