@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Project, unmount_under
+from conftest import CALC, Project, unmount_under
 
 from jackline import auth
 from jackline.server import deps
@@ -33,9 +33,11 @@ FIX = Round(
     message="fixed add",
     notes=f"- Assumed add means +. {HOSTILE}\n",
 )
+# calc.py written whole, not replaced: a run of it reaches review on a main already fixed
+# (test_browser merges one).
 GATED = Round(
     edits={
-        "calc.py": Replace("a - b", "a + b"),
+        "calc.py": CALC.replace("a - b", "a + b"),
         ".github/workflows/ci.yml": "on: push\njobs: {}\n",
     },
     notes="- Touched CI on purpose.\n",
@@ -331,7 +333,8 @@ def test_run_page_puts_the_summary_first_then_the_decision_the_evidence_and_the_
     # The findings are shown once: in their table, not again in the handoff.
     (finding,) = [f for f in Store().get_run(gated).block_ids]
     assert page.count(f'<td class="mono">{finding}</td>') == 1
-    assert page.count("edits a gate") <= 1 and "## Findings" not in page
+    assert page.count("the change edits gate configuration") == 1  # not in where to look twice
+    assert "## Findings" not in page
     assert "<h2>Findings</h2>" not in page[order[3] :]
 
 
@@ -576,12 +579,16 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         rel_page = r.headers["location"]
         page = c.get(rel_page).text
         assert "awaiting go" in page and 'http-equiv="refresh"' in page
+        # The starter finds go disabled, with the reason the verb gives below.
+        assert 'id="go" disabled' in page and "alice started" in page
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 403 and "alice" in r.text  # the starter may not say go
     with site.client("vera") as c:
         assert 'id="go" disabled' in c.get(rel_page).text
         assert c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)}).status_code == 403
     with site.client("bob") as c:
+        sha = Store().get_release(rel_page.rsplit("/", 1)[-1]).sha
+        assert f'Go for commit <span class="mono">{sha[:10]}</span>' in c.get(rel_page).text
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 303
         page = c.get(rel_page).text

@@ -186,6 +186,13 @@ class Handoff:
     for the head it was made on, and a new round's needs its own."""
 
     @property
+    def doubts(self) -> tuple[str, ...]:
+        """Where to look twice, less the lines that repeat a finding: for a reader that shows
+        the findings apart (the run's web page)."""
+        repeated = {finding_line(f) for f in self.findings}
+        return tuple(x for x in self.look_twice if x not in repeated)
+
+    @property
     def dependencies(self) -> tuple[Finding, ...]:
         """The findings about dependencies, which the note shows apart from the others."""
         return tuple(f for f in self.findings if f.rule.startswith("dependency."))
@@ -444,11 +451,7 @@ def look_twice(
     """Where a reviewer's attention pays most: derived from the change, never from the agent."""
     out = []
     out += [f"Still failing: {text(what)}" for what in failing]
-    for f in findings:
-        if f.level == "block" or f.rule.startswith("guard."):
-            where = code(f"{f.file}:{f.line}" if f.line else f.file or "the change")
-            quote = f": {code(f.quote)}" if f.quote else ""
-            out.append(f"{where} ({f.rule}) {text(f.message)}{quote}")
+    out += [finding_line(f) for f in findings if f.level == "block" or f.rule.startswith("guard.")]
     for path in reverted:
         out.append(f"The agent wrote {code(path)}, which is out of scope; the write was reverted.")
     for c in files:
@@ -463,6 +466,14 @@ def look_twice(
     if notes:
         out.append("The agent left notes on its assumptions (below): check they hold.")
     return out
+
+
+def finding_line(f: Finding) -> str:
+    """A finding as a line of where to look twice (a reader that lists the findings apart
+    leaves these lines out: `Handoff.doubts`)."""
+    where = code(f"{f.file}:{f.line}" if f.line else f.file or "the change")
+    quote = f": {code(f.quote)}" if f.quote else ""
+    return f"{where} ({f.rule}) {text(f.message)}{quote}"
 
 
 def attempts_markdown(this: str, attempts: Sequence[Attempt]) -> str:

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import verify as verify
     from jackline.api.releasing import abort as abort
     from jackline.api.releasing import go as go
+    from jackline.api.releasing import go_refusal as go_refusal
     from jackline.api.releasing import live as live
     from jackline.api.releasing import release as release
     from jackline.api.releasing import release_as_json as release_as_json
@@ -108,6 +109,7 @@ _WHERE = {
     "follow": "jackline.api.reading",
     "get": "jackline.api.reading",
     "go": "jackline.api.releasing",
+    "go_refusal": "jackline.api.releasing",
     "handoff_record": "jackline.api.reading",
     "handoff_text": "jackline.api.reading",
     "health": "jackline.api.flags",
@@ -190,6 +192,7 @@ __all__ = [
     "follow",
     "get",
     "go",
+    "go_refusal",
     "handoff_record",
     "handoff_text",
     "health",

@@ -348,7 +348,7 @@ def render_run(
         change=summary.change(api.change_text(run)),
         levels=summary.levels(found),
         notes=render_markdown(record.notes) if record and record.notes.strip() else None,
-        look_twice=[render_markdown(x) for x in record.look_twice] if record else [],
+        look_twice=[render_markdown(x) for x in record.doubts] if record else [],
         owners=config.review.owners if config else [],
         findings=found,
         handoff=render_markdown(handoff) if handoff else None,
@@ -587,6 +587,7 @@ def render_release(
         probes=api.release_probes(rel.id),
         events=[event_json(e) for e in events],
         waits=rel.status in RELEASE_WAITS,
+        refused_go=api.go_refusal(rel.id, who) if rel.status in RELEASE_WAITS else None,
         # Without a script the page follows the release by reloading: often while it moves,
         # now and then while it waits for a person (someone else may say go).
         refresh=None if final else (10 if rel.status in RELEASE_WAITS else 2),
