@@ -319,12 +319,19 @@ DECISIONS = ("approve", "request_changes", "reject", "cancel")
 """What a person may decide on a run, in the order a page offers it."""
 
 
-def refusals(run: Run, person: auth.Principal) -> dict[str, str | None]:
-    """For each decision (`DECISIONS`), why `person` may not take it on `run` as it is now, or
-    None where they may: the role every surface checks (`auth.allows`), then the rules the
-    verbs themselves enforce (`state_refusal`, `approval_refusal`, `cancel_refusal`), so a page
-    that shows a button disabled with its reason never disagrees with the verb behind it. The
-    head is not asked about: a page shows the head it sends back."""
+def refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
+    """For each decision (`DECISIONS`), why `person` may not take it on the run as it is now,
+    or None where they may: the role every surface checks (`auth.allows`), then the rules the
+    verbs themselves enforce (`state_refusal`, `approval_refusal`, `cancel_refusal`) on the
+    run as the store holds it, as they read it (not as `shown`: an interrupted run that was
+    running may still be cancelled), so a page that shows a button disabled with its reason
+    never disagrees with the verb behind it. The head is not asked about: a page sends back
+    the head it showed."""
+    store = Store()
+    try:
+        run = store.get_run(run_id)
+    finally:
+        store.close()
     if not person.may("decide"):
         said = (
             f"You are signed in as {person.name}, a {person.role}: deciding needs the "

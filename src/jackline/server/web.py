@@ -358,7 +358,7 @@ def render_run(
         final=run.status in FINAL,
         resting=run.status in RESTING,
         can_decide=who.may("decide"),
-        refused=api.refusals(run, who),
+        refused=api.refusals(run.id, who),
         retry=retry(request, run, who, config),
         open_blocking=open_blocking(run),
     )
