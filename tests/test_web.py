@@ -621,6 +621,27 @@ def test_an_unknown_run_or_release_is_a_page_that_says_so(site: Site) -> None:
         assert c.get("/releases/rel-nope").status_code == 404
 
 
+def test_the_summary_reads_files_and_lines_from_the_changes_stat_and_nothing_else() -> None:
+    from jackline.server import summary
+
+    stat = (
+        " b.bin     | Bin 2 -> 3 bytes\n d s/y.txt |   3 +++\n x.txt     |   2 --\n"
+        " 3 files changed, 3 insertions(+), 2 deletions(-)\n\ndiff --git a/b.bin b/b.bin\n"
+    )
+    change = summary.change(stat)
+    assert change is not None and (change.changed, change.added, change.removed) == (3, 3, 2)
+    assert [(f.path, f.count, f.bar) for f in change.files] == [
+        ("b.bin", "Bin 2 -> 3 bytes", ""),
+        ("d s/y.txt", "3", "+++"),
+        ("x.txt", "2", "--"),
+    ]
+    deleted = summary.change(" x.txt | 2 --\n 1 file changed, 2 deletions(-)\n")
+    assert deleted is not None and (deleted.added, deleted.removed) == (0, 2)
+    # A change kept without a stat at its head is not guessed at.
+    assert summary.change("diff --git a/x b/x\n 1 file changed, 1 insertion(+)\n") is None
+    assert summary.change(None) is None
+
+
 def test_handoff_markdown_shows_raw_html_and_script_links_as_text() -> None:
     from jackline.server.web import render_markdown
 
