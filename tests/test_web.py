@@ -370,6 +370,9 @@ def test_each_button_a_person_may_not_use_is_disabled_with_the_reason_the_api_gi
     assert reason(pages["olga"], "approve") == "" and 'id="approve" disabled' not in pages["olga"]
     assert reason(pages["bob"], "reject") == "" and "I reject head" in pages["bob"]
     assert "deciding needs the reviewer role" in reason(pages["vera"], "reject")
+    # Accepting the block-level finding is the owner's: others see why instead of the form.
+    assert "bob is not an owner: accepting it needs one of the owners (olga)" in pages["bob"]
+    assert "/accept" not in pages["bob"] and "/accept" in pages["olga"]
     head = Store().get_run(gated).head_sha or ""
     assert f'I approve head <span class="mono">{head[:10]}</span>' in pages["olga"]
     # The verb behind the button refuses with the very words the page showed.

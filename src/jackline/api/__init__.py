@@ -73,6 +73,7 @@ if TYPE_CHECKING:
     from jackline.api.releasing import rollback as rollback
     from jackline.api.review import CANCELLABLE as CANCELLABLE
     from jackline.api.review import accept as accept
+    from jackline.api.review import acceptance_refusals as acceptance_refusals
     from jackline.api.review import approve as approve
     from jackline.api.review import cancel as cancel
     from jackline.api.review import refusals as refusals
@@ -93,6 +94,7 @@ _WHERE = {
     "Working": "jackline.api.machine",
     "abort": "jackline.api.releasing",
     "accept": "jackline.api.review",
+    "acceptance_refusals": "jackline.api.review",
     "approve": "jackline.api.review",
     "artifact": "jackline.api.reading",
     "artifact_names": "jackline.api.reading",
@@ -176,6 +178,7 @@ __all__ = [
     "Working",
     "abort",
     "accept",
+    "acceptance_refusals",
     "approve",
     "artifact",
     "artifact_names",

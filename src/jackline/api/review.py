@@ -163,21 +163,48 @@ def accept(
 
 
 def _awaiting_review(run: Run) -> Run:
-    """The run, where a finding of it may be accepted: one awaiting review. A blocked run's
-    change holds a secret, which is never accepted: it goes back to the agent or is closed."""
+    """The run, where a finding of it may be accepted: one awaiting review."""
+    refusal = _acceptance_state_refusal(run)
+    if refusal:
+        raise Refused(refusal)
+    return run
+
+
+def _acceptance_state_refusal(run: Run) -> str | None:
+    """Why no finding of the run is accepted in its status: it is not awaiting review. A
+    blocked run's change holds a secret, which is never accepted: it goes back to the agent or
+    is closed."""
     if run.status == Status.BLOCKED:
         held = ", ".join(run.secrets_found[:3]) or "see `jackline show`"
-        raise Refused(
+        return (
             f"{run.id} is blocked: its change holds a secret ({held}), and a secret in the "
             f"change is never accepted nor approved. Send it back (`jackline request-changes "
             f"{run.id} -m TEXT`: the agent is told where the secret is) or close it "
             f"(`jackline reject {run.id}`)"
         )
     if run.status != Status.AWAITING_REVIEW:
-        raise Refused(
-            f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
-        )
-    return run
+        return f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
+    return None
+
+
+def acceptance_refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
+    """For each finding of the run's latest scan (by id), why `person` may not accept it now,
+    or None where they may: the role, the run's status, then `acceptance_refusal` (what
+    `accept` enforces), as `refusals` does for the decisions."""
+    store = Store()
+    try:
+        run = store.get_run(run_id)
+        found = [from_json(Finding, f) for f in findings(run.id)]
+        refusal = _role_refusal(person) or _acceptance_state_refusal(run)
+        if refusal:
+            return dict.fromkeys((f.id for f in found), refusal)
+        try:
+            config = _rules_of(store, run)
+        except Refused as e:
+            return dict.fromkeys((f.id for f in found), str(e))
+        return {f.id: acceptance_refusal(run, config, person.name, f) for f in found}
+    finally:
+        store.close()
 
 
 def _rules_of(store: Store, run: Run) -> cfg.JacklineConfig:
@@ -319,6 +346,16 @@ DECISIONS = ("approve", "request_changes", "reject", "cancel")
 """What a person may decide on a run, in the order a page offers it."""
 
 
+def _role_refusal(person: auth.Principal) -> str | None:
+    """Why `person`'s role takes no decision (every surface checks it: `deps.allowed`)."""
+    if person.may("decide"):
+        return None
+    return (
+        f"You are signed in as {person.name}, a {person.role}: deciding needs the "
+        f"{auth.ACTIONS['decide']} role"
+    )
+
+
 def refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
     """For each decision (`DECISIONS`), why `person` may not take it on the run as it is now,
     or None where they may: the role every surface checks (`auth.allows`), then the rules the
@@ -332,11 +369,8 @@ def refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
         run = store.get_run(run_id)
     finally:
         store.close()
-    if not person.may("decide"):
-        said = (
-            f"You are signed in as {person.name}, a {person.role}: deciding needs the "
-            f"{auth.ACTIONS['decide']} role"
-        )
+    said = _role_refusal(person)
+    if said:
         return dict.fromkeys(DECISIONS, said)
     found: dict[str, str | None] = {kind: state_refusal(run, kind) for kind in DECISIONS[:3]}
     if not all(found.values()):

@@ -359,6 +359,7 @@ def render_run(
         resting=run.status in RESTING,
         can_decide=who.may("decide"),
         refused=api.refusals(run.id, who),
+        unaccepted=api.acceptance_refusals(run.id, who),
         retry=retry(request, run, who, config),
         open_blocking=open_blocking(run),
     )
