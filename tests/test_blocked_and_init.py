@@ -110,7 +110,7 @@ def test_clean_keeps_a_blocked_run_that_waits_for_a_decision(project: Project) -
     assert Path(str(run["workspace"])).exists()
 
 
-def test_the_web_page_offers_a_blocked_run_request_changes_and_reject_but_not_approve(
+def test_the_web_page_offers_a_blocked_run_request_changes_reject_and_retry_but_not_approve(
     tmp_path: Path,
 ) -> None:
     from test_web import csrf, running_site
@@ -122,10 +122,13 @@ def test_the_web_page_offers_a_blocked_run_request_changes_and_reject_but_not_ap
         with site.client("bob") as c:
             page = c.get(f"/runs/{run_id}").text
             assert 'id="request-changes"' in page and 'id="reject"' in page
-            assert 'id="approve"' not in page
+            # Approve is shown disabled, saying why; the way on is offered instead.
+            assert 'id="approve" disabled' in page and "is never approved" in page
+            assert 'id="retry-run"' in page
             # The form names the head it showed: none yet, which is this run's.
             token = csrf(c, f"/runs/{run_id}")
-            r = c.post(f"/runs/{run_id}/reject", data={"csrf": token, "head": ""})
+            data = {"csrf": token, "head": "", "message": "a key in the change"}
+            r = c.post(f"/runs/{run_id}/reject", data=data)
             assert r.status_code == 303, r.text
         site.wait(run_id, "rejected")
 

@@ -181,6 +181,7 @@ def test_a_page_on_another_loopback_port_cannot_decide_for_a_signed_in_reviewer(
     assert answer == [200, "rejected"]
     bob.goto(f"/releases/{release_id}")
     bob.click("#go")
+    bob.click("#confirm-yes")
     expect(bob.locator(".bar [data-status]")).to_have_text("live", timeout=60_000)
     assert Store().get_release(release_id).go_by == "bob"
 
@@ -243,13 +244,15 @@ def test_a_run_reaches_review_live_and_another_reviewer_approves_it(
     # The page opened while the run was still working: it follows the run by itself.
     assert alice.locator("#log").get_attribute("data-live")
     expect(alice.locator(".bar [data-status]")).to_have_text("awaiting review", timeout=60_000)
-    expect(alice.locator("#handoff")).to_contain_text("Assumed add means +.")
+    expect(alice.locator("#notes")).to_contain_text("Assumed add means +.")  # in the summary
+    expect(alice.locator("#handoff")).to_contain_text("After 1 round every check passes")
     expect(alice.locator("#diff tr.d-add").last).to_contain_text("return a + b")
     expect(alice.locator("#log li")).not_to_have_count(0)
 
     bob = signed_in(browser, site, "bob")
     bob.goto(f"/runs/{run_id}")
     bob.click("#approve")
+    bob.click("#confirm-yes")
     expect(bob.locator(".bar [data-status]")).to_have_text("merged", timeout=60_000)
     expect(bob.locator("#log")).to_contain_text("review: approve by bob")
     assert Store().get_run(run_id).status == "merged"
@@ -274,6 +277,9 @@ def release_and_go(starter: Any, other: Any) -> str:
     expect(starter.locator(".bar [data-status]")).to_have_text("awaiting go")
     other.goto(f"/releases/{release_id}")
     other.click("#go")
+    sha = str(Store().get_release(release_id).sha)
+    expect(other.locator("#confirm")).to_contain_text(f"Go: take commit {sha[:10]} on")
+    other.click("#confirm-yes")
     expect(other.locator(".bar [data-status]")).to_have_text("live", timeout=60_000)
     return release_id
 
@@ -284,3 +290,35 @@ def screenshots() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def test_the_decision_is_on_the_first_screen_and_approve_merges_only_once_the_head_is_confirmed(
+    browser: Any, site: Site
+) -> None:
+    """A run with a block-level finding (the `gated` agent edits a CI file), decided by olga,
+    the owner, on a 1400 px laptop screen. Last in the module: its merge fixes main, where
+    the default agent's edit would no longer apply."""
+    from playwright.sync_api import expect
+
+    run_id = site.submit("Fix add, and touch CI", agent="gated")
+    site.wait(run_id, "awaiting_review")
+    head = str(Store().get_run(run_id).head_sha)[:10]
+    olga = signed_in(browser, site, "olga")
+    olga.set_viewport_size({"width": 1400, "height": 900})
+    olga.goto(f"/runs/{run_id}")
+    expect(olga.locator("#findings")).to_contain_text("scope.gate")
+    box = olga.locator("#decide").bounding_box()
+    assert box is not None and box["y"] < 900, box
+    assert olga.locator("#approve").bounding_box()["y"] < 900  # type: ignore[index]
+    olga.click("#approve")
+    expect(olga.locator("#confirm")).to_be_visible()
+    expect(olga.locator("#confirm-text")).to_have_text(
+        f"Approve head {head} and merge it into main?"
+    )
+    olga.click("#confirm-no")
+    expect(olga.locator("#confirm")).to_be_hidden()
+    assert Store().get_run(run_id).status == "awaiting_review"
+    olga.click("#approve")
+    olga.click("#confirm-yes")
+    expect(olga.locator(".bar [data-status]")).to_have_text("merged", timeout=60_000)
+    assert Store().get_run(run_id).status == "merged"

@@ -4,6 +4,7 @@ httpx. One server serves the whole module; each test that decides makes its own 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -18,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Forked, Project, spawn, unmount_under
+from conftest import CALC, Forked, Project, spawn, unmount_under
 
 from jackline import auth
 from jackline.server import deps
@@ -37,6 +38,32 @@ ASKED = Round(
 )
 """A round asked for by a reviewer: it keeps the feedback it was handed where a test reads it."""
 AGENT = ScriptedAgent([FIX, ASKED])
+# calc.py written whole, not replaced: a run of it reaches review on a main already fixed
+# (test_browser merges one).
+GATED = Round(
+    edits={
+        "calc.py": CALC.replace("a - b", "a + b"),
+        ".github/workflows/ci.yml": "on: push\njobs: {}\n",
+    },
+    notes="- Touched CI on purpose.\n",
+)
+IDLE = Round(edits={"NOTES.md": "looked around\n"}, message="did not fix it")
+# Two more agents besides the module's own: `gated` edits a CI file (a block-level finding that
+# only the owner olga may decide), `idle` fixes nothing (the run fails its checks).
+AGENTS = """
+[agents.gated]
+command = {gated}
+
+[agents.idle]
+command = {idle}
+
+[review]
+owners = ["olga"]
+allow_as = true
+
+[sandbox]
+readable = {readable}
+"""
 # Both environments "deploy" with `true` and are probed at the Jackline server itself: real
 # probes over HTTP, with nothing else to start.
 RELEASE = """
@@ -98,10 +125,11 @@ class Site:
                 assert r.status_code == 303, r.text
             yield client
 
-    def submit(self, task: str = "Fix add") -> str:
-        """Start a run from the page as alice; its id."""
+    def submit(self, task: str = "Fix add", agent: str = "") -> str:
+        """Start a run from the page as alice (by `agent`, or the default); its id."""
         with self.client("alice") as c:
-            r = c.post("/runs", data={"task": task, "repo": "0", "csrf": csrf(c, "/runs")})
+            data = {"task": task, "repo": "0", "agent": agent, "csrf": csrf(c, "/runs")}
+            r = c.post("/runs", data=data)
             assert r.status_code == 303, r.text
             return str(r.headers["location"]).rsplit("/", 1)[-1]
 
@@ -123,16 +151,31 @@ def csrf(client: httpx.Client, path: str) -> str:
 
 
 def start_site(root: Path, agent: ScriptedAgent) -> Site:
-    """A project, tokens for alice and bob (reviewers) and vera (a viewer), and its server."""
+    """A project, tokens for alice, bob and olga (reviewers; olga is the owner) and vera (a
+    viewer), and its server."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     project = Project(root, root / "home")
-    project.create(agent, extra=RELEASE.format(url=url), files={"flags.toml": FLAGS})
+    scripts = {
+        name: ScriptedAgent([edits]).save(root / f"{name}.json")
+        for name, edits in (("gated", GATED), ("idle", IDLE))
+    }
+    agents = AGENTS.format(
+        readable=json.dumps([str(root / "agent.json"), *map(str, scripts.values())]),
+        **{name: json.dumps(ScriptedAgent.command(path)) for name, path in scripts.items()},
+    )
+    extra = RELEASE.format(url=url) + agents
+    project.create(agent, extra=extra, files={"flags.toml": FLAGS})
     os.environ["JACKLINE_HOME"] = str(project.home)
     store = Store()
     tokens = {
         name: auth.create_token(store, name, role)[1]
-        for name, role in (("alice", "reviewer"), ("bob", "reviewer"), ("vera", "viewer"))
+        for name, role in (
+            ("alice", "reviewer"),
+            ("bob", "reviewer"),
+            ("olga", "reviewer"),
+            ("vera", "viewer"),
+        )
     }
     store.close()
     process = spawn(
@@ -255,6 +298,134 @@ def test_run_page_shows_the_handoff_escaped_and_the_diff_coloured(
     assert 'id="approve"' in page and "disabled" not in page.split('id="approve"')[1][:20]
 
 
+@pytest.fixture(scope="module")
+def gated(site: Site) -> str:
+    """A run by alice whose change edits a CI file: a block-level finding only olga, the owner,
+    may decide (nobody decides it: tests only read it)."""
+    run_id = site.submit("Fix add, and touch CI", agent="gated")
+    site.wait(run_id, "awaiting_review")
+    return run_id
+
+
+def positions(page: str, *marks: str) -> list[int]:
+    found = [page.find(m) for m in marks]
+    assert -1 not in found, dict(zip(marks, found, strict=True))
+    return found
+
+
+def test_run_page_puts_the_summary_first_then_the_decision_the_evidence_and_the_log_folded(
+    site: Site, gated: str
+) -> None:
+    with site.client("bob") as c:
+        page = c.get(f"/runs/{gated}").text
+    order = positions(
+        page, 'id="summary"', 'id="decide"', 'id="findings"', 'id="handoff"', 'id="diff"',
+        '<details class="audit"', 'id="log"',
+    )  # fmt: skip
+    assert order == sorted(order)
+    summary = page[order[0] : order[1]]
+    assert "Fix add, and touch CI" in summary
+    assert "2 files" in summary and "+3" in summary and "−1" in summary  # from the --stat
+    assert "calc.py" in summary and ".github/workflows/ci.yml" in summary
+    assert '<span class="check pass">test pass</span>' in summary
+    assert "block</span> 1" in summary and "an owner must decide (olga)" in summary
+    assert "Touched CI on purpose." in summary and "$0.00" in summary
+    # The findings are shown once: in their table, not again in the handoff.
+    (finding,) = [f for f in Store().get_run(gated).block_ids]
+    assert page.count(f'<td class="mono">{finding}</td>') == 1
+    # Once in their table, not again in where to look twice; the diff viewer shows it at its line.
+    evidence, viewer = page.split('<section class="diffview">')
+    assert evidence.count("the change edits gate configuration") == 1
+    assert "the change edits gate configuration" in viewer
+    assert "## Findings" not in page
+    assert "<h2>Findings</h2>" not in page[order[3] :]
+
+
+def test_the_summary_shows_the_agents_notes_as_text_and_each_round_red_or_green(
+    site: Site, reviewed: str
+) -> None:
+    with site.client("vera") as c:
+        page = c.get(f"/runs/{reviewed}").text
+    summary = page[page.index('id="summary"') : page.index('id="decide"')]
+    assert "Assumed add means +." in summary
+    assert HOSTILE not in page and "&lt;script&gt;alert(" in summary
+    assert "round 1" in summary and "1 file, " in summary
+
+
+def reason(page: str, kind: str) -> str:
+    found = re.search(f'<p class="why" id="why-{kind}">(.*?)</p>', page, re.S)
+    return found.group(1) if found else ""
+
+
+def test_each_button_a_person_may_not_use_is_disabled_with_the_reason_the_api_gives(
+    site: Site, gated: str
+) -> None:
+    import html
+
+    pages = {}
+    for who in ("alice", "bob", "olga", "vera"):
+        with site.client(who) as c:
+            pages[who] = c.get(f"/runs/{gated}").text
+    assert "alice submitted" in reason(pages["alice"], "approve")
+    assert "bob is not an owner" in reason(pages["bob"], "approve")
+    assert "one of the owners (olga)" in reason(pages["bob"], "approve")
+    assert 'id="approve" disabled' in pages["bob"]
+    assert reason(pages["olga"], "approve") == "" and 'id="approve" disabled' not in pages["olga"]
+    assert reason(pages["bob"], "reject") == "" and "I reject head" in pages["bob"]
+    assert "deciding needs the reviewer role" in reason(pages["vera"], "reject")
+    # Accepting the block-level finding is the owner's: others see why instead of the form.
+    assert "bob is not an owner: accepting it needs one of the owners (olga)" in pages["bob"]
+    assert "/accept" not in pages["bob"] and "/accept" in pages["olga"]
+    head = Store().get_run(gated).head_sha or ""
+    assert f'I approve head <span class="mono">{head[:10]}</span>' in pages["olga"]
+    # The verb behind the button refuses with the very words the page showed.
+    with site.client("bob") as c:
+        data = {"csrf": csrf(c, f"/runs/{gated}"), "head": head}
+        refused = c.post(f"/runs/{gated}/approve", data=data)
+    assert refused.status_code == 403
+    assert html.unescape(reason(pages["bob"], "approve")) in html.unescape(refused.text)
+    assert Store().get_run(gated).status == "awaiting_review"
+
+
+def test_a_reject_without_a_reason_is_refused_and_nothing_changes(
+    site: Site, reviewed: str
+) -> None:
+    before = len(site.project.events(reviewed))
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{reviewed}")
+        head = Store().get_run(reviewed).head_sha
+        r = c.post(f"/runs/{reviewed}/reject", data={"csrf": token, "head": head, "message": " "})
+    assert r.status_code == 422 and 'role="alert"' in r.text
+    assert "say why the run is rejected" in r.text
+    assert Store().get_run(reviewed).status == "awaiting_review"
+    assert len(site.project.events(reviewed)) == before
+
+
+def test_a_failed_run_offers_a_retry_with_another_agent_that_starts_the_same_task(
+    site: Site,
+) -> None:
+    failed = site.submit("Fix add, by an agent that cannot", agent="idle")
+    site.wait(failed, "failed", timeout=120)
+    with site.client("bob") as c:
+        page = c.get(f"/runs/{failed}").text
+        assert "is failed; only a run awaiting review takes a decision" in reason(page, "reject")
+        assert 'id="request-changes" disabled' in page and 'id="retry-run"' in page
+        form = page[page.index('id="retry"') :]
+        form = form[: form.index("</form>")]
+        fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
+        assert re.search(r'<option value="default" selected>', form)
+        r = c.post("/runs", data={**fields, "agent": "default"})
+        assert r.status_code == 303, r.text
+    again = Store().get_run(str(r.headers["location"]).rsplit("/", 1)[-1])
+    was = Store().get_run(failed)
+    assert again.id != was.id and again.task == was.task and again.repo == was.repo
+    assert (was.agent, again.agent, again.submitted_by) == ("idle", "default", "bob")
+    site.wait(again.id, "awaiting_review")
+    with site.client("bob") as c:  # out of the way of the module's other runs
+        token = csrf(c, f"/runs/{again.id}")
+        c.post(f"/runs/{again.id}/cancel", data={"csrf": token, "message": "done"})
+
+
 def test_runs_list_filters_by_status(site: Site, reviewed: str) -> None:
     with site.client("vera") as c:
         assert reviewed in c.get("/runs", params={"status": "awaiting_review"}).text
@@ -322,7 +493,8 @@ def test_a_decision_from_a_page_that_showed_another_head_is_refused_and_recorded
             f'name="head" value="{Store().get_run(reviewed).head_sha}"'
             in c.get(f"/runs/{reviewed}").text
         )
-        r = c.post(f"/runs/{reviewed}/reject", data={"csrf": token, "head": "0" * 40})
+        data = {"csrf": token, "head": "0" * 40, "message": "stale"}
+        r = c.post(f"/runs/{reviewed}/reject", data=data)
         assert r.status_code == 403 and "made on 0000000000" in r.text
     assert Store().get_run(reviewed).status == "awaiting_review"
     refused = [e for e in site.project.events(reviewed) if e["kind"] == "decision_refused"]
@@ -380,7 +552,9 @@ def test_live_stream_follows_a_working_run_and_ends_when_it_is_final(site: Site)
         statuses = [x for x in seen if x.startswith('data: {"status"')]
         assert len(statuses) >= 2  # it watched the run move (queued or running, then review)
         assert any('"kind": "handoff"' in x for x in seen)
-        c.post(f"/runs/{run_id}/reject", data={"csrf": csrf(c, f"/runs/{run_id}")})
+        c.post(
+            f"/runs/{run_id}/reject", data={"csrf": csrf(c, f"/runs/{run_id}"), "message": "seen"}
+        )
         with c.stream("GET", f"/runs/{run_id}/live") as r:
             assert r.headers["content-type"].startswith("text/event-stream")
             body = "".join(r.iter_text())
@@ -411,12 +585,16 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         rel_page = r.headers["location"]
         page = c.get(rel_page).text
         assert "awaiting go" in page and 'http-equiv="refresh"' in page
+        # The starter finds go disabled, with the reason the verb gives below.
+        assert 'id="go" disabled' in page and "alice started" in page
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 403 and "alice" in r.text  # the starter may not say go
     with site.client("vera") as c:
         assert 'id="go" disabled' in c.get(rel_page).text
         assert c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)}).status_code == 403
     with site.client("bob") as c:
+        sha = Store().get_release(rel_page.rsplit("/", 1)[-1]).sha
+        assert f'Go for commit <span class="mono">{sha[:10]}</span>' in c.get(rel_page).text
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 303
         page = c.get(rel_page).text
@@ -447,6 +625,27 @@ def test_an_unknown_run_or_release_is_a_page_that_says_so(site: Site) -> None:
         r = c.get("/runs/run-nope")
         assert r.status_code == 404 and "run-nope" in r.text and "Back to the list" in r.text
         assert c.get("/releases/rel-nope").status_code == 404
+
+
+def test_the_summary_reads_files_and_lines_from_the_changes_stat_and_nothing_else() -> None:
+    from jackline.server import summary
+
+    stat = (
+        " b.bin     | Bin 2 -> 3 bytes\n d s/y.txt |   3 +++\n x.txt     |   2 --\n"
+        " 3 files changed, 3 insertions(+), 2 deletions(-)\n\ndiff --git a/b.bin b/b.bin\n"
+    )
+    change = summary.change(stat)
+    assert change is not None and (change.changed, change.added, change.removed) == (3, 3, 2)
+    assert [(f.path, f.count, f.bar) for f in change.files] == [
+        ("b.bin", "Bin 2 -> 3 bytes", ""),
+        ("d s/y.txt", "3", "+++"),
+        ("x.txt", "2", "--"),
+    ]
+    deleted = summary.change(" x.txt | 2 --\n 1 file changed, 2 deletions(-)\n")
+    assert deleted is not None and (deleted.added, deleted.removed) == (0, 2)
+    # A change kept without a stat at its head is not guessed at.
+    assert summary.change("diff --git a/x b/x\n 1 file changed, 1 insertion(+)\n") is None
+    assert summary.change(None) is None
 
 
 def test_handoff_markdown_shows_raw_html_and_script_links_as_text() -> None:

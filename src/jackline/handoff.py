@@ -186,6 +186,13 @@ class Handoff:
     for the head it was made on, and a new round's needs its own."""
 
     @property
+    def doubts(self) -> tuple[str, ...]:
+        """Where to look twice, less the lines that repeat a finding: for a reader that shows
+        the findings apart (the run's web page)."""
+        repeated = {finding_line(f) for f in self.findings}
+        return tuple(x for x in self.look_twice if x not in repeated)
+
+    @property
     def dependencies(self) -> tuple[Finding, ...]:
         """The findings about dependencies, which the note shows apart from the others."""
         return tuple(f for f in self.findings if f.rule.startswith("dependency."))
@@ -444,11 +451,7 @@ def look_twice(
     """Where a reviewer's attention pays most: derived from the change, never from the agent."""
     out = []
     out += [f"Still failing: {text(what)}" for what in failing]
-    for f in findings:
-        if f.level == "block" or f.rule.startswith("guard."):
-            where = code(f"{f.file}:{f.line}" if f.line else f.file or "the change")
-            quote = f": {code(f.quote)}" if f.quote else ""
-            out.append(f"{where} ({f.rule}) {text(f.message)}{quote}")
+    out += [finding_line(f) for f in findings if f.level == "block" or f.rule.startswith("guard.")]
     for path in reverted:
         out.append(f"The agent wrote {code(path)}, which is out of scope; the write was reverted.")
     for c in files:
@@ -463,6 +466,14 @@ def look_twice(
     if notes:
         out.append("The agent left notes on its assumptions (below): check they hold.")
     return out
+
+
+def finding_line(f: Finding) -> str:
+    """A finding as a line of where to look twice (a reader that lists the findings apart
+    leaves these lines out: `Handoff.doubts`)."""
+    where = code(f"{f.file}:{f.line}" if f.line else f.file or "the change")
+    quote = f": {code(f.quote)}" if f.quote else ""
+    return f"{where} ({f.rule}) {text(f.message)}{quote}"
 
 
 def attempts_markdown(this: str, attempts: Sequence[Attempt]) -> str:
@@ -485,8 +496,11 @@ def attempts_markdown(this: str, attempts: Sequence[Attempt]) -> str:
     return "\n".join(lines)
 
 
-def markdown(h: Handoff) -> str:
-    """The note as `handoff.md` holds it (and the pull request's body, and the web page)."""
+def markdown(h: Handoff, apart: bool = False) -> str:
+    """The note as `handoff.md` holds it (and the pull request's body, and the web page).
+    `apart`: the reader shows the findings, the agent's notes and where to look twice apart
+    (the run's web page, in its summary and its findings table), so the note leaves them out
+    and nothing is read twice."""
     lines = [f"# Handoff: {text(h.task)}", ""]
     lines += [
         f"- **Run:** `{h.run}`",
@@ -495,7 +509,7 @@ def markdown(h: Handoff) -> str:
         f"- **Rounds:** {len(h.rounds)}",
         *([f"- **Diff:** {code(h.diff)}"] if h.diff else []),
         *_people(h.people),
-        *_blocking_banner(h),
+        *([] if apart else _blocking_banner(h)),
         "",
         "## Summary",
         "",
@@ -519,9 +533,20 @@ def markdown(h: Handoff) -> str:
         if h.spend.tokens:
             lines.append(f"- model use: {h.spend.tokens:,} tokens, ${h.spend.usd:.2f}")
         lines.append("")
-    lines += ["## Commands run", "", *_commands(h.commands)]
+    lines += ["## Commands run", "", *_commands(h.commands), ""]
+    if not apart:
+        lines += _judged(h)
+    lines += ["## How to undo", ""]
+    lines += [f"- {x}" for x in h.undo]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _judged(h: Handoff) -> list[str]:
+    """What the agent says and what the scans found: the notes, the findings, the dependencies
+    and where to look twice."""
     notes = quoted(h.notes) or ["The agent left no notes."]
-    lines += ["", "## The agent's notes", "", *notes, ""]
+    lines = ["## The agent's notes", "", *notes, ""]
     lines += ["## Findings", "", *_findings(h.findings, h.accepted)]
     lines += ["", "## Dependencies", ""]
     if h.dependencies:
@@ -531,10 +556,7 @@ def markdown(h: Handoff) -> str:
         lines.append("No dependency changed.")
     lines += ["", "## Where to look twice", ""]
     lines += [f"- {x}" for x in h.look_twice] or [f"- {NOTHING_STOOD_OUT}"]
-    lines += ["", "## How to undo", ""]
-    lines += [f"- {x}" for x in h.undo]
-    lines.append("")
-    return "\n".join(lines)
+    return [*lines, ""]
 
 
 def _round(r: Round) -> list[str]:

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import findings as findings
     from jackline.api.reading import follow as follow
     from jackline.api.reading import get as get
+    from jackline.api.reading import handoff_record as handoff_record
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import round_change as round_change
     from jackline.api.reading import rounds as rounds
@@ -62,6 +63,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import verify as verify
     from jackline.api.releasing import abort as abort
     from jackline.api.releasing import go as go
+    from jackline.api.releasing import go_refusal as go_refusal
     from jackline.api.releasing import live as live
     from jackline.api.releasing import release as release
     from jackline.api.releasing import release_as_json as release_as_json
@@ -73,9 +75,11 @@ if TYPE_CHECKING:
     from jackline.api.releasing import rollback as rollback
     from jackline.api.review import CANCELLABLE as CANCELLABLE
     from jackline.api.review import accept as accept
+    from jackline.api.review import acceptance_refusals as acceptance_refusals
     from jackline.api.review import approve as approve
     from jackline.api.review import cancel as cancel
     from jackline.api.review import comment as comment
+    from jackline.api.review import refusals as refusals
     from jackline.api.review import reject as reject
     from jackline.api.review import request_changes as request_changes
     from jackline.api.submission import record_claim as record_claim
@@ -93,6 +97,7 @@ _WHERE = {
     "Working": "jackline.api.machine",
     "abort": "jackline.api.releasing",
     "accept": "jackline.api.review",
+    "acceptance_refusals": "jackline.api.review",
     "approve": "jackline.api.review",
     "artifact": "jackline.api.reading",
     "artifact_names": "jackline.api.reading",
@@ -111,6 +116,8 @@ _WHERE = {
     "follow": "jackline.api.reading",
     "get": "jackline.api.reading",
     "go": "jackline.api.releasing",
+    "go_refusal": "jackline.api.releasing",
+    "handoff_record": "jackline.api.reading",
     "handoff_text": "jackline.api.reading",
     "health": "jackline.api.flags",
     "live": "jackline.api.releasing",
@@ -122,6 +129,7 @@ _WHERE = {
     "pool_warm": "jackline.api.machine",
     "record_claim": "jackline.api.submission",
     "recorded_config": "jackline.api.submission",
+    "refusals": "jackline.api.review",
     "reject": "jackline.api.review",
     "release": "jackline.api.releasing",
     "release_as_json": "jackline.api.releasing",
@@ -176,6 +184,7 @@ __all__ = [
     "Working",
     "abort",
     "accept",
+    "acceptance_refusals",
     "approve",
     "artifact",
     "artifact_names",
@@ -194,6 +203,8 @@ __all__ = [
     "follow",
     "get",
     "go",
+    "go_refusal",
+    "handoff_record",
     "handoff_text",
     "health",
     "live",
@@ -205,6 +216,7 @@ __all__ = [
     "pool_warm",
     "record_claim",
     "recorded_config",
+    "refusals",
     "reject",
     "release",
     "release_as_json",

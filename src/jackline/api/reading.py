@@ -117,9 +117,10 @@ def findings(run_id: str) -> list[dict[str, Any]]:
     return shown
 
 
-def handoff_text(run: Run) -> str | None:
+def handoff_text(run: Run, apart: bool = False) -> str | None:
     """The run's handoff in markdown, rendered from its record (`handoff.json`); a run that
-    failed before its handoff could be written has a short note in markdown alone."""
+    failed before its handoff could be written has a short note in markdown alone. `apart`:
+    the reader shows the findings and the agent's notes itself (`handoff.markdown`)."""
     store = Store()
     try:
         # The note is kept only when a run's last handoff could not be made: an earlier
@@ -134,7 +135,7 @@ def handoff_text(run: Run) -> str | None:
         from jackline.api.attempts import comparison_markdown
 
         compared = comparison_markdown(run)  # read now: the others move on
-        return handoff.markdown(record) + ("\n" + compared if compared else "")
+        return handoff.markdown(record, apart) + ("\n" + compared if compared else "")
     if run.handoff and Path(run.handoff).exists():  # a run made before handoffs were stored
         return Path(run.handoff).read_text()
     return None
@@ -190,6 +191,18 @@ def _git_diff(run: Run, base: str, head: str) -> str:
 def comments(run_id: str) -> list[Comment]:
     """People's comments on lines of the run's change, every head's, oldest first."""
     return Store().comments(run_id)
+
+
+def handoff_record(run: Run) -> handoff.Handoff | None:
+    """The run's handoff record (the agent's notes, where to look twice, ...), or None before
+    one was kept (or for a run whose last handoff could not be made: see `handoff_text`)."""
+    store = Store()
+    try:
+        if store.get_artifact(run.id, artifacts.NOTE) is not None:
+            return None
+        return artifacts.handoff_of(store, run.id, run.handoff)
+    finally:
+        store.close()
 
 
 def change_text(run: Run) -> str | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ulid import ULID
 
+from jackline import auth
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import ConfigError, NotFound, Refused
@@ -217,11 +218,9 @@ def go(
 
     store = Store()
     rel = store.get_release(release_id)
-    if rel.status not in RELEASE_WAITS:
-        raise Refused(
-            f"{rel.id} is {rel.status}; go is for a release awaiting go or paused on an "
-            "inconclusive probe"
-        )
+    refusal = _go_state_refusal(rel)
+    if refusal:
+        raise Refused(refusal)
     config = steps.ReleaseContext(rel.id, store).config
     person = who(config, by, claimed, action="go")
     refusal = steps.go_refusal(rel, config, person.name)
@@ -229,6 +228,34 @@ def go(
         raise Refused(refusal)
     record_claim(rel.id, "go", person)
     return _send_release(rel, ReleaseDecision("go", person.name), on_event)
+
+
+def _go_state_refusal(rel: Release) -> str | None:
+    if rel.status not in RELEASE_WAITS:
+        return (
+            f"{rel.id} is {rel.status}; go is for a release awaiting go or paused on an "
+            "inconclusive probe"
+        )
+    return None
+
+
+def go_refusal(release_id: str, person: auth.Principal) -> str | None:
+    """Why `person` may not say go for the release now, or None: the role every surface
+    checks, then the rules `go` enforces (its status; the starter, where `[release]
+    allow_self_go` is off), so a page's disabled button gives the verb's own reason."""
+    from jackline.release import steps
+
+    if not person.may("go"):
+        return (
+            f"You are signed in as {person.name}, a {person.role}: go needs the "
+            f"{auth.ACTIONS['go']} role"
+        )
+    store = Store()
+    rel = store.get_release(release_id)
+    refusal = _go_state_refusal(rel)
+    if refusal:
+        return refusal
+    return steps.go_refusal(rel, steps.ReleaseContext(rel.id, store).config, person.name)
 
 
 def abort(

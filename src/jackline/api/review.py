@@ -58,15 +58,9 @@ def approve(
     person = who(config, by, claimed)
     by = person.name
     _on_head(run, head, "approve", by)
-    if by == run.submitted_by and not config.review.allow_self_approval:
-        raise Refused(
-            f"{by} submitted {run.id} and cannot approve it; another person must "
-            "(or set [review] allow_self_approval = true)"
-        )
-    refusal = owner_refusal(run, config, by)
+    refusal = approval_refusal(run, config, by)
     if refusal:
-        listed = _not_accepted(run)
-        raise Refused(f"{refusal} (findings: {listed})" if listed else refusal)
+        raise Refused(refusal)
     refusal = forge.repository(run.repo).refusal(config.project.main)
     if refusal:
         raise Refused(f"cannot merge {run.id}: {refusal}")
@@ -242,21 +236,48 @@ def accept(
 
 
 def _awaiting_review(run: Run) -> Run:
-    """The run, where a finding of it may be accepted: one awaiting review. A blocked run's
-    change holds a secret, which is never accepted: it goes back to the agent or is closed."""
+    """The run, where a finding of it may be accepted: one awaiting review."""
+    refusal = _acceptance_state_refusal(run)
+    if refusal:
+        raise Refused(refusal)
+    return run
+
+
+def _acceptance_state_refusal(run: Run) -> str | None:
+    """Why no finding of the run is accepted in its status: it is not awaiting review. A
+    blocked run's change holds a secret, which is never accepted: it goes back to the agent or
+    is closed."""
     if run.status == Status.BLOCKED:
         held = ", ".join(run.secrets_found[:3]) or "see `jackline show`"
-        raise Refused(
+        return (
             f"{run.id} is blocked: its change holds a secret ({held}), and a secret in the "
             f"change is never accepted nor approved. Send it back (`jackline request-changes "
             f"{run.id} -m TEXT`: the agent is told where the secret is) or close it "
             f"(`jackline reject {run.id}`)"
         )
     if run.status != Status.AWAITING_REVIEW:
-        raise Refused(
-            f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
-        )
-    return run
+        return f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
+    return None
+
+
+def acceptance_refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
+    """For each finding of the run's latest scan (by id), why `person` may not accept it now,
+    or None where they may: the role, the run's status, then `acceptance_refusal` (what
+    `accept` enforces), as `refusals` does for the decisions."""
+    store = Store()
+    try:
+        run = store.get_run(run_id)
+        found = [from_json(Finding, f) for f in findings(run.id)]
+        refusal = _role_refusal(person) or _acceptance_state_refusal(run)
+        if refusal:
+            return dict.fromkeys((f.id for f in found), refusal)
+        try:
+            config = _rules_of(store, run)
+        except Refused as e:
+            return dict.fromkeys((f.id for f in found), str(e))
+        return {f.id: acceptance_refusal(run, config, person.name, f) for f in found}
+    finally:
+        store.close()
 
 
 def _rules_of(store: Store, run: Run) -> cfg.JacklineConfig:
@@ -339,22 +360,104 @@ def _rewrite_handoff(run: Run) -> handoff.Handoff | None:
 def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     store = Store()
     run = store.get_run(run_id)
+    refusal = state_refusal(run, kind)
+    if refusal:
+        raise Refused(refusal)
+    # The rules of this decision (owners, self-approval, allow_as) are the config the run
+    # recorded: one the chain no longer vouches for is not believed.
+    return run, _rules_of(store, run)
+
+
+def state_refusal(run: Run, kind: str) -> str | None:
+    """Why a run in its status takes no decision of `kind` (approve, request_changes, reject),
+    or None where it does."""
     if run.status == Status.BLOCKED and kind == "approve":
-        raise Refused(
+        return (
             f"{run.id} is blocked: its change holds a secret, and a blocked run is never "
             f"approved. Send it back (`jackline request-changes {run.id} -m TEXT`: the agent is "
             f"told where the secret is) or close it (`jackline reject {run.id}`)"
         )
     if run.status not in DECIDING:
-        raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
+        return f"{run.id} is {run.status}; only a run awaiting review takes a decision"
     if run.status == Status.BLOCKED and not waits_for_decision(run.id):
-        raise Refused(
+        return (
             f"{run.id} was blocked by an older Jackline, whose blocked runs ended there and take "
             f"no decision; `jackline clean {run.id}` removes its workspace"
         )
-    # The rules of this decision (owners, self-approval, allow_as) are the config the run
-    # recorded: one the chain no longer vouches for is not believed.
-    return run, _rules_of(store, run)
+    return None
+
+
+def approval_refusal(run: Run, config: cfg.JacklineConfig, by: str) -> str | None:
+    """Why `by` may not approve `run` (awaiting review), or None: the submitter, where the
+    config forbids approving one's own run; anyone but an owner, while a block-level finding
+    no owner has accepted is open."""
+    if by == run.submitted_by and not config.review.allow_self_approval:
+        return (
+            f"{by} submitted {run.id} and cannot approve it; another person must "
+            "(or set [review] allow_self_approval = true)"
+        )
+    refusal = owner_refusal(run, config, by)
+    if refusal:
+        listed = _not_accepted(run)
+        return f"{refusal} (findings: {listed})" if listed else refusal
+    return None
+
+
+def cancel_refusal(run: Run) -> str | None:
+    """Why a run in its status cannot be cancelled, or None where it can."""
+    if run.status in FINAL:
+        return f"{run.id} is {run.status}; there is nothing to cancel"
+    if run.status not in CANCELLABLE:
+        return (
+            f"{run.id} is {run.status}: a landing is not stopped half way; it rests by itself "
+            f"(or `jackline resume {run.id}` if it was interrupted)"
+        )
+    return None
+
+
+DECISIONS = ("approve", "request_changes", "reject", "cancel")
+"""What a person may decide on a run, in the order a page offers it."""
+
+
+def _role_refusal(person: auth.Principal) -> str | None:
+    """Why `person`'s role takes no decision (every surface checks it: `deps.allowed`)."""
+    if person.may("decide"):
+        return None
+    return (
+        f"You are signed in as {person.name}, a {person.role}: deciding needs the "
+        f"{auth.ACTIONS['decide']} role"
+    )
+
+
+def refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
+    """For each decision (`DECISIONS`), why `person` may not take it on the run as it is now,
+    or None where they may: the role every surface checks (`auth.allows`), then the rules the
+    verbs themselves enforce (`state_refusal`, `approval_refusal`, `cancel_refusal`) on the
+    run as the store holds it, as they read it (not as `shown`: an interrupted run that was
+    running may still be cancelled), so a page that shows a button disabled with its reason
+    never disagrees with the verb behind it. The head is not asked about: a page sends back
+    the head it showed."""
+    store = Store()
+    try:
+        run = store.get_run(run_id)
+    finally:
+        store.close()
+    said = _role_refusal(person)
+    if said:
+        return dict.fromkeys(DECISIONS, said)
+    found: dict[str, str | None] = {kind: state_refusal(run, kind) for kind in DECISIONS[:3]}
+    if not all(found.values()):
+        store = Store()
+        try:
+            config = _rules_of(store, run)
+        except Refused as e:  # an audit log no longer intact: the run takes no decision
+            found = dict.fromkeys(found, str(e))
+        else:
+            found["approve"] = found["approve"] or approval_refusal(run, config, person.name)
+        finally:
+            store.close()
+    found["cancel"] = cancel_refusal(run)
+    return {kind: found[kind] for kind in DECISIONS}
 
 
 def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
@@ -407,13 +510,9 @@ def cancel(
 
     store = Store()
     run = store.get_run(run_id)
-    if run.status in FINAL:
-        raise Refused(f"{run.id} is {run.status}; there is nothing to cancel")
-    if run.status not in CANCELLABLE:
-        raise Refused(
-            f"{run.id} is {run.status}: a landing is not stopped half way; it rests by itself "
-            f"(or `jackline resume {run.id}` if it was interrupted)"
-        )
+    refusal = cancel_refusal(run)
+    if refusal:
+        raise Refused(refusal)
     person = who(recorded_config(store, run.id), by, claimed)
     AuditLog(store, Redactor.from_environment()).record(
         run.id, Kind.CANCELLED, **person.record(), message=message, was=shown(run).status

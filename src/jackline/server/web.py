@@ -23,7 +23,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote
 
 import jinja2
@@ -52,15 +52,24 @@ from jackline.models import (
     Comment,
     Origin,
     Run,
+    Status,
 )
 from jackline.review import open_blocking
-from jackline.server import deps, diffpage
+from jackline.server import deps, diffpage, summary
 from jackline.store import Store
+
+if TYPE_CHECKING:
+    from jackline import config as cfg
 
 router = APIRouter(include_in_schema=False)
 
 HERE = Path(__file__).parent
-STATIC = {"web.css": "text/css", "live.js": "text/javascript", "diff.js": "text/javascript"}
+STATIC = {
+    "web.css": "text/css",
+    "live.js": "text/javascript",
+    "diff.js": "text/javascript",
+    "decide.js": "text/javascript",
+}
 """The only files served from `static/`, by name: nothing else there is reachable."""
 MAX_DIFF = 400_000
 """Characters of diff rendered; a bigger change is cut, with the git command to see it all."""
@@ -257,8 +266,11 @@ def submit(
     task: Annotated[str, Form()],
     repo: Annotated[int, Form()] = 0,
     attempts: Annotated[int, Form(ge=1)] = 1,
+    agent: Annotated[str, Form()] = "",
     csrf: Csrf = "",
 ) -> Response:
+    """`agent` names one of the repository's agents (a run page's "retry with another agent");
+    empty, its default."""
     deps.check_csrf(request, csrf)
     roots = run_repos(request)
     if not 0 <= repo < len(roots):
@@ -269,7 +281,14 @@ def submit(
                 task, roots[repo], [], attempts, by=who.name, wait=False, origin=Origin.PERSON
             )[0]
         else:
-            run = api.submit(task, roots[repo], by=who.name, wait=False, origin=Origin.PERSON)
+            run = api.submit(
+                task,
+                roots[repo],
+                agent or None,
+                by=who.name,
+                wait=False,
+                origin=Origin.PERSON,
+            )
     except JacklineError as e:
         return runs_refused(request, who, e)
     return back(f"/runs/{run.id}")
@@ -316,8 +335,13 @@ def render_run(
     request: Request, run: Run, who: auth.Principal, error: str = "", status: int = 200
 ) -> Response:
     found = api.findings(run.id)
-    handoff = api.handoff_text(run)
+    # The summary shows the findings, the agent's notes and where to look twice: the handoff
+    # below it leaves them out, so each is read once.
+    handoff = api.handoff_text(run, apart=True)
+    record = api.handoff_record(run)
     events = api.events(run.id)
+    rounds = api.rounds(run.id)
+    config = run_config(run)
     return page(
         request,
         "run.html",
@@ -325,7 +349,13 @@ def render_run(
         status,
         run=run,
         error=error,
-        rounds=api.rounds(run.id),
+        rounds=rounds,
+        marks=summary.rounds(rounds),
+        change=summary.change(api.change_text(run)),
+        levels=summary.levels(found),
+        notes=render_markdown(record.notes) if record and record.notes.strip() else None,
+        look_twice=[render_markdown(x) for x in record.doubts] if record else [],
+        owners=config.review.owners if config else [],
         findings=found,
         handoff=render_markdown(handoff) if handoff else None,
         diff=run_diff(run, found, events, who),
@@ -334,8 +364,52 @@ def render_run(
         final=run.status in FINAL,
         resting=run.status in RESTING,
         can_decide=who.may("decide"),
+        refused=api.refusals(run.id, who),
+        unaccepted=api.acceptance_refusals(run.id, who),
+        retry=retry(request, run, who, config),
         open_blocking=open_blocking(run),
     )
+
+
+def run_config(run: Run) -> cfg.JacklineConfig | None:
+    """The config the run recorded (its owners, its agents), or None for a run without one."""
+    store = Store()
+    try:
+        return api.recorded_config(store, run.id)
+    except (IndexError, KeyError, ValueError):  # recorded before configs were
+        return None
+    finally:
+        store.close()
+
+
+RETRIED = frozenset({Status.FAILED, Status.BLOCKED, Status.OVER_BUDGET})
+"""The runs the page offers to try again, as a new run with the same task and another agent."""
+
+
+def retry(
+    request: Request, run: Run, who: auth.Principal, config: cfg.JacklineConfig | None
+) -> dict[str, Any] | None:
+    """What the retry form needs (the repository's number on this server, the agents, the
+    one to preselect: another than the run's), and why it may not be used, if so."""
+    if run.status not in RETRIED:
+        return None
+    names = [
+        {str(r), str(r.resolve()) if isinstance(r, Path) else str(r)} for r in run_repos(request)
+    ]
+    repo = next((i for i, known in enumerate(names) if run.repo in known), None)
+    agents = sorted(config.agents) if config else [run.agent]
+    others = [a for a in agents if a != run.agent]
+    why = ""
+    if not who.may("submit"):
+        why = f"{who.name} is a {who.role}: starting a run needs the {auth.ACTIONS['submit']} role"
+    elif repo is None:
+        why = f"this server does not serve {run.repo}: start it where that repository is served"
+    return {
+        "repo": repo or 0,
+        "agents": agents,
+        "chosen": (others or agents)[0],
+        "refused": why,
+    }
 
 
 def run_diff(
@@ -468,6 +542,11 @@ def decide(
     deps.check_csrf(request, csrf)
     if decision not in DECISIONS:
         raise HTTPException(404, f"no decision {decision!r}; one of {', '.join(DECISIONS)}")
+    if decision == "reject" and not message.strip():
+        # A person on the page says why a run is closed: the agent's author, the submitter
+        # and the next reviewer read it in the log.
+        said = "say why the run is rejected: the reason is recorded with the decision"
+        return render_run(request, api.get(run_id), who, said, 422)
     try:
         # Blocks until the run rests again (merged, rejected, back in review): this is a sync
         # route, so FastAPI runs it in its threadpool and the server keeps serving.
@@ -577,6 +656,7 @@ def render_release(
         probes=api.release_probes(rel.id),
         events=[event_json(e) for e in events],
         waits=rel.status in RELEASE_WAITS,
+        refused_go=api.go_refusal(rel.id, who) if rel.status in RELEASE_WAITS else None,
         # Without a script the page follows the release by reloading: often while it moves,
         # now and then while it waits for a person (someone else may say go).
         refresh=None if final else (10 if rel.status in RELEASE_WAITS else 2),
