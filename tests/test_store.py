@@ -321,3 +321,21 @@ def test_a_sqlite_url_leaves_the_store_in_jackline_home(
     _run(Store())
     assert (tmp_path / "home" / "jackline.db").is_file()
     assert not (tmp_path / "engine.db").exists()
+
+
+def test_runs_are_filtered_by_the_database_before_the_limit(backend: Backend) -> None:
+    store = backend.store()
+    now = time.time()
+    for i, (agent, by, repo) in enumerate([("codex", "bob", "/a"), *[("claude", "al", "/b")] * 3]):
+        store.insert_run(
+            Run(f"run-{i}", "t", repo, agent, "standard", "merged", "b", by, now + i, now + i)
+        )
+    # The oldest run is the only one of its agent, person or repository: a filter applied after
+    # taking the newest one would find nothing.
+    assert [r.id for r in store.list_runs(limit=1, agent="codex")] == ["run-0"]
+    assert [r.id for r in store.list_runs("merged", 1, by="bob", repo="/a")] == ["run-0"]
+    assert store.list_runs(agent="codex", by="al") == []
+    choices = store.run_choices()
+    assert (choices.agents, choices.people, choices.repos) == (
+        ("claude", "codex"), ("al", "bob"), ("/a", "/b"),
+    )  # fmt: skip

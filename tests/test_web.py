@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,8 @@ import httpx
 import pytest
 from conftest import Project, unmount_under
 
-from jackline import auth
+from jackline import auth, review
+from jackline.models import Run, Status
 from jackline.server import deps
 from jackline.store import Store
 from jackline.testing import Replace, Round, ScriptedAgent
@@ -260,6 +261,48 @@ def test_runs_list_filters_by_status(site: Site, reviewed: str) -> None:
         assert reviewed in c.get("/runs", params={"status": "awaiting_review"}).text
         assert reviewed not in c.get("/runs", params={"status": "merged"}).text
         assert c.get("/runs", params={"status": "bogus"}).status_code == 422
+
+
+def test_runs_list_filters_by_agent_person_and_repository_and_says_who_acts_next(
+    site: Site, reviewed: str
+) -> None:
+    run = Store().get_run(reviewed)
+    with site.client("vera") as c:
+        page = c.get("/runs").text
+        row = page.split(f'href="/runs/{reviewed}"')[1].split("</tr>")[0]
+        assert "$0.00" in row and '<td class="waiting">a reviewer</td>' in row
+        assert f'<option value="{run.agent}">' in page and '<option value="alice">' in page
+        mine = {"agent": run.agent, "by": "alice", "repo": run.repo, "status": run.status}
+        assert reviewed in c.get("/runs", params=mine).text
+        for other in ({"by": "bob"}, {"agent": "nobody"}, {"repo": "/elsewhere"}):
+            shown = c.get("/runs", params=other).text
+            assert reviewed not in shown and "match the filter" in shown, other
+
+
+def test_who_a_run_waits_for_follows_its_findings_and_whether_its_merge_is_live() -> None:
+    now = time.time()
+    run = Run("run-1", "t", "/r", "a", "standard", Status.AWAITING_REVIEW, "b", "al", now, now)
+    blocked = replace(run, blocking=1, block_ids=("f1",))
+    assert review.waiting_for(run, (), None) == "a reviewer"
+    assert review.waiting_for(blocked, ("olga", "oscar"), None) == "an owner: olga, oscar"
+    assert review.waiting_for(replace(blocked, accepted=("f1",)), ("olga",), None) == "a reviewer"
+    merged = replace(run, status=Status.MERGED, merge_sha="m1")
+    assert review.waiting_for(merged, (), frozenset({"m1"})) == "a releaser: release it"
+    assert review.waiting_for(merged, (), frozenset({"m0"})) == ""  # production has it
+    assert review.waiting_for(replace(run, status=Status.FAILED), (), None) == ""
+
+
+def test_an_unknown_page_is_an_html_page_and_an_unknown_api_path_is_json(site: Site) -> None:
+    with site.client("vera") as c:
+        missing = c.get("/nowhere/at/all")
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+            "text/html"
+        )
+        assert "<h1>Not found</h1>" in missing.text and "Sign out" in missing.text
+        api_missing = c.get("/api/nowhere")
+        assert api_missing.status_code == 404
+        assert api_missing.json() == {"error": {"kind": "not_found", "message": "Not Found"}}
+    assert httpx.get(f"{site.url}/nowhere").headers["content-type"].startswith("text/html")
 
 
 def test_viewer_sees_the_buttons_disabled_and_a_forged_post_is_refused(

@@ -162,7 +162,9 @@ def require(who: Principal | None, action: str) -> Principal:
 
 
 class Unauthenticated(Refused):
-    """No principal, or a token that is unknown or revoked."""
+    """No principal, or a token that is unknown, revoked or expired."""
+
+    kind = "unauthenticated"
 
 
 def create_token(store: Store, name: str, role: str) -> tuple[Token, str]:

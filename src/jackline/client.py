@@ -142,10 +142,17 @@ class RemoteAPI:
         except httpx.TransportError as e:
             self._unreachable(e)
 
-    def runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
+    def runs(
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        agent: str | None = None,
+        by: str | None = None,
+        repo: str | None = None,
+    ) -> list[Run]:
+        wanted = {"status": status, "agent": agent, "by": by, "repo": repo}
+        params: dict[str, Any] = {"limit": limit, **{k: v for k, v in wanted.items() if v}}
         return [run_from_json(r) for r in self._call("GET", "/api/runs", params=params)]
 
     def short_ids(self, run_ids: list[str]) -> dict[str, str]:

@@ -53,11 +53,13 @@ if TYPE_CHECKING:
     from jackline.api.reading import get as get
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import rounds as rounds
+    from jackline.api.reading import run_choices as run_choices
     from jackline.api.reading import run_tally as run_tally
     from jackline.api.reading import runs as runs
     from jackline.api.reading import short_ids as short_ids
     from jackline.api.reading import shown as shown
     from jackline.api.reading import verify as verify
+    from jackline.api.reading import waiting_for as waiting_for
     from jackline.api.releasing import abort as abort
     from jackline.api.releasing import go as go
     from jackline.api.releasing import live as live
@@ -129,6 +131,7 @@ _WHERE = {
     "resume": "jackline.api.machine",
     "rollback": "jackline.api.releasing",
     "rounds": "jackline.api.reading",
+    "run_choices": "jackline.api.reading",
     "run_tally": "jackline.api.reading",
     "runs": "jackline.api.reading",
     "set_flag": "jackline.api.flags",
@@ -143,6 +146,7 @@ _WHERE = {
     "tokens": "jackline.api.access",
     "validate": "jackline.api.submission",
     "verify": "jackline.api.reading",
+    "waiting_for": "jackline.api.reading",
     "waits_for_decision": "jackline.api.machine",
     "who": "jackline.api.submission",
     "work_until_stopped": "jackline.api.machine",
@@ -209,6 +213,7 @@ __all__ = [
     "resume",
     "rollback",
     "rounds",
+    "run_choices",
     "run_tally",
     "runs",
     "set_flag",
@@ -223,6 +228,7 @@ __all__ = [
     "tokens",
     "validate",
     "verify",
+    "waiting_for",
     "waits_for_decision",
     "who",
     "work_until_stopped",

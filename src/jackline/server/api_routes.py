@@ -37,7 +37,17 @@ from jackline import git as g
 from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
-from jackline.models import FINAL, RESTING, Acceptance, Origin, Release, Run, json_keys, to_json
+from jackline.models import (
+    FINAL,
+    RESTING,
+    Acceptance,
+    Origin,
+    Release,
+    Run,
+    Status,
+    json_keys,
+    to_json,
+)
 from jackline.server.deps import allowed, reading
 
 if TYPE_CHECKING:
@@ -187,10 +197,19 @@ class WhoAmI(BaseModel):
 
 @router.get("/api/runs", tags=["runs"], response_model=RunsOut)
 async def list_runs(
-    who: Reader, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    who: Reader,
+    status: Status | None = None,
+    agent: str | None = None,
+    by: Annotated[str | None, Query(description="Who submitted the run.")] = None,
+    repo: Annotated[str | None, Query(description="The repository, as runs record it.")] = None,
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    """Runs, newest first; `status` keeps one status."""
-    return await reading(lambda: [api.as_json(r) for r in api.runs(status, limit)])
+    """Runs, newest first; `status`, `agent`, `by` and `repo` keep those that have them."""
+
+    def found() -> list[dict[str, Any]]:
+        return [api.as_json(r) for r in api.runs(status, limit, agent=agent, by=by, repo=repo)]
+
+    return await reading(found)
 
 
 @router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)

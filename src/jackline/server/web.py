@@ -21,6 +21,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
@@ -168,6 +169,24 @@ def render_diff(text: str) -> Markup:
     return Markup(highlight(text, DiffLexer(), formatter))  # noqa: S704 - pygments escapes
 
 
+TITLES = {
+    401: "Sign in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not now",
+    422: "Not understood",
+}
+
+
+async def error_page(request: Request, status: int, message: str) -> Response:
+    """An error on a web path, as a page that says it (with the navigation of whoever is
+    signed in), never a JSON body: `deps.install_error_handlers` calls this."""
+    who = await deps.principal(request)
+    title = TITLES.get(status, "Something went wrong")
+    back_to = "/releases" if request.url.path.startswith("/releases") else "/runs"
+    return page(request, "missing.html", who, status, message=message, back=back_to, title=title)
+
+
 # sign in ----------------------------------------------------------------------------------
 
 
@@ -232,20 +251,47 @@ def static(name: str) -> FileResponse:
 # runs -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs page keeps, from its query (each "" for any)."""
+
+    status: str = ""
+    agent: str = ""
+    by: str = ""
+    """Who submitted the run."""
+    repo: str = ""
+
+    def runs(self) -> list[Run]:
+        chosen = {"agent": self.agent, "by": self.by, "repo": self.repo}
+        return api.runs(self.status or None, limit=200, **{k: v or None for k, v in chosen.items()})
+
+
 @router.get("/runs")
-def runs_page(request: Request, who: Reader, status: str = "") -> Response:
+def runs_page(
+    request: Request, who: Reader, status: str = "", agent: str = "", by: str = "", repo: str = ""
+) -> Response:
     if status and status not in RUN_STATUSES:
         raise HTTPException(422, f"status={status!r} is not a run status; one of {RUN_STATUSES}")
-    found = api.runs(status or None, limit=200)
+    return render_runs(request, who, RunFilter(status, agent, by, repo))
+
+
+def render_runs(
+    request: Request, who: auth.Principal, kept: RunFilter, error: str = "", code: int = 200
+) -> Response:
+    found = kept.runs()
     return page(
         request,
         "runs.html",
         who,
+        code,
         runs=found,
-        status=status,
+        waiting=api.waiting_for(found),
+        kept=kept,
+        choices=api.run_choices(),
         statuses=RUN_STATUSES,
         repos=run_repos(request),
         live=any(r.status not in RESTING for r in found),
+        error=error,
     )
 
 
@@ -275,19 +321,7 @@ def submit(
 
 
 def runs_refused(request: Request, who: auth.Principal, error: JacklineError) -> Response:
-    found = api.runs(None, limit=200)
-    return page(
-        request,
-        "runs.html",
-        who,
-        403 if isinstance(error, Refused) else 422,
-        runs=found,
-        status="",
-        statuses=RUN_STATUSES,
-        repos=run_repos(request),
-        live=False,
-        error=str(error),
-    )
+    return render_runs(request, who, RunFilter(), str(error), deps.status_of(error, otherwise=422))
 
 
 def repos(request: Request) -> tuple[Path, ...]:
