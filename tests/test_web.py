@@ -21,7 +21,7 @@ import httpx
 import pytest
 from conftest import Project, unmount_under
 
-from jackline import auth, review
+from jackline import api, auth, review
 from jackline.models import Run, Status
 from jackline.server import deps
 from jackline.store import Store
@@ -226,8 +226,23 @@ def test_signin_with_an_unknown_token_is_refused_and_sets_no_cookie(site: Site) 
     with site.client() as c:
         r = c.post("/signin", data={"token": "jl_nope_nope"})
         assert r.status_code == 401
-        assert "unknown or revoked" in r.text
+        assert "is not one of this server" in r.text
         assert "set-cookie" not in r.headers
+
+
+def test_signins_and_refused_ones_are_in_the_servers_access_log(site: Site) -> None:
+    _, expired = auth.create_token(Store(), "eve", "reviewer", lasts=0.1)
+    time.sleep(0.2)
+    with site.client() as c:
+        r = c.post("/signin", data={"token": expired})
+        assert r.status_code == 401 and "expired on" in r.text and "set-cookie" not in r.headers
+    with site.client("bob"):
+        pass
+    log = [(e.kind, e.data) for e in api.access_log()]
+    assert any(k == "signin.refused" and "eve expired on" in d["why"] for k, d in log)
+    signed = [d for k, d in log if k == "signin"]
+    assert signed[-1]["name"] == "bob" and signed[-1]["from"] == "127.0.0.1"
+    assert expired not in repr(log) and site.tokens["bob"] not in repr(log)
 
 
 def test_signin_sends_a_person_back_only_to_a_page_of_this_server(site: Site) -> None:

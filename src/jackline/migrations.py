@@ -261,6 +261,11 @@ def _run_priority(conn: Connection) -> None:
         _run(conn, "ALTER TABLE runs ADD COLUMN priority {int} NOT NULL DEFAULT 0")
 
 
+def _token_expiry(conn: Connection) -> None:
+    if "expires_at" not in {c["name"] for c in sa.inspect(conn).get_columns("tokens")}:
+        _run(conn, "ALTER TABLE tokens ADD COLUMN expires_at {real}")
+
+
 STEPS = [
     Step(
         1,
@@ -270,6 +275,8 @@ STEPS = [
     ),
     # A run recorded before it has the priority every run had then: 0.
     Step(2, "runs.priority: a run's own place on the team's queue", _run_priority),
+    # A token made before has none: it works until revoked, as it did.
+    Step(3, "tokens.expires_at: when a token stops working", _token_expiry),
 ]
 
 VERSIONS = """

@@ -444,8 +444,17 @@ class Store:
 
     # tokens -------------------------------------------------------------------------------
 
-    def insert_token(self, token_id: str, name: str, role: str, digest: str, at: float) -> None:
+    def insert_token(
+        self,
+        token_id: str,
+        name: str,
+        role: str,
+        digest: str,
+        at: float,
+        expires_at: float | None = None,
+    ) -> None:
         row = {"id": token_id, "name": name, "role": role, "digest": digest, "created_at": at}
+        row["expires_at"] = expires_at
         with self.transaction() as db:
             db.execute(sa.insert(TOKENS), row)
 

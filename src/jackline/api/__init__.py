@@ -17,6 +17,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from jackline.api.access import access_log as access_log
+    from jackline.api.access import sign_in as sign_in
     from jackline.api.access import token_create as token_create
     from jackline.api.access import token_revoke as token_revoke
     from jackline.api.access import tokens as tokens
@@ -92,6 +94,7 @@ _WHERE = {
     "Working": "jackline.api.machine",
     "abort": "jackline.api.releasing",
     "accept": "jackline.api.review",
+    "access_log": "jackline.api.access",
     "approve": "jackline.api.review",
     "artifact": "jackline.api.reading",
     "artifact_names": "jackline.api.reading",
@@ -137,6 +140,7 @@ _WHERE = {
     "set_flag": "jackline.api.flags",
     "short_ids": "jackline.api.reading",
     "shown": "jackline.api.reading",
+    "sign_in": "jackline.api.access",
     "start_worker": "jackline.api.machine",
     "submit": "jackline.api.submission",
     "submit_attempts": "jackline.api.attempts",
@@ -174,6 +178,7 @@ __all__ = [
     "Working",
     "abort",
     "accept",
+    "access_log",
     "approve",
     "artifact",
     "artifact_names",
@@ -219,6 +224,7 @@ __all__ = [
     "set_flag",
     "short_ids",
     "shown",
+    "sign_in",
     "start_worker",
     "submit",
     "submit_attempts",

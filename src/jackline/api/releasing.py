@@ -11,7 +11,7 @@ from ulid import ULID
 
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import ConfigError, NotFound, Refused
+from jackline.errors import ConfigError, Invalid, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor, resolve
@@ -57,13 +57,13 @@ def release(
     store = Store()
     busy = [r for r in store.list_releases(str(root)) if r.status not in RELEASE_FINAL]
     if busy:
-        raise Refused(
+        raise WrongState(
             f"{busy[0].id} is {busy[0].status}; one release at a time: "
             f"`jackline go {busy[0].id}` or `jackline abort {busy[0].id}` first"
         )
     bad = store.unpromotable(str(root), sha)
     if bad and not (force or "").strip():
-        raise Refused(
+        raise WrongState(
             f"{sha[:10]} is not promotable: {bad.id} was rolled back ({bad.reason}); "
             "release it anyway with --force REASON"
         )
@@ -133,7 +133,7 @@ def _main_commit(root: Path, main: str, sha: str | None) -> str:
     except Exception:
         raise NotFound(f"{wanted!r} is not a commit in {root}") from None
     if not g.ok(root, "merge-base", "--is-ancestor", full, f"refs/heads/{main}"):
-        raise Refused(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
+        raise Invalid(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
     return full
 
 
@@ -218,7 +218,7 @@ def go(
     store = Store()
     rel = store.get_release(release_id)
     if rel.status not in RELEASE_WAITS:
-        raise Refused(
+        raise WrongState(
             f"{rel.id} is {rel.status}; go is for a release awaiting go or paused on an "
             "inconclusive probe"
         )
@@ -246,7 +246,7 @@ def abort(
     store = Store()
     rel = store.get_release(release_id)
     if rel.status in RELEASE_FINAL:
-        raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
+        raise WrongState(f"{rel.id} is {rel.status}; there is nothing to abort")
     person = who(steps.ReleaseContext(rel.id, store).config, by, claimed, action="go")
     record_claim(rel.id, "abort", person)
     return _send_release(rel, ReleaseDecision("abort", person.name), on_event)
@@ -278,14 +278,14 @@ def rollback(
     store = Store()
     now_live = store.live(str(root), production)
     if now_live is None:
-        raise Refused(f"nothing is live in {production} yet; there is nothing to roll back")
+        raise WrongState(f"nothing is live in {production} yet; there is nothing to roll back")
     moving = [
         r
         for r in store.list_releases(str(root))
         if r.status not in RELEASE_FINAL and r.status not in RELEASE_WAITS
     ]
     if moving:
-        raise Refused(f"{moving[0].id} is {moving[0].status}; roll back once it rests")
+        raise WrongState(f"{moving[0].id} is {moving[0].status}; roll back once it rests")
     current = store.get_release(now_live["release_id"])
     target = _rollback_target(store, str(root), production, now_live["sha"], to)
     seen = max((e.seq for e in release_events(current.id)), default=0)
@@ -302,14 +302,14 @@ def _rollback_target(
     if to:
         target = store.get_release(to)
         if target.repo != repo or target.sha == live_sha:
-            raise Refused(f"{target.id} is not an earlier release of {repo}'s {production}")
+            raise Invalid(f"{target.id} is not an earlier release of {repo}'s {production}")
         if not any(row["sha"] == target.sha for row in history):
-            raise Refused(f"{target.id} was never live in {production}; roll back to one that was")
+            raise Invalid(f"{target.id} was never live in {production}; roll back to one that was")
         if not target.promotable:
-            raise Refused(f"{target.id} was rolled back itself; pick another (`jackline releases`)")
+            raise Invalid(f"{target.id} was rolled back itself; pick another (`jackline releases`)")
         return target
     for row in history:
         candidate = store.get_release(row["release_id"])
         if row["sha"] != live_sha and candidate.promotable:
             return candidate
-    raise Refused(f"no earlier release was live in {production}; there is nothing to go back to")
+    raise WrongState(f"no earlier release was live in {production}; there is nothing to go back to")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from jackline import artifacts, auth, forge, handoff, notify, paths
 from jackline import config as cfg
-from jackline.errors import NotFound, Refused
+from jackline.errors import Invalid, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
@@ -83,7 +83,7 @@ def request_changes(
     head: str | None = None,
 ) -> Run:
     if not message.strip():
-        raise Refused("say what should change: -m TEXT is the agent's feedback")
+        raise Invalid("say what should change: -m TEXT is the agent's feedback")
     run, config = _reviewable(run_id, "request_changes")
     person = who(config, by, claimed)
     _on_head(run, head, "request_changes", person.name)
@@ -141,7 +141,7 @@ def accept(
     audit log and written into its handoff. A new round's scan leaves it behind: a finding
     still there needs accepting again. `head` as for `approve`."""
     if not reason.strip():
-        raise Refused(
+        raise Invalid(
             f"say why finding {finding} of {run_id} is accepted: -m REASON is recorded with it"
         )
     store = Store()
@@ -160,8 +160,8 @@ def accept(
     if not store.accept_finding(run.id, found.id, run.head_sha):
         now = store.get_run(run.id)
         if now.head_sha == run.head_sha and found.id in now.accepted:
-            raise Refused(f"finding {found.id} of {run.id} is accepted already on this head")
-        raise Refused(
+            raise WrongState(f"finding {found.id} of {run.id} is accepted already on this head")
+        raise WrongState(
             f"{run.id} moved on while finding {found.id} was being accepted (it is "
             f"{shown(now).status} at {(now.head_sha or 'no commit')[:10]}); look again"
         )
@@ -180,7 +180,7 @@ def _awaiting_review(run: Run) -> Run:
             f"(`jackline reject {run.id}`)"
         )
     if run.status != Status.AWAITING_REVIEW:
-        raise Refused(
+        raise WrongState(
             f"{run.id} is {shown(run).status}; a finding is accepted on a run awaiting review"
         )
     return run
@@ -267,15 +267,15 @@ def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     store = Store()
     run = store.get_run(run_id)
     if run.status == Status.BLOCKED and kind == "approve":
-        raise Refused(
+        raise WrongState(
             f"{run.id} is blocked: its change holds a secret, and a blocked run is never "
             f"approved. Send it back (`jackline request-changes {run.id} -m TEXT`: the agent is "
             f"told where the secret is) or close it (`jackline reject {run.id}`)"
         )
     if run.status not in DECIDING:
-        raise Refused(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
+        raise WrongState(f"{run.id} is {run.status}; only a run awaiting review takes a decision")
     if run.status == Status.BLOCKED and not waits_for_decision(run.id):
-        raise Refused(
+        raise WrongState(
             f"{run.id} was blocked by an older Jackline, whose blocked runs ended there and take "
             f"no decision; `jackline clean {run.id}` removes its workspace"
         )
@@ -299,7 +299,7 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
     AuditLog(Store(), Redactor({})).record(
         run.id, Kind.DECISION_REFUSED, decision=kind, by=by, head=head, reason=reason
     )
-    raise Refused(reason)
+    raise WrongState(reason)
 
 
 def _decision(
@@ -335,9 +335,9 @@ def cancel(
     store = Store()
     run = store.get_run(run_id)
     if run.status in FINAL:
-        raise Refused(f"{run.id} is {run.status}; there is nothing to cancel")
+        raise WrongState(f"{run.id} is {run.status}; there is nothing to cancel")
     if run.status not in CANCELLABLE:
-        raise Refused(
+        raise WrongState(
             f"{run.id} is {run.status}: a landing is not stopped half way; it rests by itself "
             f"(or `jackline resume {run.id}` if it was interrupted)"
         )

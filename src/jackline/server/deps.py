@@ -41,6 +41,7 @@ from jackline.store import Store
 COOKIE = "jackline_session"
 CSRF_HEADER = "x-csrf-token"
 """Where a script of the web page puts the session's CSRF token on a JSON API request."""
+SIGN_IN = "sign in: this needs a token (`Authorization: Bearer TOKEN`)"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Methods that change nothing: the rest need proof of origin when they come with the cookie."""
 T = TypeVar("T")
@@ -73,19 +74,25 @@ async def reading(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(READS, fn)
 
 
-def _verify(token: str) -> auth.Principal | None:
-    s = Store()
+def _verify(token: str) -> auth.Principal | str:
+    """The principal the token stands for, or why it stands for nobody."""
     try:
-        return auth.verify(s, token)
-    finally:
-        s.close()
+        return auth.check(Store(), token)[0]
+    except auth.Unauthenticated as e:
+        return str(e)
 
 
 async def principal(request: Request) -> auth.Principal | None:
+    """Who the request's token stands for; None for nobody, with why kept for the 401
+    (`request.state.refusal`: an expired token is told that it expired)."""
     token, _ = presented_token(request)
     if not token:
         return None
-    return await reading(lambda: _verify(token))
+    found = await reading(lambda: _verify(token))
+    if isinstance(found, str):
+        request.state.refusal = found
+        return None
+    return found
 
 
 Who = Annotated[auth.Principal | None, Depends(principal)]
@@ -102,9 +109,10 @@ def allowed(
 
     async def check(request: Request, who: Who) -> auth.Principal:
         if who is None:
+            why = getattr(request.state, "refusal", "")
             raise HTTPException(
                 401,
-                "sign in: this needs a token (`Authorization: Bearer TOKEN`)",
+                f"sign in: {why}" if why else SIGN_IN,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if request.method not in SAFE_METHODS and presented_token(request)[1] == "cookie":

@@ -55,7 +55,6 @@ from jackline.models import (
 )
 from jackline.review import open_blocking
 from jackline.server import deps
-from jackline.store import Store
 
 router = APIRouter(include_in_schema=False)
 
@@ -205,13 +204,10 @@ def signin(request: Request, token: Annotated[str, Form()], next: str = Form("/r
     # Only from this server's own sign-in page: another page signing a browser in with a token
     # of its choosing would have the person act, unknowing, as someone else.
     deps.check_origin(request)
-    s = Store()
     try:
-        who = auth.verify(s, token)
-    finally:
-        s.close()
-    if who is None:
-        error = "That token is unknown or revoked. Ask an admin for one (`jackline token create`)."
+        api.sign_in(token, request.client.host if request.client else "unknown")
+    except auth.Unauthenticated as e:
+        error = f"Not signed in: {e}. Ask an admin for a token (`jackline token create`)."
         return page(request, "signin.html", None, 401, next=safe_next(next), error=error)
     response = back(safe_next(next))
     settings = request.app.state.settings
@@ -521,7 +517,8 @@ def start_release(
         rel = api.release(roots[repo], by=who.name)
     except JacklineError as e:
         found = api.releases(limit=200)
-        return page(request, "releases.html", who, 403, releases=found, repos=roots, error=str(e))
+        code = deps.status_of(e, otherwise=422)
+        return page(request, "releases.html", who, code, releases=found, repos=roots, error=str(e))
     return back(f"/releases/{rel.id}")
 
 
@@ -571,7 +568,7 @@ def release_action(
     try:
         RELEASE_ACTIONS[action](release_id, who.name)
     except Refused as e:
-        return render_release(request, release_id, who, str(e), 403)
+        return render_release(request, release_id, who, str(e), deps.status_of(e))
     return back(f"/releases/{release_id}")
 
 
