@@ -469,6 +469,8 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         rel_page = r.headers["location"]
         page = c.get(rel_page).text
         assert "awaiting go" in page and 'http-equiv="refresh"' in page
+        carried = page.split('id="carries"')[1].split("</table>")[0]  # what it takes to production
+        assert "<td>Alice</td>" in carried, carried
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 403 and "alice" in r.text  # the starter may not say go
     with site.client("vera") as c:

@@ -39,6 +39,7 @@ from jackline.verbs import OnEvent
 
 if TYPE_CHECKING:
     from jackline.health import Report
+    from jackline.release.carried import Carrying
 
 TIMEOUT = httpx.Timeout(30.0, read=1800.0)
 """A decision answers once its run rests, which may take a merge's checks: read long."""
@@ -326,6 +327,13 @@ class RemoteAPI:
             for e in events
             if e["seq"] > after
         ]
+
+    def release_carries(self, release_id: str) -> Carrying:
+        from jackline.release.carried import Carried, Carrying
+
+        said = self._release_detail(release_id).get("carries") or {"commits": [], "cut": False}
+        commits = [Carried(**{**c, "warnings": tuple(c["warnings"])}) for c in said["commits"]]
+        return Carrying(tuple(commits), bool(said["cut"]))
 
     def release_as_json(self, rel: Release, detail: bool = False) -> dict[str, Any]:
         return self._release_detail(rel.id) if detail else to_json(rel)

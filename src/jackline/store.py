@@ -394,6 +394,17 @@ class Store:
             rows = db.execute(_newest_runs(tuple(values)), {"limit": limit, **values})
             return [_record(Run, r) for r in rows]
 
+    def runs_with_commits(self, shas: Sequence[str]) -> list[Run]:
+        """The runs whose head or merge is one of `shas` (what a release carries)."""
+        if not shas:
+            return []
+        wanted = list(shas)
+        query = _select(RUNS, Run).where(
+            sa.or_(RUNS.c.merge_sha.in_(wanted), RUNS.c.head_sha.in_(wanted))
+        )
+        with self._reading() as db:
+            return [_record(Run, r) for r in db.execute(query)]
+
     def run_choices(self) -> RunChoices:
         """The agents, submitters and repositories runs here have had, each sorted: what a
         list of runs may be filtered by. One pass over the runs."""

@@ -67,6 +67,7 @@ if TYPE_CHECKING:
     from jackline.api.releasing import live as live
     from jackline.api.releasing import release as release
     from jackline.api.releasing import release_as_json as release_as_json
+    from jackline.api.releasing import release_carries as release_carries
     from jackline.api.releasing import release_events as release_events
     from jackline.api.releasing import release_figures as release_figures
     from jackline.api.releasing import release_get as release_get
@@ -125,6 +126,7 @@ _WHERE = {
     "reject": "jackline.api.review",
     "release": "jackline.api.releasing",
     "release_as_json": "jackline.api.releasing",
+    "release_carries": "jackline.api.releasing",
     "release_events": "jackline.api.releasing",
     "release_figures": "jackline.api.releasing",
     "release_get": "jackline.api.releasing",
@@ -209,6 +211,7 @@ __all__ = [
     "reject",
     "release",
     "release_as_json",
+    "release_carries",
     "release_events",
     "release_figures",
     "release_get",

@@ -11,7 +11,7 @@ from ulid import ULID
 
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import ConfigError, Invalid, NotFound, Refused, WrongState
+from jackline.errors import CommandFailed, ConfigError, Invalid, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor, resolve
@@ -28,7 +28,7 @@ from jackline.store import Store
 from jackline.verbs import OnEvent
 
 if TYPE_CHECKING:
-    pass
+    from jackline.release.carried import Carrying
 
 
 from jackline.api.submission import record_claim, who
@@ -194,9 +194,23 @@ def release_figures(repo: Path | None = None) -> list[dict[str, Any]]:
     ]
 
 
+def release_carries(release_id: str) -> Carrying:
+    """The changes the release carries to production, who wrote each, and what was said of
+    them before (`release.carried`), read from its repository."""
+    from jackline.release import carried
+
+    store = Store()
+    rel = store.get_release(release_id)
+    return carried.carried(Path(rel.repo), rel, store)
+
+
 def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
     data = to_json(rel)
     if detail:
+        try:
+            data["carries"] = asdict(release_carries(rel.id))
+        except (CommandFailed, OSError):  # the repository moved or lost the commits
+            data["carries"] = None
         data["probes"] = [asdict(p) for p in release_probes(rel.id)]
         data["events"] = [
             {"seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}

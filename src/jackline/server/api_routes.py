@@ -171,6 +171,15 @@ class RollbackIn(BaseModel):
 
 ReleaseOut = out_model(
     Release,
+    carries=(
+        dict[str, Any] | None,
+        Field(
+            None,
+            description="In the detail view: the commits it takes to production since what "
+            "production ran (`commits`, newest first: sha, subject, author, run_id, agent, "
+            "warnings), and whether the list was `cut`; null where the repository cannot say.",
+        ),
+    ),
     probes=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
     events=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
 )

@@ -535,6 +535,10 @@ def render_release(
 ) -> Response:
     rel = api.release_get(release_id)
     events = [e for e in api.release_events(rel.id) if e.kind != Kind.RELEASE_STARTED]
+    try:
+        carries, unread = api.release_carries(rel.id), ""
+    except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
+        carries, unread = None, f"cannot read what it carries from {rel.repo}: {e}"
     final = rel.status in RELEASE_FINAL
     return page(
         request,
@@ -543,6 +547,8 @@ def render_release(
         status,
         rel=rel,
         probes=api.release_probes(rel.id),
+        carries=carries,
+        unread=unread,
         events=[event_json(e) for e in events],
         waits=rel.status in RELEASE_WAITS,
         # Without a script the page follows the release by reloading: often while it moves,
