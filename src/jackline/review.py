@@ -24,7 +24,7 @@ def waiting_for(run: Run, owners: tuple[str, ...], unreleased: frozenset[str] | 
     `owners`, the project's owners where its open block-level findings need one; `unreleased`,
     main's commits production does not serve yet (None where nothing is released)."""
     if run.status == Status.AWAITING_REVIEW and open_blocking(run):
-        return f"an owner: {', '.join(owners)}" if owners else "an owner ([review] owners is empty)"
+        return f"an owner: {', '.join(owners)}" if owners else "an owner"
     if run.status == Status.MERGED:
         live = unreleased is None or (run.merge_sha or "") not in unreleased
         return "" if live else "a releaser: release it"

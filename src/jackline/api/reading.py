@@ -68,7 +68,10 @@ def waiting_for(found: list[Run]) -> dict[str, str]:
     for run in found:
         owners: tuple[str, ...] = ()
         if run.status == Status.AWAITING_REVIEW and open_blocking(run):
-            owners = tuple(recorded_config(store, run.id).review.owners)
+            try:
+                owners = tuple(recorded_config(store, run.id).review.owners)
+            except (JacklineError, LookupError, ValueError):  # no config recorded, or unreadable
+                owners = ()
         if run.status == Status.MERGED and run.repo not in unreleased:
             unreleased[run.repo] = not_live(store, run.repo)
         waits[run.id] = review_waiting_for(run, owners, unreleased.get(run.repo))
