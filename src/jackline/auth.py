@@ -141,7 +141,9 @@ def team_member(claimed: str | None, action: str) -> Identity:
     try:
         person = check(Store(), presented)[0]
     except Unauthenticated as e:
-        raise Unauthenticated(f"JACKLINE_TOKEN, in this team's database: {e}") from None
+        raise Unauthenticated(
+            f"JACKLINE_TOKEN does not work in this team's database: {e}"
+        ) from None
     return Identity(require(person, action).name)
 
 
