@@ -19,10 +19,10 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Project, unmount_under
+from conftest import Project, git, unmount_under
 
 from jackline import api, auth, review
-from jackline.models import Run, Status
+from jackline.models import Release, Run, Status
 from jackline.server import deps
 from jackline.store import Store
 from jackline.testing import Replace, Round, ScriptedAgent
@@ -484,6 +484,30 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         assert page.count('<span class="status s-pass">pass</span>') >= 4  # health, smoke x2
         assert 'http-equiv="refresh"' not in page
         assert rel_page.rsplit("/", 1)[-1] in c.get("/releases").text
+
+
+def test_release_page_lists_what_it_carries_escaped_and_warns_of_a_rolled_back_commit(
+    site: Site,
+) -> None:
+    repo = site.project.repo
+    # A commit off main (no ref moves: the module's other tests release main's tip).
+    tree = git(repo, "rev-parse", "main^{tree}")
+    sha = git(repo, "commit-tree", tree, "-p", "main", "-m", f"risky {HOSTILE}")
+    store, now, where = Store(), time.time(), str(repo.resolve())
+    rolled = Release("rel-01rolled", where, sha, "rolled_back", "bob", now - 5, now - 5)
+    store.insert_release(replace(rolled, promotable=False, reason="smoke failed"))
+    again = Release(
+        "rel-01again", where, sha, "aborted", "bob", now, now, git(repo, "rev-parse", "main")
+    )
+    store.insert_release(again)
+    with site.client("vera") as c:
+        page = c.get("/releases/rel-01again").text
+    carried = page.split('id="carries"')[1].split("</table>")[0]
+    assert HOSTILE not in page and "risky &lt;script&gt;" in carried
+    assert (
+        "rolled back before: rel-01rolled (smoke failed)" in carried and "<td>Alice</td>" in carried
+    )
+    assert "1 change here was rolled back or rejected before" in page
 
 
 def test_flags_page_lists_values_per_environment(site: Site) -> None:
