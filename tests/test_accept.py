@@ -158,13 +158,13 @@ def test_the_api_takes_an_acceptance_from_an_owners_token_only(tmp_path: Path) -
         assert server.call("forged", "POST", path, json=body).status_code == 401
         assert server.call("vera", "POST", path, json=body).status_code == 403  # a viewer
         bob = server.call("bob", "POST", path, json=body)
-        assert bob.status_code == 403 and "bob is not an owner" in bob.json()["detail"]
+        assert bob.status_code == 403 and "bob is not an owner" in bob.json()["error"]["message"]
         bare = server.call("olga", "POST", path, json={})
-        assert bare.status_code == 403 and "-m REASON" in bare.json()["detail"]
+        assert bare.status_code == 422 and "-m REASON" in bare.json()["error"]["message"]
         missing = server.call("olga", "POST", f"/api/runs/{run_id}/findings/0000/accept", json=body)
-        assert missing.status_code == 404 and gate["id"] in missing.json()["detail"]
+        assert missing.status_code == 404 and gate["id"] in missing.json()["error"]["message"]
         early = server.call("bob", "POST", f"/api/runs/{run_id}/approve", json={})
-        assert early.status_code == 403 and gate["id"] in early.json()["detail"]
+        assert early.status_code == 403 and gate["id"] in early.json()["error"]["message"]
 
         # The remote client: the token's person accepts; --as does not apply.
         env = {**project.env, "JACKLINE_TOKEN": server.tokens["olga"]}

@@ -169,7 +169,7 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
     # first step is recorded as applied.
     assert columns(store, "workers") == expected_columns(WorkerBeat)
     with sqlite3.connect(tmp_path / "jackline.db") as db:
-        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,), (3,)]
+        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,), (3,), (4,)]
 
 
 def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(backend: Backend) -> None:
@@ -208,7 +208,7 @@ def test_the_five_spellings_of_a_run_agree() -> None:
 def test_the_spellings_of_a_release_agree() -> None:
     sent = api.release_as_json(RELEASE)
     assert set(sent) == {f.name for f in fields(Release)}
-    assert openapi_properties("ReleaseOut") == set(sent) | {"probes", "events"}
+    assert openapi_properties("ReleaseOut") == set(sent) | {"carries", "probes", "events"}
     assert release_from_json({**sent, "probes": [], "events": []}) == RELEASE
     assert to_json(RELEASE) == sent
 
@@ -219,7 +219,7 @@ def test_the_server_answers_with_the_json_the_cli_prints() -> None:
     assert api_routes.RunOut.model_validate(sent).model_dump() == sent
     released = api.release_as_json(RELEASE)
     answered = api_routes.ReleaseOut.model_validate(released).model_dump()
-    assert answered == {**released, "probes": None, "events": None}
+    assert answered == {**released, "carries": None, "probes": None, "events": None}
 
 
 def test_a_decision_goes_to_the_workflow_as_the_dict_it_always_was() -> None:

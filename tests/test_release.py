@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -544,6 +545,10 @@ def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
     # The same commit is refused until someone forces it with a reason.
     again = shop.p.jl("release", "--sha", bad_sha, ok=False)
     assert again.returncode == 1 and "not promotable" in again.stderr and "--force" in again.stderr
+    # The health report says so at once: main holds a change production refused.
+    items = json.loads(shop.p.jl("health", "--json").stdout)["items"]
+    (said,) = [i for i in items if i["section"] == "main" and i["name"] == "production"]
+    assert said["state"] == "attention" and f"rolled back {bad_sha[:10]}" in said["summary"]
 
 
 def _agent_run(shop: Shop, monkeypatch: pytest.MonkeyPatch, run_id: str = "run-01test") -> str:
@@ -557,6 +562,59 @@ def _agent_run(shop: Shop, monkeypatch: pytest.MonkeyPatch, run_id: str = "run-0
     store.insert_run(run)
     store.close()
     return run.id
+
+
+def test_a_release_lists_what_it_carries_who_wrote_it_and_what_was_refused_before(
+    shop: Shop,
+) -> None:
+    from jackline.models import Release, Run
+    from jackline.store import Store
+
+    shop.create(go=False)
+    first = shop.head
+    merged = _merge(shop, "agent/fix", "fix items", {"items.txt": "pears"})
+    rejected = _merge(shop, "agent/nope", "a rejected change", {"nope.txt": "x"})
+    shop.commit("hotfix by a person", {"b.txt": "x"})
+    rolled_tip = shop.head
+    shop.commit("later <b>work</b>", {"c.txt": "y"})
+    store, now = Store(shop.p.home / "jackline.db"), time.time()
+    repo = str(shop.repo.resolve())
+    for run_id, status, sha in (("run-01merged", "merged", merged), ("run-01nope", "rejected", "")):
+        head = git(shop.repo, "rev-parse", f"{rejected}^2") if status == "rejected" else None
+        run = Run(run_id, "t", repo, "codex", "standard", status, "b", "carol", now, now)
+        store.insert_run(replace(run, merge_sha=sha or None, head_sha=head))
+    old = Release("rel-01old", repo, rolled_tip, "rolled_back", "alice", now - 9, now - 9)
+    store.insert_release(replace(old, previous_sha=first, promotable=False, reason="smoke failed"))
+    new = Release("rel-01new", repo, shop.head, "awaiting_go", "alice", now, now, first)
+    store.insert_release(new)
+
+    carried = shop.show("rel-01new")["carries"]
+    rows = [(c["subject"], c["run_id"], c["author"], c["warnings"]) for c in carried["commits"]]
+    before = "rolled back before: rel-01old (smoke failed)"
+    assert rows == [
+        ("later <b>work</b>", None, "Alice", []),
+        ("hotfix by a person", None, "Alice", [before]),
+        (
+            "Merge agent/nope",
+            None,
+            "Alice",
+            [before, "the work of run-01nope, which a person rejected"],
+        ),
+        ("Merge agent/fix", "run-01merged", "Alice", [before]),
+    ]
+    told = shop.p.jl("release-show", "rel-01new").stdout
+    assert "agent codex run-01merged" in told and f"warning: {before}" in told
+    own = shop.show("rel-01old")["carries"]["commits"]  # its own rollback warns nothing there
+    assert len(own) == 3 and all(before not in c["warnings"] for c in own)
+
+
+def _merge(shop: Shop, branch: str, message: str, files: dict[str, str]) -> str:
+    """A branch with one commit, merged into main as a merge commit (as Jackline merges)."""
+    git(shop.repo, "checkout", "-q", "-b", branch)
+    shop.commit(message, files)
+    git(shop.repo, "checkout", "-q", "main")
+    git(shop.repo, "merge", "-q", "--no-ff", "-m", f"Merge {branch}", branch)
+    return shop.head
 
 
 MODELS = "ITEMS_SQL = 'SELECT id, name, legacy FROM items'\n"

@@ -22,6 +22,7 @@ from conftest import Forked, Project, git, spawn
 
 from jackline import auth
 from jackline.client import RemoteAPI
+from jackline.errors import Invalid, NotFound, WrongState
 from jackline.health import prometheus
 from jackline.store import Store
 from jackline.testing import Round, ScriptedAgent
@@ -197,7 +198,7 @@ def test_api_refuses_requests_without_a_valid_token(server: Server) -> None:
 def test_viewer_may_read_but_not_submit(server: Server) -> None:
     response = server.call("vera", "POST", "/api/runs", json={"task": "Fix add"})
     assert response.status_code == 403
-    assert "reviewer" in response.json()["detail"]
+    assert "reviewer" in response.json()["error"]["message"]
 
 
 def test_openapi_describes_the_verbs(server: Server) -> None:
@@ -246,7 +247,7 @@ def test_run_submitted_through_the_api_streams_to_review_and_merges_on_another_p
     refused = server.call("vera", "POST", f"/api/runs/{run['id']}/approve", json={})
     assert refused.status_code == 403  # a viewer
     own = server.call("alice", "POST", f"/api/runs/{run['id']}/approve", json={})
-    assert own.status_code == 403 and "cannot approve" in own.json()["detail"]
+    assert own.status_code == 403 and "cannot approve" in own.json()["error"]["message"]
 
     approved = server.call("bob", "POST", f"/api/runs/{run['id']}/approve", json={"message": "ok"})
     assert approved.status_code == 200, approved.text
@@ -307,12 +308,72 @@ def test_request_changes_needs_words_and_reject_closes_the_run(
 ) -> None:
     run_id = waiting_run
     empty = server.call("bob", "POST", f"/api/runs/{run_id}/request-changes", json={})
-    assert empty.status_code == 403 and "say what should change" in empty.json()["detail"]
+    assert empty.status_code == 422 and "say what should change" in empty.json()["error"]["message"]
     rejected = server.call("bob", "POST", f"/api/runs/{run_id}/reject", json={"message": "no"})
     assert rejected.json()["status"] == "rejected"
     again = server.call("bob", "POST", f"/api/runs/{run_id}/approve", json={})
-    assert again.status_code == 403 and "rejected" in again.json()["detail"]
+    assert again.status_code == 409 and "rejected" in again.json()["error"]["message"]
     assert server.call("vera", "GET", "/api/runs/run-nope").status_code == 404
+
+
+def test_every_api_error_has_one_shape_and_the_status_that_fits(server: Server) -> None:
+    answers = {
+        (401, "unauthenticated"): server.call(None, "GET", "/api/runs"),
+        (403, "refused"): server.call("vera", "POST", "/api/runs", json={"task": "Fix add"}),
+        (404, "not_found"): server.call("vera", "GET", "/api/runs/run-nope"),
+        (404, "not_found", "rel"): server.call("vera", "GET", "/api/releases/rel-nope"),
+        (422, "invalid"): server.call("bob", "POST", "/api/runs", json={"agent": "x"}),
+        (422, "invalid", "limit"): server.call("vera", "GET", "/api/runs", params={"limit": 0}),
+        (422, "invalid", "status"): server.call("vera", "GET", "/api/runs?status=bogus"),
+    }
+    for (status, kind, *_), answer in answers.items():
+        assert answer.status_code == status, (status, answer.text)
+        error = answer.json()["error"]
+        assert set(answer.json()) == {"error"} and set(error) == {"kind", "message"}, error
+        assert error["kind"] == kind and error["message"], error
+    assert answers[422, "invalid"].json()["error"]["message"] == "body.task: Field required"
+    assert "rel-nope" in answers[404, "not_found", "rel"].json()["error"]["message"]
+
+
+def test_the_remote_client_raises_what_the_verb_raised_on_the_server(
+    server: Server, waiting_run: str
+) -> None:
+    server.call("bob", "POST", f"/api/runs/{waiting_run}/reject", json={"message": "no"})
+    client = RemoteAPI(server.url, server.tokens["bob"])
+    with pytest.raises(WrongState, match="is rejected; only a run awaiting review"):
+        client.approve(waiting_run)
+    with pytest.raises(Invalid, match="is accepted: -m REASON"):
+        client.accept(waiting_run, "f-nope", " ")
+    with pytest.raises(NotFound, match="^no run 'run-nope'") as missing:
+        client.get("run-nope")
+    with pytest.raises(NotFound) as here:
+        Store(server.project.home / "jackline.db").get_run("run-nope")
+    assert str(missing.value) == str(here.value)  # the CLI says the same with --server
+
+
+def test_an_expired_token_is_refused_saying_so_and_tokens_are_audited(server: Server) -> None:
+    project = server.project
+    made = json.loads(
+        project.jl(
+            "token", "create", "rita", "--role", "viewer", "--expires", "30d", "--json"
+        ).stdout
+    )
+    assert 29 * 86400 < made["expires_at"] - time.time() <= 30 * 86400
+    assert "until" in project.jl("token", "list").stdout
+    _, secret = auth.create_token(Store(project.home / "jackline.db"), "eve", "reviewer", lasts=0.2)
+    server.tokens["eve"] = secret
+    time.sleep(0.3)
+    answer = server.call("eve", "GET", "/api/whoami")
+    assert answer.status_code == 401 and "expired on" in answer.json()["error"]["message"]
+    assert "30d" in project.jl("token", "create", "x", "--expires", "soon", ok=False).stderr
+    project.jl("token", "revoke", made["id"])
+    log = json.loads(project.jl("token", "log", "--json").stdout)
+    made_and_revoked = [
+        (e["kind"], e["data"]["name"]) for e in log if e["data"].get("id") == made["id"]
+    ]
+    assert made_and_revoked == [("token.created", "rita"), ("token.revoked", "rita")]
+    assert all(e["intact"] for e in log)
+    assert made["token"] not in json.dumps(log)  # the secret is never recorded
 
 
 def test_flag_values_for_an_environment_need_a_token_and_answer_the_provider(
@@ -346,7 +407,7 @@ def test_protected_flag_needs_an_owner_token_and_a_listed_owner(server: Server) 
     protected = server.call(
         "bob", "POST", "/api/flags/kill-switch", json={"env": "production", "value": True}
     )
-    assert protected.status_code == 403 and "owner" in protected.json()["detail"]
+    assert protected.status_code == 403 and "owner" in protected.json()["error"]["message"]
     by_owner = server.call(
         "olga", "POST", "/api/flags/kill-switch", json={"env": "production", "value": "true"}
     )
@@ -364,7 +425,7 @@ def test_requests_for_a_repository_the_server_does_not_serve_are_refused(
         "bob", "POST", "/api/runs", json={"task": "Fix it", "repo": str(tmp_path / "other")}
     )
     assert response.status_code == 403
-    assert "not a repository this server serves" in response.json()["detail"]
+    assert "not a repository this server serves" in response.json()["error"]["message"]
 
 
 def test_serve_refuses_a_public_address_without_public(project: Project) -> None:
@@ -443,9 +504,11 @@ def test_a_session_cookie_changes_state_only_with_its_csrf_header_from_the_serve
         csrf = {"X-CSRF-Token": token.group(1)}
         for where in ({"Origin": ELSEWHERE}, {"Origin": "null"}, {"Referer": ELSEWHERE + "/"}, {}):
             refused = c.post(path, json=body, headers={**csrf, **where})
-            assert refused.status_code == 403 and "origin" in refused.json()["detail"], where
+            assert refused.status_code == 403 and "origin" in refused.json()["error"]["message"], (
+                where
+            )
         wrong = c.post(path, json=body, headers={"X-CSRF-Token": "0" * 64, "Origin": server.url})
-        assert wrong.status_code == 403 and "CSRF" in wrong.json()["detail"]
+        assert wrong.status_code == 403 and "CSRF" in wrong.json()["error"]["message"]
         assert production() == before  # nothing was recorded
         # The page's own script: the token in the header, from the server's origin (or, with
         # no Origin, a Referer on it). Reads need neither.

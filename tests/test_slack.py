@@ -285,8 +285,8 @@ def test_slack_events_answer_404_naming_the_file_when_slack_is_not_set_up(
     with TestClient(create_app(Settings(repos=(project.repo,)))) as client:
         answer = client.post("/slack/events", content=body, headers=signed(SIGNING_SECRET, body))
     assert answer.status_code == 404
-    assert "Slack is not set up" in answer.json()["detail"]
-    assert str(project.repo / cfg.FILENAME) in answer.json()["detail"]
+    assert "Slack is not set up" in answer.json()["error"]["message"]
+    assert str(project.repo / cfg.FILENAME) in answer.json()["error"]["message"]
 
 
 def test_refusals_reach_only_the_clicker_and_leave_the_run_waiting(world: World) -> None:

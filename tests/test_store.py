@@ -248,9 +248,9 @@ def _migrate(barrier: Any, _i: int, backend: Backend) -> list[int]:
 
 def test_processes_starting_at_once_apply_the_migrations_once(backend: Backend) -> None:
     applied = _race(3, _migrate, backend)
-    assert sorted(applied) == [[], [], [1, 2, 3]]
+    assert sorted(applied) == [[], [], [1, 2, 3, 4]]
     rows = backend.sql("SELECT version, jackline FROM schema_versions")
-    assert [r[0] for r in rows] == [1, 2, 3]
+    assert [r[0] for r in rows] == [1, 2, 3, 4]
 
 
 def test_opening_a_store_again_runs_no_statement(backend: Backend) -> None:
@@ -293,7 +293,7 @@ def test_this_release_runs_on_a_schema_a_newer_release_expanded(backend: Backend
     assert log.verify("run-1").state == "verified"
     assert backend.sql("SELECT weight FROM runs") == [(5,)]
     versions = backend.sql("SELECT version FROM schema_versions ORDER BY 1")
-    assert [r[0] for r in versions] == [1, 2, 3, 99]
+    assert [r[0] for r in versions] == [1, 2, 3, 4, 99]
 
 
 def test_a_database_url_that_is_neither_postgresql_nor_sqlite_is_named_in_the_error(
@@ -321,3 +321,21 @@ def test_a_sqlite_url_leaves_the_store_in_jackline_home(
     _run(Store())
     assert (tmp_path / "home" / "jackline.db").is_file()
     assert not (tmp_path / "engine.db").exists()
+
+
+def test_runs_are_filtered_by_the_database_before_the_limit(backend: Backend) -> None:
+    store = backend.store()
+    now = time.time()
+    for i, (agent, by, repo) in enumerate([("codex", "bob", "/a"), *[("claude", "al", "/b")] * 3]):
+        store.insert_run(
+            Run(f"run-{i}", "t", repo, agent, "standard", "merged", "b", by, now + i, now + i)
+        )
+    # The oldest run is the only one of its agent, person or repository: a filter applied after
+    # taking the newest one would find nothing.
+    assert [r.id for r in store.list_runs(limit=1, agent="codex")] == ["run-0"]
+    assert [r.id for r in store.list_runs("merged", 1, by="bob", repo="/a")] == ["run-0"]
+    assert store.list_runs(agent="codex", by="al") == []
+    choices = store.run_choices()
+    assert (choices.agents, choices.people, choices.repos) == (
+        ("claude", "codex"), ("al", "bob"), ("/a", "/b"),
+    )  # fmt: skip

@@ -13,15 +13,16 @@ import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import CALC, Forked, Project, spawn, unmount_under
+from conftest import CALC, Forked, Project, git, spawn, unmount_under
 
-from jackline import auth
+from jackline import api, auth, review
+from jackline.models import Release, Run, Status
 from jackline.server import deps
 from jackline.store import Store
 from jackline.testing import Replace, Round, ScriptedAgent
@@ -265,8 +266,23 @@ def test_signin_with_an_unknown_token_is_refused_and_sets_no_cookie(site: Site) 
     with site.client() as c:
         r = c.post("/signin", data={"token": "jl_nope_nope"})
         assert r.status_code == 401
-        assert "unknown or revoked" in r.text
+        assert "is not one of this server" in r.text
         assert "set-cookie" not in r.headers
+
+
+def test_signins_and_refused_ones_are_in_the_servers_access_log(site: Site) -> None:
+    _, expired = auth.create_token(Store(), "eve", "reviewer", lasts=0.1)
+    time.sleep(0.2)
+    with site.client() as c:
+        r = c.post("/signin", data={"token": expired})
+        assert r.status_code == 401 and "expired on" in r.text and "set-cookie" not in r.headers
+    with site.client("bob"):
+        pass
+    log = [(e.kind, e.data) for e in api.access_log()]
+    assert any(k == "signin.refused" and "eve expired on" in d["why"] for k, d in log)
+    signed = [d for k, d in log if k == "signin"]
+    assert signed[-1]["name"] == "bob" and signed[-1]["from"] == "127.0.0.1"
+    assert expired not in repr(log) and site.tokens["bob"] not in repr(log)
 
 
 def test_signin_sends_a_person_back_only_to_a_page_of_this_server(site: Site) -> None:
@@ -433,6 +449,48 @@ def test_runs_list_filters_by_status(site: Site, reviewed: str) -> None:
         assert c.get("/runs", params={"status": "bogus"}).status_code == 422
 
 
+def test_runs_list_filters_by_agent_person_and_repository_and_says_who_acts_next(
+    site: Site, reviewed: str
+) -> None:
+    run = Store().get_run(reviewed)
+    with site.client("vera") as c:
+        page = c.get("/runs").text
+        row = page.split(f'href="/runs/{reviewed}"')[1].split("</tr>")[0]
+        assert "$0.00" in row and '<td class="waiting">a reviewer</td>' in row
+        assert f'<option value="{run.agent}">' in page and '<option value="alice">' in page
+        mine = {"agent": run.agent, "by": "alice", "repo": run.repo, "status": run.status}
+        assert reviewed in c.get("/runs", params=mine).text
+        for other in ({"by": "bob"}, {"agent": "nobody"}, {"repo": "/elsewhere"}):
+            shown = c.get("/runs", params=other).text
+            assert reviewed not in shown and "match the filter" in shown, other
+
+
+def test_who_a_run_waits_for_follows_its_findings_and_whether_its_merge_is_live() -> None:
+    now = time.time()
+    run = Run("run-1", "t", "/r", "a", "standard", Status.AWAITING_REVIEW, "b", "al", now, now)
+    blocked = replace(run, blocking=1, block_ids=("f1",))
+    assert review.waiting_for(run, (), None) == "a reviewer"
+    assert review.waiting_for(blocked, ("olga", "oscar"), None) == "an owner: olga, oscar"
+    assert review.waiting_for(replace(blocked, accepted=("f1",)), ("olga",), None) == "a reviewer"
+    merged = replace(run, status=Status.MERGED, merge_sha="m1")
+    assert review.waiting_for(merged, (), frozenset({"m1"})) == "a releaser: release it"
+    assert review.waiting_for(merged, (), frozenset({"m0"})) == ""  # production has it
+    assert review.waiting_for(replace(run, status=Status.FAILED), (), None) == ""
+
+
+def test_an_unknown_page_is_an_html_page_and_an_unknown_api_path_is_json(site: Site) -> None:
+    with site.client("vera") as c:
+        missing = c.get("/nowhere/at/all")
+        assert missing.status_code == 404 and missing.headers["content-type"].startswith(
+            "text/html"
+        )
+        assert "<h1>Not found</h1>" in missing.text and "Sign out" in missing.text
+        api_missing = c.get("/api/nowhere")
+        assert api_missing.status_code == 404
+        assert api_missing.json() == {"error": {"kind": "not_found", "message": "Not Found"}}
+    assert httpx.get(f"{site.url}/nowhere").headers["content-type"].startswith("text/html")
+
+
 def test_viewer_sees_the_buttons_disabled_and_a_forged_post_is_refused(
     site: Site, reviewed: str
 ) -> None:
@@ -495,7 +553,7 @@ def test_a_decision_from_a_page_that_showed_another_head_is_refused_and_recorded
         )
         data = {"csrf": token, "head": "0" * 40, "message": "stale"}
         r = c.post(f"/runs/{reviewed}/reject", data=data)
-        assert r.status_code == 403 and "made on 0000000000" in r.text
+        assert r.status_code == 409 and "made on 0000000000" in r.text
     assert Store().get_run(reviewed).status == "awaiting_review"
     refused = [e for e in site.project.events(reviewed) if e["kind"] == "decision_refused"]
     assert refused and refused[-1]["by"] == "bob" and refused[-1]["head"] == "0" * 40
@@ -505,7 +563,7 @@ def test_request_changes_without_words_is_refused_on_the_page(site: Site, review
     with site.client("bob") as c:
         token = csrf(c, f"/runs/{reviewed}")
         r = c.post(f"/runs/{reviewed}/request-changes", data={"csrf": token, "message": " "})
-        assert r.status_code == 403
+        assert r.status_code == 422
         assert "say what should change" in r.text
         assert 'role="alert"' in r.text
 
@@ -587,6 +645,8 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         assert "awaiting go" in page and 'http-equiv="refresh"' in page
         # The starter finds go disabled, with the reason the verb gives below.
         assert 'id="go" disabled' in page and "alice started" in page
+        carried = page.split('id="carries"')[1].split("</table>")[0]  # what it takes to production
+        assert "<td>Alice</td>" in carried, carried
         r = c.post(f"{rel_page}/go", data={"csrf": csrf(c, rel_page)})
         assert r.status_code == 403 and "alice" in r.text  # the starter may not say go
     with site.client("vera") as c:
@@ -602,6 +662,30 @@ def test_release_waits_for_go_and_another_reviewer_says_go(site: Site) -> None:
         assert page.count('<span class="status s-pass">pass</span>') >= 4  # health, smoke x2
         assert 'http-equiv="refresh"' not in page
         assert rel_page.rsplit("/", 1)[-1] in c.get("/releases").text
+
+
+def test_release_page_lists_what_it_carries_escaped_and_warns_of_a_rolled_back_commit(
+    site: Site,
+) -> None:
+    repo = site.project.repo
+    # A commit off main (no ref moves: the module's other tests release main's tip).
+    tree = git(repo, "rev-parse", "main^{tree}")
+    sha = git(repo, "commit-tree", tree, "-p", "main", "-m", f"risky {HOSTILE}")
+    store, now, where = Store(), time.time(), str(repo.resolve())
+    rolled = Release("rel-01rolled", where, sha, "rolled_back", "bob", now - 5, now - 5)
+    store.insert_release(replace(rolled, promotable=False, reason="smoke failed"))
+    again = Release(
+        "rel-01again", where, sha, "aborted", "bob", now, now, git(repo, "rev-parse", "main")
+    )
+    store.insert_release(again)
+    with site.client("vera") as c:
+        page = c.get("/releases/rel-01again").text
+    carried = page.split('id="carries"')[1].split("</table>")[0]
+    assert HOSTILE not in page and "risky &lt;script&gt;" in carried
+    assert (
+        "rolled back before: rel-01rolled (smoke failed)" in carried and "<td>Alice</td>" in carried
+    )
+    assert "1 change here was rolled back or rejected before" in page
 
 
 def test_flags_page_lists_values_per_environment(site: Site) -> None:
@@ -713,7 +797,7 @@ def test_comments_on_lines_reach_the_next_round_with_file_and_line_and_stay_show
         assert "review: comment by alice on calc.py:2 (old)" in page
         # A line the change does not show takes no comment.
         r = comment_form(c, run_id, side="new", line="40", text="nowhere")
-        assert r.status_code == 403 and "is not a line" in r.text
+        assert r.status_code == 422 and "is not a line" in r.text
         token = csrf(c, f"/runs/{run_id}")
         # With comments on the head, the request needs no words of its own.
         r = c.post(

@@ -23,7 +23,8 @@ Roles, each allowing what the one before allows:
     admin     create and revoke tokens
 
 Tokens are random (`jl_<id>_<secret>`), shown once, and stored only as a SHA-256 digest; a
-revoked token stops working at once. The first `jackline serve` on an empty database makes an
+revoked token stops working at once, and one made with an expiry (`--expires 30d`) when it
+expires. The first `jackline serve` on an empty database makes an
 admin token and prints it.
 """
 
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 
 from jackline import paths
 from jackline.config import ROLES
-from jackline.errors import NotFound, Refused
+from jackline.errors import Invalid, NotFound, Refused
 from jackline.models import Token
 from jackline.store import Store
 
@@ -137,13 +138,12 @@ def team_member(claimed: str | None, action: str) -> Identity:
             "in team mode (JACKLINE_DATABASE_URL is set) the command line acts with a token: "
             "set JACKLINE_TOKEN to yours (`jackline token create NAME --role reviewer` makes one)"
         )
-    store = Store()
     try:
-        person = verify(store, presented)
-    finally:
-        store.close()
-    if person is None:
-        raise Unauthenticated("JACKLINE_TOKEN is not a token of this team's database, or revoked")
+        person = check(Store(), presented)[0]
+    except Unauthenticated as e:
+        raise Unauthenticated(
+            f"JACKLINE_TOKEN does not work in this team's database: {e}"
+        ) from None
     return Identity(require(person, action).name)
 
 
@@ -162,36 +162,66 @@ def require(who: Principal | None, action: str) -> Principal:
 
 
 class Unauthenticated(Refused):
-    """No principal, or a token that is unknown or revoked."""
+    """No principal, or a token that is unknown, revoked or expired."""
+
+    kind = "unauthenticated"
 
 
-def create_token(store: Store, name: str, role: str) -> tuple[Token, str]:
-    """A new token for `name` with `role`; the secret is returned once and never stored."""
+def create_token(
+    store: Store, name: str, role: str, lasts: float | None = None
+) -> tuple[Token, str]:
+    """A new token for `name` with `role`, working for `lasts` seconds (None: until revoked);
+    the secret is returned once and never stored."""
     if role not in ROLES:
-        raise Refused(f"{role!r} is not a role; one of: {', '.join(ROLES)}")
+        raise Invalid(f"{role!r} is not a role; one of: {', '.join(ROLES)}")
     if not name.strip():
-        raise Refused("a token needs the name of the person it is for")
+        raise Invalid("a token needs the name of the person it is for")
+    if lasts is not None and lasts <= 0:
+        raise Invalid("a token's --expires is a time to come, such as 30d or 12h")
     token_id = secrets.token_hex(4)
     secret = f"jl_{token_id}_{secrets.token_urlsafe(32)}"
-    store.insert_token(token_id, name.strip(), role, _digest(secret), time.time())
+    now = time.time()
+    expires = now + lasts if lasts is not None else None
+    store.insert_token(token_id, name.strip(), role, _digest(secret), now, expires)
     return store.get_token(token_id), secret
 
 
-def verify(store: Store, presented: str) -> Principal | None:
-    """The principal a presented token stands for, or None (unknown, malformed, revoked)."""
+def check(store: Store, presented: str) -> tuple[Principal, Token]:
+    """The principal a presented token stands for, and the token; else `Unauthenticated`, with
+    why. Whose a token is, and that it was revoked or has expired, is said only to whoever
+    holds its secret: anyone else hears that it is unknown."""
+    unknown = Unauthenticated("that token is not one of this server's")
     parts = presented.strip().split("_")
     if len(parts) < 3 or parts[0] != "jl":
-        return None
+        raise unknown
     stored = store.token_row(parts[1])
-    if stored is None or stored.token.revoked:
-        return None
-    if not hmac.compare_digest(stored.digest, _digest(presented.strip())):
-        return None
+    if stored is None or not hmac.compare_digest(stored.digest, _digest(presented.strip())):
+        raise unknown
     token = stored.token
     now = time.time()
+    if token.revoked:
+        raise Unauthenticated(f"token {token.id} of {token.name} was revoked")
+    if token.expires_at is not None and now >= token.expires_at:
+        raise Unauthenticated(
+            f"token {token.id} of {token.name} expired on {stamp(token.expires_at)}; an admin "
+            f"makes a new one (`jackline token create {token.name} --role {token.role}`)"
+        )
     if token.last_used is None or not 0 <= now - token.last_used < TOUCH_EVERY:
         store.touch_token(token.id, now)
-    return Principal(token.name, token.role)
+    return Principal(token.name, token.role), token
+
+
+def verify(store: Store, presented: str) -> Principal | None:
+    """The principal a presented token stands for, or None (unknown, malformed, revoked,
+    expired: `check` says which)."""
+    try:
+        return check(store, presented)[0]
+    except Unauthenticated:
+        return None
+
+
+def stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(ts))
 
 
 def revoke(store: Store, token_id: str) -> Token:
@@ -203,7 +233,9 @@ def revoke(store: Store, token_id: str) -> Token:
 
 def first_admin(store: Store) -> str | None:
     """On a database with no live admin token: make one and return its secret (shown once)."""
-    if any(t.role == "admin" and not t.revoked for t in store.list_tokens()):
+    now = time.time()
+    live = [t for t in store.list_tokens() if not t.revoked and (t.expires_at or now + 1) > now]
+    if any(t.role == "admin" for t in live):
         return None
     return create_token(store, "admin", "admin")[1]
 

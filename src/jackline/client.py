@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import httpx
 
-from jackline.errors import Interrupted, JacklineError, NotFound, Refused
+from jackline.errors import (
+    ConfigError,
+    Interrupted,
+    Invalid,
+    JacklineError,
+    NotFound,
+    Refused,
+    WrongState,
+)
 from jackline.guard.audit import Event, Verdict
 from jackline.models import Acceptance, Origin, Probe, Release, Run, from_json, to_json
 from jackline.store import shortest_unique
@@ -31,6 +39,7 @@ from jackline.verbs import OnEvent
 
 if TYPE_CHECKING:
     from jackline.health import Report
+    from jackline.release.carried import Carrying
 
 TIMEOUT = httpx.Timeout(30.0, read=1800.0)
 """A decision answers once its run rests, which may take a merge's checks: read long."""
@@ -142,10 +151,17 @@ class RemoteAPI:
         except httpx.TransportError as e:
             self._unreachable(e)
 
-    def runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        params: dict[str, Any] = {"limit": limit}
-        if status:
-            params["status"] = status
+    def runs(
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        agent: str | None = None,
+        by: str | None = None,
+        repo: str | None = None,
+    ) -> list[Run]:
+        wanted = {"status": status, "agent": agent, "by": by, "repo": repo}
+        params: dict[str, Any] = {"limit": limit, **{k: v for k, v in wanted.items() if v}}
         return [run_from_json(r) for r in self._call("GET", "/api/runs", params=params)]
 
     def short_ids(self, run_ids: list[str]) -> dict[str, str]:
@@ -312,6 +328,13 @@ class RemoteAPI:
             if e["seq"] > after
         ]
 
+    def release_carries(self, release_id: str) -> Carrying:
+        from jackline.release.carried import Carried, Carrying
+
+        said = self._release_detail(release_id).get("carries") or {"commits": [], "cut": False}
+        commits = [Carried(**{**c, "warnings": tuple(c["warnings"])}) for c in said["commits"]]
+        return Carrying(tuple(commits), bool(said["cut"]))
+
     def release_as_json(self, rel: Release, detail: bool = False) -> dict[str, Any]:
         return self._release_detail(rel.id) if detail else to_json(rel)
 
@@ -444,21 +467,37 @@ def _repo(repo: Path | str | None) -> str | None:
     return str(repo)
 
 
+ERRORS: dict[str, Callable[[str], JacklineError]] = {
+    "not_found": NotFound,
+    "refused": Refused,
+    "unauthenticated": Refused,
+    "wrong_state": WrongState,
+    "conflict": WrongState,  # a merge conflict's parts stay on the server: its words come
+    "invalid": Invalid,
+    "config_error": ConfigError.told,
+}
+"""The error each `kind` of the server's answer is raised as: the one the verb raised there,
+so a command says the same whether it ran here or on a server."""
+
+
 def _raise(response: httpx.Response) -> NoReturn:
+    """The server's error as the JacklineError it was there (`deps.error_json`'s shape); an
+    answer of another shape (a proxy's, a server older than that shape) by its status."""
     try:
-        detail: Any = response.json().get("detail", response.text)
-    except (json.JSONDecodeError, AttributeError):
-        detail = response.text
-    if isinstance(detail, list):  # FastAPI's validation errors: one line per problem
-        detail = "; ".join(
-            f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail
-        )
+        said = response.json()
+    except json.JSONDecodeError:
+        said = None
+    error = said.get("error") if isinstance(said, dict) else None
+    if isinstance(error, dict) and str(error.get("kind")) in ERRORS:
+        raise ERRORS[str(error["kind"])](str(error.get("message", "")))
+    detail = said.get("detail", response.text) if isinstance(said, dict) else response.text
     where = f"{response.request.method} {response.request.url}"
     if response.status_code in (401, 403):
         raise Refused(f"{detail} ({where} answered {response.status_code})")
     if response.status_code == 404:
         raise NotFound(str(detail))
-    raise JacklineError(f"{where} answered {response.status_code}: {detail}")
+    message = error.get("message", detail) if isinstance(error, dict) else detail
+    raise JacklineError(f"{where} answered {response.status_code}: {message}")
 
 
 def _sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:

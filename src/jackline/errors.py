@@ -4,7 +4,9 @@
     ├── ConfigError               exit 2: jackline.toml is unreadable or invalid (a line a problem)
     ├── NotFound                  a run, agent, blueprint or repository that does not exist
     ├── Refused                   a verb that policy does not allow now (self-approval, dirty main)
-    │   └── Conflict              a branch and a main that moved changed the same lines
+    │   ├── WrongState            a verb the run or release is not in the state for (HTTP 409)
+    │   │   └── Conflict          a branch and a main that moved changed the same lines
+    │   └── Invalid               input that says too little or the wrong thing (HTTP 422)
     ├── CommandFailed             a harness-side command failed (git, set-up); carries the four parts
     ├── WorkspaceLost             a run's workspace is on no machine here and cannot be made again
     └── Interrupted               exit 130: Ctrl-C while runs were driven; names them, and the way on
@@ -35,6 +37,13 @@ class ConfigError(JacklineError):
         self.problems = problems
         super().__init__("\n".join(f"{path}: {p}" for p in problems))
 
+    @classmethod
+    def told(cls, message: str) -> ConfigError:
+        """The error a message of one says (`path: problem` a line), as a server sends it."""
+        path = message.partition(": ")[0]
+        problems = [line.removeprefix(f"{path}: ") for line in message.splitlines()]
+        return cls(path, problems)
+
 
 class NotFound(JacklineError):
     kind = "not_found"
@@ -44,7 +53,22 @@ class Refused(JacklineError):
     kind = "refused"
 
 
-class Conflict(Refused):
+class WrongState(Refused):
+    """A verb its run or release is not in the state for: a decision on a run that is not
+    awaiting review, or made on a head it has moved on from; a go for a release that waits for
+    none. Asking again later may work; asking as someone else would not change it."""
+
+    kind = "wrong_state"
+
+
+class Invalid(Refused):
+    """Input that cannot be taken as given: a request for changes without words, an
+    acceptance without a reason, a commit that is not on main."""
+
+    kind = "invalid"
+
+
+class Conflict(WrongState):
     """A merge refused because `main` moved and changed the lines the branch changed."""
 
     kind = "conflict"

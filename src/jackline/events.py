@@ -82,6 +82,20 @@ class Kind(StrEnum):
     RELEASE_FINISHED = "release.finished"
     # a flag file
     FLAG_SET = "flag.set"
+    # the server's access (one stream, `ACCESS`): tokens made and revoked, sign-ins
+    TOKEN_CREATED = "token.created"
+    TOKEN_REVOKED = "token.revoked"
+    SIGNED_IN = "signin"
+    SIGNIN_REFUSED = "signin.refused"
+
+
+ACCESS = "access"
+"""The audit stream of the server's access: every token made or revoked, every sign-in to the
+web page and every one refused (`jackline token log`)."""
+
+
+def _until(d: Data) -> str:
+    return f", expires {d['expires']}" if d.get("expires") else ""
 
 
 @dataclass(frozen=True)
@@ -568,6 +582,27 @@ SPECS: dict[Kind, Spec] = {
         "A person changed a feature flag in the flag file.",
         lambda d: f"flag {d['name']} in {d['env']}: {d['old']} -> {d['new']} by {d['by']}",
         told=_NEVER,
+    ),
+    Kind.TOKEN_CREATED: Spec(
+        "An admin made a token for the server.",
+        lambda d: f"token {d['id']} made for {d['name']} ({d['role']}){_until(d)} by {d['by']}",
+        told=_NEVER,
+    ),
+    Kind.TOKEN_REVOKED: Spec(
+        "An admin revoked a token: it works no more.",
+        lambda d: f"token {d['id']} of {d['name']} revoked by {d['by']}",
+        told=_NEVER,
+    ),
+    Kind.SIGNED_IN: Spec(
+        "A person signed in to the web page with a token.",
+        lambda d: f"{d['name']} ({d['role']}) signed in with token {d['id']} from {d['from']}",
+        told=_NEVER,
+    ),
+    Kind.SIGNIN_REFUSED: Spec(
+        "A sign-in to the web page was refused.",
+        lambda d: f"sign-in refused from {d['from']}: {d['why']}",
+        told=_NEVER,
+        tone=_always("warn"),
     ),
 }
 

@@ -282,6 +282,11 @@ def _comments(conn: Connection) -> None:
     _run(conn, COMMENTS)
 
 
+def _token_expiry(conn: Connection) -> None:
+    if "expires_at" not in {c["name"] for c in sa.inspect(conn).get_columns("tokens")}:
+        _run(conn, "ALTER TABLE tokens ADD COLUMN expires_at {real}")
+
+
 STEPS = [
     Step(
         1,
@@ -292,6 +297,8 @@ STEPS = [
     # A run recorded before it has the priority every run had then: 0.
     Step(2, "runs.priority: a run's own place on the team's queue", _run_priority),
     Step(3, "comments: people's comments on lines of a run's change", _comments),
+    # A token made before has none: it works until revoked, as it did.
+    Step(4, "tokens.expires_at: when a token stops working", _token_expiry),
 ]
 
 VERSIONS = """

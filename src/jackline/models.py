@@ -598,6 +598,8 @@ class Token:
     created_at: float
     last_used: float | None
     revoked: bool
+    expires_at: float | None = None
+    """When it stops working (a timestamp); None: it works until revoked."""
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from jackline.events import Kind
 from jackline.guard.audit import Event
-from jackline.models import Acceptance, Finding, Run, from_json
+from jackline.models import Acceptance, Finding, Run, Status, from_json
 
 if TYPE_CHECKING:  # reading a run's findings (`jackline runs`, `show`) loads no config model
     from jackline import config as cfg
@@ -17,6 +17,27 @@ def open_blocking(run: Run) -> int:
     head (the scan of a new round clears the acceptances: each holds for the head it was made
     on). A run scanned before findings had ids has none accepted."""
     return max(0, run.blocking - len(set(run.block_ids) & set(run.accepted)))
+
+
+def waiting_for(run: Run, owners: tuple[str, ...], unreleased: frozenset[str] | None) -> str:
+    """Who must act next on `run`, in a few words ("" for nobody: it works, or it ended):
+    `owners`, the project's owners where its open block-level findings need one; `unreleased`,
+    main's commits production does not serve yet (None where nothing is released)."""
+    if run.status == Status.AWAITING_REVIEW and open_blocking(run):
+        return f"an owner: {', '.join(owners)}" if owners else "an owner"
+    if run.status == Status.MERGED:
+        live = unreleased is None or (run.merge_sha or "") not in unreleased
+        return "" if live else "a releaser: release it"
+    return WAITS.get(run.status, "")
+
+
+WAITS = {
+    Status.AWAITING_REVIEW: "a reviewer",
+    Status.BLOCKED: "a reviewer: request changes or reject",
+    Status.INTERRUPTED: "an operator: resume or cancel",
+    Status.QUEUED: "a worker",
+}
+"""Who a run of each status waits for, where nothing else says (a status not here: nobody)."""
 
 
 def owners_named(config: cfg.JacklineConfig) -> str:

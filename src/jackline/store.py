@@ -91,6 +91,16 @@ class RunTally:
 
 
 @dataclass(frozen=True)
+class RunChoices:
+    """What the runs here can be filtered by (`Store.run_choices`)."""
+
+    agents: tuple[str, ...]
+    people: tuple[str, ...]
+    """Who submitted them."""
+    repos: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StoredToken:
     """A server token as the store keeps it: the record, and the digest of its secret that
     `auth.verify` compares (it never leaves the store otherwise)."""
@@ -367,11 +377,43 @@ class Store:
             ).scalar()
         return self.get_run(found) if found else None
 
-    def list_runs(self, status: str | None = None, limit: int = 100) -> list[Run]:
-        values: dict[str, Any] = {"limit": limit, **({"status": str(status)} if status else {})}
+    def list_runs(
+        self,
+        status: str | None = None,
+        limit: int = 100,
+        *,
+        agent: str | None = None,
+        by: str | None = None,
+        repo: str | None = None,
+    ) -> list[Run]:
+        """Runs newest first, at most `limit`, kept to those with each of the status, agent,
+        submitter (`by`) and repository given: filtered by the database, so a filter on a
+        long history reads only the runs it shows."""
+        wanted = {"status": status, "agent": agent, "submitted_by": by, "repo": repo}
+        values = {column: str(v) for column, v in wanted.items() if v}
         with self._reading() as db:
-            rows = db.execute(_newest_runs(bool(status)), values)
+            rows = db.execute(_newest_runs(tuple(values)), {"limit": limit, **values})
             return [_record(Run, r) for r in rows]
+
+    def runs_with_commits(self, shas: Sequence[str]) -> list[Run]:
+        """The runs whose head or merge is one of `shas` (what a release carries)."""
+        if not shas:
+            return []
+        wanted = list(shas)
+        query = _select(RUNS, Run).where(
+            sa.or_(RUNS.c.merge_sha.in_(wanted), RUNS.c.head_sha.in_(wanted))
+        )
+        with self._reading() as db:
+            return [_record(Run, r) for r in db.execute(query)]
+
+    def run_choices(self) -> RunChoices:
+        """The agents, submitters and repositories runs here have had, each sorted: what a
+        list of runs may be filtered by. One pass over the runs."""
+        query = sa.select(RUNS.c.agent, RUNS.c.submitted_by, RUNS.c.repo).distinct()
+        with self._reading() as db:
+            rows = db.execute(query).all()
+        agents, people, repos = (sorted({str(r[i]) for r in rows}) for i in range(3))
+        return RunChoices(tuple(agents), tuple(people), tuple(repos))
 
     def run_tally(self) -> list[RunTally]:
         """Every run, counted by status with its rounds summed, in one query however many runs
@@ -414,8 +456,17 @@ class Store:
 
     # tokens -------------------------------------------------------------------------------
 
-    def insert_token(self, token_id: str, name: str, role: str, digest: str, at: float) -> None:
+    def insert_token(
+        self,
+        token_id: str,
+        name: str,
+        role: str,
+        digest: str,
+        at: float,
+        expires_at: float | None = None,
+    ) -> None:
         row = {"id": token_id, "name": name, "role": role, "digest": digest, "created_at": at}
+        row["expires_at"] = expires_at
         with self.transaction() as db:
             db.execute(sa.insert(TOKENS), row)
 
@@ -721,11 +772,12 @@ def _select(table: sa.Table, cls: type[DataclassInstance]) -> sa.Select[Any]:
 
 
 @cache
-def _newest_runs(by_status: bool) -> sa.Select[Any]:
-    """Runs newest first, at most `:limit`; with `by_status`, only those of `:status`."""
+def _newest_runs(columns: tuple[str, ...]) -> sa.Select[Any]:
+    """Runs newest first, at most `:limit`; only those whose each of `columns` equals the value
+    bound under its name."""
     query = _select(RUNS, Run)
-    if by_status:
-        query = query.where(RUNS.c.status == sa.bindparam("status"))
+    for column in columns:
+        query = query.where(RUNS.c[column] == sa.bindparam(column))
     return query.order_by(RUNS.c.created_at.desc()).limit(sa.bindparam("limit"))
 
 

@@ -17,6 +17,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from jackline.api.access import access_log as access_log
+    from jackline.api.access import sign_in as sign_in
     from jackline.api.access import token_create as token_create
     from jackline.api.access import token_revoke as token_revoke
     from jackline.api.access import tokens as tokens
@@ -56,17 +58,20 @@ if TYPE_CHECKING:
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import round_change as round_change
     from jackline.api.reading import rounds as rounds
+    from jackline.api.reading import run_choices as run_choices
     from jackline.api.reading import run_tally as run_tally
     from jackline.api.reading import runs as runs
     from jackline.api.reading import short_ids as short_ids
     from jackline.api.reading import shown as shown
     from jackline.api.reading import verify as verify
+    from jackline.api.reading import waiting_for as waiting_for
     from jackline.api.releasing import abort as abort
     from jackline.api.releasing import go as go
     from jackline.api.releasing import go_refusal as go_refusal
     from jackline.api.releasing import live as live
     from jackline.api.releasing import release as release
     from jackline.api.releasing import release_as_json as release_as_json
+    from jackline.api.releasing import release_carries as release_carries
     from jackline.api.releasing import release_events as release_events
     from jackline.api.releasing import release_figures as release_figures
     from jackline.api.releasing import release_get as release_get
@@ -98,6 +103,7 @@ _WHERE = {
     "abort": "jackline.api.releasing",
     "accept": "jackline.api.review",
     "acceptance_refusals": "jackline.api.review",
+    "access_log": "jackline.api.access",
     "approve": "jackline.api.review",
     "artifact": "jackline.api.reading",
     "artifact_names": "jackline.api.reading",
@@ -133,6 +139,7 @@ _WHERE = {
     "reject": "jackline.api.review",
     "release": "jackline.api.releasing",
     "release_as_json": "jackline.api.releasing",
+    "release_carries": "jackline.api.releasing",
     "release_events": "jackline.api.releasing",
     "release_figures": "jackline.api.releasing",
     "release_get": "jackline.api.releasing",
@@ -143,11 +150,13 @@ _WHERE = {
     "rollback": "jackline.api.releasing",
     "round_change": "jackline.api.reading",
     "rounds": "jackline.api.reading",
+    "run_choices": "jackline.api.reading",
     "run_tally": "jackline.api.reading",
     "runs": "jackline.api.reading",
     "set_flag": "jackline.api.flags",
     "short_ids": "jackline.api.reading",
     "shown": "jackline.api.reading",
+    "sign_in": "jackline.api.access",
     "start_worker": "jackline.api.machine",
     "submit": "jackline.api.submission",
     "submit_attempts": "jackline.api.attempts",
@@ -157,6 +166,7 @@ _WHERE = {
     "tokens": "jackline.api.access",
     "validate": "jackline.api.submission",
     "verify": "jackline.api.reading",
+    "waiting_for": "jackline.api.reading",
     "waits_for_decision": "jackline.api.machine",
     "who": "jackline.api.submission",
     "work_until_stopped": "jackline.api.machine",
@@ -185,6 +195,7 @@ __all__ = [
     "abort",
     "accept",
     "acceptance_refusals",
+    "access_log",
     "approve",
     "artifact",
     "artifact_names",
@@ -220,6 +231,7 @@ __all__ = [
     "reject",
     "release",
     "release_as_json",
+    "release_carries",
     "release_events",
     "release_figures",
     "release_get",
@@ -230,11 +242,13 @@ __all__ = [
     "rollback",
     "round_change",
     "rounds",
+    "run_choices",
     "run_tally",
     "runs",
     "set_flag",
     "short_ids",
     "shown",
+    "sign_in",
     "start_worker",
     "submit",
     "submit_attempts",
@@ -244,6 +258,7 @@ __all__ = [
     "tokens",
     "validate",
     "verify",
+    "waiting_for",
     "waits_for_decision",
     "who",
     "work_until_stopped",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from jackline import artifacts, executors, handoff
 from jackline import git as g
 from jackline import repos as repositories
-from jackline.errors import CommandFailed, NotFound
+from jackline.errors import CommandFailed, JacklineError, NotFound
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event, Verdict
 from jackline.guard.redact import Redactor
@@ -25,23 +25,86 @@ from jackline.models import (
     from_json,
     to_json,
 )
-from jackline.review import in_force
-from jackline.store import Store
+from jackline.review import in_force, open_blocking
+from jackline.review import waiting_for as review_waiting_for
+from jackline.store import RunChoices, Store
 
 if TYPE_CHECKING:
     pass
 
 
-def runs(status: str | None = None, limit: int = 100) -> list[Run]:
-    """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included)."""
+def runs(
+    status: str | None = None,
+    limit: int = 100,
+    *,
+    agent: str | None = None,
+    by: str | None = None,
+    repo: str | None = None,
+) -> list[Run]:
+    """Runs, newest first, as `shown`; `status` keeps one (`interrupted` included), `agent`,
+    `by` (who submitted it) and `repo` (as the run records it) keep theirs."""
     # One look per executor, not per run: a worker drives many runs at once.
     alive = cache(executors.alive)
+    kept = {"agent": agent, "by": by, "repo": repo}
     if status == Status.INTERRUPTED:
-        listed = Store().list_runs(None, 100_000)
+        listed = Store().list_runs(None, 100_000, **kept)
         found = [shown(r, alive) for r in listed if r.status in DRIVEN]
         return [r for r in found if r.status == status][:limit]
-    found = [shown(r, alive) for r in Store().list_runs(status, limit)]
+    found = [shown(r, alive) for r in Store().list_runs(status, limit, **kept)]
     return [r for r in found if r.status == status] if status else found
+
+
+def run_choices() -> RunChoices:
+    """The agents, people and repositories the runs can be filtered by."""
+    return Store().run_choices()
+
+
+def waiting_for(found: list[Run]) -> dict[str, str]:
+    """Who must act next on each of these runs (`review.waiting_for`): the owners a run's open
+    block-level findings need, read from the config it recorded, and, for a merged run,
+    whether its merge is live in production yet (read from the repository, once a repo)."""
+    from jackline.api.submission import recorded_config  # the config models: only here
+
+    store = Store()
+    unreleased: dict[str, frozenset[str] | None] = {}
+    waits = {}
+    for run in found:
+        owners: tuple[str, ...] = ()
+        if run.status == Status.AWAITING_REVIEW and open_blocking(run):
+            try:
+                owners = tuple(recorded_config(store, run.id).review.owners)
+            except (JacklineError, LookupError, ValueError):  # no config recorded, or unreadable
+                owners = ()
+        if run.status == Status.MERGED and run.repo not in unreleased:
+            unreleased[run.repo] = not_live(store, run.repo)
+        waits[run.id] = review_waiting_for(run, owners, unreleased.get(run.repo))
+    return waits
+
+
+def not_live(store: Store, repo: str) -> frozenset[str] | None:
+    """Main's commits production does not serve yet (first parents: the merges and the
+    commits made on main), or None where nothing is released from here (no release
+    environments, or a repository this machine has no checkout of)."""
+    from jackline import config as cfg
+    from jackline import git as g
+    from jackline import repos as repositories
+
+    root = Path(repo)
+    if repositories.is_url(repo) or not root.is_dir():
+        return None
+    try:
+        # The checkout's config, not main's committed one (`release.tree`, which a release
+        # reads): a hint on a list needs no more, and reading that cost 40 ms a page.
+        config = cfg.load(root)
+    except (JacklineError, OSError):
+        return None
+    main, environments = config.project.main, config.release.environments
+    if not environments:
+        return None
+    live = store.live(repo, list(environments)[-1])
+    span = f"{live['sha']}..refs/heads/{main}" if live else f"refs/heads/{main}"
+    out = g.git(root, "rev-list", "--first-parent", "--max-count=10000", span)
+    return frozenset(out.split())
 
 
 def run_tally() -> tuple[Counter[str], int]:

@@ -12,7 +12,7 @@ from ulid import ULID
 from jackline import auth
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import ConfigError, NotFound, Refused
+from jackline.errors import CommandFailed, ConfigError, Invalid, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor, resolve
@@ -29,7 +29,7 @@ from jackline.store import Store
 from jackline.verbs import OnEvent
 
 if TYPE_CHECKING:
-    pass
+    from jackline.release.carried import Carrying
 
 
 from jackline.api.submission import record_claim, who
@@ -58,13 +58,13 @@ def release(
     store = Store()
     busy = [r for r in store.list_releases(str(root)) if r.status not in RELEASE_FINAL]
     if busy:
-        raise Refused(
+        raise WrongState(
             f"{busy[0].id} is {busy[0].status}; one release at a time: "
             f"`jackline go {busy[0].id}` or `jackline abort {busy[0].id}` first"
         )
     bad = store.unpromotable(str(root), sha)
     if bad and not (force or "").strip():
-        raise Refused(
+        raise WrongState(
             f"{sha[:10]} is not promotable: {bad.id} was rolled back ({bad.reason}); "
             "release it anyway with --force REASON"
         )
@@ -134,7 +134,7 @@ def _main_commit(root: Path, main: str, sha: str | None) -> str:
     except Exception:
         raise NotFound(f"{wanted!r} is not a commit in {root}") from None
     if not g.ok(root, "merge-base", "--is-ancestor", full, f"refs/heads/{main}"):
-        raise Refused(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
+        raise Invalid(f"{full[:10]} is not on {main}; a release takes a commit of {main}")
     return full
 
 
@@ -195,9 +195,23 @@ def release_figures(repo: Path | None = None) -> list[dict[str, Any]]:
     ]
 
 
+def release_carries(release_id: str) -> Carrying:
+    """The changes the release carries to production, who wrote each, and what was said of
+    them before (`release.carried`), read from its repository."""
+    from jackline.release import carried
+
+    store = Store()
+    rel = store.get_release(release_id)
+    return carried.carried(Path(rel.repo), rel, store)
+
+
 def release_as_json(rel: Release, detail: bool = False) -> dict[str, Any]:
     data = to_json(rel)
     if detail:
+        try:
+            data["carries"] = asdict(release_carries(rel.id))
+        except (CommandFailed, OSError):  # the repository moved or lost the commits
+            data["carries"] = None
         data["probes"] = [asdict(p) for p in release_probes(rel.id)]
         data["events"] = [
             {"seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
@@ -220,7 +234,7 @@ def go(
     rel = store.get_release(release_id)
     refusal = _go_state_refusal(rel)
     if refusal:
-        raise Refused(refusal)
+        raise WrongState(refusal)
     config = steps.ReleaseContext(rel.id, store).config
     person = who(config, by, claimed, action="go")
     refusal = steps.go_refusal(rel, config, person.name)
@@ -273,7 +287,7 @@ def abort(
     store = Store()
     rel = store.get_release(release_id)
     if rel.status in RELEASE_FINAL:
-        raise Refused(f"{rel.id} is {rel.status}; there is nothing to abort")
+        raise WrongState(f"{rel.id} is {rel.status}; there is nothing to abort")
     person = who(steps.ReleaseContext(rel.id, store).config, by, claimed, action="go")
     record_claim(rel.id, "abort", person)
     return _send_release(rel, ReleaseDecision("abort", person.name), on_event)
@@ -305,14 +319,14 @@ def rollback(
     store = Store()
     now_live = store.live(str(root), production)
     if now_live is None:
-        raise Refused(f"nothing is live in {production} yet; there is nothing to roll back")
+        raise WrongState(f"nothing is live in {production} yet; there is nothing to roll back")
     moving = [
         r
         for r in store.list_releases(str(root))
         if r.status not in RELEASE_FINAL and r.status not in RELEASE_WAITS
     ]
     if moving:
-        raise Refused(f"{moving[0].id} is {moving[0].status}; roll back once it rests")
+        raise WrongState(f"{moving[0].id} is {moving[0].status}; roll back once it rests")
     current = store.get_release(now_live["release_id"])
     target = _rollback_target(store, str(root), production, now_live["sha"], to)
     seen = max((e.seq for e in release_events(current.id)), default=0)
@@ -329,14 +343,14 @@ def _rollback_target(
     if to:
         target = store.get_release(to)
         if target.repo != repo or target.sha == live_sha:
-            raise Refused(f"{target.id} is not an earlier release of {repo}'s {production}")
+            raise Invalid(f"{target.id} is not an earlier release of {repo}'s {production}")
         if not any(row["sha"] == target.sha for row in history):
-            raise Refused(f"{target.id} was never live in {production}; roll back to one that was")
+            raise Invalid(f"{target.id} was never live in {production}; roll back to one that was")
         if not target.promotable:
-            raise Refused(f"{target.id} was rolled back itself; pick another (`jackline releases`)")
+            raise Invalid(f"{target.id} was rolled back itself; pick another (`jackline releases`)")
         return target
     for row in history:
         candidate = store.get_release(row["release_id"])
         if row["sha"] != live_sha and candidate.promotable:
             return candidate
-    raise Refused(f"no earlier release was live in {production}; there is nothing to go back to")
+    raise WrongState(f"no earlier release was live in {production}; there is nothing to go back to")

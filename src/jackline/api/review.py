@@ -11,7 +11,7 @@ from ulid import ULID
 
 from jackline import artifacts, auth, diffs, forge, handoff, notify, paths
 from jackline import config as cfg
-from jackline.errors import NotFound, Refused
+from jackline.errors import Invalid, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
@@ -84,7 +84,7 @@ def request_changes(
     (`steps.changes_requested`): with some, the message may be empty."""
     run, config = _reviewable(run_id, "request_changes")
     if not message.strip() and not _on_this_head(run):
-        raise Refused("say what should change: -m TEXT is the agent's feedback")
+        raise Invalid("say what should change: -m TEXT is the agent's feedback")
     person = who(config, by, claimed)
     _on_head(run, head, "request_changes", person.name)
     return _decide(run, _decision("request_changes", person, message), on_event)
@@ -120,16 +120,16 @@ def comment(
     store = Store()
     run = store.get_run(run_id)
     if run.status != Status.AWAITING_REVIEW:
-        raise Refused(
+        raise WrongState(
             f"{run.id} is {shown(run).status}; lines are commented on while it awaits review"
         )
     if head is not None and head != (run.head_sha or ""):
-        raise Refused(
+        raise WrongState(
             f"the comment was made on {head[:10] or 'no commit'}; {run.id} is now at "
             f"{(run.head_sha or 'no commit')[:10]}: comment on what it shows now"
         )
     if not text.strip():
-        raise Refused("say something: the comment's text is empty")
+        raise Invalid("say something: the comment's text is empty")
     _check_line(run, file, side, line)
     person = who(_rules_of(store, run), by, claimed)
     redact = Redactor.from_environment()
@@ -162,9 +162,9 @@ def _check_line(run: Run, file: str, side: Literal["old", "new"], line: int) -> 
         return  # a run whose change was not kept: its page shows git's text, unchecked
     found = change.file(file)
     if found is None:
-        raise Refused(f"{file!r} is not a file {run.id}'s change touches")
+        raise Invalid(f"{file!r} is not a file {run.id}'s change touches")
     if side not in ("old", "new") or not found.has_line(side, line):
-        raise Refused(f"{file}:{line} ({side}) is not a line {run.id}'s change shows")
+        raise Invalid(f"{file}:{line} ({side}) is not a line {run.id}'s change shows")
 
 
 def _on_this_head(run: Run) -> list[Comment]:
@@ -208,7 +208,7 @@ def accept(
     audit log and written into its handoff. A new round's scan leaves it behind: a finding
     still there needs accepting again. `head` as for `approve`."""
     if not reason.strip():
-        raise Refused(
+        raise Invalid(
             f"say why finding {finding} of {run_id} is accepted: -m REASON is recorded with it"
         )
     store = Store()
@@ -227,8 +227,8 @@ def accept(
     if not store.accept_finding(run.id, found.id, run.head_sha):
         now = store.get_run(run.id)
         if now.head_sha == run.head_sha and found.id in now.accepted:
-            raise Refused(f"finding {found.id} of {run.id} is accepted already on this head")
-        raise Refused(
+            raise WrongState(f"finding {found.id} of {run.id} is accepted already on this head")
+        raise WrongState(
             f"{run.id} moved on while finding {found.id} was being accepted (it is "
             f"{shown(now).status} at {(now.head_sha or 'no commit')[:10]}); look again"
         )
@@ -239,7 +239,7 @@ def _awaiting_review(run: Run) -> Run:
     """The run, where a finding of it may be accepted: one awaiting review."""
     refusal = _acceptance_state_refusal(run)
     if refusal:
-        raise Refused(refusal)
+        raise WrongState(refusal)
     return run
 
 
@@ -362,7 +362,7 @@ def _reviewable(run_id: str, kind: str) -> tuple[Run, cfg.JacklineConfig]:
     run = store.get_run(run_id)
     refusal = state_refusal(run, kind)
     if refusal:
-        raise Refused(refusal)
+        raise WrongState(refusal)
     # The rules of this decision (owners, self-approval, allow_as) are the config the run
     # recorded: one the chain no longer vouches for is not believed.
     return run, _rules_of(store, run)
@@ -475,7 +475,7 @@ def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:
     AuditLog(Store(), Redactor({})).record(
         run.id, Kind.DECISION_REFUSED, decision=kind, by=by, head=head, reason=reason
     )
-    raise Refused(reason)
+    raise WrongState(reason)
 
 
 def _decision(
@@ -512,7 +512,7 @@ def cancel(
     run = store.get_run(run_id)
     refusal = cancel_refusal(run)
     if refusal:
-        raise Refused(refusal)
+        raise WrongState(refusal)
     person = who(recorded_config(store, run.id), by, claimed)
     AuditLog(store, Redactor.from_environment()).record(
         run.id, Kind.CANCELLED, **person.record(), message=message, was=shown(run).status

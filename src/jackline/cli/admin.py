@@ -16,6 +16,7 @@ from jackline import api, paths
 from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOrUrlOpt
 from jackline.cli.render import err, out
+from jackline.models import to_json
 
 app = typer.Typer()
 
@@ -310,16 +311,41 @@ def token_create(
     role: Annotated[
         str, typer.Option("--role", help="viewer, reviewer, owner or admin.")
     ] = "viewer",
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="It stops working after this long: 30d, 12h, 2w, 45m."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Make a token; its secret is printed once and stored only as a digest."""
-    token, secret = api.token_create(name, role)
+    token, secret = api.token_create(name, role, duration(expires) if expires else None)
     if as_json:
         secret_json = {"id": token.id, "name": token.name, "role": token.role, "token": secret}
-        render.emit(secret_json, indent=None)
+        render.emit({**secret_json, "expires_at": token.expires_at}, indent=None)
         return
-    out.print(f"Token {token.id} for {escape(token.name)} ({token.role}); shown once, keep it:")
+    until = f", until {stamp(token.expires_at)}" if token.expires_at else ""
+    out.print(
+        f"Token {token.id} for {escape(token.name)} ({token.role}{until}); shown once, keep it:"
+    )
     print(secret)
+
+
+def stamp(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
+
+
+UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def duration(text: str) -> float:
+    """Seconds of `30d`, `12h`, `2w` or `45m`; a usage error names the forms otherwise."""
+    number, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in UNITS or not number.isdigit() or int(number) == 0:
+        raise typer.BadParameter(
+            f"{text!r} is not a length of time: a whole number and m, h, d or w (30d, 12h)",
+            param_hint="--expires",
+        )
+    return int(number) * UNITS[unit]
 
 
 @token_app.command("list")
@@ -340,8 +366,28 @@ def token_list(as_json: JsonOpt = False) -> None:
     for t in found:
         used = f"{render.age(t.last_used)} ago" if t.last_used else "never"
         mark = "[red]revoked[/]" if t.revoked else ""
+        if not t.revoked and t.expires_at is not None:
+            gone = t.expires_at <= time.time()
+            mark = (
+                f"[red]expired[/] {stamp(t.expires_at)}" if gone else f"until {stamp(t.expires_at)}"
+            )
         table.add_row(t.id, escape(t.name), t.role, render.age(t.created_at), used, mark)
     out.print(table)
+
+
+@token_app.command("log")
+def token_log(as_json: JsonOpt = False) -> None:
+    """The server's access log: tokens made and revoked, sign-ins to the web page and those
+    refused, oldest first (hash-chained, as a run's log)."""
+    found = api.access_log()
+    if as_json:
+        render.emit([to_json(e) for e in found])
+        return
+    if not found:
+        out.print("Nothing yet: no token was made or revoked, nobody signed in.")
+        return
+    for e in found:
+        render.event(e)
 
 
 @token_app.command("revoke")

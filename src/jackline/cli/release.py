@@ -84,6 +84,7 @@ def release_show(
         render.emit(verbs.release_as_json(r, detail=True))
         return
     render.release_detail(r, verbs.release_probes(r.id))
+    render.carried(verbs.release_carries(r.id))
 
 
 @app.command("go")

@@ -22,6 +22,7 @@ from jackline.models import Acceptance, Probe, Release, ReleaseStatus, Run, Stat
 
 if TYPE_CHECKING:
     from jackline.guard.audit import Event
+    from jackline.release.carried import Carrying
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -196,6 +197,21 @@ def release_detail(r: Release, probes: list[Probe]) -> None:
         out.print(
             f"  {escape(p.env):<12} {mark} {escape(p.name):<30} {p.duration:6.2f}s  {escape(first)}"
         )
+
+
+def carried(carrying: Carrying) -> None:
+    """What a release carries: a line a change, who wrote it, and its warnings in red."""
+    cut = f" (the newest {len(carrying.commits)})" if carrying.cut else ""
+    out.print(
+        f"carries {len(carrying.commits)} change(s){cut}:"
+        if carrying.commits
+        else "carries nothing new"
+    )
+    for c in carrying.commits:
+        by = f"agent {c.agent} {c.run_id}" if c.run_id else c.author
+        out.print(f"  {c.sha[:10]}  {escape(short(c.subject, 70))}  [dim]{escape(by)}[/]")
+        for warning in c.warnings:
+            out.print(f"    [bold red]warning[/]: {escape(warning)}")
 
 
 def agent_tail(rnd: dict[str, Any]) -> None:

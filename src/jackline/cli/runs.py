@@ -129,12 +129,14 @@ def list_runs(
     status: Annotated[
         str | None, typer.Option("--status", help="Only runs with this status.")
     ] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's runs.")] = None,
+    by: Annotated[str | None, typer.Option("--by", help="Only runs this person submitted.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List runs: a short id (every command takes it for the whole id), task, status, rounds,
     findings, model spend, age. --json gives whole ids."""
     verbs = verbs_of(ctx)
-    found = verbs.runs(status)
+    found = verbs.runs(status, agent=agent, by=by)
     if as_json:
         render.emit([render.run_json(r) for r in found])
         return

@@ -78,6 +78,13 @@ def _from_store(repo: Path, cfg: JacklineConfig, store: Store, now: datetime) ->
     if cfg.health.main_command is None:
         job = partial(main.from_store, repo, cfg.project.main, store, now)
         found += _safe("main", "main", job)
+    if cfg.release.environments:
+        production = list(cfg.release.environments)[-1]
+        found += _safe(
+            "main",
+            "production",
+            partial(main.from_production, repo, cfg.project.main, production, store, now),
+        )
     return found + _safe("waiting", "runs", partial(waiting.runs, repo, store, now))
 
 

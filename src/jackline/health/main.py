@@ -20,7 +20,7 @@ from jackline.events import Kind
 from jackline.guard.audit import AuditLog, Event
 from jackline.guard.redact import Redactor
 from jackline.health.records import Item, span
-from jackline.models import Run, Status
+from jackline.models import ReleaseStatus, Run, Status
 from jackline.store import Store
 
 MAIN_TIMEOUT = 600.0
@@ -113,6 +113,36 @@ def _since(repo: Path, main: str, sha: str) -> tuple[int | None, str]:
 
 def _unknown(summary: str, detail: str = "") -> Item:
     return Item("main", "main", "unknown", summary, detail)
+
+
+# What production refused ------------------------------------------------------------------------
+
+
+def from_production(
+    repo: Path, main: str, production: str, store: Store, now: datetime
+) -> list[Item]:
+    """Main as production judged it: a commit of main that production rolled back, while no
+    release that carries it has gone live since, needs attention whatever the checks said (the
+    checks ran before the merge; production ran after). Read from the release ledger, which a
+    rollback writes at once: nothing here is cached."""
+    releases = store.list_releases(str(repo.resolve()), limit=50)
+    rolled = next((r for r in releases if r.status == ReleaseStatus.ROLLED_BACK), None)
+    live = store.live(str(repo.resolve()), production)
+    if rolled is None or not _carries(repo, main, rolled.sha):
+        return []
+    if live and _carries(repo, live["sha"], rolled.sha):
+        return []  # a release that carries it went live since: production took it after all
+    ago = span(now.timestamp() - rolled.updated_at)
+    serving = f"; production runs {live['sha'][:10]}" if live else "; production runs nothing"
+    summary = (
+        f"production rolled back {rolled.sha[:10]} {ago} ago ({rolled.id}: "
+        f"{rolled.reason or 'no reason recorded'}){serving}: main still holds that change"
+    )
+    return [Item("main", "production", "attention", summary, rolled.reason)]
+
+
+def _carries(repo: Path, ref: str, sha: str) -> bool:
+    return g.ok(repo, "merge-base", "--is-ancestor", sha, ref)
 
 
 # GitHub Actions ---------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from jackline.surfaces import register_notifiers
 
     register_notifiers()  # the runs this server drives tell Slack and GitHub
-    deps.install_error_handlers(app)
+    deps.install_error_handlers(app, web.error_page)
     for module in (api_routes, metrics, web, slack, github):
         app.include_router(module.router)
     return app

@@ -45,6 +45,7 @@ from jackline.models import (
     Origin,
     Release,
     Run,
+    Status,
     json_keys,
     to_json,
 )
@@ -187,6 +188,15 @@ class RollbackIn(BaseModel):
 
 ReleaseOut = out_model(
     Release,
+    carries=(
+        dict[str, Any] | None,
+        Field(
+            None,
+            description="In the detail view: the commits it takes to production since what "
+            "production ran (`commits`, newest first: sha, subject, author, run_id, agent, "
+            "warnings), and whether the list was `cut`; null where the repository cannot say.",
+        ),
+    ),
     probes=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
     events=(list[dict[str, Any]] | None, Field(None, description="In the detail view.")),
 )
@@ -213,10 +223,19 @@ class WhoAmI(BaseModel):
 
 @router.get("/api/runs", tags=["runs"], response_model=RunsOut)
 async def list_runs(
-    who: Reader, status: str | None = None, limit: int = Query(100, ge=1, le=1000)
+    who: Reader,
+    status: Status | None = None,
+    agent: str | None = None,
+    by: Annotated[str | None, Query(description="Who submitted the run.")] = None,
+    repo: Annotated[str | None, Query(description="The repository, as runs record it.")] = None,
+    limit: int = Query(100, ge=1, le=1000),
 ) -> list[dict[str, Any]]:
-    """Runs, newest first; `status` keeps one status."""
-    return await reading(lambda: [api.as_json(r) for r in api.runs(status, limit)])
+    """Runs, newest first; `status`, `agent`, `by` and `repo` keep those that have them."""
+
+    def found() -> list[dict[str, Any]]:
+        return [api.as_json(r) for r in api.runs(status, limit, agent=agent, by=by, repo=repo)]
+
+    return await reading(found)
 
 
 @router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)

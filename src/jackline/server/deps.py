@@ -24,21 +24,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jackline import auth
-from jackline.errors import ConfigError, JacklineError, NotFound, Refused
+from jackline.errors import ConfigError, Invalid, JacklineError, NotFound, Refused, WrongState
 from jackline.store import Store
 
 COOKIE = "jackline_session"
 CSRF_HEADER = "x-csrf-token"
 """Where a script of the web page puts the session's CSRF token on a JSON API request."""
+SIGN_IN = "sign in: this needs a token (`Authorization: Bearer TOKEN`)"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 """Methods that change nothing: the rest need proof of origin when they come with the cookie."""
 T = TypeVar("T")
@@ -71,19 +74,25 @@ async def reading(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(READS, fn)
 
 
-def _verify(token: str) -> auth.Principal | None:
-    s = Store()
+def _verify(token: str) -> auth.Principal | str:
+    """The principal the token stands for, or why it stands for nobody."""
     try:
-        return auth.verify(s, token)
-    finally:
-        s.close()
+        return auth.check(Store(), token)[0]
+    except auth.Unauthenticated as e:
+        return str(e)
 
 
 async def principal(request: Request) -> auth.Principal | None:
+    """Who the request's token stands for; None for nobody, with why kept for the 401
+    (`request.state.refusal`: an expired token is told that it expired)."""
     token, _ = presented_token(request)
     if not token:
         return None
-    return await reading(lambda: _verify(token))
+    found = await reading(lambda: _verify(token))
+    if isinstance(found, str):
+        request.state.refusal = found
+        return None
+    return found
 
 
 Who = Annotated[auth.Principal | None, Depends(principal)]
@@ -100,9 +109,10 @@ def allowed(
 
     async def check(request: Request, who: Who) -> auth.Principal:
         if who is None:
+            why = getattr(request.state, "refusal", "")
             raise HTTPException(
                 401,
-                "sign in: this needs a token (`Authorization: Bearer TOKEN`)",
+                f"sign in: {why}" if why else SIGN_IN,
                 headers={"WWW-Authenticate": "Bearer"},
             )
         if request.method not in SAFE_METHODS and presented_token(request)[1] == "cookie":
@@ -180,20 +190,70 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Jackline's errors as HTTP answers: not found 404, refused 403 (409 for a state that does
-    not allow it), bad config 422; the message is the same one the CLI prints."""
+STATUSES: tuple[tuple[type[JacklineError], int], ...] = (
+    (auth.Unauthenticated, 401),
+    (NotFound, 404),
+    (WrongState, 409),
+    (Invalid, 422),
+    (ConfigError, 422),
+    (Refused, 403),
+)
+"""Each error's HTTP status, the first that fits: 403 is for who may not, 409 for what may not
+happen in the state the run or release is in, 422 for what was asked wrongly."""
+KINDS = {401: "unauthenticated", 403: "refused", 404: "not_found", 409: "wrong_state"}
+"""The `kind` of an error that is no error of ours (FastAPI's, Starlette's), by its status."""
+JSON_PATHS = ("/api/", "/flags/", "/metrics", "/slack/", "/github/", "/docs", "/openapi.json")
+"""Where the server answers machines: an error there is JSON; anywhere else, a web page."""
+HtmlError = Callable[[Request, int, str], Awaitable[Response]]
+
+
+def status_of(error: JacklineError, otherwise: int = 500) -> int:
+    return next((code for kind, code in STATUSES if isinstance(error, kind)), otherwise)
+
+
+def error_json(
+    status: int, kind: str, message: str, headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    """The one shape of every error the JSON API answers, the same `jackline --json` prints:
+    `{"error": {"kind": ..., "message": ...}}`; the status says the rest."""
+    body = {"error": {"kind": kind, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, html: HtmlError) -> None:
+    """Every error as an HTTP answer: for the JSON API, the status `STATUSES` gives and the
+    message the CLI prints, in `error_json`'s shape; for the web page, a page (`html`) that
+    says it. An error with a redirect (a page's "sign in first") stays a redirect."""
+
+    async def answer(
+        request: Request, status: int, kind: str, message: str, **headers: str
+    ) -> Response:
+        if request.url.path.startswith(JSON_PATHS):
+            return error_json(status, kind, message, headers or None)
+        return await html(request, status, message)
 
     @app.exception_handler(JacklineError)
-    async def _jackline_error(request: Request, exc: JacklineError) -> JSONResponse:
-        status = 500
-        if isinstance(exc, auth.Unauthenticated):
-            status = 401
-        elif isinstance(exc, NotFound):
-            status = 404
-        elif isinstance(exc, Refused):
-            status = 403
-        elif isinstance(exc, ConfigError):
-            status = 422
-        body: dict[str, Any] = {"detail": str(exc), "error": type(exc).__name__}
-        return JSONResponse(body, status_code=status)
+    async def _jackline_error(request: Request, exc: JacklineError) -> Response:
+        status = status_of(exc)
+        kind = "unauthenticated" if status == 401 else exc.kind
+        return await answer(request, status, kind, str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code < 400:
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        kind = KINDS.get(exc.status_code, "invalid" if exc.status_code < 500 else "error")
+        return await answer(request, exc.status_code, kind, str(exc.detail), **(exc.headers or {}))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        return await answer(request, 422, "invalid", readable(exc.errors()))
+
+
+def readable(problems: Sequence[Any]) -> str:
+    """FastAPI's validation errors as one line a person reads: `body.task: Field required`."""
+    lines = []
+    for problem in problems:
+        where = ".".join(str(part) for part in problem.get("loc", ()))
+        lines.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(lines) or "the request is not valid"

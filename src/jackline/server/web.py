@@ -21,6 +21,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -178,6 +179,24 @@ def render_diff(text: str) -> Markup:
     return Markup(highlight(text, DiffLexer(), formatter))  # noqa: S704 - pygments escapes
 
 
+TITLES = {
+    401: "Sign in",
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not now",
+    422: "Not understood",
+}
+
+
+async def error_page(request: Request, status: int, message: str) -> Response:
+    """An error on a web path, as a page that says it (with the navigation of whoever is
+    signed in), never a JSON body: `deps.install_error_handlers` calls this."""
+    who = await deps.principal(request)
+    title = TITLES.get(status, "Something went wrong")
+    back_to = "/releases" if request.url.path.startswith("/releases") else "/runs"
+    return page(request, "missing.html", who, status, message=message, back=back_to, title=title)
+
+
 # sign in ----------------------------------------------------------------------------------
 
 
@@ -196,13 +215,10 @@ def signin(request: Request, token: Annotated[str, Form()], next: str = Form("/r
     # Only from this server's own sign-in page: another page signing a browser in with a token
     # of its choosing would have the person act, unknowing, as someone else.
     deps.check_origin(request)
-    s = Store()
     try:
-        who = auth.verify(s, token)
-    finally:
-        s.close()
-    if who is None:
-        error = "That token is unknown or revoked. Ask an admin for one (`jackline token create`)."
+        api.sign_in(token, request.client.host if request.client else "unknown")
+    except auth.Unauthenticated as e:
+        error = f"Not signed in: {e}. Ask an admin for a token (`jackline token create`)."
         return page(request, "signin.html", None, 401, next=safe_next(next), error=error)
     response = back(safe_next(next))
     settings = request.app.state.settings
@@ -242,20 +258,47 @@ def static(name: str) -> FileResponse:
 # runs -------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RunFilter:
+    """What the runs page keeps, from its query (each "" for any)."""
+
+    status: str = ""
+    agent: str = ""
+    by: str = ""
+    """Who submitted the run."""
+    repo: str = ""
+
+    def runs(self) -> list[Run]:
+        chosen = {"agent": self.agent, "by": self.by, "repo": self.repo}
+        return api.runs(self.status or None, limit=200, **{k: v or None for k, v in chosen.items()})
+
+
 @router.get("/runs")
-def runs_page(request: Request, who: Reader, status: str = "") -> Response:
+def runs_page(
+    request: Request, who: Reader, status: str = "", agent: str = "", by: str = "", repo: str = ""
+) -> Response:
     if status and status not in RUN_STATUSES:
         raise HTTPException(422, f"status={status!r} is not a run status; one of {RUN_STATUSES}")
-    found = api.runs(status or None, limit=200)
+    return render_runs(request, who, RunFilter(status, agent, by, repo))
+
+
+def render_runs(
+    request: Request, who: auth.Principal, kept: RunFilter, error: str = "", code: int = 200
+) -> Response:
+    found = kept.runs()
     return page(
         request,
         "runs.html",
         who,
+        code,
         runs=found,
-        status=status,
+        waiting=api.waiting_for(found),
+        kept=kept,
+        choices=api.run_choices(),
         statuses=RUN_STATUSES,
         repos=run_repos(request),
         live=any(r.status not in RESTING for r in found),
+        error=error,
     )
 
 
@@ -295,19 +338,7 @@ def submit(
 
 
 def runs_refused(request: Request, who: auth.Principal, error: JacklineError) -> Response:
-    found = api.runs(None, limit=200)
-    return page(
-        request,
-        "runs.html",
-        who,
-        403 if isinstance(error, Refused) else 422,
-        runs=found,
-        status="",
-        statuses=RUN_STATUSES,
-        repos=run_repos(request),
-        live=False,
-        error=str(error),
-    )
+    return render_runs(request, who, RunFilter(), str(error), deps.status_of(error, otherwise=422))
 
 
 def repos(request: Request) -> tuple[Path, ...]:
@@ -502,7 +533,7 @@ def accept(
     try:
         api.accept(run_id, finding, message, by=who.name, head=head)
     except (Refused, NotFound) as e:
-        return render_run(request, api.get(run_id), who, str(e), 403)
+        return render_run(request, api.get(run_id), who, str(e), deps.status_of(e, otherwise=403))
     return back(f"/runs/{run_id}")
 
 
@@ -523,7 +554,7 @@ def comment(
     try:
         made = api.comment(run_id, file, side, line, text, by=who.name, head=head)
     except (Refused, NotFound) as e:
-        return render_run(request, api.get(run_id), who, str(e), 403)
+        return render_run(request, api.get(run_id), who, str(e), deps.status_of(e, otherwise=403))
     return back(f"/runs/{run_id}#c-{made.id}")
 
 
@@ -552,7 +583,7 @@ def decide(
         # route, so FastAPI runs it in its threadpool and the server keeps serving.
         DECISIONS[decision](run_id, who.name, message, head)
     except Refused as e:
-        return render_run(request, api.get(run_id), who, str(e), 403)
+        return render_run(request, api.get(run_id), who, str(e), deps.status_of(e, otherwise=403))
     return back(f"/runs/{run_id}")
 
 
@@ -629,7 +660,8 @@ def start_release(
         rel = api.release(roots[repo], by=who.name)
     except JacklineError as e:
         found = api.releases(limit=200)
-        return page(request, "releases.html", who, 403, releases=found, repos=roots, error=str(e))
+        code = deps.status_of(e, otherwise=422)
+        return page(request, "releases.html", who, code, releases=found, repos=roots, error=str(e))
     return back(f"/releases/{rel.id}")
 
 
@@ -646,6 +678,10 @@ def render_release(
 ) -> Response:
     rel = api.release_get(release_id)
     events = [e for e in api.release_events(rel.id) if e.kind != Kind.RELEASE_STARTED]
+    try:
+        carries, unread = api.release_carries(rel.id), ""
+    except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
+        carries, unread = None, f"cannot read what it carries from {rel.repo}: {e}"
     final = rel.status in RELEASE_FINAL
     return page(
         request,
@@ -654,6 +690,8 @@ def render_release(
         status,
         rel=rel,
         probes=api.release_probes(rel.id),
+        carries=carries,
+        unread=unread,
         events=[event_json(e) for e in events],
         waits=rel.status in RELEASE_WAITS,
         refused_go=api.go_refusal(rel.id, who) if rel.status in RELEASE_WAITS else None,
@@ -680,7 +718,7 @@ def release_action(
     try:
         RELEASE_ACTIONS[action](release_id, who.name)
     except Refused as e:
-        return render_release(request, release_id, who, str(e), 403)
+        return render_release(request, release_id, who, str(e), deps.status_of(e))
     return back(f"/releases/{release_id}")
 
 
