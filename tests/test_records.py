@@ -169,7 +169,12 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
     # first step is recorded as applied.
     assert columns(store, "workers") == expected_columns(WorkerBeat)
     with sqlite3.connect(tmp_path / "jackline.db") as db:
-        assert db.execute("SELECT version FROM schema_versions").fetchall() == [(1,), (2,), (3,), (4,)]
+        assert db.execute("SELECT version FROM schema_versions").fetchall() == [
+            (1,),
+            (2,),
+            (3,),
+            (4,),
+        ]
 
 
 def test_a_run_and_a_release_come_back_from_the_store_as_they_went_in(backend: Backend) -> None:
