@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Forked, Project, git, spawn
+from conftest import Project, git
 
 from jackline import auth
 from jackline.client import RemoteAPI
@@ -69,7 +69,7 @@ class Server:
     project: Project
     admin: str
     tokens: dict[str, str]
-    process: Forked | subprocess.Popen[bytes]
+    process: subprocess.Popen[str]
 
     def client(self, who: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
@@ -81,28 +81,40 @@ class Server:
 
 
 def start_server(project: Project, *args: str) -> Server:
-    """`jackline serve --port 0`, a process of its own forked from this one (`spawn`); its URL
-    and first admin token from what it prints."""
-    log = project.root / f"serve-{time.monotonic_ns()}.log"
-    process = spawn(
-        ["serve", "--port", "0", "--repo", str(project.repo), *args],
-        project.repo,
-        project.env,
-        log,
+    """`jackline serve --port 0` in a subprocess; its URL and first admin token from stdout."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "jackline",
+            "serve",
+            "--port",
+            "0",
+            "--repo",
+            str(project.repo),
+            *args,
+        ],
+        cwd=project.repo,
+        env=project.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
-    url, admin = "", ""
+    assert process.stdout is not None
+    url, admin, seen = "", "", []
     deadline = time.monotonic() + 60
-    while not (url and admin) and time.monotonic() < deadline and process.poll() is None:
-        text = log.read_text()
-        for line in text.splitlines():
-            if line.startswith("Listening on "):
-                url = line.split()[2]
-            if line.startswith("Admin token"):
-                admin = line.split()[-1]
-        time.sleep(0.05)
+    while not (url and admin) and time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if line.startswith("Listening on "):
+            url = line.split()[2]
+        if line.startswith("Admin token"):
+            admin = line.split()[-1]
     if not (url and admin):
         process.kill()
-        raise AssertionError("the server did not start:\n" + log.read_text())
+        raise AssertionError("the server did not start:\n" + "".join(seen) + process.stdout.read())
     store = Store(project.home / "jackline.db")
     tokens = {name: auth.create_token(store, name, role)[1] for name, role in PEOPLE.items()}
     store.close()

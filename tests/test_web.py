@@ -1,6 +1,6 @@
-"""The web page against a real server: `jackline serve` in its own process (forked: `spawn`) on a
-free loopback port, a real project (git, the scripted agent, DBOS on SQLite), real HTTP with
-httpx. One server serves the whole module; each test that decides makes its own run."""
+"""The web page against a real server: uvicorn in its own process on a free loopback port, a real
+project (git, the scripted agent, DBOS on SQLite), real HTTP with httpx. One server serves the
+whole module; each test that decides makes its own run."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import CALC, Forked, Project, git, spawn, unmount_under
+from conftest import CALC, Project, git, unmount_under
 
 from jackline import api, auth, review
 from jackline.models import Release, Run, Status
@@ -96,6 +97,17 @@ owner = "bob"
 expires = 2020-01-31
 values = { default = 20, staging = 50 }
 """
+SERVE = """
+import sys
+from pathlib import Path
+
+import uvicorn
+
+from jackline.server import Settings, create_app
+
+app = create_app(Settings(repos=(Path(sys.argv[1]),)))
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+"""
 
 
 def free_port() -> int:
@@ -111,7 +123,7 @@ class Site:
     project: Project
     url: str
     tokens: dict[str, str]
-    process: Forked | subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes]
 
     @contextmanager
     def client(self, who: str | None = None) -> Iterator[httpx.Client]:
@@ -179,11 +191,8 @@ def start_site(root: Path, agent: ScriptedAgent) -> Site:
         )
     }
     store.close()
-    process = spawn(
-        ["serve", "--port", str(port), "--repo", str(project.repo)],
-        project.repo,
-        project.env,
-        root / "serve.log",
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVE, str(project.repo), str(port)], env=project.env
     )
     end = time.monotonic() + 60  # a loaded machine (a parallel suite) starts it slowly
     while time.monotonic() < end:
