@@ -1,6 +1,7 @@
 """The web page in a real browser: the system Chromium driven by Playwright against a real server
 on loopback (see test_web.py). Sign in, start a run and watch it reach review live, approve it as
 another person and see it merged; a viewer finds the buttons disabled and a direct POST refused.
+Every page fits a phone's width and axe-core finds no serious or critical violation on it.
 Screenshots of the main pages come from docs/screenshots.py."""
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ from test_web import AGENT, Site, csrf, running_site
 from jackline.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+# Installed by .ci/axe-core.sh (npm, pinned), into the repository's gitignored .cache.
+AXE = ROOT / ".cache" / "node" / "node_modules" / "axe-core" / "axe.min.js"
 
 pytestmark = pytest.mark.skipif(
     not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing: apt-get install chromium"
@@ -44,9 +48,10 @@ def browser() -> Iterator[Any]:
         b.close()
 
 
-def signed_in(browser: Any, site: Site, who: str) -> Any:
-    """A fresh browser context (its own cookies) signed in as `who` through the sign-in form."""
-    page = browser.new_context(base_url=site.url).new_page()
+def signed_in(browser: Any, site: Site, who: str, **options: Any) -> Any:
+    """A fresh browser context (its own cookies; Playwright's `options`) signed in as `who`
+    through the sign-in form."""
+    page = browser.new_context(base_url=site.url, **options).new_page()
     page.goto("/runs")
     assert "/signin" in page.url
     page.fill("#token", site.tokens[who])
@@ -293,6 +298,96 @@ def screenshots() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# phones and accessibility -------------------------------------------------------------------
+# Before the last test: its merge of the gated agent's change leaves that agent nothing to do.
+
+PAGES = ("signin", "runs", "run", "releases", "release", "flags", "health")
+PHONE = 390
+
+
+@pytest.fixture(scope="module")
+def paths(site: Site) -> dict[str, str]:
+    """Each page to look at, with something on it: a run awaiting review with a block-level
+    finding (the `gated` agent) and a long task, and a release that went live (its probes)."""
+    task = (
+        "Fix add so that add(2, 3) == 5\n\nThe acceptance test is test_calc.py::test_add; the "
+        "report is at https://example.com/tickets/a-very-long-path/that-does-not-break/4711"
+    )
+    run_id = site.submit(task, agent="gated")
+    site.wait(run_id, "awaiting_review")
+    with site.client("alice") as c:
+        started = c.post("/releases", data={"csrf": csrf(c, "/releases")})
+        assert started.status_code == 303, started.text
+        release = started.headers["location"]
+    with site.client("bob") as c:
+        assert c.post(f"{release}/go", data={"csrf": csrf(c, release)}).status_code == 303
+    assert Store().get_release(release.rsplit("/", 1)[-1]).status == "live"
+    return {
+        **{name: f"/{name}" for name in PAGES},
+        "run": f"/runs/{run_id}",
+        "release": release,
+        "flags": "/flags?env=staging",
+    }
+
+
+@pytest.fixture(scope="module", params=(1400, PHONE), ids=("laptop", "phone"))
+def reviewer(request: pytest.FixtureRequest, browser: Any, site: Site) -> Iterator[Any]:
+    """Bob, signed in on a screen `request.param` px wide. The page's policy allows no inline
+    script; Playwright injects axe-core as one, so this context bypasses the policy."""
+    width = request.param
+    page = signed_in(
+        browser, site, "bob", viewport={"width": width, "height": 860}, bypass_csp=True
+    )
+    yield page
+    page.context.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_fits_the_screen_and_axe_finds_nothing_serious(
+    reviewer: Any, paths: dict[str, str], name: str
+) -> None:
+    width = reviewer.viewport_size["width"]
+    reviewer.goto(paths[name])
+    # What is folded (the audit log, a diff's files, a new run's form) is looked at unfolded.
+    reviewer.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    wide = reviewer.evaluate("document.documentElement.scrollWidth")
+    assert wide <= width, (
+        f"{paths[name]} is {wide} px wide on a {width} px screen; sticking out: "
+        + ", ".join(reviewer.evaluate(STICKING_OUT))
+    )
+    serious = axe_violations(reviewer)
+    assert not serious, f"axe-core on {paths[name]} at {width} px:\n" + "\n".join(serious)
+
+
+# The outermost elements whose right edge is past the screen's: what to make narrower.
+STICKING_OUT = """() => {
+  const out = [...document.querySelectorAll("body *")].filter(
+    (e) => e.getBoundingClientRect().right > window.innerWidth + 0.5);
+  const outer = out.filter((e) => !out.includes(e.parentElement));
+  return outer.slice(0, 8).map((e) => `${e.tagName.toLowerCase()}.${e.className}`
+    + ` (${Math.round(e.getBoundingClientRect().right)} px)`);
+}"""
+
+
+def axe_violations(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page: a line each, with the first
+    places it is found and why at the first of them."""
+    if not AXE.exists():
+        reason = f"axe-core is not installed at {AXE}: bash .ci/axe-core.sh"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    page.add_script_tag(path=str(AXE))
+    found = page.evaluate("async () => (await axe.run()).violations")
+    return [
+        f"{v['impact']} {v['id']} ({v['help']}) at {len(v['nodes'])} place(s): "
+        + "; ".join(" ".join(map(str, n["target"])) for n in v["nodes"][:5])
+        + f"\n    {v['nodes'][0]['failureSummary']}\n    {v['nodes'][0]['html'][:160]}"
+        for v in found
+        if v["impact"] in ("serious", "critical")
+    ]
 
 
 def test_the_decision_is_on_the_first_screen_and_approve_merges_only_once_the_head_is_confirmed(

@@ -32,6 +32,7 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
 from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
 from markupsafe import Markup
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -167,7 +168,16 @@ def short(text: str, n: int = 90) -> str:
 def markdown() -> MarkdownIt:
     # The handoff holds agent-written text: raw HTML in it is shown as text, never rendered,
     # and markdown-it refuses javascript: and data: links on its own.
-    return MarkdownIt("commonmark", {"html": False}).enable("table").enable("strikethrough")
+    md = MarkdownIt("commonmark", {"html": False}).enable("table").enable("strikethrough")
+    md.core.ruler.push("focusable_tables", focusable_tables)
+    return md
+
+
+def focusable_tables(state: StateCore) -> None:
+    # A table wider than a phone scrolls in its own box (web.css): a keyboard reaches it too.
+    for token in state.tokens:
+        if token.type == "table_open":
+            token.attrSet("tabindex", "0")
 
 
 def render_markdown(text: str) -> Markup:
