@@ -236,6 +236,14 @@ def test_a_reviewer_comments_on_two_lines_and_the_next_round_shows_its_changes_a
         expect(bob.locator(".dearlier")).to_contain_text("2 comment(s) on earlier rounds")
         expect(bob.locator(".dearlier")).to_contain_text("why was this a minus?")
         bob.screenshot(path=str(tmp_path / f"round-2-{width}.png"), full_page=True)
+    # The README's pictures of a review: the top of the page a reviewer decides from, on a
+    # laptop and on a phone (JACKLINE_SCREENSHOTS=docs writes them there).
+    out = Path(os.environ.get("JACKLINE_SCREENSHOTS") or tmp_path / "shots")
+    out.mkdir(parents=True, exist_ok=True)
+    for name, size in (("web-review.png", (1400, 1000)), ("web-review-phone.png", (390, 844))):
+        bob.set_viewport_size({"width": size[0], "height": size[1]})
+        bob.goto(f"/runs/{run_id}")
+        bob.screenshot(path=str(out.resolve() / name))
 
 
 def test_a_run_reaches_review_live_and_another_reviewer_approves_it(

@@ -464,7 +464,7 @@ def look_twice(
         if named and not any(c.path == n or c.path.startswith(n.rstrip("/") + "/") for n in named):
             out.append(f"{code(c.path)} was changed though the task did not name it.")
     if notes:
-        out.append("The agent left notes on its assumptions (below): check they hold.")
+        out.append("The agent left notes on its assumptions (the agent's notes): check they hold.")
     return out
 
 
