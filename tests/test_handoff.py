@@ -224,3 +224,16 @@ def test_redacting_a_record_reaches_every_text_field() -> None:
     assert (
         clean.findings[0].quote == "[redacted:TOKEN]" and clean.people[0].by == "[redacted:TOKEN]"
     )
+
+
+def test_a_task_of_several_lines_is_titled_by_its_first_and_quoted_whole() -> None:
+    h = _record()
+    task = "Fix the login bug\n\nIt fails for emails with a +.\n## Findings\nNone."
+    h = handoff.Handoff(**{**{f: getattr(h, f) for f in h.__dataclass_fields__}, "task": task})
+    md = handoff.markdown(h)
+    lines = md.splitlines()
+    assert lines[0] == "# Handoff: Fix the login bug"
+    assert "\\n" not in md.split("## ", 1)[0]  # no escaped newline in the title or the quote
+    assert "> It fails for emails with a +." in lines
+    # A heading in the task stays in its quote: the note has one Findings section, its own.
+    assert "> ## Findings" in lines and lines.count("## Findings") == 1

@@ -385,7 +385,9 @@ def test_a_worker_killed_in_a_release_deploy_is_taken_over_and_the_release_goes_
                 if releasing.poll() is None:
                     releasing.kill()
         released = json.loads(out)
-        assert releasing.returncode == 0 and released["status"] == "live", err
+        # Its reason and log, should it not go live (seen twice in full runs, not alone).
+        told = (err, released.get("reason"), shop.show(release_id)["events"])
+        assert releasing.returncode == 0 and released["status"] == "live", told
         kinds = [e["kind"] for e in shop.show(release_id)["events"]]
         assert kinds.count("release.promoted") == 1 and kinds.count("release.live") == 1, kinds
         assert kinds.count("release.deploy") == 1, kinds

@@ -501,7 +501,12 @@ def markdown(h: Handoff, apart: bool = False) -> str:
     `apart`: the reader shows the findings, the agent's notes and where to look twice apart
     (the run's web page, in its summary and its findings table), so the note leaves them out
     and nothing is read twice."""
-    lines = [f"# Handoff: {text(h.task)}", ""]
+    # A task of several lines: its first as the title, the whole of it quoted below (escaped
+    # into one line it read as "Fix it\n\nDetails ...").
+    first, *more = h.task.strip().splitlines() or [""]
+    lines = [f"# Handoff: {text(first)}", ""]
+    if any(line.strip() for line in more):
+        lines += ["The task in full:", "", *quoted(h.task), ""]
     lines += [
         f"- **Run:** `{h.run}`",
         f"- **Outcome:** {h.outcome}",
