@@ -503,6 +503,21 @@ def slack() -> Iterator[SlackServer]:
         yield server
 
 
+def test_a_release_command_returns_once_the_wait_for_go_is_announced(
+    shop: Shop, slack: SlackServer
+) -> None:
+    # The wait's step sets `awaiting_go`, then tells Slack (answering after a second): the
+    # command returns after that, so no later process runs the step, and announces it, again.
+    shop.p.env["SHOP_SLACK"] = "xoxb-shop"
+    shop.create(staging=False, config_extra=SLACK.format(slack.api_url))
+    rel = shop.release()
+    assert rel["status"] == "awaiting_go"
+    told = [c.body["text"] for c in slack.calls_to("chat.postMessage")]
+    assert any(rel["id"] in text for text in told), told
+    kinds = [e["kind"] for e in shop.show(rel["id"])["events"]]
+    assert kinds.count("release.waiting") == 1, kinds
+
+
 def test_production_probe_failure_rolls_back_by_itself_and_marks_the_release(
     shop: Shop, slack: SlackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -913,6 +913,13 @@ def _rests(wf: Any, run_id: str, after: str) -> bool:
     return DBOS.get_event(run_id, rests_key(after), timeout_seconds=0) is not None
 
 
+def _rests_at_wait(release_id: str, store: Store) -> bool:
+    """Whether the release's latest wait is done being recorded and announced (`waited_key`):
+    its status is set within that step, before the announcement."""
+    count = len(store.events(release_id, kind=Kind.RELEASE_WAITING))
+    return DBOS.get_event(release_id, waited_key(count), timeout_seconds=0) is not None
+
+
 def _ended(wf: Any) -> bool:
     """Whether a workflow has ended, or will not go on while anyone waits: it has no workflow,
     or whoever drives it is gone."""
@@ -945,8 +952,20 @@ def release_gate_step(release_id: str) -> dict[str, object]:
 
 
 @DBOS.step()
-def release_wait_step(release_id: str, status: ReleaseStatus, env: str) -> None:
-    release_steps.wait(release_id, status, env)
+def release_wait_step(release_id: str, status: ReleaseStatus, env: str) -> int:
+    return release_steps.wait(release_id, status, env)
+
+
+def waited_key(count: int) -> str:
+    """The workflow event set once a release's `count`th wait (its RELEASE_WAITING events,
+    counted) is recorded and announced: it rests in `recv` from then on."""
+    return f"waited:{count}"
+
+
+def _rest_at_wait(release_id: str, status: ReleaseStatus, env: str) -> None:
+    count = release_wait_step(release_id, status, env)
+    if count:  # None from a step recorded before waits were counted
+        DBOS.set_event(waited_key(count), True)
 
 
 @DBOS.step()
@@ -1086,7 +1105,7 @@ def _abort_waiting(release_id: str) -> bool:
 
 
 def _wait_for_go(release_id: str, status: ReleaseStatus, env: str) -> str:
-    release_wait_step(release_id, status, env)
+    _rest_at_wait(release_id, status, env)
     while True:  # each wait is durable; a day's timeout only bounds one recorded wait
         decision = ReleaseDecision.from_message(DBOS.recv(GO_TOPIC, timeout_seconds=86_400))
         if decision is None:
@@ -1094,7 +1113,7 @@ def _wait_for_go(release_id: str, status: ReleaseStatus, env: str) -> str:
         taken = release_steps.TakeOutcome.from_recorded(release_take_step(release_id, decision))
         if taken.accepted:
             return decision.kind
-        release_wait_step(release_id, status, env)  # a refused go: still waiting
+        _rest_at_wait(release_id, status, env)  # a refused go: still waiting
 
 
 def start_release(release_id: str) -> None:
@@ -1227,7 +1246,8 @@ def drive_release(
             )
             store.update_release(release_id, status=ReleaseStatus.FAILED, reason=reason)
             status = ReleaseStatus.FAILED
-        if (status in RELEASE_FINAL and _ended(wf)) or (ready and status in RELEASE_WAITS):
+        rests = status in RELEASE_WAITS and (_rests_at_wait(release_id, store) or _ended(wf))
+        if (status in RELEASE_FINAL and _ended(wf)) or (ready and rests):
             for event in cursor.read():  # recorded between the last read and the status
                 if on_event:
                     on_event(release_id, event)

@@ -206,9 +206,10 @@ def gate(release_id: str) -> GateOutcome:
 # waiting for a person ---------------------------------------------------------------------
 
 
-def wait(release_id: str, status: ReleaseStatus, env: str) -> None:
+def wait(release_id: str, status: ReleaseStatus, env: str) -> int:
     """Rest the release at a wait: `awaiting_go` before `env`, or `paused` on an inconclusive
-    probe of `env`. A person's go or abort comes as a message."""
+    probe of `env`. A person's go or abort comes as a message. Returns how many waits the
+    release has had, this one included (`engine.waited_key`)."""
     ctx = ReleaseContext(release_id)
     why = (
         f"go for {env}"
@@ -219,6 +220,7 @@ def wait(release_id: str, status: ReleaseStatus, env: str) -> None:
     ctx.record(Kind.RELEASE_WAITING, status=status, env=env, why=why)
     ctx.update(status=status, env=env)
     _announce(ctx, f"release.{status}", env=env, why=why)
+    return len(ctx.store.events(release_id, kind=Kind.RELEASE_WAITING))
 
 
 def _announce(ctx: ReleaseContext, event: str, **data: Any) -> None:
