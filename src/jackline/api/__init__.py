@@ -54,6 +54,7 @@ if TYPE_CHECKING:
     from jackline.api.reading import findings as findings
     from jackline.api.reading import follow as follow
     from jackline.api.reading import get as get
+    from jackline.api.reading import git_change as git_change
     from jackline.api.reading import handoff_record as handoff_record
     from jackline.api.reading import handoff_text as handoff_text
     from jackline.api.reading import round_change as round_change
@@ -121,6 +122,7 @@ _WHERE = {
     "flags_list": "jackline.api.flags",
     "follow": "jackline.api.reading",
     "get": "jackline.api.reading",
+    "git_change": "jackline.api.reading",
     "go": "jackline.api.releasing",
     "go_refusal": "jackline.api.releasing",
     "handoff_record": "jackline.api.reading",
@@ -213,6 +215,7 @@ __all__ = [
     "flags_list",
     "follow",
     "get",
+    "git_change",
     "go",
     "go_refusal",
     "handoff_record",

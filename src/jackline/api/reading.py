@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jackline import artifacts, executors, handoff
 from jackline import git as g
@@ -28,9 +28,6 @@ from jackline.models import (
 from jackline.review import in_force, open_blocking
 from jackline.review import waiting_for as review_waiting_for
 from jackline.store import RunChoices, Store
-
-if TYPE_CHECKING:
-    pass
 
 
 def runs(
@@ -86,8 +83,6 @@ def not_live(store: Store, repo: str) -> frozenset[str] | None:
     commits made on main), or None where nothing is released from here (no release
     environments, or a repository this machine has no checkout of)."""
     from jackline import config as cfg
-    from jackline import git as g
-    from jackline import repos as repositories
 
     root = Path(repo)
     if repositories.is_url(repo) or not root.is_dir():
@@ -160,8 +155,10 @@ def verify(run_id: str) -> Verdict:
     return AuditLog(store, Redactor({})).verify(run.id)
 
 
-def rounds(run_id: str) -> list[dict[str, Any]]:
-    return [e.data for e in events(run_id) if e.kind == Kind.ROUND]
+def rounds(run_id: str, found: list[Event] | None = None) -> list[dict[str, Any]]:
+    """Each round's record (`found`: the run's events, where read already)."""
+    found = events(run_id) if found is None else found
+    return [e.data for e in found if e.kind == Kind.ROUND]
 
 
 def findings(run_id: str) -> list[dict[str, Any]]:
@@ -240,13 +237,15 @@ def round_change(run: Run, found: list[Event] | None = None) -> RoundChange | No
     if kept is not None:
         return RoundChange(previous, head, since, kept.decode(errors="replace"), moved)
     try:
-        text = _git_diff(run, previous, head)
+        text = git_change(run, previous, head)
     except (CommandFailed, NotFound, OSError) as e:  # the repository moved or lost the commits
         return RoundChange(previous, head, since, None, moved, f"cannot show it: {e}")
     return RoundChange(previous, head, since, text, moved)
 
 
-def _git_diff(run: Run, base: str, head: str) -> str:
+def git_change(run: Run, base: str, head: str) -> str:
+    """`git diff --stat --patch base head`, read from the run's repository (never its
+    workspace): for what was committed before the commit step kept its changes."""
     args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head)
     return g.git(repositories.local(run.repo), *args, strip=False)
 

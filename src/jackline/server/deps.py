@@ -234,9 +234,7 @@ def install_error_handlers(app: FastAPI, html: HtmlError) -> None:
 
     @app.exception_handler(JacklineError)
     async def _jackline_error(request: Request, exc: JacklineError) -> Response:
-        status = status_of(exc)
-        kind = "unauthenticated" if status == 401 else exc.kind
-        return await answer(request, status, kind, str(exc))
+        return await answer(request, status_of(exc), exc.kind, str(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -39,8 +39,6 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import DiffLexer
 
 from jackline import api, auth, diffs
-from jackline import git as g
-from jackline import repos as repositories
 from jackline.errors import CommandFailed, JacklineError, NotFound, Refused
 from jackline.events import Kind
 from jackline.events import describe as describe_event
@@ -381,7 +379,8 @@ def render_run(
     handoff = api.handoff_text(run, apart=True)
     record = api.handoff_record(run)
     events = api.events(run.id)
-    rounds = api.rounds(run.id)
+    rounds = api.rounds(run.id, events)
+    change = api.change_text(run)  # read once: the summary's stat and the viewer both use it
     config = run_config(run)
     return page(
         request,
@@ -392,14 +391,14 @@ def render_run(
         error=error,
         rounds=rounds,
         marks=summary.rounds(rounds),
-        change=summary.change(api.change_text(run)),
+        change=summary.change(change),
         levels=summary.levels(found),
         notes=render_markdown(record.notes) if record and record.notes.strip() else None,
         look_twice=[render_markdown(x) for x in record.doubts] if record else [],
         owners=config.review.owners if config else [],
         findings=found,
         handoff=render_markdown(handoff) if handoff else None,
-        diff=run_diff(run, found, events, who),
+        diff=run_diff(run, change, found, events, who),
         events=[event_json(e) for e in events],
         last=max((e.seq for e in events), default=0),
         final=run.status in FINAL,
@@ -454,24 +453,24 @@ def retry(
 
 
 def run_diff(
-    run: Run, found: list[dict[str, Any]], events: list[Event], who: auth.Principal
+    run: Run,
+    text: str | None,
+    found: list[dict[str, Any]],
+    events: list[Event],
+    who: auth.Principal,
 ) -> dict[str, Any] | None:
-    """The change the run made, base to the agent's commit, as the diff viewer shows it, with
-    what its last round changed since the round before and the comments on its lines (None
-    before it has a commit)."""
+    """The change the run made, base to the agent's commit (`text`: the change the commit step
+    kept, `api.change_text`), as the diff viewer shows it, with what its last round changed
+    since the round before and the comments on its lines (None before it has a commit)."""
     if not run.base_sha or not run.head_sha:
         return None
     command = f"git diff {run.base_sha[:10]} {run.head_sha[:10]}"
     shown: dict[str, Any] = {"command": command, "repo": run.repo, "view": None, "html": None}
     shown.update(earlier=[], here=0, can_comment=False, since=None, since_view=None)
-    text = api.change_text(run)
     if text is None:  # a run committed before changes were kept
-        args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch")
         try:
-            text = g.git(
-                repositories.local(run.repo), *args, run.base_sha, run.head_sha, strip=False
-            )
-        except (CommandFailed, OSError) as e:  # the repository moved or lost the commits
+            text = api.git_change(run, run.base_sha, run.head_sha)
+        except (CommandFailed, NotFound, OSError) as e:  # the repository moved or lost them
             return {**shown, "error": f"cannot show the diff: {e}"}
     said = api.comments(run.id)
     here = [c for c in said if c.head == run.head_sha]

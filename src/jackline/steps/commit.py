@@ -25,27 +25,28 @@ def commit(run_id: str) -> str:
         g.git(ctx.ws, "commit", "--quiet", "-m", subject, "-m", f"Jackline-Run: {run_id}")
         head = g.rev(ctx.ws, "HEAD")
     ctx.update(head_sha=head)
-    _keep_change(ctx, head)
+    _keep_change(ctx, ctx.run.base_sha or head, head, artifacts.CHANGE)
     since = {}
     if previous and previous != head:
-        _keep_round_change(ctx, previous, head)
+        _keep_change(ctx, previous, head, artifacts.round_change(head))
         since = {"previous": previous}
     ctx.record(Kind.COMMIT, sha=head, **since)
     keep_work(ctx, "commit")
     return head
 
 
-def _keep_change(ctx: RunContext, head: str) -> None:
+def _keep_change(ctx: RunContext, base: str, head: str, name: str) -> None:
     """The change between two commits, read from the objects alone (`git.objects_only`): no
     file of the workspace is read, not even a `.gitattributes` the agent wrote to show its
-    files as "Binary files differ" to the reviewer. Redacted as every kept byte is."""
-    base = ctx.run.base_sha or head
+    files as "Binary files differ" to the reviewer. Redacted as every kept byte is, and kept
+    as artifact `name`: the run's whole change, or what a round changed since the one before
+    (a reviewer's second look)."""
     args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head)
     with g.objects_only(ctx.ws) as objects:
         text = objects(*args).decode(errors="replace")
     if len(text) > artifacts.CHANGE_LIMIT:
         text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
-    ctx.store.put_artifact(ctx.run.id, artifacts.CHANGE, ctx.redact(text).encode())
+    ctx.store.put_artifact(ctx.run.id, name, ctx.redact(text).encode())
 
 
 def _previous_head(ctx: RunContext) -> str:
@@ -53,14 +54,3 @@ def _previous_head(ctx: RunContext) -> str:
     crash past its update of the run, still finds the round before)."""
     events = ctx.store.events(ctx.run.id, kind=Kind.COMMIT)
     return str(json.loads(events[-1].data).get("sha", "")) if events else ""
-
-
-def _keep_round_change(ctx: RunContext, previous: str, head: str) -> None:
-    """What this round changed since the last round's head (a reviewer's second look), read
-    from the objects alone and redacted, as the whole change is."""
-    args = ("diff", "--no-color", "--no-ext-diff", "--stat", "--patch", previous, head)
-    with g.objects_only(ctx.ws) as objects:
-        text = objects(*args).decode(errors="replace")
-    if len(text) > artifacts.CHANGE_LIMIT:
-        text = text[: artifacts.CHANGE_LIMIT] + f"\n(cut at {artifacts.CHANGE_LIMIT} characters)\n"
-    ctx.store.put_artifact(ctx.run.id, artifacts.round_change(head), ctx.redact(text).encode())
