@@ -72,7 +72,12 @@ class Worker:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=60)
+        try:
+            return self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+            time.sleep(2)
+            raise AssertionError(f"the worker did not stop within 60s:\n{self.said}") from None
 
 
 @contextlib.contextmanager
@@ -433,6 +438,22 @@ def test_a_run_whose_submitter_died_before_enqueueing_it_is_enqueued_by_a_worker
     assert f"enqueued {run_id}" in worker.said and f"took {run_id}" in worker.said
     kinds = [e["kind"] for e in project.events(run_id)]
     assert kinds.count("workspace") == 1 and kinds.count("commit") == 1
+
+
+def test_a_worker_prints_its_threads_on_sigusr1_and_leaves_on_sigterm(
+    project: Project, tmp_path: Path
+) -> None:
+    team(project).create(ScriptedAgent([FIX]))
+    with workers(project, tmp_path, 1) as [worker]:
+        worker.proc.send_signal(signal.SIGUSR1)
+        # Every thread's stack, the main thread's in its loop among them.
+        until(lambda: "in work_until_stopped" in worker.said, within=30)
+        assert worker.said.count("most recent call first") > 3, worker.said
+        assert worker.proc.poll() is None  # it goes on working
+        assert worker.stop() == 0, worker.said
+    said = worker.said
+    assert said.index("Stopping: no more work is taken") < said.index(f"Worker {worker.id} stopped")
+    assert not project.store().workers()  # its row went with it: nobody waits for a take-over
 
 
 def test_a_worker_paused_past_the_bound_finds_its_work_taken_and_exits(

@@ -3,6 +3,7 @@ offline copy of the vulnerability database."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -206,29 +207,45 @@ def work_until_stopped(
     """Block while the workflows run in this process's threads; SIGTERM stops it like Ctrl-C.
     A team worker meanwhile claims work from the shared queue while it has room (`_claim`),
     sweeps every heartbeat for the work of dead workers (`_sweep`), and when stopped leaves at
-    once (`_leave`)."""
+    once (`_leave`).
+
+    A stop is a flag the loop reads between two looks, never an exception thrown into whatever
+    the loop is doing: one raised inside a database call (a sweep holding the take-over lock, a
+    transaction on the queue) could leave a lock held that leaving itself then waits for. A
+    second Ctrl-C or SIGTERM ends the process at once, where it is (a crash: the others take
+    its work over after `dead_after`). `kill -USR1 PID` prints every thread's stack to its
+    standard error: what a worker that does not stop is waiting for."""
+    import faulthandler
     import signal
 
+    stopping: list[int] = []
+
     def stop(signo: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        if stopping:
+            raise KeyboardInterrupt
+        stopping.append(signo)
 
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    with contextlib.suppress(Exception):  # no usable standard error: no stacks to print
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     heart = working.heart if working is not None else None
-    try:
-        if heart is None:
-            while True:
-                time.sleep(3600)
-        swept = 0.0
-        cancels = _Cancels()
-        while True:
-            if time.monotonic() - swept >= executors.beat_every():
-                _sweep(say)
-                swept = time.monotonic()
-            cancels.look(_claim(heart.record.concurrency, say), say)
-            time.sleep(CLAIM_POLL)
-    except KeyboardInterrupt:
-        if heart is not None:
-            _leave(heart, say)
+    if heart is None:
+        while not stopping:
+            time.sleep(1)
+        return
+    swept = 0.0
+    cancels = _Cancels()
+    while not stopping:
+        if time.monotonic() - swept >= executors.beat_every():
+            _sweep(say)
+            swept = time.monotonic()
+        if stopping:
+            break
+        cancels.look(_claim(heart.record.concurrency, say), say)
+        time.sleep(CLAIM_POLL)
+    say("Stopping: no more work is taken; leaving…")
+    _leave(heart, say)
 
 
 CLAIM_POLL = 0.5
@@ -285,19 +302,23 @@ def _sweep(say: Callable[[str], None]) -> None:
         for workflow in engine.sweep():
             say(f"took over {workflow}: its worker is dead; it goes on from its last step")
         for stranded in _enqueue_stranded():
-            say(f"enqueued {stranded}: recorded, but its submitter died before enqueueing it")
+            say(
+                f"enqueued {stranded}: recorded over {executors.dead_after():g}s ago and still "
+                "not on the queue (its submitter stopped before it enqueued it)"
+            )
     except Exception as e:  # noqa: BLE001 - the worker goes on; the next beat looks again
         say(f"looking for work left by dead workers failed: {type(e).__name__}: {e}")
 
 
 def _enqueue_stranded() -> list[str]:
     """Team mode: enqueue the runs and releases whose submitter wrote their record and died
-    before it enqueued them (older than a beat: a live submitter enqueues at once, and
-    enqueueing twice is one workflow anyway)."""
+    before it enqueued them: recorded longer ago than a worker may be silent before it is dead
+    (a live submitter enqueues at once, though a loaded server starting its engine for its
+    first submission may take seconds; enqueueing twice is one workflow anyway)."""
     from jackline import engine
 
     store = Store()
-    before = time.time() - executors.beat_every()
+    before = time.time() - executors.dead_after()
     done = []
     for run in store.list_runs(Status.QUEUED, 100_000):
         if run.created_at < before:
