@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import json
 import string
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEST_CALC, Project, git
+from conftest import TEST_CALC, Project, cli_in_process, git
 from test_guardrails import _objects, _token
 
 from jackline.testing import Replace, Round, ScriptedAgent
@@ -229,13 +228,7 @@ def test_validate_says_when_a_preset_program_is_missing(project: Project) -> Non
     path = project.repo / "jackline.toml"
     path.write_text(path.read_text() + '\n[agents.aider]\npreset = "aider"\n')
     env = {**project.env, "PATH": "/usr/bin:/bin"}
-    done = subprocess.run(
-        [sys.executable, "-m", "jackline", "validate"],
-        cwd=project.repo,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    done = cli_in_process(["validate"], project.repo, env)
     assert done.returncode != 0
     assert "agents.aider" in done.stderr and "pip install aider-chat" in done.stderr
 

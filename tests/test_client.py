@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Project, git, unmount_under
+from conftest import Project, cli_in_process, git, unmount_under
 from test_server_api import FIX, FLAGS, RELEASE, Server, start_server, stop_server
 
 from jackline.client import RemoteAPI
@@ -40,14 +39,7 @@ def remote(
     env.pop("JACKLINE_TOKEN", None)
     if who:
         env["JACKLINE_TOKEN"] = server.tokens[who]
-    proc = subprocess.run(
-        [sys.executable, "-m", "jackline", *args],
-        cwd=server.project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = cli_in_process(list(args), server.project.root, env, timeout=120)
     if ok and proc.returncode != 0:
         raise AssertionError(
             f"jackline {args} exited {proc.returncode}\n{proc.stdout}{proc.stderr}"

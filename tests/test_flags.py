@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import git
+from conftest import cli_in_process, git
 from openfeature import api as openfeature
 from openfeature.exception import ErrorCode
 from openfeature.flag_evaluation import Reason
@@ -547,15 +547,7 @@ def jl(repo: Path, *args: str, user: str = "alice") -> subprocess.CompletedProce
     import os
 
     env = {**os.environ, "JACKLINE_USER": user, "COLUMNS": "200"}
-    return subprocess.run(
-        [sys.executable, "-m", "jackline", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        stdin=subprocess.DEVNULL,
-    )
+    return cli_in_process(list(args), repo, env, timeout=60)
 
 
 def test_cli_lists_flags_with_values_per_environment_and_marks_expired(repo: Path) -> None:

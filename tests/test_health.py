@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import cli_in_process
 from rich.console import Console
 
 from jackline import config as jconfig
@@ -590,14 +591,8 @@ def test_the_rich_table_lists_attention_before_ok(tmp_path: Path, store: Store) 
 
 
 def jackline(repo: Path, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "jackline", "health", *args],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "JACKLINE_HOME": str(home)},
-        timeout=60,
-    )
+    env = {**os.environ, "JACKLINE_HOME": str(home)}
+    return cli_in_process(["health", *args], repo, env, timeout=60)
 
 
 def test_the_cli_reports_a_service_down_exits_0_and_1_with_strict(

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from changes import change, git
+from conftest import cli_in_process
 
 from jackline import config as jconfig
 from jackline.errors import JacklineError
@@ -228,8 +228,7 @@ def test_a_failed_update_keeps_the_old_copy(tmp_path: Path, server: dict[str, by
 
 
 def jackline(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    argv = [sys.executable, "-m", "jackline", *args]
-    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return cli_in_process(list(args), cwd, env, timeout=60)
 
 
 def test_osv_update_command_uses_the_url_variable_and_shows_progress(

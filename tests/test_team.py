@@ -21,12 +21,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import pytest
 from conftest import Project, git, spawn, unmount_under
 
 from jackline.testing import Replace, Round, ScriptedAgent
-
-pytestmark = pytest.mark.real_cli
 
 BEAT = 0.5
 DEAD_AFTER = 5.0
