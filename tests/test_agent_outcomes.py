@@ -174,3 +174,39 @@ def test_a_missing_agent_program_fails_in_round_one(project: Project) -> None:
     assert r["status"] == "failed" and r["rounds"] == 1
     assert "exited" in r["reason"] or "could not" in r["reason"]
     assert "ready for review" not in Path(r["handoff"]).read_text()
+
+
+def test_a_failed_run_retried_with_another_agent_and_words_hands_that_agent_both(
+    project: Project,
+) -> None:
+    """`jackline retry`: the new run's agent reads the task, how the first run ended and the
+    person's words in its prompt; the first run stays failed, its log says who retried it as
+    which run; a run that did not fail is not retried."""
+    script = project.root / "agent.sh"
+    script.write_text('#!/bin/sh\nprintf "%s" "$1" > prompt.txt\nsed -i "s/a - b/a + b/" calc.py\n')
+    script.chmod(0o755)
+    extra = f'\n[sandbox]\nreadable = ["{script}"]\n'
+    agent_extra = f'\n[agents.fixer]\ncommand = ["{script}", "{{prompt}}"]\n'
+    project.create(["sh", "-c", NOT_LOGGED_IN], extra=extra, agent_extra=agent_extra)
+    first = run(project, "Fix add in calc.py")
+    assert first["status"] == "failed", first
+    done = project.jl(
+        "retry", first["id"][:12], "--agent", "fixer", "-m", "use addition, not login",
+        "--json", ok=False, user="bob",
+    )  # fmt: skip
+    again = json.loads(done.stdout)
+    assert done.returncode == 0 and again["status"] == "awaiting_review", (done.stdout, done.stderr)
+    assert (again["agent"], again["submitted_by"]) == ("fixer", "bob")
+    prompt = (Path(again["workspace"]) / "prompt.txt").read_text()
+    assert "Fix add in calc.py" in prompt and f"This tries again {first['id']}" in prompt
+    assert "left failed" in prompt and "exited 1" in prompt, prompt
+    assert "What should go differently this time: use addition, not login" in prompt
+    assert project.jl_json("show", first["id"])["status"] == "failed"
+    [retried] = [e for e in project.events(first["id"]) if e["kind"] == "retried"]
+    assert (retried["run"], retried["by"], retried["agent"]) == (again["id"], "bob", "fixer")
+    log = project.jl("logs", first["id"]).stdout
+    assert f"retried by bob as {again['id']} with fixer: use addition, not login" in log
+    refused = project.jl("retry", again["id"], "--json", ok=False, user="bob")
+    assert refused.returncode != 0
+    error = json.loads(refused.stdout)["error"]
+    assert error["kind"] == "wrong_state" and "awaiting_review" in error["message"], error

@@ -439,15 +439,46 @@ def test_a_failed_run_offers_a_retry_with_another_agent_that_starts_the_same_tas
         assert 'id="request-changes"' not in page and 'id="retry-run"' in page
         form = page[page.index('id="retry"') :]
         form = form[: form.index("</form>")]
+        assert f'action="/runs/{failed}/retry" class="decision" id="retry"' in page
+        assert 'name="message"' in form
         fields = dict(re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', form))
         assert re.search(r'<option value="default" selected>', form)
-        r = c.post("/runs", data={**fields, "agent": "default"})
+        words = "subtract nothing: add"
+        r = c.post(f"/runs/{failed}/retry", data={**fields, "agent": "default", "message": words})
         assert r.status_code == 303, r.text
     again = Store().get_run(str(r.headers["location"]).rsplit("/", 1)[-1])
     was = Store().get_run(failed)
-    assert again.id != was.id and again.task == was.task and again.repo == was.repo
+    assert again.id != was.id and again.repo == was.repo and was.status == "failed"
+    assert again.task.startswith(was.task + "\n\nThis tries again " + was.id), again.task
+    assert again.task.endswith(f"What should go differently this time: {words}"), again.task
     assert (was.agent, again.agent, again.submitted_by) == ("idle", "default", "bob")
+    [told] = [json.loads(e.data) for e in Store().events(failed) if e.kind == "retried"]
+    assert (told["run"], told["by"], told["message"]) == (again.id, "bob", words)
+    with site.client("bob") as c:
+        shown = c.get(f"/runs/{failed}").text
+        assert f"retried by bob as {again.id} with default" in shown
+        # Only an ended or blocked run is retried; a viewer retries nothing.
+        token = csrf(c, f"/runs/{again.id}")
+        early = c.post(f"/runs/{again.id}/retry", data={"csrf": token})
+        assert early.status_code == 409, early.text
+    with site.client("vera") as c:
+        token = csrf(c, f"/runs/{failed}")
+        assert c.post(f"/runs/{failed}/retry", data={"csrf": token}).status_code == 403
+
+    # The API: the same verb, the same refusals, one error shape.
+    def api(who: str, run_id: str, body: dict[str, str]) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {site.tokens[who]}"}
+        with httpx.Client(base_url=site.url, headers=headers, trust_env=False) as c:
+            return c.post(f"/api/runs/{run_id}/retry", json=body)
+
+    assert api("vera", failed, {}).status_code == 403
+    wrong = api("bob", again.id, {})
+    assert wrong.status_code == 409 and wrong.json()["error"]["kind"] == "wrong_state", wrong.text
+    third = api("bob", failed, {"agent": "idle", "message": "once more"})
+    assert third.status_code == 201, third.text
+    assert third.json()["agent"] == "idle" and "once more" in third.json()["task"]
     site.wait(again.id, "awaiting_review")
+    site.wait(third.json()["id"], "failed", timeout=120)
     with site.client("bob") as c:  # out of the way of the module's other runs
         token = csrf(c, f"/runs/{again.id}")
         c.post(f"/runs/{again.id}/cancel", data={"csrf": token, "message": "done"})

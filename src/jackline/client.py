@@ -92,8 +92,24 @@ class RemoteAPI:
             "priority": priority,
         }
         run = run_from_json(self._call("POST", "/api/runs", json=body))
-        if not wait:
-            return run
+        return self._followed(run, on_event) if wait else run
+
+    def retry(
+        self,
+        run_id: str,
+        agent: str | None = None,
+        message: str = "",
+        by: str | None = None,
+        wait: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> Run:
+        _no_as(by)
+        body = {"agent": agent, "message": message}
+        run = run_from_json(self._call("POST", f"/api/runs/{run_id}/retry", json=body))
+        return self._followed(run, on_event) if wait else run
+
+    def _followed(self, run: Run, on_event: OnEvent | None) -> Run:
+        """The run as it rests, its events told as they come."""
         try:
             for event in self.stream(run.id):
                 if on_event:

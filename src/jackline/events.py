@@ -61,6 +61,7 @@ class Kind(StrEnum):
     ONTO_MAIN = "onto_main"
     MERGE = "merge"
     CANCELLED = "cancelled"
+    RETRIED = "retried"
     CLEANUP = "cleanup"
     ERROR = "error"
     # a release (RELEASE_ROLLED_BACK is also told to the run whose change was rolled back)
@@ -493,6 +494,15 @@ SPECS: dict[Kind, Spec] = {
     ),
     Kind.CANCELLED: Spec(
         "A person cancelled the run.", _cancelled, tone=_always("warn"), told=_NEVER
+    ),
+    Kind.RETRIED: Spec(
+        "A person tried the run again as a new run (the same task, perhaps another agent), "
+        "with their words on what should go differently.",
+        lambda d: (
+            f"retried by {d['by']} as {d['run']} with {d['agent']}"
+            + (f": {short(d['message'], 120)}" if d.get("message") else "")
+        ),
+        told=_NEVER,
     ),
     Kind.CLEANUP: Spec(
         "The run's workspace was removed, or its services stopped.", _cleanup, told=_NEVER

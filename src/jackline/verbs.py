@@ -55,6 +55,15 @@ class Verbs(Protocol):
         origin: Origin = Origin.AUTOMATIC,
         priority: int = 0,
     ) -> list[Run]: ...
+    def retry(
+        self,
+        run_id: str,
+        agent: str | None = None,
+        message: str = "",
+        by: str | None = None,
+        wait: bool = True,
+        on_event: OnEvent | None = None,
+    ) -> Run: ...
     def runs(
         self,
         status: str | None = None,

@@ -88,8 +88,10 @@ if TYPE_CHECKING:
     from jackline.api.review import refusals as refusals
     from jackline.api.review import reject as reject
     from jackline.api.review import request_changes as request_changes
+    from jackline.api.submission import RETRIED as RETRIED
     from jackline.api.submission import record_claim as record_claim
     from jackline.api.submission import recorded_config as recorded_config
+    from jackline.api.submission import retry as retry
     from jackline.api.submission import submit as submit
     from jackline.api.submission import validate as validate
     from jackline.api.submission import who as who
@@ -149,6 +151,8 @@ _WHERE = {
     "releases": "jackline.api.releasing",
     "request_changes": "jackline.api.review",
     "resume": "jackline.api.machine",
+    "RETRIED": "jackline.api.submission",
+    "retry": "jackline.api.submission",
     "rollback": "jackline.api.releasing",
     "round_change": "jackline.api.reading",
     "rounds": "jackline.api.reading",
@@ -242,6 +246,8 @@ __all__ = [
     "releases",
     "request_changes",
     "resume",
+    "RETRIED",
+    "retry",
     "rollback",
     "round_change",
     "rounds",

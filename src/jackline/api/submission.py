@@ -13,7 +13,7 @@ from ulid import ULID
 from jackline import auth, blueprints, executors, repos
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import ConfigError, Interrupted, NotFound, Refused
+from jackline.errors import ConfigError, Interrupted, NotFound, Refused, WrongState
 from jackline.events import Kind
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor, resolve
@@ -160,6 +160,63 @@ def submit(
     except KeyboardInterrupt:  # the run goes on from where it is once resumed
         raise following_stopped([run_id]) from None
     return store.get_run(run_id)
+
+
+RETRIED = frozenset({Status.FAILED, Status.BLOCKED, Status.OVER_BUDGET})
+"""The runs a person may try again as a new run: those whose agent could not bring them to
+review (a blocked one is retried, or sent back with `request_changes`)."""
+
+
+def retry(
+    run_id: str,
+    agent: str | None = None,
+    message: str = "",
+    by: str | None = None,
+    wait: bool = True,
+    on_event: OnEvent | None = None,
+) -> Run:
+    """Try a failed, blocked or over-budget run again: a new run of its task on its repository
+    and blueprint, by `agent` (default: the same), whose task says how the earlier one ended and
+    carries the person's `message` (what should go differently). The earlier run's log records
+    who retried it, as which run, and the words; the earlier run itself stays as it ended."""
+    store = Store()
+    earlier = store.get_run(run_id)
+    if earlier.status not in RETRIED:
+        raise WrongState(
+            f"{earlier.id} is {earlier.status}: only a failed, blocked or over-budget run is "
+            "retried (one awaiting review takes request-changes)"
+        )
+    said = Redactor.from_environment()(message.strip())
+    run = submit(
+        _retry_task(earlier, said),
+        earlier.repo,
+        agent or earlier.agent,
+        earlier.blueprint,
+        by=by,
+        wait=False,
+        origin=Origin.PERSON,
+    )
+    AuditLog(store, Redactor.from_environment()).record(
+        earlier.id, Kind.RETRIED, run=run.id, agent=run.agent, by=run.submitted_by, message=said
+    )
+    if not wait:
+        return run
+    from jackline import engine
+
+    try:
+        engine.drive([run.id], on_event)
+    except KeyboardInterrupt:  # the run goes on from where it is once resumed
+        raise following_stopped([run.id]) from None
+    return store.get_run(run.id)
+
+
+def _retry_task(earlier: Run, message: str) -> str:
+    why = f": {earlier.reason.strip()}" if earlier.reason.strip() else ""
+    task = (
+        f"{earlier.task.strip()}\n\nThis tries again {earlier.id}, which the agent "
+        f"{earlier.agent} left {earlier.status}{why}"
+    )
+    return f"{task}\n\nWhat should go differently this time: {message}" if message else task
 
 
 def following_stopped(run_ids: list[str]) -> Interrupted:

@@ -123,6 +123,57 @@ def run(
         out.print(result.id, markup=False)
 
 
+@app.command()
+def retry(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN")],
+    agent: Annotated[
+        str | None,
+        typer.Option("--agent", help="Agent name from [agents.NAME] (default: the run's)."),
+    ] = None,
+    message: Annotated[
+        str,
+        typer.Option(
+            "-m",
+            "--message",
+            help="What should go differently this time; the new run's task carries it, with "
+            "how RUN ended.",
+        ),
+    ] = "",
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Print the new run's id and return at once (team mode or --server).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Try a failed, blocked or over-budget run again: a new run of its task on its repository
+    and blueprint, by the same agent or another, followed here as `run` follows one. RUN's log
+    records who retried it and as which run."""
+    verbs = verbs_of(ctx)
+    if detach and verbs is api and not api.team_mode():
+        raise Refused(
+            "--detach leaves the run to a worker, and on one machine the process that "
+            "submits a run drives it: set JACKLINE_DATABASE_URL (team mode) and start "
+            "`jackline worker`, or submit to a server with --server"
+        )
+    result = verbs.retry(
+        run_id,
+        agent,
+        message,
+        wait=not detach,
+        on_event=None if as_json else render.progress,
+    )
+    if not detach:
+        raise typer.Exit(render.finish(result, as_json))
+    if as_json:
+        render.emit(render.run_json(result))
+    else:
+        out.print(result.id, markup=False)
+
+
 @app.command("runs")
 def list_runs(
     ctx: typer.Context,

@@ -256,6 +256,20 @@ def submit(body: SubmitIn, request: Request, who: Submitter) -> dict[str, Any]:
     return api.as_json(run)
 
 
+class RetryIn(BaseModel):
+    agent: str | None = Field(None, description="An agent of [agents.NAME] (default: the run's).")
+    message: str = Field("", description="What should go differently: it joins the task.")
+
+
+@router.post("/api/runs/{run_id}/retry", tags=["runs"], status_code=201, response_model=RunOut)
+def retry(run_id: str, body: RetryIn, request: Request, who: Submitter) -> dict[str, Any]:
+    """Try a failed, blocked or over-budget run again as a new run (201: the new one), of the
+    same task on the same repository, by `agent`; its task says how this one ended and carries
+    `message`. 409 for a run in another state."""
+    served_for_runs(request, api.get(run_id).repo)
+    return api.as_json(api.retry(run_id, body.agent, body.message, by=who.name, wait=False))
+
+
 @router.post("/api/attempts", tags=["runs"], status_code=201, response_model=RunsOut)
 def submit_attempts(body: AttemptsIn, request: Request, who: Submitter) -> list[dict[str, Any]]:
     """Queue parallel attempts at one task, each a run on its own workspace, and answer at

@@ -52,7 +52,6 @@ from jackline.models import (
     Comment,
     Origin,
     Run,
-    Status,
 )
 from jackline.review import open_blocking
 from jackline.server import deps, diffpage, summary
@@ -345,6 +344,33 @@ def submit(
     return back(f"/runs/{run.id}")
 
 
+@router.post("/runs/{run_id}/retry")
+def retry_run(
+    request: Request,
+    run_id: str,
+    who: Submitter,
+    agent: Annotated[str, Form()] = "",
+    message: Annotated[str, Form()] = "",
+    csrf: Csrf = "",
+) -> Response:
+    """A failed, blocked or over-budget run tried again as a new run (`api.retry`), by the
+    chosen agent, with the person's words on what should go differently; to the new run."""
+    deps.check_csrf(request, csrf)
+    try:
+        run = api.get(run_id)
+    except NotFound as e:
+        return page(request, "missing.html", who, 404, message=str(e), back="/runs")
+    offered = retry(request, run, who, run_config(run))
+    if offered is None or offered["refused"]:
+        why = offered["refused"] if offered else f"{run.id} is {run.status}: it is not retried"
+        return render_run(request, run, who, why, 409 if offered is None else 403)
+    try:
+        again = api.retry(run.id, agent or None, message, by=who.name, wait=False)
+    except JacklineError as e:
+        return render_run(request, run, who, str(e), deps.status_of(e, otherwise=422))
+    return back(f"/runs/{again.id}")
+
+
 def runs_refused(request: Request, who: auth.Principal, error: JacklineError) -> Response:
     return render_runs(request, who, RunFilter(), str(error), deps.status_of(error, otherwise=422))
 
@@ -422,16 +448,12 @@ def run_config(run: Run) -> cfg.JacklineConfig | None:
         store.close()
 
 
-RETRIED = frozenset({Status.FAILED, Status.BLOCKED, Status.OVER_BUDGET})
-"""The runs the page offers to try again, as a new run with the same task and another agent."""
-
-
 def retry(
     request: Request, run: Run, who: auth.Principal, config: cfg.JacklineConfig | None
 ) -> dict[str, Any] | None:
-    """What the retry form needs (the repository's number on this server, the agents, the
-    one to preselect: another than the run's), and why it may not be used, if so."""
-    if run.status not in RETRIED:
+    """What the retry form needs (the agents, the one to preselect: another than the run's),
+    and why it may not be used, if so (this server must serve the run's repository)."""
+    if run.status not in api.RETRIED:
         return None
     names = [
         {str(r), str(r.resolve()) if isinstance(r, Path) else str(r)} for r in run_repos(request)
@@ -445,7 +467,6 @@ def retry(
     elif repo is None:
         why = f"this server does not serve {run.repo}: start it where that repository is served"
     return {
-        "repo": repo or 0,
         "agents": agents,
         "chosen": (others or agents)[0],
         "refused": why,
