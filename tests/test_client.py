@@ -137,6 +137,8 @@ def test_remote_api_answers_with_records_and_jackline_errors(server: Server) -> 
         client.submit("Fix add", wait=False)
     with pytest.raises(Refused, match="--as does not apply"):
         client.approve("run-any", by="olga")
+    with pytest.raises(NotFound):
+        RemoteAPI(server.url, server.tokens["bob"]).retry("run-nope", wait=False)
     with pytest.raises(Refused, match="`verify` works on this machine"):
         client.verify("run-any")  # the chain's keys are the server's
     with pytest.raises(JacklineError, match="cannot reach"):
