@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import git
 from test_web import AGENT, Site, csrf, running_site
 
 from jackline.store import Store
@@ -246,6 +247,35 @@ def test_a_reviewer_comments_on_two_lines_and_the_next_round_shows_its_changes_a
         bob.screenshot(path=str(out.resolve() / name))
 
 
+def test_a_failed_run_is_retried_from_its_page_with_another_agent_and_words(
+    browser: Any, site: Site
+) -> None:
+    """Before the test that merges: on a main that is fixed, the idle agent's run would pass."""
+    from playwright.sync_api import expect
+
+    failed = site.submit("Fix add, by an agent that cannot", agent="idle")
+    site.wait(failed, "failed", timeout=120)
+    bob = signed_in(browser, site, "bob")
+    for width in (390, 1400):
+        bob.set_viewport_size({"width": width, "height": 900})
+        bob.goto(f"/runs/{failed}")
+        assert not bob.locator("#approve").count()  # an ended run takes no review
+        expect(bob.locator("#retry-run")).to_be_enabled()
+        fits(bob)
+    bob.select_option("#retry-agent", "idle")
+    bob.fill("#retry-message", "read calc.py before you change it")
+    with bob.expect_navigation():
+        bob.click("#retry-run")
+    again = bob.url.rsplit("/", 1)[-1]
+    assert again.startswith("run-") and again != failed
+    expect(bob.locator("main")).to_contain_text("read calc.py before you change it")
+    run = Store().get_run(again)
+    assert (run.agent, run.submitted_by) == ("idle", "bob")
+    assert f"This tries again {failed}" in run.task
+    site.wait(again, "failed", timeout=120)
+    bob.context.close()
+
+
 def test_a_run_reaches_review_live_and_another_reviewer_approves_it(
     browser: Any, site: Site, tmp_path: Path
 ) -> None:
@@ -396,6 +426,63 @@ def axe_violations(page: Any) -> list[str]:
         for v in found
         if v["impact"] in ("serious", "critical")
     ]
+
+
+def fits(page: Any) -> None:
+    width = page.viewport_size["width"]
+    wide = page.evaluate("document.documentElement.scrollWidth")
+    assert wide <= width, f"{page.url} is {wide} px wide on a {width} px screen"
+
+
+def test_the_runs_list_filters_by_status_and_agent_and_says_who_acts_next(
+    reviewer: Any, paths: dict[str, str]
+) -> None:
+    from playwright.sync_api import expect
+
+    gated = paths["run"].rsplit("/", 1)[-1]
+    reviewer.goto("/runs")
+    reviewer.select_option("#status", "awaiting_review")
+    reviewer.select_option("#agent", "gated")
+    with reviewer.expect_navigation():
+        reviewer.click(".filter button[type=submit]")
+    assert "status=awaiting_review" in reviewer.url and "agent=gated" in reviewer.url
+    expect(reviewer.locator("#status")).to_have_value("awaiting_review")  # kept as chosen
+    shown = reviewer.locator("#runs tbody tr")
+    assert set(shown.locator("[data-status]").all_inner_texts()) == {"awaiting review"}
+    assert set(shown.locator("td:nth-child(4)").all_inner_texts()) == {"gated"}
+    row = shown.filter(has=reviewer.locator(f'a[href="/runs/{gated}"]'))
+    # Its block-level finding waits for the owner; the cells say so, spend included.
+    expect(row.locator("td.waiting")).to_have_text("an owner: olga")
+    expect(row).to_contain_text("1 block")
+    expect(row).to_contain_text("$0.00")
+    fits(reviewer)
+
+
+def test_a_release_page_says_what_it_carries_and_who_wrote_it(
+    reviewer: Any, site: Site, paths: dict[str, str]
+) -> None:
+    """After the release `paths` made live: a person's commit on main, then a release, which
+    carries it under her name; then go, so the next release starts from it."""
+    from playwright.sync_api import expect
+
+    subject = f"Carol's note, at {reviewer.viewport_size['width']} px"
+    repo = site.project.repo
+    git(repo, "-c", "user.name=Carol", "-c", "user.email=c@example.com", "commit", "-q",
+        "--allow-empty", "-m", subject)  # fmt: skip
+    sha = git(repo, "rev-parse", "HEAD").strip()
+    with site.client("alice") as c:
+        started = c.post("/releases", data={"csrf": csrf(c, "/releases")})
+        assert started.status_code == 303, started.text
+        release = started.headers["location"]
+    reviewer.goto(release)
+    row = reviewer.locator("#carries tbody tr", has_text=subject)
+    expect(row.locator("td").first).to_have_text(sha[:10])
+    expect(row.locator("td").nth(2)).to_have_text("Carol")  # a person, not an agent's run
+    expect(reviewer.locator("#carries tbody tr").first).to_contain_text(subject)  # newest first
+    fits(reviewer)
+    with site.client("bob") as c:
+        assert c.post(f"{release}/go", data={"csrf": csrf(c, release)}).status_code == 303
+    assert Store().get_release(release.rsplit("/", 1)[-1]).status == "live"
 
 
 def test_the_decision_is_on_the_first_screen_and_approve_merges_only_once_the_head_is_confirmed(

@@ -12,8 +12,10 @@ import time
 from pathlib import Path
 
 import psycopg
+import pytest
 from conftest import RIGHT, WRONG, Project, git
 
+from jackline import api, auth
 from jackline.auth import os_user
 from jackline.testing import Replace, Round, ScriptedAgent
 
@@ -231,12 +233,16 @@ def test_self_approval_is_refused(project: Project, two_rounds: ScriptedAgent) -
 
 
 def test_approve_is_refused_on_a_dirty_checked_out_main(
-    project: Project, two_rounds: ScriptedAgent
+    project: Project, two_rounds: ScriptedAgent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
     dirty = "# my work in progress\n"
     (project.repo / "test_calc.py").write_text(dirty)
+    # A page's approve button says so before anyone presses it (`api.refusals`).
+    monkeypatch.setenv("JACKLINE_HOME", str(project.home))
+    said = api.refusals(run["id"], auth.Principal("bob", "reviewer"))["approve"]
+    assert said and "uncommitted changes (test_calc.py)" in said, said
     refused = project.jl("approve", run["id"], "--as", "bob", ok=False)
     assert refused.returncode == 1 and "uncommitted changes" in refused.stderr
     assert (project.repo / "test_calc.py").read_text() == dirty

@@ -61,9 +61,9 @@ def approve(
     refusal = approval_refusal(run, config, by)
     if refusal:
         raise Refused(refusal)
-    refusal = forge.repository(run.repo).refusal(config.project.main)
+    refusal = landing_refusal(run, config)
     if refusal:
-        raise Refused(f"cannot merge {run.id}: {refusal}")
+        raise Refused(refusal)
     done = _decide(run, _decision("approve", person, message), on_event)
     if done.attempts and done.status == Status.MERGED:
         from jackline.api.attempts import close_others
@@ -453,11 +453,22 @@ def refusals(run_id: str, person: auth.Principal) -> dict[str, str | None]:
         except Refused as e:  # an audit log no longer intact: the run takes no decision
             found = dict.fromkeys(found, str(e))
         else:
-            found["approve"] = found["approve"] or approval_refusal(run, config, person.name)
+            found["approve"] = (
+                found["approve"]
+                or approval_refusal(run, config, person.name)
+                or landing_refusal(run, config, wait=False)
+            )
         finally:
             store.close()
     found["cancel"] = cancel_refusal(run)
     return {kind: found[kind] for kind in DECISIONS}
+
+
+def landing_refusal(run: Run, config: cfg.JacklineConfig, wait: bool = True) -> str | None:
+    """Why the run's merge cannot land now (its repository's checked-out main has a person's
+    uncommitted changes), or None."""
+    refusal = forge.repository(run.repo).refusal(config.project.main, wait)
+    return f"cannot merge {run.id}: {refusal}" if refusal else None
 
 
 def _on_head(run: Run, head: str | None, kind: str, by: str) -> None:

@@ -23,8 +23,10 @@ class Repository(Protocol):
         """Push the workspace's HEAD to `branch` (an `agent/*` one) in the repository."""
         ...
 
-    def refusal(self, main: str) -> str | None:
-        """Why landing on `main` now would lose a person's work, or None."""
+    def refusal(self, main: str, wait: bool = True) -> str | None:
+        """Why landing on `main` now would lose a person's work, or None. Without `wait`, as it
+        looks now, not waiting for a landing under way (a page's reason; the verb asks again
+        with `wait`, in its turn)."""
         ...
 
     def landing(self, main: str) -> AbstractContextManager[None]:

@@ -28,7 +28,9 @@ class LocalRepository:
     def publish(self, workspace: Path, branch: str) -> None:
         publish(workspace, self.path, branch)
 
-    def refusal(self, main: str) -> str | None:
+    def refusal(self, main: str, wait: bool = True) -> str | None:
+        if not wait:
+            return landing_refusal(self.path, main)
         with landing(self.path):  # a landing under way is no uncommitted change
             return landing_refusal(self.path, main)
 

@@ -54,7 +54,7 @@ class RemoteRepository:
             env=env,
         )
 
-    def refusal(self, main: str) -> str | None:
+    def refusal(self, main: str, wait: bool = True) -> str | None:
         """Nothing of a person's can be lost: the remote's main is moved only by fast-forward."""
         return None
 
