@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Project, git
+from conftest import WRONG, Project, git
 
 from jackline import config as cfg
 from jackline.errors import CommandFailed
@@ -43,8 +43,9 @@ def fake() -> Iterator[FakeGitHub]:
     assert not gh.invalid, f"requests githubkit's models refuse: {gh.invalid}"
 
 
-def github_project(project: Project, fake: FakeGitHub, rounds: list[Round]) -> Path:
-    """A project whose forge is the fake GitHub, pushing to a bare repository."""
+def github_project(project: Project, fake: FakeGitHub, rounds: list[Round], more: str = "") -> Path:
+    """A project whose forge is the fake GitHub, pushing to a bare repository; `more` adds
+    lines to its `[forge]`."""
     remote = project.root / "github-remote.git"
     git(project.root, "init", "-q", "--bare", str(remote))
     forge_section = f"""
@@ -59,6 +60,7 @@ labels = ["jackline", "agent"]
 users.octocat = {{ name = "bob", role = "reviewer" }}
 users.peeker = {{ name = "carol", role = "viewer" }}
 users.alice-gh = {{ name = "alice", role = "reviewer" }}
+{more}
 """
     project.env.update(JL_TEST_GITHUB_TOKEN=TOKEN, JL_TEST_WEBHOOK_SECRET=SECRET)
     project.create(ScriptedAgent(rounds), extra=forge_section)
@@ -242,6 +244,73 @@ def test_publish_opens_a_pull_request_with_the_handoff_and_a_changes_comment_run
     assert list(fake.pulls) == [1]
     assert sum(c.method == "POST" and c.path.endswith("/pulls") for c in fake.calls) == 1
     assert "a + b" in git(remote, "show", f"{run['branch']}:calc.py")
+
+
+def test_with_checks_on_each_published_round_has_its_checks_and_findings_as_check_runs(
+    project: Project, fake: FakeGitHub
+) -> None:
+    """Round 1 fails its test (never published); round 2 passes with a new suppression (a
+    warn-level finding at calc.py:2): its head gets `jackline / test`, green, and `jackline /
+    scan`, green, with the finding annotated at its line."""
+    suppressed = Round(edits={"calc.py": "def add(a, b):\n    return a + b  # noqa: E501\n"})
+    github_project(project, fake, [WRONG, suppressed], more="checks = true")
+    run = project.jl_json("run", "Fix add in calc.py")
+    assert (run["status"], run["rounds"]) == ("awaiting_review", 2), run
+    made = {c["name"]: c for c in fake.check_runs}
+    assert sorted(made) == ["jackline / scan", "jackline / test"], made
+    assert {c["head_sha"] for c in made.values()} == {run["head_sha"]}
+    test, scan = made["jackline / test"], made["jackline / scan"]
+    assert (test["status"], test["conclusion"]) == ("completed", "success")
+    assert "pytest" in test["output"]["summary"] and test["output"]["annotations"] == []
+    assert scan["conclusion"] == "success" and scan["output"]["title"].startswith(
+        "scan: 0 block, 1 warn"
+    )
+    [note] = scan["output"]["annotations"]
+    assert (note["path"], note["start_line"], note["annotation_level"]) == ("calc.py", 2, "warning")
+    assert "noqa" in note["title"] or "suppress" in note["message"].lower(), note
+
+
+def test_a_failed_check_and_a_blocking_finding_are_red_check_runs_annotated_at_their_lines(
+    fake: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`post_checks` against the fake, from a handoff record: a failure with its file and line
+    and a block-level finding are `failure` annotations; 60 findings send 50 and count the rest."""
+    from jackline.forge.github import post_checks
+    from jackline.handoff import Handoff
+    from jackline.handoff import Round as Done
+    from jackline.models import CheckResult, Failure, Finding
+
+    monkeypatch.setenv("JL_TEST_GITHUB_TOKEN", TOKEN)
+    forge = cfg.ForgeConfig(
+        kind="github", repository="acme/calc", token="env:JL_TEST_GITHUB_TOKEN", api_url=fake.url
+    )
+    failed = Failure("test", "assert 6 == 5", "test_calc.py", 4, test="test_add")
+    check = CheckResult("test", False, 1, 0.4, "pytest -q", (failed,), summary="1 failed")
+    found = tuple(
+        Finding(
+            "scope.gate" if i == 0 else "quality.long",
+            "block" if i == 0 else "info",
+            f"finding {i}",
+            "calc.py",
+            i + 1,
+        )  # fmt: skip
+        for i in range(60)
+    )
+    record = Handoff(run="run-x", task="t", outcome="blocked", head="a" * 40,
+                     rounds=(Done(1, False, (check,)),), findings=found)  # fmt: skip
+    assert post_checks(forge, record) == 2
+    test, scan = fake.check_runs
+    assert (test["name"], test["conclusion"]) == ("jackline / test", "failure")
+    [note] = test["output"]["annotations"]
+    assert (note["path"], note["start_line"], note["annotation_level"]) == (
+        "test_calc.py",
+        4,
+        "failure",
+    )
+    assert note["title"] == "test_add" and note["message"] == "assert 6 == 5"
+    assert scan["conclusion"] == "failure" and len(scan["output"]["annotations"]) == 50
+    assert scan["output"]["annotations"][0]["annotation_level"] == "failure"
+    assert "10 more annotations" in scan["output"]["summary"]
 
 
 ROUND_2 = Round(edits={"calc.py": Replace("a + b", "b + a")}, notes="- Commuted.\n")

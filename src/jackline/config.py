@@ -526,6 +526,10 @@ class ForgeConfig(_Section):
     HMAC signature does not match."""
     labels: list[str] = ["jackline"]
     """Labels put on every pull request Jackline opens."""
+    checks: bool = False
+    """Post the checks of each published round, and the scan's findings, as check runs on the
+    pull request's head commit, with annotations at file:line (GitHub's Checks API, which takes
+    them from a GitHub App's token only, with the `checks: write` permission)."""
     users: dict[str, Person] = {}
     """GitHub logins allowed to act through reviews and `/jackline` comments, with their
     Jackline name and role: `users.octocat = { name = "alice", role = "reviewer" }`."""

@@ -2,8 +2,9 @@
 
     publish    push the branch with the token, open the pull request (labels from `[forge]
                labels`) or, on a later round, find the open one for the same branch
-    announce   `run.awaiting_review`: the pull request's body becomes the handoff (PATCH);
-               `run.merged`: a comment "merged as <sha>"
+    announce   `run.awaiting_review`: the pull request's body becomes the handoff (PATCH),
+               and with `[forge] checks`, the round's checks and the scan's findings become
+               check runs on the head commit; `run.merged`: a comment "merged as <sha>"
 
 Merging stays local for now: an approval (from any surface, the webhook included) lands the
 branch in the user's repository as the `local` forge does, and the pull request is told.
@@ -21,13 +22,14 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from jackline import config as cfg
 from jackline import git as g
 from jackline.errors import CommandFailed, ConfigError, NotFound
 from jackline.forge import check_branch
 from jackline.guard.redact import Redactor, resolve
+from jackline.handoff import Handoff, finding_line
 
 if TYPE_CHECKING:
     from githubkit import GitHub
@@ -171,6 +173,90 @@ def head_branch(forge: cfg.ForgeConfig, number: int) -> str:
     return str(gh.rest.pulls.get(owner, repo, number).parsed_data.head.ref)
 
 
+# check runs -------------------------------------------------------------------------------
+
+ANNOTATIONS = 50
+"""GitHub takes at most 50 annotations a request: the first are sent, the summary counts all."""
+LEVELS: dict[str, Literal["notice", "warning", "failure"]] = {
+    "block": "failure",
+    "warn": "warning",
+    "info": "notice",
+}
+
+
+def post_checks(forge: cfg.ForgeConfig, record: Handoff) -> int:
+    """The checks of the run's last round and the scan's findings, each a completed check run
+    on the head commit (`jackline / NAME`, `jackline / scan`), failures and findings annotated
+    at their file and line. Returns how many check runs were made."""
+    if not record.head or not record.rounds:
+        return 0
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    made = 0
+    for check in record.rounds[-1].checks:
+        notes = [
+            _annotation(f.file, f.line, "failure", f.message, f.test or f.rule or check.name)
+            for f in check.failures
+            if f.file and f.line
+        ]
+        summary = check.summary or ("passed" if check.passed else "failed")
+        title = f"{check.name}: {summary}"
+        text = f"`{check.command}` exited {check.exit_code} in {check.duration:.1f}s."
+        _check_run(gh, owner, repo, record.head, check.name, check.passed, title, text, notes)
+        made += 1
+    blocking = [f for f in record.findings if f.level == "block"]
+    notes = [
+        _annotation(f.file, f.line, LEVELS[f.level], f.message, f.rule)
+        for f in record.findings
+        if f.file and f.line
+    ]
+    counts = ", ".join(
+        f"{sum(f.level == level for f in record.findings)} {level}" for level in LEVELS
+    )
+    title = f"scan: {counts}" if record.findings else "scan: nothing found"
+    text = "\n".join(f"- {finding_line(f)}" for f in record.findings) or "No findings."
+    _check_run(gh, owner, repo, record.head, "scan", not blocking, title, text, notes)
+    return made + 1
+
+
+def _check_run(
+    gh: GitHub[Any],
+    owner: str,
+    repo: str,
+    sha: str,
+    name: str,
+    passed: bool,
+    title: str,
+    text: str,
+    notes: list[dict[str, Any]],
+) -> None:
+    if len(notes) > ANNOTATIONS:
+        text += f"\n\n{len(notes) - ANNOTATIONS} more annotations are in Jackline's handoff."
+    output: Any = {"title": title[:255], "summary": _clip(text), "annotations": notes[:ANNOTATIONS]}
+    gh.rest.checks.create(
+        owner,
+        repo,
+        name=f"jackline / {name}",
+        head_sha=sha,
+        status="completed",
+        conclusion="success" if passed else "failure",
+        output=output,
+    )
+
+
+def _annotation(
+    path: str, line: int, level: Literal["notice", "warning", "failure"], message: str, title: str
+) -> dict[str, Any]:
+    return {
+        "path": path,
+        "start_line": line,
+        "end_line": line,
+        "annotation_level": level,
+        "message": message[:4000] or title,
+        "title": title[:255],
+    }
+
+
 def _clip(text: str) -> str:
     if len(text) <= BODY_LIMIT:
         return text
@@ -201,6 +287,8 @@ def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> No
     run = data["run"]
     if event == "run.awaiting_review" or (event == "run.accepted" and data.get("handoff")):
         update_body(config.forge, run["branch"], data.get("handoff") or "")
+    if event == "run.awaiting_review" and config.forge.checks and data.get("record"):
+        post_checks(config.forge, Handoff.from_json(data["record"]))
     elif event == "run.merged":
         pr = find_pull(config.forge, run["branch"])
         if pr is None:

@@ -11,7 +11,8 @@ every answer is built as githubkit's response model and dumped, so it has the do
     gh.calls                       # (method, path, body) of every request, in order
     gh.invalid                     # requests the models refused (a test wants this empty)
 
-Served: pulls list / create / get / update, issue comments create / list, labels add. Also the
+Served: pulls list / create / get / update, issue comments create / list, labels add,
+check runs create (`check_runs`), Actions runs list. Also the
 webhook side: `event_payload(...)` builds a `pull_request_review` or `issue_comment` payload (a
 valid githubkit webhook model) and `sign(secret, body)` its `X-Hub-Signature-256`.
 """
@@ -159,6 +160,8 @@ class FakeGitHub:
         self.pulls: dict[int, Pull] = {}
         self.workflow_runs: list[dict[str, Any]] = []
         """GitHub Actions runs, newest first (`add_workflow_run`)."""
+        self.check_runs: list[dict[str, Any]] = []
+        """The check runs created, each as its request body, in order."""
         self.calls: list[Call] = []
         self.invalid: list[tuple[Call, str]] = []
         self._lock = threading.Lock()
@@ -244,6 +247,7 @@ class FakeGitHub:
             (r"/issues/(\d+)/comments", "GET", self._list_comments),
             (r"/issues/(\d+)/labels", "POST", self._add_labels),
             (r"/actions/runs", "GET", self._list_workflow_runs),
+            (r"/check-runs", "POST", self._create_check_run),
         ]
 
     # endpoints
@@ -301,6 +305,25 @@ class FakeGitHub:
         pr = self._pull(number)
         pr.labels += [n for n in body["labels"] if n not in pr.labels]
         return 200, [sample(m.Label, **self._label_json(n)) for n in pr.labels]
+
+    def _create_check_run(self, body: Any, query: Any) -> tuple[int, Any]:
+        """A completed check run is one shape, any other status another (GitHub's `oneOf`);
+        at most 50 annotations a request, as GitHub takes."""
+        m = _models()
+        done = isinstance(body, dict) and body.get("status") == "completed"
+        shape = (
+            m.ReposOwnerRepoCheckRunsPostBodyOneof0
+            if done
+            else m.ReposOwnerRepoCheckRunsPostBodyOneof1
+        )
+        _check_body(shape, body)
+        if len((body.get("output") or {}).get("annotations") or []) > 50:
+            raise BadRequest("output.annotations: at most 50 a request")
+        self.check_runs.append(body)
+        n = len(self.check_runs)
+        made = {"id": n, "name": body["name"], "head_sha": body["head_sha"]}
+        made.update(status=body.get("status", "queued"), conclusion=body.get("conclusion"))
+        return 201, sample(m.CheckRun, **made)
 
     def _list_workflow_runs(self, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         branch = query.get("branch", [""])[0]
