@@ -313,6 +313,62 @@ def test_a_failed_check_and_a_blocking_finding_are_red_check_runs_annotated_at_t
     assert "10 more annotations" in scan["output"]["summary"]
 
 
+def test_setup_prints_the_webhook_and_permissions_and_checks_them_against_the_api(
+    project: Project, fake: FakeGitHub
+) -> None:
+    github_project(project, fake, [FIX], more="checks = true")
+    url = "https://jl.example.com"
+
+    def setup(*args: str) -> tuple[int, dict[str, Any]]:
+        done = project.jl("github", "setup", "--url", url, "--json", *args, ok=False)
+        return done.returncode, json.loads(done.stdout)
+
+    # A token that may not list webhooks (not an admin): that one is unknown, the rest is fine.
+    fake.hooks = None
+    code, said = setup()
+    looked = {c["what"]: (c["ok"], c["detail"]) for c in said["checks"]}
+    assert code == 0 and said["ready"], said
+    assert said["webhook"] == f"{url}/github/webhook"
+    assert said["events"] == ["issue_comment", "pull_request_review"]
+    assert any(p.startswith("Checks: read and write") for p in said["permissions"])
+    assert looked["repository acme/calc"] == (True, "default branch main")
+    assert looked["push"][0] and looked["pull requests"][0] and looked["Actions runs"][0]
+    assert looked["webhook"][0] is None and "Settings → Webhooks" in looked["webhook"][1]
+    assert looked["webhook secret"] == (True, "env:JL_TEST_WEBHOOK_SECRET is set")
+    # A webhook to this server that misses an event, and a token that may not push: exit 1.
+    fake.hooks = [{"url": f"{url}/github/webhook", "events": ["issue_comment"]}]
+    fake.permissions = {"admin": True, "push": False, "pull": True}
+    code, said = setup()
+    looked = {c["what"]: (c["ok"], c["detail"]) for c in said["checks"]}
+    assert code == 1 and not said["ready"]
+    assert looked["webhook"] == (False, "the webhook does not send pull_request_review")
+    assert looked["push"][0] is False and "cannot be published" in looked["push"][1]
+    fake.hooks[0]["events"] = ["issue_comment", "pull_request_review", "push"]
+    fake.permissions["push"] = True
+    code, said = setup()
+    assert code == 0 and said["ready"], said
+    # The text a person reads: where, what, and each check.
+    shown = project.jl("github", "setup", "--url", url).stdout
+    assert f"Payload URL   {url}/github/webhook" in shown and "ok   webhook: delivers" in shown
+    # A token GitHub refuses, and no webhook secret: what is wrong is named.
+    project.env["JL_TEST_GITHUB_TOKEN"] = "ghp_wrong"
+    project.env.pop("JL_TEST_WEBHOOK_SECRET")
+    code, said = setup()
+    looked = {c["what"]: (c["ok"], c["detail"]) for c in said["checks"]}
+    assert code == 1
+    assert looked["repository acme/calc"] == (False, "the token is refused (bad credentials)")
+    assert (
+        looked["webhook secret"][0] is False
+        and "JL_TEST_WEBHOOK_SECRET" in looked["webhook secret"][1]
+    )
+
+
+def test_setup_on_a_local_forge_says_what_to_set(project: Project) -> None:
+    project.create(ScriptedAgent([FIX]))
+    done = project.jl("github", "setup", ok=False)
+    assert done.returncode != 0 and 'set `kind = "github"`' in done.stderr, done.stderr
+
+
 ROUND_2 = Round(edits={"calc.py": Replace("a + b", "b + a")}, notes="- Commuted.\n")
 
 

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from jackline.api.machine import Working as Working
     from jackline.api.machine import check_audit_key as check_audit_key
     from jackline.api.machine import clean as clean
+    from jackline.api.machine import github_setup as github_setup
     from jackline.api.machine import osv_update as osv_update
     from jackline.api.machine import pool_clear as pool_clear
     from jackline.api.machine import pool_figures as pool_figures
@@ -125,6 +126,7 @@ _WHERE = {
     "follow": "jackline.api.reading",
     "get": "jackline.api.reading",
     "git_change": "jackline.api.reading",
+    "github_setup": "jackline.api.machine",
     "go": "jackline.api.releasing",
     "go_refusal": "jackline.api.releasing",
     "handoff_record": "jackline.api.reading",
@@ -220,6 +222,7 @@ __all__ = [
     "follow",
     "get",
     "git_change",
+    "github_setup",
     "go",
     "go_refusal",
     "handoff_record",

@@ -16,6 +16,7 @@ from jackline import executors, paths, repos
 from jackline import git as g
 from jackline.errors import Interrupted, Refused
 from jackline.events import Kind
+from jackline.forge import github
 from jackline.guard import audit
 from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
@@ -35,6 +36,8 @@ from jackline.verbs import OnEvent
 from jackline.workspaces import remove as remove_workspace
 
 if TYPE_CHECKING:
+    from jackline.forge.github import Setup
+
     pass
 
 
@@ -554,6 +557,20 @@ def _start_stranded(runs: list[Run]) -> list[str]:
         if engine.start_stranded(run.id, run.blueprint, rounds):
             started.append(run.id)
     return started
+
+
+def github_setup(repo: Path, server: str) -> Setup:
+    """What the repository's GitHub needs told (the webhook at `server`, its events, the
+    permissions) and what its API says of it now (`forge.github.setup`, read-only)."""
+
+    root = g.toplevel(repo)
+    config = cfg.load(root)
+    if config.forge.kind != "github":
+        raise Refused(
+            f"{root / cfg.FILENAME} has `[forge] kind = {config.forge.kind!r}`: set "
+            '`kind = "github"`, `repository = "owner/name"` and `token` first'
+        )
+    return github.setup(config.forge, server)
 
 
 def osv_update(

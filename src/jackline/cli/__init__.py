@@ -55,6 +55,7 @@ LOCAL_ONLY = frozenset(
         "serve",
         "token",
         "osv",
+        "github",
     }
 )
 """Commands that work on this machine's files, engine or token table: refused with --server."""

@@ -237,3 +237,57 @@ def osv_update(
         f'them where jackline.toml says `[scan] osv_db = "{done.path.parent.parent}"`.',
         markup=False,
     )
+
+
+github_app = typer.Typer(
+    help='The github forge ([forge] kind = "github"): what GitHub must be told.',
+    no_args_is_help=True,
+)
+app.add_typer(github_app, name="github")
+
+
+@github_app.command("setup")
+def github_setup(
+    repo: RepoOpt = Path("."),
+    url: Annotated[
+        str,
+        typer.Option(
+            "--url",
+            envvar="JACKLINE_SERVER",
+            metavar="URL",
+            help="Where GitHub reaches `jackline serve` (its public address).",
+        ),
+    ] = "https://JACKLINE-SERVER",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the webhook to add on GitHub (its URL, events and secret), the permissions a GitHub
+    App or fine-grained token needs, and check with the API, read-only, what it can see now.
+    Exits 1 when something is wrong; an unknown (what the token may not read) is no failure."""
+    done = api.github_setup(repo, url)
+    if as_json:
+        render.emit(
+            {
+                "webhook": done.webhook,
+                "content_type": "application/json",
+                "events": list(done.events),
+                "permissions": list(done.permissions),
+                "checks": [{"what": x.what, "ok": x.ok, "detail": x.detail} for x in done.looked],
+                "ready": done.ready,
+            }
+        )
+    else:
+        say = out.print
+        say("On GitHub, Settings → Webhooks → Add webhook:", markup=False)
+        say(f"  Payload URL   {done.webhook}", markup=False)
+        say("  Content type  application/json", markup=False)
+        say("  Secret        the value of [forge] webhook_secret", markup=False)
+        say(f"  Events        {', '.join(done.events)}", markup=False)
+        say("The token ([forge] token: a GitHub App's or a fine-grained one) needs:", markup=False)
+        for need in done.permissions:
+            say(f"  {need}", markup=False)
+        say("What the API says now:", markup=False)
+        marks = {True: "ok  ", False: "FAIL", None: "?   "}
+        for x in done.looked:
+            say(f"  {marks[x.ok]} {x.what}: {x.detail}", markup=False)
+    if not done.ready:
+        raise typer.Exit(1)

@@ -257,6 +257,127 @@ def _annotation(
     }
 
 
+# setup ------------------------------------------------------------------------------------
+
+EVENTS = ("issue_comment", "pull_request_review")
+"""The webhook events `/github/webhook` acts on (`jackline.server.github`)."""
+
+
+@dataclass(frozen=True)
+class Looked:
+    """One thing `setup` checked: True, False, or None where the token cannot tell."""
+
+    what: str
+    ok: bool | None
+    detail: str
+
+
+@dataclass(frozen=True)
+class Setup:
+    webhook: str
+    events: tuple[str, ...]
+    permissions: tuple[str, ...]
+    looked: tuple[Looked, ...]
+
+    @property
+    def ready(self) -> bool:
+        return all(x.ok is not False for x in self.looked)
+
+
+def setup(forge: cfg.ForgeConfig, server: str) -> Setup:
+    """What GitHub must be told (the webhook, its events, the permissions a GitHub App or a
+    fine-grained token needs), and what the API says of it now, read-only: the repository as the
+    token sees it, its pull requests and Actions runs, and the webhook where the token may list
+    them (an admin's)."""
+    from githubkit.exception import RequestFailed
+
+    webhook = f"{server.rstrip('/')}/github/webhook"
+    needs = [
+        "Contents: read and write (push agent/* branches)",
+        "Pull requests: read and write (open them, write the handoff)",
+        "Issues: read and write (comments, labels)",
+        "Actions: read (the morning report reads main's runs)",
+    ]
+    if forge.checks:
+        needs.append("Checks: read and write (a GitHub App only: check runs)")
+    owner, repo = owner_repo(forge)
+    found: list[Looked] = []
+    try:
+        secret = (
+            resolve(forge.webhook_secret, _where("webhook_secret")) if forge.webhook_secret else ""
+        )
+    except ConfigError as e:
+        found.append(Looked("webhook secret", False, str(e)))
+    else:
+        found.append(
+            Looked("webhook secret", True, f"{forge.webhook_secret} is set")
+            if secret
+            else Looked(
+                "webhook secret",
+                False,
+                "[forge] webhook_secret is not set: "
+                "/github/webhook refuses every delivery without one",
+            )  # fmt: skip
+        )
+    try:
+        gh = client(forge)
+        seen = gh.rest.repos.get(owner, repo).parsed_data
+    except ConfigError as e:
+        return Setup(webhook, EVENTS, tuple(needs), (*found, Looked("token", False, str(e))))
+    except RequestFailed as e:
+        why = {401: "the token is refused (bad credentials)", 404: "not found, or the token "
+               "cannot see it"}.get(e.response.status_code, f"HTTP {e.response.status_code}")  # fmt: skip
+        looked = Looked(f"repository {forge.repository}", False, why)
+        return Setup(webhook, EVENTS, tuple(needs), (*found, looked))
+    found.append(
+        Looked(f"repository {forge.repository}", True, f"default branch {seen.default_branch}")
+    )
+    rights = seen.permissions if seen.permissions else None
+    if rights is None:
+        found.append(Looked("push", None, "the API does not say for this token (a GitHub App's "
+                            "installation: its permissions are set on the app)"))  # fmt: skip
+    else:
+        found.append(Looked("push", bool(rights.push), "may push" if rights.push else
+                            "the token may not push: agent/* branches cannot be published"))  # fmt: skip
+    for what, call in (
+        ("pull requests", lambda: gh.rest.pulls.list(owner, repo, per_page=1)),
+        (
+            "Actions runs",
+            lambda: gh.rest.actions.list_workflow_runs_for_repo(owner, repo, per_page=1),
+        ),
+    ):
+        try:
+            call()
+            found.append(Looked(what, True, "readable"))
+        except RequestFailed as e:
+            found.append(Looked(what, False, f"HTTP {e.response.status_code}"))
+    found.append(_webhook(gh, owner, repo, webhook))
+    return Setup(webhook, EVENTS, tuple(needs), tuple(found))
+
+
+def _webhook(gh: GitHub[Any], owner: str, repo: str, url: str) -> Looked:
+    from githubkit.exception import RequestFailed
+
+    try:
+        hooks = gh.rest.repos.list_webhooks(owner, repo).parsed_data
+    except RequestFailed as e:
+        return Looked("webhook", None, f"the token may not list webhooks (HTTP "
+                      f"{e.response.status_code}: it needs admin); check Settings → Webhooks")  # fmt: skip
+    ours = [h for h in hooks if (h.config.url or "").rstrip("/") == url]
+    if not ours:
+        return Looked("webhook", False, f"no webhook delivers to {url}")
+    hook = ours[0]
+    sent = set(hook.events)
+    missing = [] if "*" in sent else sorted(set(EVENTS) - sent)
+    if not hook.active:
+        return Looked("webhook", False, f"the webhook to {url} is not active")
+    if missing:
+        return Looked("webhook", False, f"the webhook does not send {', '.join(missing)}")
+    if hook.config.content_type != "json":
+        return Looked("webhook", False, "its content type is not application/json")
+    return Looked("webhook", True, f"delivers {', '.join(sorted(hook.events))} as JSON")
+
+
 def _clip(text: str) -> str:
     if len(text) <= BODY_LIMIT:
         return text

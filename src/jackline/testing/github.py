@@ -162,6 +162,11 @@ class FakeGitHub:
         """GitHub Actions runs, newest first (`add_workflow_run`)."""
         self.check_runs: list[dict[str, Any]] = []
         """The check runs created, each as its request body, in order."""
+        self.permissions: dict[str, bool] | None = {"admin": False, "push": True, "pull": True}
+        """What the repository's `permissions` say of the token (None: absent, as for an app)."""
+        self.hooks: list[dict[str, Any]] | None = []
+        """The repository's webhooks (`url`, `events`, `content_type`, `active`); None: listing
+        them is forbidden to the token (403), as to anyone not an admin."""
         self.calls: list[Call] = []
         self.invalid: list[tuple[Call, str]] = []
         self._lock = threading.Lock()
@@ -227,7 +232,7 @@ class FakeGitHub:
         url = urlsplit(target)
         body = json.loads(raw) if raw else None
         prefix = f"/repos/{self.repository}"
-        if not url.path.startswith(prefix + "/"):
+        if url.path != prefix and not url.path.startswith(prefix + "/"):
             raise Refusal(404, "Not Found")
         path, query = url.path[len(prefix) :], parse_qs(url.query)
         for pattern, verb, action in self._routes():
@@ -248,6 +253,8 @@ class FakeGitHub:
             (r"/issues/(\d+)/labels", "POST", self._add_labels),
             (r"/actions/runs", "GET", self._list_workflow_runs),
             (r"/check-runs", "POST", self._create_check_run),
+            (r"", "GET", self._get_repository),
+            (r"/hooks", "GET", self._list_hooks),
         ]
 
     # endpoints
@@ -324,6 +331,30 @@ class FakeGitHub:
         made = {"id": n, "name": body["name"], "head_sha": body["head_sha"]}
         made.update(status=body.get("status", "queued"), conclusion=body.get("conclusion"))
         return 201, sample(m.CheckRun, **made)
+
+    def _get_repository(self, body: Any, query: Any) -> tuple[int, Any]:
+        owner, name = self.repository.split("/")
+        found: dict[str, Any] = {"name": name, "full_name": self.repository}
+        found.update(owner={"login": owner}, default_branch="main", private=True)
+        if self.permissions is not None:
+            found["permissions"] = self.permissions
+        return 200, sample(_models().FullRepository, **found)
+
+    def _list_hooks(self, body: Any, query: Any) -> tuple[int, Any]:
+        if self.hooks is None:
+            raise Refusal(403, "Resource not accessible by personal access token")
+        m = _models()
+        return 200, [
+            sample(
+                m.Hook,
+                id=i + 1,
+                name="web",
+                active=h.get("active", True),
+                events=h["events"],
+                config={"url": h["url"], "content_type": h.get("content_type", "json")},
+            )  # fmt: skip
+            for i, h in enumerate(self.hooks)
+        ]
 
     def _list_workflow_runs(self, body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
         branch = query.get("branch", [""])[0]
