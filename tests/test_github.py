@@ -369,6 +369,43 @@ def test_setup_on_a_local_forge_says_what_to_set(project: Project) -> None:
     assert done.returncode != 0 and 'set `kind = "github"`' in done.stderr, done.stderr
 
 
+def test_a_reviews_comments_on_lines_reach_the_next_round_with_file_and_line(
+    project: Project, fake: FakeGitHub, server: Any
+) -> None:
+    """A review that requests changes, with comments on two lines of the change and one on a
+    line it does not show: the first two are the run's comments (the page shows them), and
+    the next round's feedback holds all three at their file and line."""
+    github_project(project, fake, [FIX, SEES_FEEDBACK])
+    run = project.jl_json("run", "Fix add in calc.py")
+    fake.review_comments[7] = [
+        {"path": "calc.py", "line": 2, "side": "RIGHT", "body": "use a guard here"},
+        {"path": "calc.py", "line": 2, "side": "LEFT", "body": "why was this a minus?"},
+        {"path": "README.md", "line": 9, "side": "RIGHT", "body": "and document it"},
+    ]
+    srv = server()
+    # Someone else's comments alone are nobody's decision: ignored, and nothing is said.
+    outsider = review_payload("acme/calc", 1, run["branch"], "stranger", "commented",
+                              commit_id=run["head_sha"], review_id=7)  # fmt: skip
+    assert srv.send("pull_request_review", outsider).json()["ignored"].startswith("@stranger")
+    review = review_payload("acme/calc", 1, run["branch"], "octocat", "changes_requested",
+                            "see my comments", commit_id=run["head_sha"], review_id=7)  # fmt: skip
+    answer = srv.send("pull_request_review", review)
+    assert answer.status_code == 202 and answer.json()["accepted"] == "request_changes"
+    again = wait_for(
+        lambda: (
+            (r := row(project, run["id"]))["rounds"] == 2 and r["status"] == "awaiting_review" and r
+        )
+    )
+    seen = (Path(again["workspace"]) / ".jackline" / "run" / "review-seen.md").read_text()
+    assert "see my comments" in seen and "- calc.py:2: use a guard here (bob)" in seen, seen
+    assert "- calc.py:2 (old): why was this a minus? (bob)" in seen
+    assert "- README.md:9: and document it" in seen
+    kept = [(e["file"], e["line"], e["side"], e["by"]) for e in project.events(run["id"])
+            if e["kind"] == "comment"]  # fmt: skip
+    assert kept == [("calc.py", 2, "new", "bob"), ("calc.py", 2, "old", "bob")]
+    assert not any("did not act" in c for c in fake.pulls[1].comments), fake.pulls[1].comments
+
+
 ROUND_2 = Round(edits={"calc.py": Replace("a + b", "b + a")}, notes="- Commuted.\n")
 
 

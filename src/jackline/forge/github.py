@@ -166,6 +166,30 @@ def comment(forge: cfg.ForgeConfig, number: int, text: str) -> None:
     gh.rest.issues.create_comment(owner, repo, number, body=_clip(text))
 
 
+@dataclass(frozen=True)
+class LineComment:
+    """A review's comment on one line of a pull request's diff."""
+
+    path: str
+    line: int
+    side: Literal["old", "new"]
+    body: str
+
+
+def review_comments(forge: cfg.ForgeConfig, number: int, review_id: int) -> list[LineComment]:
+    """The comments on lines a review holds (a comment on a whole file, which has no line, is
+    not one), each with its side: `LEFT` is the old file's numbering."""
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    found = gh.rest.pulls.list_comments_for_review(owner, repo, number, review_id, per_page=100)
+    listed: list[Any] = found.parsed_data  # githubkit types it as its own list alias
+    return [
+        LineComment(c.path, c.line, "old" if c.side == "LEFT" else "new", c.body)
+        for c in listed
+        if isinstance(c.line, int)
+    ]
+
+
 def head_branch(forge: cfg.ForgeConfig, number: int) -> str:
     """The branch a pull request proposes (an `issue_comment` event does not carry it)."""
     owner, repo = owner_repo(forge)

@@ -84,6 +84,7 @@ class _Pull(BaseModel):
 
 
 class _Review(BaseModel):
+    id: int
     state: str
     """`approved`, `changes_requested` or `commented`."""
     body: str | None = None
@@ -134,6 +135,8 @@ class Ask:
     """The commit a review was made on (its `commit_id`)."""
     made_at: float | None = None
     """When a comment was made: its head is the one published last before then."""
+    review: int | None = None
+    """The review's id, whose comments on lines are read (`_from_review`)."""
 
 
 # the route --------------------------------------------------------------------------------
@@ -206,6 +209,8 @@ def _act(
     if ask is None:
         return _answer(200, ignored=f"a {event or 'nameless'} event asks nothing of Jackline")
     who = _who(config.forge, ask.login)
+    if ask.kind == "comment" and not who.may("decide"):  # anyone may comment on GitHub
+        return _answer(200, ignored=f"@{ask.login}'s comments are not a reviewer's")
     if not who.may("decide"):
         why = (
             f"@{ask.login} is not in [forge] users"
@@ -280,7 +285,7 @@ def _ask(event: str, payload: dict[str, Any]) -> Ask | None:
 
 
 def _from_review(e: _ReviewEvent) -> Ask | None:
-    kinds = {"approved": "approve", "changes_requested": "request_changes"}
+    kinds = {"approved": "approve", "changes_requested": "request_changes", "commented": "comment"}
     kind = kinds.get(e.review.state.lower())
     if e.action != "submitted" or kind is None:
         return None
@@ -291,6 +296,7 @@ def _from_review(e: _ReviewEvent) -> Ask | None:
         e.review.body or "",
         e.pull_request.head.ref,
         head=e.review.commit_id,
+        review=e.review.id,
     )
 
 
@@ -367,10 +373,16 @@ def _decide(
     forge_config: cfg.ForgeConfig, ask: Ask, run_id: str, name: str, head: str | None
 ) -> None:
     try:
+        # A review's comments on lines are the run's comments on its head: a request for
+        # changes hands them to the agent with file:line, as the web page's comments.
+        unplaced = _line_comments(forge_config, ask, run_id, name, head) if ask.review else []
+        if ask.kind == "comment":
+            return
         if ask.kind == "approve":
             api.approve(run_id, by=name, message=ask.message, head=head)
         elif ask.kind == "request_changes":  # the next round's handoff replaces the body
-            api.request_changes(run_id, ask.message, by=name, head=head)
+            message = "\n".join([ask.message, *unplaced]).strip()
+            api.request_changes(run_id, message, by=name, head=head)
         elif ask.kind == "reject":
             api.reject(run_id, by=name, message=ask.message, head=head)
             _tell(forge_config, ask.number, f"Jackline: {name} rejected {run_id}.")
@@ -378,6 +390,28 @@ def _decide(
             _tell(forge_config, ask.number, f"Jackline does not know `{ask.message}`; {USAGE}.")
     except JacklineError as e:
         _tell(forge_config, ask.number, f"Jackline did not act on @{ask.login}'s {ask.kind}: {e}")
+
+
+def _line_comments(
+    forge_config: cfg.ForgeConfig, ask: Ask, run_id: str, name: str, head: str | None
+) -> list[str]:
+    """Each comment of the review on a line, kept as `name`'s comment on that line of the run's
+    head (`api.comment`); one on a line Jackline's change does not show (the pull request's base
+    moved on GitHub) is returned as a line of text, `path:line: words`, for the request."""
+    assert ask.review is not None
+    try:
+        found = forge.review_comments(forge_config, ask.number, ask.review)
+    except Exception as e:  # noqa: BLE001 - the decision stands; the words say what is missing
+        log.warning("github: could not read review %s's comments: %s", ask.review, e)
+        return [f"(The review's comments on lines could not be read from GitHub: {e})"]
+    unplaced = []
+    for c in found:
+        try:
+            api.comment(run_id, c.path, c.side, c.line, c.body, by=name, head=head)
+        except JacklineError:
+            old = " (old)" if c.side == "old" else ""
+            unplaced.append(f"- {c.path}:{c.line}{old}: {c.body}")
+    return unplaced
 
 
 def _tell(forge_config: cfg.ForgeConfig, number: int, text: str) -> None:

@@ -12,7 +12,8 @@ every answer is built as githubkit's response model and dumped, so it has the do
     gh.invalid                     # requests the models refused (a test wants this empty)
 
 Served: pulls list / create / get / update, issue comments create / list, labels add,
-check runs create (`check_runs`), Actions runs list. Also the
+check runs create (`check_runs`), Actions runs list, the repository, its webhooks (`hooks`),
+a review's comments on lines (`review_comments`). Also the
 webhook side: `event_payload(...)` builds a `pull_request_review` or `issue_comment` payload (a
 valid githubkit webhook model) and `sign(secret, body)` its `X-Hub-Signature-256`.
 """
@@ -164,6 +165,9 @@ class FakeGitHub:
         """The check runs created, each as its request body, in order."""
         self.permissions: dict[str, bool] | None = {"admin": False, "push": True, "pull": True}
         """What the repository's `permissions` say of the token (None: absent, as for an app)."""
+        self.review_comments: dict[int, list[dict[str, Any]]] = {}
+        """A review's comments on lines by the review's id: `path`, `line`, `side` (`RIGHT`
+        or `LEFT`), `body`."""
         self.hooks: list[dict[str, Any]] | None = []
         """The repository's webhooks (`url`, `events`, `content_type`, `active`); None: listing
         them is forbidden to the token (403), as to anyone not an admin."""
@@ -255,6 +259,7 @@ class FakeGitHub:
             (r"/check-runs", "POST", self._create_check_run),
             (r"", "GET", self._get_repository),
             (r"/hooks", "GET", self._list_hooks),
+            (r"/pulls/(\d+)/reviews/(\d+)/comments", "GET", self._list_review_comments),
         ]
 
     # endpoints
@@ -339,6 +344,24 @@ class FakeGitHub:
         if self.permissions is not None:
             found["permissions"] = self.permissions
         return 200, sample(_models().FullRepository, **found)
+
+    def _list_review_comments(
+        self, number: int, review: int, body: Any, query: Any
+    ) -> tuple[int, Any]:
+        self._pull(number)
+        m = _models()
+        return 200, [
+            sample(
+                m.ReviewComment,
+                id=i + 1,
+                pull_request_review_id=review,
+                path=c["path"],
+                line=c["line"],
+                side=c.get("side", "RIGHT"),
+                body=c["body"],
+            )  # fmt: skip
+            for i, c in enumerate(self.review_comments.get(review, []))
+        ]
 
     def _list_hooks(self, body: Any, query: Any) -> tuple[int, Any]:
         if self.hooks is None:
@@ -475,6 +498,7 @@ def review_payload(
     *,
     commit_id: str,
     submitted_at: dt.datetime | None = None,
+    review_id: int = 1,
 ) -> dict[str, Any]:
     """A `pull_request_review` (action `submitted`) event, valid as githubkit's webhook model.
     `commit_id` is the pull request's head the reviewer saw (GitHub records it with the review);
@@ -488,6 +512,7 @@ def review_payload(
         repository={"full_name": repository, "name": repository.split("/")[1]},
         sender=user,
         review={
+            "id": review_id,
             "state": state,
             "body": body or None,
             "user": user,
