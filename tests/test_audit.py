@@ -308,3 +308,30 @@ def test_a_team_process_without_the_team_key_warns_once_that_every_machine_needs
     monkeypatch.setenv("JACKLINE_AUDIT_KEY", "env:TEAM_SIGNING")
     api.check_audit_key(said.append)
     assert len(said) == 1
+
+
+def test_verify_while_another_writer_appends_never_calls_the_stream_cut(backend: Backend) -> None:
+    """A reader verifying while a writer appends (two threads, two connections): each verdict
+    is `verified`. Reading the events before the head once found the head past them, and a
+    GitHub approval was refused as if the log had been tampered with."""
+    import threading
+
+    log = _log(backend, events=2)
+    writer = AuditLog(backend.store(), Redactor({}))
+    done = threading.Event()
+
+    def append() -> None:
+        for i in range(150):
+            writer.record("run-1", "step", n=i)
+        done.set()
+
+    thread = threading.Thread(target=append)
+    thread.start()
+    verdicts = []
+    reader = AuditLog(backend.store(), Redactor({}))
+    while not done.is_set():
+        verdicts.append(reader.verify("run-1"))
+    thread.join()
+    broken = [v.render() for v in verdicts if v.state != "verified"]
+    assert len(verdicts) > 5 and not broken, broken[:3]
+    assert log.verify("run-1").state == "verified"
