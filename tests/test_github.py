@@ -64,6 +64,8 @@ users.alice-gh = {{ name = "alice", role = "reviewer" }}
 """
     project.env.update(JL_TEST_GITHUB_TOKEN=TOKEN, JL_TEST_WEBHOOK_SECRET=SECRET)
     project.create(ScriptedAgent(rounds), extra=forge_section)
+    git(project.repo, "push", "-q", str(remote), "main")  # GitHub's main, where merges land
+    fake.git_dir = remote
     return remote
 
 
@@ -406,6 +408,57 @@ def test_a_reviews_comments_on_lines_reach_the_next_round_with_file_and_line(
     assert not any("did not act" in c for c in fake.pulls[1].comments), fake.pulls[1].comments
 
 
+def test_approve_merges_the_pull_request_on_github_as_configured_and_main_here_follows(
+    project: Project, fake: FakeGitHub
+) -> None:
+    remote = github_project(project, fake, [FIX], more='merge = "squash"')
+    run = project.jl_json("run", "Fix add")
+    base = git(remote, "rev-parse", "main")
+    # A commit on this machine's main that GitHub's lacks: the merge would be checked on a
+    # main GitHub does not have. Refused, saying so.
+    (project.repo / "NOTES.md").write_text("mine\n")
+    git(project.repo, "add", "NOTES.md")
+    git(project.repo, "commit", "-qm", "local only")
+    ahead = json.loads(project.jl("approve", run["id"], "--as", "bob", "--json", ok=False).stdout)
+    assert (
+        ahead["status"] == "awaiting_review"
+        and "has commits GitHub's main does not" in ahead["reason"]
+    )
+    git(project.repo, "reset", "-q", "--hard", "HEAD~1")
+    # Branch protection refuses: the run waits for a decision, with GitHub's own words.
+    fake.merge_refusal = 'Required status check "ci" is expected.'
+    refused = project.jl("approve", run["id"], "--as", "bob", "--json", ok=False)
+    shown = json.loads(refused.stdout)
+    assert refused.returncode == 1 and shown["status"] == "awaiting_review", shown
+    assert (
+        'GitHub refused to merge pull request #1: Required status check "ci" is expected.'
+        in shown["reason"]
+    )
+    assert git(remote, "rev-parse", "main") == base and fake.pulls[1].state == "open"
+    # Allowed: GitHub squashes it onto its main; this machine's main follows, not written here.
+    fake.merge_refusal = None
+    merged = project.jl_json("approve", run["id"], "--as", "bob")
+    tip = git(remote, "rev-parse", "main")
+    assert merged["status"] == "merged" and merged["merge_sha"] == tip, merged
+    assert git(remote, "log", "-1", "--format=%P", "main") == base  # one parent: squashed
+    assert git(project.repo, "rev-parse", "main") == tip
+    assert "a + b" in (project.repo / "calc.py").read_text()
+    assert (fake.pulls[1].state, fake.pulls[1].merged) == ("closed", tip)
+    [put] = [c for c in fake.calls if c.method == "PUT" and c.status == 200]
+    assert (put.body["merge_method"], put.body["sha"]) == ("squash", run["head_sha"])
+    assert put.body["commit_title"].startswith(f"Merge {run['branch']}")
+    assert f"Jackline-Run: {run['id']}" in put.body["commit_message"]
+
+
+def test_reject_closes_the_pull_request_with_the_reason(project: Project, fake: FakeGitHub) -> None:
+    github_project(project, fake, [FIX])
+    run = project.jl_json("run", "Fix add")
+    rejected = project.jl_json("reject", run["id"], "-m", "wrong approach", "--as", "bob")
+    assert rejected["status"] == "rejected"
+    assert fake.pulls[1].state == "closed" and not fake.pulls[1].merged
+    assert fake.pulls[1].comments[-1] == "Rejected by bob in Jackline: wrong approach"
+
+
 ROUND_2 = Round(edits={"calc.py": Replace("a + b", "b + a")}, notes="- Commuted.\n")
 
 
@@ -446,7 +499,8 @@ def test_a_replayed_approval_after_a_new_round_is_refused_and_nothing_merges(
     assert row(project, run["id"])["status"] == "awaiting_review"
     assert "a - b" in git(project.repo, "show", "main:calc.py")
     refused = [d for d in decisions_of(project, run["id"]) if d["kind"] == "decision_refused"]
-    assert len(refused) == 2 and all(d["by"] == "bob" for d in refused)
+    told = "\n".join(fake.pulls[1].comments)
+    assert len(refused) == 2 and all(d["by"] == "bob" for d in refused), (refused, told)
     assert all(first[:10] in d["reason"] and later["head_sha"][:10] in d["reason"] for d in refused)
     told = "\n".join(fake.pulls[1].comments)
     assert told.count("did not act on @octocat's approve") == 2

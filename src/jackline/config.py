@@ -526,6 +526,11 @@ class ForgeConfig(_Section):
     HMAC signature does not match."""
     labels: list[str] = ["jackline"]
     """Labels put on every pull request Jackline opens."""
+    merge: Literal["local", "merge", "squash", "rebase"] = "merge"
+    """How an approved run lands: through GitHub's API, merging the pull request that way
+    (`merge`, `squash` or `rebase`), only if GitHub allows it (branch protection, required
+    reviews and checks), then this machine's main follows GitHub's; or `local`: merged here and
+    the pull request told, as the local forge does."""
     checks: bool = False
     """Post the checks of each published round, and the scan's findings, as check runs on the
     pull request's head commit, with annotations at file:line (GitHub's Checks API, which takes

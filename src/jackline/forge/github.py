@@ -6,8 +6,10 @@
                and with `[forge] checks`, the round's checks and the scan's findings become
                check runs on the head commit; `run.merged`: a comment "merged as <sha>"
 
-Merging stays local for now: an approval (from any surface, the webhook included) lands the
-branch in the user's repository as the `local` forge does, and the pull request is told.
+An approval (from any surface, the webhook included) merges the pull request through GitHub's API
+(`[forge] merge`: merge, squash or rebase), only if GitHub allows it, and this machine's main then
+follows GitHub's (`merge_pull`, `follow_main`); `merge = "local"` lands it here as the `local`
+forge does and tells the pull request. A rejection closes the pull request with the reason.
 
 The token never enters the workspace: it travels to git as an `http.extraheader` set through
 `GIT_CONFIG_*` variables of the one push (not in argv, where other users' `ps` would show it, and
@@ -26,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from jackline import config as cfg
 from jackline import git as g
-from jackline.errors import CommandFailed, ConfigError, NotFound
+from jackline.errors import CommandFailed, ConfigError, NotFound, Refused
 from jackline.forge import check_branch
 from jackline.guard.redact import Redactor, resolve
 from jackline.handoff import Handoff, finding_line
@@ -99,6 +101,38 @@ def push(workspace: Path, forge: cfg.ForgeConfig, branch: str) -> None:
     """Push the workspace's HEAD to `branch` at `[forge] remote_url`, by URL: the workspace's
     own remotes are configuration the agent could have rewritten."""
     check_branch(branch)
+    _with_token(workspace, forge, "push", "--quiet", "--force", remote_url(forge),
+                f"HEAD:refs/heads/{branch}")  # fmt: skip
+
+
+def follow_main(repo: Path, forge: cfg.ForgeConfig, main: str) -> str:
+    """This machine's `main` takes GitHub's where that only moves it forward: fetched by URL
+    with the token into `refs/jackline/github-main`, then fast-forwarded (a checked-out main
+    only while it holds no uncommitted change); a main with commits of its own is `Refused`.
+    Returns GitHub's tip."""
+    ref = "refs/jackline/github-main"
+    _with_token(repo, forge, "fetch", "--quiet", "--no-tags", remote_url(forge),
+                f"+refs/heads/{main}:{ref}")  # fmt: skip
+    tip = g.rev(repo, ref)
+    old = g.rev(repo, main)
+    if old == tip:
+        return tip
+    if not g.ok(repo, "merge-base", "--is-ancestor", old, tip):
+        raise Refused(
+            f"{repo}'s {main} has commits GitHub's {main} does not ({old[:10]} is not in "
+            f"{tip[:10]}): the merge is checked on GitHub's {main}, so push them (or reset "
+            f"{main} to GitHub's) and approve again"
+        )
+    if g.current_branch(repo) != main:
+        g.git(repo, "update-ref", f"refs/heads/{main}", tip, old)
+    elif not g.dirty_tracked(repo):
+        g.git(repo, "merge", "--quiet", "--ff-only", tip)
+    return tip
+
+
+def _with_token(where: Path, forge: cfg.ForgeConfig, *args: str) -> None:
+    """git ARGS with the token as an `http.extraheader`, through `GIT_CONFIG_*` variables of
+    this one call; a failure is raised with the token redacted."""
     secret = token(forge)
     basic = base64.b64encode(f"x-access-token:{secret}".encode()).decode()
     env = {
@@ -108,9 +142,8 @@ def push(workspace: Path, forge: cfg.ForgeConfig, branch: str) -> None:
         "GIT_CONFIG_KEY_1": "credential.helper",  # no helper of the user's gets asked instead
         "GIT_CONFIG_VALUE_1": "",
     }
-    url = remote_url(forge)
     try:
-        g.git(workspace, "push", "--quiet", "--force", url, f"HEAD:refs/heads/{branch}", env=env)
+        g.git(where, *args, env=env)
     except CommandFailed as e:
         redact = Redactor({"forge.token": secret, "forge.token.basic": basic})
         raise CommandFailed(
@@ -124,11 +157,14 @@ def push(workspace: Path, forge: cfg.ForgeConfig, branch: str) -> None:
 # pull requests ----------------------------------------------------------------------------
 
 
-def find_pull(forge: cfg.ForgeConfig, branch: str) -> PullRequest | None:
-    """The open pull request whose head is `branch` in the repository itself, if any."""
+def find_pull(
+    forge: cfg.ForgeConfig, branch: str, state: Literal["open", "all"] = "open"
+) -> PullRequest | None:
+    """The open pull request whose head is `branch` in the repository itself, if any (`all`:
+    a closed or merged one too)."""
     owner, repo = owner_repo(forge)
     gh = client(forge)  # the namespaces hold their client weakly: keep it referenced
-    found = gh.rest.pulls.list(owner, repo, state="open", head=f"{owner}:{branch}")
+    found = gh.rest.pulls.list(owner, repo, state=state, head=f"{owner}:{branch}")
     for pr in found.parsed_data:
         if pr.head.ref == branch:
             return PullRequest(pr.number, pr.html_url)
@@ -160,6 +196,12 @@ def update_body(forge: cfg.ForgeConfig, branch: str, body: str) -> PullRequest:
     return pr
 
 
+def close_pull(forge: cfg.ForgeConfig, number: int) -> None:
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    gh.rest.pulls.update(owner, repo, number, state="closed")
+
+
 def comment(forge: cfg.ForgeConfig, number: int, text: str) -> None:
     owner, repo = owner_repo(forge)
     gh = client(forge)
@@ -188,6 +230,43 @@ def review_comments(forge: cfg.ForgeConfig, number: int, review_id: int) -> list
         for c in listed
         if isinstance(c.line, int)
     ]
+
+
+def merge_pull(forge: cfg.ForgeConfig, branch: str, head: str, title: str, message: str) -> str:
+    """Merge the pull request of `branch` through GitHub's API (`[forge] merge`), only while
+    its head is still `head`; GitHub's refusal (branch protection, required reviews or checks,
+    a conflict) is `Refused` with GitHub's own words. Returns the commit it made on the base;
+    "" for a pull request merged already (this step done once, then replayed after a crash)."""
+    from githubkit.exception import RequestFailed
+
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    listed = gh.rest.pulls.list(owner, repo, state="all", head=f"{owner}:{branch}").parsed_data
+    found = [p for p in listed if p.head.ref == branch]
+    if not found:
+        raise Refused(f"{forge.repository} has no pull request for {branch}")
+    number = found[0].number
+    if found[0].merged_at:  # GitHub's list does not say which commit: the caller finds it
+        return ""
+    if found[0].state != "open":
+        raise Refused(f"pull request #{number} of {branch} is closed on GitHub")
+    try:
+        done = gh.rest.pulls.merge(
+            owner, repo, number, commit_title=title, commit_message=message, sha=head,
+            merge_method=forge.merge if forge.merge != "local" else "merge",
+        ).parsed_data  # fmt: skip
+    except RequestFailed as e:
+        raise Refused(f"GitHub refused to merge pull request #{number}: {_said(e)}") from None
+    return str(done.sha)
+
+
+def _said(e: Any) -> str:
+    """GitHub's own words for a refused request (its JSON `message`), else the status."""
+    try:
+        said = e.response.json().get("message")
+    except Exception:  # noqa: BLE001 - an answer that is not JSON
+        said = None
+    return str(said or f"HTTP {e.response.status_code}")
 
 
 def head_branch(forge: cfg.ForgeConfig, number: int) -> str:
@@ -434,8 +513,14 @@ def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> No
         update_body(config.forge, run["branch"], data.get("handoff") or "")
     if event == "run.awaiting_review" and config.forge.checks and data.get("record"):
         post_checks(config.forge, Handoff.from_json(data["record"]))
-    elif event == "run.merged":
+    elif event == "run.rejected":
         pr = find_pull(config.forge, run["branch"])
+        if pr is not None:  # never published (blocked, say): nothing to close
+            why = f": {data['reason']}" if data.get("reason") else ""
+            comment(config.forge, pr.number, f"Rejected by {data['by']} in Jackline{why}")
+            close_pull(config.forge, pr.number)
+    elif event == "run.merged":  # merged by GitHub (closed now), or here (still open)
+        pr = find_pull(config.forge, run["branch"], state="all")
         if pr is None:
             raise NotFound(f"no open pull request for {run['branch']} in {config.forge.repository}")
         comment(

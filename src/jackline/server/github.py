@@ -384,8 +384,7 @@ def _decide(
             message = "\n".join([ask.message, *unplaced]).strip()
             api.request_changes(run_id, message, by=name, head=head)
         elif ask.kind == "reject":
-            api.reject(run_id, by=name, message=ask.message, head=head)
-            _tell(forge_config, ask.number, f"Jackline: {name} rejected {run_id}.")
+            api.reject(run_id, by=name, message=ask.message, head=head)  # closes it, saying so
         else:
             _tell(forge_config, ask.number, f"Jackline does not know `{ask.message}`; {USAGE}.")
     except JacklineError as e:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 from jackline import context, repos
 from jackline import git as g
-from jackline.errors import CommandFailed, Conflict, NotFound, Refused
+from jackline.config import ForgeConfig
+from jackline.errors import CommandFailed, Conflict, JacklineError, NotFound, Refused
 from jackline.events import Kind
+from jackline.forge import github, repository
 from jackline.forge import local as forge
-from jackline.forge import repository
 from jackline.models import Comment, Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
@@ -72,7 +74,10 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
         # and main cannot move under it between the merge, its checks and the landing (on a
         # URL's remote, where another machine may move it, the landing's push is refused).
         target = repository(ctx.run.repo)
+        on_github = _merged_on_github(ctx)
         with target.landing(main):
+            if on_github is not None:  # the merge is checked on GitHub's main, made there
+                github.follow_main(Path(ctx.run.repo), on_github, main)
             sha, moved = forge.prepare_merge(
                 ctx.ws, main, ctx.run.branch, ctx.run.base_sha or "", message
             )
@@ -82,7 +87,17 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
                 result = check(run_id, ctx.run.rounds, label=Kind.MERGE_CHECK)
                 if not result.passed:
                     raise Refused(f"the checks fail on the merge with the current {main}")
-            target.land(ctx.ws, main, sha, run_id)
+            if on_github is None:
+                target.land(ctx.ws, main, sha, run_id)
+            else:
+                body = message.split("\n\n", 1)[1]
+                head = ctx.run.head_sha or ""
+                merged = github.merge_pull(on_github, ctx.run.branch, head, subject, body)
+                tip = ""
+                with suppress(JacklineError):  # merged: this machine catches up when it can
+                    tip = github.follow_main(Path(ctx.run.repo), on_github, main)
+                # Replayed after a crash once GitHub had merged: main's tip as it then is.
+                sha = merged or tip or sha
     except (Refused, CommandFailed, NotFound) as e:  # NotFound: a URL's remote unreachable
         # The workspace goes back to the branch, whatever refused: a round asked for next
         # starts from the run's own work, never from a merge that did not land.
@@ -99,6 +114,15 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
     ctx.update(merge_sha=sha, reason="")
     ctx.record(Kind.MERGE, outcome="merged", sha=sha, by=decision.by)
     return MergeOutcome("merged", sha=sha)
+
+
+def _merged_on_github(ctx: RunContext) -> ForgeConfig | None:
+    """The github forge's config where an approved run is merged through GitHub's API (`[forge]
+    merge` other than `local`, a repository by path), else None: merged here."""
+    forge_config = ctx.config.forge
+    if forge_config.kind != "github" or forge_config.merge == "local":
+        return None
+    return None if repos.is_url(ctx.run.repo) else forge_config
 
 
 def finish(run_id: str, outcome: Status) -> None:
@@ -118,6 +142,19 @@ def reject(run_id: str, decision: Decision) -> None:
         reason = f"{reason}; {rotate}" if reason else rotate
     ctx.update(reason=reason)
     finish(run_id, Status.REJECTED)
+    _told_rejected(ctx, decision, reason)
+
+
+def _told_rejected(ctx: RunContext, decision: Decision, reason: str) -> None:
+    """The surfaces hear of the rejection (the pull request is closed with the reason); one
+    that fails is recorded, not fatal."""
+    from jackline import notify
+
+    run = {"id": ctx.run.id, "branch": ctx.run.branch, "task": ctx.run.task}
+    data = {"run": run, "by": decision.by, "reason": reason}
+    problems = notify.announce("run.rejected", ctx.config, data)
+    if problems:
+        ctx.record(Kind.ANNOUNCE_FAILED, event="run.rejected", problems=problems)
 
 
 def review_feedback(decision: Decision, comments: Sequence[Comment] = ()) -> str:

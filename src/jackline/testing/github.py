@@ -13,7 +13,7 @@ every answer is built as githubkit's response model and dumped, so it has the do
 
 Served: pulls list / create / get / update, issue comments create / list, labels add,
 check runs create (`check_runs`), Actions runs list, the repository, its webhooks (`hooks`),
-a review's comments on lines (`review_comments`). Also the
+a review's comments on lines (`review_comments`), merges (`git_dir`, `merge_refusal`). Also the
 webhook side: `event_payload(...)` builds a `pull_request_review` or `issue_comment` payload (a
 valid githubkit webhook model) and `sign(secret, body)` its `X-Hub-Signature-256`.
 """
@@ -24,12 +24,15 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import os
 import re
+import subprocess
 import threading
 import types
 import typing
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -138,6 +141,8 @@ class Pull:
     state: str = "open"
     labels: list[str] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
+    merged: str = ""
+    """The commit its merge made on the base, once merged (`PUT .../merge`)."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,11 @@ class FakeGitHub:
         self.review_comments: dict[int, list[dict[str, Any]]] = {}
         """A review's comments on lines by the review's id: `path`, `line`, `side` (`RIGHT`
         or `LEFT`), `body`."""
+        self.git_dir: Path | None = None
+        """The bare repository standing for GitHub's: where a merge is made (`[forge]
+        remote_url` of the project under test)."""
+        self.merge_refusal: str | None = None
+        """What a merge is refused with (405), as branch protection would say it."""
         self.hooks: list[dict[str, Any]] | None = []
         """The repository's webhooks (`url`, `events`, `content_type`, `active`); None: listing
         them is forbidden to the token (403), as to anyone not an admin."""
@@ -260,6 +270,7 @@ class FakeGitHub:
             (r"", "GET", self._get_repository),
             (r"/hooks", "GET", self._list_hooks),
             (r"/pulls/(\d+)/reviews/(\d+)/comments", "GET", self._list_review_comments),
+            (r"/pulls/(\d+)/merge", "PUT", self._merge_pull),
         ]
 
     # endpoints
@@ -336,6 +347,41 @@ class FakeGitHub:
         made = {"id": n, "name": body["name"], "head_sha": body["head_sha"]}
         made.update(status=body.get("status", "queued"), conclusion=body.get("conclusion"))
         return 201, sample(m.CheckRun, **made)
+
+    def _merge_pull(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
+        """The merge as GitHub makes it, in `git_dir`: refused while `merge_refusal` says so
+        (branch protection), when the head is not `sha` (409), or on a conflict; else a merge
+        commit (two parents) or, for `squash` and `rebase`, one commit on the base (the fake
+        does not replay a rebase commit by commit), and the pull request is closed, merged."""
+        m = _models()
+        _check_body(m.ReposOwnerRepoPullsPullNumberMergePutBody, body or {})
+        body = body or {}
+        pr = self._pull(number)
+        if pr.state != "open":
+            raise Refusal(405, "Pull Request is not mergeable")
+        if self.merge_refusal:
+            raise Refusal(405, self.merge_refusal)
+        assert self.git_dir is not None, "set `git_dir` to the bare repository to merge in"
+        head = _git(self.git_dir, "rev-parse", f"refs/heads/{pr.head}")
+        if body.get("sha") and body["sha"] != head:
+            raise Refusal(409, "Head branch was modified. Review and try the merge again.")
+        base = _git(self.git_dir, "rev-parse", f"refs/heads/{pr.base}")
+        done = subprocess.run(
+            ["git", "-C", str(self.git_dir), "merge-tree", "--write-tree", base, head],
+            capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise Refusal(405, "Pull Request is not mergeable")
+        tree = done.stdout.split()[0]
+        method = body.get("merge_method") or "merge"
+        parents = ["-p", base, "-p", head] if method == "merge" else ["-p", base]
+        title = body.get("commit_title") or f"Merge pull request #{number} from {pr.head}"
+        text = f"{title}\n\n{body['commit_message']}" if body.get("commit_message") else title
+        sha = _git(self.git_dir, "commit-tree", tree, *parents, "-m", text)
+        _git(self.git_dir, "update-ref", f"refs/heads/{pr.base}", sha, base)
+        pr.state, pr.merged = "closed", sha
+        merged = {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
+        return 200, sample(m.PullRequestMergeResult, **merged)
 
     def _get_repository(self, body: Any, query: Any) -> tuple[int, Any]:
         owner, name = self.repository.split("/")
@@ -422,6 +468,7 @@ class FakeGitHub:
             "base": {"ref": pr.base, "label": f"{self.repository.split('/')[0]}:{pr.base}"},
             "created_at": EPOCH.isoformat(),
             "updated_at": EPOCH.isoformat(),
+            **({"merged_at": EPOCH.isoformat()} if pr.merged else {}),
         }
 
     def _comment_json(self, pr: Pull, index: int) -> dict[str, Any]:
@@ -465,7 +512,7 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(out)
 
-        do_GET = do_POST = do_PATCH = _serve
+        do_GET = do_POST = do_PATCH = do_PUT = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
@@ -481,6 +528,15 @@ def _loads(raw: bytes) -> Any:
 
 
 # webhooks -----------------------------------------------------------------------------------
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "GitHub", "GIT_AUTHOR_EMAIL": "noreply@github.com",
+           "GIT_COMMITTER_NAME": "GitHub", "GIT_COMMITTER_EMAIL": "noreply@github.com"}  # fmt: skip
+    done = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise Refusal(500, f"git {args[0]}: {done.stderr.strip()}")
+    return done.stdout.strip()
 
 
 def sign(secret: str, body: bytes) -> str:
