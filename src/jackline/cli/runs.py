@@ -13,7 +13,7 @@ from jackline.cli import render
 from jackline.cli.options import JsonOpt, RepoOrUrlOpt, verbs_of
 from jackline.cli.render import err, out
 from jackline.errors import NotFound, Refused
-from jackline.models import FINAL, Origin, Status
+from jackline.models import FINAL, Origin, Run, Status
 from jackline.verbs import Verbs
 
 app = typer.Typer()
@@ -80,12 +80,7 @@ def run(
     review. In team mode (JACKLINE_DATABASE_URL set) the run is enqueued for the workers and
     followed here until it rests."""
     verbs = verbs_of(ctx)
-    if detach and verbs is api and not api.team_mode():
-        raise Refused(
-            "--detach leaves the run to a worker, and on one machine the process that "
-            "submits a run drives it: set JACKLINE_DATABASE_URL (team mode) and start "
-            "`jackline worker`, or submit to a server with --server"
-        )
+    _detachable(verbs, detach)
     agents = agent or []
     if attempts > 1 or len(agents) > 1:
         if follow_up is not None:
@@ -115,12 +110,7 @@ def run(
         origin=Origin.PERSON,  # typed here by a person
         priority=priority,
     )
-    if not detach:
-        raise typer.Exit(render.finish(result, as_json))
-    if as_json:
-        render.emit(render.run_json(result))
-    else:
-        out.print(result.id, markup=False)
+    _finish(result, detach, as_json)
 
 
 @app.command()
@@ -153,12 +143,7 @@ def retry(
     and blueprint, by the same agent or another, followed here as `run` follows one. RUN's log
     records who retried it and as which run."""
     verbs = verbs_of(ctx)
-    if detach and verbs is api and not api.team_mode():
-        raise Refused(
-            "--detach leaves the run to a worker, and on one machine the process that "
-            "submits a run drives it: set JACKLINE_DATABASE_URL (team mode) and start "
-            "`jackline worker`, or submit to a server with --server"
-        )
+    _detachable(verbs, detach)
     result = verbs.retry(
         run_id,
         agent,
@@ -166,12 +151,27 @@ def retry(
         wait=not detach,
         on_event=None if as_json else render.progress,
     )
+    _finish(result, detach, as_json)
+
+
+def _finish(result: Run, detach: bool, as_json: bool) -> None:
+    """Followed: exit with how the run rests. Detached: its id (or record), at once."""
     if not detach:
         raise typer.Exit(render.finish(result, as_json))
     if as_json:
         render.emit(render.run_json(result))
     else:
         out.print(result.id, markup=False)
+
+
+def _detachable(verbs: Verbs, detach: bool) -> None:
+    """--detach only where someone else drives the run: a worker (team mode) or a server."""
+    if detach and verbs is api and not api.team_mode():
+        raise Refused(
+            "--detach leaves the run to a worker, and on one machine the process that "
+            "submits a run drives it: set JACKLINE_DATABASE_URL (team mode) and start "
+            "`jackline worker`, or submit to a server with --server"
+        )
 
 
 @app.command("runs")
