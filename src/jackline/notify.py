@@ -14,7 +14,7 @@ Events and their data:
     run.awaiting_review   run (asdict), handoff (markdown), record (the handoff's JSON:
                           `handoff.Handoff.from_json` reads it)
     run.merged            run, handoff, record
-    run.rejected          run (id, branch, task), by, reason
+    run.rejected          run, by, reason
     run.accepted          run, acceptance (a `models.Acceptance`'s JSON), handoff and record
                           (the handoff written again with it; None where the run has none)
     release.awaiting_go   release (asdict), env

@@ -186,7 +186,8 @@ def retry(
             f"{earlier.id} is {earlier.status}: only a failed, blocked or over-budget run is "
             "retried (one awaiting review takes request-changes)"
         )
-    said = Redactor.from_environment()(message.strip())
+    redact = Redactor.from_environment()
+    said = redact(message.strip())
     run = submit(
         _retry_task(earlier, said),
         earlier.repo,
@@ -196,7 +197,7 @@ def retry(
         wait=False,
         origin=Origin.PERSON,
     )
-    AuditLog(store, Redactor.from_environment()).record(
+    AuditLog(store, redact).record(
         earlier.id, Kind.RETRIED, run=run.id, agent=run.agent, by=run.submitted_by, message=said
     )
     if not wait:

@@ -435,7 +435,7 @@ def setup(forge: cfg.ForgeConfig, server: str) -> Setup:
     found.append(
         Looked(f"repository {forge.repository}", True, f"default branch {seen.default_branch}")
     )
-    rights = seen.permissions if seen.permissions else None
+    rights = seen.permissions or None
     if rights is None:
         found.append(Looked("push", None, "the API does not say for this token (a GitHub App's "
                             "installation: its permissions are set on the app)"))  # fmt: skip

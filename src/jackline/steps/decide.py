@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -13,8 +13,8 @@ from jackline import git as g
 from jackline.config import ForgeConfig
 from jackline.errors import CommandFailed, Conflict, JacklineError, NotFound, Refused
 from jackline.events import Kind
-from jackline.forge import github, repository
 from jackline.forge import local as forge
+from jackline.forge import repository
 from jackline.models import Comment, Decision, Status, StepOutcome
 from jackline.review import owner_refusal
 from jackline.steps.check import check
@@ -56,6 +56,8 @@ class MergeOutcome(StepOutcome):
 
 def merge(run_id: str, decision: Decision) -> MergeOutcome:
     """Merge onto the newest main: the checks run again on the merge result when main moved."""
+    from jackline.forge import github  # here, not with the module: a run's start needs none
+
     ctx = working(run_id)
     refusal = owner_refusal(ctx.run, ctx.config, decision.by)
     if refusal:  # the surfaces check this first; here it holds whatever sent the message
@@ -68,7 +70,8 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
     approver = decision.by
     if decision.claimed_by_os_user:
         approver += f" (claimed by OS user {decision.claimed_by_os_user})"
-    message = f"{subject}\n\nJackline-Run: {run_id}\nApproved-by: {approver}"
+    trailers = f"Jackline-Run: {run_id}\nApproved-by: {approver}"
+    message = f"{subject}\n\n{trailers}"
     try:
         # One landing at a time per repository: this one merges onto the main it finds here,
         # and main cannot move under it between the merge, its checks and the landing (on a
@@ -90,9 +93,8 @@ def merge(run_id: str, decision: Decision) -> MergeOutcome:
             if on_github is None:
                 target.land(ctx.ws, main, sha, run_id)
             else:
-                body = message.split("\n\n", 1)[1]
                 head = ctx.run.head_sha or ""
-                merged = github.merge_pull(on_github, ctx.run.branch, head, subject, body)
+                merged = github.merge_pull(on_github, ctx.run.branch, head, subject, trailers)
                 tip = ""
                 with suppress(JacklineError):  # merged: this machine catches up when it can
                     tip = github.follow_main(Path(ctx.run.repo), on_github, main)
@@ -141,8 +143,10 @@ def reject(run_id: str, decision: Decision) -> None:
         rotate = "the change held a secret: if it is real, rotate it (it was on disk)"
         reason = f"{reason}; {rotate}" if reason else rotate
     ctx.update(reason=reason)
-    finish(run_id, Status.REJECTED)
+    # Told before the status moves, as the handoff step tells a review: a command waiting
+    # for the run to rest exits once it does, and would cut an announcement under way.
     _told_rejected(ctx, decision, reason)
+    finish(run_id, Status.REJECTED)
 
 
 def _told_rejected(ctx: RunContext, decision: Decision, reason: str) -> None:
@@ -150,8 +154,7 @@ def _told_rejected(ctx: RunContext, decision: Decision, reason: str) -> None:
     that fails is recorded, not fatal."""
     from jackline import notify
 
-    run = {"id": ctx.run.id, "branch": ctx.run.branch, "task": ctx.run.task}
-    data = {"run": run, "by": decision.by, "reason": reason}
+    data = {"run": asdict(ctx.run), "by": decision.by, "reason": reason}
     problems = notify.announce("run.rejected", ctx.config, data)
     if problems:
         ctx.record(Kind.ANNOUNCE_FAILED, event="run.rejected", problems=problems)
