@@ -174,6 +174,7 @@ def test_a_database_made_before_the_added_columns_gains_them_and_agrees_again(
             (2,),
             (3,),
             (4,),
+            (5,),
         ]
 
 

@@ -535,9 +535,24 @@ class ForgeConfig(_Section):
     """Post the checks of each published round, and the scan's findings, as check runs on the
     pull request's head commit, with annotations at file:line (GitHub's Checks API, which takes
     them from a GitHub App's token only, with the `checks: write` permission)."""
+    issue_label: str | None = "jackline"
+    """Putting this label on an issue starts a run on it (as `/jackline run` in a comment
+    does), if the person who put it may submit runs; None: only the comment does."""
+    wait_for_ci: bool = False
+    """After publishing, wait for GitHub's checks on the pull request's head (the base
+    branch's required ones where the token may read branch protection, else every check run
+    not Jackline's own); a failure is read (annotations, the job's log) and handed to the agent
+    as another round, within the blueprint's rounds."""
+    ci_timeout: float = Field(default=3600, gt=0)
+    """Seconds to wait for GitHub's checks to finish before the run fails saying so."""
+    ci_start: float = Field(default=120, gt=0)
+    """Seconds to wait for a first check to appear on the head: none by then means the
+    repository runs no CI on it, and the run goes on."""
+    ci_poll: float = Field(default=15, gt=0)
+    """Seconds between two looks at the checks."""
     users: dict[str, Person] = {}
-    """GitHub logins allowed to act through reviews and `/jackline` comments, with their
-    Jackline name and role: `users.octocat = { name = "alice", role = "reviewer" }`."""
+    """GitHub logins allowed to act through reviews, `/jackline` comments and the issue label,
+    with their Jackline name and role: `users.octocat = { name = "alice", role = "reviewer" }`."""
 
     @field_validator("token", "webhook_secret")
     @classmethod

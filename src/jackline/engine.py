@@ -120,8 +120,18 @@ def commit_step(run_id: str) -> str:
 
 
 @DBOS.step()
-def publish_step(run_id: str) -> None:
-    steps.publish(run_id)
+def publish_step(run_id: str) -> bool | None:
+    return steps.publish(run_id)
+
+
+@DBOS.step()
+def ci_wait_step(run_id: str) -> dict[str, object]:
+    return steps.ci_wait(run_id).recorded()
+
+
+@DBOS.step()
+def ci_look_step(run_id: str, wait: dict[str, object], rounds_left: bool) -> dict[str, object]:
+    return steps.ci_look(run_id, steps.CiWait.from_recorded(wait), rounds_left).recorded()
 
 
 @DBOS.step()
@@ -217,6 +227,9 @@ class Walk:
     """The index of the step to take next."""
     done: int = 0
     """Agent rounds so far, of every agentic step: each round has a number of its own."""
+    used: int = 0
+    """Rounds of the last agentic step since a person last sent the work to it (or since it
+    began): GitHub's CI sends it back (`_ci`) only within its round limit."""
     feedback: str | None = None
     """For the first round of the next agentic step (a person's, or the scan's)."""
     ok: bool = True
@@ -239,20 +252,43 @@ def _take(run_id: str, bp: blueprints.Blueprint, walk: Walk, max_rounds: int) ->
         return _review(run_id, bp, then)
     if step.kind == "commit":
         commit_step(run_id)
-    elif step.kind == "publish":
-        publish_step(run_id)
+    elif step.kind == "publish" and publish_step(run_id):
+        return _ci(run_id, bp, then, max_rounds)
     elif step.kind == "handoff":
         handoff_step(run_id, Status.AWAITING_REVIEW)
     return then
 
 
 def _agentic(run_id: str, step: blueprints.AgentStep, walk: Walk, max_rounds: int) -> Walk:
-    done, passed = _rounds(run_id, step, walk.done, step.rounds or max_rounds, walk.feedback)
+    left = (step.rounds or max_rounds) - walk.used
+    done, passed = _rounds(run_id, step, walk.done, left, walk.feedback)
     if passed is None:  # a `[budget]` is used up: the work so far waits for a person
         handoff_step(run_id, Status.OVER_BUDGET)
         finish_step(run_id, Status.OVER_BUDGET)
         return replace(walk, done=done, outcome=Status.OVER_BUDGET)
-    return replace(walk, done=done, feedback=None, ok=passed)
+    used = walk.used + done - walk.done
+    return replace(walk, done=done, used=used, feedback=None, ok=passed)
+
+
+def _ci(run_id: str, bp: blueprints.Blueprint, walk: Walk, max_rounds: int) -> Walk:
+    """Wait for GitHub's checks on what was just published; a failure goes back to the last
+    agentic step as its feedback while its rounds allow, else the run fails with it."""
+    agentic = bp.steps[bp.again()]
+    assert isinstance(agentic, blueprints.AgentStep)
+    rounds_left = walk.used < (agentic.rounds or max_rounds)
+    wait = ci_wait_step(run_id)
+    poll = steps.CiWait.from_recorded(wait).poll
+    while True:
+        look = steps.CiOutcome.from_recorded(ci_look_step(run_id, wait, rounds_left))
+        if look.state != "pending":
+            break
+        DBOS.sleep(poll)
+    if look.state in ("passed", "none"):
+        return walk
+    if look.state == "failed" and rounds_left:
+        return replace(walk, at=bp.again(), feedback=look.feedback, ok=True)
+    handoff_step(run_id, Status.FAILED)
+    return replace(walk, outcome=Status.FAILED)
 
 
 def _command(run_id: str, step: blueprints.Command, after_round: int) -> bool:
@@ -270,7 +306,7 @@ def _scan(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
             reject_step(run_id, decision)
             return replace(walk, outcome=Status.REJECTED)
         feedback = steps.secret_feedback(scanned.secrets, decision)
-        return replace(walk, at=bp.again(), feedback=feedback, ok=True)
+        return replace(walk, at=bp.again(), feedback=feedback, ok=True, used=0)
     if not walk.ok:
         handoff_step(run_id, Status.FAILED)
         return replace(walk, outcome=Status.FAILED)
@@ -288,7 +324,7 @@ def _review(run_id: str, bp: blueprints.Blueprint, walk: Walk) -> Walk:
             return replace(walk, outcome=Status.REJECTED)
         if decision.kind == "request_changes":
             feedback = changes_step(run_id, decision)  # on the newest main, if it moved
-            return replace(walk, at=bp.again(), feedback=feedback, ok=True)
+            return replace(walk, at=bp.again(), feedback=feedback, ok=True, used=0)
         if steps.MergeOutcome.from_recorded(merge_step(run_id, decision)).outcome == "merged":
             handoff_step(run_id, Status.MERGED)
             finish_step(run_id, Status.MERGED)

@@ -52,6 +52,7 @@ class Kind(StrEnum):
     SCAN = "scan"
     COMMIT = "commit"
     PUBLISH = "publish"
+    CI = "ci"
     HANDOFF = "handoff"
     ANNOUNCE_FAILED = "announce_failed"
     DECISION = "decision"
@@ -239,6 +240,30 @@ def _checked(name: str) -> Callable[[Data], str]:
 
 def _failed(d: Data) -> Tone:
     return "" if d["passed"] else "bad"
+
+
+def ci_line(d: Data) -> str:
+    """GitHub's checks, as the log and the handoff say them."""
+    head = str(d.get("head") or "")[:10]
+    checks = ", ".join(d.get("checks") or ())
+    state = d["state"]
+    if state == "waiting":
+        needed = f" (required: {', '.join(d['required'])})" if d.get("required") else ""
+        return f"GitHub CI: waiting for the checks on {head}{needed}"
+    if state == "failed":
+        then = "handed to the agent" if d.get("again") else "no round left"
+        return f"GitHub CI failed on {head}: {', '.join(d.get('failed') or ())} ({then}); {checks}"
+    if state == "none":
+        return f"GitHub CI: no check ran on {head} within {d.get('waited')}s"
+    if state == "timeout":
+        return f"GitHub CI: not finished on {head} after {d.get('waited')}s; {checks}"
+    return f"GitHub CI passed on {head}: {checks}"
+
+
+def _ci_tone(d: Data) -> Tone:
+    if d["state"] in ("failed", "timeout"):
+        return "bad"
+    return "warn" if d["state"] == "none" else ""
 
 
 def _publish(d: Data) -> str:
@@ -456,6 +481,11 @@ SPECS: dict[Kind, Spec] = {
         "The work was committed on the run's branch.", lambda d: f"commit {d['sha'][:10]}"
     ),
     Kind.PUBLISH: Spec("The run's branch was published (pushed, a pull request).", _publish),
+    Kind.CI: Spec(
+        "GitHub's checks on the published head: waited for, and how they ended.",
+        ci_line,
+        tone=_ci_tone,
+    ),
     Kind.HANDOFF: Spec(
         "The handoff was written: the run rests for a person, or ended.",
         lambda d: f"handoff: {d['outcome']}: {d['path']}",

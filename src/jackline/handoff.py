@@ -184,6 +184,8 @@ class Handoff:
     accepted: tuple[Acceptance, ...] = ()
     """The findings a person accepted on this head, with why (`jackline accept`): each holds
     for the head it was made on, and a new round's needs its own."""
+    ci: tuple[str, ...] = ()
+    """How GitHub's checks ended on each head the run published (`[forge] wait_for_ci`)."""
 
     @property
     def doubts(self) -> tuple[str, ...]:
@@ -224,6 +226,7 @@ class Handoff:
             timeline=tuple(timeline_from_json(t) for t in data.get("timeline") or ()),
             spend=Spend(float(spend.get("usd") or 0), int(spend.get("tokens") or 0)),
             undo=tuple(map(str, data.get("undo") or ())),
+            ci=tuple(map(str, data.get("ci") or ())),
             fixed_tests=tuple(
                 FixedTest(str(t["check"]), str(t["test"]), tuple(t.get("failed_in") or ()))
                 for t in data.get("fixed_tests") or ()
@@ -305,6 +308,7 @@ def as_json(h: Handoff) -> dict[str, Any]:
         "fixed_tests": [{**asdict(t), "failed_in": list(t.failed_in)} for t in h.fixed_tests],
         "diff": h.diff,
         "accepted": [asdict(a) for a in h.accepted],
+        "ci": list(h.ci),
     }
 
 
@@ -532,6 +536,8 @@ def markdown(h: Handoff, apart: bool = False) -> str:
     lines += ["", "## Checks by round", ""]
     for r in h.rounds:
         lines += _round(r)
+    if h.ci:
+        lines += ["## GitHub's checks", "", *[f"- {text(x)}" for x in h.ci], ""]
     if h.timeline:
         lines += ["## What the agent did", ""]
         lines += [_timeline_line(t) for t in h.timeline]

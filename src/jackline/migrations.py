@@ -287,6 +287,23 @@ def _token_expiry(conn: Connection) -> None:
         _run(conn, "ALTER TABLE tokens ADD COLUMN expires_at {real}")
 
 
+ISSUE_RUNS = """
+CREATE TABLE IF NOT EXISTS issue_runs (
+    repository TEXT NOT NULL,
+    number {int} NOT NULL,
+    run_id TEXT NOT NULL,
+    comment_id {int} NOT NULL,
+    at {real} NOT NULL,
+    PRIMARY KEY (repository, number)
+);
+CREATE INDEX IF NOT EXISTS issue_runs_by_run ON issue_runs (run_id)
+"""
+
+
+def _issue_runs(conn: Connection) -> None:
+    _run(conn, ISSUE_RUNS)
+
+
 STEPS = [
     Step(
         1,
@@ -299,6 +316,7 @@ STEPS = [
     Step(3, "comments: people's comments on lines of a run's change", _comments),
     # A token made before has none: it works until revoked, as it did.
     Step(4, "tokens.expires_at: when a token stops working", _token_expiry),
+    Step(5, "issue_runs: the run a GitHub issue started, and its progress comment", _issue_runs),
 ]
 
 VERSIONS = """

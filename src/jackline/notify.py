@@ -11,9 +11,13 @@ fails a step: a Slack outage must not stop a rollback. What went wrong is return
 caller records it in the audit log.
 
 Events and their data:
-    run.awaiting_review   run (asdict), handoff (markdown), record (the handoff's JSON:
+    run.round             run (asdict), round (its number): an agent round starts
+    run.ci                run, head: waiting for GitHub's checks on the published head
+    run.awaiting_review   run, handoff (markdown), record (the handoff's JSON:
                           `handoff.Handoff.from_json` reads it)
     run.merged            run, handoff, record
+    run.failed, run.blocked, run.over_budget, run.cancelled
+                          run, handoff, record: the run stopped short of review
     run.rejected          run, by, reason
     run.accepted          run, acceptance (a `models.Acceptance`'s JSON), handoff and record
                           (the handoff written again with it; None where the run has none)

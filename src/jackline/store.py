@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 from jackline import database, paths
 from jackline.errors import NotFound
 from jackline.events import Kind
-from jackline.models import DRIVEN, Comment, Probe, Release, Run, Token, WorkerBeat
+from jackline.models import DRIVEN, FINAL, Comment, Probe, Release, Run, Token, WorkerBeat
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -98,6 +98,20 @@ class RunChoices:
     people: tuple[str, ...]
     """Who submitted them."""
     repos: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class IssueRun:
+    """The run a GitHub issue started (`issue_runs`): one at a time per issue."""
+
+    repository: str
+    """`owner/name`."""
+    number: int
+    run_id: str
+    """"" while the run is being started (`Store.claim_issue`)."""
+    comment_id: int
+    """The issue's progress comment, edited in place (0 before it is made)."""
+    at: float
 
 
 @dataclass(frozen=True)
@@ -190,6 +204,13 @@ DELIVERIES = sa.Table(
     "deliveries", META,
     sa.Column("source", sa.Text, primary_key=True), sa.Column("id", sa.Text, primary_key=True),
     sa.Column("at", sa.Float),
+)  # fmt: skip
+
+ISSUE_RUNS = sa.Table(
+    "issue_runs", META,
+    sa.Column("repository", sa.Text, primary_key=True),
+    sa.Column("number", sa.Integer, primary_key=True),
+    sa.Column("run_id", sa.Text), sa.Column("comment_id", sa.BigInteger), sa.Column("at", sa.Float),
 )  # fmt: skip
 
 EXCLUSIVE_LOCK = 0x4A45
@@ -709,6 +730,57 @@ class Store:
         where = (DELIVERIES.c.source == source, DELIVERIES.c.id == delivery_id)
         with self.transaction() as db:
             db.execute(sa.delete(DELIVERIES).where(*where))
+
+    # issues -------------------------------------------------------------------------------
+
+    def claim_issue(
+        self, repository: str, number: int, pending_for: float = 600
+    ) -> IssueRun | None:
+        """Take a GitHub issue for a new run: None when taken (the row is now pending, its run
+        ""), else the row that holds it: a run that has not ended, or a start under way (pending
+        for less than `pending_for` seconds: one that died before it recorded its run lets go
+        then). One transaction, so of two triggers at once one takes it."""
+        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        now = time.time()
+        row = {"repository": repository, "number": number, "run_id": "", "comment_id": 0, "at": now}
+        insert = (postgresql.insert if self._db.postgres else sqlite.insert)(ISSUE_RUNS)
+        with self.transaction() as db:
+            done = db.execute(
+                insert.values(row)
+                .on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True)
+            )
+            if done.rowcount == 1:
+                return None
+            held = IssueRun(**db.execute(sa.select(ISSUE_RUNS).where(*where).with_for_update())
+                            .mappings().one())  # fmt: skip
+            if held.run_id:
+                status = db.execute(sa.select(RUNS.c.status).where(RUNS.c.id == held.run_id))
+                if status.scalar() not in FINAL:
+                    return held
+            elif now - held.at < pending_for:
+                return held
+            db.execute(sa.update(ISSUE_RUNS).where(*where).values(run_id="", comment_id=0, at=now))
+        return None
+
+    def set_issue(self, repository: str, number: int, **values: str | int) -> None:
+        """Record the issue's run (`run_id`) or progress comment (`comment_id`)."""
+        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        with self.transaction() as db:
+            db.execute(sa.update(ISSUE_RUNS).where(*where).values(**values))
+
+    def drop_issue(self, repository: str, number: int) -> None:
+        """Let go of an issue whose run could not be started."""
+        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        with self.transaction() as db:
+            db.execute(sa.delete(ISSUE_RUNS).where(*where, ISSUE_RUNS.c.run_id == ""))
+
+    def issue_of(self, run_id: str) -> IssueRun | None:
+        """The GitHub issue that started the run, if one did."""
+        query = sa.select(ISSUE_RUNS).where(ISSUE_RUNS.c.run_id == run_id)
+        with self._reading() as db:
+            found = db.execute(query).mappings().first()
+        return IssueRun(**found) if found else None
 
 
 @cache

@@ -36,6 +36,8 @@ from jackline.handoff import Handoff, finding_line
 if TYPE_CHECKING:
     from githubkit import GitHub
 
+    from jackline.store import IssueRun
+
 BODY_LIMIT = 65_000
 """GitHub refuses pull request and comment bodies over 65,536 characters."""
 
@@ -202,10 +204,25 @@ def close_pull(forge: cfg.ForgeConfig, number: int) -> None:
     gh.rest.pulls.update(owner, repo, number, state="closed")
 
 
-def comment(forge: cfg.ForgeConfig, number: int, text: str) -> None:
+def comment(forge: cfg.ForgeConfig, number: int, text: str) -> int:
+    """A comment on an issue or pull request; its id."""
     owner, repo = owner_repo(forge)
     gh = client(forge)
-    gh.rest.issues.create_comment(owner, repo, number, body=_clip(text))
+    return int(gh.rest.issues.create_comment(owner, repo, number, body=_clip(text)).parsed_data.id)
+
+
+def edit_comment(forge: cfg.ForgeConfig, comment_id: int, text: str) -> None:
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    gh.rest.issues.update_comment(owner, repo, comment_id, body=_clip(text))
+
+
+def issue_comments(forge: cfg.ForgeConfig, number: int) -> list[tuple[str, str]]:
+    """The issue's comments as (login, text), oldest first (the first 100)."""
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    found: list[Any] = gh.rest.issues.list_comments(owner, repo, number, per_page=100).parsed_data
+    return [(c.user.login if c.user else "", c.body or "") for c in found]
 
 
 @dataclass(frozen=True)
@@ -360,10 +377,118 @@ def _annotation(
     }
 
 
+# GitHub's CI on the pull request ------------------------------------------------------------
+
+FAILED = frozenset({"failure", "timed_out", "cancelled", "action_required", "startup_failure"})
+"""Check run conclusions that fail a head (`neutral` and `skipped` do not, as on GitHub)."""
+LOG_LINES = 80
+"""The last lines of a failed Actions job's log handed to the agent (where the error is)."""
+
+
+@dataclass(frozen=True)
+class CiCheck:
+    name: str
+    conclusion: str | None
+    """None while it runs."""
+    id: int = 0
+    actions: bool = False
+    """A GitHub Actions job's (its log can be read)."""
+
+
+@dataclass(frozen=True)
+class CiLook:
+    """What GitHub's checks on a head say at one look."""
+
+    state: Literal["pending", "passed", "failed", "none"]
+    checks: tuple[CiCheck, ...] = ()
+    required: tuple[str, ...] | None = None
+    """The base branch's required checks, where the token may read them."""
+
+    @property
+    def failed(self) -> tuple[CiCheck, ...]:
+        return tuple(c for c in self.checks if c.conclusion in FAILED)
+
+
+def required_checks(forge: cfg.ForgeConfig, base: str) -> tuple[str, ...] | None:
+    """The status checks branch protection requires on `base`; None where it is not protected
+    or the token may not read it (then every check run is waited for)."""
+    from githubkit.exception import RequestFailed
+
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    try:
+        found = gh.rest.repos.get_all_status_check_contexts(owner, repo, base).parsed_data
+    except RequestFailed:
+        return None
+    return tuple(str(x) for x in found) or None
+
+
+def look_at_ci(
+    forge: cfg.ForgeConfig, head: str, required: tuple[str, ...] | None, give_up: bool
+) -> CiLook:
+    """One look at the check runs on `head`, Jackline's own (`jackline / ...`) left out. With
+    `required`, those decide (a required one not there yet is pending); without, every other
+    one does. No check at all is pending until `give_up` (the repository runs no CI on it)."""
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    listed = gh.rest.checks.list_for_ref(owner, repo, head, filter_="latest", per_page=100)
+    checks = tuple(
+        CiCheck(
+            c.name,
+            c.conclusion if c.status == "completed" else None,
+            c.id,
+            bool(c.app and c.app.slug == "github-actions"),
+        )  # fmt: skip
+        for c in listed.parsed_data.check_runs
+        if not c.name.startswith("jackline / ")
+    )
+    if required is not None:
+        checks = tuple(c for c in checks if c.name in required)
+        missing = set(required) - {c.name for c in checks}
+        if missing and not any(c.conclusion in FAILED for c in checks):
+            return CiLook("pending", checks, required)
+    if not checks:
+        return CiLook("none" if give_up else "pending", (), required)
+    if any(c.conclusion in FAILED for c in checks):
+        return CiLook("failed", checks, required)
+    if any(c.conclusion is None for c in checks):
+        return CiLook("pending", checks, required)
+    return CiLook("passed", checks, required)
+
+
+def ci_failure(forge: cfg.ForgeConfig, check: CiCheck) -> str:
+    """What a failed check says, for the agent: its annotations at file:line and, for an
+    Actions job, the last lines of its log. Untrusted text (whatever the job printed): the
+    caller redacts it and bounds it."""
+    from githubkit.exception import RequestFailed
+
+    owner, repo = owner_repo(forge)
+    gh = client(forge)
+    lines = [f"### {check.name}: {check.conclusion}"]
+    try:
+        notes = gh.rest.checks.list_annotations(owner, repo, check.id, per_page=50).parsed_data
+        lines += [f"- {a.path}:{a.start_line}: {a.annotation_level}: {a.message}" for a in notes]
+    except RequestFailed as e:
+        lines.append(f"(its annotations could not be read: {_said(e)})")
+    if check.actions:
+        try:
+            log = gh.rest.actions.download_job_logs_for_workflow_run(owner, repo, check.id).text
+            tail = log.rstrip("\n").splitlines()[-LOG_LINES:]
+            lines += ["", f"The last {len(tail)} lines of its log:", "```", *tail, "```"]
+        except RequestFailed as e:
+            lines.append(f"(its log could not be read: {_said(e)})")
+    return "\n".join(lines)
+
+
 # setup ------------------------------------------------------------------------------------
 
-EVENTS = ("issue_comment", "pull_request_review")
+EVENTS = ("issue_comment", "issues", "pull_request_review")
 """The webhook events `/github/webhook` acts on (`jackline.server.github`)."""
+
+
+def events(forge: cfg.ForgeConfig) -> tuple[str, ...]:
+    """The events this project's webhook must send: `issues` only for `[forge] issue_label`."""
+    return tuple(e for e in EVENTS if e != "issues" or forge.issue_label)
 
 
 @dataclass(frozen=True)
@@ -395,14 +520,22 @@ def setup(forge: cfg.ForgeConfig, server: str) -> Setup:
     from githubkit.exception import RequestFailed
 
     webhook = f"{server.rstrip('/')}/github/webhook"
+    wanted = events(forge)
     needs = [
         "Contents: read and write (push agent/* branches)",
         "Pull requests: read and write (open them, write the handoff)",
         "Issues: read and write (comments, labels)",
-        "Actions: read (the morning report reads main's runs)",
+        "Actions: read (the morning report reads main's runs; wait_for_ci reads job logs)",
     ]
     if forge.checks:
         needs.append("Checks: read and write (a GitHub App only: check runs)")
+    elif forge.wait_for_ci:
+        needs.append("Checks: read (wait_for_ci: the checks on a pull request's head)")
+    if forge.wait_for_ci:
+        needs.append(
+            "Administration: read (optional: branch protection's required checks; without it "
+            "every check on the head is waited for)"
+        )
     owner, repo = owner_repo(forge)
     found: list[Looked] = []
     try:
@@ -426,12 +559,12 @@ def setup(forge: cfg.ForgeConfig, server: str) -> Setup:
         gh = client(forge)
         seen = gh.rest.repos.get(owner, repo).parsed_data
     except ConfigError as e:
-        return Setup(webhook, EVENTS, tuple(needs), (*found, Looked("token", False, str(e))))
+        return Setup(webhook, wanted, tuple(needs), (*found, Looked("token", False, str(e))))
     except RequestFailed as e:
         why = {401: "the token is refused (bad credentials)", 404: "not found, or the token "
                "cannot see it"}.get(e.response.status_code, f"HTTP {e.response.status_code}")  # fmt: skip
         looked = Looked(f"repository {forge.repository}", False, why)
-        return Setup(webhook, EVENTS, tuple(needs), (*found, looked))
+        return Setup(webhook, wanted, tuple(needs), (*found, looked))
     found.append(
         Looked(f"repository {forge.repository}", True, f"default branch {seen.default_branch}")
     )
@@ -454,11 +587,11 @@ def setup(forge: cfg.ForgeConfig, server: str) -> Setup:
             found.append(Looked(what, True, "readable"))
         except RequestFailed as e:
             found.append(Looked(what, False, f"HTTP {e.response.status_code}"))
-    found.append(_webhook(gh, owner, repo, webhook))
-    return Setup(webhook, EVENTS, tuple(needs), tuple(found))
+    found.append(_webhook(gh, owner, repo, webhook, wanted))
+    return Setup(webhook, wanted, tuple(needs), tuple(found))
 
 
-def _webhook(gh: GitHub[Any], owner: str, repo: str, url: str) -> Looked:
+def _webhook(gh: GitHub[Any], owner: str, repo: str, url: str, wanted: tuple[str, ...]) -> Looked:
     from githubkit.exception import RequestFailed
 
     try:
@@ -471,7 +604,7 @@ def _webhook(gh: GitHub[Any], owner: str, repo: str, url: str) -> Looked:
         return Looked("webhook", False, f"no webhook delivers to {url}")
     hook = ours[0]
     sent = set(hook.events)
-    missing = [] if "*" in sent else sorted(set(EVENTS) - sent)
+    missing = [] if "*" in sent else sorted(set(wanted) - sent)
     if not hook.active:
         return Looked("webhook", False, f"the webhook to {url} is not active")
     if missing:
@@ -501,16 +634,35 @@ def publish(
         f"Jackline run `{run_id}` is writing its handoff; it replaces this text when the run "
         f"reaches review.\n\n> {title}\n"
     )
-    return open_pull(config.forge, branch, config.project.main, title, body)
+    return open_pull(config.forge, branch, config.project.main, title, body + _closes(run_id))
+
+
+def _issue(run_id: str) -> IssueRun | None:
+    """The GitHub issue that started the run (`jackline.server.github`), if one did."""
+    from jackline.store import Store
+
+    return Store().issue_of(run_id)
+
+
+def _closes(run_id: str) -> str:
+    """The line that makes GitHub close the run's issue when its pull request merges."""
+    issue = _issue(run_id)
+    return f"\n\nCloses #{issue.number}\n" if issue else ""
 
 
 def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> None:
-    """The pull request hears what the run did: its handoff at review, its merge."""
+    """The pull request hears what the run did: its handoff at review, its merge, its
+    rejection; the issue that started the run, how it goes (its progress comment)."""
     if config.forge.kind != "github":
         return
     run = data["run"]
+    issue = _issue(run["id"])
+    said = progress(event, data)
+    if issue and issue.comment_id and said:
+        edit_comment(config.forge, issue.comment_id, said)
+    closes = f"\n\nCloses #{issue.number}\n" if issue else ""
     if event == "run.awaiting_review" or (event == "run.accepted" and data.get("handoff")):
-        update_body(config.forge, run["branch"], data.get("handoff") or "")
+        update_body(config.forge, run["branch"], (data.get("handoff") or "") + closes)
     if event == "run.awaiting_review" and config.forge.checks and data.get("record"):
         post_checks(config.forge, Handoff.from_json(data["record"]))
     elif event == "run.rejected":
@@ -529,3 +681,33 @@ def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> No
             f"Merged as {run.get('merge_sha') or '?'} into `{config.project.main}` by Jackline "
             f"(run `{run['id']}`). Main is not live: releasing is a separate step.",
         )
+
+
+# an issue's progress comment ------------------------------------------------------------------
+
+MARK = "<!-- jackline:progress -->"
+"""The first line of every progress comment: Jackline's own, never read back as a person's."""
+
+
+def progress(event: str, data: dict[str, Any]) -> str | None:
+    """The issue's progress comment for a run event (None: the event changes nothing there).
+    `run.queued` is the webhook's own, once the run is recorded."""
+    run = data["run"]
+    pr = run.get("pull_request") or ""
+    where = f" in {pr}" if pr else ""
+    reason = str(run.get("reason") or "")
+    said = {
+        "run.queued": f"Queued, by {run.get('submitted_by')}, for the agent `{run.get('agent')}`.",
+        "run.round": f"Working: round {data.get('round')} of the agent `{run.get('agent')}`.",
+        "run.ci": f"Waiting for GitHub's checks on {str(data.get('head', ''))[:10]}{where}.",
+        "run.awaiting_review": f"Waiting for review{where}.",
+        "run.merged": f"Merged{where} as {str(run.get('merge_sha') or '?')[:10]}.",
+        "run.rejected": f"Rejected by {data.get('by')}: {data.get('reason') or 'no reason given'}.",
+        "run.failed": f"Failed: {reason or 'see the run'}.",
+        "run.blocked": "Blocked: the scan found a secret in the change; a person decides.",
+        "run.over_budget": f"Stopped over budget: {reason or 'see the run'}.",
+        "run.cancelled": f"Cancelled: {reason or 'by a person'}.",
+    }.get(event)
+    if said is None:
+        return None
+    return f"{MARK}\n**Jackline** run `{run['id']}`: {said}\n"

@@ -6,7 +6,18 @@ request become decisions on the run.
     issue_comment (created, on a PR)  `/jackline approve [text]`, `/jackline changes <text>`,
                                       `/jackline reject [text]` (the command may sit on any line;
                                       the text runs to the end of the comment)
+    issue_comment (created, on an     `/jackline run [agent]` starts a run on the issue
+      issue)
+    issues (labeled)                  `[forge] issue_label` put on an issue starts a run on it
     ping                              answered, nothing done
+
+A run from an issue: its task is the issue's title and body, the words that followed `/jackline
+run`, and the issue's comments by people in `[forge] users` (anyone may comment on a public
+issue: a stranger's words are not handed to the agent). One run per issue at a time
+(`issue_runs`): while one has not ended, a new trigger is answered with its id. The issue gets
+one comment that says how the run goes, edited in place (queued, round N, waiting for GitHub's
+checks, waiting for review, merged, failed and why: `forge.github.progress`), and the pull
+request says `Closes #N`.
 
 Who: the request must carry `X-Hub-Signature-256`, the HMAC-SHA256 of the exact body under the
 served repository's `[forge] webhook_secret` (compared in constant time), else 401. The person is
@@ -51,13 +62,15 @@ from jackline.errors import JacklineError
 from jackline.events import Kind
 from jackline.forge import github as forge
 from jackline.guard.redact import resolve
+from jackline.models import Origin
 from jackline.store import Store
 
 router = APIRouter(tags=["github"])
 log = logging.getLogger(__name__)
 
 USAGE = "`/jackline approve [text]`, `/jackline changes <text>` or `/jackline reject [text]`"
-VERBS = {"approve": "approve", "changes": "request_changes", "reject": "reject"}
+ON_ISSUE = "`/jackline run [agent]` (and the words for the agent on the lines after it)"
+VERBS = {"approve": "approve", "changes": "request_changes", "reject": "reject", "run": "run"}
 
 
 # what GitHub sends (only the fields used; GitHub sends many more) ---------------------------
@@ -109,8 +122,24 @@ class _Comment(BaseModel):
 
 class _Issue(BaseModel):
     number: int
+    title: str = ""
+    body: str | None = None
     pull_request: dict[str, Any] | None = None
     """Present only when the issue is a pull request."""
+
+
+class _Label(BaseModel):
+    name: str
+
+
+class _IssuesEvent(BaseModel):
+    action: str
+    issue: _Issue
+    label: _Label | None = None
+    """The label put on (action `labeled`)."""
+    sender: _User
+    """Who put it on."""
+    repository: _Repository
 
 
 class _CommentEvent(BaseModel):
@@ -137,6 +166,21 @@ class Ask:
     """When a comment was made: its head is the one published last before then."""
     review: int | None = None
     """The review's id, whose comments on lines are read (`_from_review`)."""
+
+
+@dataclass(frozen=True)
+class Start:
+    """A run someone asked for on an issue."""
+
+    login: str
+    number: int
+    title: str
+    body: str
+    agent: str | None = None
+    words: str = ""
+    """What followed `/jackline run [agent]` on the lines after it."""
+    verb: str = "run"
+    """Another `/jackline` verb, on an issue: answered with the usage."""
 
 
 # the route --------------------------------------------------------------------------------
@@ -205,6 +249,9 @@ def _act(
     payload: dict[str, Any],
     background: BackgroundTasks,
 ) -> JSONResponse:
+    start = _start(event, payload, config.forge)
+    if start is not None:
+        return _asked_to_start(root, config, start, background)
     ask = _ask(event, payload)
     if ask is None:
         return _answer(200, ignored=f"a {event or 'nameless'} event asks nothing of Jackline")
@@ -306,6 +353,8 @@ def _from_comment(e: _CommentEvent) -> Ask | None:
     parsed = command(e.comment.body)
     if parsed is None:
         return None
+    if parsed[0] == "run":  # a run starts from an issue; a pull request is one already
+        parsed = ("usage", "run")
     made_at = e.comment.created_at
     if made_at.tzinfo is None:  # GitHub writes UTC with a Z; a bare time is read as UTC too
         made_at = made_at.replace(tzinfo=dt.UTC)
@@ -364,6 +413,133 @@ def head_at(run_id: str, when: float) -> str:
         elif event.kind == Kind.PUBLISH:
             shown = committed
     return shown
+
+
+# starting a run from an issue ----------------------------------------------------------------
+
+
+def _start(event: str, payload: dict[str, Any], forge_config: cfg.ForgeConfig) -> Start | None:
+    """The run an `issues` (labeled) or `issue_comment` event on an issue asks for, if any. A
+    `/jackline` comment on an issue that is not `run` is answered with the usage."""
+    try:
+        if event == "issues":
+            e = _IssuesEvent.model_validate(payload)
+            label = e.label.name if e.label else ""
+            wanted = forge_config.issue_label
+            if e.action != "labeled" or e.issue.pull_request is not None or not wanted:
+                return None
+            if label.lower() != wanted.lower():
+                return None
+            return Start(e.sender.login, e.issue.number, e.issue.title, e.issue.body or "")
+        if event == "issue_comment":
+            c = _CommentEvent.model_validate(payload)
+            if c.action != "created" or c.issue.pull_request is not None:
+                return None
+            parsed = command(c.comment.body)
+            if parsed is None:
+                return None
+            verb, rest = parsed
+            first, _, words = rest.partition("\n")
+            agent = first.split()[0] if verb == "run" and first.split() else None
+            return Start(
+                c.comment.user.login,
+                c.issue.number,
+                c.issue.title,
+                c.issue.body or "",
+                agent,
+                words.strip(),
+                verb if verb != "usage" else rest,
+            )
+    except ValidationError as e:
+        raise HTTPException(400, f"a {event} event without the fields GitHub sends: {e}") from None
+    return None
+
+
+def _asked_to_start(
+    root: Path, config: cfg.JacklineConfig, start: Start, background: BackgroundTasks
+) -> JSONResponse:
+    who = _who(config.forge, start.login)
+    if start.verb != "run":  # another verb, on an issue
+        if who.role == "none":
+            return _answer(200, ignored=f"@{start.login} is not in [forge] users")
+        text = f"On an issue Jackline knows {ON_ISSUE}; `{start.verb}` is not one."
+        background.add_task(_tell, config.forge, start.number, text)
+        return _answer(200, ignored="not a command for an issue")
+    if not who.may("submit"):
+        why = (
+            "is not in Jackline's [forge] users"
+            if who.role == "none"
+            else f"is a {who.role} in Jackline; starting runs needs the reviewer role"
+        )
+        text = (
+            f"Thank you, @{start.login}. Jackline did not start a run: @{start.login} {why}. "
+            "A maintainer can add you, or start it for you."
+        )
+        background.add_task(_tell, config.forge, start.number, text)
+        return _answer(200, ignored=f"@{start.login} {why}")
+    background.add_task(_start_run, root, config, start, who.name)
+    return _answer(202, accepted="run", issue=str(start.number), by=who.name)
+
+
+def _start_run(root: Path, config: cfg.JacklineConfig, start: Start, name: str) -> None:
+    """Take the issue (one run at a time), say so in a comment, record the run, then say it is
+    queued; a run that could not start lets the issue go and the comment says why."""
+    forge_config = config.forge
+    repository = str(forge_config.repository)
+    store = Store()
+    held = store.claim_issue(repository, start.number)
+    if held is not None:
+        what = f"run `{held.run_id}`" if held.run_id else "a run being started"
+        status = f" ({api.get(held.run_id).status})" if held.run_id else ""
+        _tell(forge_config, start.number, f"Jackline is already on this issue: {what}{status}. "
+              "A new run can start once it has ended.")  # fmt: skip
+        return
+    comment_id = 0
+    try:
+        comment_id = forge.comment(forge_config, start.number, f"{forge.MARK}\n**Jackline** is "
+                                   f"starting a run for {name}.\n")  # fmt: skip
+        store.set_issue(repository, start.number, comment_id=comment_id)
+        task = issue_task(start, forge.issue_comments(forge_config, start.number), forge_config)
+        run = api.submit(task, root, start.agent, by=name, wait=False, origin=Origin.PERSON)
+    except Exception as e:  # noqa: BLE001 - whatever it was, the issue is let go and told
+        store.drop_issue(repository, start.number)
+        text = f"{forge.MARK}\n**Jackline** could not start a run: {e}\n"
+        log.warning("github: no run for issue #%s: %s", start.number, e)
+        try:
+            if comment_id:
+                forge.edit_comment(forge_config, comment_id, text)
+            else:
+                forge.comment(forge_config, start.number, text)
+        except Exception as told:  # noqa: BLE001 - GitHub is down: the log says it
+            log.warning("github: could not comment on #%s: %s", start.number, told)
+        return
+    store.set_issue(repository, start.number, run_id=run.id)
+    said = forge.progress("run.queued", {"run": api.as_json(api.get(run.id))})
+    if api.get(run.id).status == "queued" and said:  # else its own news said more already
+        try:
+            forge.edit_comment(forge_config, comment_id, said)
+        except Exception as e:  # noqa: BLE001 - the run goes on; the next news edits it
+            log.warning("github: could not edit comment %s: %s", comment_id, e)
+
+
+def issue_task(start: Start, comments: list[tuple[str, str]], forge_config: cfg.ForgeConfig) -> str:
+    """The run's task: the issue's title and body, the words of `/jackline run`, and the
+    comments of people in `[forge] users` (neither `/jackline` commands nor Jackline's own)."""
+    parts = [start.title.strip() or f"GitHub issue #{start.number}", start.body.strip()]
+    if start.words:
+        parts.append(f"@{start.login} asked, starting this run: {start.words}")
+    known = [
+        f"@{login}: {text.strip()}"
+        for login, text in comments
+        if login in forge_config.users
+        and text.strip()
+        and not text.startswith(forge.MARK)
+        and command(text) is None
+    ]
+    if known:
+        parts.append("Comments on the issue:\n\n" + "\n\n".join(known))
+    parts.append(f"(GitHub issue #{start.number} of {forge_config.repository}.)")
+    return "\n\n".join(p for p in parts if p)
 
 
 # acting, after GitHub has its answer --------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from jackline.steps.agent import AgentOutcome, agent
 from jackline.steps.budget import BudgetOutcome, budget
 from jackline.steps.check import CheckOutcome, check
+from jackline.steps.ci import CiOutcome, CiWait, ci_look, ci_wait
 from jackline.steps.command import CommandOutcome, command, recorded_blueprint
 from jackline.steps.commit import commit
 from jackline.steps.context import RunContext
@@ -35,6 +36,8 @@ __all__ = [
     "AgentOutcome",
     "BudgetOutcome",
     "CheckOutcome",
+    "CiOutcome",
+    "CiWait",
     "CommandOutcome",
     "MergeOutcome",
     "PrepareOutcome",
@@ -45,6 +48,8 @@ __all__ = [
     "cancel",
     "changes_requested",
     "check",
+    "ci_look",
+    "ci_wait",
     "command",
     "commit",
     "fail",

@@ -8,7 +8,7 @@ from pathlib import Path
 from jackline import artifacts, context, handoff, repos, safeio
 from jackline import git as g
 from jackline.checks import junit, report_file
-from jackline.events import Kind
+from jackline.events import Kind, ci_line
 from jackline.guard.audit import Event
 from jackline.models import FINAL, AgentRound, Status
 from jackline.review import in_force
@@ -44,11 +44,10 @@ def write_handoff(run_id: str, outcome: Status, rebuild: bool = True) -> str:
         ctx.update(reason=agent_reason(measured))
     h = handoff.redacted(_handoff(ctx, outcome, events, rounds), ctx.redact.deep)
     path = artifacts.keep_handoff(h, ctx.dir, ctx.store, run_id)
-    if outcome in (Status.AWAITING_REVIEW, Status.MERGED):
-        # The surfaces are told before the status moves: a CLI waiting for the run to rest
-        # exits once it does, and would end an announcement still under way with it.
-        ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
-        _announce(ctx, f"run.{outcome}", h)
+    # The surfaces are told before the status moves: a CLI waiting for the run to rest
+    # exits once it does, and would end an announcement still under way with it.
+    ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
+    _announce(ctx, f"run.{outcome}", h)
     # The event before the status: whoever sees the run rest finds its handoff in the log.
     ctx.record(Kind.HANDOFF, outcome=outcome, path=str(path))
     if outcome == Status.MERGED:
@@ -96,6 +95,9 @@ def _handoff(
         fixed_tests=_fixed_tests(ctx, rounds),
         diff=_see_diff(ctx, outcome),
         accepted=tuple(in_force(events)),
+        ci=tuple(
+            ci_line(e.data) for e in events if e.kind == Kind.CI and e.data["state"] != "waiting"
+        ),
     )
 
 

@@ -11,11 +11,14 @@ every answer is built as githubkit's response model and dumped, so it has the do
     gh.calls                       # (method, path, body) of every request, in order
     gh.invalid                     # requests the models refused (a test wants this empty)
 
-Served: pulls list / create / get / update, issue comments create / list, labels add,
-check runs create (`check_runs`), Actions runs list, the repository, its webhooks (`hooks`),
-a review's comments on lines (`review_comments`), merges (`git_dir`, `merge_refusal`). Also the
-webhook side: `event_payload(...)` builds a `pull_request_review` or `issue_comment` payload (a
-valid githubkit webhook model) and `sign(secret, body)` its `X-Hub-Signature-256`.
+Served: pulls list / create / get / update, issues (`open_issue`), comments create / list /
+edit on either, labels add, check runs create (`check_runs`) and list for a commit with CI's own
+(`add_check_run`: annotations, and an Actions job's log behind a redirect, as GitHub serves it),
+the base branch's required checks (`required_checks`), Actions runs list, the repository, its
+webhooks (`hooks`), a review's comments on lines (`review_comments`), merges (`git_dir`,
+`merge_refusal`). Also the webhook side: `review_payload`, `comment_payload` (on a pull request or
+an issue) and `issue_payload` build valid githubkit webhook models, and `sign(secret, body)` their
+`X-Hub-Signature-256`.
 """
 
 from __future__ import annotations
@@ -143,6 +146,21 @@ class Pull:
     comments: list[str] = field(default_factory=list)
     merged: str = ""
     """The commit its merge made on the base, once merged (`PUT .../merge`)."""
+    authors: list[str] = field(default_factory=list)
+    """Who wrote each comment (the token's user for the API's)."""
+
+
+@dataclass
+class Issue:
+    number: int
+    title: str
+    body: str
+    login: str
+    """Who opened it."""
+    labels: list[str] = field(default_factory=list)
+    comments: list[str] = field(default_factory=list)
+    authors: list[str] = field(default_factory=list)
+    state: str = "open"
 
 
 @dataclass(frozen=True)
@@ -164,6 +182,14 @@ class FakeGitHub:
         self.repository = repository
         self.token = token
         self.pulls: dict[int, Pull] = {}
+        self.issues: dict[int, Issue] = {}
+        """Issues (not pull requests), numbered with them as GitHub numbers both."""
+        self.login = "jackline-bot"
+        """The token's user: the author of every comment made through the API."""
+        self.ci_runs: list[dict[str, Any]] = []
+        """Check runs of CI (`add_check_run`), beside Jackline's own (`check_runs`)."""
+        self.required_checks: list[str] | None = None
+        """The base branch's required status checks; None: not protected (404)."""
         self.workflow_runs: list[dict[str, Any]] = []
         """GitHub Actions runs, newest first (`add_workflow_run`)."""
         self.check_runs: list[dict[str, Any]] = []
@@ -215,9 +241,57 @@ class FakeGitHub:
     def open_pull(self, head: str, base: str = "main", title: str = "t", body: str = "") -> Pull:
         """Put a pull request there, as if someone had opened it."""
         with self._lock:
-            pr = Pull(len(self.pulls) + 1, title, head, base, body)
+            pr = Pull(self._next(), title, head, base, body)
             self.pulls[pr.number] = pr
             return pr
+
+    def open_issue(self, title: str, body: str = "", login: str = "reporter") -> Issue:
+        """Put an issue there, as if `login` had opened it."""
+        with self._lock:
+            issue = Issue(self._next(), title, body, login)
+            self.issues[issue.number] = issue
+            return issue
+
+    def say(self, number: int, login: str, text: str) -> None:
+        """A comment by `login` on an issue or pull request, as if made on GitHub."""
+        with self._lock:
+            thread = self._on(number)
+            thread.comments.append(text)
+            thread.authors.append(login)
+
+    def add_check_run(
+        self,
+        head_sha: str,
+        name: str,
+        conclusion: str | None = "success",
+        status: str = "completed",
+        annotations: list[dict[str, Any]] | None = None,
+        log: str | None = None,
+        summary: str = "",
+    ) -> int:
+        """A check run of CI on `head_sha` (an Actions job's, with `log`, if given); its id.
+        `annotations`: `path`, `start_line`, `annotation_level`, `message`."""
+        with self._lock:
+            n = 5000 + len(self.ci_runs) + 1
+            self.ci_runs.append(
+                {"id": n, "name": name, "head_sha": head_sha, "status": status,
+                 "conclusion": conclusion if status == "completed" else None,
+                 "annotations": annotations or [], "log": log, "summary": summary}
+            )  # fmt: skip
+            return n
+
+    def finish_check_run(self, check_id: int, conclusion: str) -> None:
+        with self._lock:
+            (run,) = [r for r in self.ci_runs if r["id"] == check_id]
+            run.update(status="completed", conclusion=conclusion)
+
+    def _next(self) -> int:
+        return max([0, *self.pulls, *self.issues]) + 1
+
+    def _on(self, number: int) -> Pull | Issue:
+        if number in self.issues:
+            return self.issues[number]
+        return self._pull(number)
 
     def add_workflow_run(
         self,
@@ -237,6 +311,9 @@ class FakeGitHub:
     # routing
 
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> Any:
+        blob = re.fullmatch(r"/_blobs/job-(\d+)\.txt", urlsplit(target).path)
+        if blob and method == "GET":  # where GitHub's redirect for a log leads: signed, no token
+            return 200, self._log(int(blob.group(1)))
         if headers.get("authorization", "") not in (
             f"token {self.token}",
             f"Bearer {self.token}",
@@ -252,8 +329,9 @@ class FakeGitHub:
         for pattern, verb, action in self._routes():
             m = re.fullmatch(pattern, path)
             if m and verb == method:
+                args = (int(x) if x.isdigit() else x for x in m.groups())
                 with self._lock:
-                    return action(*(int(x) for x in m.groups()), body=body, query=query)
+                    return action(*args, body=body, query=query)
         raise Refusal(404, "Not Found")
 
     def _routes(self) -> list[tuple[str, str, Any]]:
@@ -265,6 +343,15 @@ class FakeGitHub:
             (r"/issues/(\d+)/comments", "POST", self._create_comment),
             (r"/issues/(\d+)/comments", "GET", self._list_comments),
             (r"/issues/(\d+)/labels", "POST", self._add_labels),
+            (r"/issues/comments/(\d+)", "PATCH", self._edit_comment),
+            (r"/commits/([0-9a-f]{40})/check-runs", "GET", self._list_check_runs),
+            (r"/check-runs/(\d+)/annotations", "GET", self._list_annotations),
+            (r"/actions/jobs/(\d+)/logs", "GET", self._job_logs),
+            (
+                r"/branches/([\w.-]+)/protection/required_status_checks/contexts",
+                "GET",
+                self._required_checks,
+            ),
             (r"/actions/runs", "GET", self._list_workflow_runs),
             (r"/check-runs", "POST", self._create_check_run),
             (r"", "GET", self._get_repository),
@@ -292,7 +379,7 @@ class FakeGitHub:
         _check_body(m.ReposOwnerRepoPullsPostBody, body)
         if any(p.head == body["head"] and p.state == "open" for p in self.pulls.values()):
             raise Refusal(422, f"A pull request already exists for {body['head']}.")
-        pr = Pull(len(self.pulls) + 1, body["title"], body["head"], body["base"], body.get("body"))
+        pr = Pull(self._next(), body["title"], body["head"], body["base"], body.get("body"))
         self.pulls[pr.number] = pr
         return 201, sample(m.PullRequest, **self._pull_json(pr))
 
@@ -311,21 +398,91 @@ class FakeGitHub:
     def _create_comment(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
         m = _models()
         _check_body(m.ReposOwnerRepoIssuesIssueNumberCommentsPostBody, body)
-        pr = self._pull(number)
-        pr.comments.append(body["body"])
-        return 201, sample(m.IssueComment, **self._comment_json(pr, len(pr.comments)))
+        thread = self._on(number)
+        thread.comments.append(body["body"])
+        thread.authors.append(self.login)
+        return 201, sample(m.IssueComment, **self._comment_json(thread, len(thread.comments)))
 
     def _list_comments(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
-        pr = self._pull(number)
+        thread = self._on(number)
         m = _models()
         return 200, [
-            sample(m.IssueComment, **self._comment_json(pr, i + 1)) for i in range(len(pr.comments))
+            sample(m.IssueComment, **self._comment_json(thread, i + 1))
+            for i in range(len(thread.comments))
         ]
+
+    def _edit_comment(self, comment_id: int, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        _check_body(m.ReposOwnerRepoIssuesCommentsCommentIdPatchBody, body)
+        number, index = divmod(comment_id, 1000)
+        thread = self._on(number)
+        if not 0 < index <= len(thread.comments):
+            raise Refusal(404, "Not Found")
+        if thread.authors[index - 1] != self.login:
+            raise Refusal(403, "Must have admin rights to Repository.")
+        thread.comments[index - 1] = body["body"]
+        return 200, sample(m.IssueComment, **self._comment_json(thread, index))
+
+    def _list_check_runs(self, sha: str, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        ours = [
+            {"id": i + 1, "name": r["name"], "head_sha": r["head_sha"], "status": r["status"],
+             "conclusion": r.get("conclusion"), "app": {"slug": "jackline"}}
+            for i, r in enumerate(self.check_runs)
+        ]  # fmt: skip
+        theirs = [
+            {"id": r["id"], "name": r["name"], "head_sha": r["head_sha"], "status": r["status"],
+             "conclusion": r["conclusion"], "app": {"slug": "github-actions"},
+             "output": {"title": r["summary"] or None, "summary": r["summary"] or None,
+                        "annotations_count": len(r["annotations"])}}
+            for r in self.ci_runs
+        ]  # fmt: skip
+        found = [
+            sample(m.CheckRun, **{**r, "app": _app(r["app"]["slug"])})
+            for r in ours + theirs
+            if r["head_sha"] == sha
+        ]
+        return 200, sample(
+            m.ReposOwnerRepoCommitsRefCheckRunsGetResponse200,
+            total_count=len(found),
+            check_runs=found,
+        )
+
+    def _list_annotations(self, check_id: int, body: Any, query: Any) -> tuple[int, Any]:
+        m = _models()
+        found = [r for r in self.ci_runs if r["id"] == check_id]
+        if not found:
+            raise Refusal(404, "Not Found")
+        return 200, [
+            sample(
+                m.CheckAnnotation,
+                end_line=a["start_line"],
+                blob_href="https://example.invalid",
+                **{"title": None, "raw_details": None, **a},
+            )  # fmt: skip
+            for a in found[0]["annotations"]
+        ]
+
+    def _job_logs(self, job_id: int, body: Any, query: Any) -> tuple[int, Any]:
+        """GitHub answers 302 with a short-lived URL of the log (`Location`)."""
+        self._log(job_id)
+        return 302, {"location": f"{self.url}/_blobs/job-{job_id}.txt"}
+
+    def _log(self, job_id: int) -> Text:
+        found = [r for r in self.ci_runs if r["id"] == job_id and r["log"] is not None]
+        if not found:
+            raise Refusal(404, "Not Found")
+        return Text(found[0]["log"])
+
+    def _required_checks(self, branch: str, body: Any, query: Any) -> tuple[int, Any]:
+        if self.required_checks is None:
+            raise Refusal(404, "Branch not protected")
+        return 200, list(self.required_checks)
 
     def _add_labels(self, number: int, body: Any, query: Any) -> tuple[int, Any]:
         m = _models()
         _check_body(m.ReposOwnerRepoIssuesIssueNumberLabelsPostBodyOneof0, body)
-        pr = self._pull(number)
+        pr = self._on(number)
         pr.labels += [n for n in body["labels"] if n not in pr.labels]
         return 200, [sample(m.Label, **self._label_json(n)) for n in pr.labels]
 
@@ -380,6 +537,11 @@ class FakeGitHub:
         sha = _git(self.git_dir, "commit-tree", tree, *parents, "-m", text)
         _git(self.git_dir, "update-ref", f"refs/heads/{pr.base}", sha, base)
         pr.state, pr.merged = "closed", sha
+        for n in re.findall(
+            r"(?i)\b(?:close[sd]?|fix(?:e[sd])?|resolve[sd]?) #(\d+)", pr.body or ""
+        ):
+            if int(n) in self.issues:  # GitHub closes the issues its body says it closes
+                self.issues[int(n)].state = "closed"
         merged = {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
         return 200, sample(m.PullRequestMergeResult, **merged)
 
@@ -471,11 +633,14 @@ class FakeGitHub:
             **({"merged_at": EPOCH.isoformat()} if pr.merged else {}),
         }
 
-    def _comment_json(self, pr: Pull, index: int) -> dict[str, Any]:
+    def _comment_json(self, thread: Pull | Issue, index: int) -> dict[str, Any]:
+        kind = "issues" if isinstance(thread, Issue) else "pull"
+        login = thread.authors[index - 1] if index <= len(thread.authors) else self.login
         return {
-            "id": pr.number * 1000 + index,
-            "body": pr.comments[index - 1],
-            "html_url": f"https://github.com/{self.repository}/pull/{pr.number}#c{index}",
+            "id": thread.number * 1000 + index,
+            "body": thread.comments[index - 1],
+            "user": sample(_models().SimpleUser, login=login, id=_uid(login), type="User"),
+            "html_url": f"https://github.com/{self.repository}/{kind}/{thread.number}#c{index}",
             "created_at": EPOCH.isoformat(),
             "updated_at": EPOCH.isoformat(),
         }
@@ -505,9 +670,13 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             except Exception as e:  # noqa: BLE001 - a bug in the fake answers, never hangs
                 status, answer = 500, {"message": f"{type(e).__name__}: {e}"}
             fake.calls.append(Call(self.command, self.path, _loads(raw), status))
-            out = json.dumps(answer).encode()
+            text = isinstance(answer, Text)
+            out = answer.encode() if text else json.dumps(answer).encode()
             self.send_response(status)
-            self.send_header("content-type", "application/json; charset=utf-8")
+            if status == 302:
+                self.send_header("location", answer["location"])
+            kind = "text/plain" if text else "application/json"
+            self.send_header("content-type", f"{kind}; charset=utf-8")
             self.send_header("content-length", str(len(out)))
             self.end_headers()
             self.wfile.write(out)
@@ -518,6 +687,17 @@ def _handler(fake: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+class Text(str):
+    """An answer that is text (a job's log), not JSON."""
+
+
+def _app(slug: str) -> dict[str, Any]:
+    """The GitHub App that made a check run (`github-actions` for a workflow's job)."""
+    m = _models()
+    owner = sample(m.SimpleUser, login=slug, id=_uid(slug), type="Organization")
+    return sample(m.Integration, id=_uid(slug), slug=slug, name=slug, owner=owner)
 
 
 def _loads(raw: bytes) -> Any:
@@ -585,20 +765,47 @@ def comment_payload(
     login: str,
     body: str,
     created_at: dt.datetime | None = None,
+    issue: Issue | None = None,
 ) -> dict[str, Any]:
-    """An `issue_comment` (action `created`) event on a pull request, valid as githubkit's
-    webhook model. It names the pull request's number, not its branch or head (as GitHub's
-    does); `created_at` is GitHub's clock when the comment was made, now unless given."""
+    """An `issue_comment` (action `created`) event on a pull request (or on `issue`, with its
+    title and body), valid as githubkit's webhook model. It names the pull request's number,
+    not its branch or head (as GitHub's does); `created_at` is GitHub's clock when the comment
+    was made, now unless given."""
     m = _models()
     user = {"login": login, "id": _uid(login), "type": "User"}
     at = (created_at or dt.datetime.now(dt.UTC)).isoformat()
+    on: dict[str, Any] = (
+        {"number": issue.number, "title": issue.title, "body": issue.body or None}
+        if issue
+        else {"number": number, "pull_request": {"url": f"https://example.invalid/{number}"}}
+    )
     return sample(
         m.WebhookIssueCommentCreated,
         action="created",
         repository={"full_name": repository, "name": repository.split("/")[1]},
         sender=user,
         comment={"body": body, "user": user, "created_at": at, "updated_at": at},
-        issue={"number": number, "pull_request": {"url": f"https://example.invalid/{number}"}},
+        issue=on,
+    )
+
+
+def issue_payload(repository: str, issue: Issue, login: str, label: str) -> dict[str, Any]:
+    """An `issues` (action `labeled`) event: `login` put `label` on `issue`."""
+    m = _models()
+    user = {"login": login, "id": _uid(login), "type": "User"}
+    author = {"login": issue.login, "id": _uid(issue.login), "type": "User"}
+    return sample(
+        m.WebhookIssuesLabeled,
+        action="labeled",
+        repository={"full_name": repository, "name": repository.split("/")[1]},
+        sender=user,
+        label=sample(m.WebhooksLabel, name=label, color="ededed", default=False),
+        issue={
+            "number": issue.number,
+            "title": issue.title,
+            "body": issue.body or None,
+            "user": author,
+        },  # fmt: skip
     )
 
 
