@@ -663,21 +663,38 @@ def test_an_issue_labelled_becomes_a_run_that_ci_sends_back_once_and_github_merg
     lines = [e for e in project.events(run_id) if e["kind"] == "ci"]
     assert [x["state"] for x in lines] == ["waiting", "failed", "waiting", "passed"]
     assert "GitHub CI passed on" in Path(done["handoff"]).read_text()
+    made = json.loads(project.jl("token", "create", "vic", "--role", "viewer", "--json").stdout)
+    page = httpx.get(
+        f"{srv.url}/runs/{run_id}", headers={"authorization": f"Bearer {made['token']}"}
+    )
+    assert f"GitHub CI failed on {actions.heads[0][:10]}: test (handed to the agent)" in page.text
     # The progress comment says where it is; the reviewer's approval merges on GitHub.
     [progress] = [c for c in issue.comments if c.startswith(forge.MARK)]
     assert f"run `{run_id}`: Waiting for review in https://github.com/acme/calc/pull/2" in progress
-    approve = review_payload("acme/calc", pr.number, pr.head, "alice-gh", commit_id=done["head_sha"])
+    approve = review_payload(
+        "acme/calc", pr.number, pr.head, "alice-gh", commit_id=done["head_sha"]
+    )
     assert srv.send("pull_request_review", approve).status_code == 202  # bob submitted it
     merged = wait_for(lambda: (r := row(project, run_id))["status"] == "merged" and r)
     assert pr.merged == merged["merge_sha"] and git(remote, "rev-parse", "main") == pr.merged
     assert issue.state == "closed"
     wait_for(lambda: "Merged in" in [c for c in issue.comments if c.startswith(forge.MARK)][0])
     assert len([c for c in issue.comments if c.startswith(forge.MARK)]) == 1
+    # It was edited in place as the run went: each state in turn ("queued" only if the run had
+    # not started by the time it was recorded).
+    edits = [c.body["body"] for c in fake.calls if c.method == "PATCH" and "/comments/" in c.path]
+    said = [next((w for w in STATES if w in e), e) for e in edits]
+    assert [w for w in said if w != "Queued"] == [
+        "round 1", "GitHub's checks", "round 2", "GitHub's checks", "review", "Merged"
+    ], edits  # fmt: skip
     # While a run holds the issue, another trigger says so; once merged, the issue is free.
     again = srv.send("issue_comment", comment_payload("acme/calc", 1, "octocat", "/jackline run",
                                                       issue=issue))  # fmt: skip
     assert again.status_code == 202
     wait_for(lambda: _issue_run(project) != run_id)  # a new run: the merged one has ended
+
+
+STATES = ("Queued", "round 1", "round 2", "GitHub's checks", "review", "Merged")
 
 
 def _issue_run(project: Project) -> str | None:
@@ -716,9 +733,23 @@ def test_an_issue_trigger_by_someone_who_may_not_submit_or_for_no_agent_is_told_
     [failed] = [c for c in issue.comments if c.startswith(forge.MARK)]
     assert "could not start a run: no agent 'nosuchagent'" in failed
     assert _issue_run(project) is None and project.jl_json("runs") == []
-    # Let go: a right trigger now starts a run.
-    assert comment("octocat", "/jackline run").status_code == 202
+    # Let go: a right trigger now starts a run, once however often GitHub delivers it.
+    body = comment_payload("acme/calc", 1, "octocat", "/jackline run", issue=issue)
+    assert srv.send("issue_comment", body, delivery="run-1").status_code == 202
+    again = srv.send("issue_comment", body, delivery="run-1")
+    assert again.status_code == 200 and "taken already" in again.json()["ignored"]
     assert wait_for(lambda: _issue_run(project))
+
+
+def test_the_progress_comment_says_why_a_run_stopped() -> None:
+    run = {"id": "run-1", "agent": "default", "reason": "the agent exited 2 without a change"}
+    failed = forge.progress("run.failed", {"run": run})
+    assert failed == (
+        f"{forge.MARK}\n**Jackline** run `run-1`: Failed: the agent exited 2 without a change.\n"
+    )
+    rejected = forge.progress("run.rejected", {"run": run, "by": "bob", "reason": "too wide"})
+    assert rejected is not None and "Rejected by bob: too wide." in rejected
+    assert forge.progress("run.accepted", {"run": run}) is None  # nothing the issue needs
 
 
 def test_ci_that_fails_every_round_fails_the_run_after_the_last_one_saying_why(

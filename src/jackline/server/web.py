@@ -421,6 +421,7 @@ def render_run(
         levels=summary.levels(found),
         notes=render_markdown(record.notes) if record and record.notes.strip() else None,
         look_twice=[render_markdown(x) for x in record.doubts] if record else [],
+        ci=list(record.ci) if record else [],
         owners=config.review.owners if config else [],
         findings=found,
         handoff=render_markdown(handoff) if handoff else None,
