@@ -671,6 +671,11 @@ def test_an_issue_labelled_becomes_a_run_that_ci_sends_back_once_and_github_merg
     # The progress comment says where it is; the reviewer's approval merges on GitHub.
     [progress] = [c for c in issue.comments if c.startswith(forge.MARK)]
     assert f"run `{run_id}`: Waiting for review in https://github.com/acme/calc/pull/2" in progress
+    # While the run holds the issue, another trigger is told so (and starts nothing).
+    again = comment_payload("acme/calc", 1, "alice-gh", "/jackline run", issue=issue)
+    assert srv.send("issue_comment", again).status_code == 202
+    busy = f"Jackline is already on this issue: run `{run_id}` (awaiting_review)."
+    wait_for(lambda: any(c.startswith(busy) for c in issue.comments))
     approve = review_payload(
         "acme/calc", pr.number, pr.head, "alice-gh", commit_id=done["head_sha"]
     )
@@ -687,11 +692,6 @@ def test_an_issue_labelled_becomes_a_run_that_ci_sends_back_once_and_github_merg
     assert [w for w in said if w != "Queued"] == [
         "round 1", "GitHub's checks", "round 2", "GitHub's checks", "review", "Merged"
     ], edits  # fmt: skip
-    # While a run holds the issue, another trigger says so; once merged, the issue is free.
-    again = srv.send("issue_comment", comment_payload("acme/calc", 1, "octocat", "/jackline run",
-                                                      issue=issue))  # fmt: skip
-    assert again.status_code == 202
-    wait_for(lambda: _issue_run(project) != run_id)  # a new run: the merged one has ended
 
 
 STATES = ("Queued", "round 1", "round 2", "GitHub's checks", "review", "Merged")
@@ -802,3 +802,34 @@ def test_a_look_at_ci_waits_for_what_is_required_and_leaves_jacklines_own_out(
     look = forge.look_at_ci(f, head, required, give_up=True)
     assert look.state == "passed" and [c.id for c in look.checks] == [test]
     assert forge.look_at_ci(f, head, None, give_up=True).state == "failed"
+
+
+def test_a_progress_comment_gone_does_not_keep_the_handoff_from_the_pull_request(
+    fake: FakeGitHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Someone deleted the issue's progress comment: at review the pull request still gets
+    the handoff (with `Closes #N`), and the announcement fails naming GitHub's 404, for the
+    run's log."""
+    from jackline.store import Store
+
+    monkeypatch.setenv("JACKLINE_HOME", str(tmp_path))
+    monkeypatch.setenv("JL_TEST_GITHUB_TOKEN", TOKEN)
+    config = cfg.JacklineConfig.model_validate(
+        {
+            "forge": {
+                "kind": "github",
+                "repository": "acme/calc",
+                "api_url": fake.url,
+                "token": "env:JL_TEST_GITHUB_TOKEN",
+            }
+        }  # fmt: skip
+    )
+    issue = fake.open_issue("Fix add")
+    pr = fake.open_pull("agent/fix-add")
+    store = Store()
+    assert store.claim_issue("acme/calc", issue.number) is None
+    store.set_issue("acme/calc", issue.number, run_id="run-x", comment_id=issue.number * 1000 + 5)
+    data = {"run": {"id": "run-x", "branch": pr.head, "agent": "a"}, "handoff": "# Handoff"}
+    with pytest.raises(RuntimeError, match="404"):
+        forge.announce("run.awaiting_review", config, data)
+    assert pr.body == f"# Handoff\n\nCloses #{issue.number}\n"

@@ -339,3 +339,30 @@ def test_runs_are_filtered_by_the_database_before_the_limit(backend: Backend) ->
     assert (choices.agents, choices.people, choices.repos) == (
         ("claude", "codex"), ("al", "bob"), ("/a", "/b"),
     )  # fmt: skip
+
+
+def _claim(barrier: Any, i: int, backend: Backend) -> bool:
+    store = backend.store()
+    barrier.wait()
+    return store.claim_issue("acme/calc", 7) is None
+
+
+def test_an_issue_is_taken_by_one_trigger_at_a_time_until_its_run_ends(backend: Backend) -> None:
+    """Four triggers at once: one takes the issue. It is held while its run has not ended (and
+    while a start is under way), and free once the run ends or a start died long ago."""
+    assert sorted(_race(4, _claim, backend)) == [False, False, False, True]
+    store = backend.store()
+    held = store.claim_issue("acme/calc", 7)
+    assert held is not None and held.run_id == ""  # a start under way
+    _run(store, status="awaiting_review")
+    store.set_issue("acme/calc", 7, run_id="run-1", comment_id=42)
+    assert store.issue_of("run-1") == replace(held, run_id="run-1", comment_id=42)
+    held = store.claim_issue("acme/calc", 7)
+    assert held is not None and held.run_id == "run-1"
+    assert store.claim_issue("acme/calc", 8) is None  # another issue is another matter
+    store.update_run("run-1", status="merged")
+    assert store.claim_issue("acme/calc", 7) is None  # ended: taken anew, its run not yet known
+    assert store.issue_of("run-1") is None
+    store.drop_issue("acme/calc", 8)  # a start that failed lets its issue go
+    assert store.claim_issue("acme/calc", 8) is None
+    assert store.claim_issue("acme/calc", 8, pending_for=0) is None  # a start that died

@@ -652,14 +652,34 @@ def _closes(run_id: str) -> str:
 
 def announce(event: str, config: cfg.JacklineConfig, data: dict[str, Any]) -> None:
     """The pull request hears what the run did: its handoff at review, its merge, its
-    rejection; the issue that started the run, how it goes (its progress comment)."""
+    rejection; the issue that started the run, how it goes (its progress comment). Each is
+    told even when the other cannot be (a deleted comment must not keep the handoff from the
+    pull request); what failed is raised after, for the run's log."""
     if config.forge.kind != "github":
         return
-    run = data["run"]
-    issue = _issue(run["id"])
+    issue = _issue(data["run"]["id"])
+    failed = []
+    for tell in (_tell_pull, _tell_issue):
+        try:
+            tell(event, config, data, issue)
+        except Exception as e:  # noqa: BLE001 - raised below, with the other's
+            failed.append(f"{type(e).__name__}: {e}")
+    if failed:
+        raise RuntimeError("; ".join(failed))
+
+
+def _tell_issue(
+    event: str, config: cfg.JacklineConfig, data: dict[str, Any], issue: IssueRun | None
+) -> None:
     said = progress(event, data)
     if issue and issue.comment_id and said:
         edit_comment(config.forge, issue.comment_id, said)
+
+
+def _tell_pull(
+    event: str, config: cfg.JacklineConfig, data: dict[str, Any], issue: IssueRun | None
+) -> None:
+    run = data["run"]
     closes = f"\n\nCloses #{issue.number}\n" if issue else ""
     if event == "run.awaiting_review" or (event == "run.accepted" and data.get("handoff")):
         update_body(config.forge, run["branch"], (data.get("handoff") or "") + closes)
