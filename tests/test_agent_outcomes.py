@@ -181,7 +181,7 @@ def test_a_failed_run_retried_with_another_agent_and_words_hands_that_agent_both
 ) -> None:
     """`jackline retry`: the new run's agent reads the task, how the first run ended and the
     person's words in its prompt; the first run stays failed, its log says who retried it as
-    which run; a run that did not fail is not retried."""
+    which run; a run that did not fail is not retried. Rejecting the failed run closes it."""
     script = project.root / "agent.sh"
     script.write_text('#!/bin/sh\nprintf "%s" "$1" > prompt.txt\nsed -i "s/a - b/a + b/" calc.py\n')
     script.chmod(0o755)
@@ -210,3 +210,12 @@ def test_a_failed_run_retried_with_another_agent_and_words_hands_that_agent_both
     assert refused.returncode != 0
     error = json.loads(refused.stdout)["error"]
     assert error["kind"] == "wrong_state" and "awaiting_review" in error["message"], error
+    # A failed run is closed for good by a rejection, with why; its workspace goes.
+    closed = project.jl_json("reject", first["id"], "-m", "login is not ours to fix", user="bob")
+    assert closed["status"] == "rejected"
+    assert closed["reason"].startswith("login is not ours to fix (it had failed: "), closed
+    assert not Path(first["workspace"]).exists()
+    decided = [e for e in project.events(first["id"]) if e["kind"] == "decision"]
+    assert [(d["decision"], d["by"]) for d in decided] == [("reject", "bob")]
+    twice = project.jl("reject", first["id"], "--json", ok=False, user="bob")
+    assert json.loads(twice.stdout)["error"]["kind"] == "wrong_state"

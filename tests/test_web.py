@@ -433,9 +433,9 @@ def test_a_failed_run_offers_a_retry_with_another_agent_that_starts_the_same_tas
     site.wait(failed, "failed", timeout=120)
     with site.client("bob") as c:
         page = c.get(f"/runs/{failed}").text
-        # An ended run takes no decision: it offers only what can be done, a retry.
+        # An ended run takes no review: it offers what can be done, a retry or a rejection.
         assert "it has ended and takes no review" in page
-        assert 'id="approve"' not in page and 'id="reject"' not in page
+        assert 'id="approve"' not in page and 'id="reject"' in page
         assert 'id="request-changes"' not in page and 'id="retry-run"' in page
         form = page[page.index('id="retry"') :]
         form = form[: form.index("</form>")]
@@ -477,6 +477,16 @@ def test_a_failed_run_offers_a_retry_with_another_agent_that_starts_the_same_tas
     third = api("bob", failed, {"agent": "idle", "message": "once more"})
     assert third.status_code == 201, third.text
     assert third.json()["agent"] == "idle" and "once more" in third.json()["task"]
+    # Rejected from its page, it is closed for good; a second rejection finds it moved on.
+    with site.client("bob") as c:
+        token = csrf(c, f"/runs/{failed}")
+        head = {"csrf": token, "head": "", "confirm": ""}
+        r = c.post(f"/runs/{failed}/reject", data={**head, "message": "not worth it"})
+        assert r.status_code == 303, r.text
+        assert Store().get_run(failed).status == "rejected"
+        assert Store().get_run(failed).reason.startswith("not worth it (it had failed: ")
+        again_r = c.post(f"/runs/{failed}/reject", data={**head, "message": "again"})
+        assert again_r.status_code == 409, again_r.text
     site.wait(again.id, "awaiting_review")
     site.wait(third.json()["id"], "failed", timeout=120)
     with site.client("bob") as c:  # out of the way of the module's other runs

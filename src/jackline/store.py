@@ -312,6 +312,14 @@ class Store:
                 raise NotFound(f"no run {run_id!r}")
         return self.get_run(run_id)
 
+    def move_run(self, run_id: str, from_: Collection[str], to: str) -> bool:
+        """Move the run to status `to` only from one of `from_`, in one statement: of two
+        people acting at once, one moves it (True) and the other finds it moved (False)."""
+        moved = sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status.in_(list(from_)))
+        with self.transaction() as db:
+            done = db.execute(moved.values(status=to, updated_at=time.time()))
+        return done.rowcount == 1
+
     def add_to_run(self, run_id: str, **amounts: float) -> Run:
         """Add to a run's counters (`worked_seconds`, `redacted`) in one statement: what two
         writers add, both count."""

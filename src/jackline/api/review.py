@@ -101,7 +101,30 @@ def reject(
     run, config = _reviewable(run_id, "reject")
     person = who(config, by, claimed)
     _on_head(run, head, "reject", person.name)
+    if run.status in ENDED:
+        return _reject_ended(run, _decision("reject", person, message))
     return _decide(run, _decision("reject", person, message), on_event)
+
+
+ENDED = frozenset({Status.FAILED, Status.OVER_BUDGET})
+"""Runs whose workflow has ended short of review: rejecting one closes it for good here."""
+
+
+def _reject_ended(run: Run, decision: Decision) -> Run:
+    """Close a failed or over-budget run for good: its workflow has ended, so the rejection's
+    steps (the decision recorded, the surfaces told: a pull request is closed with the reason,
+    the workspace removed, `rejected`) run here, once, as `cancel`'s do: the status moves from
+    failed to rejecting in one statement first, so of two rejections at once one acts. The
+    reason says how the run had ended."""
+    from jackline import steps
+
+    if not Store().move_run(run.id, ENDED, Status.REJECTING):
+        raise WrongState(f"{run.id} is {get(run.id).status} now; it was rejected or moved on")
+    steps.record_decision(run.id, decision)
+    had = f"it had {run.status}" + (f": {run.reason}" if run.reason else "")
+    said = decision.message.strip()
+    steps.reject(run.id, replace(decision, message=f"{said} ({had})" if said else had))
+    return get(run.id)
 
 
 def comment(
@@ -377,6 +400,8 @@ def state_refusal(run: Run, kind: str) -> str | None:
             f"approved. Send it back (`jackline request-changes {run.id} -m TEXT`: the agent is "
             f"told where the secret is) or close it (`jackline reject {run.id}`)"
         )
+    if run.status in ENDED and kind == "reject":
+        return None  # closed for good (`_reject_ended`); retry is its other way on
     if run.status not in DECIDING:
         return f"{run.id} is {run.status}; only a run awaiting review takes a decision"
     if run.status == Status.BLOCKED and not waits_for_decision(run.id):

@@ -61,7 +61,8 @@ def reject(
     message: Annotated[str, typer.Option("-m", "--message", help="Why, for the record.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Reject a run: nothing is merged; the branch stays for reference."""
+    """Reject a run awaiting review or blocked, or close a failed or over-budget one for good:
+    nothing is merged; the branch stays for reference."""
     verbs = verbs_of(ctx)
     decided = verbs.reject(
         run_id, message=message, on_event=None if as_json else render.progress, claimed=by
