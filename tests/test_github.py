@@ -538,6 +538,14 @@ def test_a_delivery_taken_before_a_restart_is_ignored_after_it(
 # pieces --------------------------------------------------------------------------------------
 
 
+def test_run_comments_name_the_agent_on_their_line_and_words_after_it() -> None:
+    from jackline.server.github import run_words
+
+    assert run_words("/jackline run") == (None, "")
+    assert run_words("Please.\n/jackline run\nbe quick") == (None, "be quick")
+    assert run_words("/JACKLINE run aider and the docs\nmore") == ("aider", "and the docs\nmore")
+
+
 def test_comment_commands_are_read_from_any_line() -> None:
     assert command("/jackline approve") == ("approve", "")
     assert command("LGTM\n/Jackline changes make it faster\nplease") == (

@@ -218,6 +218,9 @@ def test_bad_change_passes_tests_and_staging_but_fails_production_which_holds_an
         cwd=shop.repo,
         capture_output=True,
         text=True,
+        # The shop's tests need none of the plugins installed for Jackline's own (hypothesis,
+        # playwright, xdist...): loading them took 15-100 s of this test on a loaded machine.
+        env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
     )
     assert tests.returncode == 0, tests.stdout
     for env in ENVS:

@@ -439,20 +439,31 @@ def _start(event: str, payload: dict[str, Any], forge_config: cfg.ForgeConfig) -
             if parsed is None:
                 return None
             verb, rest = parsed
-            first, _, words = rest.partition("\n")
-            agent = first.split()[0] if verb == "run" and first.split() else None
+            agent, words = run_words(c.comment.body) if verb == "run" else (None, "")
             return Start(
                 c.comment.user.login,
                 c.issue.number,
                 c.issue.title,
                 c.issue.body or "",
                 agent,
-                words.strip(),
+                words,
                 verb if verb != "usage" else rest,
             )
     except ValidationError as e:
         raise HTTPException(400, f"a {event} event without the fields GitHub sends: {e}") from None
     return None
+
+
+def run_words(text: str) -> tuple[str | None, str]:
+    """The agent and the words of a `/jackline run [agent] [words]` comment: the agent is the
+    word after `run` on its line; the words are the rest of that line and the lines after."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for i, line in enumerate(lines):
+        words = line.split()
+        if len(words) > 1 and words[0].lower() == "/jackline" and words[1].lower() == "run":
+            agent = words[2] if len(words) > 2 else None
+            return agent, "\n".join([" ".join(words[3:]), *lines[i + 1 :]]).strip()
+    return None, ""
 
 
 def _asked_to_start(
@@ -514,8 +525,9 @@ def _start_run(root: Path, config: cfg.JacklineConfig, start: Start, name: str) 
             log.warning("github: could not comment on #%s: %s", start.number, told)
         return
     store.set_issue(repository, start.number, run_id=run.id)
-    said = forge.progress("run.queued", {"run": api.as_json(api.get(run.id))})
-    if api.get(run.id).status == "queued" and said:  # else its own news said more already
+    now = api.get(run.id)
+    said = forge.progress("run.queued", {"run": api.as_json(now)})
+    if now.status == "queued" and said:  # else its own news said more already
         try:
             forge.edit_comment(forge_config, comment_id, said)
         except Exception as e:  # noqa: BLE001 - the run goes on; the next news edits it
