@@ -34,30 +34,6 @@ def test_reading_runs_does_not_import_the_engine(project: Project) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, env=project.env, timeout=60)
 
 
-def test_logs_show_a_tampered_event(project: Project, two_rounds) -> None:  # type: ignore[no-untyped-def]
-    project.create(two_rounds)
-    run = project.jl_json("run", "Fix add")
-    assert "CHAIN BROKEN" not in project.jl("logs", run["id"]).stdout
-    db = sqlite3.connect(project.home / "jackline.db")
-    db.execute("UPDATE events SET data = '{}' WHERE run_id = ? AND seq = 3", (run["id"],))
-    db.commit()
-    shown = project.jl("logs", run["id"]).stdout
-    assert "CHAIN BROKEN" in shown
-    assert shown.splitlines()[1].count("CHAIN BROKEN") == 0  # events before it are intact
-
-
-def test_show_and_runs_report_the_run(project: Project, two_rounds) -> None:  # type: ignore[no-untyped-def]
-    project.create(two_rounds)
-    run = project.jl_json("run", "Fix add")
-    listed = project.jl_json("runs")
-    assert [(r["id"], r["status"], r["rounds"]) for r in listed] == [
-        (run["id"], "awaiting_review", 2)
-    ]
-    text = project.jl("show", run["id"]).stdout
-    assert "round 1: test FAIL" in text and "round 2: test pass" in text and "Handoff" in text
-    assert project.jl("show", "run-nope", ok=False).returncode == 1
-
-
 def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "jackline", "demo", "--json"],
@@ -85,21 +61,44 @@ def test_demo_runs_the_whole_path_without_a_model(project: Project) -> None:
     assert "go by demo-reviewer for production" in done.stderr
 
 
-def test_logs_verify_checks_the_whole_chain_and_fails_on_a_cut_tail(
+def test_show_runs_logs_and_verify_report_one_run_and_find_it_tampered_with(
     project: Project, two_rounds: ScriptedAgent
 ) -> None:
+    """One run, read every way: `show` and `runs`, `logs` and `logs --verify`; then the log
+    altered in place (one event's data) and cut short (the decision and what followed) as
+    whoever can write the database would, each found."""
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
+    listed = project.jl_json("runs")
+    assert [(r["id"], r["status"], r["rounds"]) for r in listed] == [
+        (run["id"], "awaiting_review", 2)
+    ]
+    text = project.jl("show", run["id"]).stdout
+    assert "round 1: test FAIL" in text and "round 2: test pass" in text and "Handoff" in text
+    assert project.jl("show", "run-nope", ok=False).returncode == 1
+    assert "CHAIN BROKEN" not in project.jl("logs", run["id"]).stdout
     project.jl("approve", run["id"], "--as", "bob")
     verified = project.jl("logs", run["id"], "--verify")
     assert "VERIFIED" in verified.stdout and "CHAIN BROKEN" not in verified.stdout
-    # Whoever can write the database removes the decision and the merge (and what followed):
-    # what is left is still a well-formed chain, but not the one the recorded head ends.
+    # One event's data changed: that line is broken, the ones before it are not; put back,
+    # the chain holds again.
     db = sqlite3.connect(project.home / "jackline.db")
+    where = (run["id"],)
+    (kept,) = db.execute("SELECT data FROM events WHERE run_id = ? AND seq = 3", where).fetchone()
+    db.execute("UPDATE events SET data = '{}' WHERE run_id = ? AND seq = 3", where)
+    db.commit()
+    shown = project.jl("logs", run["id"]).stdout
+    assert "CHAIN BROKEN" in shown
+    assert shown.splitlines()[1].count("CHAIN BROKEN") == 0  # events before it are intact
+    db.execute("UPDATE events SET data = ? WHERE run_id = ? AND seq = 3", (kept, *where))
+    db.commit()
+    assert "VERIFIED" in project.jl("logs", run["id"], "--verify").stdout
+    # The decision and the merge (and what followed) removed: what is left is still a
+    # well-formed chain, but not the one the recorded head ends.
     (decided,) = db.execute(
-        "SELECT seq FROM events WHERE run_id = ? AND kind = 'decision'", (run["id"],)
+        "SELECT seq FROM events WHERE run_id = ? AND kind = 'decision'", where
     ).fetchone()
-    db.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (run["id"], decided))
+    db.execute("DELETE FROM events WHERE run_id = ? AND seq >= ?", (*where, decided))
     db.commit()
     db.close()
     broken = project.jl("logs", run["id"], "--verify", ok=False)

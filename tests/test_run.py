@@ -151,12 +151,33 @@ def workflow_status(url: str, workflow_id: str) -> str:
     return str(found[0]) if found else "none"
 
 
-def test_a_name_given_with_as_is_recorded_as_the_os_users_claim(
-    project: Project, two_rounds: ScriptedAgent
+def test_a_run_at_review_refuses_its_submitter_a_resume_and_a_dirty_main_then_merges_as_claimed(
+    project: Project, two_rounds: ScriptedAgent, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The tests' projects set [review] allow_as: alice submits and bob approves, both claimed.
+    """One run at review, refused what it must refuse (nothing changing): approval by its own
+    submitter, a resume (it waits for a person), an approval while the checked-out main holds
+    uncommitted work; then bob's approval, named with `--as` (the tests' projects set `[review]
+    allow_as`), merges, recorded as the OS user's claim."""
     project.create(two_rounds)
     run = project.jl_json("run", "Fix add")
+    refused = project.jl("approve", run["id"], ok=False)
+    assert refused.returncode == 1
+    assert "alice submitted" in refused.stderr and "cannot approve" in refused.stderr
+    assert project.jl_json("resume") == []
+    refused = project.jl("resume", run["id"], ok=False)
+    assert "waits for a review" in refused.stderr
+    dirty = "# my work in progress\n"
+    (project.repo / "test_calc.py").write_text(dirty)
+    # A page's approve button says so before anyone presses it (`api.refusals`).
+    monkeypatch.setenv("JACKLINE_HOME", str(project.home))
+    said = api.refusals(run["id"], auth.Principal("bob", "reviewer"))["approve"]
+    assert said and "uncommitted changes (test_calc.py)" in said, said
+    refused = project.jl("approve", run["id"], "--as", "bob", ok=False)
+    assert refused.returncode == 1 and "uncommitted changes" in refused.stderr
+    assert (project.repo / "test_calc.py").read_text() == dirty
+    assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
+    assert [e["kind"] for e in project.events(run["id"])].count("decision") == 0
+    git(project.repo, "checkout", "test_calc.py")
     done = project.jl_json("approve", run["id"], "--as", "bob", "-m", "good")
     assert done["status"] == "merged"
     events = project.events_by_kind(run["id"])
@@ -221,34 +242,6 @@ def test_no_decision_is_taken_on_a_run_whose_audit_chain_is_broken(
     assert refused.returncode == 1
     assert "CHAIN BROKEN" in refused.stderr and "event 1 (submitted)" in refused.stderr
     assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
-
-
-def test_self_approval_is_refused(project: Project, two_rounds: ScriptedAgent) -> None:
-    project.create(two_rounds)
-    run = project.jl_json("run", "Fix add")
-    refused = project.jl("approve", run["id"], ok=False)
-    assert refused.returncode == 1
-    assert "alice submitted" in refused.stderr and "cannot approve" in refused.stderr
-    assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
-
-
-def test_approve_is_refused_on_a_dirty_checked_out_main(
-    project: Project, two_rounds: ScriptedAgent, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    project.create(two_rounds)
-    run = project.jl_json("run", "Fix add")
-    dirty = "# my work in progress\n"
-    (project.repo / "test_calc.py").write_text(dirty)
-    # A page's approve button says so before anyone presses it (`api.refusals`).
-    monkeypatch.setenv("JACKLINE_HOME", str(project.home))
-    said = api.refusals(run["id"], auth.Principal("bob", "reviewer"))["approve"]
-    assert said and "uncommitted changes (test_calc.py)" in said, said
-    refused = project.jl("approve", run["id"], "--as", "bob", ok=False)
-    assert refused.returncode == 1 and "uncommitted changes" in refused.stderr
-    assert (project.repo / "test_calc.py").read_text() == dirty
-    assert project.jl_json("show", run["id"])["status"] == "awaiting_review"
-    git(project.repo, "checkout", "test_calc.py")
-    assert project.jl_json("approve", run["id"], "--as", "bob")["status"] == "merged"
 
 
 def test_merge_reruns_checks_when_main_moved(project: Project, two_rounds: ScriptedAgent) -> None:
@@ -328,13 +321,3 @@ def test_run_resumes_after_crash_without_repeating_steps(project: Project) -> No
     log = git(project.repo, "log", "--format=%s", f"main..{branches[0]}").splitlines()
     assert log == ["Fix add"]  # one commit, not two
     assert project.jl_json("resume") == []
-
-
-def test_resume_leaves_a_run_waiting_for_review_alone(
-    project: Project, two_rounds: ScriptedAgent
-) -> None:
-    project.create(two_rounds)
-    run = project.jl_json("run", "Fix add")
-    assert project.jl_json("resume") == []
-    refused = project.jl("resume", run["id"], ok=False)
-    assert "waits for a review" in refused.stderr
