@@ -213,15 +213,18 @@ def test_bad_change_passes_tests_and_staging_but_fails_production_which_holds_an
     demo_release.place_order(shop.url("production"))  # a customer, after the first release
 
     bad = demo_release.commit(shop.repo)
+    # Its own temporary folder: in the shared one (/tmp/pytest-of-USER), the shop's pytest
+    # removed, as it exited, the folders of earlier runs of Jackline's suite beyond its three
+    # newest (gigabytes of workspaces), 15-100 s of this test. Nor does it load the plugins
+    # installed for Jackline's suite, which the shop's tests do not use.
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         f"--basetemp={shop.repo.parent / 'shop-pytest'}"],
         cwd=shop.repo,
         capture_output=True,
         text=True,
-        # The shop's tests need none of the plugins installed for Jackline's own (hypothesis,
-        # playwright, xdist...): loading them took 15-100 s of this test on a loaded machine.
         env={**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
-    )
+    )  # fmt: skip
     assert tests.returncode == 0, tests.stdout
     for env in ENVS:
         shop.deploy(env, bad)
