@@ -46,9 +46,15 @@ def test_wrong_types_and_bad_references_are_explained(tmp_path: Path) -> None:
 
 
 def test_every_config_field_is_documented() -> None:
+    from pydantic._internal._docs_extraction import extract_docstrings_from_cls
+
     def walk(model: type) -> None:
+        docs: dict[str, str] = {}
+        for cls in reversed(model.__mro__):  # a field may be declared by a base
+            if cls is not object and hasattr(cls, "model_fields"):
+                docs |= extract_docstrings_from_cls(cls, use_inspect=True)
         for name, field in model.model_fields.items():  # type: ignore[attr-defined]
-            assert field.description, f"{model.__name__}.{name} has no docstring"
+            assert docs.get(name), f"{model.__name__}.{name} has no docstring"
             ann = field.annotation
             for arg in (*getattr(ann, "__args__", ()), ann):
                 if isinstance(arg, type) and hasattr(arg, "model_fields"):

@@ -28,7 +28,10 @@ FILENAME = "jackline.toml"
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, frozen=True)
+    # Each field's docstring is its documentation (`test_every_config_field_is_documented`
+    # holds every field to one); pydantic is not asked to read them into `description`, which
+    # nothing uses: reading the source at import was 35-45 ms of every process's start.
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _command(value: Any) -> Any:
