@@ -250,7 +250,8 @@ def test_a_reviewer_comments_on_two_lines_and_the_next_round_shows_its_changes_a
 def test_a_failed_run_is_retried_from_its_page_with_another_agent_and_words(
     browser: Any, site: Site
 ) -> None:
-    """Before the test that merges: on a main that is fixed, the idle agent's run would pass."""
+    """Before the test that merges: on a main that is fixed, the idle agent's run would pass.
+    Then the failed run is rejected from its page."""
     from playwright.sync_api import expect
 
     failed = site.submit("Fix add, by an agent that cannot", agent="idle")
@@ -272,6 +273,17 @@ def test_a_failed_run_is_retried_from_its_page_with_another_agent_and_words(
     run = Store().get_run(again)
     assert (run.agent, run.submitted_by) == ("idle", "bob")
     assert f"This tries again {failed}" in run.task
+    # The failed run itself is closed for good from its page, with a reason, once confirmed.
+    bob.goto(f"/runs/{failed}")
+    bob.fill("#reject-message", "the idle agent will not do; retried with words")
+    bob.click("#reject")
+    expect(bob.locator("#confirm")).to_be_visible()
+    with bob.expect_navigation():
+        bob.click("#confirm-yes")
+    closed = Store().get_run(failed)
+    assert closed.status == "rejected", closed
+    assert closed.reason.startswith("the idle agent will not do; retried with words (it had failed")
+    expect(bob.locator("main")).to_contain_text("rejected")
     site.wait(again, "failed", timeout=120)
     bob.context.close()
 
