@@ -273,17 +273,19 @@ def test_a_failed_run_is_retried_from_its_page_with_another_agent_and_words(
     run = Store().get_run(again)
     assert (run.agent, run.submitted_by) == ("idle", "bob")
     assert f"This tries again {failed}" in run.task
-    # The failed run itself is closed for good from its page, with a reason, once confirmed.
-    bob.goto(f"/runs/{failed}")
-    bob.fill("#reject-message", "the idle agent will not do; retried with words")
-    bob.click("#reject")
-    expect(bob.locator("#confirm")).to_be_visible()
-    with bob.expect_navigation():
-        bob.click("#confirm-yes")
+    # The failed run itself is closed for good from its page, with a reason, once confirmed:
+    # in a page of its own (the new run's page is live, and reloads itself as that run moves).
+    page = bob.context.new_page()
+    page.goto(f"/runs/{failed}")
+    page.fill("#reject-message", "the idle agent will not do; retried with words")
+    page.click("#reject")
+    expect(page.locator("#confirm")).to_be_visible()
+    with page.expect_navigation():
+        page.click("#confirm-yes")
     closed = Store().get_run(failed)
     assert closed.status == "rejected", closed
     assert closed.reason.startswith("the idle agent will not do; retried with words (it had failed")
-    expect(bob.locator("main")).to_contain_text("rejected")
+    expect(page.locator("main")).to_contain_text("rejected")
     site.wait(again, "failed", timeout=120)
     bob.context.close()
 
