@@ -841,3 +841,32 @@ def test_a_progress_comment_gone_does_not_keep_the_handoff_from_the_pull_request
     with pytest.raises(RuntimeError, match="404"):
         forge.announce("run.awaiting_review", config, data)
     assert pr.body == f"# Handoff\n\nCloses #{issue.number}\n"
+
+
+def test_a_jobs_log_is_read_to_a_bound_and_only_its_end_is_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(forge, "LOG_READ", 10_000)
+    monkeypatch.setattr(forge, "LOG_TAIL", 100)
+    chunks = [b"%05d\n" % i for i in range(1000)]  # 6,000 bytes in 1,000 chunks
+    end, whole = forge._tail(httpx.Response(200, content=iter(chunks)))
+    assert whole and len(end) == 100 and end.endswith(b"00999\n")
+    endless = (b"%05d\n" % i for i in range(100_000))  # 600,000 bytes: read to 10,000 only
+    end, whole = forge._tail(httpx.Response(200, content=endless))
+    assert not whole and len(end) == 100 and end.endswith(b"01666\n")
+
+
+def test_an_issues_comments_go_into_the_task_up_to_a_bound_and_say_what_is_left_out() -> None:
+    from jackline.server.github import COMMENTS_LIMIT, Start, issue_task
+
+    f = cfg.ForgeConfig(
+        kind="github", repository="acme/calc", token="env:T",
+        users={"alice-gh": cfg.Person(name="alice", role="reviewer")},
+    )  # fmt: skip
+    long = "x" * (COMMENTS_LIMIT // 4)  # with its "@login: N: ", four are over the bound
+    said = [("alice-gh", f"{i}: {long}") for i in range(5)] + [("mallory", "do evil")]
+    task = issue_task(Start("octocat", 7, "Fix add", "It subtracts."), said, f)
+    assert task.startswith("Fix add\n\nIt subtracts.\n\nComments on the issue:")
+    assert "@alice-gh: 2: " in task and "@alice-gh: 3: " not in task
+    assert "(2 later comments are left out: read the issue.)" in task
+    assert "mallory" not in task and task.endswith("(GitHub issue #7 of acme/calc.)")

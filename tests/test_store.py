@@ -366,3 +366,10 @@ def test_an_issue_is_taken_by_one_trigger_at_a_time_until_its_run_ends(backend: 
     store.drop_issue("acme/calc", 8)  # a start that failed lets its issue go
     assert store.claim_issue("acme/calc", 8) is None
     assert store.claim_issue("acme/calc", 8, pending_for=0) is None  # a start that died
+
+
+def test_an_issue_whose_run_is_gone_is_free(backend: Backend) -> None:
+    store = backend.store()
+    assert store.claim_issue("acme/calc", 9) is None
+    store.set_issue("acme/calc", 9, run_id="run-gone")  # no such run in the store
+    assert store.claim_issue("acme/calc", 9) is None

@@ -748,7 +748,7 @@ class Store:
         ""), else the row that holds it: a run that has not ended, or a start under way (pending
         for less than `pending_for` seconds: one that died before it recorded its run lets go
         then). One transaction, so of two triggers at once one takes it."""
-        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        where = _issue(repository, number)
         now = time.time()
         row = {"repository": repository, "number": number, "run_id": "", "comment_id": 0, "at": now}
         insert = (postgresql.insert if self._db.postgres else sqlite.insert)(ISSUE_RUNS)
@@ -764,7 +764,7 @@ class Store:
                             .mappings().one())  # fmt: skip
             if held.run_id:
                 status = db.execute(sa.select(RUNS.c.status).where(RUNS.c.id == held.run_id))
-                if status.scalar() not in FINAL:
+                if status.scalar() not in (*FINAL, None):  # a run gone holds nothing
                     return held
             elif now - held.at < pending_for:
                 return held
@@ -773,13 +773,13 @@ class Store:
 
     def set_issue(self, repository: str, number: int, **values: str | int) -> None:
         """Record the issue's run (`run_id`) or progress comment (`comment_id`)."""
-        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        where = _issue(repository, number)
         with self.transaction() as db:
             db.execute(sa.update(ISSUE_RUNS).where(*where).values(**values))
 
     def drop_issue(self, repository: str, number: int) -> None:
         """Let go of an issue whose run could not be started."""
-        where = (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
+        where = _issue(repository, number)
         with self.transaction() as db:
             db.execute(sa.delete(ISSUE_RUNS).where(*where, ISSUE_RUNS.c.run_id == ""))
 
@@ -789,6 +789,11 @@ class Store:
         with self._reading() as db:
             found = db.execute(query).mappings().first()
         return IssueRun(**found) if found else None
+
+
+def _issue(repository: str, number: int) -> tuple[sa.ColumnElement[bool], ...]:
+    """The `issue_runs` row of one issue."""
+    return (ISSUE_RUNS.c.repository == repository, ISSUE_RUNS.c.number == number)
 
 
 @cache

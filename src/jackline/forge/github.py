@@ -49,6 +49,8 @@ class PullRequest:
     """The page people open (`html_url`)."""
     created: bool = False
     """Opened by this call (False: an open one for the branch was found)."""
+    open: bool = True
+    merged: bool = False
 
 
 # githubkit --------------------------------------------------------------------------------
@@ -169,7 +171,8 @@ def find_pull(
     found = gh.rest.pulls.list(owner, repo, state=state, head=f"{owner}:{branch}")
     for pr in found.parsed_data:
         if pr.head.ref == branch:
-            return PullRequest(pr.number, pr.html_url)
+            return PullRequest(pr.number, pr.html_url, open=pr.state == "open",
+                               merged=bool(pr.merged_at))  # fmt: skip
     return None
 
 
@@ -256,17 +259,16 @@ def merge_pull(forge: cfg.ForgeConfig, branch: str, head: str, title: str, messa
     "" for a pull request merged already (this step done once, then replayed after a crash)."""
     from githubkit.exception import RequestFailed
 
+    found = find_pull(forge, branch, state="all")
+    if found is None:
+        raise Refused(f"{forge.repository} has no pull request for {branch}")
+    number = found.number
+    if found.merged:  # GitHub's list does not say which commit: the caller finds it
+        return ""
+    if not found.open:
+        raise Refused(f"pull request #{number} of {branch} is closed on GitHub")
     owner, repo = owner_repo(forge)
     gh = client(forge)
-    listed = gh.rest.pulls.list(owner, repo, state="all", head=f"{owner}:{branch}").parsed_data
-    found = [p for p in listed if p.head.ref == branch]
-    if not found:
-        raise Refused(f"{forge.repository} has no pull request for {branch}")
-    number = found[0].number
-    if found[0].merged_at:  # GitHub's list does not say which commit: the caller finds it
-        return ""
-    if found[0].state != "open":
-        raise Refused(f"pull request #{number} of {branch} is closed on GitHub")
     try:
         done = gh.rest.pulls.merge(
             owner, repo, number, commit_title=title, commit_message=message, sha=head,
@@ -383,6 +385,10 @@ FAILED = frozenset({"failure", "timed_out", "cancelled", "action_required", "sta
 """Check run conclusions that fail a head (`neutral` and `skipped` do not, as on GitHub)."""
 LOG_LINES = 80
 """The last lines of a failed Actions job's log handed to the agent (where the error is)."""
+LOG_READ = 64 * 2**20
+"""At most this much of a job's log is read (streamed; only its end is kept in memory)."""
+LOG_TAIL = 256 * 2**10
+"""The bytes kept of what was read: enough for `LOG_LINES` lines of any sane width."""
 
 
 @dataclass(frozen=True)
@@ -444,12 +450,12 @@ def look_at_ci(
     )
     if required is not None:
         checks = tuple(c for c in checks if c.name in required)
-        missing = set(required) - {c.name for c in checks}
-        if missing and not any(c.conclusion in FAILED for c in checks):
-            return CiLook("pending", checks, required)
+    failed = any(c.conclusion in FAILED for c in checks)
+    if required is not None and set(required) - {c.name for c in checks} and not failed:
+        return CiLook("pending", checks, required)  # a required check not there yet
     if not checks:
         return CiLook("none" if give_up else "pending", (), required)
-    if any(c.conclusion in FAILED for c in checks):
+    if failed:
         return CiLook("failed", checks, required)
     if any(c.conclusion is None for c in checks):
         return CiLook("pending", checks, required)
@@ -472,12 +478,33 @@ def ci_failure(forge: cfg.ForgeConfig, check: CiCheck) -> str:
         lines.append(f"(its annotations could not be read: {_said(e)})")
     if check.actions:
         try:
-            log = gh.rest.actions.download_job_logs_for_workflow_run(owner, repo, check.id).text
-            tail = log.rstrip("\n").splitlines()[-LOG_LINES:]
-            lines += ["", f"The last {len(tail)} lines of its log:", "```", *tail, "```"]
+            with client(forge) as streaming:  # one connection, kept open while it is read
+                got = streaming.rest.actions.download_job_logs_for_workflow_run(
+                    owner, repo, check.id, stream=True
+                )
+                end, whole = _tail(got.raw_response)
+            tail = end.decode(errors="replace").rstrip("\n").splitlines()[-LOG_LINES:]
+            which = "its log" if whole else f"the first {LOG_READ >> 20} MB of its log"
+            lines += ["", f"The last {len(tail)} lines of {which}:", "```", *tail, "```"]
         except RequestFailed as e:
             lines.append(f"(its log could not be read: {_said(e)})")
     return "\n".join(lines)
+
+
+def _tail(response: Any) -> tuple[bytes, bool]:
+    """The last `LOG_TAIL` bytes of a streamed answer, read up to `LOG_READ`, and whether the
+    whole of it was read: a job's log can be gigabytes, and only its end is wanted."""
+    kept, read = bytearray(), 0
+    try:
+        for chunk in response.iter_bytes():
+            read += len(chunk)
+            kept += chunk
+            del kept[:-LOG_TAIL]
+            if read > LOG_READ:
+                return bytes(kept), False
+    finally:
+        response.close()
+    return bytes(kept), True
 
 
 # setup ------------------------------------------------------------------------------------
@@ -634,7 +661,8 @@ def publish(
         f"Jackline run `{run_id}` is writing its handoff; it replaces this text when the run "
         f"reaches review.\n\n> {title}\n"
     )
-    return open_pull(config.forge, branch, config.project.main, title, body + _closes(run_id))
+    closes = _closes(_issue(run_id))
+    return open_pull(config.forge, branch, config.project.main, title, body + closes)
 
 
 def _issue(run_id: str) -> IssueRun | None:
@@ -644,9 +672,8 @@ def _issue(run_id: str) -> IssueRun | None:
     return Store().issue_of(run_id)
 
 
-def _closes(run_id: str) -> str:
+def _closes(issue: IssueRun | None) -> str:
     """The line that makes GitHub close the run's issue when its pull request merges."""
-    issue = _issue(run_id)
     return f"\n\nCloses #{issue.number}\n" if issue else ""
 
 
@@ -680,9 +707,8 @@ def _tell_pull(
     event: str, config: cfg.JacklineConfig, data: dict[str, Any], issue: IssueRun | None
 ) -> None:
     run = data["run"]
-    closes = f"\n\nCloses #{issue.number}\n" if issue else ""
     if event == "run.awaiting_review" or (event == "run.accepted" and data.get("handoff")):
-        update_body(config.forge, run["branch"], (data.get("handoff") or "") + closes)
+        update_body(config.forge, run["branch"], (data.get("handoff") or "") + _closes(issue))
     if event == "run.awaiting_review" and config.forge.checks and data.get("record"):
         post_checks(config.forge, Handoff.from_json(data["record"]))
     elif event == "run.rejected":
@@ -694,7 +720,7 @@ def _tell_pull(
     elif event == "run.merged":  # merged by GitHub (closed now), or here (still open)
         pr = find_pull(config.forge, run["branch"], state="all")
         if pr is None:
-            raise NotFound(f"no open pull request for {run['branch']} in {config.forge.repository}")
+            raise NotFound(f"no pull request for {run['branch']} in {config.forge.repository}")
         comment(
             config.forge,
             pr.number,

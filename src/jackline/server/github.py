@@ -514,7 +514,10 @@ def _start_run(root: Path, config: cfg.JacklineConfig, start: Start, name: str) 
         run = api.submit(task, root, start.agent, by=name, wait=False, origin=Origin.PERSON)
     except Exception as e:  # noqa: BLE001 - whatever it was, the issue is let go and told
         store.drop_issue(repository, start.number)
-        text = f"{forge.MARK}\n**Jackline** could not start a run: {e}\n"
+        # Jackline's own refusals say what to change; anything else stays in the server's log
+        # (a public issue is no place for a traceback's paths and details).
+        why = str(e) if isinstance(e, JacklineError) else "an error on Jackline's side (its log)"
+        text = f"{forge.MARK}\n**Jackline** could not start a run: {why}\n"
         log.warning("github: no run for issue #%s: %s", start.number, e)
         try:
             if comment_id:
@@ -534,6 +537,11 @@ def _start_run(root: Path, config: cfg.JacklineConfig, start: Start, name: str) 
             log.warning("github: could not edit comment %s: %s", comment_id, e)
 
 
+COMMENTS_LIMIT = 20_000
+"""The most characters of an issue's comments that go into a run's task (oldest first); GitHub
+takes 65,536 a comment, and a long thread would crowd out the task itself."""
+
+
 def issue_task(start: Start, comments: list[tuple[str, str]], forge_config: cfg.ForgeConfig) -> str:
     """The run's task: the issue's title and body, the words of `/jackline run`, and the
     comments of people in `[forge] users` (neither `/jackline` commands nor Jackline's own)."""
@@ -548,8 +556,16 @@ def issue_task(start: Start, comments: list[tuple[str, str]], forge_config: cfg.
         and not text.startswith(forge.MARK)
         and command(text) is None
     ]
-    if known:
-        parts.append("Comments on the issue:\n\n" + "\n\n".join(known))
+    taken, size = [], 0
+    for said in known:
+        size += len(said)
+        if size > COMMENTS_LIMIT:
+            break
+        taken.append(said)
+    if taken:
+        parts.append("Comments on the issue:\n\n" + "\n\n".join(taken))
+    if len(taken) < len(known):
+        parts.append(f"({len(known) - len(taken)} later comments are left out: read the issue.)")
     parts.append(f"(GitHub issue #{start.number} of {forge_config.repository}.)")
     return "\n\n".join(p for p in parts if p)
 

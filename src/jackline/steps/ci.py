@@ -12,10 +12,9 @@ like any other text that reaches the agent or the log.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
-from jackline import notify
 from jackline.events import Kind
 from jackline.models import StepOutcome
 from jackline.steps.context import RunContext
@@ -51,9 +50,7 @@ def ci_wait(run_id: str) -> CiWait:
     head = ctx.run.head_sha or ""
     required = github.required_checks(forge, ctx.config.project.main)
     ctx.record(Kind.CI, state="waiting", head=head, required=list(required or ()))
-    problems = notify.announce("run.ci", ctx.config, {"run": asdict(ctx.run), "head": head})
-    if problems:
-        ctx.record(Kind.ANNOUNCE_FAILED, event="run.ci", problems=problems)
+    ctx.announce("run.ci", head=head)
     return CiWait(head, time.time(), forge.ci_poll, required)
 
 

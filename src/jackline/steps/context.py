@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,15 @@ class RunContext(StepContext[Run]):
     @run.setter
     def run(self, run: Run) -> None:
         self.current = run
+
+    def announce(self, event: str, **data: Any) -> None:
+        """Tell the surfaces (Slack, the pull request, the issue that started the run) with the
+        run as it is now; one that fails is recorded in the run's log, never fatal."""
+        from jackline import notify
+
+        problems = notify.announce(event, self.config, {"run": asdict(self.run), **data})
+        if problems:
+            self.record(Kind.ANNOUNCE_FAILED, event=event, problems=problems)
 
     @property
     def agent_name(self) -> str:

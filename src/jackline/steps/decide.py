@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import suppress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -145,19 +145,9 @@ def reject(run_id: str, decision: Decision) -> None:
     ctx.update(reason=reason)
     # Told before the status moves, as the handoff step tells a review: a command waiting
     # for the run to rest exits once it does, and would cut an announcement under way.
-    _told_rejected(ctx, decision, reason)
+    # The pull request is closed with the reason.
+    ctx.announce("run.rejected", by=decision.by, reason=reason)
     finish(run_id, Status.REJECTED)
-
-
-def _told_rejected(ctx: RunContext, decision: Decision, reason: str) -> None:
-    """The surfaces hear of the rejection (the pull request is closed with the reason); one
-    that fails is recorded, not fatal."""
-    from jackline import notify
-
-    data = {"run": asdict(ctx.run), "by": decision.by, "reason": reason}
-    problems = notify.announce("run.rejected", ctx.config, data)
-    if problems:
-        ctx.record(Kind.ANNOUNCE_FAILED, event="run.rejected", problems=problems)
 
 
 def review_feedback(decision: Decision, comments: Sequence[Comment] = ()) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 from jackline import artifacts, context, handoff, repos, safeio
@@ -47,7 +47,9 @@ def write_handoff(run_id: str, outcome: Status, rebuild: bool = True) -> str:
     # The surfaces are told before the status moves: a CLI waiting for the run to rest
     # exits once it does, and would end an announcement still under way with it.
     ctx.run = replace(ctx.run, status=outcome, handoff=str(path))
-    _announce(ctx, f"run.{outcome}", h)
+    # Each surface renders the record its own way: the pull request's body is the markdown,
+    # Slack reads the record (its JSON).
+    ctx.announce(f"run.{outcome}", handoff=handoff.markdown(h), record=handoff.as_json(h))
     # The event before the status: whoever sees the run rest finds its handoff in the log.
     ctx.record(Kind.HANDOFF, outcome=outcome, path=str(path))
     if outcome == Status.MERGED:
@@ -181,18 +183,6 @@ def _people(events: list[Event]) -> tuple[handoff.Person, ...]:
         for e in events
         if e.kind in (Kind.SUBMITTED, Kind.DECISION)
     )
-
-
-def _announce(ctx: RunContext, event: str, h: handoff.Handoff) -> None:
-    """Tell the surfaces (Slack, the pull request); a surface that fails is recorded, not fatal.
-    Each renders the record its own way: the pull request's body is the markdown, Slack reads
-    the record (its JSON)."""
-    from jackline import notify
-
-    data = {"run": asdict(ctx.run), "handoff": handoff.markdown(h), "record": handoff.as_json(h)}
-    problems = notify.announce(event, ctx.config, data)
-    if problems:
-        ctx.record(Kind.ANNOUNCE_FAILED, event=event, problems=problems)
 
 
 def _timeline(events: list[Event], per_round: int = 12) -> tuple[handoff.TimelineEntry, ...]:

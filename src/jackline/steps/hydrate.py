@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict
 
 from jackline import config as cfg
-from jackline import context, notify
+from jackline import context
 from jackline.events import Kind
 from jackline.steps.context import RunContext
 from jackline.steps.moving import working
@@ -51,15 +50,8 @@ def hydrate(
         paths=sorted(in_play),
         feedback=bool(feedback),
     )
-    _announce_round(ctx, round_no)
+    ctx.announce("run.round", round=round_no)  # an issue's progress comment says it
     return str(ctx.inbox / "brief.md")
-
-
-def _announce_round(ctx: RunContext, round_no: int) -> None:
-    """Tell the surfaces a round starts (an issue's progress comment says it)."""
-    problems = notify.announce("run.round", ctx.config, {"run": asdict(ctx.run), "round": round_no})
-    if problems:
-        ctx.record(Kind.ANNOUNCE_FAILED, event="run.round", problems=problems)
 
 
 def _write_mcp_context(ctx: RunContext, round_no: int) -> None:
