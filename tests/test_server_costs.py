@@ -7,10 +7,12 @@ a real database."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from jackline.guard.audit import AuditLog
 from jackline.guard.redact import Redactor
 from jackline.health import prometheus
 from jackline.models import Run
-from jackline.server import Settings, create_app
+from jackline.server import Settings, create_app, fresh
 from jackline.server.metrics import exposition
 from jackline.store import Store
 
@@ -115,7 +117,9 @@ def test_a_token_is_checked_every_time_but_its_last_use_written_once_a_minute(
     assert auth.verify(store, secret) is None
 
 
-async def _get_many(app: Any, secret: str, path: str, requests: int, at_once: int) -> list[int]:
+async def _get_many(
+    app: Any, secret: str, path: str, requests: int, at_once: int, answers: bool = False
+) -> list[Any]:
     transport = httpx.ASGITransport(app=app)
     headers = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://t", headers=headers) as c:
@@ -123,7 +127,8 @@ async def _get_many(app: Any, secret: str, path: str, requests: int, at_once: in
 
         async def get() -> int:
             async with gate:
-                return (await c.get(path)).status_code
+                answer = await c.get(path)
+                return answer.json() if answers else answer.status_code
 
         return await asyncio.gather(*(get() for _ in range(requests)))
 
@@ -156,6 +161,79 @@ def test_requests_give_their_connections_back_and_keep_them_for_the_next(
         sa.event.remove(engine, "close", gone)
     # 20 requests at once: the pool keeps as many, and none is opened and closed per request
     assert closed == [] and 0 < len(opened) <= database.POOL["pool_size"]
+
+
+def test_an_unchanged_store_answers_tokens_and_runs_from_memory_and_any_change_is_seen_next(
+    store: Store, database_url: str | None
+) -> None:
+    """On SQLite a request to an unchanged store reads nothing (`server.fresh`); a new run, a
+    driver that died (which changes nothing in the store) and a revoked token are seen by the
+    very next request. On PostgreSQL every request reads."""
+    holder = subprocess.Popen(  # another process driving run 1: it holds its executor's lock
+        [sys.executable, "-c", HOLD, str(store.path.parent / "executors" / "elsewhere.lock")],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        _run(store, 0, "merged")
+        _run(store, 1, "running", executor="elsewhere")
+        token, secret = auth.create_token(store, "vera", "viewer")
+        app = create_app(Settings())
+
+        def runs() -> tuple[dict[str, str], list[str]]:
+            with statements() as seen:
+                got = asyncio.run(_get_many(app, secret, "/api/runs", 1, 1, answers=True))[0]
+            return {r["id"]: r["status"] for r in got}, seen
+
+        first, _ = runs()
+        runs()  # the token's first use wrote its `last_used`: a change, which it sees
+        # in team mode a driver lives while its heartbeat in the store is fresh: it has none
+        driving = "running" if database_url is None else "interrupted"
+        assert first == {"run-0001": driving, "run-0000": "merged"}
+        again, read = runs()
+        assert again == first
+        if database_url is None:
+            assert read == []
+        else:
+            assert any("FROM jackline.tokens" in s for s in read), read
+            assert any("FROM jackline.runs" in s for s in read), read
+        _run(store, 2, "failed")
+        assert runs()[0] == {"run-0002": "failed", **first}
+        holder.kill()
+        holder.wait()
+        assert runs()[0]["run-0001"] == "interrupted"
+        auth.revoke(store, token.id)
+        assert asyncio.run(_get_many(app, secret, "/api/runs", 1, 1)) == [401]
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+HOLD = """
+import fcntl, os, sys, time
+os.makedirs(os.path.dirname(sys.argv[1]), exist_ok=True)
+f = open(sys.argv[1], "w")
+fcntl.flock(f, fcntl.LOCK_EX)
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_token_kept_in_memory_is_refused_once_it_expires_and_checked_again_each_minute() -> None:
+    kept = fresh.Principals()
+    seen = ("jackline.db", (1, 2), 7)
+    vera = auth.Principal("vera", "viewer")
+    kept.keep("jl_a_b", seen, vera, expires_at=time.time() + 60)
+    assert kept.get("jl_a_b", seen) == vera
+    assert kept.get("jl_a_b", (*seen[:2], 8)) is None  # the store changed
+    assert kept.get("jl_a_b", None) is None  # a store with no version: never kept
+    kept.keep("jl_a_c", seen, vera, expires_at=time.time() - 1)
+    assert kept.get("jl_a_c", seen) is None  # expired since it was checked
+    kept.keep("jl_a_d", seen, vera, expires_at=None)
+    kept._known[fresh._key("jl_a_d")] = replace(
+        kept._known[fresh._key("jl_a_d")], checked=time.time() - auth.TOUCH_EVERY
+    )
+    assert kept.get("jl_a_d", seen) is None  # checked a minute ago: its last use is due
 
 
 def _round(log: AuditLog, run_id: str, durations: dict[str, float]) -> None:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, get_type_hints
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse, StreamingResponse
-from pydantic import BaseModel, Field, create_model
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from jackline import api, auth
 from jackline import git as g
@@ -38,6 +38,7 @@ from jackline import repos as repositories
 from jackline.errors import NotFound, Refused
 from jackline.guard.audit import Event
 from jackline.models import (
+    DRIVEN,
     FINAL,
     RESTING,
     Acceptance,
@@ -49,6 +50,7 @@ from jackline.models import (
     json_keys,
     to_json,
 )
+from jackline.server import fresh
 from jackline.server.deps import allowed, reading
 
 if TYPE_CHECKING:
@@ -100,6 +102,8 @@ def out_model(record: type[DataclassInstance], **extra: Any) -> type[BaseModel]:
 RunOut = out_model(Run)
 RunsOut = GenericAlias(list, (RunOut,))
 """`list[RunOut]`, spelled so for mypy: RunOut is made at import, not a class statement."""
+RUNS: TypeAdapter[list[Any]] = TypeAdapter(RunsOut)
+"""What FastAPI checks and encodes a `RunsOut` answer with, for the answers `list_runs` keeps."""
 RunDetail = create_model(
     "RunDetail",
     __base__=RunOut,
@@ -229,13 +233,23 @@ async def list_runs(
     by: Annotated[str | None, Query(description="Who submitted the run.")] = None,
     repo: Annotated[str | None, Query(description="The repository, as runs record it.")] = None,
     limit: int = Query(100, ge=1, le=1000),
-) -> list[dict[str, Any]]:
+) -> Response:
     """Runs, newest first; `status`, `agent`, `by` and `repo` keep those that have them."""
+    asked = ("runs", status, agent, by, repo, limit)
+    seen = fresh.version()
+    body = fresh.ANSWERS.get(asked, seen)
+    if body is None:
 
-    def found() -> list[dict[str, Any]]:
-        return [api.as_json(r) for r in api.runs(status, limit, agent=agent, by=by, repo=repo)]
+        def found() -> tuple[bytes, set[str]]:
+            runs = api.runs(status, limit, agent=agent, by=by, repo=repo)
+            shown = RUNS.validate_python([api.as_json(r) for r in runs])
+            driven = {r.executor for r in runs if r.status in DRIVEN and r.executor}
+            return RUNS.dump_json(shown, by_alias=True), driven
 
-    return await reading(found)
+        made, driven = await reading(found)
+        fresh.ANSWERS.keep(asked, seen, made, driven)
+        body = made
+    return Response(body, media_type="application/json")
 
 
 @router.post("/api/runs", tags=["runs"], status_code=201, response_model=RunOut)

@@ -36,6 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from jackline import auth
 from jackline.errors import ConfigError, Invalid, JacklineError, NotFound, Refused, WrongState
+from jackline.server import fresh
 from jackline.store import Store
 
 COOKIE = "jackline_session"
@@ -74,25 +75,33 @@ async def reading(fn: Callable[[], T]) -> T:
     return await asyncio.get_running_loop().run_in_executor(READS, fn)
 
 
-def _verify(token: str) -> auth.Principal | str:
-    """The principal the token stands for, or why it stands for nobody."""
+def _verify(token: str) -> tuple[auth.Principal, float | None] | str:
+    """The principal the token stands for and when the token expires, or why it stands for
+    nobody."""
     try:
-        return auth.check(Store(), token)[0]
+        who, found = auth.check(Store(), token)
     except auth.Unauthenticated as e:
         return str(e)
+    return who, found.expires_at
 
 
 async def principal(request: Request) -> auth.Principal | None:
     """Who the request's token stands for; None for nobody, with why kept for the 401
-    (`request.state.refusal`: an expired token is told that it expired)."""
+    (`request.state.refusal`: an expired token is told that it expired). A token checked
+    since the store last changed is not read again (`fresh`)."""
     token, _ = presented_token(request)
     if not token:
         return None
+    seen = fresh.version()
+    known = fresh.PRINCIPALS.get(token, seen)
+    if known is not None:
+        return known
     found = await reading(lambda: _verify(token))
     if isinstance(found, str):
         request.state.refusal = found
         return None
-    return found
+    fresh.PRINCIPALS.keep(token, seen, *found)
+    return found[0]
 
 
 Who = Annotated[auth.Principal | None, Depends(principal)]
