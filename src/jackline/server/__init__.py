@@ -15,6 +15,7 @@ input, calls one `api` function, and renders the answer. Who is asking is settle
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +50,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or Settings()
     # Here, not at the top: importing the package for `Settings` loads no router.
-    from jackline.server import api_routes, deps, github, metrics, slack, web
+    from jackline.server import api_routes, deps, diffpage, github, metrics, slack, web
     from jackline.surfaces import register_notifiers
+
+    threading.Thread(target=diffpage.warm, name="warm", daemon=True).start()
 
     register_notifiers()  # the runs this server drives tell Slack and GitHub
     deps.install_error_handlers(app, web.error_page)

@@ -200,6 +200,13 @@ def _css(kind: _TokenType) -> str:
     return str(STANDARD_TYPES[kind])
 
 
+def warm() -> None:
+    """Find a lexer once, now: the first lookup reads every installed package's entry points
+    for pygments' lexer plugins (half a second on an idle machine, seconds on a loaded one),
+    which the first page with a diff waited for. A server calls it as it starts."""
+    _lexer_for("x.py")
+
+
 @cache
 def _lexer_for(name: str) -> Lexer:
     # stripnl off: a lexer strips leading blank lines by default, which would shift the lines.
