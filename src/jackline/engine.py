@@ -867,13 +867,30 @@ def drive(
     statuses: dict[str, str] = {}
     waiting = set(run_ids)
     told = _NobodyWorks(audit)
+    here: set[str] = set()  # runs whose workflow this process drives, as last looked at in full
+    full_at = 0.0
     while waiting:
         orphans = []
         seen = NEWS.now()  # before reading: a write after it ends the wait below at once
         elsewhere = executors.team()
+        full = time.monotonic() >= full_at
         for run_id in sorted(waiting):
+            if not full and run_id in here:
+                # Woken by a write of this process's own steps: the events and the status
+                # show it; the workflow rests only with its run in a resting status, and is
+                # looked at in full then, or every HERE_POLL seconds.
+                for event in cursors[run_id].read():
+                    if on_event:
+                        on_event(run_id, event)
+                statuses[run_id] = store.get_run(run_id).status
+                if statuses[run_id] not in RESTING:
+                    continue
             wf = DBOS.get_workflow_status(run_id)
-            elsewhere = elsewhere or wf is None or wf.executor_id != _state.get("executor")
+            ours = (
+                wf is not None and not executors.team() and wf.executor_id == _state.get("executor")
+            )
+            (here.add if ours else here.discard)(run_id)
+            elsewhere = elsewhere or not ours
             rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed
             for event in cursors[run_id].read():
                 if on_event:
@@ -901,6 +918,8 @@ def drive(
                 continue  # a live worker takes over a run whose worker died (`sweep`)
             elif wf is not None and (driver := _driver(wf)) is not None and not _alive(driver):
                 orphans.append(run_id)
+        if full:
+            full_at = time.monotonic() + HERE_POLL
         told.check(waiting)
         take_over(orphans)  # whoever drove one of these died: it goes on here
         if waiting and (elsewhere or orphans):
