@@ -323,10 +323,22 @@ def _print(figures: dict[str, Any]) -> None:
 
 
 def _clean_up() -> None:
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    for point in sorted((p for p in points if p.startswith(f"{_TMP}/")), reverse=True):
-        subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+    """Remove the throwaway folder, its mounts first. The fork server is told to leave (its
+    socket removed), and the unmounting goes on until a look finds none for a second: the last
+    run's process may still be refilling the pool. (Workspaces left mounted by earlier versions
+    of this bench made every later mount on the machine slower, bubblewrap's included: 16 ms a
+    sandbox with 50 stale mounts, 7.6 ms without.)"""
+    shutil.rmtree(_TMP / "home" / "fork", ignore_errors=True)
+    quiet = 0
+    for _ in range(60):
+        with open("/proc/self/mounts") as f:
+            points = [line.split()[1] for line in f if line.split()[1].startswith(f"{_TMP}/")]
+        for point in sorted(points, reverse=True):
+            subprocess.run(["umount", "--lazy", point], check=False, capture_output=True)
+        quiet = 0 if points else quiet + 1
+        if quiet >= 4:
+            break
+        time.sleep(0.25)
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
