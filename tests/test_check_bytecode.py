@@ -15,7 +15,7 @@ from pathlib import Path
 
 import _pytest.python
 import pytest
-from conftest import Project
+from conftest import Project, git
 
 from jackline.checks import bytecode
 from jackline.sandbox import INSIDE
@@ -57,10 +57,12 @@ def test_the_second_rounds_check_compiles_only_what_changed(project: Project) ->
     assert run["rounds"] == 2
     first = _round_ended(project, run["id"], 1)
     run_dir = project.home / "runs" / run["id"]
-    pytest_pyc = _cached(run_dir, Path(_pytest.python.__file__))
+    source = Path(_pytest.python.__file__)
     calc_pyc = _cached(run_dir, INSIDE / "calc.py")
-    # pytest was compiled in round 1 and used as it was in round 2; calc.py compiled again.
-    assert pytest_pyc.stat().st_mtime < first
+    # pytest's bytecode came from the seed or was compiled in round 1, and was used as it was in
+    # round 2; calc.py was compiled again.
+    held = [p for p in (_cached(run_dir, source), _seeded(bytecode.seed(), source)) if p.exists()]
+    assert held and all(p.stat().st_mtime < first for p in held)
     assert calc_pyc.stat().st_mtime > first
 
 
@@ -108,22 +110,70 @@ def test_a_link_a_check_plants_in_the_cache_reaches_nothing_on_the_host(
     assert (cache / "tmp").is_symlink()  # it was there all along
 
 
-def test_a_runs_first_check_starts_from_the_seed_the_harness_compiled(project: Project) -> None:
+def _seeded(seed: Path, source: Path) -> Path:
+    """Where the seed keeps the bytecode of `source` (seed: `bytecode.seed()` or its base)."""
+    base = seed if seed.name == TAG else seed / TAG
+    return base / str(source.parent).lstrip("/") / f"{source.stem}.{TAG}.pyc"
+
+
+@pytest.mark.parametrize("shared", ["overlay", "copy"])
+def test_a_runs_first_check_starts_from_the_seed_the_harness_compiled(
+    project: Project, shared: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the harness may mount, a check sees the seed under the run's cache (an overlay,
+    unmounted after the check); elsewhere the run's cache is a copy of the seed."""
+    if shared == "copy":  # the commands are forked from this process: they copy, as non-root
+        monkeypatch.setitem(bytecode._overlay, "ok", False)
     seed = project.root / "seed"
     project.env["JACKLINE_BYTECODE_SEED"] = str(seed)
     project.create(ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})]))
     first = project.jl_json("run", "Fix add")
     assert first["status"] == "awaiting_review", first
     source = Path(_pytest.python.__file__)
-    seeded = seed / TAG / str(source.parent).lstrip("/") / f"{source.stem}.{TAG}.pyc"
+    seeded = _seeded(seed, source)
     # The harness compiled pytest's module itself, from its source, into the seed.
     assert marshal.loads(seeded.read_bytes()[16:]).co_filename == str(source)
     project.jl("reject", first["id"], "--as", "bob", "-m", "again")
+    before = seeded.read_bytes(), seeded.stat().st_mtime_ns
     second = project.jl_json("run", "Fix add again")
-    # The next run's checks were given that bytecode, copied: they did not compile pytest.
-    copy = _cached(project.home / "runs" / second["id"], source)
-    assert copy.read_bytes() == seeded.read_bytes()
-    assert copy.stat().st_ino != seeded.stat().st_ino
+    assert second["status"] == "awaiting_review", second
+    run_dir = project.home / "runs" / second["id"]
+    held = _cached(run_dir, source)
+    assert (seeded.read_bytes(), seeded.stat().st_mtime_ns) == before
+    assert not os.path.ismount(run_dir / bytecode.VIEW)
+    if shared == "overlay":
+        # Its checks read the seed's bytecode through the overlay: the run's own cache holds
+        # none of pytest's (it was not compiled), and nothing was copied.
+        assert (run_dir / bytecode.VIEW).is_dir() and not held.exists()
+    else:
+        # Its checks were given that bytecode, copied: they did not compile pytest.
+        assert held.read_bytes() == seeded.read_bytes()
+        assert held.stat().st_ino != seeded.stat().st_ino
+
+
+def test_a_check_that_writes_over_the_seeds_bytecode_changes_only_its_runs_cache(
+    project: Project,
+) -> None:
+    """A check (the agent's code) opens bytecode it sees from the seed and writes into it in
+    place: the seed, shared by every run, is untouched; the run's own cache holds the change."""
+    seed = project.root / "seed"
+    project.env["JACKLINE_BYTECODE_SEED"] = str(seed)
+    source = Path(_pytest.python.__file__)
+    target = f'"$PYTHONPYCACHEPREFIX{source.parent}/{source.stem}.{TAG}.pyc"'
+    poison = f"test -f {target} && printf poison >> {target}; true"
+    extra = f"\n[checks.poison]\ncommand = {json.dumps(poison)}\n"
+    project.create(ScriptedAgent([Round(edits={"calc.py": Replace("a - b", "a + b")})]))
+    seeding = project.jl_json("run", "Fix add")  # the seed learns pytest's bytecode
+    project.jl("reject", seeding["id"], "--as", "bob", "-m", "again")
+    seeded = _seeded(seed, source)
+    before = seeded.read_bytes()
+    config = project.repo / "jackline.toml"
+    config.write_text(config.read_text() + extra)
+    git(project.repo, "commit", "-qam", "a check that writes into its bytecode")
+    run = project.jl_json("run", "Fix add again")
+    assert run["status"] == "awaiting_review", run
+    assert seeded.read_bytes() == before
+    assert _cached(project.home / "runs" / run["id"], source).read_bytes() == before + b"poison"
 
 
 def test_a_harness_killed_while_copying_the_seed_leaves_no_half_cache(

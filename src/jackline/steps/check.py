@@ -35,11 +35,13 @@ def check(run_id: str, round_no: int, label: Kind = Kind.ROUND) -> CheckOutcome:
     for name, check_config in checks.items():
         # One bytecode cache for the run's checks, less what changed (see `checks.bytecode`).
         cache = ctx.dir / bytecode.CACHE
-        bytecode.start(cache)
         bytecode.forget_changed(ctx.ws, ctx.dir, ctx.inside, judged)
-        env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(cache)}
-        with ctx.sandboxed(f"check:{name}", fresh_git=False) as jail:
-            jail = replace(jail, spec=replace(jail.spec, writable=(*jail.spec.writable, cache)))
+        with (
+            bytecode.viewed(cache) as seen,
+            ctx.sandboxed(f"check:{name}", fresh_git=False) as jail,
+        ):
+            env = {**ctx.env(), "PYTHONPYCACHEPREFIX": str(seen)}
+            jail = replace(jail, spec=replace(jail.spec, writable=(*jail.spec.writable, seen)))
             result = run_check(name, check_config, ctx.ws, env, out_dir, jail=jail)
         bytecode.learn(cache, ctx.inside)
         redact_file(ctx, out_dir / f"{name}.log")
