@@ -20,7 +20,6 @@ question there, and every request reads the store as before.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import sqlite3
@@ -54,10 +53,27 @@ class Version:
         with self._lock:
             return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
 
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
 
-@functools.cache
+
+_versions: OrderedDict[tuple[Path, tuple[int, int]], Version] = OrderedDict()
+_versions_lock = threading.Lock()
+VERSIONS = 4
+"""Stores whose version connection a process keeps (a server has one; a test process opens a
+store per test, and the oldest connections are closed)."""
+
+
 def _version(path: Path, inode: tuple[int, int]) -> Version:
-    return Version(path)
+    with _versions_lock:
+        found = _versions.get((path, inode))
+        if found is None:
+            found = _versions[(path, inode)] = Version(path)
+            while len(_versions) > VERSIONS:
+                _versions.popitem(last=False)[1].close()
+        _versions.move_to_end((path, inode))
+        return found
 
 
 Seen = tuple[str, tuple[int, int], int]
