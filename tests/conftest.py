@@ -53,6 +53,13 @@ os.environ.setdefault(
     "JACKLINE_BYTECODE_SEED", str(Path(tempfile.gettempdir()) / "jackline-tests-bytecode")
 )
 
+# pytest keeps each test module as it rewrote its asserts (`tests/__pycache__`) only where
+# bytecode may be written: under PYTHONDONTWRITEBYTECODE=1 (set on the CI machine) each of the
+# six workers rewrote and compiled every test module again, about 1.4 s of CPU a worker. This
+# process writes its bytecode; its environment, which the commands it starts inherit, is
+# unchanged.
+sys.dont_write_bytecode = False
+
 CALC = "def add(a, b):\n    return a - b\n"
 TEST_CALC = "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n"
 CONFIG = """\
