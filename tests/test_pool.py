@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -130,6 +132,45 @@ def test_the_pool_refills_in_a_thread_of_the_process_that_took_from_it(
     pool.finish_refills()  # the work was this process's: waiting for it saw it done
     assert len(pool.slots(root)) == 2
     assert "failed" not in (project.home / "logs" / "pool.log").read_text()
+
+
+def test_a_run_refills_the_pool_once_its_agent_starts_or_at_the_latest_when_it_ends(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The workspace a run took is made again once its agent starts, not while the run is on
+    its way there (the two met on two cores: ~90 ms more to the agent as typed); a run whose
+    agent never starts refills when its process ends, or after `REFILL_LATEST` seconds."""
+    from jackline.workspaces import pool
+
+    _project(project, extra="\n[pool]\nsize = 1\n")
+    monkeypatch.setenv("JACKLINE_HOME", str(project.home))
+    root, config, run_setup = pool.setup_for(project.repo)
+
+    def refilling() -> bool:
+        return any(t.name == "pool-refill" and t.is_alive() for t in threading.enumerate())
+
+    assert len(pool.warm(root, config, run_setup)) == 1
+    assert pool.take(root, "agent/one")
+    pool.refill_after_agent("run-one", root)
+    time.sleep(0.3)
+    assert not refilling() and pool.slots(root) == []  # its agent has not started
+    pool.agent_starting("run-one")
+    pool.finish_refills()
+    assert len(pool.slots(root)) == 1
+    # One that fails before its agent: its process refills as it ends.
+    assert pool.take(root, "agent/two")
+    pool.refill_after_agent("run-two", root)
+    pool.finish_refills()
+    assert len(pool.slots(root)) == 1
+    # One whose process goes on (a worker): after REFILL_LATEST seconds.
+    monkeypatch.setattr(pool, "REFILL_LATEST", 0.2)
+    assert pool.take(root, "agent/three")
+    pool.refill_after_agent("run-three", root)
+    deadline = time.monotonic() + 60
+    while len(pool.slots(root)) < 1:
+        assert time.monotonic() < deadline, "the owed refill never started"
+        time.sleep(0.1)
+    pool.finish_refills()
 
 
 def test_a_failing_set_up_fails_the_run_and_names_the_command(project: Project) -> None:

@@ -20,6 +20,7 @@ from jackline.scans import secrets as secret_scan
 from jackline.steps.context import RunContext, redact_file, remove_nested_gitdirs, worked
 from jackline.steps.keeping import keep_work, still_there
 from jackline.steps.moving import working
+from jackline.workspaces import pool
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ def agent(run_id: str, round_no: int, name: str | None = None) -> AgentOutcome:
     env = ctx.env(with_secrets=True)
     env["PATH"] = f"{ctx.given('bin')}{os.pathsep}{env.get('PATH', os.defpath)}"
     env["JACKLINE_POLICY"] = str(ctx.given("policy.json"))
+    pool.agent_starting(run_id)  # the workspace it took is made again now, not on its way here
     with ctx.sandboxed("agent") as jail:
         result = runner.run(brief, ctx.ws, env, log, jail=jail)
     _flatten_repositories(ctx, f"agent (round {round_no})")

@@ -110,7 +110,7 @@ def make_workspace(ctx: RunContext, at: str | None = None) -> tuple[Workspace, d
     ws = replace(ws, base_sha=g.rev(ws.path, "HEAD"))
     ctx.update(base_sha=ws.base_sha)
     if ctx.config.pool.size:
-        pool.refill_soon(repo)
+        pool.refill_after_agent(ctx.run.id, repo)
     return ws, {
         "snapshot": snapshot_key or _snapshot_of(ws.path),
         "caught_up": caught,
