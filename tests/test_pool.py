@@ -138,7 +138,7 @@ def test_a_run_refills_the_pool_once_its_agent_starts_or_at_the_latest_when_it_e
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The workspace a run took is made again once its agent starts, not while the run is on
-    its way there (the two met on two cores: ~90 ms more to the agent as typed); a run whose
+    its way there (the two met on two cores); a run whose
     agent never starts refills when its process ends, or after `REFILL_LATEST` seconds."""
     from jackline.workspaces import pool
 
