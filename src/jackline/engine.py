@@ -869,22 +869,26 @@ def drive(
     told = _NobodyWorks(audit)
     here: set[str] = set()  # runs whose workflow this process drives, as last looked at in full
     full_at = 0.0
+
+    def shown(run_id: str) -> str:
+        """Show the run's new events; its status now."""
+        for event in cursors[run_id].read():
+            if on_event:
+                on_event(run_id, event)
+        statuses[run_id] = store.get_run(run_id).status
+        return statuses[run_id]
+
     while waiting:
         orphans = []
         seen = NEWS.now()  # before reading: a write after it ends the wait below at once
         elsewhere = executors.team()
         full = time.monotonic() >= full_at
         for run_id in sorted(waiting):
-            if not full and run_id in here:
+            if not full and run_id in here and shown(run_id) not in RESTING:
                 # Woken by a write of this process's own steps: the events and the status
                 # show it; the workflow rests only with its run in a resting status, and is
                 # looked at in full then, or every HERE_POLL seconds.
-                for event in cursors[run_id].read():
-                    if on_event:
-                        on_event(run_id, event)
-                statuses[run_id] = store.get_run(run_id).status
-                if statuses[run_id] not in RESTING:
-                    continue
+                continue
             wf = DBOS.get_workflow_status(run_id)
             ours = (
                 wf is not None and not executors.team() and wf.executor_id == _state.get("executor")
@@ -892,10 +896,7 @@ def drive(
             (here.add if ours else here.discard)(run_id)
             elsewhere = elsewhere or not ours
             rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed
-            for event in cursors[run_id].read():
-                if on_event:
-                    on_event(run_id, event)
-            statuses[run_id] = status = store.get_run(run_id).status
+            status = shown(run_id)
             if wf is not None and wf.status in ("ERROR", "CANCELLED") and status not in RESTING:
                 # The workflow fails its own run (`run_workflow`), and `cancel` says who
                 # cancelled: this is for a workflow whose process could not say it.

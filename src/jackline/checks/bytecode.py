@@ -40,7 +40,6 @@ holds, and no other run may see that, so the seed is never linked into a run's c
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import py_compile
 import shutil
@@ -50,7 +49,7 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path, PurePosixPath
 
-from jackline import git, paths, safeio
+from jackline import git, mounts, paths, safeio
 from jackline.errors import CommandFailed
 
 CACHE = "pycache"
@@ -104,19 +103,19 @@ def viewed(cache: Path) -> Iterator[Path]:
     view, work = cache.with_name(VIEW), cache.with_name(WORK)
     if _overlay["ok"]:
         if os.path.ismount(view):  # a harness killed during a check left it
-            _unmount(view)
+            mounts.unmount(view)
         lower = seed()
         for folder in (lower, cache, work, view):
             folder.mkdir(parents=True, exist_ok=True)
         try:
-            _mount(lower, cache, work, view)
+            mounts.overlay(lower, cache, work, view)
         except OSError:
             _overlay["ok"] = False  # not here: copies from now on
         else:
             try:
                 yield view
             finally:
-                _unmount(view)
+                mounts.unmount(view)
             return
     start(cache)
     yield cache
@@ -124,28 +123,6 @@ def viewed(cache: Path) -> Iterator[Path]:
 
 _overlay = {"ok": True}
 """Whether this process may mount the seed's overlay (it stops trying after a refusal)."""
-_MNT_DETACH = 2
-_UNSAFE = frozenset(",:\\")
-"""Characters an overlay's folder names cannot hold (its options' separators)."""
-
-
-def _mount(lower: Path, upper: Path, work: Path, at: Path) -> None:
-    folders = (str(lower), str(upper), str(work))
-    if any(_UNSAFE.intersection(f) for f in folders):
-        raise OSError(f"an overlay cannot name {folders}")
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}".encode()
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.mount(b"overlay", os.fsencode(at), b"overlay", 0, options) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, os.strerror(errno), str(at))
-
-
-def _unmount(at: Path) -> None:
-    """Unmount; if the mount is busy (a process a check left still has a file open there),
-    detach it now, freed when that lets go."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.umount2(os.fsencode(at), 0) != 0:
-        libc.umount2(os.fsencode(at), _MNT_DETACH)
 
 
 def learn(cache: Path, inside: Path) -> int:

@@ -41,11 +41,15 @@ KEEP = 256
 
 
 class Version:
-    """The store's `PRAGMA data_version` on a SQLite connection of its own that never writes."""
+    """The store's `PRAGMA data_version` on a SQLite connection of its own that never writes
+    (and never makes a database where the store's file has gone: `mode=rw`)."""
 
     def __init__(self, path: Path) -> None:
         self._conn = sqlite3.connect(
-            f"file:{quote(str(path))}", uri=True, check_same_thread=False, isolation_level=None
+            f"file:{quote(str(path))}?mode=rw",
+            uri=True,
+            check_same_thread=False,
+            isolation_level=None,
         )
         self._lock = threading.Lock()
 
@@ -135,9 +139,10 @@ class Principals:
         """Remember a check of `token` that read the store at version `seen` (asked before)."""
         if seen is None:
             return
+        key = _key(token)
         with self._lock:
-            self._known[_key(token)] = _Principal(seen, principal, expires_at, time.time())
-            self._known.move_to_end(_key(token))
+            self._known[key] = _Principal(seen, principal, expires_at, time.time())
+            self._known.move_to_end(key)
             _trim(self._known)
 
 

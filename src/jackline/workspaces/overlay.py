@@ -17,12 +17,10 @@ from __future__ import annotations
 import functools
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
-from jackline import paths
-from jackline.errors import CommandFailed
+from jackline import mounts, paths
 from jackline.git import gitdir_path
 from jackline.workspaces import Workspace
 from jackline.workspaces.snapshot import Snapshot, begin
@@ -37,14 +35,14 @@ class OverlayProvider:
         for d in (layers / "upper", layers / "work", dest):
             d.mkdir(parents=True)
         (layers / "lower").write_text(str(snapshot.tree.resolve()))
-        mount(snapshot.tree.resolve(), layers / "upper", layers / "work", dest)
+        mounts.overlay(snapshot.tree.resolve(), layers / "upper", layers / "work", dest)
         return begin(dest, snapshot, branch, self.name)
 
     def remove(self, workspace: Path) -> None:
         """Unmount (lazily if the mount is busy) and delete the layers. Safe on a workspace of
         any provider, or on one that is not mounted any more."""
         if os.path.ismount(workspace):
-            unmount(workspace)
+            mounts.unmount(workspace)
         shutil.rmtree(_layers(workspace), ignore_errors=True)
         shutil.rmtree(workspace, ignore_errors=True)
         shutil.rmtree(gitdir_path(workspace), ignore_errors=True)
@@ -57,7 +55,7 @@ def remount(dest: Path) -> bool:
     lower = layers / "lower"
     if not lower.exists() or not dest.is_dir() or os.path.ismount(dest):
         return False
-    mount(Path(lower.read_text()), layers / "upper", layers / "work", dest)
+    mounts.overlay(Path(lower.read_text()), layers / "upper", layers / "work", dest)
     return True
 
 
@@ -65,38 +63,17 @@ def _layers(dest: Path) -> Path:
     return dest.with_name(dest.name + ".layers")
 
 
-def mount(lower: Path, upper: Path, work: Path, at: Path) -> None:
-    options = f"lowerdir={lower},upperdir={upper},workdir={work}"
-    _run(["mount", "-t", "overlay", "overlay", "-o", options, str(at)])
-
-
-def unmount(at: Path) -> None:
-    try:
-        _run(["umount", str(at)])
-    except CommandFailed:
-        # Busy (a process still has a file open there): detach now, freed when it lets go.
-        _run(["umount", "--lazy", str(at)])
-
-
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise CommandFailed(argv, done.returncode, done.stdout, done.stderr)
-
-
 @functools.cache
 def available() -> bool:
     """Whether this process can mount an overlay where workspaces live: one tiny test mount."""
-    if shutil.which("mount") is None:
-        return False
     paths.workspaces().mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=paths.workspaces(), prefix=".overlay-test-") as tmp:
         lower, upper, work, at = (Path(tmp) / d for d in ("lower", "upper", "work", "at"))
         for d in (lower, upper, work, at):
             d.mkdir()
         try:
-            mount(lower, upper, work, at)
-        except CommandFailed:
+            mounts.overlay(lower, upper, work, at)
+        except OSError:
             return False
-        unmount(at)
+        mounts.unmount(at)
         return True
