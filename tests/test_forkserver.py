@@ -22,8 +22,10 @@ from pathlib import Path
 import pytest
 from conftest import Project
 from test_interrupt_cancel import MARKER, SLOW_ONCE, ctrl_c_heard, gone, wait_for_agent
+from typer.main import get_command
 
 from jackline import launch
+from jackline.cli import app
 from jackline.testing import Replace, Round, ScriptedAgent
 
 pytestmark = pytest.mark.real_cli
@@ -94,6 +96,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def at_work(server: int) -> list[int]:
+    """The server's descendants but its idle spare (`forkserver.Spares`), which lives on."""
+    return [pid for pid in descendants(server) if not spare(pid)]
+
+
+def spare(pid: int) -> bool:
+    """Whether `pid` is an idle spare of a fork server (its process name says so)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().startswith("jackline-spare")
+    except FileNotFoundError:
+        return False
+
+
 @pytest.fixture
 def stop_servers(project: Project):  # type: ignore[no-untyped-def]
     yield
@@ -155,7 +170,7 @@ def test_ctrl_c_reaches_a_run_through_the_fork_server_and_kill_9_ends_it(
     server = serving(project)
     person = start()
     run_id = wait_for_agent(project, person)
-    working = descendants(server)
+    working = at_work(server)
     assert working and not descendants(person.pid), "the run is the server's child, not here"
     person.send_signal(signal.SIGINT)
     _, stderr = person.communicate(timeout=60)
@@ -171,11 +186,70 @@ def test_ctrl_c_reaches_a_run_through_the_fork_server_and_kill_9_ends_it(
     typed(project, "cancel", run_id)
     person = start()
     wait_for_agent(project, person)
-    working = descendants(server)
+    working = at_work(server)
     person.kill()
     person.wait()
     assert all(gone(pid) for pid in working), "the command outlived its person"
     assert servers(project) == [server]
+
+
+def spare_ready(project: Project, but: int = 0) -> int:
+    """The pid of the server's spare command child once it says its engine launched (the
+    server's log), other than `but`."""
+    log = project.home / "logs" / "forkserver.log"
+    deadline = time.monotonic() + 60
+    while True:
+        said = log.read_text() if log.exists() else ""
+        found = [int(m) for m in re.findall(r"spare engine ready in process (\d+)", said)]
+        if found and found[-1] != but and running(found[-1]):
+            return found[-1]
+        assert time.monotonic() < deadline, f"no spare's engine launched:\n{said}"
+        time.sleep(0.05)
+
+
+def driven_by(project: Project, run_id: str) -> str:
+    executor = project.store().get_run(run_id).executor
+    assert executor is not None
+    return executor
+
+
+def test_a_run_typed_runs_in_the_spare_whose_engine_launched_before_it(
+    project: Project, stop_servers: None
+) -> None:
+    project.create(ScriptedAgent([FIX]))
+    first = json.loads(typed(project, "run", "Fix add", "--json").stdout)  # starts the server
+    assert first["status"] == "awaiting_review", first
+    server = serving(project)
+    ready = spare_ready(project)  # this home has an engine database now: a spare is made
+    assert spare(ready)
+    assert typed(project, "runs").returncode == 0
+    assert running(ready) and spare(ready), "a command that launches no engine left it be"
+
+    run = json.loads(typed(project, "run", "Fix add", "--json").stdout)
+    assert run["status"] == "awaiting_review", run
+    assert f"-{ready}-" in driven_by(project, run["id"]), "the run ran in the spare's process"
+    assert gone(ready), "and that process ended with the command"
+
+    # The next spare is made once that command has ended. A command whose engine would not
+    # be the spare's (here: another PostgreSQL setting, which the engine's launch reads)
+    # runs in a child forked for it, and the spare's engine leaves, its lock file with it.
+    ready = spare_ready(project, but=ready)
+    env = {**project.env, "JACKLINE_FORK_SERVER": "1", "PGAPPNAME": "another"}
+    done = subprocess.run(
+        [*LAUNCH, "run", "Fix add", "--json"], cwd=project.repo, env=env, capture_output=True,
+        text=True, stdin=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+    other = json.loads(done.stdout)
+    assert other["status"] == "awaiting_review", done.stdout
+    assert f"-{ready}-" not in driven_by(project, other["id"])
+    assert gone(ready)
+    assert not list((project.home / "executors").glob(f"*-{ready}-*.lock"))
+
+    # The server leaving ends its spare, which lets its engine go.
+    ready = spare_ready(project, but=ready)
+    os.kill(server, signal.SIGTERM)
+    assert gone(server) and gone(ready), "the spare outlived its server"
+    assert not list((project.home / "executors").glob(f"*-{ready}-*.lock"))
 
 
 def test_a_terminal_gets_the_fork_server_a_script_does_not(project: Project) -> None:
@@ -251,17 +325,18 @@ def test_a_hostile_agent_cannot_reach_the_fork_server(project: Project, stop_ser
     assert typed(project, "--version").returncode == 0
     serving(project)
     [sock] = (project.home / "fork").glob("*.sock")
-    # From the socket's folder, by its short name: a path over 107 bytes would fail on its
-    # length alone, whatever the sandbox shows.
+    # Both of its sockets (the engine commands' too), from their folder, by their short
+    # names: a path over 107 bytes would fail on its length alone, whatever the sandbox shows.
     probe = (
         "import os, socket\n"
-        "s = socket.socket(socket.AF_UNIX)\n"
-        "try:\n"
-        f"    os.chdir({str(sock.parent)!r})\n"
-        f"    s.connect({sock.name!r})\n"
-        "    print('PROBE ' + 'REACHED')\n"  # the log echoes the command: not these words
-        "except OSError as e:\n"
-        "    print('PROBE ' + 'BLOCKED', type(e).__name__)\n"
+        f"for name in ({sock.name!r}, {sock.with_suffix('.engine').name!r}):\n"
+        "    s = socket.socket(socket.AF_UNIX)\n"
+        "    try:\n"
+        f"        os.chdir({str(sock.parent)!r})\n"
+        "        s.connect(name)\n"
+        "        print('PROBE ' + 'REACHED')\n"  # the log echoes the command: not these words
+        "    except OSError as e:\n"
+        "        print('PROBE ' + 'BLOCKED', type(e).__name__)\n"
     )
     hostile = Round(
         edits={"calc.py": Replace("a - b", "a + b")},
@@ -270,7 +345,8 @@ def test_a_hostile_agent_cannot_reach_the_fork_server(project: Project, stop_ser
     ScriptedAgent([hostile]).save(project.root / "agent.json")  # the project's agent, now hostile
     run = json.loads(typed(project, "run", "Fix add", "--json").stdout)
     log = (project.home / "runs" / run["id"] / "round-1" / "agent.log").read_text()
-    assert "PROBE BLOCKED FileNotFoundError" in log and "PROBE REACHED" not in log, log
+    assert log.count("PROBE BLOCKED FileNotFoundError") == 2 and "PROBE REACHED" not in log, log
+    assert sock.with_suffix(".engine").is_socket(), "the probe looked for what is there"
 
 
 def test_the_server_is_never_for_commands_that_stay_up_and_its_code_is_its_name(
@@ -281,6 +357,14 @@ def test_the_server_is_never_for_commands_that_stay_up_and_its_code_is_its_name(
     for command in ("worker", "serve", "mcp", "guard"):
         assert not launch.wanted([command, "--x"], on), command
     assert not launch.wanted(["runs"], {"JACKLINE_FORK_SERVER": "0"})
+    # The commands that launch the engine go to the spare's socket; sent to a server, none do.
+    assert launch.ENGINE_COMMANDS <= set(get_command(app).commands)  # type: ignore[attr-defined]
+    assert launch.engine_wanted(["run", "Fix add"], {})
+    assert launch.engine_wanted(["approve", "run-1", "--json"], {})
+    assert not launch.engine_wanted(["runs"], {}) and not launch.engine_wanted(["--version"], {})
+    assert not launch.engine_wanted(["--server", "http://x", "run", "t"], {})
+    assert not launch.engine_wanted(["--server=http://x", "run", "t"], {})
+    assert not launch.engine_wanted(["run", "t"], {"JACKLINE_SERVER": "http://x"})
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
     (package / "sub" / "a.py").write_text("x = 1\n")

@@ -31,7 +31,7 @@ import sys
 import time
 from typing import Any, NoReturn
 
-from jackline.launch import SIGNALS
+from jackline.launch import SIGNALS, send_request
 
 IDLE = 600.0
 REQUEST_WAIT = 10.0
@@ -77,6 +77,53 @@ def serve(folder: str, name: str) -> None:
     assert not engine.has_live_threads(), "the fork server must not run threads"
     idle = float(os.environ.get("JACKLINE_FORK_SERVER_IDLE") or IDLE)
     address = f"/proc/self/fd/{where}/{name}.sock"
+    listener, mine = _listen(address)
+    engines, _ = _listen(f"/proc/self/fd/{where}/{name}.engine")
+    _say(f"fork server {name} (pid {os.getpid()}) listening in {folder}")
+    monitors: set[int] = set()
+    spares = Spares(closing=(listener, engines, where, lock))
+    last = time.monotonic()
+    while True:
+        done = _reaped(monitors | spares.pids())
+        monitors -= done
+        spares.reaped(done)
+        spares.keep()
+        ready, _, _ = select.select([listener, engines], [], [], spares.poll())
+        for chosen in ready:
+            try:
+                conn, _ = chosen.accept()
+            except OSError:
+                continue
+            last = time.monotonic()
+            if _peer_uid(conn) != os.geteuid():
+                conn.close()
+                continue
+            if chosen is engines and (taken := spares.take(conn)) is not None:
+                monitors.add(taken)
+                continue
+            pid = os.fork()
+            if pid == 0:
+                spares.close()
+                for fd in (listener, engines, where, lock):
+                    _close(fd)
+                _monitor(conn)
+            monitors.add(pid)
+            conn.close()
+        if not ready and (gone := _why_leave(address, mine, where, monitors, last, idle)):
+            _say(f"fork server {name} leaves: {gone}")
+            break
+    spares.close()  # the spare leaves with the server: its engine goes, and its lock file
+    for sock in (listener, engines):
+        sock.close()
+    with contextlib.suppress(OSError):
+        if os.stat(address).st_ino == mine:
+            os.unlink(address)
+            os.unlink(f"/proc/self/fd/{where}/{name}.engine")
+
+
+def _listen(address: str) -> tuple[socket.socket, int]:
+    """A listening socket at `address` (only this user may connect: mode 0600), and its
+    inode, by which the server knows its own."""
     with contextlib.suppress(FileNotFoundError):
         os.unlink(address)  # a server of this code that died left it
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,39 +132,13 @@ def serve(folder: str, name: str) -> None:
         listener.bind(address)
     finally:
         os.umask(old)
-    mine = os.stat(address).st_ino
     listener.listen(64)
-    _say(f"fork server {name} (pid {os.getpid()}) listening in {folder}")
-    monitors: set[int] = set()
-    last = time.monotonic()
-    while True:
-        monitors -= _reaped(monitors)
-        ready, _, _ = select.select([listener], [], [], 1.0)
-        if ready:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                continue
-            last = time.monotonic()
-            if _peer_uid(conn) != os.geteuid():
-                conn.close()
-                continue
-            pid = os.fork()
-            if pid == 0:
-                listener.close()
-                os.close(where)
-                os.close(lock)  # a monitor's copy would keep the server's lock past its end
-                _monitor(conn)
-            monitors.add(pid)
-            conn.close()
-            continue
-        if gone := _why_leave(address, mine, where, monitors, last, idle):
-            _say(f"fork server {name} leaves: {gone}")
-            break
-    listener.close()
+    return listener, os.stat(address).st_ino
+
+
+def _close(what: socket.socket | int) -> None:
     with contextlib.suppress(OSError):
-        if os.stat(address).st_ino == mine:
-            os.unlink(address)
+        what.close() if isinstance(what, socket.socket) else os.close(what)
 
 
 def _say(line: str) -> None:
@@ -156,14 +177,18 @@ def _why_leave(
 # the monitor: one a command ------------------------------------------------------------------
 
 
-def _monitor(conn: socket.socket) -> NoReturn:
+def _monitor(conn: socket.socket, spare: tuple[int, socket.socket] | None = None) -> NoReturn:
+    """Read the command, fork it (or, from a spare, hand it to the child that launched the
+    engine already), tell the connecting process its pid, watch it to its end."""
     code = 0
     try:
         request, fds = _request(conn)
-        child = os.fork()
-        if child == 0:
-            conn.close()
-            command(request, fds)
+        child = _handed(spare, request, fds) if spare else None
+        if child is None:
+            child = os.fork()
+            if child == 0:
+                conn.close()
+                command(request, fds)
         for fd in fds.values():
             os.close(fd)
         try:
@@ -178,12 +203,17 @@ def _monitor(conn: socket.socket) -> NoReturn:
             _say(f"monitor: {type(e).__name__}: {e}")
         code = 1
     finally:
+        if spare:  # an engine the command did not take leaves on its own (`_spare_engine`)
+            _reap(spare[0])
         os._exit(code)
 
 
-def _request(conn: socket.socket) -> tuple[dict[str, Any], dict[int, int]]:
-    """The command and the connecting process's standard streams, by their numbers there."""
-    conn.settimeout(REQUEST_WAIT)
+def _request(
+    conn: socket.socket, wait: float | None = REQUEST_WAIT
+) -> tuple[dict[str, Any], dict[int, int]]:
+    """The command and the connecting process's standard streams, by their numbers there
+    (the wire form is `launch.send_request`'s)."""
+    conn.settimeout(wait)
     header, received, _, _ = socket.recv_fds(conn, 5, 3)
     while len(header) < 5:
         more = conn.recv(5 - len(header))
@@ -236,6 +266,232 @@ def _watch(conn: socket.socket, child: int) -> None:
             _send(conn, {"signal": os.WTERMSIG(status)})
         else:
             _send(conn, {"exit": os.waitstatus_to_exitcode(status)})
+
+
+# the spare: a command child that launched the engine before its command came ----------------
+
+SPARE_RETRY = 30.0
+"""Seconds before a spare is made again after one ended unused (its engine did not launch)."""
+SPARE_ENV = ("JACKLINE_HOME", "JACKLINE_DATABASE_URL")
+SPARE_ENV_PREFIXES = ("DBOS", "PG")
+"""What the engine's launch reads from the environment: Jackline's home and database, `HOME`
+where `JACKLINE_HOME` is unset, DBOS's own variables and PostgreSQL's (libpq's `PG*`). A
+command whose environment differs in any of them is not run in the spare's process."""
+
+
+class Spares:
+    """The server's spare, at most one: a monitor-to-be whose command child has launched the
+    workflow engine (about 50 ms of a `jackline run` as typed, which the command no longer
+    waits for). A command on the engine socket (`launch.ENGINE_COMMANDS`) is handed to it and
+    runs in that child, with everything else as in a child forked for it: its own process, the
+    person's streams, folder, environment and umask, signals, exit. The spare's engine was
+    launched with the server's environment: a command with another home or database
+    (`_fits`) runs in a child forked as usual, and the spare's engine leaves.
+
+    The spare's child is forked from the server before it launches the engine, so the server
+    itself still runs no thread. A spare is made when the server starts (once this home has an
+    engine database: a home where nothing ever ran gets none), and again once the command of
+    the last one has ended: never while a command is on its way to its agent, where a second
+    launch would take a core from it. One that ends unused (an engine that could not launch)
+    is made again after `SPARE_RETRY` seconds."""
+
+    def __init__(self, closing: tuple[socket.socket | int, ...]) -> None:
+        self.closing = closing
+        """The server's sockets and files, which a spare must not hold."""
+        self.ready: tuple[int, socket.socket] | None = None
+        self.busy: int | None = None
+        self.gone: set[int] = set()
+        self.after = 0.0
+
+    def pids(self) -> set[int]:
+        """The spare processes the server reaps (a spare in use is one of its monitors)."""
+        return self.gone | ({self.ready[0]} if self.ready else set())
+
+    def reaped(self, done: set[int]) -> None:
+        self.gone -= done
+        if self.ready and self.ready[0] in done:
+            self.ready[1].close()
+            self.ready = None
+            self.after = time.monotonic() + SPARE_RETRY
+        if self.busy in done:
+            self.busy = None
+
+    def keep(self) -> None:
+        """Make a spare if one is due."""
+        if self.ready or self.busy or time.monotonic() < self.after or not _engine_known():
+            return
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            for what in self.closing:
+                _close(what)
+            _spare(theirs)
+        theirs.close()
+        self.ready = (pid, ours)
+
+    def poll(self) -> float:
+        """How long the server may wait for a connection: a spare is due soon after a
+        command in one ends."""
+        return 0.2 if self.busy else 1.0
+
+    def take(self, conn: socket.socket) -> int | None:
+        """Hand `conn` to the spare; its pid, or None where there is no spare to take it."""
+        if self.ready is None:
+            return None
+        pid, chan = self.ready
+        self.ready = None
+        try:
+            socket.send_fds(chan, [b"c"], [conn.fileno()])
+        except OSError:
+            self.gone.add(pid)
+            return None
+        finally:
+            chan.close()
+        conn.close()
+        self.busy = pid
+        return pid
+
+    def close(self) -> None:
+        """Let the spare go (it leaves when its channel closes), in the server as it leaves,
+        and in each monitor the server forks."""
+        if self.ready:
+            self.ready[1].close()
+            self.ready = None
+
+
+def _engine_known() -> bool:
+    """Whether a spare is wanted and has an engine to launch: not where the server's
+    environment says `JACKLINE_FORK_SERVER_SPARE=0`, nor in a home without an engine
+    database."""
+    from jackline import paths
+
+    if os.environ.get("JACKLINE_FORK_SERVER_SPARE", "").strip() == "0":
+        return False
+    return paths.team_mode() or paths.engine_database().exists()
+
+
+def _spare(chan: socket.socket) -> NoReturn:
+    """A spare (forked from the server): it forks the child that launches the engine, then
+    waits for the server to hand it a connection, and monitors it as any monitor does. Ends
+    when the server goes (its channel closes), or when that child ends unused."""
+    code = 1
+    engine_pid = 0
+    try:
+        _name(b"jackline-spare")
+        mine, its = socket.socketpair()
+        engine_pid = os.fork()
+        if engine_pid == 0:
+            chan.close()
+            mine.close()
+            _spare_engine(its)
+        its.close()
+        ready, _, _ = select.select([chan, mine], [], [])
+        if chan in ready:
+            _, fds, _, _ = socket.recv_fds(chan, 1, 1)
+            chan.close()
+            if fds:
+                _name(SERVER_NAME)
+                _monitor(socket.socket(fileno=fds[0]), spare=(engine_pid, mine))
+            code = 0  # the server left
+        mine.close()
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            _say(f"spare: {type(e).__name__}: {e}")
+    finally:
+        if engine_pid:
+            _reap(engine_pid)
+        os._exit(code)
+
+
+def _spare_engine(chan: socket.socket) -> NoReturn:
+    """The spare's command child: launch the engine as a command does, then wait for the
+    request; without one (the server left, or the command was not for this engine), leave."""
+    try:
+        _name(b"jackline-spare-e")
+        from jackline import engine
+
+        engine.launch()
+    except BaseException as e:
+        with contextlib.suppress(Exception):
+            _say(f"spare: the engine did not launch: {type(e).__name__}: {e}")
+        os._exit(1)
+    _say(f"spare engine ready in process {os.getpid()}")
+    try:
+        request, fds = _request(chan, wait=None)
+    except (OSError, ValueError):
+        with contextlib.suppress(BaseException):
+            engine.leave()
+        os._exit(0)
+    chan.close()
+    _name(SERVER_NAME)
+    command(request, fds)
+
+
+def _handed(
+    spare: tuple[int, socket.socket], request: dict[str, Any], fds: dict[int, int]
+) -> int | None:
+    """Pass the request to the spare's engine child if its engine is the command's; its pid,
+    or None (the command is then forked as usual, and that engine leaves)."""
+    pid, chan = spare
+    try:
+        if _fits(request.get("env")):
+            send_request(chan, request, fds)
+            return pid
+    except OSError:  # the engine child is gone
+        pass
+    finally:
+        chan.close()
+    return None
+
+
+def _fits(env: object) -> bool:
+    """Whether a command with this environment launches the engine the spare launched with
+    the server's: the same home (absolute: the server's folder is not the command's), database
+    and DBOS settings."""
+    if not isinstance(env, dict):
+        return False
+    home = env.get("JACKLINE_HOME") or ""
+    if home and not os.path.isabs(os.path.expanduser(home)):
+        return False
+    keys = {*SPARE_ENV, *(k for k in (*env, *os.environ) if k.startswith(SPARE_ENV_PREFIXES))}
+    if not home:
+        keys.add("HOME")
+    return all(env.get(k) == os.environ.get(k) for k in keys)
+
+
+def _reap(pid: int, within: float = 10.0) -> None:
+    """Wait for a child that is ending; kill it if it has not within `within` seconds."""
+    deadline = time.monotonic() + within
+    with contextlib.suppress(ChildProcessError):
+        while os.waitpid(pid, os.WNOHANG)[0] == 0:
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return
+            time.sleep(0.01)
+
+
+def _read_name() -> bytes:
+    try:
+        with open("/proc/self/comm", "rb") as f:
+            return f.read().strip()
+    except OSError:
+        return b"python"
+
+
+SERVER_NAME = _read_name()
+"""The process name (`ps -o comm`) of the server and of each command it forks; an idle spare's
+are `jackline-spare` and `jackline-spare-e` (the kernel keeps 15 bytes)."""
+
+
+def _name(name: bytes) -> None:
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(
+            15, ctypes.c_char_p(name[:15]), 0, 0, 0
+        )  # PR_SET_NAME
 
 
 # the command ---------------------------------------------------------------------------------

@@ -37,6 +37,13 @@ STAYS_UP = frozenset({"worker", "serve", "mcp", "guard"})
 """Commands that never go through the server (see the module's docstring)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """What this process forwards to the command."""
+ENGINE_COMMANDS = frozenset(
+    {"run", "retry", "resume", "cancel", "approve", "reject", "request-changes"}
+    | {"release", "go", "abort", "rollback"}
+)
+"""Commands that launch the workflow engine: the server hands them to its spare, a child that
+launched the engine before the command came (`jackline.forkserver`), over a socket of their own
+(`NAME.engine`)."""
 
 
 class Unavailable(Exception):
@@ -47,7 +54,7 @@ def main() -> None:
     argv = sys.argv[1:]
     if wanted(argv, os.environ):
         try:
-            conn = connect()
+            conn = connect(engine=engine_wanted(argv, os.environ))
         except (Unavailable, OSError):
             conn = None
         if conn is not None:
@@ -73,6 +80,17 @@ def wanted(argv: list[str], env: Mapping[str, str]) -> bool:
     if chosen in ("0", "1"):
         return chosen == "1"
     return any(_isatty(fd) for fd in (0, 1, 2))
+
+
+def engine_wanted(argv: list[str], env: Mapping[str, str]) -> bool:
+    """Whether the command launches this machine's workflow engine: one of `ENGINE_COMMANDS`,
+    not sent to a server (`--server`, `JACKLINE_SERVER`). A wrong guess costs nothing but the
+    spare: any command runs the same in it. `JACKLINE_FORK_SERVER_SPARE=0`: never."""
+    if env.get("JACKLINE_FORK_SERVER_SPARE", "").strip() == "0":
+        return False
+    if env.get("JACKLINE_SERVER") or any(a.split("=")[0] == "--server" for a in argv):
+        return False
+    return next((a for a in argv if not a.startswith("-")), None) in ENGINE_COMMANDS
 
 
 def _isatty(fd: int) -> bool:
@@ -126,17 +144,19 @@ def folder() -> int:
     return fd
 
 
-def connect() -> socket.socket:
-    """A connection to this code's server. Where none listens, one is started for the next
-    command, and this one runs in its own process: no command waits for the server to start
-    (about a second of imports)."""
+def connect(engine: bool = False) -> socket.socket:
+    """A connection to this code's server: for a command that launches the engine, to its
+    engine socket (`NAME.engine`), else to `NAME.sock`. Where none listens, one is started for
+    the next command, and this one runs in its own process: no command waits for the server to
+    start (about a second of imports)."""
     fd = folder()
     try:
         name = fingerprint()
         # The folder by its descriptor: a socket's path may not be longer than 107 bytes.
-        conn = _try(f"/proc/self/fd/{fd}/{name}.sock")
-        if conn is not None:
-            return conn
+        for suffix in (".engine", ".sock") if engine else (".sock",):
+            conn = _try(f"/proc/self/fd/{fd}/{name}{suffix}")
+            if conn is not None:
+                return conn
         import fcntl
 
         # The server holds its lock file for as long as it lives: free, nobody serves or is
@@ -200,18 +220,24 @@ def hand_over(conn: socket.socket, argv: list[str]) -> BinaryIO:
     started, what it says next (`follow`)."""
     umask = os.umask(0)
     os.umask(umask)
-    request = json.dumps(
-        {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
-    ).encode()
-    fds = [fd for fd in (0, 1, 2) if _is_open(fd)]
-    header = struct.pack("!I", len(request)) + bytes([sum(1 << fd for fd in fds)])
-    socket.send_fds(conn, [header], fds)
-    conn.sendall(request)
+    request = {"argv": argv, "cwd": os.getcwd(), "env": dict(os.environ), "umask": umask}
+    send_request(conn, request, {fd: fd for fd in (0, 1, 2) if _is_open(fd)})
     answers = conn.makefile("rb")
     answer = _line(answers)
     if answer is None or "pid" not in answer:
         raise Unavailable(f"the fork server answered {answer!r}")
     return answers
+
+
+def send_request(conn: socket.socket, request: Mapping[str, object], fds: dict[int, int]) -> None:
+    """The request's wire form: its size and which standard streams come (a byte, bit N for
+    stream N) with the descriptors themselves, then the request as JSON. `fds` maps a stream's
+    number to the descriptor that stands for it here."""
+    body = json.dumps(request).encode()
+    numbers = sorted(fds)
+    header = struct.pack("!I", len(body)) + bytes([sum(1 << fd for fd in numbers)])
+    socket.send_fds(conn, [header], [fds[n] for n in numbers])
+    conn.sendall(body)
 
 
 def _is_open(fd: int) -> bool:
