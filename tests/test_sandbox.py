@@ -293,8 +293,30 @@ def test_the_gate_runs_nothing_unless_the_harness_opens_it(tmp_path: Path) -> No
     from jackline import proc
 
     marker = tmp_path / "ran"
-    argv = ["/bin/sh", "-c", proc.GATE, "jackline-gate", "touch", str(marker)]
+    argv = ["/bin/sh", "-c", proc.GATE, "jackline-gate", "", "touch", str(marker)]
     shut = subprocess.run(argv, input=b"", timeout=10, check=False)  # the harness failed first
     assert shut.returncode != 0 and not marker.exists()
     opened = subprocess.run(argv, input=b"\n", timeout=10, check=False)
     assert opened.returncode == 0 and marker.exists()
+    # A gate told to move itself into a group it cannot join runs nothing either.
+    marker.unlink()
+    nowhere = str(tmp_path / "no-such-group" / "tasks")
+    argv = ["/bin/sh", "-c", proc.GATE, "jackline-gate", nowhere, "touch", str(marker)]
+    refused = subprocess.run(argv, input=b"\n", timeout=10, check=False, capture_output=True)
+    assert refused.returncode == 125 and not marker.exists(), refused
+
+
+def test_on_cgroup_v1_the_gate_moves_itself_into_the_commands_group(tmp_path: Path) -> None:
+    from jackline import proc
+    from jackline.sandbox import cgroup
+
+    group = cgroup.limit(8)
+    moves = cgroup.own_move(group) if group is not None else None
+    if group is None or moves is None:
+        pytest.skip("no cgroup v1 pids group can be made here (v2 moves the gate from outside)")
+    try:
+        argv = ["/bin/sh", "-c", proc.GATE, "jackline-gate", str(moves), "cat", "/proc/self/cgroup"]
+        done = subprocess.run(argv, input=b"\n", timeout=10, capture_output=True, check=True)
+        assert f"pids:/{group.name}" in done.stdout.decode(), done.stdout
+    finally:
+        cgroup.remove(group)
