@@ -8,9 +8,12 @@
    command that finds no server, starts it and runs in its own process meanwhile.
 2. A run as typed: `jackline run TASK` with a warm pool, from the moment the process is started
    to the agent's first instruction (the agent writes the time), against `git worktree add` +
-   `uv venv` + `uv pip install` of the same project's test tools (uv's cache warm). Beside it,
-   the same run submitted in process (`api.submit`), so the two figures are not mistaken for
-   each other. Goals: as typed under 300 ms, ratio to the worktree path below 1.
+   `uv venv` + `uv pip install` of the same project's test tools (uv's cache warm), and the
+   same with `uv pip install --offline` (uv at its fastest: no look at the package index).
+   Beside it, the same run as typed without the fork server's spare engine
+   (`JACKLINE_FORK_SERVER_SPARE=0`), in its own process, and submitted in process
+   (`api.submit`), so the figures are not mistaken for each other. Goals: as typed under 300 ms,
+   ratio to the worktree path below 1.
 3. With `--all`: the server under load (`server_load.py`) and the sandbox's own cost per
    command (`sandbox_cost.py`), each run as its own process with its own state.
 
