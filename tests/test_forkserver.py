@@ -360,8 +360,9 @@ def test_the_server_is_never_for_commands_that_stay_up_and_its_code_is_its_name(
     # The commands that launch the engine go to the spare's socket; sent to a server, none do.
     assert launch.ENGINE_COMMANDS <= set(get_command(app).commands)  # type: ignore[attr-defined]
     assert launch.engine_wanted(["run", "Fix add"], {})
-    assert launch.engine_wanted(["approve", "run-1", "--json"], {})
+    assert launch.engine_wanted(["retry", "run-1", "--json"], {})
     assert not launch.engine_wanted(["runs"], {}) and not launch.engine_wanted(["--version"], {})
+    assert not launch.engine_wanted(["approve", "run-1"], {}), "a decision has its own queue"
     assert not launch.engine_wanted(["--server", "http://x", "run", "t"], {})
     assert not launch.engine_wanted(["--server=http://x", "run", "t"], {})
     assert not launch.engine_wanted(["run", "t"], {"JACKLINE_SERVER": "http://x"})

@@ -37,13 +37,13 @@ STAYS_UP = frozenset({"worker", "serve", "mcp", "guard"})
 """Commands that never go through the server (see the module's docstring)."""
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 """What this process forwards to the command."""
-ENGINE_COMMANDS = frozenset(
-    {"run", "retry", "resume", "cancel", "approve", "reject", "request-changes"}
-    | {"release", "go", "abort", "rollback"}
-)
-"""Commands that launch the workflow engine: the server hands them to its spare, a child that
-launched the engine before the command came (`jackline.forkserver`), over a socket of their own
-(`NAME.engine`)."""
+ENGINE_COMMANDS = frozenset({"run", "retry"})
+"""Commands that submit a run, launching the workflow engine as they start: the server hands
+them to its spare, a child that launched the engine before the command came
+(`jackline.forkserver`), over a socket of their own (`NAME.engine`). Decisions (`approve`,
+`resume`...) launch the engine with a queue of their own, written down before the launch so
+that a workflow they take over starts at once; an idle spare with such a queue would look at
+it five times a second, for as long as the server lives: they are forked as any command."""
 
 
 class Unavailable(Exception):
