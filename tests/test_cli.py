@@ -7,15 +7,15 @@ import sqlite3
 import subprocess
 import sys
 
-import pytest
 from conftest import Project
 from typer.main import get_command
 
 from jackline.cli import app
 from jackline.testing import ScriptedAgent
 
-# The command line as a person's shell starts it: `python -m jackline`, a process of its own.
-pytestmark = pytest.mark.real_cli
+# The demo runs as a person's shell starts it (`python -m jackline`, a process of its own); the
+# reads of one run fork the command line as the other tests do (`conftest.cli_in_process`):
+# what they test is what each command says, not Python's start (9 processes, about 13 s of CPU).
 
 
 def test_every_command_has_help_text() -> None:
