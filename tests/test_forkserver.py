@@ -36,8 +36,12 @@ LAUNCH = [sys.executable, "-m", "jackline.launch"]
 """What the `jackline` script runs (`jackline.launch:main`)."""
 
 
-def typed(project: Project, *args: str, server: str = "1") -> subprocess.CompletedProcess[str]:
-    env = {**project.env, "JACKLINE_FORK_SERVER": server}
+def typed(
+    project: Project, *args: str, server: str = "1", **more: str
+) -> subprocess.CompletedProcess[str]:
+    """`jackline ARGS` as the script runs it, through the fork server unless `server` is "0";
+    `more`: variables added to the project's environment."""
+    env = {**project.env, "JACKLINE_FORK_SERVER": server, **more}
     return subprocess.run(
         [*LAUNCH, *args], cwd=project.repo, env=env, capture_output=True, text=True,
         stdin=subprocess.DEVNULL, timeout=120,
@@ -234,11 +238,7 @@ def test_a_run_typed_runs_in_the_spare_whose_engine_launched_before_it(
     # be the spare's (here: another PostgreSQL setting, which the engine's launch reads)
     # runs in a child forked for it, and the spare's engine leaves, its lock file with it.
     ready = spare_ready(project, but=ready)
-    env = {**project.env, "JACKLINE_FORK_SERVER": "1", "PGAPPNAME": "another"}
-    done = subprocess.run(
-        [*LAUNCH, "run", "Fix add", "--json"], cwd=project.repo, env=env, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=120,
-    )  # fmt: skip
+    done = typed(project, "run", "Fix add", "--json", PGAPPNAME="another")
     other = json.loads(done.stdout)
     assert other["status"] == "awaiting_review", done.stdout
     assert f"-{ready}-" not in driven_by(project, other["id"])
