@@ -11,10 +11,15 @@ process of its own would. The monitor tells the connecting process the command's
 code or its signal), passes on the signals it forwards, and kills the command if the connecting
 process goes away without a word (it was killed with SIGKILL: so is its command).
 
+A command that submits a run (`run`, `retry`) connects to `FOLDER/NAME.engine` instead, and is
+handed to the server's spare, whose child launched the workflow engine before the command came
+(`Spares`): the same command in the same kind of child, without waiting for the engine.
+
 The server itself never runs a command, opens no database and starts no thread: what a child
-inherits is imports only, as the tests' forked commands have always inherited them. It leaves
-after `JACKLINE_FORK_SERVER_IDLE` seconds without a command (default 600), when its socket is
-removed or replaced, or when its home is removed.
+inherits is imports only, as the tests' forked commands have always inherited them (the spare's
+child launches its engine after it is forked). It leaves after `JACKLINE_FORK_SERVER_IDLE`
+seconds without a command (default 600), when its socket is removed or replaced, or when its
+home is removed; its spare leaves with it.
 """
 
 from __future__ import annotations
