@@ -90,10 +90,10 @@ TYPED = {**os.environ, "JACKLINE_FORK_SERVER": "1"}
 """A person at a terminal: the command runs forked from the fork server (`jackline.launch` picks
 it when a standard stream is a terminal; here the output is captured, so it is asked for)."""
 SCRIPTED = {**os.environ, "JACKLINE_FORK_SERVER": "0"}
-NO_SPARE = {**TYPED, "JACKLINE_FORK_SERVER_SPARE": "0"}
-"""As typed, but forked as a command that launches no engine: the fork server's spare, whose
-engine launched before the command came, is not used (the comparison for that spare)."""
 """A script, CI or a test: no terminal, the command runs in a process of its own."""
+NO_SPARE = {**TYPED, "JACKLINE_FORK_SERVER_SPARE": "0"}
+"""As typed, but forked as any command is: the fork server's spare, whose engine launched
+before the command came, is not used (the comparison for that spare)."""
 OWN = " (own process)"
 
 

@@ -881,7 +881,8 @@ def drive(
     while waiting:
         orphans = []
         seen = NEWS.now()  # before reading: a write after it ends the wait below at once
-        elsewhere = executors.team()
+        team = executors.team()
+        elsewhere = team
         full = time.monotonic() >= full_at
         for run_id in sorted(waiting):
             if not full and run_id in here and shown(run_id) not in RESTING:
@@ -890,9 +891,7 @@ def drive(
                 # looked at in full then, or every HERE_POLL seconds.
                 continue
             wf = DBOS.get_workflow_status(run_id)
-            ours = (
-                wf is not None and not executors.team() and wf.executor_id == _state.get("executor")
-            )
+            ours = wf is not None and not team and wf.executor_id == _state.get("executor")
             (here.add if ours else here.discard)(run_id)
             elsewhere = elsewhere or not ours
             rests = _rests(wf, run_id, after[run_id])  # before reading: no event is missed

@@ -278,15 +278,16 @@ def _watch(conn: socket.socket, child: int) -> None:
 SPARE_RETRY = 30.0
 """Seconds before a spare is made again after one ended unused (its engine did not launch)."""
 SPARE_ENV = ("JACKLINE_HOME", "JACKLINE_DATABASE_URL")
+"""What the engine's launch reads from the environment, with `HOME` where `JACKLINE_HOME` is
+unset and every variable named with `SPARE_ENV_PREFIXES`: a command whose environment differs
+in any of them is not run in the spare's process (`_fits`)."""
 SPARE_ENV_PREFIXES = ("DBOS", "PG")
-"""What the engine's launch reads from the environment: Jackline's home and database, `HOME`
-where `JACKLINE_HOME` is unset, DBOS's own variables and PostgreSQL's (libpq's `PG*`). A
-command whose environment differs in any of them is not run in the spare's process."""
+"""DBOS's own variables and PostgreSQL's (libpq's `PG*`)."""
 
 
 class Spares:
     """The server's spare, at most one: a monitor-to-be whose command child has launched the
-    workflow engine as a run's submitter does (40-60 ms of a `jackline run` as typed, which the
+    workflow engine as a run's submitter does (35-66 ms of a `jackline run` as typed, which the
     command no longer waits for). A command on the engine socket (`launch.ENGINE_COMMANDS`:
     `run`, `retry`) is handed to it and
     runs in that child, with everything else as in a child forked for it: its own process, the

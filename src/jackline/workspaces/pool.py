@@ -205,7 +205,10 @@ def refill_after_agent(run_id: str, repo: Path) -> None:
     timer = threading.Timer(REFILL_LATEST, agent_starting, args=(run_id,))
     timer.daemon = True
     with _refills_lock:
+        before = _owed.get(run_id)
         _owed[run_id] = (repo, timer)
+    if before is not None:  # the run took a workspace again: one refill, the later timer
+        before[1].cancel()
     timer.start()
 
 
